@@ -1,0 +1,202 @@
+//! Engine calls from the guest: a small request builder over the WIT `engine` interface.
+
+use crate::bindings::berth::connector::engine as wit;
+use crate::bindings::berth::connector::types::{self as t, EngineError};
+use crate::stream::Stream;
+use crate::{Error, Result, Value};
+
+/// A request to the Engine API, path relative to the API root (`/containers/json`).
+pub struct Request(t::Request);
+
+pub fn get(path: impl Into<String>) -> Request {
+    Request::new("GET", path)
+}
+pub fn head(path: impl Into<String>) -> Request {
+    Request::new("HEAD", path)
+}
+pub fn post(path: impl Into<String>) -> Request {
+    Request::new("POST", path)
+}
+pub fn put(path: impl Into<String>) -> Request {
+    Request::new("PUT", path)
+}
+pub fn delete(path: impl Into<String>) -> Request {
+    Request::new("DELETE", path)
+}
+
+/// Percent-encodes one path segment taken from user input (an id or a name).
+pub fn seg(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' | b'@' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+impl Request {
+    pub fn new(method: &str, path: impl Into<String>) -> Self {
+        Request(t::Request {
+            method: method.to_string(),
+            path: path.into(),
+            query: Vec::new(),
+            headers: Vec::new(),
+            body: t::Body::Empty,
+            registry: None,
+        })
+    }
+    pub fn query(mut self, k: &str, v: impl ToString) -> Self {
+        self.0.query.push((k.to_string(), v.to_string()));
+        self
+    }
+    /// Adds the pair only when a value is present.
+    pub fn query_opt<V: ToString>(self, k: &str, v: Option<V>) -> Self {
+        match v {
+            Some(v) => self.query(k, v),
+            None => self,
+        }
+    }
+    /// Adds a JSON-encoded value (Docker `filters`), only when present and not empty.
+    pub fn query_json(self, k: &str, v: Option<&Value>) -> Self {
+        match v {
+            Some(Value::Null) | None => self,
+            Some(Value::String(s)) if s.is_empty() => self,
+            Some(Value::String(s)) => self.query(k, s),
+            Some(v) => self.query(k, v.to_string()),
+        }
+    }
+    pub fn header(mut self, k: &str, v: &str) -> Self {
+        self.0.headers.push((k.to_string(), v.to_string()));
+        self
+    }
+    pub fn json(mut self, body: &Value) -> Self {
+        self.0.body = t::Body::Bytes(body.to_string().into_bytes());
+        self.header("Content-Type", "application/json")
+    }
+    pub fn bytes(mut self, body: Vec<u8>, content_type: &str) -> Self {
+        self.0.body = t::Body::Bytes(body);
+        self.header("Content-Type", content_type)
+    }
+    /// Body streamed by the host from the named input artifact.
+    pub fn artifact(mut self, name: &str, content_type: &str) -> Self {
+        self.0.body = t::Body::Artifact(name.to_string());
+        self.header("Content-Type", content_type)
+    }
+    /// Body built by the host: the auth config for `registry` from its credential store.
+    pub fn registry_auth_body(mut self, registry: &str) -> Self {
+        self.0.body = t::Body::RegistryAuth(registry.to_string());
+        self.header("Content-Type", "application/json")
+    }
+    /// Asks the host to attach `X-Registry-Auth` for `registry`.
+    pub fn registry(mut self, registry: &str) -> Self {
+        self.0.registry = Some(registry.to_string());
+        self
+    }
+
+    /// Sends the request; any HTTP status is returned as a [`Response`].
+    pub fn send(self) -> Result<Response> {
+        let r = wit::call(&self.0).map_err(Error::from)?;
+        Ok(Response { status: r.status, headers: r.headers, body: r.body })
+    }
+    /// Sends the request; a non-2xx status becomes [`Error::Engine`] with the engine's message.
+    pub fn send_ok(self) -> Result<Response> {
+        self.send()?.ok()
+    }
+    /// Sends the request and parses a 2xx JSON body.
+    pub fn json_ok(self) -> Result<Value> {
+        self.send_ok()?.json()
+    }
+    /// Sends the request and streams the 2xx body.
+    pub fn stream(self) -> Result<Stream> {
+        let (head, body) = wit::open(&self.0).map_err(Error::from)?;
+        let stream = Stream::new(head.status, head.headers, body);
+        if !(200..300).contains(&stream.status) {
+            let body = stream.read_to_end(64 * 1024)?;
+            return Err(engine_failure(head.status, &body));
+        }
+        Ok(stream)
+    }
+    /// Sends the request with the 2xx body written by the host into the named output artifact.
+    pub fn to_artifact(self, artifact: &str) -> Result<t::ArtifactInfo> {
+        let r = wit::call_to_artifact(&self.0, artifact).map_err(Error::from)?;
+        match r.artifact {
+            Some(info) if (200..300).contains(&r.status) => Ok(info),
+            _ => Err(engine_failure(r.status, &r.error_body)),
+        }
+    }
+}
+
+/// A complete response.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        header(&self.headers, name)
+    }
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+    pub fn ok(self) -> Result<Self> {
+        if self.is_success() {
+            Ok(self)
+        } else {
+            Err(engine_failure(self.status, &self.body))
+        }
+    }
+    pub fn json(&self) -> Result<Value> {
+        if self.body.is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_slice(&self.body)
+            .map_err(|e| Error::internal(format!("engine sent invalid JSON ({e})")))
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+pub(crate) fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+}
+
+/// The engine's own message from an error body (`{"message": "..."}`), else the text.
+pub fn engine_failure(status: u16, body: &[u8]) -> Error {
+    let message = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_string))
+        .unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_string());
+    let message = if message.is_empty() { format!("HTTP {status}") } else { message };
+    Error::Engine { status, message }
+}
+
+impl From<EngineError> for Error {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::Denied(m) | EngineError::Limit(m) => Error::Denied(m),
+            EngineError::Invalid(m) => Error::Internal(format!("invalid engine request: {m}")),
+            EngineError::Transport(m) | EngineError::Timeout(m) => Error::Engine { status: 0, message: m },
+        }
+    }
+}
+
+/// The API version the host negotiated with the engine, e.g. "1.41".
+pub fn api_version() -> Result<String> {
+    wit::api_version().map_err(Error::from)
+}
+
+/// Fails with a clear "needs API >= X" error when the negotiated version is older.
+pub fn need_api(major: u32, minor: u32, what: &str) -> Result<()> {
+    let have = api_version()?;
+    let parsed = have.split_once('.').and_then(|(a, b)| Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?)));
+    match parsed {
+        Some(v) if v >= (major, minor) => Ok(()),
+        _ => Err(Error::bad_params(format!("{what} needs API >= {major}.{minor}; the engine speaks {have}"))),
+    }
+}

@@ -1,0 +1,187 @@
+//! The `system` family: ping, version, info, df, auth, events, test-connectivity.
+
+use std::time::{Duration, Instant};
+
+use berth_sdk::prelude::*;
+use berth_sdk::engine;
+
+fn actions() -> Vec<Action> {
+    vec![
+        Action::new("system.ping", "Check that the engine answers (GET /_ping)")
+            .read_only()
+            .output(&["data.*.ok", "data.*.api_version", "data.*.os_type", "data.*.builder_version"])
+            .run(ping),
+        Action::new("system.version", "Engine version, API version, OS and components")
+            .read_only()
+            .output(&["data.*.Version", "data.*.ApiVersion", "data.*.Os", "data.*.Arch", "summary.version", "summary.api_version"])
+            .run(version),
+        Action::new("system.info", "System-wide engine information")
+            .read_only()
+            .output(&["data.*.ServerVersion", "data.*.Containers", "data.*.Images", "summary.containers", "summary.images"])
+            .run(info),
+        Action::new("system.df", "Disk usage by images, containers, volumes and build cache")
+            .read_only()
+            .param(Param::array("type").describe("Object types to report: container, image, volume, build-cache (API >= 1.42)"))
+            .output(&["data.*.LayersSize", "data.*.Images", "data.*.Containers", "data.*.Volumes", "summary.layers_size"])
+            .run(df),
+        Action::new("system.auth", "Check registry credentials held by the host (POST /auth)")
+            .param(Param::string("registry").default("https://index.docker.io/v1/").describe("Registry server address"))
+            .output(&["data.*.Status", "summary.status"])
+            .run(auth),
+        Action::new("system.events", "Engine events, bounded by until, a max count or a max duration")
+            .read_only()
+            .param(Param::string("since").describe("Start: unix seconds, RFC 3339, or a duration ago (10m)"))
+            .param(Param::string("until").describe("End: unix seconds, RFC 3339, or a duration ago; the stream ends there"))
+            .param(Param::any("filters").describe("Filters, e.g. {\"type\": [\"container\"], \"event\": [\"start\"]}"))
+            .param(Param::int("max_events").default(100).describe("Stop after this many events"))
+            .param(Param::int("max_duration").default(10).describe("Stop after this many seconds"))
+            .output(&["data.*.Type", "data.*.Action", "data.*.Actor.ID", "data.*.time", "summary.total_events", "summary.ended_by"])
+            .run(events),
+        Action::new("system.test-connectivity", "Test connectivity: ping and version (SOAR convention)")
+            .read_only()
+            .output(&["summary.version", "summary.api_version"])
+            .run(test_connectivity),
+    ]
+}
+
+berth_sdk::family!(name: "system", actions: actions);
+
+fn ping(_: &Params) -> Result<Output> {
+    let r = get("/_ping").send_ok()?;
+    let h = |n: &str| r.header(n).map(|s| Value::String(s.to_string())).unwrap_or(Value::Null);
+    let item = json!({
+        "ok": r.text().trim() == "OK",
+        "api_version": h("Api-Version"),
+        "os_type": h("Ostype"),
+        "builder_version": h("Builder-Version"),
+        "docker_experimental": r.header("Docker-Experimental") == Some("true"),
+        "swarm": h("Swarm"),
+    });
+    Ok(Output::one(format!("Engine answered ping: {}", r.text().trim()), item.clone())
+        .summary("ok", item["ok"].clone())
+        .summary("api_version", item["api_version"].clone()))
+}
+
+fn version(_: &Params) -> Result<Output> {
+    let v = get("/version").json_ok()?;
+    let (ver, api) = (v["Version"].clone(), v["ApiVersion"].clone());
+    Ok(Output::one(
+        format!("Docker Engine {} (API {}), {}/{}", str_of(&ver), str_of(&api), str_of(&v["Os"]), str_of(&v["Arch"])),
+        v,
+    )
+    .summary("version", ver)
+    .summary("api_version", api)
+    .summary("negotiated_api_version", engine_api_version()))
+}
+
+fn info(_: &Params) -> Result<Output> {
+    let v = get("/info").json_ok()?;
+    let out = Output::new(format!(
+        "{} containers ({} running), {} images, engine {}",
+        v["Containers"], v["ContainersRunning"], v["Images"], str_of(&v["ServerVersion"])
+    ))
+    .summary("containers", v["Containers"].clone())
+    .summary("containers_running", v["ContainersRunning"].clone())
+    .summary("images", v["Images"].clone())
+    .summary("server_version", v["ServerVersion"].clone());
+    Ok(out.item(v))
+}
+
+fn df(p: &Params) -> Result<Output> {
+    let mut req = get("/system/df");
+    if let Some(Value::Array(types)) = p.get("type") {
+        engine::need_api(1, 42, "parameter 'type' of system.df")?;
+        for t in types {
+            let t = t.as_str().ok_or_else(|| Error::bad_params("parameter 'type' must be a list of strings"))?;
+            if !matches!(t, "container" | "image" | "volume" | "build-cache") {
+                return Err(Error::bad_params(format!(
+                    "parameter 'type': unknown object type \"{t}\" (expected container, image, volume or build-cache)"
+                )));
+            }
+            req = req.query("type", t);
+        }
+    }
+    let v = req.json_ok()?;
+    let count = |k: &str| v[k].as_array().map(|a| a.len()).unwrap_or(0);
+    let out = Output::new(format!(
+        "{} images, {} containers, {} volumes; layers use {} bytes",
+        count("Images"),
+        count("Containers"),
+        count("Volumes"),
+        v["LayersSize"]
+    ))
+    .summary("layers_size", v["LayersSize"].clone())
+    .summary("images", count("Images"))
+    .summary("containers", count("Containers"))
+    .summary("volumes", count("Volumes"))
+    .summary("build_cache", count("BuildCache"));
+    Ok(out.item(v))
+}
+
+fn auth(p: &Params) -> Result<Output> {
+    let registry = p.str("registry").unwrap_or("https://index.docker.io/v1/");
+    let mut v = post("/auth").registry_auth_body(registry).json_ok()?;
+    // An identity token is a credential: never hand it to the caller.
+    let token = v.as_object_mut().and_then(|o| o.remove("IdentityToken")).is_some_and(|t| t != "");
+    let status = v["Status"].as_str().unwrap_or("").to_string();
+    Ok(Output::one(format!("Registry {registry}: {status}"), json!({"Status": status, "registry": registry}))
+        .summary("status", status)
+        .summary("identity_token_issued", token))
+}
+
+fn events(p: &Params) -> Result<Output> {
+    let max_events = p.i64("max_events").unwrap_or(100);
+    let max_duration = p.i64("max_duration").unwrap_or(10);
+    if max_events < 1 {
+        return Err(Error::bad_params("parameter 'max_events' must be at least 1"));
+    }
+    if !(1..=3600).contains(&max_duration) {
+        return Err(Error::bad_params("parameter 'max_duration' must be between 1 and 3600 seconds"));
+    }
+    let deadline = Instant::now() + Duration::from_secs(max_duration as u64);
+    let stream = get("/events")
+        .query_opt("since", p.timestamp("since")?)
+        .query_opt("until", p.timestamp("until")?)
+        .query_json("filters", p.filters("filters")?.as_ref())
+        .stream()?;
+    let mut messages = stream.json_messages(deadline);
+    let mut events = Vec::new();
+    let mut ended_by = "until";
+    for m in messages.by_ref() {
+        events.push(m?);
+        if events.len() as i64 >= max_events {
+            ended_by = "max_events";
+            break;
+        }
+    }
+    if messages.timed_out() {
+        ended_by = "max_duration";
+    }
+    let n = events.len();
+    let mut out = Output::new(format!("{n} events (ended by {ended_by})"))
+        .summary("total_events", n)
+        .summary("ended_by", ended_by);
+    out.data = events;
+    Ok(out)
+}
+
+fn test_connectivity(_: &Params) -> Result<Output> {
+    get("/_ping").send_ok()?;
+    let v = get("/version").json_ok()?;
+    Ok(Output::new(format!(
+        "Connectivity test passed: Docker Engine {} (API {}, negotiated {})",
+        str_of(&v["Version"]),
+        str_of(&v["ApiVersion"]),
+        engine_api_version()
+    ))
+    .summary("version", v["Version"].clone())
+    .summary("api_version", v["ApiVersion"].clone()))
+}
+
+fn str_of(v: &Value) -> &str {
+    v.as_str().unwrap_or("?")
+}
+
+fn engine_api_version() -> String {
+    engine::api_version().unwrap_or_default()
+}

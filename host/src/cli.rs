@@ -1,0 +1,393 @@
+//! The `berth` command line.
+//!
+//! Exit codes: 0 success; 1 the action failed (engine error); 2 bad usage or bad params;
+//! 3 denied by policy or stopped by the sandbox.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::{json, Map, Value};
+
+use crate::credentials::{CredentialStore, Credentials};
+use crate::engine::{EngineClient, Timeouts};
+use crate::runtime::{Artifacts, Catalog, HostContext, Limits, Runtime, RuntimeConfig};
+use crate::spec::{ActionResult, ActionSpec, FailureKind, RawParams};
+
+pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
+
+#[derive(Parser, Debug)]
+#[command(name = "berth", version, about = "Docker Engine connector: sandboxed WebAssembly actions")]
+pub struct Cli {
+    /// Engine address (unix:///path/to/docker.sock).
+    #[arg(short = 'H', long, env = "DOCKER_HOST", default_value = DEFAULT_HOST, global = true)]
+    pub host: String,
+    /// Directory of action components (*.wasm). Default: `actions/` beside the binary.
+    #[arg(long, env = "BERTH_ACTIONS", global = true)]
+    pub actions: Option<PathBuf>,
+    /// Output format; default pretty on a terminal, JSON otherwise.
+    #[arg(short, long, global = true)]
+    pub output: Option<OutputFormat>,
+    /// Compile cache directory. Default: $XDG_CACHE_HOME/berth or ~/.cache/berth.
+    #[arg(long, env = "BERTH_CACHE", global = true)]
+    pub cache: Option<PathBuf>,
+    /// Compile every component afresh; write no cache.
+    #[arg(long, global = true)]
+    pub no_cache: bool,
+    /// Registry credentials file: {"registries": {"host:port": {"username": .., "password": ..}}}.
+    /// ~/.docker/config.json `auths` are used for registries it does not name.
+    #[arg(long, env = "BERTH_CREDENTIALS", global = true)]
+    pub credentials: Option<PathBuf>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct LimitArgs {
+    /// Guest memory cap, MiB.
+    #[arg(long, default_value_t = 128, global = true)]
+    pub memory_mb: u64,
+    /// Guest CPU cap, seconds.
+    #[arg(long, default_value_t = 10.0, global = true)]
+    pub cpu_secs: f64,
+    /// Wall-clock cap per invocation, seconds (time in engine calls included).
+    #[arg(long, default_value_t = 120.0, global = true)]
+    pub timeout_secs: f64,
+    /// Engine calls per invocation.
+    #[arg(long, default_value_t = 256, global = true)]
+    pub max_engine_calls: u32,
+    /// Response bytes handed to the guest per invocation.
+    #[arg(long, default_value_t = 256 << 20, global = true)]
+    pub max_response_bytes: u64,
+    /// Seconds to wait for the engine's socket to accept.
+    #[arg(long, default_value_t = 5.0, global = true)]
+    pub connect_timeout: f64,
+    /// Seconds to wait for response headers.
+    #[arg(long, default_value_t = 120.0, global = true)]
+    pub header_timeout: f64,
+    /// Seconds a response body may stall.
+    #[arg(long, default_value_t = 60.0, global = true)]
+    pub body_timeout: f64,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Json,
+    Pretty,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// List every action: name, kind, read-only, summary.
+    Actions {
+        /// JSON for machines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show an action's params and their JSON Schema.
+    Describe {
+        action: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run an action: `berth run system.events since=10m max_events=5`.
+    Run {
+        action: String,
+        /// Params as key=value; values are converted to the declared type.
+        params: Vec<String>,
+        /// Params as a JSON object, or @file.
+        #[arg(long)]
+        params_json: Option<String>,
+        /// Output artifact `out` (exports, saves, archive-get).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Input artifact `in` (loads, imports, archive-put).
+        #[arg(long = "in")]
+        input: Option<PathBuf>,
+        /// More output artifacts, NAME=PATH.
+        #[arg(long = "artifact", value_name = "NAME=PATH")]
+        artifacts: Vec<String>,
+        /// More input artifacts, NAME=PATH.
+        #[arg(long = "input-artifact", value_name = "NAME=PATH")]
+        input_artifacts: Vec<String>,
+    },
+}
+
+impl LimitArgs {
+    pub fn limits(&self) -> Result<Limits, String> {
+        let secs = |name: &str, v: f64| {
+            if v.is_finite() && v > 0.0 && v <= 86_400.0 {
+                Ok(Duration::from_secs_f64(v))
+            } else {
+                Err(format!("--{name} must be between 0 and 86400 seconds, got {v}"))
+            }
+        };
+        if self.memory_mb == 0 || self.memory_mb > 4096 {
+            return Err(format!("--memory-mb must be between 1 and 4096, got {}", self.memory_mb));
+        }
+        Ok(Limits {
+            memory_bytes: (self.memory_mb << 20) as usize,
+            cpu: secs("cpu-secs", self.cpu_secs)?,
+            wall: secs("timeout-secs", self.timeout_secs)?,
+            engine_calls: self.max_engine_calls,
+            response_bytes: self.max_response_bytes,
+            body_bytes: Limits::default().body_bytes.min(self.max_response_bytes.max(1)),
+        })
+    }
+
+    pub fn timeouts(&self) -> Result<Timeouts, String> {
+        let secs = |name: &str, v: f64| {
+            if v.is_finite() && v > 0.0 && v <= 86_400.0 {
+                Ok(Duration::from_secs_f64(v))
+            } else {
+                Err(format!("--{name} must be between 0 and 86400 seconds, got {v}"))
+            }
+        };
+        Ok(Timeouts {
+            connect: secs("connect-timeout", self.connect_timeout)?,
+            headers: secs("header-timeout", self.header_timeout)?,
+            body: secs("body-timeout", self.body_timeout)?,
+        })
+    }
+}
+
+/// A usage error: exit 2 with the message.
+struct Usage(String);
+
+/// The default actions directory: `actions/` beside the binary.
+pub fn default_actions_dir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join("actions")))
+        .unwrap_or_else(|| PathBuf::from("actions"))
+}
+
+/// Runs the CLI; returns the process exit code.
+pub fn main_entry() -> i32 {
+    let cli = Cli::parse();
+    init_tracing();
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("berth: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    match rt.block_on(run_cli(cli)) {
+        Ok(code) => code,
+        Err(Usage(msg)) => {
+            eprintln!("berth: {msg}");
+            2
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(true).try_init();
+}
+
+async fn run_cli(cli: Cli) -> Result<i32, Usage> {
+    let limits = cli.limits.limits().map_err(Usage)?;
+    let timeouts = cli.limits.timeouts().map_err(Usage)?;
+    let format = cli.output.unwrap_or(if std::io::stdout().is_terminal() { OutputFormat::Pretty } else { OutputFormat::Json });
+    let cache_dir = if cli.no_cache { None } else { cli.cache.clone().or_else(crate::runtime::cache::default_dir) };
+    let runtime = Runtime::new(RuntimeConfig { cache_dir, pooling: false }).map_err(|e| Usage(format!("cannot start the wasm runtime: {e:#}")))?;
+    let dir = cli.actions.clone().unwrap_or_else(default_actions_dir);
+    let catalog = runtime.discover(&dir).await.map_err(|e| Usage(format!("{e:#}")))?;
+    for (path, why) in &catalog.skipped {
+        eprintln!("berth: warning: skipped component {}: {why}", path.display());
+    }
+    match cli.command {
+        Command::Actions { json } => {
+            print_actions(&catalog, json || format == OutputFormat::Json);
+            Ok(0)
+        }
+        Command::Describe { ref action, json } => {
+            let (comp, spec) = find(&catalog, action)?;
+            print_describe(comp, spec, json || format == OutputFormat::Json);
+            Ok(0)
+        }
+        Command::Run { ref action, ref params, ref params_json, ref out, ref input, ref artifacts, ref input_artifacts } => {
+            let (comp, spec) = find(&catalog, action)?;
+            let raw = raw_params(params, params_json.as_deref())?;
+            let params = match spec.validate(raw) {
+                Ok(p) => p,
+                Err(e) => {
+                    let r = ActionResult::failed(Map::new(), FailureKind::BadParams, None, e.0.clone());
+                    print_result(&r, format);
+                    return Err(Usage(e.0));
+                }
+            };
+            let mut arts = Artifacts::default();
+            if let Some(p) = out {
+                arts.output("out", p);
+            }
+            if let Some(p) = input {
+                arts.input("in", p);
+            }
+            for (list, is_out) in [(artifacts, true), (input_artifacts, false)] {
+                for a in list {
+                    let (name, path) = a.split_once('=').filter(|(n, p)| !n.is_empty() && !p.is_empty()).ok_or_else(|| {
+                        Usage(format!("artifact '{a}' must be NAME=PATH"))
+                    })?;
+                    if is_out {
+                        arts.output(name, path);
+                    } else {
+                        arts.input(name, path);
+                    }
+                }
+            }
+            let engine = EngineClient::connect(&cli.host, timeouts).map_err(|e| Usage(format!("{e:#}")))?;
+            let creds = Credentials::new(cli.credentials.clone(), CredentialStore::docker_config_path());
+            let ctx = HostContext::new(Arc::new(engine), Arc::new(creds));
+            let prepared = match runtime.prepare(comp) {
+                Ok(p) => p,
+                Err(e) => {
+                    let r = ActionResult::failed(spec.redact(&params), FailureKind::Internal, None, format!("cannot load {}: {e:#}", comp.path.display()));
+                    print_result(&r, format);
+                    return Ok(1);
+                }
+            };
+            let outcome = runtime.invoke(&prepared, ctx, spec, params, arts, limits).await;
+            tracing::debug!(action = %spec.name, duration = ?outcome.duration, calls = ?outcome.calls, "invocation finished");
+            print_result(&outcome.result, format);
+            if let Some(e) = &outcome.result.error {
+                eprintln!("berth: {} failed: {}", spec.name, one_line(&outcome.result.message));
+                return Ok(e.kind.exit_code());
+            }
+            Ok(0)
+        }
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn find<'a>(catalog: &'a Catalog, action: &str) -> Result<(&'a crate::runtime::ComponentFile, &'a ActionSpec), Usage> {
+    catalog.action(action).ok_or_else(|| {
+        let close: Vec<&str> = catalog
+            .actions()
+            .map(|(_, a)| a.name.as_str())
+            .filter(|n| n.contains(action) || action.contains(n.split('.').next_back().unwrap_or(n)))
+            .take(5)
+            .collect();
+        let hint = if close.is_empty() { String::new() } else { format!("; did you mean {}?", close.join(", ")) };
+        Usage(format!("unknown action '{action}' (run `berth actions` to list them){hint}"))
+    })
+}
+
+fn raw_params(pairs: &[String], json: Option<&str>) -> Result<RawParams, Usage> {
+    if let Some(j) = json {
+        if !pairs.is_empty() {
+            return Err(Usage("give params either as key=value or with --params-json, not both".into()));
+        }
+        let text = match j.strip_prefix('@') {
+            Some(path) => std::fs::read_to_string(path).map_err(|e| Usage(format!("cannot read params file {path}: {e}")))?,
+            None => j.to_string(),
+        };
+        return match serde_json::from_str::<Value>(&text) {
+            Ok(Value::Object(m)) => Ok(RawParams::Json(m)),
+            Ok(_) => Err(Usage("--params-json must be a JSON object".into())),
+            Err(e) => Err(Usage(format!("--params-json is not valid JSON: {e}"))),
+        };
+    }
+    let mut out = Vec::new();
+    for p in pairs {
+        let (k, v) = p.split_once('=').ok_or_else(|| Usage(format!("parameter '{p}' must be key=value")))?;
+        if k.is_empty() {
+            return Err(Usage(format!("parameter '{p}' has an empty name")));
+        }
+        out.push((k.to_string(), v.to_string()));
+    }
+    Ok(RawParams::Pairs(out))
+}
+
+fn kind_name(k: crate::spec::Kind) -> &'static str {
+    match k {
+        crate::spec::Kind::Investigate => "investigate",
+        crate::spec::Kind::Generic => "generic",
+        crate::spec::Kind::Contain => "contain",
+        crate::spec::Kind::Correct => "correct",
+    }
+}
+
+fn print_actions(catalog: &Catalog, json: bool) {
+    let mut out = std::io::stdout().lock();
+    if json {
+        let list: Vec<Value> = catalog
+            .actions()
+            .map(|(c, a)| {
+                json!({
+                    "name": a.name, "kind": a.kind, "read_only": a.read_only, "summary": a.summary,
+                    "family": c.family.name, "family_version": c.family.version, "component": c.path, "sha256": c.sha256,
+                })
+            })
+            .collect();
+        let _ = writeln!(out, "{}", serde_json::to_string_pretty(&list).unwrap());
+        return;
+    }
+    let w = catalog.actions().map(|(_, a)| a.name.len()).max().unwrap_or(4).max(4);
+    let _ = writeln!(out, "{:<w$}  {:<11}  {:<9}  SUMMARY", "NAME", "KIND", "READ-ONLY");
+    for (_, a) in catalog.actions() {
+        let _ = writeln!(out, "{:<w$}  {:<11}  {:<9}  {}", a.name, kind_name(a.kind), if a.read_only { "yes" } else { "no" }, a.summary);
+    }
+}
+
+fn print_describe(comp: &crate::runtime::ComponentFile, spec: &ActionSpec, json: bool) {
+    let mut out = std::io::stdout().lock();
+    if json {
+        let v = json!({
+            "name": spec.name, "summary": spec.summary, "kind": spec.kind, "read_only": spec.read_only,
+            "family": comp.family.name, "component": comp.path,
+            "params": spec.params, "output": spec.output, "schema": spec.json_schema(),
+        });
+        let _ = writeln!(out, "{}", serde_json::to_string_pretty(&v).unwrap());
+        return;
+    }
+    let _ = writeln!(out, "{} — {}", spec.name, spec.summary);
+    let _ = writeln!(out, "kind: {}   read-only: {}   family: {} {}", kind_name(spec.kind), spec.read_only, comp.family.name, comp.family.version);
+    let _ = writeln!(out, "\nparams:");
+    if spec.params.is_empty() {
+        let _ = writeln!(out, "  (none)");
+    }
+    for p in &spec.params {
+        let req = if p.required { " (required)" } else { "" };
+        let def = p.default.as_ref().map(|d| format!(" [default: {d}]")).unwrap_or_default();
+        let _ = writeln!(out, "  {:<16} {:<8}{req}{def}  {}", p.name, p.value_type.name(), p.description);
+    }
+    if !spec.output.is_empty() {
+        let _ = writeln!(out, "\noutput:");
+        for o in &spec.output {
+            let _ = writeln!(out, "  {o}");
+        }
+    }
+    let _ = writeln!(out, "\nschema:\n{}", serde_json::to_string_pretty(&spec.json_schema()).unwrap());
+}
+
+pub fn print_result(r: &ActionResult, format: OutputFormat) {
+    let mut out = std::io::stdout().lock();
+    match format {
+        OutputFormat::Json => {
+            let _ = writeln!(out, "{}", serde_json::to_string(r).expect("result serialises"));
+        }
+        OutputFormat::Pretty => {
+            let status = match r.status {
+                crate::spec::Status::Success => "success",
+                crate::spec::Status::Failed => "FAILED",
+            };
+            let _ = writeln!(out, "{status}: {}", r.message);
+            for (k, v) in &r.summary {
+                let _ = writeln!(out, "  {k}: {}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
+            }
+            if !r.data.is_empty() {
+                let _ = writeln!(out, "{}", serde_json::to_string_pretty(&r.data).unwrap());
+            }
+        }
+    }
+}

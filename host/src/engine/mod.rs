@@ -1,0 +1,275 @@
+//! The Docker Engine client: API version negotiation, versioned paths and timeouts over a
+//! pluggable [`Transport`].
+
+pub mod path;
+pub mod transport;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Empty, Full};
+use tokio::sync::Mutex;
+
+pub use transport::{Body, BoxError, Transport, TransportError};
+
+/// Highest API version berth speaks (the newest spec in `shared/engine-api`).
+pub const MAX_API: ApiVersion = ApiVersion(1, 56);
+/// Oldest engine API berth accepts.
+pub const MIN_API: ApiVersion = ApiVersion(1, 24);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ApiVersion(pub u32, pub u32);
+
+impl ApiVersion {
+    pub fn parse(s: &str) -> Option<Self> {
+        let (a, b) = s.trim().split_once('.')?;
+        Some(ApiVersion(a.parse().ok()?, b.parse().ok()?))
+    }
+}
+
+impl fmt::Display for ApiVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.0, self.1)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub connect: Duration,
+    /// From sending the request to the response headers.
+    pub headers: Duration,
+    /// Between two reads of a response body (whole-body reads and artifacts).
+    pub body: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts { connect: Duration::from_secs(5), headers: Duration::from_secs(120), body: Duration::from_secs(60) }
+    }
+}
+
+/// Why an engine call failed on the host side (the engine's own HTTP errors are responses).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EngineError {
+    Transport(String),
+    Timeout(String),
+    Invalid(String),
+    /// The engine refuses every API version berth can speak.
+    Version(String),
+}
+
+impl fmt::Display for EngineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EngineError::Transport(m) | EngineError::Timeout(m) | EngineError::Invalid(m) | EngineError::Version(m) => {
+                f.write_str(m)
+            }
+        }
+    }
+}
+
+impl std::error::Error for EngineError {}
+
+/// A request body that can be sent again after a version renegotiation, or a one-shot stream.
+pub enum OutBody {
+    Empty,
+    Bytes(Bytes),
+    /// Streamed (an artifact); never replayed.
+    Stream(Body),
+}
+
+impl OutBody {
+    fn replayable(&self) -> Option<Body> {
+        match self {
+            OutBody::Empty => Some(Empty::new().map_err(|n| match n {}).boxed()),
+            OutBody::Bytes(b) => Some(Full::new(b.clone()).map_err(|n| match n {}).boxed()),
+            OutBody::Stream(_) => None,
+        }
+    }
+}
+
+/// One engine, shared by every invocation that targets it.
+pub struct EngineClient {
+    transport: Arc<dyn Transport>,
+    version: Mutex<Option<ApiVersion>>,
+    pub timeouts: Timeouts,
+}
+
+impl EngineClient {
+    pub fn new(transport: Arc<dyn Transport>, timeouts: Timeouts) -> Self {
+        EngineClient { transport, version: Mutex::new(None), timeouts }
+    }
+
+    /// Connects to a `DOCKER_HOST`-style address (nothing is sent until the first call).
+    pub fn connect(addr: &str, timeouts: Timeouts) -> anyhow::Result<Self> {
+        Ok(Self::new(transport::connect(addr, timeouts.connect)?, timeouts))
+    }
+
+    pub fn address(&self) -> &str {
+        self.transport.address()
+    }
+
+    /// The negotiated version, negotiating on first use.
+    pub async fn api_version(&self) -> Result<ApiVersion, EngineError> {
+        let mut v = self.version.lock().await;
+        if let Some(v) = *v {
+            return Ok(v);
+        }
+        let negotiated = self.negotiate().await?;
+        *v = Some(negotiated);
+        Ok(negotiated)
+    }
+
+    /// `HEAD /_ping` (falling back to `GET`), then min(ours, the engine's).
+    pub async fn negotiate(&self) -> Result<ApiVersion, EngineError> {
+        let mut engine_version = None;
+        for method in [Method::HEAD, Method::GET] {
+            let resp = self.raw(method, "/_ping".into(), &HeaderMap::new(), OutBody::Empty.replayable().unwrap()).await?;
+            if let Some(v) = resp.headers().get("api-version").and_then(|v| v.to_str().ok()) {
+                engine_version = ApiVersion::parse(v);
+            }
+            if engine_version.is_some() {
+                break;
+            }
+        }
+        let Some(engine) = engine_version else {
+            return Err(EngineError::Version(format!(
+                "the engine at {} did not report an API version on /_ping; is it a Docker engine?",
+                self.address()
+            )));
+        };
+        if engine < MIN_API {
+            return Err(EngineError::Version(format!(
+                "the engine at {} speaks API {engine}, older than the oldest berth supports ({MIN_API})",
+                self.address()
+            )));
+        }
+        Ok(engine.min(MAX_API))
+    }
+
+    /// Sends `method path?query` under the negotiated version. The path must already be
+    /// validated. On a 400 "client version ... too new/old" the version is renegotiated and a
+    /// replayable request sent once more.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        query: &str,
+        headers: &HeaderMap,
+        body: OutBody,
+    ) -> Result<Response<Body>, EngineError> {
+        let version = self.api_version().await?;
+        let pq = |v: ApiVersion| if query.is_empty() { format!("/v{v}{path}") } else { format!("/v{v}{path}?{query}") };
+        let (first, retry) = match body {
+            OutBody::Stream(b) => (b, None),
+            other => (other.replayable().expect("empty and byte bodies replay"), Some(other)),
+        };
+        let resp = self.raw(method.clone(), pq(version), headers, first).await?;
+        if resp.status() != StatusCode::BAD_REQUEST {
+            return Ok(resp);
+        }
+        // Read the (small) 400 body to see whether the engine refused our version.
+        let (parts, b) = resp.into_parts();
+        let bytes = read_capped(b, 64 * 1024, self.timeouts.body).await.unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        if !is_version_refusal(&text) {
+            return Ok(Response::from_parts(parts, full(bytes)));
+        }
+        let renegotiated = self.negotiate().await?;
+        *self.version.lock().await = Some(renegotiated);
+        match retry.and_then(|b| b.replayable()) {
+            Some(b) if renegotiated != version => {
+                tracing::info!(from = %version, to = %renegotiated, "engine refused the API version; renegotiated");
+                self.raw(method, pq(renegotiated), headers, b).await
+            }
+            _ => Err(EngineError::Version(format!(
+                "the engine at {} refused API {version}: {}",
+                self.address(),
+                text.trim()
+            ))),
+        }
+    }
+
+    async fn raw(&self, method: Method, pq: String, headers: &HeaderMap, body: Body) -> Result<Response<Body>, EngineError> {
+        let mut req = Request::builder().method(method).uri(pq).header("Host", "docker").header("User-Agent", concat!("berth/", env!("CARGO_PKG_VERSION")));
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        let req = req.body(body).map_err(|e| EngineError::Invalid(format!("bad engine request: {e}")))?;
+        match tokio::time::timeout(self.timeouts.headers, self.transport.send(req)).await {
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(TransportError::ConnectTimeout { addr, after })) => {
+                Err(EngineError::Timeout(format!("timed out connecting to the Docker engine at {addr} after {after:?}")))
+            }
+            Ok(Err(e)) => Err(EngineError::Transport(e.to_string())),
+            Err(_) => Err(EngineError::Timeout(format!(
+                "the Docker engine at {} sent no response headers within {:?}",
+                self.address(),
+                self.timeouts.headers
+            ))),
+        }
+    }
+}
+
+fn is_version_refusal(text: &str) -> bool {
+    let t = text.to_ascii_lowercase();
+    t.contains("client version") && (t.contains("too new") || t.contains("too old") || t.contains("not supported"))
+}
+
+pub fn full(bytes: Bytes) -> Body {
+    Full::new(bytes).map_err(|n| match n {}).boxed()
+}
+
+/// Reads a whole body, failing past `cap` bytes or when a read stalls for `idle`.
+pub async fn read_capped(mut body: Body, cap: usize, idle: Duration) -> Result<Bytes, ReadError> {
+    let mut out = bytes::BytesMut::new();
+    loop {
+        match tokio::time::timeout(idle, body.frame()).await {
+            Err(_) => return Err(ReadError::Timeout(idle)),
+            Ok(None) => return Ok(out.freeze()),
+            Ok(Some(Err(e))) => return Err(ReadError::Io(e.to_string())),
+            Ok(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    if out.len() + data.len() > cap {
+                        return Err(ReadError::TooLarge(cap));
+                    }
+                    out.extend_from_slice(&data);
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    #[error("the engine stopped sending for {0:?}")]
+    Timeout(Duration),
+    #[error("reading the engine's response failed: {0}")]
+    Io(String),
+    #[error("the response is larger than the {0}-byte cap")]
+    TooLarge(usize),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        assert_eq!(ApiVersion::parse("1.41"), Some(ApiVersion(1, 41)));
+        assert!(ApiVersion(1, 41) < ApiVersion(1, 56));
+        assert!(ApiVersion(1, 9) < ApiVersion(1, 10));
+        assert_eq!(ApiVersion::parse("x"), None);
+        assert_eq!(MAX_API.min(ApiVersion(1, 41)), ApiVersion(1, 41));
+    }
+
+    #[test]
+    fn version_refusal_detected() {
+        assert!(is_version_refusal(r#"{"message":"client version 1.56 is too new. Maximum supported API version is 1.41"}"#));
+        assert!(is_version_refusal(r#"{"message":"client version 1.12 is too old. Minimum supported API version is 1.24, please upgrade your client"}"#));
+        assert!(!is_version_refusal(r#"{"message":"invalid filter"}"#));
+    }
+}

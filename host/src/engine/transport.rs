@@ -1,0 +1,160 @@
+//! The one trait every engine transport implements, and the unix-socket transport.
+//!
+//! A transport moves one HTTP request to the engine and back. It knows nothing of API
+//! versions, policy or guests; TCP, TLS and SSH transports plug in here later.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::combinators::BoxBody;
+use http_body_util::BodyExt;
+use hyper::Uri;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use hyperlocal::UnixConnector;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// Request and response bodies, boxed so that transports and sources can vary.
+pub type Body = BoxBody<Bytes, BoxError>;
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("cannot connect to the Docker engine at {addr}: {reason}")]
+    Connect { addr: String, reason: String },
+    #[error("timed out connecting to the Docker engine at {addr} after {after:?}")]
+    ConnectTimeout { addr: String, after: Duration },
+    #[error("connection to the Docker engine at {addr} failed: {reason}")]
+    Io { addr: String, reason: String },
+}
+
+/// Sends one request whose URI holds only a path and query (`/v1.41/info?x=1`).
+pub trait Transport: Send + Sync + 'static {
+    fn send(&self, req: Request<Body>) -> BoxFuture<'static, Result<Response<Body>, TransportError>>;
+    /// The address, for messages: `unix:///var/run/docker.sock`.
+    fn address(&self) -> &str;
+}
+
+/// Builds the transport for a `DOCKER_HOST`-style address.
+pub fn connect(addr: &str, connect_timeout: Duration) -> anyhow::Result<std::sync::Arc<dyn Transport>> {
+    if let Some(path) = addr.strip_prefix("unix://") {
+        if path.is_empty() {
+            anyhow::bail!("engine address '{addr}' has no socket path");
+        }
+        return Ok(std::sync::Arc::new(UnixTransport::new(path.into(), connect_timeout)));
+    }
+    let scheme = addr.split("://").next().unwrap_or(addr);
+    anyhow::bail!(
+        "engine address '{addr}': scheme '{scheme}' is not supported yet (use unix:///path/to/docker.sock)"
+    )
+}
+
+/// HTTP/1.1 over a unix socket (hyper + hyperlocal), with connection reuse.
+pub struct UnixTransport {
+    socket: PathBuf,
+    addr: String,
+    client: Client<ConnectTimeout<UnixConnector>, Body>,
+}
+
+impl UnixTransport {
+    pub fn new(socket: PathBuf, connect_timeout: Duration) -> Self {
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(32)
+            .build(ConnectTimeout { inner: UnixConnector, timeout: connect_timeout });
+        let addr = format!("unix://{}", socket.display());
+        UnixTransport { socket, addr, client }
+    }
+}
+
+impl Transport for UnixTransport {
+    fn send(&self, req: Request<Body>) -> BoxFuture<'static, Result<Response<Body>, TransportError>> {
+        let (mut parts, body) = req.into_parts();
+        let pq = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        parts.uri = hyperlocal::Uri::new(&self.socket, pq).into();
+        let fut = self.client.request(Request::from_parts(parts, body));
+        let addr = self.addr.clone();
+        Box::pin(async move {
+            match fut.await {
+                Ok(resp) => Ok(resp.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed())),
+                Err(e) => Err(classify(&addr, e)),
+            }
+        })
+    }
+
+    fn address(&self) -> &str {
+        &self.addr
+    }
+}
+
+fn classify(addr: &str, e: hyper_util::client::legacy::Error) -> TransportError {
+    use std::error::Error;
+    let mut src: Option<&(dyn Error + 'static)> = e.source();
+    let mut reason = e.to_string();
+    while let Some(s) = src {
+        if let Some(t) = s.downcast_ref::<ConnectTimedOut>() {
+            return TransportError::ConnectTimeout { addr: addr.to_string(), after: t.0 };
+        }
+        reason = s.to_string();
+        src = s.source();
+    }
+    if e.is_connect() {
+        let hint = if reason.contains("No such file") || reason.contains("refused") {
+            "; is dockerd running?"
+        } else if reason.contains("ermission denied") {
+            "; is this user allowed to use the socket?"
+        } else {
+            ""
+        };
+        TransportError::Connect { addr: addr.to_string(), reason: format!("{reason}{hint}") }
+    } else {
+        TransportError::Io { addr: addr.to_string(), reason }
+    }
+}
+
+#[derive(Debug)]
+struct ConnectTimedOut(Duration);
+impl std::fmt::Display for ConnectTimedOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "connect timed out after {:?}", self.0)
+    }
+}
+impl std::error::Error for ConnectTimedOut {}
+
+/// Wraps any connector with a connect timeout.
+#[derive(Clone)]
+pub struct ConnectTimeout<C> {
+    inner: C,
+    timeout: Duration,
+}
+
+impl<C> tower_service::Service<Uri> for ConnectTimeout<C>
+where
+    C: tower_service::Service<Uri> + Send,
+    C::Future: Send + 'static,
+    C::Error: Into<BoxError>,
+{
+    type Response = C::Response;
+    type Error = BoxError;
+    type Future = BoxFuture<'static, Result<C::Response, BoxError>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let fut = self.inner.call(uri);
+        let timeout = self.timeout;
+        Box::pin(async move {
+            match tokio::time::timeout(timeout, fut).await {
+                Ok(r) => r.map_err(Into::into),
+                Err(_) => Err(Box::new(ConnectTimedOut(timeout)) as BoxError),
+            }
+        })
+    }
+}

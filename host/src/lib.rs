@@ -1,0 +1,15 @@
+//! berth: a Docker Engine connector built as a sandboxed WebAssembly plugin host.
+//!
+//! - [`engine`]: the transport to the Docker engine, version negotiation, timeouts.
+//! - [`runtime`]: discovery, compilation cache, sandboxed invocation of action components.
+//! - [`policy`]: what an invocation may ask of the engine.
+//! - [`spec`]: action specs, param validation, the SOAR `action_result`.
+//! - [`credentials`]: registry credentials, held by the host only.
+//! - [`cli`]: the `berth` command.
+
+pub mod cli;
+pub mod credentials;
+pub mod engine;
+pub mod policy;
+pub mod runtime;
+pub mod spec;

@@ -1,0 +1,1 @@
+fn main() { std::process::exit(berth::cli::main_entry()) }

@@ -1,0 +1,171 @@
+//! Host-managed artifacts: files the host opens for a guest that only names them. Output
+//! artifacts are written to a temporary file beside the target and renamed on success, so a
+//! failed or interrupted transfer leaves nothing behind.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::engine::{Body, BoxError};
+
+#[derive(Debug, Clone)]
+pub enum Artifact {
+    /// A file the host streams into a request body.
+    Input(PathBuf),
+    /// A file the host writes a response body into.
+    Output(PathBuf),
+}
+
+/// The artifacts one invocation may use, by the names the guest knows them by.
+#[derive(Debug, Clone, Default)]
+pub struct Artifacts {
+    map: HashMap<String, Artifact>,
+}
+
+/// What was written to an output artifact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub path: PathBuf,
+    pub size: u64,
+    pub sha256: String,
+}
+
+impl Artifacts {
+    pub fn input(&mut self, name: &str, path: impl Into<PathBuf>) -> &mut Self {
+        self.map.insert(name.to_string(), Artifact::Input(path.into()));
+        self
+    }
+    pub fn output(&mut self, name: &str, path: impl Into<PathBuf>) -> &mut Self {
+        self.map.insert(name.to_string(), Artifact::Output(path.into()));
+        self
+    }
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    fn lookup(&self, name: &str) -> Result<&Artifact, String> {
+        self.map.get(name).ok_or_else(|| {
+            let mut known: Vec<&str> = self.map.keys().map(String::as_str).collect();
+            known.sort();
+            if known.is_empty() {
+                format!("artifact '{name}' was not provided (the CLI takes --in PATH / --out PATH)")
+            } else {
+                format!("artifact '{name}' was not provided (have: {})", known.join(", "))
+            }
+        })
+    }
+
+    /// Opens an input artifact as a streamed body; returns it with its size.
+    pub async fn open_input(&self, name: &str) -> Result<(Body, u64), String> {
+        let Artifact::Input(path) = self.lookup(name)? else {
+            return Err(format!("artifact '{name}' is an output, not an input"));
+        };
+        let file = tokio::fs::File::open(path).await.map_err(|e| format!("cannot open input artifact '{name}' ({}): {e}", path.display()))?;
+        let size = file.metadata().await.map_err(|e| format!("cannot stat input artifact '{name}': {e}"))?.len();
+        Ok((file_body(file), size))
+    }
+
+    /// Streams `body` into the output artifact `name`, through a temp file renamed on success.
+    pub async fn write_output(&self, name: &str, mut body: Body, idle: Duration) -> Result<Written, String> {
+        let Artifact::Output(path) = self.lookup(name)? else {
+            return Err(format!("artifact '{name}' is an input, not an output"));
+        };
+        let dir = parent_dir(path);
+        let tmp = tempfile::Builder::new()
+            .prefix(".berth-")
+            .suffix(".part")
+            .tempfile_in(dir)
+            .map_err(|e| format!("cannot create a temp file in {}: {e}", dir.display()))?;
+        let (std_file, tmp_path) = tmp.into_parts();
+        let mut file = tokio::fs::File::from_std(std_file);
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        loop {
+            let frame = match tokio::time::timeout(idle, body.frame()).await {
+                Err(_) => return Err(format!("the engine stopped sending for {idle:?} while writing artifact '{name}'")),
+                Ok(None) => break,
+                Ok(Some(Err(e))) => return Err(format!("reading the engine's response for artifact '{name}' failed: {e}")),
+                Ok(Some(Ok(f))) => f,
+            };
+            if let Ok(data) = frame.into_data() {
+                hasher.update(&data);
+                size += data.len() as u64;
+                file.write_all(&data).await.map_err(|e| format!("writing artifact '{name}' failed: {e}"))?;
+            }
+        }
+        file.flush().await.map_err(|e| format!("writing artifact '{name}' failed: {e}"))?;
+        file.sync_all().await.map_err(|e| format!("syncing artifact '{name}' failed: {e}"))?;
+        drop(file);
+        tmp_path.persist(path).map_err(|e| format!("cannot move artifact '{name}' into place at {}: {}", path.display(), e.error))?;
+        Ok(Written { path: path.clone(), size, sha256: hex::encode(hasher.finalize()) })
+    }
+}
+
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// A file as a streamed body, read in 256 KiB chunks.
+fn file_body(file: tokio::fs::File) -> Body {
+    let stream = futures_util::stream::unfold(Some(file), |state| async move {
+        let mut file = state?;
+        let mut buf = vec![0u8; 256 * 1024];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(http_body::Frame::data(Bytes::from(buf))), Some(file)))
+            }
+            Err(e) => Some((Err(Box::new(e) as BoxError), None)),
+        }
+    });
+    http_body_util::StreamBody::new(stream).boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn output_is_atomic_and_hashed() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out.tar");
+        let mut a = Artifacts::default();
+        a.output("out", &target);
+        let w = a.write_output("out", crate::engine::full(Bytes::from_static(b"hello")), Duration::from_secs(1)).await.unwrap();
+        assert_eq!(w.size, 5);
+        assert_eq!(w.sha256, "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
+        assert_eq!(std::fs::read(&target).unwrap(), b"hello");
+
+        // A body that fails midway leaves neither the target nor a temp file.
+        let failing = futures_util::stream::iter(vec![
+            Ok(http_body::Frame::data(Bytes::from_static(b"part"))),
+            Err(Box::new(std::io::Error::other("boom")) as BoxError),
+        ]);
+        let body = http_body_util::StreamBody::new(failing).boxed();
+        let other = dir.path().join("other.tar");
+        a.output("other", &other);
+        let e = a.write_output("other", body, Duration::from_secs(1)).await.unwrap_err();
+        assert!(e.contains("boom"), "{e}");
+        assert!(!other.exists());
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("out.tar")]);
+    }
+
+    #[tokio::test]
+    async fn unknown_and_wrong_direction() {
+        let mut a = Artifacts::default();
+        a.input("in", "/nonexistent/x.tar");
+        assert!(a.write_output("in", crate::engine::full(Bytes::new()), Duration::from_secs(1)).await.unwrap_err().contains("is an input"));
+        assert!(a.open_input("nope").await.err().unwrap().contains("'nope' was not provided"));
+        assert!(a.open_input("in").await.err().unwrap().contains("cannot open input artifact 'in'"));
+    }
+}

@@ -1,0 +1,213 @@
+//! The compile cache and the discovery index.
+//!
+//! - `<sha256>-<engine>.cwasm`: a precompiled component, keyed by the component's content hash
+//!   and the engine's compatibility hash. Each file carries a checksum of its payload; a
+//!   corrupt, truncated or stale entry is recompiled and rewritten, never trusted.
+//! - `index.json`: per component file, its stat fingerprint, content hash and `describe()`
+//!   output, so a CLI run knows which component owns an action without loading any other.
+
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use wasmtime::component::Component;
+use wasmtime::Engine;
+
+use crate::spec::FamilyInfo;
+
+const MAGIC: &[u8; 8] = b"BERTHCW1";
+const INDEX_FORMAT: u32 = 1;
+
+/// A directory of compiled components; `None` compiles every time.
+#[derive(Debug, Clone)]
+pub struct Cache {
+    dir: Option<PathBuf>,
+    engine_key: String,
+}
+
+/// The default cache directory: `$BERTH_CACHE`, `$XDG_CACHE_HOME/berth` or `~/.cache/berth`.
+pub fn default_dir() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("BERTH_CACHE") {
+        return Some(PathBuf::from(d));
+    }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
+        return Some(PathBuf::from(d).join("berth"));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/berth"))
+}
+
+/// How a component was obtained, for logs and benchmarks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Cached,
+    Compiled,
+}
+
+impl Cache {
+    pub fn new(dir: Option<PathBuf>, engine: &Engine) -> Self {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut h);
+        let engine_key = format!("wt{}-{:016x}", wasmtime_version(), h.finish());
+        Cache { dir, engine_key }
+    }
+
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
+    fn entry_path(&self, sha: &str) -> Option<PathBuf> {
+        Some(self.dir.as_ref()?.join(format!("{sha}-{}.cwasm", self.engine_key)))
+    }
+
+    /// The component with content hash `sha`, from the cache or compiled from `wasm()`.
+    pub fn component(
+        &self,
+        engine: &Engine,
+        sha: &str,
+        wasm: impl FnOnce() -> anyhow::Result<Vec<u8>>,
+    ) -> anyhow::Result<(Component, Source)> {
+        if let Some(path) = self.entry_path(sha) {
+            match load_entry(engine, &path) {
+                Ok(Some(c)) => return Ok((c, Source::Cached)),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(path = %path.display(), "discarding bad cache entry: {e:#}"),
+            }
+        }
+        let bytes = wasm()?;
+        let actual = sha256_hex(&bytes);
+        if actual != sha {
+            anyhow::bail!("component changed while loading (expected sha256 {sha}, found {actual})");
+        }
+        let compiled = engine.precompile_component(&bytes).map_err(wt)?;
+        // Safety: these bytes were produced just now by this engine.
+        let component = unsafe { Component::deserialize(engine, &compiled).map_err(wt)? };
+        if let Some(path) = self.entry_path(sha) {
+            if let Err(e) = write_entry(&path, &compiled) {
+                tracing::warn!(path = %path.display(), "cannot write compile cache: {e:#}");
+            }
+        }
+        Ok((component, Source::Compiled))
+    }
+
+    fn index_path(&self) -> Option<PathBuf> {
+        Some(self.dir.as_ref()?.join("index.json"))
+    }
+
+    /// The discovery index (empty when absent or unreadable: it is rebuilt).
+    pub fn read_index(&self) -> Index {
+        let Some(p) = self.index_path() else { return Index::default() };
+        match std::fs::read(&p) {
+            Ok(b) => match serde_json::from_slice::<Index>(&b) {
+                Ok(i) if i.format == INDEX_FORMAT => i,
+                _ => {
+                    tracing::warn!(path = %p.display(), "discarding unreadable discovery index");
+                    Index::default()
+                }
+            },
+            Err(_) => Index::default(),
+        }
+    }
+
+    pub fn write_index(&self, index: &Index) {
+        let Some(p) = self.index_path() else { return };
+        let json = serde_json::to_vec(index).expect("index serialises");
+        if let Err(e) = atomic_write(&p, &[&json]) {
+            tracing::warn!(path = %p.display(), "cannot write discovery index: {e:#}");
+        }
+    }
+}
+
+fn wasmtime_version() -> &'static str {
+    // Bumped with the dependency; the compatibility hash covers the rest.
+    "48.0.8"
+}
+
+fn load_entry(engine: &Engine, path: &Path) -> anyhow::Result<Option<Component>> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    if bytes.len() < 40 || &bytes[..8] != MAGIC {
+        anyhow::bail!("not a berth cache entry");
+    }
+    let (sum, payload) = bytes[8..].split_at(32);
+    if Sha256::digest(payload).as_slice() != sum {
+        anyhow::bail!("checksum mismatch (corrupt or truncated)");
+    }
+    // Safety: the payload is byte-for-byte what this host wrote (checksum verified), and
+    // wasmtime itself refuses payloads from an incompatible engine or version.
+    let c = unsafe { Component::deserialize(engine, payload).map_err(wt)? };
+    Ok(Some(c))
+}
+
+fn write_entry(path: &Path, compiled: &[u8]) -> anyhow::Result<()> {
+    let sum = Sha256::digest(compiled);
+    atomic_write(path, &[MAGIC, sum.as_slice(), compiled])
+}
+
+/// Writes `parts` to a temp file beside `path`, then renames it into place.
+pub fn atomic_write(path: &Path, parts: &[&[u8]]) -> anyhow::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+    for p in parts {
+        tmp.write_all(p)?;
+    }
+    tmp.as_file().sync_data()?;
+    tmp.persist(path)?;
+    Ok(())
+}
+
+/// wasmtime 48 has its own error type; keep its full chain.
+pub fn wt(e: wasmtime::Error) -> anyhow::Error {
+    anyhow::anyhow!("{e:#}")
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// The discovery index.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Index {
+    pub format: u32,
+    pub files: BTreeMap<String, IndexEntry>,
+}
+
+impl Default for Index {
+    fn default() -> Self {
+        Index { format: INDEX_FORMAT, files: BTreeMap::new() }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct IndexEntry {
+    pub fingerprint: Fingerprint,
+    pub sha256: String,
+    pub family: FamilyInfo,
+}
+
+/// Size, inode, mtime and ctime: any write to the file changes at least the ctime.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Fingerprint {
+    pub size: u64,
+    pub ino: u64,
+    pub mtime_ns: i128,
+    pub ctime_ns: i128,
+}
+
+impl Fingerprint {
+    pub fn of(meta: &std::fs::Metadata) -> Self {
+        Fingerprint {
+            size: meta.size(),
+            ino: meta.ino(),
+            mtime_ns: meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
+            ctime_ns: meta.ctime() as i128 * 1_000_000_000 + meta.ctime_nsec() as i128,
+        }
+    }
+}

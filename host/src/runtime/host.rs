@@ -1,0 +1,461 @@
+//! Per-invocation host state and the host side of the WIT `engine` and `log` interfaces.
+//! Every engine call is checked here: path, method, headers, policy, call and byte limits.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use http_body_util::BodyExt;
+use wasmtime::component::{Resource, ResourceTable};
+use wasmtime::{ResourceLimiter, StoreLimits};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::artifacts::Artifacts;
+use super::bindings::berth::connector::{engine, log, types};
+use super::Limits;
+use crate::credentials::Credentials;
+use crate::engine::{path, read_capped, Body, EngineClient, EngineError, OutBody, ReadError};
+use crate::policy::{self, Policy};
+
+use types::{ArtifactInfo, ArtifactResponse, Chunk, EngineError as WitError, Request, Response, ResponseHead};
+
+/// One engine call, for logs and audit.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CallRecord {
+    pub method: String,
+    pub path: String,
+    /// 0 when no response arrived (refused or failed).
+    pub status: u16,
+    /// Response bytes handed to the guest or written to an artifact.
+    pub bytes: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
+}
+
+/// Shared, invocation-independent context.
+#[derive(Clone)]
+pub struct HostContext {
+    /// `None` when no engine may be reached (describe()).
+    pub engine: Option<Arc<EngineClient>>,
+    pub credentials: Arc<Credentials>,
+}
+
+impl HostContext {
+    pub fn new(engine: Arc<EngineClient>, credentials: Arc<Credentials>) -> Self {
+        HostContext { engine: Some(engine), credentials }
+    }
+
+    /// No engine and no credentials: for describe() and benchmarks.
+    pub fn offline() -> Self {
+        HostContext { engine: None, credentials: Arc::new(Credentials::from_store(Default::default())) }
+    }
+
+    fn engine(&self) -> Result<&Arc<EngineClient>, WitError> {
+        self.engine.as_ref().ok_or_else(|| WitError::Denied("no engine calls are allowed here".into()))
+    }
+
+    fn body_timeout(&self) -> Duration {
+        self.engine.as_ref().map(|e| e.timeouts.body).unwrap_or(Duration::from_secs(60))
+    }
+}
+
+/// Everything one invocation's `Store` holds.
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(super) memory: MemoryLimiter,
+    ctx: HostContext,
+    action: String,
+    policy: Policy,
+    limits: Limits,
+    artifacts: Artifacts,
+    pub(super) cpu_ticks: u64,
+    pub(super) stdout: MemoryOutputPipe,
+    pub(super) stderr: MemoryOutputPipe,
+    response_bytes: u64,
+    log_lines: u32,
+    /// Engine calls made, in order.
+    pub calls: Vec<CallRecord>,
+    /// The first sandbox or policy violation, which decides how a failure is reported.
+    pub violation: Option<String>,
+    /// Output artifacts written.
+    pub written: Vec<crate::runtime::artifacts::Written>,
+}
+
+/// Log lines a guest may emit per invocation before the rest are dropped.
+const MAX_LOG_LINES: u32 = 1000;
+const MAX_LOG_LINE: usize = 4096;
+
+impl HostState {
+    pub fn new(ctx: HostContext, action: &str, policy: Policy, limits: Limits, artifacts: Artifacts) -> Self {
+        // No preopens, no env, no args, no sockets, no name lookup; stdout/stderr captured.
+        let stdout = MemoryOutputPipe::new(64 * 1024);
+        let stderr = MemoryOutputPipe::new(64 * 1024);
+        let wasi = wasmtime_wasi::WasiCtxBuilder::new()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .socket_addr_check(|_, _| Box::pin(async { false }))
+            .allow_blocking_current_thread(false)
+            .build();
+        HostState {
+            wasi,
+            table: ResourceTable::new(),
+            memory: MemoryLimiter::new(limits.memory_bytes),
+            ctx,
+            action: action.to_string(),
+            policy,
+            limits,
+            artifacts,
+            cpu_ticks: 0,
+            stdout,
+            stderr,
+            response_bytes: 0,
+            log_lines: 0,
+            calls: Vec::new(),
+            violation: None,
+            written: Vec::new(),
+        }
+    }
+
+    fn violate(&mut self, why: String) -> String {
+        if self.violation.is_none() {
+            self.violation = Some(why.clone());
+        }
+        tracing::warn!(action = %self.action, "{why}");
+        why
+    }
+
+    /// Checks a request and turns it into what the engine client sends.
+    async fn prepare(&mut self, req: &Request) -> Result<(http::Method, String, HeaderMap, OutBody), WitError> {
+        if self.calls.len() as u32 >= self.limits.engine_calls {
+            let why = self.violate(format!("engine call limit of {} per invocation reached", self.limits.engine_calls));
+            return Err(WitError::Limit(why));
+        }
+        let method = policy::parse_method(&req.method).map_err(WitError::Invalid)?;
+        path::validate_path(&req.path).map_err(|e| self.refuse(&req.method, &req.path, WitError::Invalid(e)))?;
+        if let Err(why) = self.policy.check(&self.action, &method, &req.path) {
+            let why = self.violate(why);
+            return Err(self.refuse(&req.method, &req.path, WitError::Denied(why)));
+        }
+        let mut headers = HeaderMap::new();
+        for (k, v) in &req.headers {
+            if !policy::guest_header_allowed(k) {
+                return Err(WitError::Invalid(format!("header '{k}' is set by the host, not by actions")));
+            }
+            let name = HeaderName::try_from(k.as_str()).map_err(|_| WitError::Invalid(format!("bad header name '{k}'")))?;
+            let value = HeaderValue::try_from(v.as_str()).map_err(|_| WitError::Invalid(format!("bad value for header '{k}'")))?;
+            headers.append(name, value);
+        }
+        if let Some(reg) = &req.registry {
+            match self.ctx.credentials.get(reg).map_err(WitError::Invalid)? {
+                Some(auth) => {
+                    let v = HeaderValue::try_from(auth.header_value()).map_err(|_| WitError::Invalid("bad credentials".into()))?;
+                    headers.insert("x-registry-auth", v);
+                }
+                None => tracing::debug!(registry = %reg, "no credentials held; sending the request anonymously"),
+            }
+        }
+        let body = match &req.body {
+            types::Body::Empty => OutBody::Empty,
+            types::Body::Bytes(b) => OutBody::Bytes(Bytes::copy_from_slice(b)),
+            types::Body::Artifact(name) => {
+                let (body, size) = self.artifacts.open_input(name).await.map_err(WitError::Invalid)?;
+                headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(size));
+                OutBody::Stream(body)
+            }
+            types::Body::RegistryAuth(reg) => match self.ctx.credentials.get(reg).map_err(WitError::Invalid)? {
+                Some(auth) => OutBody::Bytes(Bytes::from(auth.body())),
+                None => {
+                    return Err(WitError::Invalid(format!(
+                        "no credentials held for registry '{reg}' (give --credentials FILE, or log in with docker login)"
+                    )))
+                }
+            },
+        };
+        let query = path::encode_query(&req.query);
+        Ok((method, query, headers, body))
+    }
+
+    fn refuse(&mut self, method: &str, path: &str, e: WitError) -> WitError {
+        let why = match &e {
+            WitError::Denied(m) | WitError::Invalid(m) | WitError::Limit(m) | WitError::Transport(m) | WitError::Timeout(m) => m.clone(),
+        };
+        self.calls.push(CallRecord { method: method.to_string(), path: path.to_string(), status: 0, bytes: 0, refused: Some(why) });
+        e
+    }
+
+    async fn send(&mut self, req: &Request) -> Result<http::Response<Body>, WitError> {
+        let (method, query, headers, body) = self.prepare(req).await?;
+        let engine = self.ctx.engine()?.clone();
+        match engine.send(method, &req.path, &query, &headers, body).await {
+            Ok(resp) => {
+                self.calls.push(CallRecord {
+                    method: req.method.to_ascii_uppercase(),
+                    path: req.path.clone(),
+                    status: resp.status().as_u16(),
+                    bytes: 0,
+                    refused: None,
+                });
+                Ok(resp)
+            }
+            Err(e) => {
+                let werr = match &e {
+                    EngineError::Timeout(m) => WitError::Timeout(m.clone()),
+                    EngineError::Invalid(m) => WitError::Invalid(m.clone()),
+                    EngineError::Transport(m) | EngineError::Version(m) => WitError::Transport(m.clone()),
+                };
+                Err(self.refuse(&req.method, &req.path, werr))
+            }
+        }
+    }
+
+    /// Bytes the guest may still receive.
+    fn byte_budget(&self) -> u64 {
+        self.limits.response_bytes.saturating_sub(self.response_bytes)
+    }
+
+    fn take_bytes(&mut self, n: u64) -> Result<(), WitError> {
+        if n > self.byte_budget() {
+            let why = self.violate(format!("response byte limit of {} per invocation exceeded", self.limits.response_bytes));
+            return Err(WitError::Limit(why));
+        }
+        self.response_bytes += n;
+        if let Some(c) = self.calls.last_mut() {
+            c.bytes += n;
+        }
+        Ok(())
+    }
+
+    async fn read_whole(&mut self, body: Body) -> Result<Bytes, WitError> {
+        let cap = self.limits.body_bytes.min(self.byte_budget()) as usize;
+        match read_capped(body, cap, self.ctx.body_timeout()).await {
+            Ok(b) => {
+                self.take_bytes(b.len() as u64)?;
+                Ok(b)
+            }
+            Err(ReadError::TooLarge(_)) if cap as u64 == self.limits.body_bytes => {
+                let why = self.violate(format!("a response body exceeded the {}-byte cap", self.limits.body_bytes));
+                Err(WitError::Limit(why))
+            }
+            Err(ReadError::TooLarge(_)) => {
+                let why = self.violate(format!("response byte limit of {} per invocation exceeded", self.limits.response_bytes));
+                Err(WitError::Limit(why))
+            }
+            Err(ReadError::Timeout(d)) => Err(WitError::Timeout(format!("the engine stopped sending the response body for {d:?}"))),
+            Err(ReadError::Io(m)) => Err(WitError::Transport(m)),
+        }
+    }
+}
+
+fn headers_of(h: &HeaderMap) -> Vec<(String, String)> {
+    h.iter().filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string()))).collect()
+}
+
+/// A streamed response body held for the guest.
+pub struct StreamHandle {
+    body: Body,
+    pending: Bytes,
+    ended: bool,
+}
+
+impl types::Host for HostState {}
+
+impl engine::Host for HostState {
+    async fn api_version(&mut self) -> Result<String, WitError> {
+        match self.ctx.engine()?.api_version().await {
+            Ok(v) => Ok(v.to_string()),
+            Err(EngineError::Timeout(m)) => Err(WitError::Timeout(m)),
+            Err(e) => Err(WitError::Transport(e.to_string())),
+        }
+    }
+
+    async fn call(&mut self, req: Request) -> Result<Response, WitError> {
+        let resp = self.send(&req).await?;
+        let (parts, body) = resp.into_parts();
+        let body = if req.method.eq_ignore_ascii_case("HEAD") { Bytes::new() } else { self.read_whole(body).await? };
+        Ok(Response { status: parts.status.as_u16(), headers: headers_of(&parts.headers), body: body.to_vec() })
+    }
+
+    async fn open(&mut self, req: Request) -> Result<(ResponseHead, Resource<StreamHandle>), WitError> {
+        let resp = self.send(&req).await?;
+        let (parts, body) = resp.into_parts();
+        let handle = self
+            .table
+            .push(StreamHandle { body, pending: Bytes::new(), ended: false })
+            .map_err(|e| WitError::Limit(format!("too many open streams: {e}")))?;
+        Ok((ResponseHead { status: parts.status.as_u16(), headers: headers_of(&parts.headers) }, handle))
+    }
+
+    async fn call_to_artifact(&mut self, req: Request, artifact: String) -> Result<ArtifactResponse, WitError> {
+        let resp = self.send(&req).await?;
+        let (parts, body) = resp.into_parts();
+        let status = parts.status.as_u16();
+        let headers = headers_of(&parts.headers);
+        if !parts.status.is_success() {
+            let error_body = self.read_whole(body).await?.to_vec();
+            return Ok(ArtifactResponse { status, headers, artifact: None, error_body });
+        }
+        let written = self
+            .artifacts
+            .write_output(&artifact, body, self.ctx.body_timeout())
+            .await
+            .map_err(WitError::Transport)?;
+        if let Some(c) = self.calls.last_mut() {
+            c.bytes += written.size;
+        }
+        let info = ArtifactInfo { name: artifact, size: written.size, sha256: written.sha256.clone() };
+        self.written.push(written);
+        Ok(ArtifactResponse { status, headers, artifact: Some(info), error_body: Vec::new() })
+    }
+}
+
+impl engine::HostBodyStream for HostState {
+    async fn read(&mut self, stream: Resource<StreamHandle>, max_bytes: u32, timeout_ms: u32) -> Result<Chunk, WitError> {
+        let max = (max_bytes.clamp(1, 1 << 20)) as usize;
+        let timeout = Duration::from_millis(timeout_ms as u64).min(self.limits.wall);
+        let h = self.table.get_mut(&stream).map_err(|e| WitError::Invalid(format!("bad stream handle: {e}")))?;
+        let data = if !h.pending.is_empty() {
+            let n = max.min(h.pending.len());
+            h.pending.split_to(n)
+        } else if h.ended {
+            return Ok(Chunk::End);
+        } else {
+            loop {
+                match tokio::time::timeout(timeout, h.body.frame()).await {
+                    Err(_) => return Ok(Chunk::Idle),
+                    Ok(None) => {
+                        h.ended = true;
+                        return Ok(Chunk::End);
+                    }
+                    Ok(Some(Err(e))) => {
+                        h.ended = true;
+                        return Err(WitError::Transport(format!("the engine stream failed: {e}")));
+                    }
+                    Ok(Some(Ok(frame))) => {
+                        if let Ok(mut d) = frame.into_data() {
+                            if d.is_empty() {
+                                continue;
+                            }
+                            if d.len() > max {
+                                h.pending = d.split_off(max);
+                            }
+                            break d;
+                        }
+                    }
+                }
+            }
+        };
+        self.take_bytes(data.len() as u64)?;
+        Ok(Chunk::Data(data.to_vec()))
+    }
+
+    async fn drop(&mut self, stream: Resource<StreamHandle>) -> wasmtime::Result<()> {
+        self.table.delete(stream)?;
+        Ok(())
+    }
+}
+
+impl log::Host for HostState {
+    async fn log(&mut self, level: log::Level, message: String) {
+        if !self.count_log_line() {
+            return;
+        }
+        let msg = truncate(&message);
+        let action = self.action.as_str();
+        match level {
+            log::Level::Trace => tracing::trace!(target: "berth::guest", action, "{msg}"),
+            log::Level::Debug => tracing::debug!(target: "berth::guest", action, "{msg}"),
+            log::Level::Info => tracing::info!(target: "berth::guest", action, "{msg}"),
+            log::Level::Warn => tracing::warn!(target: "berth::guest", action, "{msg}"),
+            log::Level::Error => tracing::error!(target: "berth::guest", action, "{msg}"),
+        }
+    }
+
+    async fn progress(&mut self, id: String, current: u64, total: Option<u64>, message: String) {
+        if !self.count_log_line() {
+            return;
+        }
+        tracing::info!(target: "berth::progress", action = %self.action, id = %truncate(&id), current, total, "{}", truncate(&message));
+    }
+}
+
+impl HostState {
+    fn count_log_line(&mut self) -> bool {
+        self.log_lines += 1;
+        if self.log_lines == MAX_LOG_LINES + 1 {
+            tracing::warn!(action = %self.action, "guest log limit of {MAX_LOG_LINES} lines reached; dropping the rest");
+        }
+        self.log_lines <= MAX_LOG_LINES
+    }
+}
+
+fn truncate(s: &str) -> &str {
+    if s.len() <= MAX_LOG_LINE {
+        return s;
+    }
+    let mut end = MAX_LOG_LINE;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// Caps linear memory (and tables/instances) and remembers why growth was refused.
+pub struct MemoryLimiter {
+    inner: StoreLimits,
+    cap: usize,
+    pub exceeded: Option<String>,
+}
+
+impl MemoryLimiter {
+    fn new(cap: usize) -> Self {
+        let inner = wasmtime::StoreLimitsBuilder::new()
+            .memory_size(cap)
+            .instances(32)
+            .tables(64)
+            .memories(8)
+            .table_elements(1 << 20)
+            .build();
+        MemoryLimiter { inner, cap, exceeded: None }
+    }
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.cap {
+            let why = format!(
+                "memory limit of {} MiB exceeded (the component asked for {} MiB)",
+                self.cap >> 20,
+                desired.div_ceil(1 << 20)
+            );
+            self.exceeded = Some(why.clone());
+            return Err(wasmtime::Error::msg(why));
+        }
+        self.inner.memory_growing(current, desired, maximum)
+    }
+
+    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        self.inner.table_growing(current, desired, maximum)
+    }
+
+    fn instances(&self) -> usize {
+        self.inner.instances()
+    }
+    fn tables(&self) -> usize {
+        self.inner.tables()
+    }
+    fn memories(&self) -> usize {
+        self.inner.memories()
+    }
+}

@@ -1,0 +1,485 @@
+//! The wasm runtime: discovery of action components, compilation through the cache, one
+//! `InstancePre` per component, and sandboxed invocation in a fresh `Store`.
+
+pub mod artifacts;
+pub mod cache;
+pub mod host;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde_json::{Map, Value};
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Config, Engine, Store, UpdateDeadline};
+
+pub use artifacts::Artifacts;
+pub use cache::{Cache, Source};
+pub use host::{CallRecord, HostContext, HostState};
+
+use crate::policy::Policy;
+use crate::spec::{ActionResult, ActionSpec, FailureKind, FamilyInfo, Kind, ParamSpec, ValueType};
+
+pub(crate) mod bindings {
+    wasmtime::component::bindgen!({
+        world: "family",
+        path: "../wit",
+        imports: { default: async },
+        exports: { default: async },
+        with: {
+            "berth:connector/engine.body-stream": super::host::StreamHandle,
+        },
+    });
+}
+
+use bindings::exports::berth::connector::actions as wit;
+use bindings::{Family, FamilyPre};
+
+/// Epoch tick: the CPU deadline's granularity.
+pub const TICK: Duration = Duration::from_millis(10);
+
+/// Sandbox caps for one invocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Linear memory, bytes.
+    pub memory_bytes: usize,
+    /// Guest CPU time (epoch ticks while guest code runs).
+    pub cpu: Duration,
+    /// Wall-clock time, host calls included.
+    pub wall: Duration,
+    /// Engine calls per invocation.
+    pub engine_calls: u32,
+    /// Response bytes handed to the guest per invocation.
+    pub response_bytes: u64,
+    /// Largest single (non-streamed) response body.
+    pub body_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_bytes: 128 << 20,
+            cpu: Duration::from_secs(10),
+            wall: Duration::from_secs(120),
+            engine_calls: 256,
+            response_bytes: 256 << 20,
+            body_bytes: 64 << 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeConfig {
+    /// Compile cache directory; `None` disables caching.
+    pub cache_dir: Option<PathBuf>,
+    /// Use the pooling instance allocator (server mode, benchmarks).
+    pub pooling: bool,
+}
+
+/// One engine, one linker, many components.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<HostState>,
+    cache: Cache,
+    prepared: Mutex<HashMap<String, Arc<Prepared>>>,
+}
+
+/// A component ready to instantiate: its `InstancePre` and what it declares.
+pub struct Prepared {
+    pub pre: FamilyPre<HostState>,
+    pub sha256: String,
+    pub source: Source,
+}
+
+/// A component file found in the actions directory.
+#[derive(Debug, Clone)]
+pub struct ComponentFile {
+    pub path: PathBuf,
+    pub sha256: String,
+    pub family: FamilyInfo,
+}
+
+/// Every action found, by name.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    pub components: Vec<ComponentFile>,
+    actions: BTreeMap<String, (usize, usize)>,
+    /// Components skipped, with the reason.
+    pub skipped: Vec<(PathBuf, String)>,
+}
+
+impl Catalog {
+    pub fn action(&self, name: &str) -> Option<(&ComponentFile, &ActionSpec)> {
+        let &(c, a) = self.actions.get(name)?;
+        let comp = &self.components[c];
+        Some((comp, &comp.family.actions[a]))
+    }
+
+    pub fn actions(&self) -> impl Iterator<Item = (&ComponentFile, &ActionSpec)> {
+        self.actions.values().map(|&(c, a)| (&self.components[c], &self.components[c].family.actions[a]))
+    }
+}
+
+/// The result of one invocation, with what the host saw.
+#[derive(Debug)]
+pub struct Outcome {
+    pub result: ActionResult,
+    pub calls: Vec<CallRecord>,
+    pub duration: Duration,
+    pub written: Vec<artifacts::Written>,
+}
+
+impl Runtime {
+    pub fn new(cfg: RuntimeConfig) -> anyhow::Result<Self> {
+        let mut c = Config::new();
+        c.epoch_interruption(true);
+        c.wasm_component_model(true);
+        if cfg.pooling {
+            let mut pool = wasmtime::PoolingAllocationConfig::default();
+            pool.total_component_instances(1000);
+            pool.total_memories(1000);
+            pool.total_tables(2000);
+            pool.max_memory_size(256 << 20);
+            c.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+        }
+        let engine = Engine::new(&c).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut linker = Linker::<HostState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| anyhow::anyhow!("{e}"))?;
+        Family::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s).map_err(|e| anyhow::anyhow!("{e}"))?;
+        start_epoch_ticker(&engine);
+        let cache = Cache::new(cfg.cache_dir, &engine);
+        Ok(Runtime { engine, linker, cache, prepared: Mutex::new(HashMap::new()) })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
+    /// Finds every `*.wasm` in `dir`. Components the index already knows are not loaded; new
+    /// or changed ones are compiled (through the cache) and asked to describe themselves. A
+    /// broken component is skipped with a warning; two components declaring the same action
+    /// is an error naming both files.
+    pub async fn discover(&self, dir: &Path) -> anyhow::Result<Catalog> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .with_context(|| format!("cannot read actions directory {}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
+            .collect();
+        files.sort();
+        let mut index = self.cache.read_index();
+        let mut index_changed = false;
+        let mut catalog = Catalog::default();
+        let mut seen = std::collections::BTreeSet::new();
+        for path in files {
+            let key = path.to_string_lossy().into_owned();
+            let meta = match std::fs::metadata(&path) {
+                Ok(m) if m.is_file() => m,
+                _ => continue,
+            };
+            let fp = cache::Fingerprint::of(&meta);
+            seen.insert(key.clone());
+            if let Some(e) = index.files.get(&key).filter(|e| e.fingerprint == fp) {
+                catalog.components.push(ComponentFile { path, sha256: e.sha256.clone(), family: e.family.clone() });
+                continue;
+            }
+            match self.describe_file(&path).await {
+                Ok(cf) => {
+                    index.files.insert(key, cache::IndexEntry { fingerprint: fp, sha256: cf.sha256.clone(), family: cf.family.clone() });
+                    index_changed = true;
+                    catalog.components.push(cf);
+                }
+                Err(e) => {
+                    let why = format!("{e:#}");
+                    tracing::warn!(path = %path.display(), "skipping component: {why}");
+                    catalog.skipped.push((path, why));
+                }
+            }
+        }
+        let before = index.files.len();
+        index.files.retain(|k, _| !k.starts_with(&*dir.to_string_lossy()) || seen.contains(k));
+        if index_changed || index.files.len() != before {
+            self.cache.write_index(&index);
+        }
+        for (ci, comp) in catalog.components.iter().enumerate() {
+            for (ai, a) in comp.family.actions.iter().enumerate() {
+                if let Some(&(other, _)) = catalog.actions.get(&a.name) {
+                    anyhow::bail!(
+                        "action '{}' is declared by two components: {} and {}",
+                        a.name,
+                        catalog.components[other].path.display(),
+                        comp.path.display()
+                    );
+                }
+                catalog.actions.insert(a.name.clone(), (ci, ai));
+            }
+        }
+        Ok(catalog)
+    }
+
+    /// Loads one component file and asks it to describe itself.
+    pub async fn describe_file(&self, path: &Path) -> anyhow::Result<ComponentFile> {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let sha = cache::sha256_hex(&bytes);
+        let prepared = self.prepare_bytes(&sha, Some(bytes))?;
+        let mut store = self.store(HostContext::offline(), "describe", Policy::for_action(true), Limits::default(), Artifacts::default());
+        let family = tokio::time::timeout(Duration::from_secs(10), async {
+            let inst = prepared.pre.instantiate_async(&mut store).await?;
+            inst.berth_connector_actions().call_describe(&mut store).await
+        })
+        .await
+        .map_err(|_| anyhow::anyhow!("describe() did not return within 10s"))?
+        .map_err(|e| anyhow::anyhow!("describe() failed: {e}"))?;
+        let family = FamilyInfo::from(family);
+        validate_family(&family)?;
+        Ok(ComponentFile { path: path.to_path_buf(), sha256: sha, family })
+    }
+
+    /// The prepared component for a discovered file (loaded once, then shared).
+    pub fn prepare(&self, file: &ComponentFile) -> anyhow::Result<Arc<Prepared>> {
+        if let Some(p) = self.prepared.lock().unwrap().get(&file.sha256) {
+            return Ok(p.clone());
+        }
+        self.prepare_file(file)
+    }
+
+    fn prepare_file(&self, file: &ComponentFile) -> anyhow::Result<Arc<Prepared>> {
+        let path = file.path.clone();
+        let (component, source) = self.cache.component(&self.engine, &file.sha256, || {
+            std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
+        })?;
+        self.finish_prepare(&file.sha256, component, source)
+    }
+
+    fn prepare_bytes(&self, sha: &str, bytes: Option<Vec<u8>>) -> anyhow::Result<Arc<Prepared>> {
+        if let Some(p) = self.prepared.lock().unwrap().get(sha) {
+            return Ok(p.clone());
+        }
+        let (component, source) = self.cache.component(&self.engine, sha, || {
+            bytes.ok_or_else(|| anyhow::anyhow!("component bytes unavailable"))
+        })?;
+        self.finish_prepare(sha, component, source)
+    }
+
+    fn finish_prepare(&self, sha: &str, component: wasmtime::component::Component, source: Source) -> anyhow::Result<Arc<Prepared>> {
+        let pre = self.linker.instantiate_pre(&component).map_err(|e| anyhow::anyhow!("cannot link component: {e}"))?;
+        let pre = FamilyPre::new(pre).map_err(|e| anyhow::anyhow!("not a berth family component: {e}"))?;
+        let p = Arc::new(Prepared { pre, sha256: sha.to_string(), source });
+        self.prepared.lock().unwrap().insert(sha.to_string(), p.clone());
+        Ok(p)
+    }
+
+    fn store(&self, ctx: HostContext, action: &str, policy: Policy, limits: Limits, artifacts: Artifacts) -> Store<HostState> {
+        let mut store = Store::new(&self.engine, HostState::new(ctx, action, policy, limits, artifacts));
+        store.limiter(|s| &mut s.memory);
+        let cpu_ticks = (limits.cpu.as_millis() / TICK.as_millis()).max(1) as u64;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |mut cx| {
+            let s = cx.data_mut();
+            s.cpu_ticks += 1;
+            if s.cpu_ticks > cpu_ticks {
+                let why = format!("CPU limit of {:?} exceeded", Duration::from_millis(cpu_ticks * TICK.as_millis() as u64));
+                s.violation.get_or_insert(why.clone());
+                return Err(wasmtime::Error::msg(why));
+            }
+            // Yield so the wall-clock timeout can fire even while the guest spins.
+            Ok(UpdateDeadline::Yield(1))
+        });
+        store
+    }
+
+    /// Instantiates `prepared` in a fresh store and runs one action. `params` must already be
+    /// validated against `spec` (see [`ActionSpec::validate`]).
+    pub async fn invoke(
+        &self,
+        prepared: &Prepared,
+        ctx: HostContext,
+        spec: &ActionSpec,
+        params: Map<String, Value>,
+        artifacts: Artifacts,
+        limits: Limits,
+    ) -> Outcome {
+        let started = Instant::now();
+        let echo = spec.redact(&params);
+        let credentials = ctx.credentials.clone();
+        let mut store = self.store(ctx, &spec.name, Policy::for_action(spec.read_only), limits, artifacts);
+        let params_json = Value::Object(params).to_string();
+        let run = tokio::time::timeout(limits.wall, async {
+            let inst = prepared.pre.instantiate_async(&mut store).await?;
+            inst.berth_connector_actions().call_run(&mut store, &spec.name, &params_json).await
+        })
+        .await;
+        let state = store.data_mut();
+        let result = match run {
+            Err(_) => {
+                let why = format!("wall-clock limit of {:?} exceeded", limits.wall);
+                state.violation.get_or_insert(why.clone());
+                ActionResult::failed(echo, FailureKind::Denied, None, why)
+            }
+            Ok(Err(trap)) => {
+                if let Some(why) = state.memory.exceeded.clone().or_else(|| state.violation.clone()) {
+                    ActionResult::failed(echo, FailureKind::Denied, None, why)
+                } else {
+                    ActionResult::failed(echo, FailureKind::Internal, None, format!("the {} component crashed: {}", spec.name, trap_message(&trap)))
+                }
+            }
+            Ok(Ok(Err(e))) => match (e, state.violation.clone()) {
+                (_, Some(why)) => ActionResult::failed(echo, FailureKind::Denied, None, why),
+                (wit::ActionError::BadParams(m), None) => ActionResult::failed(echo, FailureKind::BadParams, None, m),
+                (wit::ActionError::Engine(f), None) => {
+                    let status = (f.status != 0).then_some(f.status);
+                    ActionResult::failed(echo, FailureKind::Engine, status, f.message)
+                }
+                (wit::ActionError::Denied(m), None) => ActionResult::failed(echo, FailureKind::Denied, None, m),
+                (wit::ActionError::Internal(m), None) => ActionResult::failed(echo, FailureKind::Internal, None, m),
+            },
+            Ok(Ok(Ok(out))) => match (serde_json::from_str::<Value>(&out.data), serde_json::from_str::<Value>(&out.summary)) {
+                (Ok(Value::Array(data)), Ok(Value::Object(summary))) => ActionResult::success(echo, out.message, data, summary),
+                _ => ActionResult::failed(echo, FailureKind::Internal, None, format!("the {} component returned malformed data or summary JSON", spec.name)),
+            },
+        };
+        for (stream, pipe) in [("stdout", &state.stdout), ("stderr", &state.stderr)] {
+            let text = pipe.contents();
+            for line in String::from_utf8_lossy(&text).lines().filter(|l| !l.trim().is_empty()) {
+                tracing::info!(target: "berth::guest", action = %spec.name, stream, "{line}");
+            }
+        }
+        let result = scrub(result, &credentials.loaded_secrets());
+        Outcome {
+            result,
+            calls: std::mem::take(&mut state.calls),
+            duration: started.elapsed(),
+            written: std::mem::take(&mut state.written),
+        }
+    }
+
+    /// Instantiates without calling anything: the per-invocation fixed cost (benchmarks).
+    pub async fn instantiate_only(&self, prepared: &Prepared) -> anyhow::Result<()> {
+        let mut store = self.store(HostContext::offline(), "bench", Policy::for_action(true), Limits::default(), Artifacts::default());
+        prepared.pre.instantiate_async(&mut store).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(())
+    }
+}
+
+/// Replaces any held secret that a component let through with `<redacted>`.
+fn scrub(result: ActionResult, secrets: &[String]) -> ActionResult {
+    if secrets.is_empty() {
+        return result;
+    }
+    let mut text = serde_json::to_string(&result).expect("result serialises");
+    let mut hit = false;
+    for s in secrets {
+        let quoted = serde_json::to_string(s).expect("string serialises");
+        let inner = &quoted[1..quoted.len() - 1];
+        if text.contains(inner) {
+            text = text.replace(inner, "<redacted>");
+            hit = true;
+        }
+    }
+    if hit {
+        tracing::warn!("a component returned a registry secret; it was redacted");
+    }
+    serde_json::from_str(&text).unwrap_or(result_fallback())
+}
+
+fn result_fallback() -> ActionResult {
+    ActionResult::failed(Map::new(), FailureKind::Internal, None, "result could not be redacted".into())
+}
+
+fn trap_message(e: &wasmtime::Error) -> String {
+    let mut msg = e.to_string();
+    if let Some(t) = e.downcast_ref::<wasmtime::Trap>() {
+        msg = format!("wasm trap: {t}");
+    }
+    let chain: Vec<String> = e.chain().skip(1).map(|c| c.to_string()).collect();
+    if !chain.is_empty() {
+        msg = format!("{msg} ({})", chain.join(": "));
+    }
+    msg
+}
+
+fn start_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("berth-epoch".into())
+        .spawn(move || loop {
+            std::thread::sleep(TICK);
+            match weak.upgrade() {
+                Some(e) => e.increment_epoch(),
+                None => return,
+            }
+        })
+        .expect("spawn epoch ticker");
+}
+
+fn validate_family(f: &FamilyInfo) -> anyhow::Result<()> {
+    if f.name.is_empty() {
+        anyhow::bail!("the family has no name");
+    }
+    let mut names = std::collections::HashSet::new();
+    for a in &f.actions {
+        if a.name.trim().is_empty() || a.name.len() > 128 {
+            anyhow::bail!("family '{}' declares an action with an empty or overlong name", f.name);
+        }
+        if !names.insert(a.name.as_str()) {
+            anyhow::bail!("family '{}' declares action '{}' twice", f.name, a.name);
+        }
+        let mut params = std::collections::HashSet::new();
+        for p in &a.params {
+            if !params.insert(p.name.as_str()) {
+                anyhow::bail!("action '{}' declares parameter '{}' twice", a.name, p.name);
+            }
+        }
+    }
+    Ok(())
+}
+
+impl From<wit::FamilyInfo> for FamilyInfo {
+    fn from(f: wit::FamilyInfo) -> Self {
+        FamilyInfo {
+            name: f.name,
+            version: f.version,
+            actions: f
+                .actions
+                .into_iter()
+                .map(|a| ActionSpec {
+                    name: a.name,
+                    summary: a.summary,
+                    kind: match a.kind {
+                        wit::Kind::Investigate => Kind::Investigate,
+                        wit::Kind::Generic => Kind::Generic,
+                        wit::Kind::Contain => Kind::Contain,
+                        wit::Kind::Correct => Kind::Correct,
+                    },
+                    read_only: a.read_only,
+                    params: a
+                        .params
+                        .into_iter()
+                        .map(|p| ParamSpec {
+                            name: p.name,
+                            value_type: match p.value_type {
+                                wit::ValueType::Text => ValueType::String,
+                                wit::ValueType::Integer => ValueType::Integer,
+                                wit::ValueType::Number => ValueType::Number,
+                                wit::ValueType::Boolean => ValueType::Boolean,
+                                wit::ValueType::Object => ValueType::Object,
+                                wit::ValueType::Array => ValueType::Array,
+                                wit::ValueType::Any => ValueType::Any,
+                            },
+                            required: p.required,
+                            default: p.default.and_then(|d| serde_json::from_str(&d).ok()),
+                            description: p.description,
+                            secret: p.secret,
+                        })
+                        .collect(),
+                    output: a.output,
+                })
+                .collect(),
+        }
+    }
+}

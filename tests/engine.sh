@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# An isolated Docker engine for berth's tests, demos and benchmarks.
+#
+# It never touches the machine's own daemon: its own socket, data root, exec root, pidfile
+# and containerd namespace, no bridge and no iptables rules.
+#
+#   tests/engine.sh ensure              install docker.io + busybox-static if missing (root, Debian)
+#   tests/engine.sh start [DIR]         start (or reuse) the engine in DIR; print its DOCKER_HOST
+#   tests/engine.sh stop [DIR]          stop it and remove DIR
+#   tests/engine.sh run [DIR] -- CMD    start, run CMD with BERTH_TEST_DOCKER_HOST set, stop
+#
+# DIR defaults to $BERTH_ENGINE_DIR or /tmp/berth-engine.
+set -euo pipefail
+
+cmd=${1:-}
+shift || true
+
+dir_arg() {
+    if [[ $# -gt 0 && $1 != "--" ]]; then echo "$1"; else echo "${BERTH_ENGINE_DIR:-/tmp/berth-engine}"; fi
+}
+
+ensure() {
+    local missing=()
+    command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
+    [[ -x /bin/busybox || -x /usr/bin/busybox ]] || missing+=(busybox-static)
+    command -v curl >/dev/null 2>&1 || missing+=(curl)
+    [[ ${#missing[@]} -eq 0 ]] && return 0
+    if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
+        echo "engine.sh: missing ${missing[*]}; install them (Debian: apt-get install ${missing[*]})" >&2
+        exit 1
+    fi
+    echo "engine.sh: installing ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+ping_ok() {
+    curl -sf --max-time 2 --unix-socket "$1/docker.sock" http://docker/_ping >/dev/null 2>&1
+}
+
+start() {
+    local dir=$1
+    ensure
+    if [[ -S $dir/docker.sock ]] && ping_ok "$dir"; then
+        echo "unix://$dir/docker.sock"
+        return 0
+    fi
+    mkdir -p "$dir/data" "$dir/exec"
+    # A stale pidfile from a killed run would stop dockerd from starting.
+    rm -f "$dir/docker.pid" "$dir/docker.sock"
+    setsid dockerd \
+        --host "unix://$dir/docker.sock" \
+        --data-root "$dir/data" \
+        --exec-root "$dir/exec" \
+        --pidfile "$dir/docker.pid" \
+        --containerd-namespace berth-test \
+        --containerd-plugins-namespace berth-test-plugins \
+        --bridge=none \
+        --iptables=false \
+        --ip-masq=false \
+        --userland-proxy=false \
+        --log-level=warn \
+        >"$dir/dockerd.log" 2>&1 </dev/null &
+    for _ in $(seq 1 300); do
+        if ping_ok "$dir"; then
+            echo "unix://$dir/docker.sock"
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "engine.sh: dockerd did not come up within 30s; its log:" >&2
+    tail -n 30 "$dir/dockerd.log" >&2 || true
+    exit 1
+}
+
+stop() {
+    local dir=$1
+    [[ -d $dir ]] || return 0
+    if [[ -f $dir/docker.pid ]]; then
+        local pid
+        pid=$(cat "$dir/docker.pid")
+        if kill -0 "$pid" 2>/dev/null; then
+            kill -TERM "$pid" 2>/dev/null || true
+            for _ in $(seq 1 200); do
+                kill -0 "$pid" 2>/dev/null || break
+                sleep 0.1
+            done
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    fi
+    # Unmount whatever the engine left mounted under DIR, deepest first.
+    awk -v d="$dir" '$2 ~ "^"d {print $2}' /proc/mounts | sort -r | while read -r m; do
+        umount -l "$m" 2>/dev/null || true
+    done
+    rm -rf "$dir"
+}
+
+case $cmd in
+    ensure) ensure ;;
+    start) start "$(dir_arg "$@")" ;;
+    stop) stop "$(dir_arg "$@")" ;;
+    run)
+        dir=$(dir_arg "$@")
+        [[ $# -gt 0 && $1 != "--" ]] && shift
+        [[ ${1:-} == "--" ]] && shift
+        [[ $# -gt 0 ]] || { echo "usage: engine.sh run [DIR] -- CMD..." >&2; exit 2; }
+        host=$(start "$dir")
+        trap 'stop "$dir"' EXIT
+        BERTH_TEST_DOCKER_HOST=$host "$@"
+        ;;
+    *)
+        sed -n '2,13p' "$0" >&2
+        exit 2
+        ;;
+esac
