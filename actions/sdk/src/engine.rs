@@ -180,7 +180,8 @@ impl From<EngineError> for Error {
     fn from(e: EngineError) -> Self {
         match e {
             EngineError::Denied(m) | EngineError::Limit(m) => Error::Denied(m),
-            EngineError::Invalid(m) => Error::Internal(format!("invalid engine request: {m}")),
+            // Invalid requests come from bad input (an id with "..", a missing artifact or credential).
+            EngineError::Invalid(m) => Error::BadParams(m),
             EngineError::Transport(m) | EngineError::Timeout(m) => Error::Engine { status: 0, message: m },
         }
     }

@@ -202,7 +202,7 @@ macro_rules! family {
 
 pub mod prelude {
     pub use crate::{
-        delete, get, head, json, log, post, put, seg, Action, Error, Kind, Map, Output, Param, Params,
+        delete, get, head, json, log, post, put, seg, Action, Request, Error, Kind, Map, Output, Param, Params,
         Result, Value,
     };
 }

@@ -120,7 +120,10 @@ fn df(p: &Params) -> Result<Output> {
 
 fn auth(p: &Params) -> Result<Output> {
     let registry = p.str("registry").unwrap_or("https://index.docker.io/v1/");
-    let mut v = post("/auth").registry_auth_body(registry).json_ok()?;
+    let mut v = post("/auth").registry_auth_body(registry).json_ok().map_err(|e| match e {
+        Error::Engine { status, message } => Error::Engine { status, message: format!("login to registry {registry} failed: {message}") },
+        other => other,
+    })?;
     // An identity token is a credential: never hand it to the caller.
     let token = v.as_object_mut().and_then(|o| o.remove("IdentityToken")).is_some_and(|t| t != "");
     let status = v["Status"].as_str().unwrap_or("").to_string();

@@ -315,37 +315,46 @@ impl Runtime {
         })
         .await;
         let state = store.data_mut();
+        let stderr = state.stderr.contents();
+        let stderr = String::from_utf8_lossy(&stderr);
         let result = match run {
             Err(_) => {
                 let why = format!("wall-clock limit of {:?} exceeded", limits.wall);
                 state.violation.get_or_insert(why.clone());
                 ActionResult::failed(echo, FailureKind::Denied, None, why)
             }
-            Ok(Err(trap)) => {
-                if let Some(why) = state.memory.exceeded.clone().or_else(|| state.violation.clone()) {
-                    ActionResult::failed(echo, FailureKind::Denied, None, why)
-                } else {
-                    ActionResult::failed(echo, FailureKind::Internal, None, format!("the {} component crashed: {}", spec.name, trap_message(&trap)))
-                }
+            // A component that provoked a policy or sandbox violation fails the invocation as
+            // denied, whatever it returns: a well-behaved action never triggers one.
+            Ok(_) if state.memory.exceeded.is_some() || state.violation.is_some() => {
+                let why = state.memory.exceeded.clone().or_else(|| state.violation.clone()).unwrap_or_default();
+                ActionResult::failed(echo, FailureKind::Denied, None, why)
             }
-            Ok(Ok(Err(e))) => match (e, state.violation.clone()) {
-                (_, Some(why)) => ActionResult::failed(echo, FailureKind::Denied, None, why),
-                (wit::ActionError::BadParams(m), None) => ActionResult::failed(echo, FailureKind::BadParams, None, m),
-                (wit::ActionError::Engine(f), None) => {
+            Ok(Err(trap)) => {
+                let mut msg = format!("the {} component crashed: {}", spec.name, trap_message(&trap));
+                if let Some(panic) = stderr.lines().find(|l| l.contains("panicked at")) {
+                    msg.push_str(&format!("; it said: {}", panic.trim()));
+                    if let Some(next) = stderr.lines().skip_while(|l| !l.contains("panicked at")).nth(1) {
+                        msg.push_str(&format!(" {}", next.trim()));
+                    }
+                }
+                ActionResult::failed(echo, FailureKind::Internal, None, msg)
+            }
+            Ok(Ok(Err(e))) => match e {
+                wit::ActionError::BadParams(m) => ActionResult::failed(echo, FailureKind::BadParams, None, m),
+                wit::ActionError::Engine(f) => {
                     let status = (f.status != 0).then_some(f.status);
                     ActionResult::failed(echo, FailureKind::Engine, status, f.message)
                 }
-                (wit::ActionError::Denied(m), None) => ActionResult::failed(echo, FailureKind::Denied, None, m),
-                (wit::ActionError::Internal(m), None) => ActionResult::failed(echo, FailureKind::Internal, None, m),
+                wit::ActionError::Denied(m) => ActionResult::failed(echo, FailureKind::Denied, None, m),
+                wit::ActionError::Internal(m) => ActionResult::failed(echo, FailureKind::Internal, None, m),
             },
             Ok(Ok(Ok(out))) => match (serde_json::from_str::<Value>(&out.data), serde_json::from_str::<Value>(&out.summary)) {
                 (Ok(Value::Array(data)), Ok(Value::Object(summary))) => ActionResult::success(echo, out.message, data, summary),
                 _ => ActionResult::failed(echo, FailureKind::Internal, None, format!("the {} component returned malformed data or summary JSON", spec.name)),
             },
         };
-        for (stream, pipe) in [("stdout", &state.stdout), ("stderr", &state.stderr)] {
-            let text = pipe.contents();
-            for line in String::from_utf8_lossy(&text).lines().filter(|l| !l.trim().is_empty()) {
+        for (stream, text) in [("stdout", String::from_utf8_lossy(&state.stdout.contents()).into_owned()), ("stderr", stderr.into_owned())] {
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
                 tracing::info!(target: "berth::guest", action = %spec.name, stream, "{line}");
             }
         }
@@ -392,15 +401,10 @@ fn result_fallback() -> ActionResult {
 }
 
 fn trap_message(e: &wasmtime::Error) -> String {
-    let mut msg = e.to_string();
     if let Some(t) = e.downcast_ref::<wasmtime::Trap>() {
-        msg = format!("wasm trap: {t}");
+        return t.to_string();
     }
-    let chain: Vec<String> = e.chain().skip(1).map(|c| c.to_string()).collect();
-    if !chain.is_empty() {
-        msg = format!("{msg} ({})", chain.join(": "));
-    }
-    msg
+    e.to_string()
 }
 
 fn start_epoch_ticker(engine: &Engine) {
