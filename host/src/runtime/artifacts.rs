@@ -60,6 +60,14 @@ impl Artifacts {
         })
     }
 
+    /// Checks that `name` is a provided output artifact, before anything is sent.
+    pub fn check_output(&self, name: &str) -> Result<(), String> {
+        match self.lookup(name)? {
+            Artifact::Output(_) => Ok(()),
+            Artifact::Input(_) => Err(format!("artifact '{name}' is an input, not an output")),
+        }
+    }
+
     /// Opens an input artifact as a streamed body; returns it with its size.
     pub async fn open_input(&self, name: &str) -> Result<(Body, u64), String> {
         let Artifact::Input(path) = self.lookup(name)? else {

@@ -292,6 +292,7 @@ impl engine::Host for HostState {
     }
 
     async fn call_to_artifact(&mut self, req: Request, artifact: String) -> Result<ArtifactResponse, WitError> {
+        self.artifacts.check_output(&artifact).map_err(WitError::Invalid)?;
         let resp = self.send(&req).await?;
         let (parts, body) = resp.into_parts();
         let status = parts.status.as_u16();

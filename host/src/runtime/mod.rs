@@ -161,6 +161,11 @@ impl Runtime {
         &self.cache
     }
 
+    /// How many components this runtime has compiled or loaded.
+    pub fn loaded(&self) -> usize {
+        self.prepared.lock().unwrap().len()
+    }
+
     /// Finds every `*.wasm` in `dir`. Components the index already knows are not loaded; new
     /// or changed ones are compiled (through the cache) and asked to describe themselves. A
     /// broken component is skipped with a warning; two components declaring the same action

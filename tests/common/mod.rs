@@ -1,0 +1,257 @@
+//! Test harness: drives the real `berth` binary and the host library against the isolated
+//! engine that `tests/engine.sh` starts (`make test` does this; it exports
+//! `BERTH_TEST_DOCKER_HOST`). Nothing here talks to the machine's own daemon.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use berth::engine::{EngineClient, OutBody, Timeouts};
+use http::{HeaderMap, Method};
+use serde_json::Value;
+
+pub const TEST_IMAGE: &str = "berth-test/busybox:latest";
+
+/// The isolated engine's address.
+pub fn docker_host() -> String {
+    match std::env::var("BERTH_TEST_DOCKER_HOST") {
+        Ok(h) if !h.is_empty() => h,
+        _ => panic!(
+            "BERTH_TEST_DOCKER_HOST is not set: run the tests with `make test`, or \
+             `tests/engine.sh run -- cargo test` (it starts an isolated dockerd)"
+        ),
+    }
+}
+
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace().join("target"))
+}
+
+/// A guest component built by `make build` (`cargo build --release --target wasm32-wasip2`).
+pub fn wasm(crate_name: &str) -> PathBuf {
+    let p = target_dir().join("wasm32-wasip2/release").join(format!("{}.wasm", crate_name.replace('-', "_")));
+    assert!(p.exists(), "{} is missing: run `make build` first", p.display());
+    p
+}
+
+pub fn system_wasm() -> PathBuf {
+    wasm("berth-action-system")
+}
+
+pub fn hostile_wasm() -> PathBuf {
+    wasm("berth-test-hostile")
+}
+
+/// One configured `berth`: an actions dir of its own, a shared compile cache.
+pub struct Berth {
+    pub actions: tempfile::TempDir,
+    pub cache: PathBuf,
+    pub host: String,
+    pub env: Vec<(String, String)>,
+}
+
+/// The compile cache shared by the tests of one run (the cache itself is under test elsewhere).
+pub fn shared_cache() -> PathBuf {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().unwrap()).path().to_path_buf()
+}
+
+impl Berth {
+    /// `berth` with the given components installed (file name, source path).
+    pub fn with(components: &[(&str, PathBuf)]) -> Self {
+        let actions = tempfile::tempdir().unwrap();
+        for (name, src) in components {
+            std::fs::copy(src, actions.path().join(name)).unwrap();
+        }
+        Berth { actions, cache: shared_cache(), host: docker_host(), env: Vec::new() }
+    }
+
+    pub fn system() -> Self {
+        Self::with(&[("system.wasm", system_wasm())])
+    }
+
+    pub fn hostile() -> Self {
+        Self::with(&[("system.wasm", system_wasm()), ("test.wasm", hostile_wasm())])
+    }
+
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_berth"));
+        c.args(args)
+            .env_remove("BERTH_CREDENTIALS")
+            .env_remove("RUST_BACKTRACE")
+            .env("DOCKER_HOST", &self.host)
+            .env("BERTH_ACTIONS", self.actions.path())
+            .env("BERTH_CACHE", &self.cache)
+            // Keep the user's docker config out of the tests.
+            .env("DOCKER_CONFIG", self.actions.path().join("no-docker-config"))
+            .stdin(Stdio::null());
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        c
+    }
+
+    /// Runs `berth ARGS`, killing it if it runs past `limit` (a hang is a failure).
+    pub fn run_within(&self, limit: Duration, args: &[&str]) -> Run {
+        let started = Instant::now();
+        let mut child = self.command(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn berth");
+        // Drain both pipes while waiting, so a chatty child never blocks on a full pipe.
+        let drain = |mut r: Box<dyn std::io::Read + Send>| {
+            std::thread::spawn(move || {
+                let mut v = Vec::new();
+                let _ = r.read_to_end(&mut v);
+                String::from_utf8_lossy(&v).into_owned()
+            })
+        };
+        let out_t = drain(Box::new(child.stdout.take().unwrap()));
+        let err_t = drain(Box::new(child.stderr.take().unwrap()));
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if started.elapsed() > limit {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "berth {args:?} did not finish within {limit:?}\nstdout: {}\nstderr: {}",
+                    out_t.join().unwrap(),
+                    err_t.join().unwrap()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let stdout = out_t.join().unwrap();
+        let stderr = err_t.join().unwrap();
+        let json = serde_json::from_str(stdout.trim()).ok();
+        Run { code: status.code().unwrap_or(-1), stdout, stderr, json, elapsed: started.elapsed() }
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_within(Duration::from_secs(120), args)
+    }
+}
+
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub json: Option<Value>,
+    pub elapsed: Duration,
+}
+
+impl Run {
+    pub fn json(&self) -> &Value {
+        self.json.as_ref().unwrap_or_else(|| panic!("stdout is not JSON: {self:#?}"))
+    }
+
+    /// Asserts the exit code, showing everything when it is wrong.
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(self.code, code, "unexpected exit code: {self:#?}");
+        self
+    }
+
+    pub fn ok(&self) -> &Value {
+        self.expect_code(0);
+        let j = self.json();
+        assert_eq!(j["status"], "success", "{self:#?}");
+        j
+    }
+
+    pub fn message(&self) -> String {
+        self.json().get("message").and_then(Value::as_str).unwrap_or_default().to_string()
+    }
+}
+
+/// A tokio runtime for direct engine calls from tests.
+pub fn rt() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap())
+}
+
+pub fn engine() -> Arc<EngineClient> {
+    Arc::new(EngineClient::connect(&docker_host(), Timeouts::default()).unwrap())
+}
+
+/// A direct engine call (not through berth), for setting up and checking state.
+pub fn api(method: Method, path: &str, query: &str, body: Option<(&str, Vec<u8>)>) -> (u16, Vec<u8>) {
+    let e = engine();
+    rt().block_on(async move {
+        let mut headers = HeaderMap::new();
+        let body = match body {
+            Some((ct, b)) => {
+                headers.insert("content-type", ct.parse().unwrap());
+                OutBody::Bytes(b.into())
+            }
+            None => OutBody::Empty,
+        };
+        let resp = e.send(method, path, query, &headers, body).await.expect("engine call");
+        let status = resp.status().as_u16();
+        let bytes = berth::engine::read_capped(resp.into_body(), 512 << 20, Duration::from_secs(120)).await.unwrap();
+        (status, bytes.to_vec())
+    })
+}
+
+pub fn api_json(method: Method, path: &str, query: &str) -> Value {
+    let (status, body) = api(method, path, query, None);
+    assert!((200..300).contains(&status), "{path}: {status} {}", String::from_utf8_lossy(&body));
+    serde_json::from_slice(&body).unwrap_or(Value::Null)
+}
+
+/// Builds `berth-test/busybox` (FROM scratch + static busybox and its applet links) once.
+pub fn test_image() -> &'static str {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let (status, _) = api(Method::GET, "/images/berth-test%2Fbusybox:latest/json", "", None);
+        if status == 200 {
+            return;
+        }
+        let busybox = ["/bin/busybox", "/usr/bin/busybox"].into_iter().find(|p| Path::new(p).exists()).expect("busybox-static is not installed");
+        let applets = Command::new(busybox).arg("--list").output().expect("busybox --list").stdout;
+        let mut tar = tar::Builder::new(Vec::new());
+        let dockerfile = b"FROM scratch\nCOPY rootfs/ /\nCMD [\"sh\"]\n";
+        let mut h = tar::Header::new_gnu();
+        h.set_size(dockerfile.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        tar.append_data(&mut h, "Dockerfile", &dockerfile[..]).unwrap();
+        tar.append_path_with_name(busybox, "rootfs/bin/busybox").unwrap();
+        for applet in String::from_utf8_lossy(&applets).lines().map(str::trim).filter(|a| !a.is_empty() && *a != "busybox") {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Symlink);
+            h.set_size(0);
+            h.set_mode(0o777);
+            tar.append_link(&mut h, format!("rootfs/bin/{applet}"), "busybox").unwrap();
+        }
+        for d in ["tmp", "etc", "data"] {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Directory);
+            h.set_size(0);
+            h.set_mode(0o1777);
+            tar.append_data(&mut h, format!("rootfs/{d}/"), &[][..]).unwrap();
+        }
+        let ctx = tar.into_inner().unwrap();
+        let (status, body) = api(Method::POST, "/build", "t=berth-test%2Fbusybox%3Alatest&networkmode=none&rm=1&forcerm=1", Some(("application/x-tar", ctx)));
+        let text = String::from_utf8_lossy(&body);
+        assert!(status == 200 && !text.contains("\"error\""), "building the test image failed: {status} {text}");
+    });
+    TEST_IMAGE
+}
+
+/// A unique name for objects a test creates.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
