@@ -1,8 +1,9 @@
 //! The compile cache and the discovery index.
 //!
 //! - `<sha256>-<engine>.cwasm`: a precompiled component, keyed by the component's content hash
-//!   and the engine's compatibility hash. Each file carries a checksum of its payload; a
-//!   corrupt, truncated or stale entry is recompiled and rewritten, never trusted.
+//!   and the engine's compatibility hash, in wasmtime's own format so it can be mapped
+//!   straight from disk. Beside it, `.cwasm.sum` holds its XXH3-128 checksum: a corrupt,
+//!   truncated, unchecked or stale entry is recompiled and rewritten, never trusted.
 //! - `index.json`: per component file, its stat fingerprint, content hash and `describe()`
 //!   output, so a CLI run knows which component owns an action without loading any other.
 
@@ -19,7 +20,7 @@ use wasmtime::Engine;
 
 use crate::spec::FamilyInfo;
 
-const MAGIC: &[u8; 8] = b"BERTHCW1";
+const SUM_PREFIX: &str = "xxh3-128:";
 const INDEX_FORMAT: u32 = 1;
 
 /// A directory of compiled components; `None` compiles every time.
@@ -126,28 +127,54 @@ fn wasmtime_version() -> &'static str {
     "48.0.8"
 }
 
+fn sum_path(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".sum");
+    PathBuf::from(p)
+}
+
+/// XXH3-128 of a file, read through a shared mapping (no copy; the pages stay in the page
+/// cache for the mapping wasmtime makes next).
+fn file_checksum(path: &Path) -> std::io::Result<String> {
+    let f = std::fs::File::open(path)?;
+    let digest = if f.metadata()?.len() == 0 {
+        xxhash_rust::xxh3::xxh3_128(&[])
+    } else {
+        // Safety: cache files are replaced by rename, never written in place; a concurrent
+        // truncation by another user could only fail the checksum.
+        let map = unsafe { memmap2::Mmap::map(&f)? };
+        xxhash_rust::xxh3::xxh3_128(&map)
+    };
+    Ok(format!("{SUM_PREFIX}{digest:032x}"))
+}
+
 fn load_entry(engine: &Engine, path: &Path) -> anyhow::Result<Option<Component>> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
+    let want = match std::fs::read_to_string(sum_path(path)) {
+        Ok(s) => s,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    if bytes.len() < 40 || &bytes[..8] != MAGIC {
-        anyhow::bail!("not a berth cache entry");
+    let have = match file_checksum(path) {
+        Ok(s) => s,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    if want.trim() != have {
+        anyhow::bail!("checksum mismatch (corrupt, truncated or half-written)");
     }
-    let (sum, payload) = bytes[8..].split_at(32);
-    if Sha256::digest(payload).as_slice() != sum {
-        anyhow::bail!("checksum mismatch (corrupt or truncated)");
-    }
-    // Safety: the payload is byte-for-byte what this host wrote (checksum verified), and
-    // wasmtime itself refuses payloads from an incompatible engine or version.
-    let c = unsafe { Component::deserialize(engine, payload).map_err(wt)? };
+    // Safety: the file is byte-for-byte what this host wrote (checksum verified), and
+    // wasmtime itself refuses artifacts from an incompatible engine or version. It is mapped,
+    // not copied: this is the fast path of every CLI run.
+    let c = unsafe { Component::deserialize_file(engine, path).map_err(wt)? };
     Ok(Some(c))
 }
 
 fn write_entry(path: &Path, compiled: &[u8]) -> anyhow::Result<()> {
-    let sum = Sha256::digest(compiled);
-    atomic_write(path, &[MAGIC, sum.as_slice(), compiled])
+    let sum = format!("{SUM_PREFIX}{:032x}", xxhash_rust::xxh3::xxh3_128(compiled));
+    // The artifact first, then its checksum: a crash in between leaves an unchecked entry,
+    // which is rebuilt.
+    atomic_write(path, &[compiled])?;
+    atomic_write(&sum_path(path), &[sum.as_bytes()])
 }
 
 /// Writes `parts` to a temp file beside `path`, then renames it into place.
