@@ -13,7 +13,7 @@ use berth::spec::{RawParams, Status};
 use common::*;
 
 fn runtime(cache: &Path) -> Runtime {
-    Runtime::new(RuntimeConfig { cache_dir: Some(cache.to_path_buf()), pooling: false }).unwrap()
+    Runtime::new(RuntimeConfig { cache_dir: Some(cache.to_path_buf()), ..Default::default() }).unwrap()
 }
 
 fn ctx() -> HostContext {

@@ -303,3 +303,30 @@ fn output_defaults_to_json_when_not_a_tty() {
     assert!(r.json.is_some(), "{r:#?}");
     assert!(matches!(r.json()["data"], Value::Array(_)));
 }
+
+#[test]
+fn the_cli_rebuilds_a_corrupt_cache_entry() {
+    let cache = tempfile::tempdir().unwrap();
+    let mut b = Berth::system();
+    b.cache = cache.path().to_path_buf();
+    b.run(&["run", "system.ping"]).ok();
+    let entry = std::fs::read_dir(cache.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "cwasm"))
+        .expect("a compiled entry");
+    let mut bytes = std::fs::read(&entry).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 0x5a;
+    std::fs::write(&entry, &bytes).unwrap();
+    let r = b.run(&["run", "system.ping"]);
+    r.ok();
+    assert!(r.stderr.contains("discarding bad cache entry") && r.stderr.contains("checksum mismatch"), "{r:#?}");
+    // Rewritten: the next run is quiet.
+    let r = b.run(&["run", "system.ping"]);
+    r.ok();
+    assert!(!r.stderr.contains("discarding"), "{r:#?}");
+    // A corrupt index is rebuilt too.
+    std::fs::write(cache.path().join("index.json"), b"{not json").unwrap();
+    b.run(&["run", "system.version"]).ok();
+}

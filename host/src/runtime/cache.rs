@@ -28,6 +28,10 @@ const INDEX_FORMAT: u32 = 1;
 pub struct Cache {
     dir: Option<PathBuf>,
     engine_key: String,
+    /// Map entries straight from disk (fast; for short-lived CLI processes). Otherwise copy
+    /// them into memory, so a cache file truncated in place by someone else can never fault
+    /// a long-running host.
+    map_files: bool,
 }
 
 /// The default cache directory: `$BERTH_CACHE`, `$XDG_CACHE_HOME/berth` or `~/.cache/berth`.
@@ -49,11 +53,11 @@ pub enum Source {
 }
 
 impl Cache {
-    pub fn new(dir: Option<PathBuf>, engine: &Engine) -> Self {
+    pub fn new(dir: Option<PathBuf>, engine: &Engine, map_files: bool) -> Self {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);
         let engine_key = format!("wt{}-{:016x}", wasmtime_version(), h.finish());
-        Cache { dir, engine_key }
+        Cache { dir, engine_key, map_files }
     }
 
     pub fn dir(&self) -> Option<&Path> {
@@ -72,7 +76,7 @@ impl Cache {
         wasm: impl FnOnce() -> anyhow::Result<Vec<u8>>,
     ) -> anyhow::Result<(Component, Source)> {
         if let Some(path) = self.entry_path(sha) {
-            match load_entry(engine, &path) {
+            match load_entry(engine, &path, self.map_files) {
                 Ok(Some(c)) => return Ok((c, Source::Cached)),
                 Ok(None) => {}
                 Err(e) => tracing::warn!(path = %path.display(), "discarding bad cache entry: {e:#}"),
@@ -133,44 +137,51 @@ fn sum_path(path: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
-/// XXH3-128 of a file, read through a shared mapping (no copy; the pages stay in the page
-/// cache for the mapping wasmtime makes next).
-fn file_checksum(path: &Path) -> std::io::Result<String> {
-    let f = std::fs::File::open(path)?;
-    let digest = if f.metadata()?.len() == 0 {
-        xxhash_rust::xxh3::xxh3_128(&[])
-    } else {
-        // Safety: cache files are replaced by rename, never written in place; a concurrent
-        // truncation by another user could only fail the checksum.
-        let map = unsafe { memmap2::Mmap::map(&f)? };
-        xxhash_rust::xxh3::xxh3_128(&map)
-    };
-    Ok(format!("{SUM_PREFIX}{digest:032x}"))
+fn checksum(bytes: &[u8]) -> String {
+    format!("{SUM_PREFIX}{:032x}", xxhash_rust::xxh3::xxh3_128(bytes))
 }
 
-fn load_entry(engine: &Engine, path: &Path) -> anyhow::Result<Option<Component>> {
+fn load_entry(engine: &Engine, path: &Path, map_files: bool) -> anyhow::Result<Option<Component>> {
     let want = match std::fs::read_to_string(sum_path(path)) {
         Ok(s) => s,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    let have = match file_checksum(path) {
-        Ok(s) => s,
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    if want.trim() != have {
+    if map_files {
+        // Hash through a shared mapping (no copy; the pages stay in the page cache for the
+        // mapping wasmtime makes next). Cache files are replaced by rename, never rewritten
+        // in place.
+        if file.metadata()?.len() == 0 {
+            anyhow::bail!("empty cache entry");
+        }
+        // Safety: see above; this process only reads the mapping.
+        let map = unsafe { memmap2::Mmap::map(&file)? };
+        if want.trim() != checksum(&map) {
+            anyhow::bail!("checksum mismatch (corrupt, truncated or half-written)");
+        }
+        drop(map);
+        // Safety: the file is byte-for-byte what this host wrote (checksum verified), and
+        // wasmtime itself refuses artifacts from an incompatible engine or version.
+        let c = unsafe { Component::deserialize_file(engine, path).map_err(wt)? };
+        return Ok(Some(c));
+    }
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut &file, &mut bytes)?;
+    if want.trim() != checksum(&bytes) {
         anyhow::bail!("checksum mismatch (corrupt, truncated or half-written)");
     }
-    // Safety: the file is byte-for-byte what this host wrote (checksum verified), and
-    // wasmtime itself refuses artifacts from an incompatible engine or version. It is mapped,
-    // not copied: this is the fast path of every CLI run.
-    let c = unsafe { Component::deserialize_file(engine, path).map_err(wt)? };
+    // Safety: as above.
+    let c = unsafe { Component::deserialize(engine, &bytes).map_err(wt)? };
     Ok(Some(c))
 }
 
 fn write_entry(path: &Path, compiled: &[u8]) -> anyhow::Result<()> {
-    let sum = format!("{SUM_PREFIX}{:032x}", xxhash_rust::xxh3::xxh3_128(compiled));
+    let sum = checksum(compiled);
     // The artifact first, then its checksum: a crash in between leaves an unchecked entry,
     // which is rebuilt.
     atomic_write(path, &[compiled])?;

@@ -49,7 +49,9 @@ impl HostContext {
 
     /// No engine and no credentials: for describe() and benchmarks.
     pub fn offline() -> Self {
-        HostContext { engine: None, credentials: Arc::new(Credentials::from_store(Default::default())) }
+        static NONE: std::sync::OnceLock<Arc<Credentials>> = std::sync::OnceLock::new();
+        let credentials = NONE.get_or_init(|| Arc::new(Credentials::from_store(Default::default()))).clone();
+        HostContext { engine: None, credentials }
     }
 
     fn engine(&self) -> Result<&Arc<EngineClient>, WitError> {

@@ -76,6 +76,9 @@ pub struct RuntimeConfig {
     pub cache_dir: Option<PathBuf>,
     /// Use the pooling instance allocator (server mode, benchmarks).
     pub pooling: bool,
+    /// Map cached components straight from disk instead of copying them: fastest start, for
+    /// short-lived CLI processes.
+    pub map_cache_files: bool,
 }
 
 /// One engine, one linker, many components.
@@ -142,6 +145,8 @@ impl Runtime {
             pool.total_memories(1000);
             pool.total_tables(2000);
             pool.max_memory_size(256 << 20);
+            // Return slots to the OS in batches: fewer madvise calls per invocation.
+            pool.decommit_batch_size(32);
             c.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
         }
         let engine = Engine::new(&c).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -149,7 +154,7 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| anyhow::anyhow!("{e}"))?;
         Family::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s).map_err(|e| anyhow::anyhow!("{e}"))?;
         start_epoch_ticker(&engine);
-        let cache = Cache::new(cfg.cache_dir, &engine);
+        let cache = Cache::new(cfg.cache_dir, &engine, cfg.map_cache_files);
         Ok(Runtime { engine, linker, cache, prepared: Mutex::new(HashMap::new()) })
     }
 
@@ -232,6 +237,13 @@ impl Runtime {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         let sha = cache::sha256_hex(&bytes);
         let prepared = self.prepare_bytes(&sha, Some(bytes))?;
+        let family = self.describe(&prepared).await?;
+        validate_family(&family)?;
+        Ok(ComponentFile { path: path.to_path_buf(), sha256: sha, family })
+    }
+
+    /// Instantiates a component in a fresh, engine-less store and calls `describe()`.
+    pub async fn describe(&self, prepared: &Prepared) -> anyhow::Result<FamilyInfo> {
         let mut store = self.store(HostContext::offline(), "describe", Policy::for_action(true), Limits::default(), Artifacts::default());
         let family = tokio::time::timeout(Duration::from_secs(10), async {
             let inst = prepared.pre.instantiate_async(&mut store).await?;
@@ -240,9 +252,7 @@ impl Runtime {
         .await
         .map_err(|_| anyhow::anyhow!("describe() did not return within 10s"))?
         .map_err(|e| anyhow::anyhow!("describe() failed: {e}"))?;
-        let family = FamilyInfo::from(family);
-        validate_family(&family)?;
-        Ok(ComponentFile { path: path.to_path_buf(), sha256: sha, family })
+        Ok(FamilyInfo::from(family))
     }
 
     /// The prepared component for a discovered file (loaded once, then shared).

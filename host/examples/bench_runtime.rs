@@ -1,0 +1,112 @@
+//! In-process runtime costs, with the engine's latency left out (part of `make bench`):
+//! compile, cache load, instantiate (on-demand and pooled), instantiate + call, and the
+//! latency berth adds to a real `system.ping` over calling the engine directly.
+//!
+//! usage: bench_runtime ACTIONS_DIR [DOCKER_HOST]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use berth::credentials::Credentials;
+use berth::engine::{EngineClient, OutBody, Timeouts};
+use berth::runtime::{Artifacts, HostContext, Limits, Runtime, RuntimeConfig};
+use berth::spec::RawParams;
+
+fn stats(mut v: Vec<Duration>) -> (f64, f64, f64) {
+    v.sort();
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    let mean = v.iter().map(|d| us(*d)).sum::<f64>() / v.len() as f64;
+    (mean, us(v[v.len() / 2]), us(v[v.len() * 99 / 100]))
+}
+
+fn line(what: &str, v: Vec<Duration>) {
+    let (mean, p50, p99) = stats(v);
+    println!("{what:<44} mean {mean:>9.1} µs   p50 {p50:>9.1} µs   p99 {p99:>9.1} µs");
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let dir = std::path::PathBuf::from(args.next().expect("usage: bench_runtime ACTIONS_DIR [DOCKER_HOST]"));
+    let host = args.next();
+    let wasm = std::fs::read(dir.join("system.wasm"))?;
+    let cache = tempfile::tempdir()?;
+
+    // Compile (Cranelift) versus load from the cache.
+    let rt = Runtime::new(RuntimeConfig { cache_dir: Some(cache.path().into()), ..Default::default() })?;
+    let t = Instant::now();
+    rt.engine().precompile_component(&wasm).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let compile = t.elapsed();
+    let catalog = rt.discover(&dir).await?;
+    let (file, spec) = catalog.action("system.ping").expect("system.ping");
+    let mut loads = Vec::new();
+    for _ in 0..20 {
+        let fresh = Runtime::new(RuntimeConfig { cache_dir: Some(cache.path().into()), map_cache_files: true, ..Default::default() })?;
+        let t = Instant::now();
+        fresh.prepare(file)?;
+        loads.push(t.elapsed());
+    }
+    println!("{:<44} {:>9.1} ms", "compile system.wasm (Cranelift)", compile.as_secs_f64() * 1e3);
+    line("load from cache (checksum + map + InstancePre)", loads);
+
+    if std::env::var_os("BENCH_ONLY_POOLED").is_some() {
+        let rt = Runtime::new(RuntimeConfig { cache_dir: Some(cache.path().into()), pooling: true, ..Default::default() })?;
+        let p = rt.prepare(file)?;
+        for _ in 0..200_000 {
+            rt.instantiate_only(&p).await?;
+        }
+        return Ok(());
+    }
+    for pooling in [false, true] {
+        let rt = Runtime::new(RuntimeConfig { cache_dir: Some(cache.path().into()), pooling, ..Default::default() })?;
+        let p = rt.prepare(file)?;
+        let label = if pooling { "pooled" } else { "on-demand" };
+        for _ in 0..200 {
+            rt.instantiate_only(&p).await?;
+        }
+        let mut inst = Vec::new();
+        for _ in 0..5000 {
+            let t = Instant::now();
+            rt.instantiate_only(&p).await?;
+            inst.push(t.elapsed());
+        }
+        line(&format!("instantiate ({label}, fresh Store)"), inst);
+        let mut call = Vec::new();
+        for _ in 0..2000 {
+            let t = Instant::now();
+            rt.describe(&p).await?;
+            call.push(t.elapsed());
+        }
+        line(&format!("instantiate + call describe() ({label})"), call);
+    }
+
+    if let Some(host) = host {
+        let engine = Arc::new(EngineClient::connect(&host, Timeouts::default())?);
+        engine.api_version().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let rt = Runtime::new(RuntimeConfig { cache_dir: Some(cache.path().into()), pooling: true, ..Default::default() })?;
+        let p = rt.prepare(file)?;
+        let ctx = HostContext::new(engine.clone(), Arc::new(Credentials::from_store(Default::default())));
+        let params = spec.validate(RawParams::Pairs(vec![]))?;
+        let (mut direct, mut via) = (Vec::new(), Vec::new());
+        for i in 0..1200 {
+            let t = Instant::now();
+            let resp = engine.send(http::Method::GET, "/_ping", "", &http::HeaderMap::new(), OutBody::Empty).await?;
+            berth::engine::read_capped(resp.into_body(), 1 << 20, Duration::from_secs(5)).await?;
+            let d = t.elapsed();
+            let t = Instant::now();
+            let out = rt.invoke(&p, ctx.clone(), spec, params.clone(), Artifacts::default(), Limits::default()).await;
+            let v = t.elapsed();
+            assert!(out.result.error.is_none(), "{:?}", out.result);
+            if i >= 200 {
+                direct.push(d);
+                via.push(v);
+            }
+        }
+        let (dm, d50, d99) = stats(direct);
+        let (vm, v50, v99) = stats(via.clone());
+        println!("{:<44} mean {dm:>9.1} µs   p50 {d50:>9.1} µs   p99 {d99:>9.1} µs", "  (direct, measured)");
+        println!("{:<44} mean {vm:>9.1} µs   p50 {v50:>9.1} µs   p99 {v99:>9.1} µs", "system.ping through berth (pooled)");
+        println!("{:<44} p50 {:>9.1} µs   p99 {:>9.1} µs", "added latency per invocation", v50 - d50, v99 - d99);
+    }
+    Ok(())
+}
