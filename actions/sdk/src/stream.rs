@@ -129,3 +129,80 @@ impl Iterator for JsonMessages {
         }
     }
 }
+
+/// Which stream a piece of container output came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    Stdin,
+    Stdout,
+    Stderr,
+    /// Stream type 3: an error the engine reports in-band.
+    SystemError,
+}
+
+/// Splits Docker's multiplexed stream (8-byte header: type, 0, 0, 0, big-endian length) into
+/// frames. Feed it chunks as they arrive; whole frames come out.
+#[derive(Debug, Default)]
+pub struct Demux {
+    buf: Vec<u8>,
+}
+
+impl Demux {
+    pub fn push(&mut self, chunk: &[u8]) -> Vec<(Output, Vec<u8>)> {
+        self.buf.extend_from_slice(chunk);
+        let mut out = Vec::new();
+        loop {
+            if self.buf.len() < 8 {
+                break;
+            }
+            let len = u32::from_be_bytes([self.buf[4], self.buf[5], self.buf[6], self.buf[7]]) as usize;
+            if self.buf.len() < 8 + len {
+                break;
+            }
+            let kind = match self.buf[0] {
+                0 => Output::Stdin,
+                1 => Output::Stdout,
+                2 => Output::Stderr,
+                _ => Output::SystemError,
+            };
+            let payload = self.buf[8..8 + len].to_vec();
+            self.buf.drain(..8 + len);
+            out.push((kind, payload));
+        }
+        out
+    }
+
+    /// Bytes of an incomplete frame left at the end.
+    pub fn pending(&self) -> usize {
+        self.buf.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(kind: u8, data: &[u8]) -> Vec<u8> {
+        let mut v = vec![kind, 0, 0, 0];
+        v.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        v.extend_from_slice(data);
+        v
+    }
+
+    #[test]
+    fn demux_across_chunk_boundaries() {
+        let mut all = frame(1, b"out\n");
+        all.extend(frame(2, b"err\n"));
+        all.extend(frame(3, b"boom"));
+        let mut d = Demux::default();
+        let mut got = Vec::new();
+        for c in all.chunks(3) {
+            got.extend(d.push(c));
+        }
+        assert_eq!(
+            got,
+            vec![(Output::Stdout, b"out\n".to_vec()), (Output::Stderr, b"err\n".to_vec()), (Output::SystemError, b"boom".to_vec())]
+        );
+        assert_eq!(d.pending(), 0);
+    }
+}

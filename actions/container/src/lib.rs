@@ -1,0 +1,467 @@
+//! The `container` family: container lifecycle, inspection, logs, export and prune.
+
+use std::time::{Duration, Instant};
+
+use berth_sdk::engine::need_api;
+use berth_sdk::prelude::*;
+use berth_sdk::stream::{Demux, Output as Out, Read};
+
+fn id() -> Param {
+    Param::string("id").required().describe("Container ID or name")
+}
+
+fn actions() -> Vec<Action> {
+    vec![
+        Action::new("container.list", "List containers")
+            .read_only()
+            .param(Param::bool("all").default(false).describe("Include stopped containers"))
+            .param(Param::int("limit").describe("Return this many most recently created containers"))
+            .param(Param::bool("size").default(false).describe("Include sizes (slower)"))
+            .param(Param::any("filters").describe("Filters, e.g. {\"status\": [\"exited\"], \"label\": [\"k=v\"]}"))
+            .output(&["data.*.Id", "data.*.Names", "data.*.Image", "data.*.State", "data.*.Status", "summary.total_objects"])
+            .run(list),
+        Action::new("container.inspect", "Low-level information on a container")
+            .read_only()
+            .param(id())
+            .param(Param::bool("size").default(false).describe("Include SizeRw and SizeRootFs"))
+            .output(&["data.*.Id", "data.*.Name", "data.*.State.Status", "data.*.Config.Image", "summary.status"])
+            .run(inspect),
+        Action::new("container.create", "Create a container from structured params or a full JSON body")
+            .kind(Kind::Generic)
+            .param(Param::string("image").describe("Image to run (required unless the body has Image)"))
+            .param(Param::string("name").describe("Container name"))
+            .param(Param::string("platform").describe("Platform, e.g. linux/amd64"))
+            .param(Param::any("cmd").describe("Command: a JSON array, or a string split on spaces"))
+            .param(Param::any("entrypoint").describe("Entrypoint: a JSON array, or a string split on spaces"))
+            .param(Param::any("env").describe("Environment: [\"K=V\"] or {\"K\": \"V\"}"))
+            .param(Param::object("labels").describe("Labels {\"k\": \"v\"}"))
+            .param(Param::int("memory").describe("Memory limit, bytes"))
+            .param(Param::int("cpu_shares").describe("CPU shares (relative weight)"))
+            .param(Param::string("restart_policy").describe("no, always, unless-stopped, on-failure[:N]"))
+            .param(Param::array("binds").describe("Bind mounts, [\"/host:/ctr:ro\", \"volume:/data\"]"))
+            .param(Param::string("network_mode").describe("bridge, host, none, container:<id> or a network name"))
+            .param(Param::bool("tty").describe("Allocate a TTY"))
+            .param(Param::string("user").describe("User inside the container"))
+            .param(Param::string("working_dir").describe("Working directory"))
+            .param(Param::object("body").describe("Full ContainerCreate body; structured params override its fields"))
+            .output(&["data.*.Id", "data.*.Warnings", "summary.id"])
+            .run(create),
+        simple("start", "Start a container", Kind::Correct, &[Param::string("detach_keys").describe("Override the detach key sequence")]),
+        simple("stop", "Stop a container", Kind::Contain, &[
+            Param::int("t").describe("Seconds to wait before killing"),
+            Param::string("signal").describe("Signal to send (API >= 1.42)"),
+        ]),
+        simple("restart", "Restart a container", Kind::Correct, &[
+            Param::int("t").describe("Seconds to wait before killing"),
+            Param::string("signal").describe("Signal to send (API >= 1.42)"),
+        ]),
+        simple("kill", "Send a signal to a container (default SIGKILL)", Kind::Contain, &[Param::string("signal").describe("Signal, e.g. SIGTERM or 15")]),
+        simple("pause", "Pause every process in a container", Kind::Contain, &[]),
+        simple("unpause", "Resume a paused container", Kind::Correct, &[]),
+        Action::new("container.remove", "Remove a container")
+            .kind(Kind::Correct)
+            .param(id())
+            .param(Param::bool("v").default(false).describe("Remove anonymous volumes too"))
+            .param(Param::bool("force").default(false).describe("Kill it first if running"))
+            .param(Param::bool("link").default(false).describe("Remove the link instead of the container"))
+            .output(&["data.*.id", "summary.removed"])
+            .run(remove),
+        Action::new("container.rename", "Rename a container")
+            .kind(Kind::Generic)
+            .param(id())
+            .param(Param::string("name").required().describe("New name"))
+            .output(&["data.*.id", "data.*.name"])
+            .run(rename),
+        Action::new("container.top", "Processes running in a container")
+            .read_only()
+            .param(id())
+            .param(Param::string("ps_args").describe("Arguments to ps, e.g. aux"))
+            .output(&["data.*.PID", "data.*.CMD", "summary.total_processes"])
+            .run(top),
+        Action::new("container.changes", "Filesystem changes since the container was created")
+            .read_only()
+            .param(id())
+            .output(&["data.*.Path", "data.*.Kind", "summary.total_objects"])
+            .run(changes),
+        Action::new("container.wait", "Wait for a container to stop; returns its exit code")
+            .param(id())
+            .param(Param::string("condition").describe("not-running (default), next-exit or removed"))
+            .output(&["data.*.StatusCode", "summary.exit_code"])
+            .run(wait),
+        Action::new("container.logs", "Container logs, split into stdout and stderr")
+            .read_only()
+            .param(id())
+            .param(Param::bool("stdout").default(true))
+            .param(Param::bool("stderr").default(true))
+            .param(Param::string("since").describe("Unix seconds, RFC 3339 or a duration ago (10m)"))
+            .param(Param::string("until").describe("Unix seconds, RFC 3339 or a duration ago"))
+            .param(Param::bool("timestamps").default(false))
+            .param(Param::string("tail").default("all").describe("Lines from the end, or all"))
+            .param(Param::bool("follow").default(false).describe("Keep reading new output, bounded by max_duration / max_lines"))
+            .param(Param::int("max_duration").default(10).describe("Follow: stop after this many seconds"))
+            .param(Param::int("max_lines").default(10000).describe("Stop after this many lines"))
+            .output(&["data.*.stdout", "data.*.stderr", "summary.stdout_lines", "summary.stderr_lines"])
+            .run(logs),
+        Action::new("container.export", "Export a container's filesystem as a tar into the `out` artifact")
+            .read_only()
+            .param(id())
+            .output(&["data.*.size", "data.*.sha256", "summary.size"])
+            .run(export),
+        Action::new("container.prune", "Delete stopped containers")
+            .kind(Kind::Correct)
+            .param(Param::any("filters").describe("Filters: until, label"))
+            .output(&["data.*.ContainersDeleted", "summary.total_objects", "summary.space_reclaimed"])
+            .run(prune),
+        Action::new("container.update", "Change a container's resources or restart policy")
+            .kind(Kind::Correct)
+            .param(id())
+            .param(Param::int("memory").describe("Memory limit, bytes"))
+            .param(Param::int("memory_swap").describe("Memory + swap limit, bytes; -1 for unlimited"))
+            .param(Param::int("cpu_shares").describe("CPU shares"))
+            .param(Param::string("restart_policy").describe("no, always, unless-stopped, on-failure[:N]"))
+            .param(Param::object("body").describe("Full ContainerUpdate body; structured params override it"))
+            .output(&["data.*.Warnings", "summary.id"])
+            .run(update),
+    ]
+}
+
+berth_sdk::family!(name: "container", actions: actions);
+
+/// `POST /containers/{id}/<verb>` actions that take an id and a few query params.
+fn simple(verb: &'static str, summary: &str, kind: Kind, params: &[Param]) -> Action {
+    let mut a = Action::new(&format!("container.{verb}"), summary).kind(kind).param(id());
+    for p in params {
+        a = a.param(Param(p.0.clone()));
+    }
+    a.output(&["data.*.id", "data.*.changed", "summary.changed"]).run(match verb {
+        "start" => |p| lifecycle(p, "start"),
+        "stop" => |p| lifecycle(p, "stop"),
+        "restart" => |p| lifecycle(p, "restart"),
+        "kill" => |p| lifecycle(p, "kill"),
+        "pause" => |p| lifecycle(p, "pause"),
+        _ => |p| lifecycle(p, "unpause"),
+    })
+}
+
+fn cpath(id: &str, rest: &str) -> String {
+    format!("/containers/{}{rest}", berth_sdk::seg(id))
+}
+
+fn lifecycle(p: &Params, verb: &str) -> Result<Output> {
+    let id = p.req_str("id")?;
+    if p.str("signal").is_some() && matches!(verb, "stop" | "restart") {
+        need_api(1, 42, &format!("parameter 'signal' of container.{verb}"))?;
+    }
+    let r = post(cpath(id, &format!("/{verb}")))
+        .query_opt("detachKeys", p.str("detach_keys"))
+        .query_opt("t", p.i64("t"))
+        .query_opt("signal", p.str("signal"))
+        .send()?;
+    // 304: already in the requested state.
+    let changed = r.status != 304;
+    if changed {
+        r.ok()?;
+    }
+    let past = match verb {
+        "stop" => "stopped",
+        "kill" => "killed",
+        "pause" => "paused",
+        "unpause" => "unpaused",
+        "start" => "started",
+        _ => "restarted",
+    };
+    let msg = if changed { format!("Container {id} {past}") } else { format!("Container {id} was already {past}") };
+    Ok(Output::one(msg, json!({"id": id, "changed": changed})).summary("changed", changed))
+}
+
+fn list(p: &Params) -> Result<Output> {
+    let v = get("/containers/json")
+        .query_opt("all", p.bool("all"))
+        .query_opt("limit", p.i64("limit"))
+        .query_opt("size", p.bool("size"))
+        .query_json("filters", p.filters("filters")?.as_ref())
+        .json_ok()?;
+    let list = v.as_array().cloned().unwrap_or_default();
+    let n = list.len();
+    let mut out = Output::new(format!("{n} containers")).summary("total_objects", n);
+    out.data = list;
+    Ok(out)
+}
+
+fn inspect(p: &Params) -> Result<Output> {
+    let id = p.req_str("id")?;
+    let v = get(cpath(id, "/json")).query_opt("size", p.bool("size")).json_ok()?;
+    let status = v["State"]["Status"].clone();
+    Ok(Output::new(format!("Container {} is {}", v["Name"].as_str().unwrap_or(id).trim_start_matches('/'), status.as_str().unwrap_or("?")))
+        .summary("id", v["Id"].clone())
+        .summary("status", status)
+        .summary("running", v["State"]["Running"].clone())
+        .item(v))
+}
+
+/// A command given as a JSON array, or as a string split on whitespace.
+fn command(p: &Params, name: &str) -> Result<Option<Value>> {
+    match p.get(name) {
+        None => Ok(None),
+        Some(Value::Array(a)) if a.iter().all(Value::is_string) => Ok(Some(Value::Array(a.clone()))),
+        Some(Value::String(s)) => Ok(Some(Value::Array(s.split_whitespace().map(|w| json!(w)).collect()))),
+        Some(_) => Err(Error::bad_params(format!("parameter '{name}' must be a list of strings or a string"))),
+    }
+}
+
+fn env_list(p: &Params) -> Result<Option<Value>> {
+    match p.get("env") {
+        None => Ok(None),
+        Some(Value::Array(a)) if a.iter().all(|e| e.as_str().is_some_and(|s| s.contains('='))) => Ok(Some(Value::Array(a.clone()))),
+        Some(Value::Object(m)) => Ok(Some(Value::Array(
+            m.iter().map(|(k, v)| json!(format!("{k}={}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))).collect(),
+        ))),
+        Some(_) => Err(Error::bad_params("parameter 'env' must be [\"K=V\", ...] or {\"K\": \"V\"}")),
+    }
+}
+
+fn restart_policy(p: &Params) -> Result<Option<Value>> {
+    let Some(s) = p.str("restart_policy") else { return Ok(None) };
+    let (name, retries) = s.split_once(':').unwrap_or((s, ""));
+    if !matches!(name, "no" | "always" | "unless-stopped" | "on-failure") {
+        return Err(Error::bad_params(format!(
+            "parameter 'restart_policy' must be no, always, unless-stopped or on-failure[:N], got \"{s}\""
+        )));
+    }
+    let mut v = json!({"Name": name});
+    if !retries.is_empty() {
+        let n: i64 = retries.parse().map_err(|_| Error::bad_params(format!("parameter 'restart_policy': bad retry count \"{retries}\"")))?;
+        v["MaximumRetryCount"] = json!(n);
+    }
+    Ok(Some(v))
+}
+
+fn body_base(p: &Params) -> Map<String, Value> {
+    match p.get("body") {
+        Some(Value::Object(m)) => m.clone(),
+        _ => Map::new(),
+    }
+}
+
+fn set(obj: &mut Map<String, Value>, key: &str, v: Option<Value>) {
+    if let Some(v) = v {
+        obj.insert(key.to_string(), v);
+    }
+}
+
+fn create(p: &Params) -> Result<Output> {
+    let mut body = body_base(p);
+    set(&mut body, "Image", p.str("image").map(|s| json!(s)));
+    set(&mut body, "Cmd", command(p, "cmd")?);
+    set(&mut body, "Entrypoint", command(p, "entrypoint")?);
+    set(&mut body, "Env", env_list(p)?);
+    set(&mut body, "Labels", p.get("labels").cloned());
+    set(&mut body, "Tty", p.bool("tty").map(Value::Bool));
+    set(&mut body, "User", p.str("user").map(|s| json!(s)));
+    set(&mut body, "WorkingDir", p.str("working_dir").map(|s| json!(s)));
+    if !body.get("Image").is_some_and(Value::is_string) {
+        return Err(Error::bad_params("parameter 'image' is required (or an Image in 'body')"));
+    }
+    let mut host = match body.remove("HostConfig") {
+        Some(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
+    set(&mut host, "Memory", p.i64("memory").map(Value::from));
+    set(&mut host, "CpuShares", p.i64("cpu_shares").map(Value::from));
+    set(&mut host, "RestartPolicy", restart_policy(p)?);
+    set(&mut host, "Binds", p.get("binds").cloned());
+    set(&mut host, "NetworkMode", p.str("network_mode").map(|s| json!(s)));
+    if !host.is_empty() {
+        body.insert("HostConfig".into(), Value::Object(host));
+    }
+    let v = post("/containers/create")
+        .query_opt("name", p.str("name"))
+        .query_opt("platform", p.str("platform"))
+        .json(&Value::Object(body))
+        .json_ok()?;
+    let id = v["Id"].clone();
+    Ok(Output::one(format!("Created container {}", id.as_str().unwrap_or("?")), v).summary("id", id))
+}
+
+fn remove(p: &Params) -> Result<Output> {
+    let id = p.req_str("id")?;
+    delete(cpath(id, ""))
+        .query_opt("v", p.bool("v"))
+        .query_opt("force", p.bool("force"))
+        .query_opt("link", p.bool("link"))
+        .send_ok()?;
+    Ok(Output::one(format!("Removed container {id}"), json!({"id": id})).summary("removed", true))
+}
+
+fn rename(p: &Params) -> Result<Output> {
+    let (id, name) = (p.req_str("id")?, p.req_str("name")?);
+    post(cpath(id, "/rename")).query("name", name).send_ok()?;
+    Ok(Output::one(format!("Renamed container {id} to {name}"), json!({"id": id, "name": name})))
+}
+
+fn top(p: &Params) -> Result<Output> {
+    let id = p.req_str("id")?;
+    let v = get(cpath(id, "/top")).query_opt("ps_args", p.str("ps_args")).json_ok()?;
+    let titles: Vec<String> = v["Titles"].as_array().into_iter().flatten().map(|t| t.as_str().unwrap_or("").to_string()).collect();
+    let procs: Vec<Value> = v["Processes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|row| {
+            let mut m = Map::new();
+            for (i, t) in titles.iter().enumerate() {
+                m.insert(t.clone(), row.get(i).cloned().unwrap_or(Value::Null));
+            }
+            Value::Object(m)
+        })
+        .collect();
+    let n = procs.len();
+    let mut out = Output::new(format!("{n} processes in {id}")).summary("total_processes", n).summary("titles", json!(titles));
+    out.data = procs;
+    Ok(out)
+}
+
+fn changes(p: &Params) -> Result<Output> {
+    let id = p.req_str("id")?;
+    let v = get(cpath(id, "/changes")).json_ok()?;
+    let list: Vec<Value> = v
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            let code = c["Kind"].as_i64().unwrap_or(-1);
+            let word = match code {
+                0 => "Modified",
+                1 => "Added",
+                2 => "Deleted",
+                _ => "Unknown",
+            };
+            json!({"Path": c["Path"], "Kind": word, "KindCode": code})
+        })
+        .collect();
+    let n = list.len();
+    let mut out = Output::new(format!("{n} filesystem changes in {id}")).summary("total_objects", n);
+    out.data = list;
+    Ok(out)
+}
+
+fn wait(p: &Params) -> Result<Output> {
+    let id = p.req_str("id")?;
+    if let Some(c) = p.str("condition") {
+        if !matches!(c, "not-running" | "next-exit" | "removed") {
+            return Err(Error::bad_params(format!("parameter 'condition' must be not-running, next-exit or removed, got \"{c}\"")));
+        }
+    }
+    let v = post(cpath(id, "/wait")).query_opt("condition", p.str("condition")).json_ok()?;
+    let code = v["StatusCode"].clone();
+    Ok(Output::one(format!("Container {id} exited with code {code}"), v).summary("exit_code", code))
+}
+
+/// Whether a container's log stream is multiplexed: from Content-Type on API >= 1.42,
+/// otherwise from the container's Tty setting.
+fn multiplexed(id: &str, content_type: Option<&str>) -> Result<bool> {
+    match content_type {
+        Some(ct) if ct.contains("multiplexed-stream") => return Ok(true),
+        Some(ct) if ct.contains("raw-stream") && need_api(1, 42, "").is_ok() => return Ok(false),
+        _ => {}
+    }
+    let v = get(cpath(id, "/json")).json_ok()?;
+    Ok(!v["Config"]["Tty"].as_bool().unwrap_or(false))
+}
+
+fn logs(p: &Params) -> Result<Output> {
+    let id = p.req_str("id")?;
+    let follow = p.flag("follow");
+    let max_lines = p.i64("max_lines").unwrap_or(10000).max(1) as usize;
+    let max_duration = p.i64("max_duration").unwrap_or(10);
+    if !(1..=3600).contains(&max_duration) {
+        return Err(Error::bad_params("parameter 'max_duration' must be between 1 and 3600 seconds"));
+    }
+    let tail = p.str("tail").unwrap_or("all");
+    if tail != "all" && tail.parse::<u64>().is_err() {
+        return Err(Error::bad_params(format!("parameter 'tail' must be a number of lines or \"all\", got \"{tail}\"")));
+    }
+    let mut stream = get(cpath(id, "/logs"))
+        .query("stdout", p.bool("stdout").unwrap_or(true))
+        .query("stderr", p.bool("stderr").unwrap_or(true))
+        .query("follow", follow)
+        .query("timestamps", p.flag("timestamps"))
+        .query("tail", tail)
+        .query_opt("since", p.timestamp("since")?)
+        .query_opt("until", p.timestamp("until")?)
+        .stream()?;
+    let mux = multiplexed(id, stream.header("Content-Type"))?;
+    let deadline = Instant::now() + Duration::from_secs(max_duration as u64);
+    let (mut stdout, mut stderr, mut errors) = (Vec::new(), Vec::new(), Vec::new());
+    let mut demux = Demux::default();
+    let mut ended_by = "end";
+    let lines = |b: &Vec<u8>| b.iter().filter(|&&c| c == b'\n').count();
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            ended_by = "max_duration";
+            break;
+        }
+        match stream.read(deadline - now)? {
+            Read::Data(chunk) if mux => {
+                for (kind, data) in demux.push(&chunk) {
+                    match kind {
+                        Out::Stdout | Out::Stdin => stdout.extend(data),
+                        Out::Stderr => stderr.extend(data),
+                        Out::SystemError => errors.push(String::from_utf8_lossy(&data).into_owned()),
+                    }
+                }
+            }
+            Read::Data(chunk) => stdout.extend(chunk),
+            Read::End => break,
+            Read::Idle => {}
+        }
+        if lines(&stdout) + lines(&stderr) >= max_lines {
+            ended_by = "max_lines";
+            break;
+        }
+    }
+    if !errors.is_empty() {
+        return Err(Error::Engine { status: 500, message: format!("the engine reported a log stream error: {}", errors.join("; ")) });
+    }
+    let (so, se) = (String::from_utf8_lossy(&stdout).into_owned(), String::from_utf8_lossy(&stderr).into_owned());
+    let (nso, nse) = (so.lines().count(), se.lines().count());
+    Ok(Output::one(format!("{nso} stdout and {nse} stderr lines from {id}"), json!({"stdout": so, "stderr": se, "tty": !mux}))
+        .summary("stdout_lines", nso)
+        .summary("stderr_lines", nse)
+        .summary("ended_by", ended_by))
+}
+
+fn export(p: &Params) -> Result<Output> {
+    let id = p.req_str("id")?;
+    let info = get(cpath(id, "/export")).to_artifact("out")?;
+    Ok(Output::one(
+        format!("Exported container {id}: {} bytes, sha256 {}", info.size, info.sha256),
+        json!({"id": id, "artifact": info.name, "size": info.size, "sha256": info.sha256}),
+    )
+    .summary("size", info.size)
+    .summary("sha256", info.sha256))
+}
+
+fn prune(p: &Params) -> Result<Output> {
+    let v = post("/containers/prune").query_json("filters", p.filters("filters")?.as_ref()).json_ok()?;
+    let deleted = v["ContainersDeleted"].as_array().map(|a| a.len()).unwrap_or(0);
+    let space = v["SpaceReclaimed"].clone();
+    Ok(Output::one(format!("Deleted {deleted} stopped containers, reclaimed {space} bytes"), v)
+        .summary("total_objects", deleted)
+        .summary("space_reclaimed", space))
+}
+
+fn update(p: &Params) -> Result<Output> {
+    let id = p.req_str("id")?;
+    let mut body = body_base(p);
+    set(&mut body, "Memory", p.i64("memory").map(Value::from));
+    set(&mut body, "MemorySwap", p.i64("memory_swap").map(Value::from));
+    set(&mut body, "CpuShares", p.i64("cpu_shares").map(Value::from));
+    set(&mut body, "RestartPolicy", restart_policy(p)?);
+    if body.is_empty() {
+        return Err(Error::bad_params("nothing to update: give memory, memory_swap, cpu_shares, restart_policy or body"));
+    }
+    let v = post(cpath(id, "/update")).json(&Value::Object(body)).json_ok()?;
+    Ok(Output::one(format!("Updated container {id}"), v).summary("id", id))
+}
