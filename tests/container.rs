@@ -250,3 +250,253 @@ fn errors_404_409_400_and_bad_params() {
         assert!(r.stderr.contains(want), "{args:?}: {r:#?}");
     }
 }
+
+#[test]
+fn export_keeps_memory_flat_on_a_large_container() {
+    let b = berth();
+    let id = create(&b, &unique("big"), &[r#"cmd=["dd","if=/dev/zero","of=/big","bs=1048576","count=256"]"#]);
+    run_ok(&b, &["run", "container.start", &format!("id={id}")]);
+    assert_eq!(run_ok(&b, &["run", "container.wait", &format!("id={id}")])["summary"]["exit_code"], 0);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("big.tar");
+    let (r, peak_kib) = b.run_peak_rss(&["run", "container.export", &format!("id={id}"), "--out", out.to_str().unwrap()]);
+    let j = r.ok();
+    let size = std::fs::metadata(&out).unwrap().len();
+    assert!(size > 256 << 20, "{size}");
+    assert_eq!(j["summary"]["size"].as_u64().unwrap(), size);
+    assert!(peak_kib < 64 * 1024, "peak RSS {peak_kib} KiB while exporting {size} bytes");
+    api(Method::DELETE, &format!("/containers/{id}"), "force=1", None);
+}
+
+#[test]
+fn stats_one_shot_and_samples() {
+    let b = berth();
+    let id = create(&b, &unique("stats"), &[r#"cmd=["sh","-c","while true; do :; done"]"#, "memory=67108864"]);
+    run_ok(&b, &["run", "container.start", &format!("id={id}")]);
+    let j = run_ok(&b, &["run", "container.stats", &format!("id={id}")]);
+    let f = &j["data"][0]["figures"];
+    let cpu = f["cpu_percent"].as_f64().unwrap();
+    assert!(cpu > 1.0 && cpu <= 100.0 * 64.0, "a busy loop should show CPU: {f}");
+    assert!(f["memory_usage"].as_u64().unwrap() > 0, "{f}");
+    assert_eq!(f["memory_limit"], 67108864, "{f}");
+    let mp = f["memory_percent"].as_f64().unwrap();
+    assert!(mp > 0.0 && mp < 100.0, "{f}");
+    assert!(f["pids"].as_u64().unwrap() >= 1, "{f}");
+    let j = run_ok(&b, &["run", "container.stats", &format!("id={id}"), "samples=2"]);
+    assert_eq!(j["summary"]["samples"], 2);
+    assert!(j["data"][1]["figures"]["cpu_percent"].as_f64().unwrap() > 1.0, "{j}");
+    api(Method::DELETE, &format!("/containers/{id}"), "force=1", None);
+}
+
+#[test]
+fn archive_put_then_get_round_trips_a_file() {
+    let b = berth();
+    let id = create(&b, &unique("archive"), &[r#"cmd=["sleep","300"]"#]);
+    let dir = tempfile::tempdir().unwrap();
+    // A tar holding hello.txt.
+    let input = dir.path().join("in.tar");
+    {
+        let mut t = tar::Builder::new(std::fs::File::create(&input).unwrap());
+        let data = b"hello from berth\n";
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        t.append_data(&mut h, "hello.txt", &data[..]).unwrap();
+        t.finish().unwrap();
+    }
+    run_ok(&b, &["run", "container.archive-put", &format!("id={id}"), "path=/tmp", "--in", input.to_str().unwrap()]);
+    let info = run_ok(&b, &["run", "container.archive-info", &format!("id={id}"), "path=/tmp/hello.txt"]);
+    assert_eq!(info["data"][0]["name"], "hello.txt");
+    assert_eq!(info["data"][0]["size"], 17);
+    let out = dir.path().join("out.tar");
+    let j = run_ok(&b, &["run", "container.archive-get", &format!("id={id}"), "path=/tmp/hello.txt", "--out", out.to_str().unwrap()]);
+    assert_eq!(j["data"][0]["stat"]["size"], 17);
+    let mut ar = tar::Archive::new(std::fs::File::open(&out).unwrap());
+    let mut found = String::new();
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        if e.path().unwrap().ends_with("hello.txt") {
+            std::io::Read::read_to_string(&mut e, &mut found).unwrap();
+        }
+    }
+    assert_eq!(found, "hello from berth\n");
+    let r = b.run(&["run", "container.archive-info", &format!("id={id}"), "path=/nope/missing"]);
+    r.expect_code(1);
+    b.run(&["run", "container.archive-get", &format!("id={id}"), "path=relative"]).expect_code(2);
+    api(Method::DELETE, &format!("/containers/{id}"), "force=1", None);
+}
+
+#[test]
+fn exec_returns_exit_code_stdout_and_stderr() {
+    let b = berth();
+    let id = create(&b, &unique("exec"), &[r#"cmd=["sleep","300"]"#]);
+    run_ok(&b, &["run", "container.start", &format!("id={id}")]);
+    let j = run_ok(&b, &["run", "container.exec", &format!("id={id}"), r#"cmd=["sh","-c","echo hi; echo oops >&2; exit 7"]"#]);
+    assert_eq!(j["summary"]["exit_code"], 7);
+    assert_eq!(j["data"][0]["stdout"], "hi\n");
+    assert_eq!(j["data"][0]["stderr"], "oops\n");
+    // stdin from a param.
+    let j = run_ok(&b, &["run", "container.exec", &format!("id={id}"), "cmd=cat", "stdin=piped in"]);
+    assert_eq!(j["data"][0]["stdout"], "piped in");
+    assert_eq!(j["summary"]["exit_code"], 0);
+    // A command that outlives the timeout is reported, not waited for.
+    let r = b.run_within(Duration::from_secs(30), &["run", "container.exec", &format!("id={id}"), "cmd=sleep 30", "timeout=1"]);
+    r.expect_code(1);
+    assert!(r.message().contains("did not finish within 1s"), "{r:#?}");
+
+    // The exec operations one by one.
+    let c = run_ok(&b, &["run", "exec.create", &format!("id={id}"), r#"cmd=["sh","-c","echo step; exit 4"]"#]);
+    let exec_id = c["summary"]["exec_id"].as_str().unwrap().to_string();
+    let s = run_ok(&b, &["run", "exec.start", &format!("id={exec_id}")]);
+    assert_eq!(s["data"][0]["stdout"], "step\n");
+    std::thread::sleep(Duration::from_millis(200));
+    let i = run_ok(&b, &["run", "exec.inspect", &format!("id={exec_id}")]);
+    assert_eq!(i["summary"]["exit_code"], 4);
+    // resize needs a TTY exec that is running.
+    let c = run_ok(&b, &["run", "exec.create", &format!("id={id}"), "cmd=sleep 20", "tty=true"]);
+    let tty_exec = c["summary"]["exec_id"].as_str().unwrap().to_string();
+    run_ok(&b, &["run", "exec.start", &format!("id={tty_exec}"), "detach=true", "tty=true"]);
+    run_ok(&b, &["run", "exec.resize", &format!("id={tty_exec}"), "h=40", "w=100"]);
+    b.run(&["run", "exec.inspect", "id=no-such-exec"]).expect_code(1);
+    api(Method::DELETE, &format!("/containers/{id}"), "force=1", None);
+}
+
+#[test]
+fn attach_collects_output_with_stdin_and_resize_works_on_a_tty() {
+    let b = berth();
+    let id = create(&b, &unique("attach"), &[r#"cmd=["sh","-c","read line; echo got:$line; echo bye >&2"]"#, "body={\"OpenStdin\":true,\"StdinOnce\":true,\"AttachStdin\":true}"]);
+    run_ok(&b, &["run", "container.start", &format!("id={id}")]);
+    let j = run_ok(&b, &["run", "container.attach", &format!("id={id}"), "stdin=hello\n", "timeout=20"]);
+    assert_eq!(j["data"][0]["stdout"], "got:hello\n", "{j}");
+    assert_eq!(j["data"][0]["stderr"], "bye\n", "{j}");
+    assert_eq!(j["summary"]["ended_by"], "exit");
+
+    // A container that keeps running: attach stops at the timeout.
+    let live = create(&b, &unique("attach-live"), &[r#"cmd=["sleep","300"]"#, "tty=true"]);
+    run_ok(&b, &["run", "container.start", &format!("id={live}")]);
+    let j = run_ok(&b, &["run", "container.attach", &format!("id={live}"), "timeout=1"]);
+    assert_eq!(j["summary"]["ended_by"], "timeout");
+    run_ok(&b, &["run", "container.resize", &format!("id={live}"), "h=30", "w=120"]);
+
+    let r = b.run(&["run", "container.attach-ws", &format!("id={live}")]);
+    r.expect_code(2);
+    assert!(r.message().contains("use container.attach"), "{r:#?}");
+    for c in [&id, &live] {
+        api(Method::DELETE, &format!("/containers/{c}"), "force=1", None);
+    }
+}
+
+#[test]
+fn run_to_completion_and_snapshot() {
+    let b = berth();
+    let image = format!("image={}", test_image());
+    let j = run_ok(&b, &["run", "container.run", &image, r#"cmd=["sh","-c","echo ran; echo warn >&2; exit 5"]"#]);
+    assert_eq!(j["summary"]["exit_code"], 5);
+    assert_eq!(j["data"][0]["stdout"], "ran\n");
+    assert_eq!(j["data"][0]["stderr"], "warn\n");
+    let id = j["summary"]["id"].as_str().unwrap();
+    assert_eq!(api(Method::GET, &format!("/containers/{id}/json"), "", None).0, 404, "removed by default");
+
+    let name = unique("kept");
+    let j = run_ok(&b, &["run", "container.run", &image, "cmd=true", &format!("name={name}"), "remove=false"]);
+    assert_eq!(j["summary"]["exit_code"], 0);
+    assert_eq!(api(Method::GET, &format!("/containers/{name}/json"), "", None).0, 200);
+
+    let r = b.run_within(Duration::from_secs(30), &["run", "container.run", &image, "cmd=sleep 30", "timeout=1"]);
+    r.expect_code(1);
+    assert!(r.message().contains("did not exit within 1s"), "{r:#?}");
+
+    // Snapshot the kept container into an image, with a change applied.
+    let repo = format!("berth-test/{}", unique("snap"));
+    let j = run_ok(&b, &["run", "container.snapshot", &format!("id={name}"), &format!("repo={repo}"), "tag=v1", "comment=forensic", "author=berth", "changes=ENV SNAP=1"]);
+    let image_id = j["summary"]["image_id"].as_str().unwrap().to_string();
+    let img = api_json(Method::GET, &format!("/images/{}/json", image_id), "");
+    assert_eq!(img["Comment"], "forensic");
+    assert_eq!(img["Author"], "berth");
+    assert!(img["Config"]["Env"].as_array().unwrap().iter().any(|e| e == "SNAP=1"), "{img}");
+    assert!(img["RepoTags"].as_array().unwrap().iter().any(|t| t.as_str() == Some(&format!("{repo}:v1"))));
+    api(Method::DELETE, &format!("/containers/{name}"), "force=1", None);
+    api(Method::DELETE, &format!("/images/{image_id}"), "force=1", None);
+}
+
+#[test]
+fn splunk_soar_aliases_produce_their_data_paths() {
+    let b = berth();
+    let name = unique("soar");
+    let body = format!(r#"request_body={{"Image":"{}","Cmd":["sh","-c","touch /tmp/soar; sleep 300"],"Labels":{{"soar":"{name}"}},"HostConfig":{{"NetworkMode":"none"}}}}"#, test_image());
+    let j = run_ok(&b, &["run", "create container", &format!("name={name}"), &body]);
+    let id = j["data"][0]["create"]["Id"].as_str().unwrap().to_string();
+    assert!(j["data"][0]["create"]["message"].as_str().unwrap().contains("Created"));
+    assert!(j["data"][0]["create"].get("Warnings").is_some());
+    run_ok(&b, &["run", "start container", &format!("id={id}"), "detachkeys=ctrl-x"]);
+    std::thread::sleep(Duration::from_millis(300));
+
+    let filters = format!(r#"filters={{"label":["soar={name}"]}}"#);
+    let j = run_ok(&b, &["run", "list container", "all=true", "limit=5", "size=false", &filters]);
+    assert_eq!(j["data"][0]["containers"][0]["Id"], id.as_str());
+    assert!(j["data"][0]["containers"][0]["Names"].is_array());
+    assert_eq!(j["summary"]["total_objects"], 1);
+
+    let j = run_ok(&b, &["run", "inspect container", &format!("id={id}"), "size=true"]);
+    assert_eq!(j["data"][0]["containerStats"]["Id"], id.as_str());
+
+    let j = run_ok(&b, &["run", "get container filesystem changes", &format!("id={id}")]);
+    let fs = j["data"][0]["filesystem"].as_array().unwrap();
+    assert!(fs.iter().any(|c| c["Path"] == "/tmp/soar" && c["Kind"] == "Added"), "{j}");
+
+    let j = run_ok(&b, &["run", "update container", &format!("id={id}"), r#"request_body={"CpuShares": 256}"#]);
+    assert!(j["data"][0]["update_stats"].get("Warnings").is_some(), "{j}");
+    assert!(j["data"][0]["update_stats"]["message"].is_string());
+    assert_eq!(api_json(Method::GET, &format!("/containers/{id}/json"), "")["HostConfig"]["CpuShares"], 256);
+
+    run_ok(&b, &["run", "restart container", &format!("id={id}"), "delay=1"]);
+    let renamed = unique("soar-renamed");
+    run_ok(&b, &["run", "rename container", &format!("id={id}"), &format!("name={renamed}")]);
+    let repo = format!("berth-test/{}", unique("soarsnap"));
+    let j = run_ok(&b, &["run", "take container snapshot", &format!("container={id}"), &format!("repo={repo}"), "tag=t", "pause=true", "request_body={}"]);
+    let snap = j["data"][0]["Id"].as_str().unwrap().to_string();
+    run_ok(&b, &["run", "kill container", &format!("id={id}")]);
+    assert_eq!(state(&id)["ExitCode"], 137, "SIGKILL by default");
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("soar.tar");
+    let j = run_ok(&b, &["run", "export container", &format!("id={id}"), "--out", out.to_str().unwrap()]);
+    assert_eq!(j["summary"]["total_objects"], 1);
+    assert!(out.exists());
+    run_ok(&b, &["run", "stop container", &format!("id={id}")]);
+    let j = run_ok(&b, &["run", "delete stopped containers", &filters]);
+    assert_eq!(j["summary"]["total_objects"], 1);
+    assert_eq!(j["data"][0]["ContainersDeleted"][0], id.as_str());
+
+    // remove container with its own parameter names.
+    let other = create(&b, &unique("soar-rm"), &[r#"cmd=["sleep","300"]"#]);
+    run_ok(&b, &["run", "container.start", &format!("id={other}")]);
+    run_ok(&b, &["run", "remove container", &format!("id={other}"), "volumes=true", "force=true", "link=false"]);
+    assert_eq!(api(Method::GET, &format!("/containers/{other}/json"), "", None).0, 404);
+    api(Method::DELETE, &format!("/images/{snap}"), "force=1", None);
+
+    // Every alias is listed with its SOAR name.
+    let list = b.run(&["actions", "--json"]);
+    let names: Vec<String> = list.json().as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap().to_string()).collect();
+    for alias in ["list container", "inspect container", "get container filesystem changes", "update container", "restart container", "export container", "stop container", "start container", "rename container", "kill container", "remove container", "delete stopped containers", "create container", "take container snapshot"] {
+        assert!(names.iter().any(|n| n == alias), "{alias} missing");
+    }
+}
+
+#[test]
+fn every_container_and_exec_operation_has_an_action() {
+    let b = berth();
+    let list = b.run(&["actions", "--json"]);
+    let names: Vec<String> = list.json().as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap().to_string()).collect();
+    for op in [
+        "container.list", "container.create", "container.inspect", "container.top", "container.logs", "container.changes",
+        "container.export", "container.stats", "container.resize", "container.start", "container.stop", "container.restart",
+        "container.kill", "container.update", "container.rename", "container.pause", "container.unpause", "container.attach",
+        "container.attach-ws", "container.wait", "container.remove", "container.archive-info", "container.archive-get",
+        "container.archive-put", "container.prune", "exec.create", "exec.start", "exec.inspect", "exec.resize",
+        "container.exec", "container.run", "container.snapshot",
+    ] {
+        assert!(names.iter().any(|n| n == op), "{op} missing");
+    }
+}

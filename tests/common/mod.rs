@@ -137,6 +137,39 @@ impl Berth {
         Run { code: status.code().unwrap_or(-1), stdout, stderr, json, elapsed: started.elapsed() }
     }
 
+    /// Runs `berth ARGS` and samples its peak RSS (VmHWM, KiB) until it exits.
+    pub fn run_peak_rss(&self, args: &[&str]) -> (Run, u64) {
+        let started = Instant::now();
+        let mut child = self.command(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn berth");
+        let pid = child.id();
+        let drain = |mut r: Box<dyn std::io::Read + Send>| {
+            std::thread::spawn(move || {
+                let mut v = Vec::new();
+                let _ = r.read_to_end(&mut v);
+                String::from_utf8_lossy(&v).into_owned()
+            })
+        };
+        let out_t = drain(Box::new(child.stdout.take().unwrap()));
+        let err_t = drain(Box::new(child.stderr.take().unwrap()));
+        let mut peak = 0u64;
+        let status = loop {
+            if let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+                if let Some(kb) = s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok()) {
+                    peak = peak.max(kb);
+                }
+            }
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(started.elapsed() < Duration::from_secs(300), "berth {args:?} hung");
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let stdout = out_t.join().unwrap();
+        let stderr = err_t.join().unwrap();
+        let json = serde_json::from_str(stdout.trim()).ok();
+        (Run { code: status.code().unwrap_or(-1), stdout, stderr, json, elapsed: started.elapsed() }, peak)
+    }
+
     pub fn run(&self, args: &[&str]) -> Run {
         self.run_within(Duration::from_secs(120), args)
     }

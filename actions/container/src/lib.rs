@@ -1,10 +1,12 @@
-//! The `container` family: container lifecycle, inspection, logs, export and prune.
+//! The `container` family: every Container and Exec operation of the Engine API, the
+//! composites (exec with exit code, run-to-completion, snapshot) and the Splunk SOAR aliases.
 
-use std::time::{Duration, Instant};
+mod exec;
+mod io;
+mod soar;
 
 use berth_sdk::engine::need_api;
 use berth_sdk::prelude::*;
-use berth_sdk::stream::{Demux, Output as Out, Read};
 
 fn id() -> Param {
     Param::string("id").required().describe("Container ID or name")
@@ -26,24 +28,7 @@ fn actions() -> Vec<Action> {
             .param(Param::bool("size").default(false).describe("Include SizeRw and SizeRootFs"))
             .output(&["data.*.Id", "data.*.Name", "data.*.State.Status", "data.*.Config.Image", "summary.status"])
             .run(inspect),
-        Action::new("container.create", "Create a container from structured params or a full JSON body")
-            .kind(Kind::Generic)
-            .param(Param::string("image").describe("Image to run (required unless the body has Image)"))
-            .param(Param::string("name").describe("Container name"))
-            .param(Param::string("platform").describe("Platform, e.g. linux/amd64"))
-            .param(Param::any("cmd").describe("Command: a JSON array, or a string split on spaces"))
-            .param(Param::any("entrypoint").describe("Entrypoint: a JSON array, or a string split on spaces"))
-            .param(Param::any("env").describe("Environment: [\"K=V\"] or {\"K\": \"V\"}"))
-            .param(Param::object("labels").describe("Labels {\"k\": \"v\"}"))
-            .param(Param::int("memory").describe("Memory limit, bytes"))
-            .param(Param::int("cpu_shares").describe("CPU shares (relative weight)"))
-            .param(Param::string("restart_policy").describe("no, always, unless-stopped, on-failure[:N]"))
-            .param(Param::array("binds").describe("Bind mounts, [\"/host:/ctr:ro\", \"volume:/data\"]"))
-            .param(Param::string("network_mode").describe("bridge, host, none, container:<id> or a network name"))
-            .param(Param::bool("tty").describe("Allocate a TTY"))
-            .param(Param::string("user").describe("User inside the container"))
-            .param(Param::string("working_dir").describe("Working directory"))
-            .param(Param::object("body").describe("Full ContainerCreate body; structured params override its fields"))
+        create_params(Action::new("container.create", "Create a container from structured params or a full JSON body").kind(Kind::Generic))
             .output(&["data.*.Id", "data.*.Warnings", "summary.id"])
             .run(create),
         simple("start", "Start a container", Kind::Correct, &[Param::string("detach_keys").describe("Override the detach key sequence")]),
@@ -101,7 +86,7 @@ fn actions() -> Vec<Action> {
             .param(Param::int("max_duration").default(10).describe("Follow: stop after this many seconds"))
             .param(Param::int("max_lines").default(10000).describe("Stop after this many lines"))
             .output(&["data.*.stdout", "data.*.stderr", "summary.stdout_lines", "summary.stderr_lines"])
-            .run(logs),
+            .run(io::logs),
         Action::new("container.export", "Export a container's filesystem as a tar into the `out` artifact")
             .read_only()
             .param(id())
@@ -122,7 +107,136 @@ fn actions() -> Vec<Action> {
             .param(Param::object("body").describe("Full ContainerUpdate body; structured params override it"))
             .output(&["data.*.Warnings", "summary.id"])
             .run(update),
+        Action::new("container.stats", "Resource usage: CPU %, memory, network, block I/O, pids")
+            .read_only()
+            .param(id())
+            .param(Param::int("samples").default(1).describe("1: one sample with a CPU baseline; N: stream N samples"))
+            .output(&["data.*.figures.cpu_percent", "data.*.figures.memory_usage", "data.*.figures.memory_limit", "summary.cpu_percent", "summary.memory_percent"])
+            .run(io::stats),
+        Action::new("container.resize", "Resize a container's TTY")
+            .kind(Kind::Generic)
+            .param(id())
+            .param(Param::int("h").required().describe("Height, rows"))
+            .param(Param::int("w").required().describe("Width, columns"))
+            .run(io::resize),
+        Action::new("container.attach", "Attach to a container and collect its output until it exits or a timeout")
+            .kind(Kind::Investigate)
+            .param(id())
+            .param(Param::bool("stdout").default(true))
+            .param(Param::bool("stderr").default(true))
+            .param(Param::bool("logs").default(false).describe("Replay earlier output first"))
+            .param(Param::string("stdin").describe("Text written to the container's stdin, then closed"))
+            .param(Param::bool("stdin_artifact").default(false).describe("Write the `in` artifact to stdin instead"))
+            .param(Param::string("detach_keys"))
+            .param(Param::int("timeout").default(10).describe("Seconds to collect output"))
+            .output(&["data.*.stdout", "data.*.stderr", "summary.ended_by"])
+            .run(io::attach),
+        Action::new("container.attach-ws", "WebSocket attach: not supported; use container.attach")
+            .read_only()
+            .param(id())
+            .run(io::attach_ws),
+        Action::new("container.archive-info", "Stat a path inside a container (HEAD archive)")
+            .read_only()
+            .param(id())
+            .param(Param::string("path").required().describe("Absolute path inside the container"))
+            .output(&["data.*.name", "data.*.size", "data.*.mode", "data.*.mtime"])
+            .run(io::archive_info),
+        Action::new("container.archive-get", "Copy a path out of a container as a tar into the `out` artifact")
+            .read_only()
+            .param(id())
+            .param(Param::string("path").required().describe("Absolute path inside the container"))
+            .output(&["data.*.stat", "data.*.size", "data.*.sha256"])
+            .run(io::archive_get),
+        Action::new("container.archive-put", "Extract the `in` tar artifact into a directory of a container")
+            .kind(Kind::Correct)
+            .param(id())
+            .param(Param::string("path").required().describe("Absolute directory inside the container"))
+            .param(Param::bool("no_overwrite_dir_non_dir").describe("Refuse to replace a directory with a file or the reverse"))
+            .param(Param::bool("copy_uid_gid").describe("Keep the tar's UID/GID"))
+            .run(io::archive_put),
+        exec_params(Action::new("exec.create", "Create an exec instance in a running container").kind(Kind::Generic))
+            .param(Param::bool("attach_stdin").default(false))
+            .output(&["data.*.Id", "summary.exec_id"])
+            .run(exec::exec_create),
+        Action::new("exec.start", "Start an exec instance and collect its output")
+            .kind(Kind::Generic)
+            .param(Param::string("id").required().describe("Exec ID"))
+            .param(Param::bool("detach").default(false))
+            .param(Param::bool("tty").default(false))
+            .param(Param::string("stdin").describe("Text written to stdin, then closed"))
+            .param(Param::bool("stdin_artifact").default(false).describe("Write the `in` artifact to stdin instead"))
+            .param(Param::int("timeout").default(30))
+            .output(&["data.*.stdout", "data.*.stderr"])
+            .run(exec::exec_start),
+        Action::new("exec.inspect", "Inspect an exec instance")
+            .read_only()
+            .param(Param::string("id").required().describe("Exec ID"))
+            .output(&["data.*.ExitCode", "data.*.Running", "summary.exit_code"])
+            .run(exec::exec_inspect),
+        Action::new("exec.resize", "Resize an exec instance's TTY")
+            .kind(Kind::Generic)
+            .param(Param::string("id").required().describe("Exec ID"))
+            .param(Param::int("h").required())
+            .param(Param::int("w").required())
+            .run(exec::exec_resize),
+        exec_params(Action::new("container.exec", "Run a command in a running container; return stdout, stderr and exit code").kind(Kind::Generic))
+            .param(Param::string("stdin").describe("Text written to stdin, then closed"))
+            .param(Param::bool("stdin_artifact").default(false).describe("Write the `in` artifact to stdin instead"))
+            .param(Param::int("timeout").default(30).describe("Seconds the command may run"))
+            .output(&["data.*.stdout", "data.*.stderr", "data.*.exit_code", "summary.exit_code"])
+            .run(exec::exec),
+        create_params(Action::new("container.run", "Create, start, wait for and collect the logs of a container (docker run --rm)").kind(Kind::Generic))
+            .param(Param::int("timeout").default(60).describe("Seconds the container may run before it is killed"))
+            .param(Param::bool("remove").default(true).describe("Remove the container afterwards"))
+            .output(&["data.*.stdout", "data.*.stderr", "data.*.exit_code", "summary.exit_code", "summary.id"])
+            .run(exec::run),
+        Action::new("container.snapshot", "Commit a container to an image (forensic snapshot)")
+            .kind(Kind::Generic)
+            .param(id())
+            .param(Param::string("repo"))
+            .param(Param::string("tag"))
+            .param(Param::string("comment"))
+            .param(Param::string("author"))
+            .param(Param::bool("pause").default(true).describe("Pause the container while committing"))
+            .param(Param::any("changes").describe("Dockerfile instructions: a list, or one per line"))
+            .param(Param::object("body").describe("Container config for the image"))
+            .output(&["data.*.Id", "summary.image_id"])
+            .run(exec::snapshot),
     ]
+    .into_iter()
+    .chain(soar::actions())
+    .collect()
+}
+
+fn create_params(a: Action) -> Action {
+    a.param(Param::string("image").describe("Image to run (required unless the body has Image)"))
+        .param(Param::string("name").describe("Container name"))
+        .param(Param::string("platform").describe("Platform, e.g. linux/amd64"))
+        .param(Param::any("cmd").describe("Command: a JSON array, or a string split on spaces"))
+        .param(Param::any("entrypoint").describe("Entrypoint: a JSON array, or a string split on spaces"))
+        .param(Param::any("env").describe("Environment: [\"K=V\"] or {\"K\": \"V\"}"))
+        .param(Param::object("labels").describe("Labels {\"k\": \"v\"}"))
+        .param(Param::int("memory").describe("Memory limit, bytes"))
+        .param(Param::int("cpu_shares").describe("CPU shares (relative weight)"))
+        .param(Param::string("restart_policy").describe("no, always, unless-stopped, on-failure[:N]"))
+        .param(Param::array("binds").describe("Bind mounts, [\"/host:/ctr:ro\", \"volume:/data\"]"))
+        .param(Param::string("network_mode").describe("bridge, host, none, container:<id> or a network name"))
+        .param(Param::bool("tty").describe("Allocate a TTY"))
+        .param(Param::string("user").describe("User inside the container"))
+        .param(Param::string("working_dir").describe("Working directory"))
+        .param(Param::object("body").describe("Full ContainerCreate body; structured params override its fields"))
+}
+
+fn exec_params(a: Action) -> Action {
+    a.param(id())
+        .param(Param::any("cmd").required().describe("Command: a JSON array, or a string split on spaces"))
+        .param(Param::any("env").describe("Environment: [\"K=V\"] or {\"K\": \"V\"}"))
+        .param(Param::string("user"))
+        .param(Param::string("working_dir"))
+        .param(Param::bool("tty").default(false))
+        .param(Param::bool("privileged").default(false))
+        .param(Param::string("detach_keys"))
+        .param(Param::object("body").describe("Full ExecConfig body; structured params override it"))
 }
 
 berth_sdk::family!(name: "container", actions: actions);
@@ -143,11 +257,11 @@ fn simple(verb: &'static str, summary: &str, kind: Kind, params: &[Param]) -> Ac
     })
 }
 
-fn cpath(id: &str, rest: &str) -> String {
+pub(crate) fn cpath(id: &str, rest: &str) -> String {
     format!("/containers/{}{rest}", berth_sdk::seg(id))
 }
 
-fn lifecycle(p: &Params, verb: &str) -> Result<Output> {
+pub(crate) fn lifecycle(p: &Params, verb: &str) -> Result<Output> {
     let id = p.req_str("id")?;
     if p.str("signal").is_some() && matches!(verb, "stop" | "restart") {
         need_api(1, 42, &format!("parameter 'signal' of container.{verb}"))?;
@@ -174,7 +288,7 @@ fn lifecycle(p: &Params, verb: &str) -> Result<Output> {
     Ok(Output::one(msg, json!({"id": id, "changed": changed})).summary("changed", changed))
 }
 
-fn list(p: &Params) -> Result<Output> {
+pub(crate) fn list(p: &Params) -> Result<Output> {
     let v = get("/containers/json")
         .query_opt("all", p.bool("all"))
         .query_opt("limit", p.i64("limit"))
@@ -188,7 +302,7 @@ fn list(p: &Params) -> Result<Output> {
     Ok(out)
 }
 
-fn inspect(p: &Params) -> Result<Output> {
+pub(crate) fn inspect(p: &Params) -> Result<Output> {
     let id = p.req_str("id")?;
     let v = get(cpath(id, "/json")).query_opt("size", p.bool("size")).json_ok()?;
     let status = v["State"]["Status"].clone();
@@ -200,7 +314,7 @@ fn inspect(p: &Params) -> Result<Output> {
 }
 
 /// A command given as a JSON array, or as a string split on whitespace.
-fn command(p: &Params, name: &str) -> Result<Option<Value>> {
+pub(crate) fn command(p: &Params, name: &str) -> Result<Option<Value>> {
     match p.get(name) {
         None => Ok(None),
         Some(Value::Array(a)) if a.iter().all(Value::is_string) => Ok(Some(Value::Array(a.clone()))),
@@ -209,7 +323,7 @@ fn command(p: &Params, name: &str) -> Result<Option<Value>> {
     }
 }
 
-fn env_list(p: &Params) -> Result<Option<Value>> {
+pub(crate) fn env_list(p: &Params) -> Result<Option<Value>> {
     match p.get("env") {
         None => Ok(None),
         Some(Value::Array(a)) if a.iter().all(|e| e.as_str().is_some_and(|s| s.contains('='))) => Ok(Some(Value::Array(a.clone()))),
@@ -236,20 +350,20 @@ fn restart_policy(p: &Params) -> Result<Option<Value>> {
     Ok(Some(v))
 }
 
-fn body_base(p: &Params) -> Map<String, Value> {
+pub(crate) fn body_base(p: &Params) -> Map<String, Value> {
     match p.get("body") {
         Some(Value::Object(m)) => m.clone(),
         _ => Map::new(),
     }
 }
 
-fn set(obj: &mut Map<String, Value>, key: &str, v: Option<Value>) {
+pub(crate) fn set(obj: &mut Map<String, Value>, key: &str, v: Option<Value>) {
     if let Some(v) = v {
         obj.insert(key.to_string(), v);
     }
 }
 
-fn create(p: &Params) -> Result<Output> {
+pub(crate) fn create(p: &Params) -> Result<Output> {
     let mut body = body_base(p);
     set(&mut body, "Image", p.str("image").map(|s| json!(s)));
     set(&mut body, "Cmd", command(p, "cmd")?);
@@ -283,7 +397,7 @@ fn create(p: &Params) -> Result<Output> {
     Ok(Output::one(format!("Created container {}", id.as_str().unwrap_or("?")), v).summary("id", id))
 }
 
-fn remove(p: &Params) -> Result<Output> {
+pub(crate) fn remove(p: &Params) -> Result<Output> {
     let id = p.req_str("id")?;
     delete(cpath(id, ""))
         .query_opt("v", p.bool("v"))
@@ -293,7 +407,7 @@ fn remove(p: &Params) -> Result<Output> {
     Ok(Output::one(format!("Removed container {id}"), json!({"id": id})).summary("removed", true))
 }
 
-fn rename(p: &Params) -> Result<Output> {
+pub(crate) fn rename(p: &Params) -> Result<Output> {
     let (id, name) = (p.req_str("id")?, p.req_str("name")?);
     post(cpath(id, "/rename")).query("name", name).send_ok()?;
     Ok(Output::one(format!("Renamed container {id} to {name}"), json!({"id": id, "name": name})))
@@ -321,7 +435,7 @@ fn top(p: &Params) -> Result<Output> {
     Ok(out)
 }
 
-fn changes(p: &Params) -> Result<Output> {
+pub(crate) fn changes(p: &Params) -> Result<Output> {
     let id = p.req_str("id")?;
     let v = get(cpath(id, "/changes")).json_ok()?;
     let list: Vec<Value> = v
@@ -357,82 +471,7 @@ fn wait(p: &Params) -> Result<Output> {
     Ok(Output::one(format!("Container {id} exited with code {code}"), v).summary("exit_code", code))
 }
 
-/// Whether a container's log stream is multiplexed: from Content-Type on API >= 1.42,
-/// otherwise from the container's Tty setting.
-fn multiplexed(id: &str, content_type: Option<&str>) -> Result<bool> {
-    match content_type {
-        Some(ct) if ct.contains("multiplexed-stream") => return Ok(true),
-        Some(ct) if ct.contains("raw-stream") && need_api(1, 42, "").is_ok() => return Ok(false),
-        _ => {}
-    }
-    let v = get(cpath(id, "/json")).json_ok()?;
-    Ok(!v["Config"]["Tty"].as_bool().unwrap_or(false))
-}
-
-fn logs(p: &Params) -> Result<Output> {
-    let id = p.req_str("id")?;
-    let follow = p.flag("follow");
-    let max_lines = p.i64("max_lines").unwrap_or(10000).max(1) as usize;
-    let max_duration = p.i64("max_duration").unwrap_or(10);
-    if !(1..=3600).contains(&max_duration) {
-        return Err(Error::bad_params("parameter 'max_duration' must be between 1 and 3600 seconds"));
-    }
-    let tail = p.str("tail").unwrap_or("all");
-    if tail != "all" && tail.parse::<u64>().is_err() {
-        return Err(Error::bad_params(format!("parameter 'tail' must be a number of lines or \"all\", got \"{tail}\"")));
-    }
-    let mut stream = get(cpath(id, "/logs"))
-        .query("stdout", p.bool("stdout").unwrap_or(true))
-        .query("stderr", p.bool("stderr").unwrap_or(true))
-        .query("follow", follow)
-        .query("timestamps", p.flag("timestamps"))
-        .query("tail", tail)
-        .query_opt("since", p.timestamp("since")?)
-        .query_opt("until", p.timestamp("until")?)
-        .stream()?;
-    let mux = multiplexed(id, stream.header("Content-Type"))?;
-    let deadline = Instant::now() + Duration::from_secs(max_duration as u64);
-    let (mut stdout, mut stderr, mut errors) = (Vec::new(), Vec::new(), Vec::new());
-    let mut demux = Demux::default();
-    let mut ended_by = "end";
-    let lines = |b: &Vec<u8>| b.iter().filter(|&&c| c == b'\n').count();
-    loop {
-        let now = Instant::now();
-        if now >= deadline {
-            ended_by = "max_duration";
-            break;
-        }
-        match stream.read(deadline - now)? {
-            Read::Data(chunk) if mux => {
-                for (kind, data) in demux.push(&chunk) {
-                    match kind {
-                        Out::Stdout | Out::Stdin => stdout.extend(data),
-                        Out::Stderr => stderr.extend(data),
-                        Out::SystemError => errors.push(String::from_utf8_lossy(&data).into_owned()),
-                    }
-                }
-            }
-            Read::Data(chunk) => stdout.extend(chunk),
-            Read::End => break,
-            Read::Idle => {}
-        }
-        if lines(&stdout) + lines(&stderr) >= max_lines {
-            ended_by = "max_lines";
-            break;
-        }
-    }
-    if !errors.is_empty() {
-        return Err(Error::Engine { status: 500, message: format!("the engine reported a log stream error: {}", errors.join("; ")) });
-    }
-    let (so, se) = (String::from_utf8_lossy(&stdout).into_owned(), String::from_utf8_lossy(&stderr).into_owned());
-    let (nso, nse) = (so.lines().count(), se.lines().count());
-    Ok(Output::one(format!("{nso} stdout and {nse} stderr lines from {id}"), json!({"stdout": so, "stderr": se, "tty": !mux}))
-        .summary("stdout_lines", nso)
-        .summary("stderr_lines", nse)
-        .summary("ended_by", ended_by))
-}
-
-fn export(p: &Params) -> Result<Output> {
+pub(crate) fn export(p: &Params) -> Result<Output> {
     let id = p.req_str("id")?;
     let info = get(cpath(id, "/export")).to_artifact("out")?;
     Ok(Output::one(
@@ -443,7 +482,7 @@ fn export(p: &Params) -> Result<Output> {
     .summary("sha256", info.sha256))
 }
 
-fn prune(p: &Params) -> Result<Output> {
+pub(crate) fn prune(p: &Params) -> Result<Output> {
     let v = post("/containers/prune").query_json("filters", p.filters("filters")?.as_ref()).json_ok()?;
     let deleted = v["ContainersDeleted"].as_array().map(|a| a.len()).unwrap_or(0);
     let space = v["SpaceReclaimed"].clone();
@@ -452,7 +491,7 @@ fn prune(p: &Params) -> Result<Output> {
         .summary("space_reclaimed", space))
 }
 
-fn update(p: &Params) -> Result<Output> {
+pub(crate) fn update(p: &Params) -> Result<Output> {
     let id = p.req_str("id")?;
     let mut body = body_base(p);
     set(&mut body, "Memory", p.i64("memory").map(Value::from));

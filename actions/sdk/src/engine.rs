@@ -118,14 +118,58 @@ impl Request {
         }
         Ok(stream)
     }
+    /// Sends the request asking the engine to take over the connection (`Upgrade: tcp`), as
+    /// attach and exec start do; the host writes `stdin` and half-closes it, then the output
+    /// streams until the engine closes the connection.
+    pub fn upgrade(self, stdin: Stdin) -> Result<Stream> {
+        let stdin = match stdin {
+            Stdin::None => t::Body::Empty,
+            Stdin::Bytes(b) => t::Body::Bytes(b),
+            Stdin::Artifact(name) => t::Body::Artifact(name),
+        };
+        let (head, body) = wit::upgrade(&self.0, &stdin).map_err(Error::from)?;
+        let stream = Stream::new(head.status, head.headers, body);
+        if !(200..300).contains(&stream.status) && stream.status != 101 {
+            let body = stream.read_to_end(64 * 1024)?;
+            return Err(engine_failure(head.status, &body));
+        }
+        Ok(stream)
+    }
+
     /// Sends the request with the 2xx body written by the host into the named output artifact.
-    pub fn to_artifact(self, artifact: &str) -> Result<t::ArtifactInfo> {
+    pub fn to_artifact(self, artifact: &str) -> Result<Saved> {
         let r = wit::call_to_artifact(&self.0, artifact).map_err(Error::from)?;
         match r.artifact {
-            Some(info) if (200..300).contains(&r.status) => Ok(info),
+            Some(info) if (200..300).contains(&r.status) => {
+                Ok(Saved { name: info.name, size: info.size, sha256: info.sha256, headers: r.headers })
+            }
             _ => Err(engine_failure(r.status, &r.error_body)),
         }
     }
+}
+
+/// An output artifact the host wrote, with the response headers.
+#[derive(Debug, Clone)]
+pub struct Saved {
+    pub name: String,
+    pub size: u64,
+    pub sha256: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Saved {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        header(&self.headers, name)
+    }
+}
+
+/// What an upgraded connection gets on its stdin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stdin {
+    None,
+    Bytes(Vec<u8>),
+    /// An input artifact the host streams in.
+    Artifact(String),
 }
 
 /// A complete response.

@@ -26,7 +26,7 @@ pub mod engine;
 mod spec;
 pub mod stream;
 
-pub use engine::{delete, get, head, post, put, seg, Request, Response};
+pub use engine::{delete, get, head, post, put, seg, Request, Response, Stdin};
 pub use serde_json::{self, json, Map, Value};
 pub use spec::{Action, Param};
 

@@ -170,3 +170,39 @@ mod tests {
         assert!(matches!(Params(m).filters("f"), Err(Error::BadParams(_))));
     }
 }
+
+/// Decodes standard or URL-safe base64 (padding optional), as the engine's stat headers use.
+pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in s.trim().bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            b'=' => break,
+            _ => return None,
+        } as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod b64_tests {
+    #[test]
+    fn decodes() {
+        assert_eq!(super::base64_decode("eyJuYW1lIjoieCJ9").unwrap(), br#"{"name":"x"}"#);
+        assert_eq!(super::base64_decode("aGk=").unwrap(), b"hi");
+        assert_eq!(super::base64_decode("aGk").unwrap(), b"hi");
+        assert!(super::base64_decode("a*b").is_none());
+    }
+}

@@ -192,7 +192,16 @@ impl HostState {
     }
 
     async fn send(&mut self, req: &Request) -> Result<http::Response<Body>, WitError> {
-        let (method, query, headers, body) = self.prepare(req).await?;
+        self.send_with(req, false).await
+    }
+
+    /// Sends a checked request; `upgrade` asks the engine to take over the connection.
+    async fn send_with(&mut self, req: &Request, upgrade: bool) -> Result<http::Response<Body>, WitError> {
+        let (method, query, mut headers, body) = self.prepare(req).await?;
+        if upgrade {
+            headers.insert(http::header::CONNECTION, HeaderValue::from_static("Upgrade"));
+            headers.insert(http::header::UPGRADE, HeaderValue::from_static("tcp"));
+        }
         let engine = self.ctx.engine()?.clone();
         match engine.send(method, &req.path, &query, &headers, body).await {
             Ok(resp) => {
@@ -314,6 +323,96 @@ impl engine::Host for HostState {
         let info = ArtifactInfo { name: artifact, size: written.size, sha256: written.sha256.clone() };
         self.written.push(written);
         Ok(ArtifactResponse { status, headers, artifact: Some(info), error_body: Vec::new() })
+    }
+
+    async fn upgrade(&mut self, req: Request, stdin: types::Body) -> Result<(ResponseHead, Resource<StreamHandle>), WitError> {
+        self.upgrade_impl(req, stdin).await
+    }
+}
+
+/// A hijacked connection read as a body: what the engine sends until it closes.
+struct UpgradedBody<R> {
+    io: R,
+    buf: Box<[u8]>,
+    done: bool,
+}
+
+// Safety: the body is only ever touched through `Pin<&mut Self>` (exclusive access), so
+// sharing `&UpgradedBody` across threads exposes nothing; `R` itself is `Send`.
+unsafe impl<R: Send> Sync for UpgradedBody<R> {}
+
+impl<R: tokio::io::AsyncRead + Send + Unpin> http_body::Body for UpgradedBody<R> {
+    type Data = Bytes;
+    type Error = crate::engine::BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        use std::task::Poll;
+        if self.done {
+            return Poll::Ready(None);
+        }
+        let this = &mut *self;
+        let mut rb = tokio::io::ReadBuf::new(&mut this.buf);
+        match std::pin::Pin::new(&mut this.io).poll_read(cx, &mut rb) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(e)) => {
+                this.done = true;
+                Poll::Ready(Some(Err(Box::new(e))))
+            }
+            Poll::Ready(Ok(())) if rb.filled().is_empty() => {
+                this.done = true;
+                Poll::Ready(None)
+            }
+            Poll::Ready(Ok(())) => Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::copy_from_slice(rb.filled()))))),
+        }
+    }
+}
+
+fn upgraded_body<R: tokio::io::AsyncRead + Send + Unpin + 'static>(io: R) -> Body {
+    UpgradedBody { io, buf: vec![0u8; 64 * 1024].into_boxed_slice(), done: false }.boxed()
+}
+
+impl HostState {
+    async fn upgrade_impl(&mut self, req: Request, stdin: types::Body) -> Result<(ResponseHead, Resource<StreamHandle>), WitError> {
+        use tokio::io::AsyncWriteExt;
+        // Resolve stdin before anything is sent, so a missing artifact sends nothing.
+        let stdin = match stdin {
+            types::Body::Empty => None,
+            types::Body::Bytes(b) => Some(crate::engine::full(Bytes::from(b))),
+            types::Body::Artifact(name) => Some(self.artifacts.open_input(&name).await.map_err(WitError::Invalid)?.0),
+            types::Body::RegistryAuth(_) => return Err(WitError::Invalid("stdin cannot be a registry auth config".into())),
+        };
+        let mut resp = self.send_with(&req, true).await?;
+        let status = resp.status();
+        let head = ResponseHead { status: status.as_u16(), headers: headers_of(resp.headers()) };
+        let body = if status == http::StatusCode::SWITCHING_PROTOCOLS {
+            let upgraded = hyper::upgrade::on(&mut resp)
+                .await
+                .map_err(|e| WitError::Transport(format!("the engine did not hand over the connection: {e}")))?;
+            let mut io = hyper_util::rt::TokioIo::new(upgraded);
+            if let Some(mut body) = stdin {
+                while let Some(frame) = body.frame().await {
+                    let frame = frame.map_err(|e| WitError::Transport(format!("reading stdin failed: {e}")))?;
+                    if let Ok(data) = frame.into_data() {
+                        io.write_all(&data).await.map_err(|e| WitError::Transport(format!("writing stdin failed: {e}")))?;
+                    }
+                }
+                io.shutdown().await.map_err(|e| WitError::Transport(format!("closing stdin failed: {e}")))?;
+            }
+            upgraded_body(io)
+        } else if stdin.is_some() && status.is_success() {
+            return Err(WitError::Transport(format!("the engine answered {status} without taking over the connection, so stdin cannot be sent")));
+        } else {
+            // An error, or an engine that streams without upgrading: the body is the output.
+            resp.into_body()
+        };
+        let handle = self
+            .table
+            .push(StreamHandle { body, pending: Bytes::new(), ended: false })
+            .map_err(|e| WitError::Limit(format!("too many open streams: {e}")))?;
+        Ok((head, handle))
     }
 }
 

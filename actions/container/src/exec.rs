@@ -1,0 +1,202 @@
+//! Exec operations and the composites: exec with exit code, run-to-completion, snapshot.
+
+use std::time::{Duration, Instant};
+
+use berth_sdk::prelude::*;
+use berth_sdk::stream::Read;
+use berth_sdk::{seg, Stdin};
+
+use crate::io::{bounded_seconds, collect, stdin_of};
+use crate::{command, cpath, env_list};
+
+fn epath(id: &str, rest: &str) -> String {
+    format!("/exec/{}{rest}", seg(id))
+}
+
+/// The ExecConfig body from structured params (or `body`).
+fn exec_config(p: &Params, attach_stdin: bool) -> Result<Value> {
+    let mut body = crate::body_base(p);
+    crate::set(&mut body, "Cmd", command(p, "cmd")?);
+    crate::set(&mut body, "Env", env_list(p)?);
+    crate::set(&mut body, "User", p.str("user").map(|s| json!(s)));
+    crate::set(&mut body, "WorkingDir", p.str("working_dir").map(|s| json!(s)));
+    crate::set(&mut body, "Tty", p.bool("tty").map(Value::Bool));
+    crate::set(&mut body, "Privileged", p.bool("privileged").map(Value::Bool));
+    crate::set(&mut body, "DetachKeys", p.str("detach_keys").map(|s| json!(s)));
+    if !body.get("Cmd").is_some_and(|c| c.as_array().is_some_and(|a| !a.is_empty())) {
+        return Err(Error::bad_params("parameter 'cmd' is required (a JSON array, or a string split on spaces)"));
+    }
+    body.entry("AttachStdout").or_insert(json!(true));
+    body.entry("AttachStderr").or_insert(json!(true));
+    body.insert("AttachStdin".into(), json!(attach_stdin));
+    Ok(Value::Object(body))
+}
+
+pub fn exec_create(p: &Params) -> Result<Output> {
+    let id = p.req_str("id")?;
+    let v = post(cpath(id, "/exec")).json(&exec_config(p, p.flag("attach_stdin"))?).json_ok()?;
+    let exec_id = v["Id"].clone();
+    Ok(Output::one(format!("Created exec {} in {id}", exec_id.as_str().unwrap_or("?")), v).summary("exec_id", exec_id))
+}
+
+pub fn exec_start(p: &Params) -> Result<Output> {
+    let id = p.req_str("id")?;
+    let tty = p.flag("tty");
+    let body = json!({"Detach": p.flag("detach"), "Tty": tty});
+    if p.flag("detach") {
+        post(epath(id, "/start")).json(&body).send_ok()?;
+        return Ok(Output::one(format!("Started exec {id} detached"), json!({"id": id, "detached": true})));
+    }
+    let timeout = bounded_seconds(p, "timeout", 30)?;
+    let mut stream = post(epath(id, "/start")).json(&body).upgrade(stdin_of(p))?;
+    let c = collect(&mut stream, !tty, Instant::now() + timeout, usize::MAX)?;
+    let (nso, nse) = c.lines();
+    Ok(Output::one(format!("exec {id}: {nso} stdout and {nse} stderr lines"), c.json(tty)).summary("ended_by", c.ended_by))
+}
+
+pub fn exec_inspect(p: &Params) -> Result<Output> {
+    let id = p.req_str("id")?;
+    let v = get(epath(id, "/json")).json_ok()?;
+    Ok(Output::new(format!("exec {id}: running {}, exit code {}", v["Running"], v["ExitCode"]))
+        .summary("running", v["Running"].clone())
+        .summary("exit_code", v["ExitCode"].clone())
+        .item(v))
+}
+
+pub fn exec_resize(p: &Params) -> Result<Output> {
+    let id = p.req_str("id")?;
+    let (h, w) = (p.i64("h").unwrap_or(0), p.i64("w").unwrap_or(0));
+    if h < 1 || w < 1 {
+        return Err(Error::bad_params("parameters 'h' and 'w' must be positive"));
+    }
+    post(epath(id, "/resize")).query("h", h).query("w", w).send_ok()?;
+    Ok(Output::one(format!("Resized exec {id} to {w}x{h}"), json!({"id": id, "h": h, "w": w})))
+}
+
+/// `container.exec`: create + start (attached) + inspect, under a timeout.
+pub fn exec(p: &Params) -> Result<Output> {
+    let id = p.req_str("id")?;
+    let timeout = bounded_seconds(p, "timeout", 30)?;
+    let stdin = stdin_of(p);
+    let tty = p.flag("tty");
+    let created = post(cpath(id, "/exec")).json(&exec_config(p, stdin != Stdin::None)?).json_ok()?;
+    let exec_id = created["Id"].as_str().ok_or_else(|| Error::internal("the engine returned no exec id"))?.to_string();
+    let mut stream = post(epath(&exec_id, "/start")).json(&json!({"Detach": false, "Tty": tty})).upgrade(stdin)?;
+    let c = collect(&mut stream, !tty, Instant::now() + timeout, usize::MAX)?;
+    drop(stream);
+    // The output ends when the process exits; the exit code may take a moment to be recorded.
+    let mut info = get(epath(&exec_id, "/json")).json_ok()?;
+    let settle = Instant::now() + Duration::from_secs(2);
+    while info["Running"].as_bool() == Some(true) && c.ended_by == "end" && Instant::now() < settle {
+        std::thread::sleep(Duration::from_millis(20));
+        info = get(epath(&exec_id, "/json")).json_ok()?;
+    }
+    if c.ended_by != "end" || info["Running"].as_bool() == Some(true) {
+        return Err(Error::Internal(format!(
+            "the command in {id} did not finish within {}s (exec {exec_id} may still be running)",
+            timeout.as_secs()
+        )));
+    }
+    let code = info["ExitCode"].clone();
+    let mut item = c.json(tty);
+    item["exit_code"] = code.clone();
+    item["exec_id"] = json!(exec_id);
+    Ok(Output::one(format!("Command in {id} exited with code {code}"), item).summary("exit_code", code))
+}
+
+/// `container.run`: create + start + wait + logs, optionally removing the container.
+pub fn run(p: &Params) -> Result<Output> {
+    let timeout = bounded_seconds(p, "timeout", 60)?;
+    let remove = p.bool("remove").unwrap_or(true);
+    let created = crate::create(p)?;
+    let id = created.summary["id"].as_str().ok_or_else(|| Error::internal("no container id"))?.to_string();
+    let result = run_created(&id, timeout);
+    if remove {
+        let removed = delete(cpath(&id, "")).query("force", true).query("v", true).send_ok();
+        if let (Ok(_), Err(e)) = (&result, removed) {
+            return Err(Error::Engine { status: 0, message: format!("the container ran, but removing it failed: {e}") });
+        }
+    }
+    let (code, logs, tty) = result?;
+    let mut item = logs.json(tty);
+    item["id"] = json!(id);
+    item["exit_code"] = code.clone();
+    item["removed"] = json!(remove);
+    Ok(Output::one(format!("Container {} exited with code {code}", &id[..12.min(id.len())]), item)
+        .summary("exit_code", code)
+        .summary("id", id))
+}
+
+fn run_created(id: &str, timeout: Duration) -> Result<(Value, crate::io::Collected, bool)> {
+    // Register the wait before starting, so a fast exit cannot be missed. The engine sends the
+    // headers at once and the body when the container stops.
+    let mut wait = post(cpath(id, "/wait")).query("condition", "next-exit").stream()?;
+    post(cpath(id, "/start")).send_ok()?;
+    let deadline = Instant::now() + timeout;
+    let mut body = Vec::new();
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            let _ = post(cpath(id, "/kill")).send();
+            return Err(Error::Internal(format!("container {id} did not exit within {}s; it was killed", timeout.as_secs())));
+        }
+        match wait.read(deadline - now)? {
+            Read::Data(d) => body.extend(d),
+            Read::End => break,
+            Read::Idle => {}
+        }
+    }
+    let status: Value = serde_json::from_slice(&body).map_err(|e| Error::internal(format!("bad wait response ({e})")))?;
+    if let Some(msg) = status["Error"]["Message"].as_str().filter(|m| !m.is_empty()) {
+        return Err(Error::Engine { status: 500, message: format!("waiting for {id} failed: {msg}") });
+    }
+    let tty = crate::io::container_tty(id)?;
+    let mut logs = get(cpath(id, "/logs")).query("stdout", true).query("stderr", true).stream()?;
+    let collected = collect(&mut logs, !tty, Instant::now() + Duration::from_secs(30), usize::MAX)?;
+    Ok((status["StatusCode"].clone(), collected, tty))
+}
+
+/// `container.snapshot`: commit a container to an image (Splunk's "take container snapshot").
+pub fn snapshot(p: &Params) -> Result<Output> {
+    let id = p.str("container").or_else(|| p.str("id")).ok_or_else(|| Error::bad_params("parameter 'container' (string) is required"))?;
+    let mut req = post("/commit")
+        .query("container", id)
+        .query_opt("repo", p.str("repo"))
+        .query_opt("tag", p.str("tag"))
+        .query_opt("comment", p.str("comment"))
+        .query_opt("author", p.str("author"))
+        .query("pause", p.bool("pause").unwrap_or(true));
+    match p.get("changes") {
+        Some(Value::Array(list)) => {
+            for c in list {
+                let c = c.as_str().ok_or_else(|| Error::bad_params("parameter 'changes' must hold strings"))?;
+                req = req.query("changes", c);
+            }
+        }
+        Some(Value::String(s)) => {
+            for line in s.lines().map(str::trim).filter(|l| !l.is_empty()) {
+                req = req.query("changes", line);
+            }
+        }
+        _ => {}
+    }
+    let body = match p.get("body").or_else(|| p.get("request_body")) {
+        Some(Value::Object(m)) => Value::Object(m.clone()),
+        Some(Value::String(s)) if !s.trim().is_empty() => serde_json::from_str::<Value>(s)
+            .ok()
+            .filter(Value::is_object)
+            .ok_or_else(|| Error::bad_params("parameter 'request_body' must be a JSON object"))?,
+        _ => json!({}),
+    };
+    let v = req.json(&body).json_ok()?;
+    let image = v["Id"].clone();
+    let name = match (p.str("repo"), p.str("tag")) {
+        (Some(r), Some(t)) => format!("{r}:{t}"),
+        (Some(r), None) => format!("{r}:latest"),
+        _ => String::new(),
+    };
+    Ok(Output::one(format!("Committed {id} to image {}", if name.is_empty() { image.as_str().unwrap_or("?") } else { &name }), json!({"Id": image, "container": id, "image": name}))
+        .summary("image_id", image)
+        .summary("total_objects", 1)
+        .summary("total_objects_successful", 1))
+}
