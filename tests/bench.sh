@@ -8,11 +8,14 @@ cd "$(dirname "$0")/.."
 engine_dir=${1:-/tmp/berth-demo-engine}
 unset RUST_BACKTRACE # an anyhow error path costs ~70 ms with it set
 
-if ! command -v hyperfine >/dev/null; then
+need=()
+command -v hyperfine >/dev/null || need+=(hyperfine)
+[[ -x /usr/bin/time ]] || need+=(time)
+if [[ ${#need[@]} -gt 0 ]]; then
     if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
     else
-        echo "bench.sh: hyperfine is needed (apt-get install hyperfine)" >&2
+        echo "bench.sh: ${need[*]} needed (apt-get install ${need[*]})" >&2
         exit 1
     fi
 fi
@@ -53,5 +56,33 @@ if len(version) > 1:
     check("berth system.version / docker version", version[0][1] / version[1][1], "<=", 0.5)
 check("cold (no cache) / cached system.version", cold[0][1] / cold[1][1], ">=", 15)
 PY
+# Export throughput and memory: a container holding a 1 GiB file, berth vs `docker export`.
+if [[ -n $docker_cli ]]; then
+    "$berth" run system.ping >/dev/null
+    img=$(tests/bench-image.sh "$host")
+    cid=$("$docker_cli" -H "$host" create --network none "$img" sh -c 'dd if=/dev/urandom of=/big bs=1048576 count=1024 2>/dev/null')
+    "$docker_cli" -H "$host" start -a "$cid" >/dev/null
+    # Each run starts with no file and no dirty pages, so writeback of the previous run's
+    # gigabyte does not throttle the next one.
+    hyperfine --style none --warmup 1 --runs 5 --export-json "$work/export.json" \
+        --prepare "rm -f $work/docker.tar $work/berth.tar; sync" \
+        "$docker_cli -H $host export -o $work/docker.tar $cid" \
+        "$berth run container.export id=$cid --out $work/berth.tar" >/dev/null 2>&1
+    rss=$(/usr/bin/time -f %M "$berth" run container.export "id=$cid" --out "$work/berth.tar" 2>&1 >/dev/null | tail -n1)
+    size=$(stat -c %s "$work/berth.tar")
+    python3 - "$work" "$rss" "$size" <<'PY'
+import json, sys
+w, rss, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+(d, b) = [r["median"] for r in json.load(open(f"{w}/export.json"))["results"]]
+print("container export, 1 GiB file")
+print(f"  docker export -o FILE            {size / d / 2**20:8.1f} MiB/s  ({d:.2f} s)")
+print(f"  berth container.export --out     {size / b / 2**20:8.1f} MiB/s  ({b:.2f} s)")
+ok = d / b >= 0.9
+print(f"  throughput berth / docker        {d / b:6.2f}x   target >= 0.9x   {'PASS' if ok else 'MISS'}")
+print(f"  berth peak RSS                   {rss / 1024:6.1f} MiB  target <= 64 MiB   {'PASS' if rss <= 64 * 1024 else 'MISS'}")
+PY
+    "$docker_cli" -H "$host" rm -f "$cid" >/dev/null
+fi
+
 echo "in process"
 target/release/examples/bench_runtime "$BERTH_ACTIONS" "$host" | sed 's/^/  /'

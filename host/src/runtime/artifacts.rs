@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 
 use crate::engine::{Body, BoxError};
 
@@ -79,7 +79,13 @@ impl Artifacts {
     }
 
     /// Streams `body` into the output artifact `name`, through a temp file renamed on success.
+    ///
+    /// Reading from the engine overlaps with hashing and writing: each 1 MiB chunk is hashed
+    /// and written on the blocking pool while the next one is read, so memory stays at about
+    /// two chunks whatever the size. Like `docker export -o`, the data is not fsynced; the
+    /// rename makes a complete file appear at once, and a failure leaves nothing.
     pub async fn write_output(&self, name: &str, mut body: Body, idle: Duration) -> Result<Written, String> {
+        const CHUNK: usize = 1 << 20;
         let Artifact::Output(path) = self.lookup(name)? else {
             return Err(format!("artifact '{name}' is an input, not an output"));
         };
@@ -89,25 +95,70 @@ impl Artifacts {
             .suffix(".part")
             .tempfile_in(dir)
             .map_err(|e| format!("cannot create a temp file in {}: {e}", dir.display()))?;
-        let (std_file, tmp_path) = tmp.into_parts();
-        let mut file = tokio::fs::File::from_std(std_file);
-        let mut hasher = Sha256::new();
+        let (file, tmp_path) = tmp.into_parts();
+        let write_err = |e: std::io::Error| format!("writing artifact '{name}' failed: {e}");
+        // Two pipelines on the blocking pool, each one chunk behind the reader: one hashes,
+        // one writes. The file and the hasher travel with their jobs and come back.
+        let mut file_idle = Some(file);
+        let mut hasher_idle = Some(Sha256::new());
+        let mut writing: Option<tokio::task::JoinHandle<std::io::Result<std::fs::File>>> = None;
+        let mut hashing: Option<tokio::task::JoinHandle<Sha256>> = None;
+        let joined = |e: tokio::task::JoinError| format!("artifact writer failed: {e}");
+        // Frames are kept as they arrive (no copy) until a chunk's worth is pending.
+        let mut pending: Vec<Bytes> = Vec::new();
+        let mut pending_len = 0usize;
         let mut size = 0u64;
         loop {
             let frame = match tokio::time::timeout(idle, body.frame()).await {
                 Err(_) => return Err(format!("the engine stopped sending for {idle:?} while writing artifact '{name}'")),
-                Ok(None) => break,
+                Ok(None) => None,
                 Ok(Some(Err(e))) => return Err(format!("reading the engine's response for artifact '{name}' failed: {e}")),
-                Ok(Some(Ok(f))) => f,
+                Ok(Some(Ok(f))) => Some(f),
             };
-            if let Ok(data) = frame.into_data() {
-                hasher.update(&data);
+            let done = frame.is_none();
+            if let Some(data) = frame.and_then(|f| f.into_data().ok()) {
                 size += data.len() as u64;
-                file.write_all(&data).await.map_err(|e| format!("writing artifact '{name}' failed: {e}"))?;
+                pending_len += data.len();
+                pending.push(data);
+            }
+            if pending_len >= CHUNK || (done && pending_len > 0) {
+                let chunk = std::sync::Arc::new(std::mem::take(&mut pending));
+                pending_len = 0;
+                let mut file = match writing.take() {
+                    Some(job) => job.await.map_err(joined)?.map_err(write_err)?,
+                    None => file_idle.take().expect("the file is idle when no write is in flight"),
+                };
+                let mut hasher = match hashing.take() {
+                    Some(job) => job.await.map_err(joined)?,
+                    None => hasher_idle.take().expect("the hasher is idle when no hash is in flight"),
+                };
+                let for_hash = chunk.clone();
+                hashing = Some(tokio::task::spawn_blocking(move || {
+                    for piece in for_hash.iter() {
+                        hasher.update(piece);
+                    }
+                    hasher
+                }));
+                writing = Some(tokio::task::spawn_blocking(move || {
+                    use std::io::Write;
+                    for piece in chunk.iter() {
+                        file.write_all(piece)?;
+                    }
+                    Ok(file)
+                }));
+            }
+            if done {
+                break;
             }
         }
-        file.flush().await.map_err(|e| format!("writing artifact '{name}' failed: {e}"))?;
-        file.sync_all().await.map_err(|e| format!("syncing artifact '{name}' failed: {e}"))?;
+        let file = match writing.take() {
+            Some(job) => job.await.map_err(joined)?.map_err(write_err)?,
+            None => file_idle.take().expect("the file is idle when no write is in flight"),
+        };
+        let hasher = match hashing.take() {
+            Some(job) => job.await.map_err(joined)?,
+            None => hasher_idle.take().expect("the hasher is idle when no hash is in flight"),
+        };
         drop(file);
         tmp_path.persist(path).map_err(|e| format!("cannot move artifact '{name}' into place at {}: {}", path.display(), e.error))?;
         Ok(Written { path: path.clone(), size, sha256: hex::encode(hasher.finalize()) })
