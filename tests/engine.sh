@@ -4,7 +4,7 @@
 # It never touches the machine's own daemon: its own socket, data root, exec root, pidfile
 # and containerd namespace, no bridge and no iptables rules.
 #
-#   tests/engine.sh ensure              install docker.io + busybox-static if missing (root, Debian)
+#   tests/engine.sh ensure              install docker.io, busybox-static, docker-registry if missing (root, Debian)
 #   tests/engine.sh start [DIR]         start (or reuse) the engine in DIR; print its DOCKER_HOST
 #   tests/engine.sh stop [DIR]          stop it and remove DIR
 #   tests/engine.sh run [DIR] -- CMD    start, run CMD with BERTH_TEST_DOCKER_HOST set, stop
@@ -24,6 +24,7 @@ ensure() {
     command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
     [[ -x /bin/busybox || -x /usr/bin/busybox ]] || missing+=(busybox-static)
     command -v curl >/dev/null 2>&1 || missing+=(curl)
+    command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
     [[ ${#missing[@]} -eq 0 ]] && return 0
     if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
         echo "engine.sh: missing ${missing[*]}; install them (Debian: apt-get install ${missing[*]})" >&2

@@ -55,7 +55,7 @@ pub struct LimitArgs {
     #[arg(long, default_value_t = 10.0, global = true)]
     pub cpu_secs: f64,
     /// Wall-clock cap per invocation, seconds (time in engine calls included).
-    #[arg(long, default_value_t = 120.0, global = true)]
+    #[arg(long, default_value_t = 600.0, global = true)]
     pub timeout_secs: f64,
     /// Engine calls per invocation.
     #[arg(long, default_value_t = 256, global = true)]
@@ -244,7 +244,11 @@ async fn run_cli(cli: Cli) -> Result<i32, Usage> {
             }
             let engine = EngineClient::connect(&cli.host, timeouts).map_err(|e| Usage(format!("{e:#}")))?;
             let creds = Credentials::new(cli.credentials.clone(), CredentialStore::docker_config_path());
-            let ctx = HostContext::new(Arc::new(engine), Arc::new(creds));
+            let mut ctx = HostContext::new(Arc::new(engine), Arc::new(creds));
+            let bar = std::io::stderr().is_terminal().then(|| Arc::new(TtyProgress::default()));
+            if let Some(bar) = &bar {
+                ctx.progress = Some(bar.clone());
+            }
             let prepared = match runtime.prepare(comp) {
                 Ok(p) => p,
                 Err(e) => {
@@ -253,7 +257,13 @@ async fn run_cli(cli: Cli) -> Result<i32, Usage> {
                     return Ok(1);
                 }
             };
+            let input_pack;
+            (arts, input_pack) = pack_input_dir(arts, input.as_deref())?;
             let outcome = runtime.invoke(&prepared, ctx, spec, params, arts, limits).await;
+            drop(input_pack);
+            if let Some(bar) = &bar {
+                bar.finish();
+            }
             tracing::debug!(action = %spec.name, duration = ?outcome.duration, calls = ?outcome.calls, "invocation finished");
             print_result(&outcome.result, format);
             if let Some(e) = &outcome.result.error {
@@ -263,6 +273,55 @@ async fn run_cli(cli: Cli) -> Result<i32, Usage> {
             Ok(0)
         }
     }
+}
+
+/// The progress bar drawn on a terminal's stderr: one line, rewritten in place.
+#[derive(Default)]
+struct TtyProgress {
+    drawn: std::sync::atomic::AtomicBool,
+}
+
+impl crate::runtime::ProgressSink for TtyProgress {
+    fn report(&self, action: &str, id: &str, current: u64, total: Option<u64>, message: &str) {
+        let bar = match total {
+            Some(t) if t > 0 => {
+                let done = ((current.min(t) * 30) / t) as usize;
+                format!("[{}{}] {:>3}% ", "=".repeat(done), " ".repeat(30 - done), current.min(t) * 100 / t)
+            }
+            _ => String::new(),
+        };
+        let mut line = format!("{action} {id}: {bar}{message}");
+        line.truncate(line.char_indices().nth(110).map(|(i, _)| i).unwrap_or(line.len()));
+        eprint!("\r\x1b[2K{line}");
+        self.drawn.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl TtyProgress {
+    fn finish(&self) {
+        if self.drawn.load(std::sync::atomic::Ordering::Relaxed) {
+            eprint!("\r\x1b[2K");
+        }
+    }
+}
+
+/// `--in DIR`: the CLI packs a directory (a build context) into a temporary tar, kept until the
+/// invocation ends.
+fn pack_input_dir(mut arts: Artifacts, input: Option<&std::path::Path>) -> Result<(Artifacts, Option<tempfile::NamedTempFile>), Usage> {
+    let Some(dir) = input.filter(|p| p.is_dir()) else { return Ok((arts, None)) };
+    let tmp = tempfile::Builder::new()
+        .prefix("berth-context-")
+        .suffix(".tar")
+        .tempfile()
+        .map_err(|e| Usage(format!("cannot create a temp file to pack {}: {e}", dir.display())))?;
+    let mut tar = tar::Builder::new(std::io::BufWriter::new(tmp.as_file()));
+    tar.follow_symlinks(false);
+    tar.append_dir_all(".", dir).map_err(|e| Usage(format!("cannot pack {} into a tar: {e}", dir.display())))?;
+    tar.into_inner()
+        .and_then(|mut w| w.flush())
+        .map_err(|e| Usage(format!("cannot pack {} into a tar: {e}", dir.display())))?;
+    arts.input("in", tmp.path());
+    Ok((arts, Some(tmp)))
 }
 
 fn one_line(s: &str) -> String {

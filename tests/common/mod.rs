@@ -49,8 +49,9 @@ pub fn hostile_wasm() -> PathBuf {
 }
 
 /// One configured `berth`: an actions dir of its own, a shared compile cache.
+#[derive(Clone)]
 pub struct Berth {
-    pub actions: tempfile::TempDir,
+    pub actions: Arc<tempfile::TempDir>,
     pub cache: PathBuf,
     pub host: String,
     pub env: Vec<(String, String)>,
@@ -69,7 +70,7 @@ impl Berth {
         for (name, src) in components {
             std::fs::copy(src, actions.path().join(name)).unwrap();
         }
-        Berth { actions, cache: shared_cache(), host: docker_host(), env: Vec::new() }
+        Berth { actions: Arc::new(actions), cache: shared_cache(), host: docker_host(), env: Vec::new() }
     }
 
     pub fn system() -> Self {
@@ -78,6 +79,11 @@ impl Berth {
 
     pub fn hostile() -> Self {
         Self::with(&[("system.wasm", system_wasm()), ("test.wasm", hostile_wasm())])
+    }
+
+    /// The same `berth` (same actions dir) with one more environment variable.
+    pub fn clone_with_env(&self, k: &str, v: &str) -> Self {
+        self.clone().env(k, v)
     }
 
     pub fn env(mut self, k: &str, v: &str) -> Self {
@@ -287,4 +293,68 @@ pub fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
     format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A real registry (Debian's docker-registry, distribution 2.8) on 127.0.0.1, optionally with
+/// htpasswd auth; stopped when dropped.
+pub struct Registry {
+    pub addr: String,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    pub fn start(auth: Option<(&str, &str)>) -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let addr = format!("127.0.0.1:{port}");
+        let mut cfg = format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}/data\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
+            dir.path().display()
+        );
+        if let Some((user, pass)) = auth {
+            let hash = bcrypt::hash(pass, 5).unwrap();
+            std::fs::write(dir.path().join("htpasswd"), format!("{user}:{hash}\n")).unwrap();
+            cfg.push_str(&format!("auth:\n  htpasswd:\n    realm: berth-test\n    path: {}/htpasswd\n", dir.path().display()));
+        }
+        let cfg_path = dir.path().join("config.yml");
+        std::fs::write(&cfg_path, cfg).unwrap();
+        let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&cfg_path)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("docker-registry is not installed (tests/engine.sh ensure installs it)");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(20), "the registry at {addr} did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Registry { addr, child, _dir: dir }
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A tar holding `files` (path, contents, mode).
+pub fn tar_of(files: &[(&str, &[u8], u32)]) -> Vec<u8> {
+    let mut t = tar::Builder::new(Vec::new());
+    for (path, data, mode) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(*mode);
+        h.set_cksum();
+        t.append_data(&mut h, path, *data).unwrap();
+    }
+    t.into_inner().unwrap()
 }

@@ -2,6 +2,7 @@
 //! output data paths, mapped onto the canonical actions.
 
 use berth_sdk::prelude::*;
+use berth_sdk::soar::{counted, with_message, wrap, wrap_each};
 
 fn id() -> Param {
     Param::string("id").required().describe("ID or Name of the container")
@@ -143,47 +144,4 @@ fn with_body(p: &Params, from: &str, to: &str) -> Result<Params> {
     };
     m.insert(to.to_string(), v);
     Ok(Params(m))
-}
-
-fn counted(mut out: Output) -> Result<Output> {
-    let n = out.data.len().max(1);
-    out.summary.insert("total_objects".into(), json!(n));
-    out.summary.insert("total_objects_successful".into(), json!(n));
-    Ok(out)
-}
-
-/// `data: [x, y]` → `data: [{key: [x, y]}]`.
-fn wrap(key: &str, mut out: Output) -> Output {
-    let items = std::mem::take(&mut out.data);
-    let n = items.len();
-    out.data = vec![json!({ key: items })];
-    out.summary.insert("total_objects".into(), json!(n));
-    out.summary.insert("total_objects_successful".into(), json!(n));
-    out
-}
-
-/// `data: [x]` → `data: [{key: x}]`.
-fn wrap_each(key: &str, mut out: Output) -> Output {
-    out.data = std::mem::take(&mut out.data).into_iter().map(|x| json!({ key: x })).collect();
-    let n = out.data.len();
-    out.summary.insert("total_objects".into(), json!(n));
-    out.summary.insert("total_objects_successful".into(), json!(n));
-    out
-}
-
-/// `data: [x]` → `data: [{key: x + {message}}]`.
-fn with_message(key: &str, mut out: Output) -> Output {
-    let message = out.message.clone();
-    out.data = std::mem::take(&mut out.data)
-        .into_iter()
-        .map(|mut x| {
-            if let Value::Object(m) = &mut x {
-                m.insert("message".into(), json!(message));
-            }
-            json!({ key: x })
-        })
-        .collect();
-    out.summary.insert("total_objects".into(), json!(1));
-    out.summary.insert("total_objects_successful".into(), json!(1));
-    out
 }

@@ -22,7 +22,9 @@ pub mod bindings {
     });
 }
 
+pub mod commit;
 pub mod engine;
+pub mod soar;
 mod spec;
 pub mod stream;
 

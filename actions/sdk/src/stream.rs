@@ -206,3 +206,84 @@ mod tests {
         assert_eq!(d.pending(), 0);
     }
 }
+
+/// What a JSON progress stream (pull, push, build, load, import) came to.
+#[derive(Debug, Default, Clone)]
+pub struct Progress {
+    /// Messages received.
+    pub messages: usize,
+    /// The last `status` lines (at most 100), e.g. "Pull complete".
+    pub statuses: Vec<String>,
+    /// Build output (`stream` messages), capped at 64 KiB.
+    pub output: String,
+    /// `aux` payloads: the built image id, the pushed digest.
+    pub aux: Vec<Value>,
+}
+
+impl Stream {
+    /// Follows a JSON progress stream to its end, reporting progress to the host under `id`.
+    /// An `error` / `errorDetail` message inside the 200 response fails the action with the
+    /// engine's message, as it must: the HTTP status alone says nothing.
+    pub fn progress(self, id: &str, deadline: Instant) -> Result<Progress> {
+        let mut p = Progress::default();
+        let mut messages = self.json_messages(deadline);
+        for m in messages.by_ref() {
+            let m = m?;
+            p.messages += 1;
+            let err = m["errorDetail"]["message"].as_str().or_else(|| m["error"].as_str());
+            if let Some(e) = err {
+                return Err(Error::Engine { status: 0, message: e.trim().to_string() });
+            }
+            if let Some(s) = m["stream"].as_str() {
+                if p.output.len() < 64 * 1024 {
+                    p.output.push_str(s);
+                }
+                let line = s.trim_end();
+                if !line.is_empty() {
+                    crate::log::progress(id, p.messages as u64, None, line);
+                }
+            }
+            if let Some(status) = m["status"].as_str() {
+                let what = match m["id"].as_str() {
+                    Some(layer) => format!("{layer}: {status}"),
+                    None => status.to_string(),
+                };
+                let current = m["progressDetail"]["current"].as_u64().unwrap_or(0);
+                let total = m["progressDetail"]["total"].as_u64();
+                crate::log::progress(id, current, total, &what);
+                if p.statuses.len() >= 100 {
+                    p.statuses.remove(0);
+                }
+                p.statuses.push(what);
+            }
+            if !m["aux"].is_null() {
+                p.aux.push(m["aux"].clone());
+            }
+        }
+        if messages.timed_out() {
+            return Err(Error::Engine { status: 0, message: format!("{id} did not finish in time") });
+        }
+        Ok(p)
+    }
+}
+
+/// The registry an image reference lives in: `127.0.0.1:5000/x` → `127.0.0.1:5000`,
+/// `busybox` or `library/busybox` → `docker.io`.
+pub fn registry_of(image: &str) -> &str {
+    match image.split_once('/') {
+        Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => first,
+        _ => "docker.io",
+    }
+}
+
+#[cfg(test)]
+mod registry_tests {
+    #[test]
+    fn registries() {
+        assert_eq!(super::registry_of("busybox"), "docker.io");
+        assert_eq!(super::registry_of("library/busybox:1"), "docker.io");
+        assert_eq!(super::registry_of("127.0.0.1:5000/x/y:t"), "127.0.0.1:5000");
+        assert_eq!(super::registry_of("localhost/x"), "localhost");
+        assert_eq!(super::registry_of("ghcr.io/a/b"), "ghcr.io");
+    }
+}

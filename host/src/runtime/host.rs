@@ -35,23 +35,29 @@ pub struct CallRecord {
 }
 
 /// Shared, invocation-independent context.
+/// Where progress reports go besides the logs (the CLI's progress bar on a terminal).
+pub trait ProgressSink: Send + Sync {
+    fn report(&self, action: &str, id: &str, current: u64, total: Option<u64>, message: &str);
+}
+
 #[derive(Clone)]
 pub struct HostContext {
     /// `None` when no engine may be reached (describe()).
     pub engine: Option<Arc<EngineClient>>,
     pub credentials: Arc<Credentials>,
+    pub progress: Option<Arc<dyn ProgressSink>>,
 }
 
 impl HostContext {
     pub fn new(engine: Arc<EngineClient>, credentials: Arc<Credentials>) -> Self {
-        HostContext { engine: Some(engine), credentials }
+        HostContext { engine: Some(engine), credentials, progress: None }
     }
 
     /// No engine and no credentials: for describe() and benchmarks.
     pub fn offline() -> Self {
         static NONE: std::sync::OnceLock<Arc<Credentials>> = std::sync::OnceLock::new();
         let credentials = NONE.get_or_init(|| Arc::new(Credentials::from_store(Default::default()))).clone();
-        HostContext { engine: None, credentials }
+        HostContext { engine: None, credentials, progress: None }
     }
 
     fn engine(&self) -> Result<&Arc<EngineClient>, WitError> {
@@ -78,6 +84,7 @@ pub struct HostState {
     pub(super) stderr: MemoryOutputPipe,
     response_bytes: u64,
     log_lines: u32,
+    progress_events: u32,
     /// Engine calls made, in order.
     pub calls: Vec<CallRecord>,
     /// The first sandbox or policy violation, which decides how a failure is reported.
@@ -86,6 +93,8 @@ pub struct HostState {
     pub written: Vec<crate::runtime::artifacts::Written>,
 }
 
+/// Progress reports per invocation before the rest are dropped.
+const MAX_PROGRESS_EVENTS: u32 = 100_000;
 /// Log lines a guest may emit per invocation before the rest are dropped.
 const MAX_LOG_LINES: u32 = 1000;
 const MAX_LOG_LINE: usize = 4096;
@@ -118,6 +127,7 @@ impl HostState {
             stderr,
             response_bytes: 0,
             log_lines: 0,
+            progress_events: 0,
             calls: Vec::new(),
             violation: None,
             written: Vec::new(),
@@ -154,13 +164,14 @@ impl HostState {
             headers.append(name, value);
         }
         if let Some(reg) = &req.registry {
-            match self.ctx.credentials.get(reg).map_err(WitError::Invalid)? {
-                Some(auth) => {
-                    let v = HeaderValue::try_from(auth.header_value()).map_err(|_| WitError::Invalid("bad credentials".into()))?;
-                    headers.insert("x-registry-auth", v);
-                }
-                None => tracing::debug!(registry = %reg, "no credentials held; sending the request anonymously"),
-            }
+            // Without held credentials an empty config goes (the engine insists on the header
+            // for pushes), so the registry sees an anonymous client.
+            let auth = self.ctx.credentials.get(reg).map_err(WitError::Invalid)?.unwrap_or_else(|| {
+                tracing::debug!(registry = %reg, "no credentials held; sending the request anonymously");
+                crate::credentials::AuthConfig::default()
+            });
+            let v = HeaderValue::try_from(auth.header_value()).map_err(|_| WitError::Invalid("bad credentials".into()))?;
+            headers.insert("x-registry-auth", v);
         }
         let body = match &req.body {
             types::Body::Empty => OutBody::Empty,
@@ -479,8 +490,12 @@ impl log::Host for HostState {
     }
 
     async fn progress(&mut self, id: String, current: u64, total: Option<u64>, message: String) {
-        if !self.count_log_line() {
+        self.progress_events += 1;
+        if self.progress_events > MAX_PROGRESS_EVENTS {
             return;
+        }
+        if let Some(sink) = &self.ctx.progress {
+            sink.report(&self.action, truncate(&id), current, total, truncate(&message));
         }
         tracing::info!(target: "berth::progress", action = %self.action, id = %truncate(&id), current, total, "{}", truncate(&message));
     }

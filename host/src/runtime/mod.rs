@@ -17,7 +17,7 @@ use wasmtime::{Config, Engine, Store, UpdateDeadline};
 
 pub use artifacts::Artifacts;
 pub use cache::{Cache, Source};
-pub use host::{CallRecord, HostContext, HostState};
+pub use host::{CallRecord, HostContext, HostState, ProgressSink};
 
 use crate::policy::Policy;
 use crate::spec::{ActionResult, ActionSpec, FailureKind, FamilyInfo, Kind, ParamSpec, ValueType};
@@ -62,7 +62,7 @@ impl Default for Limits {
         Limits {
             memory_bytes: 128 << 20,
             cpu: Duration::from_secs(10),
-            wall: Duration::from_secs(120),
+            wall: Duration::from_secs(600),
             engine_calls: 256,
             response_bytes: 256 << 20,
             body_bytes: 64 << 20,
