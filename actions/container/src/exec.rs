@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use berth_sdk::params::set_opt;
 use berth_sdk::prelude::*;
 use berth_sdk::stream::Read;
 use berth_sdk::{seg, Stdin};
@@ -15,14 +16,14 @@ fn epath(id: &str, rest: &str) -> String {
 
 /// The ExecConfig body from structured params (or `body`).
 fn exec_config(p: &Params, attach_stdin: bool) -> Result<Value> {
-    let mut body = crate::body_base(p);
-    crate::set(&mut body, "Cmd", command(p, "cmd")?);
-    crate::set(&mut body, "Env", env_list(p)?);
-    crate::set(&mut body, "User", p.str("user").map(|s| json!(s)));
-    crate::set(&mut body, "WorkingDir", p.str("working_dir").map(|s| json!(s)));
-    crate::set(&mut body, "Tty", p.bool("tty").map(Value::Bool));
-    crate::set(&mut body, "Privileged", p.bool("privileged").map(Value::Bool));
-    crate::set(&mut body, "DetachKeys", p.str("detach_keys").map(|s| json!(s)));
+    let mut body = p.object_or_empty("body");
+    set_opt(&mut body, "Cmd", command(p, "cmd")?);
+    set_opt(&mut body, "Env", env_list(p)?);
+    set_opt(&mut body, "User", p.str("user").map(|s| json!(s)));
+    set_opt(&mut body, "WorkingDir", p.str("working_dir").map(|s| json!(s)));
+    set_opt(&mut body, "Tty", p.bool("tty").map(Value::Bool));
+    set_opt(&mut body, "Privileged", p.bool("privileged").map(Value::Bool));
+    set_opt(&mut body, "DetachKeys", p.str("detach_keys").map(|s| json!(s)));
     if !body.get("Cmd").is_some_and(|c| c.as_array().is_some_and(|a| !a.is_empty())) {
         return Err(Error::bad_params("parameter 'cmd' is required (a JSON array, or a string split on spaces)"));
     }

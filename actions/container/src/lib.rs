@@ -6,6 +6,7 @@ mod io;
 mod soar;
 
 use berth_sdk::engine::need_api;
+use berth_sdk::params::set_opt;
 use berth_sdk::prelude::*;
 
 fn id() -> Param {
@@ -350,29 +351,16 @@ fn restart_policy(p: &Params) -> Result<Option<Value>> {
     Ok(Some(v))
 }
 
-pub(crate) fn body_base(p: &Params) -> Map<String, Value> {
-    match p.get("body") {
-        Some(Value::Object(m)) => m.clone(),
-        _ => Map::new(),
-    }
-}
-
-pub(crate) fn set(obj: &mut Map<String, Value>, key: &str, v: Option<Value>) {
-    if let Some(v) = v {
-        obj.insert(key.to_string(), v);
-    }
-}
-
 pub(crate) fn create(p: &Params) -> Result<Output> {
-    let mut body = body_base(p);
-    set(&mut body, "Image", p.str("image").map(|s| json!(s)));
-    set(&mut body, "Cmd", command(p, "cmd")?);
-    set(&mut body, "Entrypoint", command(p, "entrypoint")?);
-    set(&mut body, "Env", env_list(p)?);
-    set(&mut body, "Labels", p.get("labels").cloned());
-    set(&mut body, "Tty", p.bool("tty").map(Value::Bool));
-    set(&mut body, "User", p.str("user").map(|s| json!(s)));
-    set(&mut body, "WorkingDir", p.str("working_dir").map(|s| json!(s)));
+    let mut body = p.object_or_empty("body");
+    set_opt(&mut body, "Image", p.str("image").map(|s| json!(s)));
+    set_opt(&mut body, "Cmd", command(p, "cmd")?);
+    set_opt(&mut body, "Entrypoint", command(p, "entrypoint")?);
+    set_opt(&mut body, "Env", env_list(p)?);
+    set_opt(&mut body, "Labels", p.get("labels").cloned());
+    set_opt(&mut body, "Tty", p.bool("tty").map(Value::Bool));
+    set_opt(&mut body, "User", p.str("user").map(|s| json!(s)));
+    set_opt(&mut body, "WorkingDir", p.str("working_dir").map(|s| json!(s)));
     if !body.get("Image").is_some_and(Value::is_string) {
         return Err(Error::bad_params("parameter 'image' is required (or an Image in 'body')"));
     }
@@ -380,11 +368,11 @@ pub(crate) fn create(p: &Params) -> Result<Output> {
         Some(Value::Object(m)) => m,
         _ => Map::new(),
     };
-    set(&mut host, "Memory", p.i64("memory").map(Value::from));
-    set(&mut host, "CpuShares", p.i64("cpu_shares").map(Value::from));
-    set(&mut host, "RestartPolicy", restart_policy(p)?);
-    set(&mut host, "Binds", p.get("binds").cloned());
-    set(&mut host, "NetworkMode", p.str("network_mode").map(|s| json!(s)));
+    set_opt(&mut host, "Memory", p.i64("memory").map(Value::from));
+    set_opt(&mut host, "CpuShares", p.i64("cpu_shares").map(Value::from));
+    set_opt(&mut host, "RestartPolicy", restart_policy(p)?);
+    set_opt(&mut host, "Binds", p.get("binds").cloned());
+    set_opt(&mut host, "NetworkMode", p.str("network_mode").map(|s| json!(s)));
     if !host.is_empty() {
         body.insert("HostConfig".into(), Value::Object(host));
     }
@@ -493,11 +481,11 @@ pub(crate) fn prune(p: &Params) -> Result<Output> {
 
 pub(crate) fn update(p: &Params) -> Result<Output> {
     let id = p.req_str("id")?;
-    let mut body = body_base(p);
-    set(&mut body, "Memory", p.i64("memory").map(Value::from));
-    set(&mut body, "MemorySwap", p.i64("memory_swap").map(Value::from));
-    set(&mut body, "CpuShares", p.i64("cpu_shares").map(Value::from));
-    set(&mut body, "RestartPolicy", restart_policy(p)?);
+    let mut body = p.object_or_empty("body");
+    set_opt(&mut body, "Memory", p.i64("memory").map(Value::from));
+    set_opt(&mut body, "MemorySwap", p.i64("memory_swap").map(Value::from));
+    set_opt(&mut body, "CpuShares", p.i64("cpu_shares").map(Value::from));
+    set_opt(&mut body, "RestartPolicy", restart_policy(p)?);
     if body.is_empty() {
         return Err(Error::bad_params("nothing to update: give memory, memory_swap, cpu_shares, restart_policy or body"));
     }

@@ -206,3 +206,20 @@ mod b64_tests {
         assert!(super::base64_decode("a*b").is_none());
     }
 }
+
+impl Params {
+    /// An object param (a full request `body`) as a map to build on; empty when absent.
+    pub fn object_or_empty(&self, name: &str) -> Map<String, Value> {
+        match self.get(name) {
+            Some(Value::Object(m)) => m.clone(),
+            _ => Map::new(),
+        }
+    }
+}
+
+/// Sets `key` when a value is given: structured params override a body's fields.
+pub fn set_opt(obj: &mut Map<String, Value>, key: &str, v: Option<Value>) {
+    if let Some(v) = v {
+        obj.insert(key.to_string(), v);
+    }
+}
