@@ -82,6 +82,17 @@ pub enum OutputFormat {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Serve many tenants over HTTP (see README: tenants config).
+    Serve {
+        /// Tenants config (TOML).
+        #[arg(long)]
+        config: PathBuf,
+        /// Address to listen on (overrides server.listen).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Print the SHA-256 of a tenant token, for the tenants config.
+    HashToken { token: String },
     /// List every action: name, kind, read-only, summary.
     Actions {
         /// JSON for machines.
@@ -170,6 +181,17 @@ pub fn default_actions_dir() -> PathBuf {
 pub fn main_entry() -> i32 {
     let cli = Cli::parse();
     init_tracing();
+    match &cli.command {
+        Command::HashToken { token } => {
+            println!("{}", hex::encode(crate::server::config::hash_token(token)));
+            return 0;
+        }
+        Command::Serve { config, listen } => {
+            let actions = cli.actions.clone().unwrap_or_else(default_actions_dir);
+            return crate::server::run(config, listen.as_deref(), actions);
+        }
+        _ => {}
+    }
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -203,6 +225,7 @@ async fn run_cli(cli: Cli) -> Result<i32, Usage> {
         eprintln!("berth: warning: skipped component {}: {why}", path.display());
     }
     match cli.command {
+        Command::Serve { .. } | Command::HashToken { .. } => unreachable!("handled before discovery"),
         Command::Actions { json } => {
             print_actions(&catalog, json || format == OutputFormat::Json);
             Ok(0)

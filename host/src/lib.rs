@@ -5,6 +5,7 @@
 //! - [`policy`]: what an invocation may ask of the engine.
 //! - [`spec`]: action specs, param validation, the SOAR `action_result`.
 //! - [`credentials`]: registry credentials, held by the host only.
+//! - [`server`]: `berth serve`, tenants, audit, metrics.
 //! - [`cli`]: the `berth` command.
 
 pub mod cli;
@@ -12,4 +13,5 @@ pub mod credentials;
 pub mod engine;
 pub mod policy;
 pub mod runtime;
+pub mod server;
 pub mod spec;

@@ -8,11 +8,13 @@ use http::Method;
 pub struct Policy {
     /// Only GET and HEAD: set for actions declared read-only (and read-only tenants).
     pub read_only: bool,
+    /// `(key, value)`: only objects carrying this label may be seen or touched (server mode).
+    pub label_scope: Option<(String, String)>,
 }
 
 impl Policy {
     pub fn for_action(read_only: bool) -> Self {
-        Policy { read_only }
+        Policy { read_only, label_scope: None }
     }
 
     /// Ok, or the reason the call is refused.

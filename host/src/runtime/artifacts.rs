@@ -173,7 +173,7 @@ fn parent_dir(path: &Path) -> &Path {
 }
 
 /// A file as a streamed body, read in 256 KiB chunks.
-fn file_body(file: tokio::fs::File) -> Body {
+pub(crate) fn file_body(file: tokio::fs::File) -> Body {
     let stream = futures_util::stream::unfold(Some(file), |state| async move {
         let mut file = state?;
         let mut buf = vec![0u8; 256 * 1024];

@@ -190,8 +190,115 @@ impl HostState {
                 }
             },
         };
-        let query = path::encode_query(&req.query);
+        let mut query = req.query.clone();
+        let mut body = body;
+        if let Some((k, v)) = self.policy.label_scope.clone() {
+            self.enforce_scope(&method, &req.path, &k, &v, &mut query, &mut body).await.map_err(|why| {
+                let why = self.violate(why);
+                self.refuse(&req.method, &req.path, WitError::Denied(why))
+            })?;
+        }
+        let query = path::encode_query(&query);
         Ok((method, query, headers, body))
+    }
+
+    /// Label scope (server mode): lists, prunes and events are filtered by the label; creates
+    /// get it added; any call on one object is allowed only after the host has inspected the
+    /// object and found the label.
+    async fn enforce_scope(
+        &mut self,
+        method: &http::Method,
+        path: &str,
+        key: &str,
+        value: &str,
+        query: &mut Vec<(String, String)>,
+        body: &mut OutBody,
+    ) -> Result<(), String> {
+        let label = format!("{key}={value}");
+        let engine = self.ctx.engine.clone().ok_or("no engine")?;
+        let engine = engine.as_ref();
+        let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let add_filter = |query: &mut Vec<(String, String)>| -> Result<(), String> {
+            let mut filters = match query.iter().position(|(k, _)| k == "filters") {
+                Some(i) => serde_json::from_str::<serde_json::Value>(&query.remove(i).1).map_err(|_| "filters must be JSON".to_string())?,
+                None => serde_json::json!({}),
+            };
+            let obj = filters.as_object_mut().ok_or("filters must be a JSON object")?;
+            match obj.get_mut("label") {
+                Some(serde_json::Value::Array(a)) => a.push(serde_json::json!(label)),
+                Some(serde_json::Value::Object(m)) => {
+                    m.insert(label.clone(), serde_json::json!(true));
+                }
+                _ => {
+                    obj.insert("label".into(), serde_json::json!([label]));
+                }
+            }
+            query.push(("filters".into(), filters.to_string()));
+            Ok(())
+        };
+        match (method.as_str(), segs.as_slice()) {
+            ("GET", ["_ping"] | ["version"] | ["info"]) | ("HEAD", ["_ping"]) => Ok(()),
+            ("GET", ["containers", "json"] | ["images", "json"] | ["volumes"] | ["networks"] | ["events"]) => add_filter(query),
+            ("POST", [_, "prune"]) => add_filter(query),
+            ("POST", ["containers", "create"] | ["volumes", "create"] | ["networks", "create"]) => {
+                let OutBody::Bytes(b) = body else { return Err("create bodies must be JSON".into()) };
+                let mut v: serde_json::Value = serde_json::from_slice(b).map_err(|_| "create bodies must be JSON".to_string())?;
+                let obj = v.as_object_mut().ok_or("create bodies must be JSON objects")?;
+                let labels = obj.entry("Labels").or_insert(serde_json::json!({}));
+                if !labels.is_object() {
+                    *labels = serde_json::json!({});
+                }
+                labels[key] = serde_json::json!(value);
+                *body = OutBody::Bytes(Bytes::from(v.to_string()));
+                Ok(())
+            }
+            (_, ["containers", id, ..]) if *id != "json" && *id != "create" => Self::in_scope(engine, "containers", id, key, value).await,
+            (_, ["images", name, ..]) if *name != "json" => Self::in_scope(engine, "images", name, key, value).await,
+            (_, ["volumes", name]) => Self::in_scope(engine, "volumes", name, key, value).await,
+            (_, ["networks", id, ..]) => Self::in_scope(engine, "networks", id, key, value).await,
+            (_, ["exec", id, ..]) => {
+                let info = Self::inspect_raw(engine, &format!("/exec/{id}/json")).await?;
+                match info.as_ref().and_then(|v| v["ContainerID"].as_str()) {
+                    Some(c) => Self::in_scope(engine, "containers", &c.to_string(), key, value).await,
+                    None => Ok(()),
+                }
+            }
+            ("POST", ["commit"]) => match query.iter().find(|(k, _)| k == "container").map(|(_, v)| v.clone()) {
+                Some(c) => Self::in_scope(engine, "containers", &c, key, value).await,
+                None => Err("commit without a container".into()),
+            },
+            _ => Err(format!("{method} {path} is not available to a label-scoped tenant")),
+        }
+    }
+
+    async fn inspect_raw(engine: &EngineClient, path: &str) -> Result<Option<serde_json::Value>, String> {
+        let resp = engine.send(http::Method::GET, path, "", &HeaderMap::new(), OutBody::Empty).await.map_err(|e| e.to_string())?;
+        let status = resp.status();
+        let bytes = read_capped(resp.into_body(), 4 << 20, engine.timeouts.body).await.map_err(|e| e.to_string())?;
+        if status == http::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        serde_json::from_slice(&bytes).map(Some).map_err(|e| format!("inspecting {path} for the label scope failed: {e}"))
+    }
+
+    /// Allows a call on one object only if it carries the tenant's label. Unknown objects pass
+    /// through (the engine answers 404 itself).
+    async fn in_scope(engine: &EngineClient, kind: &str, id: &str, key: &str, value: &str) -> Result<(), String> {
+        let path = match kind {
+            "volumes" => format!("/volumes/{id}"),
+            "networks" => format!("/networks/{id}"),
+            _ => format!("/{kind}/{id}/json"),
+        };
+        let Some(v) = Self::inspect_raw(engine, &path).await? else { return Ok(()) };
+        let labels = match kind {
+            "containers" | "images" => &v["Config"]["Labels"],
+            _ => &v["Labels"],
+        };
+        if labels[key].as_str() == Some(value) {
+            Ok(())
+        } else {
+            Err(format!("{} {id} is outside this tenant's scope ({key}={value})", kind.trim_end_matches('s')))
+        }
     }
 
     fn refuse(&mut self, method: &str, path: &str, e: WitError) -> WitError {

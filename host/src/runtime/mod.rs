@@ -319,10 +319,25 @@ impl Runtime {
         artifacts: Artifacts,
         limits: Limits,
     ) -> Outcome {
+        self.invoke_with(prepared, ctx, spec, params, artifacts, limits, Policy::for_action(spec.read_only)).await
+    }
+
+    /// [`Runtime::invoke`] under an explicit policy (a tenant's, in server mode).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn invoke_with(
+        &self,
+        prepared: &Prepared,
+        ctx: HostContext,
+        spec: &ActionSpec,
+        params: Map<String, Value>,
+        artifacts: Artifacts,
+        limits: Limits,
+        policy: Policy,
+    ) -> Outcome {
         let started = Instant::now();
         let echo = spec.redact(&params);
         let credentials = ctx.credentials.clone();
-        let mut store = self.store(ctx, &spec.name, Policy::for_action(spec.read_only), limits, artifacts);
+        let mut store = self.store(ctx, &spec.name, policy, limits, artifacts);
         let params_json = Value::Object(params).to_string();
         let run = tokio::time::timeout(limits.wall, async {
             let inst = prepared.pre.instantiate_async(&mut store).await?;

@@ -1,0 +1,305 @@
+//! The tenants config (TOML). Tokens are stored as SHA-256 hashes; a bad config fails with the
+//! key and the line, and nothing starts half-configured.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use toml::Spanned;
+
+use crate::runtime::Limits;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default, rename = "tenant")]
+    tenants: Vec<Spanned<RawTenant>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<String>,
+    actions: Option<PathBuf>,
+    audit_log: Option<PathBuf>,
+    cache: Option<PathBuf>,
+    credentials: Option<PathBuf>,
+    /// Invocation slots for all tenants together (the pooling allocator's size).
+    max_concurrent: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTenant {
+    name: Spanned<String>,
+    token_sha256: Spanned<String>,
+    engine: Option<String>,
+    #[serde(default)]
+    allow: Vec<Spanned<String>>,
+    #[serde(default)]
+    read_only: bool,
+    label_scope: Option<Spanned<String>>,
+    artifacts_dir: Option<PathBuf>,
+    #[serde(default)]
+    pins: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    limits: RawLimits,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    memory_mb: Option<u64>,
+    cpu_secs: Option<f64>,
+    timeout_secs: Option<f64>,
+    engine_calls: Option<u32>,
+    response_bytes: Option<u64>,
+    concurrency: Option<u32>,
+    requests_per_minute: Option<u32>,
+}
+
+/// The server's validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: String,
+    pub actions: Option<PathBuf>,
+    pub audit_log: Option<PathBuf>,
+    pub cache: Option<PathBuf>,
+    pub credentials: Option<PathBuf>,
+    pub max_concurrent: u32,
+    pub tenants: Vec<Tenant>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    pub name: String,
+    pub token_sha256: [u8; 32],
+    pub engine: String,
+    pub allow: Vec<String>,
+    pub read_only: bool,
+    /// `key=value`: the tenant sees and touches only objects carrying this label.
+    pub label_scope: Option<(String, String)>,
+    pub artifacts_dir: Option<PathBuf>,
+    /// Family name → required component sha256.
+    pub pins: BTreeMap<String, String>,
+    pub limits: Limits,
+    pub concurrency: u32,
+    pub requests_per_minute: u32,
+}
+
+/// A config problem, with where it is.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {msg}")]
+pub struct ConfigError {
+    pub path: String,
+    pub msg: String,
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError { path: path.display().to_string(), msg: format!("cannot read: {e}") })?;
+        Self::parse(&text).map_err(|msg| ConfigError { path: path.display().to_string(), msg })
+    }
+
+    /// Parses and validates; the error names the key and the line.
+    pub fn parse(text: &str) -> Result<Config, String> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| format!("line {}: ", line_of(text, s.start))).unwrap_or_default();
+            format!("{line}{}", e.message())
+        })?;
+        let at = |span: std::ops::Range<usize>, key: &str, msg: String| format!("line {}: {key}: {msg}", line_of(text, span.start));
+        if raw.tenants.is_empty() {
+            return Err("no [[tenant]] configured".into());
+        }
+        let mut names = HashSet::new();
+        let mut tokens = HashSet::new();
+        let mut tenants = Vec::new();
+        for t in raw.tenants {
+            let span = t.span();
+            let t = t.into_inner();
+            let name = t.name.get_ref().clone();
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                return Err(at(t.name.span(), "tenant.name", format!("\"{name}\" must be letters, digits, - or _")));
+            }
+            if !names.insert(name.clone()) {
+                return Err(at(t.name.span(), "tenant.name", format!("tenant \"{name}\" is defined twice")));
+            }
+            let token = hex::decode(t.token_sha256.get_ref().trim())
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .ok_or_else(|| at(t.token_sha256.span(), "tenant.token_sha256", "must be 64 hex digits (berth hash-token TOKEN prints it)".into()))?;
+            if !tokens.insert(token) {
+                return Err(at(t.token_sha256.span(), "tenant.token_sha256", format!("tenant \"{name}\" shares a token with another tenant")));
+            }
+            for a in &t.allow {
+                let g = a.get_ref().trim_start_matches('!');
+                if g.is_empty() || g.chars().any(char::is_control) {
+                    return Err(at(a.span(), "tenant.allow", format!("\"{}\" is not an action glob", a.get_ref())));
+                }
+            }
+            if t.allow.is_empty() {
+                return Err(at(span.clone(), "tenant.allow", format!("tenant \"{name}\" allows no action (add e.g. allow = [\"system.*\"])")));
+            }
+            let label_scope = match &t.label_scope {
+                None => None,
+                Some(s) => match s.get_ref().split_once('=') {
+                    Some((k, v)) if !k.is_empty() && !v.is_empty() => Some((k.to_string(), v.to_string())),
+                    _ => return Err(at(s.span(), "tenant.label_scope", format!("\"{}\" must be key=value", s.get_ref()))),
+                },
+            };
+            let mut pins = BTreeMap::new();
+            for (family, digest) in &t.pins {
+                let d = digest.get_ref().trim().trim_start_matches("sha256:").to_ascii_lowercase();
+                if d.len() != 64 || !d.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(at(digest.span(), &format!("tenant.pins.{family}"), "must be a sha256 digest (64 hex digits)".into()));
+                }
+                pins.insert(family.clone(), d);
+            }
+            let l = &t.limits;
+            let defaults = Limits::default();
+            let secs = |v: Option<f64>, key: &str, d: Duration| -> Result<Duration, String> {
+                match v {
+                    None => Ok(d),
+                    Some(s) if s.is_finite() && s > 0.0 && s <= 86_400.0 => Ok(Duration::from_secs_f64(s)),
+                    Some(s) => Err(at(span.clone(), &format!("tenant.limits.{key}"), format!("{s} is not between 0 and 86400 seconds"))),
+                }
+            };
+            let limits = Limits {
+                memory_bytes: match l.memory_mb {
+                    None => defaults.memory_bytes,
+                    Some(m) if (1..=4096).contains(&m) => (m << 20) as usize,
+                    Some(m) => return Err(at(span, "tenant.limits.memory_mb", format!("{m} is not between 1 and 4096"))),
+                },
+                cpu: secs(l.cpu_secs, "cpu_secs", defaults.cpu)?,
+                wall: secs(l.timeout_secs, "timeout_secs", Duration::from_secs(120))?,
+                engine_calls: l.engine_calls.unwrap_or(defaults.engine_calls),
+                response_bytes: l.response_bytes.unwrap_or(defaults.response_bytes),
+                body_bytes: defaults.body_bytes.min(l.response_bytes.unwrap_or(defaults.response_bytes).max(1)),
+            };
+            tenants.push(Tenant {
+                name,
+                token_sha256: token,
+                engine: t.engine.unwrap_or_else(|| crate::cli::DEFAULT_HOST.to_string()),
+                allow: t.allow.iter().map(|a| a.get_ref().clone()).collect(),
+                read_only: t.read_only,
+                label_scope,
+                artifacts_dir: t.artifacts_dir,
+                pins,
+                limits,
+                concurrency: l.concurrency.unwrap_or(8).max(1),
+                requests_per_minute: l.requests_per_minute.unwrap_or(6000).max(1),
+            });
+        }
+        let s = raw.server;
+        Ok(Config {
+            listen: s.listen.unwrap_or_else(|| "127.0.0.1:8478".into()),
+            actions: s.actions,
+            audit_log: s.audit_log,
+            cache: s.cache,
+            credentials: s.credentials,
+            max_concurrent: s.max_concurrent.unwrap_or(256).clamp(1, 10_000),
+            tenants,
+        })
+    }
+}
+
+/// The hash stored for a token.
+pub fn hash_token(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+impl Tenant {
+    /// Whether the allowlist admits `action`: some positive glob matches and no `!glob` does.
+    pub fn allows(&self, action: &str) -> bool {
+        let mut allowed = false;
+        for g in &self.allow {
+            match g.strip_prefix('!') {
+                Some(neg) if glob(neg, action) => return false,
+                Some(_) => {}
+                None => allowed |= glob(g, action),
+            }
+        }
+        allowed
+    }
+}
+
+/// `*` matches any run of characters; everything else is literal.
+pub fn glob(pattern: &str, s: &str) -> bool {
+    let (p, s) = (pattern.as_bytes(), s.as_bytes());
+    let (mut pi, mut si, mut star, mut mark) = (0, 0, None, 0);
+    while si < s.len() {
+        if pi < p.len() && p[pi] == b'*' {
+            star = Some(pi);
+            pi += 1;
+            mark = si;
+        } else if pi < p.len() && p[pi] == s[si] {
+            pi += 1;
+            si += 1;
+        } else if let Some(st) = star {
+            pi = st + 1;
+            mark += 1;
+            si = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == b'*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOKEN_HASH: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+    #[test]
+    fn globs() {
+        assert!(glob("container.*", "container.stop"));
+        assert!(glob("*", "anything"));
+        assert!(!glob("container.*", "image.list"));
+        assert!(glob("*.list", "image.list"));
+        assert!(glob("list *", "list container"));
+    }
+
+    #[test]
+    fn allowlist_with_negation() {
+        let cfg = Config::parse(&format!(
+            "[[tenant]]\nname = \"red\"\ntoken_sha256 = \"{TOKEN_HASH}\"\nallow = [\"container.*\", \"!container.remove\", \"system.ping\"]\n"
+        ))
+        .unwrap();
+        let t = &cfg.tenants[0];
+        assert!(t.allows("container.stop"));
+        assert!(!t.allows("container.remove"));
+        assert!(t.allows("system.ping"));
+        assert!(!t.allows("system.info"));
+        assert_eq!(hash_token("test"), <[u8; 32]>::try_from(hex::decode(TOKEN_HASH).unwrap()).unwrap());
+    }
+
+    #[test]
+    fn errors_name_the_key_and_line() {
+        let e = Config::parse("[[tenant]]\nname = \"red\"\ntoken_sha256 = \"nothex\"\nallow = [\"*\"]\n").unwrap_err();
+        assert!(e.contains("line 3") && e.contains("token_sha256"), "{e}");
+        let e = Config::parse(&format!("[[tenant]]\nname = \"red\"\ntoken_sha256 = \"{TOKEN_HASH}\"\nallow = [\"*\"]\ncolour = 1\n")).unwrap_err();
+        assert!(e.contains("line 5") && e.contains("colour"), "{e}");
+        let e = Config::parse(&format!("[[tenant]]\nname = \"red\"\ntoken_sha256 = \"{TOKEN_HASH}\"\nallow = [\"*\"]\nlabel_scope = \"nolabel\"\n")).unwrap_err();
+        assert!(e.contains("line 5") && e.contains("label_scope"), "{e}");
+        let two = format!("[[tenant]]\nname = \"a\"\ntoken_sha256 = \"{TOKEN_HASH}\"\nallow = [\"*\"]\n[[tenant]]\nname = \"b\"\ntoken_sha256 = \"{TOKEN_HASH}\"\nallow = [\"*\"]\n");
+        let e = Config::parse(&two).unwrap_err();
+        assert!(e.contains("line 7") && e.contains("shares a token"), "{e}");
+        let e = Config::parse(&format!("[[tenant]]\nname = \"red\"\ntoken_sha256 = \"{TOKEN_HASH}\"\nallow = [\"*\"]\n[tenant.limits]\nmemory_mb = 0\n")).unwrap_err();
+        assert!(e.contains("memory_mb"), "{e}");
+        assert!(Config::parse("").unwrap_err().contains("no [[tenant]]"));
+    }
+}
