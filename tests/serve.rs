@@ -1,0 +1,439 @@
+//! `berth serve` with several tenants against the isolated real engine: policies side by side,
+//! hostile tenants contained while others succeed, audit, jobs, hot drop-in.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use http::Method;
+use serde_json::{json, Value};
+
+struct Serve {
+    addr: String,
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn hash(token: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
+}
+
+impl Serve {
+    /// Starts `berth serve` with `tenants` (TOML tables, `{dir}` replaced by the work dir) and
+    /// the given components.
+    fn start(components: &[(&str, PathBuf)], tenants: &str) -> Serve {
+        let dir = tempfile::tempdir().unwrap();
+        let actions = dir.path().join("actions");
+        std::fs::create_dir(&actions).unwrap();
+        for (name, src) in components {
+            std::fs::copy(src, actions.join(name)).unwrap();
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let addr = format!("127.0.0.1:{port}");
+        let cfg = format!(
+            "[server]\nlisten = \"{addr}\"\nactions = \"{}\"\naudit_log = \"{}/audit.jsonl\"\ncache = \"{}\"\nmax_concurrent = 64\n\n{}",
+            actions.display(),
+            dir.path().display(),
+            shared_cache().display(),
+            tenants.replace("{dir}", &dir.path().display().to_string()).replace("{engine}", &docker_host())
+        );
+        std::fs::write(dir.path().join("tenants.toml"), cfg).unwrap();
+        let log = std::fs::File::create(dir.path().join("serve.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_berth"))
+            .args(["serve", "--config"])
+            .arg(dir.path().join("tenants.toml"))
+            .env("BERTH_LOG", "warn")
+            .env_remove("RUST_BACKTRACE")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let s = Serve { addr, child, dir };
+        let started = Instant::now();
+        while http(&s.addr, "GET", "/healthz", None, None).0 != 200 {
+            assert!(started.elapsed() < Duration::from_secs(120), "berth serve did not start: {}", s.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        s
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("serve.log")).unwrap_or_default()
+    }
+
+    fn audit(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.dir.path().join("audit.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    fn run(&self, token: &str, action: &str, params: Value) -> (u16, Value) {
+        http(&self.addr, "POST", &format!("/v1/actions/{}", action.replace(' ', "%20")), Some(token), Some(&params.to_string()))
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// A minimal HTTP/1.1 client: one request per connection.
+fn http(addr: &str, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, Value) {
+    let (status, bytes) = http_raw(addr, method, path, token, body);
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+fn http_raw(addr: &str, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, Vec<u8>) {
+    let Ok(mut s) = TcpStream::connect(addr) else { return (0, Vec::new()) };
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let body = body.unwrap_or("");
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let req = format!("{method} {path} HTTP/1.1\r\nHost: berth\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+    if s.write_all(req.as_bytes()).is_err() {
+        return (0, Vec::new());
+    }
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    let Some(split) = resp.windows(4).position(|w| w == b"\r\n\r\n") else { return (0, resp) };
+    let head = String::from_utf8_lossy(&resp[..split]).to_string();
+    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let mut body = resp[split + 4..].to_vec();
+    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        body = dechunk(&body);
+    }
+    (status, body)
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(nl) = b.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(String::from_utf8_lossy(&b[..nl]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&b[nl + 2..nl + 2 + size]);
+        b = &b[nl + 2 + size + 2..];
+    }
+    out
+}
+
+fn components() -> Vec<(&'static str, PathBuf)> {
+    vec![("system.wasm", system_wasm()), ("container.wasm", wasm("berth-action-container")), ("test.wasm", hostile_wasm())]
+}
+
+#[test]
+fn two_tenants_with_different_policies_side_by_side() {
+    test_image();
+    let tenants = format!(
+        r#"
+[[tenant]]
+name = "red"
+token_sha256 = "{}"
+engine = "{{engine}}"
+allow = ["system.*", "container.*", "!container.remove"]
+label_scope = "team=red"
+artifacts_dir = "{{dir}}/red"
+
+[[tenant]]
+name = "blue"
+token_sha256 = "{}"
+engine = "{{engine}}"
+allow = ["*"]
+read_only = true
+"#,
+        hash("red-token"),
+        hash("blue-token")
+    );
+    let s = Serve::start(&components(), &tenants);
+
+    // Tokens: missing or wrong is 401.
+    assert_eq!(http(&s.addr, "POST", "/v1/actions/system.ping", None, Some("{}")).0, 401);
+    assert_eq!(http(&s.addr, "POST", "/v1/actions/system.ping", Some("nope"), Some("{}")).0, 401);
+    let (st, j) = s.run("red-token", "system.ping", json!({}));
+    assert_eq!((st, j["status"].as_str()), (200, Some("success")), "{j}");
+
+    // Red's creates get its label; another team's container is out of its reach.
+    let (st, j) = s.run("red-token", "container.create", json!({"image": TEST_IMAGE, "cmd": ["sleep", "300"], "network_mode": "none"}));
+    assert_eq!(st, 200, "{j}");
+    let red_id = j["summary"]["id"].as_str().unwrap().to_string();
+    assert_eq!(api_json(Method::GET, &format!("/containers/{red_id}/json"), "")["Config"]["Labels"]["team"], "red");
+    let body = json!({"Image": TEST_IMAGE, "Cmd": ["sleep", "300"], "Labels": {"team": "blue"}, "HostConfig": {"NetworkMode": "none"}}).to_string().into_bytes();
+    let (_, created) = api(Method::POST, "/containers/create", "", Some(("application/json", body)));
+    let blue_id = serde_json::from_slice::<Value>(&created).unwrap()["Id"].as_str().unwrap().to_string();
+    api(Method::POST, &format!("/containers/{blue_id}/start"), "", None);
+    for (action, params) in [
+        ("container.stop", json!({"id": blue_id, "t": 1})),
+        ("container.inspect", json!({"id": blue_id})),
+        ("container.kill", json!({"id": blue_id})),
+    ] {
+        let (st, j) = s.run("red-token", action, params);
+        assert_eq!(st, 403, "{action}: {j}");
+        assert!(j["message"].as_str().unwrap().contains("outside this tenant's scope"), "{j}");
+    }
+    assert_eq!(api_json(Method::GET, &format!("/containers/{blue_id}/json"), "")["State"]["Running"], true, "the other team's container was touched");
+    let (st, j) = s.run("red-token", "container.remove", json!({"id": blue_id, "force": true}));
+    assert_eq!(st, 403, "{j}");
+    let (_, j) = s.run("red-token", "container.list", json!({"all": true}));
+    let ids: Vec<&str> = j["data"].as_array().unwrap().iter().map(|c| c["Id"].as_str().unwrap()).collect();
+    assert_eq!(ids, vec![red_id.as_str()], "red sees only its own: {j}");
+    let (st, _) = s.run("red-token", "container.start", json!({"id": red_id}));
+    assert_eq!(st, 200);
+
+    // Blue is read-only: a mutating action is refused; a component issuing DELETE is denied.
+    let (st, j) = s.run("blue-token", "container.stop", json!({"id": red_id}));
+    assert_eq!(st, 403, "{j}");
+    let (st, j) = s.run("blue-token", "test.delete-readonly", json!({}));
+    assert_eq!(st, 403, "{j}");
+    assert!(j["message"].as_str().unwrap().contains("DELETE"), "{j}");
+    let (_, j) = s.run("blue-token", "container.list", json!({"all": true}));
+    assert!(j["summary"]["total_objects"].as_u64().unwrap() >= 2, "blue is unscoped: {j}");
+
+    // The catalog is filtered to what each tenant may run.
+    let (_, cat) = http(&s.addr, "GET", "/v1/actions", Some("blue-token"), None);
+    let names: Vec<&str> = cat["actions"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"container.list") && !names.contains(&"container.stop"), "{names:?}");
+    assert!(cat["actions"][0]["schema"]["type"] == "object");
+    let (_, cat) = http(&s.addr, "GET", "/v1/actions", Some("red-token"), None);
+    let names: Vec<&str> = cat["actions"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"container.stop") && !names.contains(&"container.remove") && !names.contains(&"test.spin"), "{names:?}");
+
+    // Artifacts land in the tenant's directory and download from there only.
+    let (st, j) = http(&s.addr, "POST", "/v1/actions/container.export?out=red.tar", Some("red-token"), Some(&json!({"id": red_id}).to_string()));
+    assert_eq!(st, 200, "{j}");
+    let (st, bytes) = http_raw(&s.addr, "GET", "/v1/artifacts/red.tar", Some("red-token"), None);
+    assert_eq!(st, 200);
+    assert_eq!(bytes.len() as u64, j["summary"]["size"].as_u64().unwrap());
+    assert!(s.path().join("red/red.tar").exists());
+    assert_eq!(http(&s.addr, "GET", "/v1/artifacts/red.tar", Some("blue-token"), None).0, 404);
+    assert_eq!(http(&s.addr, "GET", "/v1/artifacts/..%2Fblue", Some("red-token"), None).0, 400);
+
+    // Every refusal is audited with its reason.
+    let audit = s.audit();
+    assert!(audit.iter().any(|r| r["tenant"] == "red" && r["action"] == "container.remove" && r["denied"].as_str().is_some_and(|d| d.contains("may not run"))), "{audit:?}");
+    assert!(audit.iter().any(|r| r["tenant"] == "blue" && r["action"] == "test.delete-readonly" && r["engine_calls"][0]["refused"].is_string()), "{audit:?}");
+
+    // Metrics.
+    let (_, m) = http_raw(&s.addr, "GET", "/metrics", None, None);
+    let m = String::from_utf8_lossy(&m);
+    assert!(m.contains("berth_invocations_total{tenant=\"red\",action=\"system.ping\"} 1"), "{m}");
+    assert!(m.contains("berth_denials_total{tenant=\"blue\""), "{m}");
+    assert!(m.contains("berth_invocation_seconds_bucket{tenant=\"red\",action=\"system.ping\",le=\"+Inf\"} 1"), "{m}");
+
+    for c in [&red_id, &blue_id] {
+        api(Method::DELETE, &format!("/containers/{c}"), "force=1", None);
+    }
+}
+
+#[test]
+fn hostile_tenants_are_contained_while_others_succeed() {
+    let tenants = format!(
+        r#"
+[[tenant]]
+name = "hostile"
+token_sha256 = "{}"
+engine = "{{engine}}"
+allow = ["test.*"]
+[tenant.limits]
+memory_mb = 32
+cpu_secs = 1
+timeout_secs = 5
+engine_calls = 50
+response_bytes = 20000
+concurrency = 8
+
+[[tenant]]
+name = "green"
+token_sha256 = "{}"
+engine = "{{engine}}"
+allow = ["system.*"]
+"#,
+        hash("hostile-token"),
+        hash("green-token")
+    );
+    let s = Serve::start(&components(), &tenants);
+    let addr = s.addr.clone();
+    let hostile: Vec<_> = [
+        ("test.spin", json!({}), "CPU limit"),
+        ("test.alloc", json!({"mb": 512}), "memory limit"),
+        ("test.big-read", json!({"n": 1000}), "response byte limit"),
+        ("test.flood", json!({"n": 1000}), "engine call limit"),
+    ]
+    .into_iter()
+    .map(|(action, params, want)| {
+        let addr = addr.clone();
+        std::thread::spawn(move || {
+            let (st, j) = http(&addr, "POST", &format!("/v1/actions/{action}"), Some("hostile-token"), Some(&params.to_string()));
+            (action, want, st, j)
+        })
+    })
+    .collect();
+    // Meanwhile the other tenant's calls go through.
+    let mut ok = 0;
+    for _ in 0..20 {
+        let (st, j) = s.run("green-token", "system.ping", json!({}));
+        assert_eq!(st, 200, "{j}");
+        ok += 1;
+    }
+    for h in hostile {
+        let (action, want, st, j) = h.join().unwrap();
+        assert_eq!(st, 403, "{action}: {j}");
+        assert!(j["message"].as_str().unwrap().contains(want), "{action}: {j}");
+    }
+    assert_eq!(ok, 20);
+    // Outside the allowlist: 403, audited.
+    let (st, _) = s.run("hostile-token", "system.info", json!({}));
+    assert_eq!(st, 403);
+    assert!(s.audit().iter().any(|r| r["tenant"] == "hostile" && r["action"] == "system.info" && r["denied"].is_string()));
+
+    // A slow-loris client is cut off; the server keeps answering.
+    let mut slow = TcpStream::connect(&s.addr).unwrap();
+    slow.write_all(b"POST /v1/actions/system.ping HTTP/1.1\r\nHost: x\r\n").unwrap();
+    let started = Instant::now();
+    let (st, _) = s.run("green-token", "system.ping", json!({}));
+    assert_eq!(st, 200);
+    slow.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut buf = [0u8; 256];
+    let closed = loop {
+        let _ = slow.write_all(b"X-Slow: 1\r\n");
+        match slow.read(&mut buf) {
+            Ok(0) | Err(_) => break true,
+            Ok(_) => break true,
+        }
+    };
+    assert!(closed && started.elapsed() < Duration::from_secs(30), "the slow client was not cut off");
+}
+
+#[test]
+fn a_burst_of_1000_invocations_across_16_tenants() {
+    let mut tenants = String::new();
+    for i in 0..16 {
+        tenants.push_str(&format!(
+            "[[tenant]]\nname = \"t{i}\"\ntoken_sha256 = \"{}\"\nengine = \"{{engine}}\"\nallow = [\"system.ping\"]\n[tenant.limits]\nconcurrency = 4\n\n",
+            hash(&format!("token-{i}"))
+        ));
+    }
+    let s = Serve::start(&[("system.wasm", system_wasm())], &tenants);
+    let addr = s.addr.clone();
+    let workers: Vec<_> = (0..32)
+        .map(|w| {
+            let addr = addr.clone();
+            std::thread::spawn(move || {
+                let mut failures = Vec::new();
+                for n in 0..1000 / 32 + 1 {
+                    let i = w * (1000 / 32 + 1) + n;
+                    if i >= 1000 {
+                        break;
+                    }
+                    let token = format!("token-{}", i % 16);
+                    let (st, j) = http(&addr, "POST", "/v1/actions/system.ping", Some(&token), Some("{}"));
+                    if st != 200 || j["status"] != "success" {
+                        failures.push((st, j));
+                    }
+                }
+                failures
+            })
+        })
+        .collect();
+    let failures: Vec<_> = workers.into_iter().flat_map(|w| w.join().unwrap()).collect();
+    assert!(failures.is_empty(), "{} failures, first: {:?}", failures.len(), failures.first());
+    let audit = s.audit();
+    assert_eq!(audit.iter().filter(|r| r["action"] == "system.ping" && r["status"] == "success").count(), 1000);
+    for i in 0..16 {
+        let n = audit.iter().filter(|r| r["tenant"] == format!("t{i}")).count();
+        assert!(n == 62 || n == 63, "tenant t{i}: {n} records");
+    }
+}
+
+#[test]
+fn async_jobs_hot_drop_in_and_pins() {
+    let tenants = format!(
+        r#"
+[[tenant]]
+name = "ops"
+token_sha256 = "{}"
+engine = "{{engine}}"
+allow = ["*"]
+
+[[tenant]]
+name = "pinned"
+token_sha256 = "{}"
+engine = "{{engine}}"
+allow = ["*"]
+pins = {{ system = "{}" }}
+"#,
+        hash("ops-token"),
+        hash("pinned-token"),
+        "0".repeat(64)
+    );
+    let s = Serve::start(&[("system.wasm", system_wasm())], &tenants);
+    // Async: a job id, then the result; cancel stops a long one.
+    let (st, j) = http(&s.addr, "POST", "/v1/actions/system.events?async=true", Some("ops-token"), Some(r#"{"max_duration": 1}"#));
+    assert_eq!(st, 202, "{j}");
+    let id = j["job"].as_str().unwrap().to_string();
+    let started = Instant::now();
+    let done = loop {
+        let (_, j) = http(&s.addr, "GET", &format!("/v1/jobs/{id}"), Some("ops-token"), None);
+        if j["status"] == "done" {
+            break j;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{j}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(done["result"]["summary"]["ended_by"], "max_duration");
+    assert_eq!(http(&s.addr, "GET", &format!("/v1/jobs/{id}"), Some("pinned-token"), None).0, 404, "jobs are per tenant");
+    let (_, j) = http(&s.addr, "POST", "/v1/actions/system.events?async=true", Some("ops-token"), Some(r#"{"max_duration": 600}"#));
+    let long = j["job"].as_str().unwrap().to_string();
+    let (_, j) = http(&s.addr, "DELETE", &format!("/v1/jobs/{long}"), Some("ops-token"), None);
+    assert_eq!(j["status"], "cancelled");
+
+    // A pinned digest that does not match is refused.
+    let (st, j) = s.run("pinned-token", "system.ping", json!({}));
+    assert_eq!(st, 403, "{j}");
+    assert!(j["message"].as_str().unwrap().contains("pins"), "{j}");
+
+    // Hot drop-in: a new component is picked up without a restart.
+    assert_eq!(s.run("ops-token", "container.list", json!({})).0, 404);
+    std::fs::copy(wasm("berth-action-container"), s.path().join("actions/container.wasm")).unwrap();
+    let started = Instant::now();
+    loop {
+        let (st, j) = s.run("ops-token", "container.list", json!({}));
+        if st == 200 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "not picked up: {st} {j}\n{}", s.log());
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // And one that goes away is gone.
+    std::fs::remove_file(s.path().join("actions/container.wasm")).unwrap();
+    let started = Instant::now();
+    while s.run("ops-token", "container.list", json!({})).0 != 404 {
+        assert!(started.elapsed() < Duration::from_secs(30));
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn a_bad_config_names_the_key_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(&cfg, "[[tenant]]\nname = \"x\"\ntoken_sha256 = \"abc\"\nallow = [\"*\"]\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_berth")).args(["serve", "--config"]).arg(&cfg).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 3") && err.contains("token_sha256"), "{err}");
+}
