@@ -86,3 +86,5 @@ fi
 
 echo "in process"
 target/release/examples/bench_runtime "$BERTH_ACTIONS" "$host" | sed 's/^/  /'
+echo "berth serve (one tenant, pooling allocator)"
+target/release/examples/bench_serve "$BERTH_ACTIONS" "$host" | sed 's/^/  /'

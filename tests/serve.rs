@@ -418,7 +418,24 @@ pins = {{ system = "{}" }}
         assert!(started.elapsed() < Duration::from_secs(120), "not picked up: {st} {j}\n{}", s.log());
         std::thread::sleep(Duration::from_millis(250));
     }
-    // And one that goes away is gone.
+    // And one that goes away is gone; an invocation already running finishes on it.
+    let (_, j) = http(&s.addr, "POST", "/v1/actions/system.events?async=true", Some("ops-token"), Some(r#"{"max_duration": 4}"#));
+    let running = j["job"].as_str().unwrap().to_string();
+    std::fs::remove_file(s.path().join("actions/system.wasm")).unwrap();
+    let started = Instant::now();
+    while s.run("ops-token", "system.ping", json!({})).0 != 404 {
+        assert!(started.elapsed() < Duration::from_secs(30));
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let finished = loop {
+        let (_, j) = http(&s.addr, "GET", &format!("/v1/jobs/{running}"), Some("ops-token"), None);
+        if j["status"] != "running" {
+            break j;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{j}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(finished["result"]["status"], "success", "{finished}");
     std::fs::remove_file(s.path().join("actions/container.wasm")).unwrap();
     let started = Instant::now();
     while s.run("ops-token", "container.list", json!({})).0 != 404 {

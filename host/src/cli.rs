@@ -218,7 +218,7 @@ async fn run_cli(cli: Cli) -> Result<i32, Usage> {
     let timeouts = cli.limits.timeouts().map_err(Usage)?;
     let format = cli.output.unwrap_or(if std::io::stdout().is_terminal() { OutputFormat::Pretty } else { OutputFormat::Json });
     let cache_dir = if cli.no_cache { None } else { cli.cache.clone().or_else(crate::runtime::cache::default_dir) };
-    let runtime = Runtime::new(RuntimeConfig { cache_dir, pooling: false, map_cache_files: true }).map_err(|e| Usage(format!("cannot start the wasm runtime: {e:#}")))?;
+    let runtime = Runtime::new(RuntimeConfig { cache_dir, map_cache_files: true, ..Default::default() }).map_err(|e| Usage(format!("cannot start the wasm runtime: {e:#}")))?;
     let dir = cli.actions.clone().unwrap_or_else(default_actions_dir);
     let catalog = runtime.discover(&dir).await.map_err(|e| Usage(format!("{e:#}")))?;
     for (path, why) in &catalog.skipped {

@@ -76,6 +76,9 @@ pub struct RuntimeConfig {
     pub cache_dir: Option<PathBuf>,
     /// Use the pooling instance allocator (server mode, benchmarks).
     pub pooling: bool,
+    /// Component instances the pool holds at once (0: 1000). Keep a semaphore of at most this
+    /// many permits in front of invocations, so an exhausted pool waits instead of failing.
+    pub pool_size: u32,
     /// Map cached components straight from disk instead of copying them: fastest start, for
     /// short-lived CLI processes.
     pub map_cache_files: bool,
@@ -140,10 +143,15 @@ impl Runtime {
         c.epoch_interruption(true);
         c.wasm_component_model(true);
         if cfg.pooling {
+            let n = if cfg.pool_size == 0 { 1000 } else { cfg.pool_size };
             let mut pool = wasmtime::PoolingAllocationConfig::default();
-            pool.total_component_instances(1000);
-            pool.total_memories(1000);
-            pool.total_tables(2000);
+            // A wasip2 component is several core instances (the program, the WASI adapter,
+            // shims), each with its own memories and tables, and runs on a fiber stack.
+            pool.total_component_instances(n);
+            pool.total_core_instances(n * 8);
+            pool.total_memories(n * 2);
+            pool.total_tables(n * 8);
+            pool.total_stacks(n);
             pool.max_memory_size(256 << 20);
             // Return slots to the OS in batches: fewer madvise calls per invocation.
             pool.decommit_batch_size(32);

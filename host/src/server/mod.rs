@@ -88,6 +88,7 @@ impl Server {
         let runtime = Runtime::new(RuntimeConfig {
             cache_dir: cfg.cache.clone().or_else(crate::runtime::cache::default_dir),
             pooling: true,
+            pool_size: cfg.max_concurrent,
             map_cache_files: false,
         })?;
         let catalog = runtime.discover(&actions_dir).await?;

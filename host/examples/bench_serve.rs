@@ -1,0 +1,137 @@
+//! `berth serve` figures (part of `make bench`), measured in one run against calling the
+//! engine directly: added latency per invocation, system.ping throughput at 32 concurrent
+//! clients, and RSS with 1,000 concurrent invocations.
+//!
+//! usage: bench_serve ACTIONS_DIR DOCKER_HOST
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use berth::engine::{EngineClient, OutBody, Timeouts};
+use berth::server::{Config, Server};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+fn pct(v: &mut [Duration], p: f64) -> f64 {
+    v.sort();
+    v[((v.len() as f64 * p) as usize).min(v.len() - 1)].as_secs_f64() * 1e6
+}
+
+fn rss_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let actions = std::path::PathBuf::from(args.next().expect("usage: bench_serve ACTIONS_DIR DOCKER_HOST"));
+    let host = args.next().expect("usage: bench_serve ACTIONS_DIR DOCKER_HOST");
+    let cache = tempfile::tempdir()?;
+    let hash = hex::encode(berth::server::config::hash_token("bench"));
+    let cfg = Config::parse(&format!(
+        "[server]\ncache = \"{}\"\nmax_concurrent = 1000\n[[tenant]]\nname = \"bench\"\ntoken_sha256 = \"{hash}\"\nengine = \"{host}\"\nallow = [\"system.*\"]\n[tenant.limits]\nconcurrency = 1000\nrequests_per_minute = 10000000\n",
+        cache.path().display()
+    ))
+    .map_err(|e| anyhow::anyhow!(e))?;
+    let server = Server::new(cfg, actions).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(berth::server::serve(server, listener));
+
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(1100).build_http();
+    let call = {
+        let client = client.clone();
+        move |action: &'static str, body: &'static str| {
+            let client = client.clone();
+            async move {
+                let req = http::Request::post(format!("http://{addr}/v1/actions/{action}"))
+                    .header("authorization", "Bearer bench")
+                    .body(Full::new(Bytes::from_static(body.as_bytes())))
+                    .unwrap();
+                let resp = client.request(req).await.expect("request");
+                let status = resp.status();
+                let body = resp.into_body().collect().await.expect("body").to_bytes();
+                if status != 200 {
+                    eprintln!("{action}: {status} {}", String::from_utf8_lossy(&body));
+                }
+                status == 200
+            }
+        }
+    };
+    let engine = Arc::new(EngineClient::connect(&host, Timeouts::default())?);
+    engine.api_version().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+
+    // Added latency: the same engine call, direct and through berth serve (HTTP + auth +
+    // policy + a fresh sandboxed instance), interleaved.
+    let (mut direct, mut via) = (Vec::new(), Vec::new());
+    for i in 0..2200 {
+        let t = Instant::now();
+        let r = engine.send(http::Method::GET, "/_ping", "", &http::HeaderMap::new(), OutBody::Empty).await?;
+        berth::engine::read_capped(r.into_body(), 1 << 16, Duration::from_secs(5)).await?;
+        let d = t.elapsed();
+        let t = Instant::now();
+        assert!(call("system.ping", "{}").await);
+        if i >= 200 {
+            direct.push(d);
+            via.push(t.elapsed());
+        }
+    }
+    let (d50, d99, v50, v99) = (pct(&mut direct, 0.5), pct(&mut direct, 0.99), pct(&mut via, 0.5), pct(&mut via, 0.99));
+    println!("{:<52} p50 {d50:>8.1} µs   p99 {d99:>8.1} µs", "GET /_ping, engine direct");
+    println!("{:<52} p50 {v50:>8.1} µs   p99 {v99:>8.1} µs", "system.ping through berth serve");
+    println!("{:<52} p50 {:>8.1} µs   p99 {:>8.1} µs", "added latency per invocation", v50 - d50, v99 - d99);
+
+    // Throughput at 32 concurrent clients.
+    let secs = 5.0;
+    let started = Instant::now();
+    let workers: Vec<_> = (0..32)
+        .map(|_| {
+            let call = call.clone();
+            tokio::spawn(async move {
+                let mut n = 0u64;
+                while started.elapsed().as_secs_f64() < secs {
+                    assert!(call("system.ping", "{}").await);
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for w in workers {
+        total += w.await?;
+    }
+    println!("{:<52} {:>8.0} req/s ({total} in {secs} s, zero errors)", "system.ping throughput, 32 concurrent clients", total as f64 / started.elapsed().as_secs_f64());
+
+    // RSS with 1,000 invocations in flight at once (each holds its sandbox for ~2 s).
+    let before = rss_kib("VmRSS:");
+    let sampler = tokio::spawn(async move {
+        let mut peak = 0;
+        for _ in 0..60 {
+            peak = peak.max(rss_kib("VmRSS:"));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        peak
+    });
+    let started = Instant::now();
+    let inflight: Vec<_> = (0..1000).map(|_| tokio::spawn(call("system.events", r#"{"max_duration": 2}"#))).collect();
+    let mut ok = 0;
+    for f in inflight {
+        ok += f.await? as usize;
+    }
+    let took = started.elapsed();
+    let peak = sampler.await?;
+    println!(
+        "{:<52} {:>8.1} MiB peak ({:.1} MiB before; {ok}/1000 ok in {:.1} s)",
+        "RSS with 1,000 concurrent invocations",
+        peak as f64 / 1024.0,
+        before as f64 / 1024.0,
+        took.as_secs_f64()
+    );
+    Ok(())
+}
