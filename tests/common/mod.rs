@@ -110,9 +110,26 @@ impl Berth {
 
     /// Runs `berth ARGS`, killing it if it runs past `limit` (a hang is a failure).
     pub fn run_within(&self, limit: Duration, args: &[&str]) -> Run {
+        self.run_sampled(limit, args, |_| {})
+    }
+
+    /// Runs `berth ARGS` and samples its peak RSS (VmHWM, KiB) until it exits.
+    pub fn run_peak_rss(&self, args: &[&str]) -> (Run, u64) {
+        let mut peak = 0u64;
+        let run = self.run_sampled(Duration::from_secs(300), args, |pid| {
+            if let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+                let hwm = s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok());
+                peak = peak.max(hwm.unwrap_or(0));
+            }
+        });
+        (run, peak)
+    }
+
+    /// Runs `berth ARGS`, calling `sample(pid)` every 5 ms while it runs; both pipes are
+    /// drained meanwhile, so a chatty child never blocks on a full pipe.
+    fn run_sampled(&self, limit: Duration, args: &[&str], mut sample: impl FnMut(u32)) -> Run {
         let started = Instant::now();
         let mut child = self.command(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn berth");
-        // Drain both pipes while waiting, so a chatty child never blocks on a full pipe.
         let drain = |mut r: Box<dyn std::io::Read + Send>| {
             std::thread::spawn(move || {
                 let mut v = Vec::new();
@@ -123,6 +140,7 @@ impl Berth {
         let out_t = drain(Box::new(child.stdout.take().unwrap()));
         let err_t = drain(Box::new(child.stderr.take().unwrap()));
         let status = loop {
+            sample(child.id());
             if let Some(s) = child.try_wait().unwrap() {
                 break s;
             }
@@ -141,39 +159,6 @@ impl Berth {
         let stderr = err_t.join().unwrap();
         let json = serde_json::from_str(stdout.trim()).ok();
         Run { code: status.code().unwrap_or(-1), stdout, stderr, json, elapsed: started.elapsed() }
-    }
-
-    /// Runs `berth ARGS` and samples its peak RSS (VmHWM, KiB) until it exits.
-    pub fn run_peak_rss(&self, args: &[&str]) -> (Run, u64) {
-        let started = Instant::now();
-        let mut child = self.command(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn berth");
-        let pid = child.id();
-        let drain = |mut r: Box<dyn std::io::Read + Send>| {
-            std::thread::spawn(move || {
-                let mut v = Vec::new();
-                let _ = r.read_to_end(&mut v);
-                String::from_utf8_lossy(&v).into_owned()
-            })
-        };
-        let out_t = drain(Box::new(child.stdout.take().unwrap()));
-        let err_t = drain(Box::new(child.stderr.take().unwrap()));
-        let mut peak = 0u64;
-        let status = loop {
-            if let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
-                if let Some(kb) = s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok()) {
-                    peak = peak.max(kb);
-                }
-            }
-            if let Some(s) = child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(started.elapsed() < Duration::from_secs(300), "berth {args:?} hung");
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        let stdout = out_t.join().unwrap();
-        let stderr = err_t.join().unwrap();
-        let json = serde_json::from_str(stdout.trim()).ok();
-        (Run { code: status.code().unwrap_or(-1), stdout, stderr, json, elapsed: started.elapsed() }, peak)
     }
 
     pub fn run(&self, args: &[&str]) -> Run {
