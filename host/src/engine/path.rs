@@ -51,7 +51,8 @@ fn is_version_prefix(seg: &str) -> bool {
     !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit() || b == b'.') && rest.as_bytes()[0].is_ascii_digit()
 }
 
-fn percent_decode_lossy(s: &str) -> String {
+/// Percent-decodes, leaving bad escapes as they are.
+pub fn percent_decode_lossy(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

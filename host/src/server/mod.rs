@@ -50,7 +50,11 @@ struct Job {
     tenant: String,
     action: String,
     state: JobState,
+    created: Instant,
 }
+
+/// Finished jobs are kept this long for their results to be fetched.
+const JOB_RETENTION: Duration = Duration::from_secs(3600);
 
 pub struct Server {
     runtime: Runtime,
@@ -185,7 +189,7 @@ impl Server {
             self.metrics.count("berth_unauthorized_total", &[]);
             return error(StatusCode::UNAUTHORIZED, "missing or unknown bearer token");
         };
-        let segs: Vec<String> = path.trim_start_matches('/').split('/').map(percent_decode).collect();
+        let segs: Vec<String> = path.trim_start_matches('/').split('/').map(crate::engine::path::percent_decode_lossy).collect();
         let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
         match (&method, segs.as_slice()) {
             (&Method::GET, ["v1", "actions"]) => self.catalog_for(tenant),
@@ -262,9 +266,9 @@ impl Server {
             if !self.take_rate(t) {
                 return Err(refuse(StatusCode::TOO_MANY_REQUESTS, FailureKind::Denied, format!("tenant {tenant} is over {} requests per minute", t.tenant.requests_per_minute), spec.redact(&params)));
             }
-            Ok((catalog.clone(), file.clone(), spec.clone(), params, artifacts))
+            Ok((file.clone(), spec.clone(), params, artifacts))
         })();
-        let (_catalog, file, spec, params, artifacts) = match checked {
+        let (file, spec, params, artifacts) = match checked {
             Ok(x) => x,
             Err((status, result)) => {
                 self.audit.record(&tenant, action, &result.parameter, &result, Duration::ZERO, &[], result.error.as_ref().map(|_| result.message.as_str()));
@@ -312,6 +316,10 @@ impl Server {
         let id = job_id();
         let me = self.clone();
         let jid = id.clone();
+        // The job is registered before its task can finish: the task's completion takes the
+        // same lock.
+        let mut jobs = self.jobs.lock().unwrap();
+        jobs.retain(|_, j| matches!(j.state, JobState::Running(_)) || j.created.elapsed() < JOB_RETENTION);
         let handle = tokio::spawn(async move {
             let result = finish(work.await);
             if let Some(job) = me.jobs.lock().unwrap().get_mut(&jid) {
@@ -320,7 +328,8 @@ impl Server {
                 }
             }
         });
-        self.jobs.lock().unwrap().insert(id.clone(), Job { tenant: tenant.clone(), action: action_name, state: JobState::Running(handle.abort_handle()) });
+        jobs.insert(id.clone(), Job { tenant: tenant.clone(), action: action_name, state: JobState::Running(handle.abort_handle()), created: Instant::now() });
+        drop(jobs);
         json_response(StatusCode::ACCEPTED, &json!({"job": id, "status": "running"}))
     }
 
@@ -385,7 +394,7 @@ fn tenant_artifacts(t: &Tenant, query: &str) -> Result<Artifacts, String> {
             "in" => false,
             _ => continue,
         };
-        let v = percent_decode(v);
+        let v = crate::engine::path::percent_decode_lossy(v);
         let Some(dir) = &t.artifacts_dir else { return Err(format!("tenant {} has no artifacts directory", t.name)) };
         if !valid_artifact_name(&v) {
             return Err(format!("artifact '{v}' must be a plain file name"));
@@ -401,24 +410,6 @@ fn tenant_artifacts(t: &Tenant, query: &str) -> Result<Artifacts, String> {
 
 fn query_flag(query: &str, name: &str) -> bool {
     query.split('&').any(|kv| kv == name || kv == format!("{name}=true") || kv == format!("{name}=1"))
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(if b[i] == b'+' { b' ' } else { b[i] });
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn job_id() -> String {
