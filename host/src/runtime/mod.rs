@@ -193,7 +193,12 @@ impl Runtime {
         let mut index = self.cache.read_index();
         let mut index_changed = false;
         let mut catalog = Catalog::default();
-        let mut seen = std::collections::BTreeSet::new();
+        // Fingerprints of the catalog's components, in the same order. Index hits are moved
+        // out of the index rather than cloned (this is every CLI run's path); the index is
+        // rebuilt from the catalog in the rare case it must be written.
+        let mut fingerprints = Vec::new();
+        let prefix = format!("{}/", dir.to_string_lossy().trim_end_matches('/'));
+        let stale_before = index.files.keys().filter(|k| k.starts_with(&prefix)).count();
         for path in files {
             let key = path.to_string_lossy().into_owned();
             let meta = match std::fs::metadata(&path) {
@@ -201,16 +206,17 @@ impl Runtime {
                 _ => continue,
             };
             let fp = cache::Fingerprint::of(&meta);
-            seen.insert(key.clone());
-            if let Some(e) = index.files.get(&key).filter(|e| e.fingerprint == fp) {
-                catalog.components.push(ComponentFile { path, sha256: e.sha256.clone(), family: e.family.clone() });
+            if index.files.get(&key).is_some_and(|e| e.fingerprint == fp) {
+                let e = index.files.remove(&key).expect("checked above");
+                catalog.components.push(ComponentFile { path, sha256: e.sha256, family: e.family });
+                fingerprints.push(fp);
                 continue;
             }
             match self.describe_file(&path).await {
                 Ok(cf) => {
-                    index.files.insert(key, cache::IndexEntry { fingerprint: fp, sha256: cf.sha256.clone(), family: cf.family.clone() });
                     index_changed = true;
                     catalog.components.push(cf);
+                    fingerprints.push(fp);
                 }
                 Err(e) => {
                     let why = format!("{e:#}");
@@ -219,9 +225,16 @@ impl Runtime {
                 }
             }
         }
-        let before = index.files.len();
-        index.files.retain(|k, _| !k.starts_with(&*dir.to_string_lossy()) || seen.contains(k));
-        if index_changed || index.files.len() != before {
+        // What is left of this directory in the index is for files that are gone or changed.
+        let leftover = index.files.keys().filter(|k| k.starts_with(&prefix)).count();
+        if index_changed || leftover > 0 || stale_before != catalog.components.len() + leftover {
+            index.files.retain(|k, _| !k.starts_with(&prefix));
+            for (c, fp) in catalog.components.iter().zip(&fingerprints) {
+                index.files.insert(
+                    c.path.to_string_lossy().into_owned(),
+                    cache::IndexEntry { fingerprint: *fp, sha256: c.sha256.clone(), family: c.family.clone() },
+                );
+            }
             self.cache.write_index(&index);
         }
         for (ci, comp) in catalog.components.iter().enumerate() {
