@@ -293,7 +293,7 @@ fn list_search_attestations_build_prune_and_soar_aliases() {
     assert_eq!(j["summary"]["total_objects"], 1);
     assert!(j["data"][0]["RepoTags"].as_array().unwrap().iter().any(|t| t == test_image()));
 
-    let engine_api = api_json(Method::GET, &format!("/version"), "")["ApiVersion"].as_str().unwrap().to_string();
+    let engine_api = api_json(Method::GET, "/version", "")["ApiVersion"].as_str().unwrap().to_string();
     let r = b.run(&["run", "image.attestations", &format!("name={}", test_image())]);
     if engine_api.as_str() < "1.56" {
         r.expect_code(2);

@@ -24,7 +24,7 @@ fn exec_config(p: &Params, attach_stdin: bool) -> Result<Value> {
     set_opt(&mut body, "Tty", p.bool("tty").map(Value::Bool));
     set_opt(&mut body, "Privileged", p.bool("privileged").map(Value::Bool));
     set_opt(&mut body, "DetachKeys", p.str("detach_keys").map(|s| json!(s)));
-    if !body.get("Cmd").is_some_and(|c| c.as_array().is_some_and(|a| !a.is_empty())) {
+    if body.get("Cmd").and_then(Value::as_array).is_none_or(Vec::is_empty) {
         return Err(Error::bad_params("parameter 'cmd' is required (a JSON array, or a string split on spaces)"));
     }
     body.entry("AttachStdout").or_insert(json!(true));

@@ -83,25 +83,24 @@ impl JsonMessages {
         self.timed_out
     }
 
+    /// The next complete message in the buffer, if one has fully arrived.
     fn take_message(&mut self) -> Option<Result<Value>> {
-        loop {
-            let start = self.buf.iter().position(|b| !b.is_ascii_whitespace())?;
-            let mut de = serde_json::Deserializer::from_slice(&self.buf[start..]).into_iter::<Value>();
-            match de.next() {
-                Some(Ok(v)) => {
-                    let used = start + de.byte_offset();
-                    self.buf.drain(..used);
-                    return Some(Ok(v));
-                }
-                Some(Err(e)) if e.is_eof() => return None,
-                Some(Err(e)) => {
-                    self.buf.clear();
-                    return Some(Err(Error::internal(format!("engine sent a malformed stream message ({e})"))));
-                }
-                None => {
-                    self.buf.clear();
-                    return None;
-                }
+        let start = self.buf.iter().position(|b| !b.is_ascii_whitespace())?;
+        let mut de = serde_json::Deserializer::from_slice(&self.buf[start..]).into_iter::<Value>();
+        match de.next() {
+            Some(Ok(v)) => {
+                let used = start + de.byte_offset();
+                self.buf.drain(..used);
+                Some(Ok(v))
+            }
+            Some(Err(e)) if e.is_eof() => None,
+            Some(Err(e)) => {
+                self.buf.clear();
+                Some(Err(Error::internal(format!("engine sent a malformed stream message ({e})"))))
+            }
+            None => {
+                self.buf.clear();
+                None
             }
         }
     }

@@ -259,7 +259,7 @@ impl HostState {
             (_, ["exec", id, ..]) => {
                 let info = Self::inspect_raw(engine, &format!("/exec/{id}/json")).await?;
                 match info.as_ref().and_then(|v| v["ContainerID"].as_str()) {
-                    Some(c) => Self::in_scope(engine, "containers", &c.to_string(), key, value).await,
+                    Some(c) => Self::in_scope(engine, "containers", c, key, value).await,
                     None => Ok(()),
                 }
             }

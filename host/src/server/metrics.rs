@@ -10,10 +10,13 @@ use crate::spec::{ActionResult, FailureKind};
 
 const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0];
 
+/// Per label set: bucket counts, count, sum.
+type Histogram = ([u64; BUCKETS.len()], u64, f64);
+
 #[derive(Default)]
 pub struct Metrics {
     counters: Mutex<BTreeMap<(String, String), f64>>,
-    histograms: Mutex<BTreeMap<String, ([u64; BUCKETS.len()], u64, f64)>>,
+    histograms: Mutex<BTreeMap<String, Histogram>>,
 }
 
 fn labels(pairs: &[(&str, &str)]) -> String {
