@@ -367,6 +367,9 @@ name = "ops"
 token_sha256 = "{}"
 engine = "{{engine}}"
 allow = ["*"]
+[tenant.assets]
+spare = "{{engine}}"
+down = "unix://{{dir}}/no-engine.sock"
 
 [[tenant]]
 name = "pinned"
@@ -399,6 +402,16 @@ pins = {{ system = "{}" }}
     let long = j["job"].as_str().unwrap().to_string();
     let (_, j) = http(&s.addr, "DELETE", &format!("/v1/jobs/{long}"), Some("ops-token"), None);
     assert_eq!(j["status"], "cancelled");
+
+    // Assets: the engine a request talks to is picked by name.
+    let (st, _) = http(&s.addr, "POST", "/v1/actions/system.ping?asset=spare", Some("ops-token"), Some("{}"));
+    assert_eq!(st, 200);
+    let (st, j) = http(&s.addr, "POST", "/v1/actions/system.ping?asset=down", Some("ops-token"), Some("{}"));
+    assert_eq!(st, 502, "{j}");
+    assert!(j["message"].as_str().unwrap().contains("cannot connect"), "{j}");
+    let (st, j) = http(&s.addr, "POST", "/v1/actions/system.ping?asset=nope", Some("ops-token"), Some("{}"));
+    assert_eq!(st, 400, "{j}");
+    assert!(j["message"].as_str().unwrap().contains("unknown asset 'nope'"), "{j}");
 
     // A pinned digest that does not match is refused.
     let (st, j) = s.run("pinned-token", "system.ping", json!({}));

@@ -38,6 +38,9 @@ struct RawTenant {
     name: Spanned<String>,
     token_sha256: Spanned<String>,
     engine: Option<String>,
+    /// Named engines (SOAR assets): `[tenant.assets] prod = "unix:///..."`.
+    #[serde(default)]
+    assets: BTreeMap<String, String>,
     #[serde(default)]
     allow: Vec<Spanned<String>>,
     #[serde(default)]
@@ -78,7 +81,8 @@ pub struct Config {
 pub struct Tenant {
     pub name: String,
     pub token_sha256: [u8; 32],
-    pub engine: String,
+    /// Asset name → engine address; `default` is used when a request names none.
+    pub assets: BTreeMap<String, String>,
     pub allow: Vec<String>,
     pub read_only: bool,
     /// `key=value`: the tenant sees and touches only objects carrying this label.
@@ -185,10 +189,19 @@ impl Config {
                 response_bytes: l.response_bytes.unwrap_or(defaults.response_bytes),
                 body_bytes: defaults.body_bytes.min(l.response_bytes.unwrap_or(defaults.response_bytes).max(1)),
             };
+            let mut assets = t.assets.clone();
+            if let Some(e) = &t.engine {
+                if assets.insert("default".into(), e.clone()).is_some() {
+                    return Err(at(span, "tenant.engine", format!("tenant \"{name}\" sets both engine and assets.default")));
+                }
+            }
+            if assets.is_empty() {
+                assets.insert("default".into(), crate::cli::DEFAULT_HOST.to_string());
+            }
             tenants.push(Tenant {
                 name,
                 token_sha256: token,
-                engine: t.engine.unwrap_or_else(|| crate::cli::DEFAULT_HOST.to_string()),
+                assets,
                 allow: t.allow.iter().map(|a| a.get_ref().clone()).collect(),
                 read_only: t.read_only,
                 label_scope,
@@ -301,5 +314,10 @@ mod tests {
         let e = Config::parse(&format!("[[tenant]]\nname = \"red\"\ntoken_sha256 = \"{TOKEN_HASH}\"\nallow = [\"*\"]\n[tenant.limits]\nmemory_mb = 0\n")).unwrap_err();
         assert!(e.contains("memory_mb"), "{e}");
         assert!(Config::parse("").unwrap_err().contains("no [[tenant]]"));
+        let both = format!("[[tenant]]\nname = \"red\"\ntoken_sha256 = \"{TOKEN_HASH}\"\nallow = [\"*\"]\nengine = \"unix:///a\"\n[tenant.assets]\ndefault = \"unix:///b\"\n");
+        assert!(Config::parse(&both).unwrap_err().contains("engine"));
+        let assets = format!("[[tenant]]\nname = \"red\"\ntoken_sha256 = \"{TOKEN_HASH}\"\nallow = [\"*\"]\n[tenant.assets]\nprod = \"unix:///p\"\n");
+        let cfg = Config::parse(&assets).unwrap();
+        assert_eq!(cfg.tenants[0].assets.get("prod").map(String::as_str), Some("unix:///p"));
     }
 }

@@ -35,7 +35,8 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 
 struct TenantState {
     tenant: Tenant,
-    engine: Arc<EngineClient>,
+    /// One client per asset (engine) the tenant may talk to.
+    engines: std::collections::BTreeMap<String, Arc<EngineClient>>,
     slots: Semaphore,
     bucket: Mutex<(f64, Instant)>,
 }
@@ -108,9 +109,13 @@ impl Server {
             if let Some(dir) = &t.artifacts_dir {
                 std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("tenant {}: artifacts_dir {}: {e}", t.name, dir.display()))?;
             }
-            let engine = Arc::new(EngineClient::connect(&t.engine, Timeouts::default()).map_err(|e| anyhow::anyhow!("tenant {}: {e:#}", t.name))?);
+            let mut engines = std::collections::BTreeMap::new();
+            for (asset, addr) in &t.assets {
+                let client = EngineClient::connect(addr, Timeouts::default()).map_err(|e| anyhow::anyhow!("tenant {} asset {asset}: {e:#}", t.name))?;
+                engines.insert(asset.clone(), Arc::new(client));
+            }
             tenants.push(TenantState {
-                engine,
+                engines,
                 slots: Semaphore::new(t.concurrency as usize),
                 bucket: Mutex::new((t.requests_per_minute as f64, Instant::now())),
                 tenant: t.clone(),
@@ -263,12 +268,17 @@ impl Server {
             };
             let params = spec.validate(raw).map_err(|e| refuse(StatusCode::BAD_REQUEST, FailureKind::BadParams, e.0, Map::new()))?;
             let artifacts = tenant_artifacts(&t.tenant, query).map_err(|e| refuse(StatusCode::BAD_REQUEST, FailureKind::BadParams, e, spec.redact(&params)))?;
+            let asset = query_value(query, "asset").unwrap_or_else(|| "default".into());
+            let Some(engine) = t.engines.get(&asset).cloned() else {
+                let known: Vec<&str> = t.engines.keys().map(String::as_str).collect();
+                return Err(refuse(StatusCode::BAD_REQUEST, FailureKind::BadParams, format!("unknown asset '{asset}' (tenant {tenant} has: {})", known.join(", ")), spec.redact(&params)));
+            };
             if !self.take_rate(t) {
                 return Err(refuse(StatusCode::TOO_MANY_REQUESTS, FailureKind::Denied, format!("tenant {tenant} is over {} requests per minute", t.tenant.requests_per_minute), spec.redact(&params)));
             }
-            Ok((file.clone(), spec.clone(), params, artifacts))
+            Ok((file.clone(), spec.clone(), params, artifacts, engine))
         })();
-        let (file, spec, params, artifacts) = match checked {
+        let (file, spec, params, artifacts, engine) = match checked {
             Ok(x) => x,
             Err((status, result)) => {
                 self.audit.record(&tenant, action, &result.parameter, &result, Duration::ZERO, &[], result.error.as_ref().map(|_| result.message.as_str()));
@@ -293,7 +303,7 @@ impl Server {
                     return (r, Vec::new(), started.elapsed());
                 }
             };
-            let ctx = HostContext { engine: Some(t.engine.clone()), credentials: me.credentials.clone(), progress: None };
+            let ctx = HostContext { engine: Some(engine), credentials: me.credentials.clone(), progress: None };
             let policy = Policy { read_only: spec.read_only || t.tenant.read_only, label_scope: t.tenant.label_scope.clone() };
             let outcome = me.runtime.invoke_with(&prepared, ctx, &spec, params, artifacts, t.tenant.limits, policy).await;
             (outcome.result, outcome.calls, started.elapsed())
@@ -406,6 +416,10 @@ fn tenant_artifacts(t: &Tenant, query: &str) -> Result<Artifacts, String> {
         }
     }
     Ok(arts)
+}
+
+fn query_value(query: &str, name: &str) -> Option<String> {
+    query.split('&').filter_map(|kv| kv.split_once('=')).find(|(k, _)| *k == name).map(|(_, v)| crate::engine::path::percent_decode_lossy(v))
 }
 
 fn query_flag(query: &str, name: &str) -> bool {
