@@ -472,11 +472,7 @@ pub(crate) fn export(p: &Params) -> Result<Output> {
 
 pub(crate) fn prune(p: &Params) -> Result<Output> {
     let v = post("/containers/prune").query_json("filters", p.filters("filters")?.as_ref()).json_ok()?;
-    let deleted = v["ContainersDeleted"].as_array().map(|a| a.len()).unwrap_or(0);
-    let space = v["SpaceReclaimed"].clone();
-    Ok(Output::one(format!("Deleted {deleted} stopped containers, reclaimed {space} bytes"), v)
-        .summary("total_objects", deleted)
-        .summary("space_reclaimed", space))
+    Ok(Output::pruned(v, "ContainersDeleted", "stopped containers"))
 }
 
 pub(crate) fn update(p: &Params) -> Result<Output> {

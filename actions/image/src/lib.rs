@@ -249,11 +249,7 @@ pub(crate) fn remove(p: &Params) -> Result<Output> {
 
 pub(crate) fn prune(p: &Params) -> Result<Output> {
     let v = post("/images/prune").query_json("filters", p.filters("filters")?.as_ref()).json_ok()?;
-    let deleted = v["ImagesDeleted"].as_array().map(|a| a.len()).unwrap_or(0);
-    let space = v["SpaceReclaimed"].clone();
-    Ok(Output::one(format!("Deleted {deleted} image entries, reclaimed {space} bytes"), v)
-        .summary("total_objects", deleted)
-        .summary("space_reclaimed", space))
+    Ok(Output::pruned(v, "ImagesDeleted", "image entries"))
 }
 
 fn search(p: &Params) -> Result<Output> {
@@ -443,11 +439,7 @@ pub(crate) fn build_prune(p: &Params) -> Result<Output> {
         .query_opt("all", p.bool("all"))
         .query_json("filters", p.filters("filters")?.as_ref())
         .json_ok()?;
-    let n = v["CachesDeleted"].as_array().map(|a| a.len()).unwrap_or(0);
-    let space = v["SpaceReclaimed"].clone();
-    Ok(Output::one(format!("Deleted {n} build cache entries, reclaimed {space} bytes"), v)
-        .summary("total_objects", n)
-        .summary("space_reclaimed", space))
+    Ok(Output::pruned(v, "CachesDeleted", "build cache entries"))
 }
 
 fn distribution(p: &Params) -> Result<Output> {

@@ -165,6 +165,5 @@ fn disconnect(p: &Params) -> Result<Output> {
 
 fn prune(p: &Params) -> Result<Output> {
     let v = post("/networks/prune").query_json("filters", p.filters("filters")?.as_ref()).json_ok()?;
-    let n = v["NetworksDeleted"].as_array().map(|a| a.len()).unwrap_or(0);
-    Ok(Output::one(format!("Deleted {n} unused networks"), v).summary("total_objects", n))
+    Ok(Output::pruned(v, "NetworksDeleted", "unused networks"))
 }

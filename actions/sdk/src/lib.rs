@@ -101,6 +101,23 @@ impl Output {
         self.summary.insert(key.to_string(), value.into());
         self
     }
+
+    /// The output of a prune: `v[key]` lists what went (`what` names it), `SpaceReclaimed`
+    /// what it freed when the engine reports it.
+    pub fn pruned(v: Value, key: &str, what: &str) -> Self {
+        let n = v[key].as_array().map(|a| a.len()).unwrap_or(0);
+        let space = v["SpaceReclaimed"].clone();
+        let message = match space.as_u64() {
+            Some(bytes) => format!("Deleted {n} {what}, reclaimed {bytes} bytes"),
+            None => format!("Deleted {n} {what}"),
+        };
+        let out = Output::one(message, v).summary("total_objects", n);
+        if space.is_null() {
+            out
+        } else {
+            out.summary("space_reclaimed", space)
+        }
+    }
 }
 
 /// Validated params as the host passed them (defaults filled in).

@@ -110,9 +110,5 @@ fn prune(p: &Params) -> Result<Output> {
     }
     let filters = (filters.as_object().is_some_and(|m| !m.is_empty())).then_some(filters);
     let v = post("/volumes/prune").query_json("filters", filters.as_ref()).json_ok()?;
-    let n = v["VolumesDeleted"].as_array().map(|a| a.len()).unwrap_or(0);
-    let space = v["SpaceReclaimed"].clone();
-    Ok(Output::one(format!("Deleted {n} unused volumes, reclaimed {space} bytes"), v)
-        .summary("total_objects", n)
-        .summary("space_reclaimed", space))
+    Ok(Output::pruned(v, "VolumesDeleted", "unused volumes"))
 }
