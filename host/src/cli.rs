@@ -130,13 +130,6 @@ pub enum Command {
 
 impl LimitArgs {
     pub fn limits(&self) -> Result<Limits, String> {
-        let secs = |name: &str, v: f64| {
-            if v.is_finite() && v > 0.0 && v <= 86_400.0 {
-                Ok(Duration::from_secs_f64(v))
-            } else {
-                Err(format!("--{name} must be between 0 and 86400 seconds, got {v}"))
-            }
-        };
         if self.memory_mb == 0 || self.memory_mb > 4096 {
             return Err(format!("--memory-mb must be between 1 and 4096, got {}", self.memory_mb));
         }
@@ -151,18 +144,20 @@ impl LimitArgs {
     }
 
     pub fn timeouts(&self) -> Result<Timeouts, String> {
-        let secs = |name: &str, v: f64| {
-            if v.is_finite() && v > 0.0 && v <= 86_400.0 {
-                Ok(Duration::from_secs_f64(v))
-            } else {
-                Err(format!("--{name} must be between 0 and 86400 seconds, got {v}"))
-            }
-        };
         Ok(Timeouts {
             connect: secs("connect-timeout", self.connect_timeout)?,
             headers: secs("header-timeout", self.header_timeout)?,
             body: secs("body-timeout", self.body_timeout)?,
         })
+    }
+}
+
+/// A seconds flag as a duration: positive, at most a day.
+fn secs(name: &str, v: f64) -> Result<Duration, String> {
+    if v.is_finite() && v > 0.0 && v <= 86_400.0 {
+        Ok(Duration::from_secs_f64(v))
+    } else {
+        Err(format!("--{name} must be between 0 and 86400 seconds, got {v}"))
     }
 }
 
