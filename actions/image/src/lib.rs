@@ -286,17 +286,6 @@ fn pull(p: &Params) -> Result<Output> {
     .summary("progress_messages", progress.messages))
 }
 
-fn changes(p: &Params) -> Result<Vec<String>> {
-    match p.get("changes") {
-        Some(Value::Array(list)) => list
-            .iter()
-            .map(|c| c.as_str().map(str::to_string).ok_or_else(|| Error::bad_params("parameter 'changes' must hold strings")))
-            .collect(),
-        Some(Value::String(s)) => Ok(s.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect()),
-        _ => Ok(Vec::new()),
-    }
-}
-
 fn import(p: &Params) -> Result<Output> {
     let deadline = deadline(p)?;
     let mut req = post("/images/create")
@@ -305,7 +294,7 @@ fn import(p: &Params) -> Result<Output> {
         .query_opt("tag", p.str("tag"))
         .query_opt("message", p.str("message"))
         .query_opt("platform", p.str("platform"));
-    for c in changes(p)? {
+    for c in p.lines_or_list("changes")? {
         req = req.query("changes", c);
     }
     let progress = req.artifact("in", "application/x-tar").stream()?.progress("import", deadline)?;

@@ -14,19 +14,8 @@ pub fn commit(p: &Params) -> Result<Output> {
         .query_opt("comment", p.str("comment"))
         .query_opt("author", p.str("author"))
         .query("pause", p.bool("pause").unwrap_or(true));
-    match p.get("changes") {
-        Some(Value::Array(list)) => {
-            for c in list {
-                let c = c.as_str().ok_or_else(|| Error::bad_params("parameter 'changes' must hold strings"))?;
-                req = req.query("changes", c);
-            }
-        }
-        Some(Value::String(s)) => {
-            for line in s.lines().map(str::trim).filter(|l| !l.is_empty()) {
-                req = req.query("changes", line);
-            }
-        }
-        _ => {}
+    for change in p.lines_or_list("changes")? {
+        req = req.query("changes", change);
     }
     let body = match p.get("body").or_else(|| p.get("request_body")) {
         Some(Value::Object(m)) => Value::Object(m.clone()),
