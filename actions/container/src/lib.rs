@@ -296,11 +296,7 @@ pub(crate) fn list(p: &Params) -> Result<Output> {
         .query_opt("size", p.bool("size"))
         .query_json("filters", p.filters("filters")?.as_ref())
         .json_ok()?;
-    let list = v.as_array().cloned().unwrap_or_default();
-    let n = list.len();
-    let mut out = Output::new(format!("{n} containers")).summary("total_objects", n);
-    out.data = list;
-    Ok(out)
+    Ok(Output::listed_json("containers", &v))
 }
 
 pub(crate) fn inspect(p: &Params) -> Result<Output> {
@@ -441,10 +437,7 @@ pub(crate) fn changes(p: &Params) -> Result<Output> {
             json!({"Path": c["Path"], "Kind": word, "KindCode": code})
         })
         .collect();
-    let n = list.len();
-    let mut out = Output::new(format!("{n} filesystem changes in {id}")).summary("total_objects", n);
-    out.data = list;
-    Ok(out)
+    Ok(Output::listed(&format!("filesystem changes in {id}"), list))
 }
 
 fn wait(p: &Params) -> Result<Output> {

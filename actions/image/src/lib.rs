@@ -186,14 +186,6 @@ fn deadline(p: &Params) -> Result<Instant> {
     Ok(Instant::now() + Duration::from_secs(t as u64))
 }
 
-fn list_output(what: &str, v: Value) -> Output {
-    let list = v.as_array().cloned().unwrap_or_default();
-    let n = list.len();
-    let mut out = Output::new(format!("{n} {what}")).summary("total_objects", n);
-    out.data = list;
-    out
-}
-
 pub(crate) fn list(p: &Params) -> Result<Output> {
     if p.get("shared_size").is_some() {
         need_api(1, 42, "parameter 'shared_size' of image.list")?;
@@ -208,7 +200,7 @@ pub(crate) fn list(p: &Params) -> Result<Output> {
         .query_opt("digests", p.bool("digests"))
         .query_opt("manifests", p.bool("manifests"))
         .json_ok()?;
-    Ok(list_output("images", v))
+    Ok(Output::listed_json("images", &v))
 }
 
 fn inspect(p: &Params) -> Result<Output> {
@@ -220,7 +212,7 @@ fn inspect(p: &Params) -> Result<Output> {
 pub(crate) fn history(p: &Params) -> Result<Output> {
     let name = p.req_str("name")?;
     let v = get(ipath(name, "/history")).json_ok()?;
-    Ok(list_output("history entries", v))
+    Ok(Output::listed_json("history entries", &v))
 }
 
 fn tag(p: &Params) -> Result<Output> {
@@ -260,7 +252,7 @@ fn search(p: &Params) -> Result<Output> {
         .query_json("filters", p.filters("filters")?.as_ref())
         .registry(registry_of(term))
         .json_ok()?;
-    Ok(list_output("results", v))
+    Ok(Output::listed_json("results", &v))
 }
 
 fn pull(p: &Params) -> Result<Output> {
@@ -451,5 +443,5 @@ fn attestations(p: &Params) -> Result<Output> {
         }
         _ => {}
     }
-    Ok(list_output("attestations", req.json_ok()?))
+    Ok(Output::listed_json("attestations", &req.json_ok()?))
 }

@@ -78,11 +78,7 @@ fn npath(id: &str, rest: &str) -> String {
 
 fn list(p: &Params) -> Result<Output> {
     let v = get("/networks").query_json("filters", p.filters("filters")?.as_ref()).json_ok()?;
-    let list = v.as_array().cloned().unwrap_or_default();
-    let n = list.len();
-    let mut out = Output::new(format!("{n} networks")).summary("total_objects", n);
-    out.data = list;
-    Ok(out)
+    Ok(Output::listed_json("networks", &v))
 }
 
 fn inspect(p: &Params) -> Result<Output> {

@@ -102,6 +102,19 @@ impl Output {
         self
     }
 
+    /// A list as the data, with `total_objects`: "`n` `what`".
+    pub fn listed(what: &str, items: Vec<Value>) -> Self {
+        let n = items.len();
+        let mut out = Output::new(format!("{n} {what}")).summary("total_objects", n);
+        out.data = items;
+        out
+    }
+
+    /// [`Output::listed`] for a JSON array (anything else is an empty list).
+    pub fn listed_json(what: &str, v: &Value) -> Self {
+        Output::listed(what, v.as_array().cloned().unwrap_or_default())
+    }
+
     /// The output of a prune: `v[key]` lists what went (`what` names it), `SpaceReclaimed`
     /// what it freed when the engine reports it.
     pub fn pruned(v: Value, key: &str, what: &str) -> Self {

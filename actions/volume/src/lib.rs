@@ -58,11 +58,7 @@ fn vpath(name: &str) -> String {
 
 fn list(p: &Params) -> Result<Output> {
     let v = get("/volumes").query_json("filters", p.filters("filters")?.as_ref()).json_ok()?;
-    let list = v["Volumes"].as_array().cloned().unwrap_or_default();
-    let n = list.len();
-    let mut out = Output::new(format!("{n} volumes")).summary("total_objects", n).summary("warnings", v["Warnings"].clone());
-    out.data = list;
-    Ok(out)
+    Ok(Output::listed_json("volumes", &v["Volumes"]).summary("warnings", v["Warnings"].clone()))
 }
 
 fn create(p: &Params) -> Result<Output> {
