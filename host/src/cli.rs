@@ -16,7 +16,7 @@ use crate::engine::{EngineClient, Timeouts};
 use crate::runtime::{Artifacts, Catalog, HostContext, Limits, Runtime, RuntimeConfig};
 use crate::spec::{ActionResult, ActionSpec, FailureKind, RawParams};
 
-pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
+pub use crate::engine::DEFAULT_HOST;
 
 #[derive(Parser, Debug)]
 #[command(name = "berth", version, about = "Docker Engine connector: sandboxed WebAssembly actions")]

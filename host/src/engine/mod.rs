@@ -81,6 +81,16 @@ pub enum OutBody {
     Stream(Body),
 }
 
+impl std::fmt::Debug for OutBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OutBody::Empty => f.write_str("Empty"),
+            OutBody::Bytes(b) => write!(f, "Bytes({} bytes)", b.len()),
+            OutBody::Stream(_) => f.write_str("Stream"),
+        }
+    }
+}
+
 impl OutBody {
     fn replayable(&self) -> Option<Body> {
         match self {
@@ -92,6 +102,9 @@ impl OutBody {
 }
 
 /// One engine, shared by every invocation that targets it.
+/// Where the engine listens when nothing says otherwise.
+pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
+
 pub struct EngineClient {
     transport: Arc<dyn Transport>,
     version: Mutex<Option<ApiVersion>>,

@@ -17,7 +17,7 @@ use super::bindings::berth::connector::{engine, log, types};
 use super::Limits;
 use crate::credentials::Credentials;
 use crate::engine::{path, read_capped, Body, EngineClient, EngineError, OutBody, ReadError};
-use crate::policy::{self, Policy};
+use crate::policy::{self, GateRequest, Inspector, Policy, Refusal};
 
 use types::{ArtifactInfo, ArtifactResponse, Chunk, EngineError as WitError, Request, Response, ResponseHead};
 
@@ -26,6 +26,9 @@ use types::{ArtifactInfo, ArtifactResponse, Chunk, EngineError as WitError, Requ
 pub struct CallRecord {
     pub method: String,
     pub path: String,
+    /// The encoded query sent (or refused).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub query: String,
     /// 0 when no response arrived (refused or failed).
     pub status: u16,
     /// Response bytes handed to the guest or written to an artifact.
@@ -142,18 +145,15 @@ impl HostState {
         why
     }
 
-    /// Checks a request and turns it into what the engine client sends.
-    async fn prepare(&mut self, req: &Request) -> Result<(http::Method, String, HeaderMap, OutBody), WitError> {
+    /// Checks a request and turns it into what the engine client sends. Everything passes the
+    /// policy gate ([`Policy::admit`]), which may rewrite the path, query and JSON body.
+    async fn prepare(&mut self, req: &Request) -> Result<(http::Method, String, String, HeaderMap, OutBody), WitError> {
         if self.calls.len() as u32 >= self.limits.engine_calls {
             let why = self.violate(format!("engine call limit of {} per invocation reached", self.limits.engine_calls));
             return Err(WitError::Limit(why));
         }
         let method = policy::parse_method(&req.method).map_err(WitError::Invalid)?;
-        path::validate_path(&req.path).map_err(|e| self.refuse(&req.method, &req.path, WitError::Invalid(e)))?;
-        if let Err(why) = self.policy.check(&self.action, &method, &req.path) {
-            let why = self.violate(why);
-            return Err(self.refuse(&req.method, &req.path, WitError::Denied(why)));
-        }
+        path::validate_path(&req.path).map_err(|e| self.refuse(&req.method, &req.path, &[], WitError::Invalid(e)))?;
         let mut headers = HeaderMap::new();
         for (k, v) in &req.headers {
             if !policy::guest_header_allowed(k) {
@@ -163,7 +163,42 @@ impl HostState {
             let value = HeaderValue::try_from(v.as_str()).map_err(|_| WitError::Invalid(format!("bad value for header '{k}'")))?;
             headers.append(name, value);
         }
-        if let Some(reg) = &req.registry {
+        let auth_body_registry = match &req.body {
+            types::Body::RegistryAuth(reg) => Some(reg.as_str()),
+            _ => None,
+        };
+        let mut body = match &req.body {
+            types::Body::Empty | types::Body::RegistryAuth(_) => OutBody::Empty,
+            types::Body::Bytes(b) => OutBody::Bytes(Bytes::copy_from_slice(b)),
+            types::Body::Artifact(_) => OutBody::Empty, // opened once admitted
+        };
+        if self.policy.engine_socket.is_none() {
+            self.policy.engine_socket = self.ctx.engine.as_ref().and_then(|e| e.address().strip_prefix("unix://").map(str::to_string));
+        }
+        let gate_req = GateRequest {
+            action: &self.action,
+            method: &method,
+            path: &req.path,
+            query: req.query.clone(),
+            registry: req.registry.as_deref(),
+            auth_body_registry,
+        };
+        let engine = self.ctx.engine.clone();
+        let mut insp = HostInspector { engine: engine.as_deref(), calls: &mut self.calls, max_calls: self.limits.engine_calls };
+        let admitted = self.policy.admit(&mut insp, gate_req, &mut body).await;
+        let admitted = match admitted {
+            Ok(a) => a,
+            Err(Refusal::Invalid(m)) => return Err(self.refuse(&req.method, &req.path, &req.query, WitError::Invalid(m))),
+            Err(Refusal::Limit(m)) => {
+                let why = self.violate(m);
+                return Err(self.refuse(&req.method, &req.path, &req.query, WitError::Limit(why)));
+            }
+            Err(Refusal::Denied(m)) => {
+                let why = self.violate(m);
+                return Err(self.refuse(&req.method, &req.path, &req.query, WitError::Denied(why)));
+            }
+        };
+        if let Some(reg) = &admitted.registry {
             // Without held credentials an empty config goes (the engine insists on the header
             // for pushes), so the registry sees an anonymous client.
             let auth = self.ctx.credentials.get(reg).map_err(WitError::Invalid)?.unwrap_or_else(|| {
@@ -173,139 +208,31 @@ impl HostState {
             let v = HeaderValue::try_from(auth.header_value()).map_err(|_| WitError::Invalid("bad credentials".into()))?;
             headers.insert("x-registry-auth", v);
         }
-        let body = match &req.body {
-            types::Body::Empty => OutBody::Empty,
-            types::Body::Bytes(b) => OutBody::Bytes(Bytes::copy_from_slice(b)),
+        match &req.body {
             types::Body::Artifact(name) => {
-                let (body, size) = self.artifacts.open_input(name).await.map_err(WitError::Invalid)?;
+                let (stream, size) = self.artifacts.open_input(name).await.map_err(WitError::Invalid)?;
                 headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(size));
-                OutBody::Stream(body)
+                body = OutBody::Stream(stream);
             }
             types::Body::RegistryAuth(reg) => match self.ctx.credentials.get(reg).map_err(WitError::Invalid)? {
-                Some(auth) => OutBody::Bytes(Bytes::from(auth.body())),
+                Some(auth) => body = OutBody::Bytes(Bytes::from(auth.body())),
                 None => {
                     return Err(WitError::Invalid(format!(
                         "no credentials held for registry '{reg}' (give --credentials FILE, or log in with docker login)"
                     )))
                 }
             },
-        };
-        let mut query = req.query.clone();
-        let mut body = body;
-        if let Some((k, v)) = self.policy.label_scope.clone() {
-            self.enforce_scope(&method, &req.path, &k, &v, &mut query, &mut body).await.map_err(|why| {
-                let why = self.violate(why);
-                self.refuse(&req.method, &req.path, WitError::Denied(why))
-            })?;
+            _ => {}
         }
-        let query = path::encode_query(&query);
-        Ok((method, query, headers, body))
+        let query = path::encode_query(&admitted.query);
+        Ok((method, admitted.path, query, headers, body))
     }
 
-    /// Label scope (server mode): lists, prunes and events are filtered by the label; creates
-    /// get it added; any call on one object is allowed only after the host has inspected the
-    /// object and found the label.
-    async fn enforce_scope(
-        &mut self,
-        method: &http::Method,
-        path: &str,
-        key: &str,
-        value: &str,
-        query: &mut Vec<(String, String)>,
-        body: &mut OutBody,
-    ) -> Result<(), String> {
-        let label = format!("{key}={value}");
-        let engine = self.ctx.engine.clone().ok_or("no engine")?;
-        let engine = engine.as_ref();
-        let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-        let add_filter = |query: &mut Vec<(String, String)>| -> Result<(), String> {
-            let mut filters = match query.iter().position(|(k, _)| k == "filters") {
-                Some(i) => serde_json::from_str::<serde_json::Value>(&query.remove(i).1).map_err(|_| "filters must be JSON".to_string())?,
-                None => serde_json::json!({}),
-            };
-            let obj = filters.as_object_mut().ok_or("filters must be a JSON object")?;
-            match obj.get_mut("label") {
-                Some(serde_json::Value::Array(a)) => a.push(serde_json::json!(label)),
-                Some(serde_json::Value::Object(m)) => {
-                    m.insert(label.clone(), serde_json::json!(true));
-                }
-                _ => {
-                    obj.insert("label".into(), serde_json::json!([label]));
-                }
-            }
-            query.push(("filters".into(), filters.to_string()));
-            Ok(())
-        };
-        match (method.as_str(), segs.as_slice()) {
-            ("GET", ["_ping"] | ["version"] | ["info"]) | ("HEAD", ["_ping"]) => Ok(()),
-            ("GET", ["containers", "json"] | ["images", "json"] | ["volumes"] | ["networks"] | ["events"]) => add_filter(query),
-            ("POST", [_, "prune"]) => add_filter(query),
-            ("POST", ["containers", "create"] | ["volumes", "create"] | ["networks", "create"]) => {
-                let OutBody::Bytes(b) = body else { return Err("create bodies must be JSON".into()) };
-                let mut v: serde_json::Value = serde_json::from_slice(b).map_err(|_| "create bodies must be JSON".to_string())?;
-                let obj = v.as_object_mut().ok_or("create bodies must be JSON objects")?;
-                let labels = obj.entry("Labels").or_insert(serde_json::json!({}));
-                if !labels.is_object() {
-                    *labels = serde_json::json!({});
-                }
-                labels[key] = serde_json::json!(value);
-                *body = OutBody::Bytes(Bytes::from(v.to_string()));
-                Ok(())
-            }
-            (_, ["containers", id, ..]) if *id != "json" && *id != "create" => Self::in_scope(engine, "containers", id, key, value).await,
-            (_, ["images", name, ..]) if *name != "json" => Self::in_scope(engine, "images", name, key, value).await,
-            (_, ["volumes", name]) => Self::in_scope(engine, "volumes", name, key, value).await,
-            (_, ["networks", id, ..]) => Self::in_scope(engine, "networks", id, key, value).await,
-            (_, ["exec", id, ..]) => {
-                let info = Self::inspect_raw(engine, &format!("/exec/{id}/json")).await?;
-                match info.as_ref().and_then(|v| v["ContainerID"].as_str()) {
-                    Some(c) => Self::in_scope(engine, "containers", c, key, value).await,
-                    None => Ok(()),
-                }
-            }
-            ("POST", ["commit"]) => match query.iter().find(|(k, _)| k == "container").map(|(_, v)| v.clone()) {
-                Some(c) => Self::in_scope(engine, "containers", &c, key, value).await,
-                None => Err("commit without a container".into()),
-            },
-            _ => Err(format!("{method} {path} is not available to a label-scoped tenant")),
-        }
-    }
-
-    async fn inspect_raw(engine: &EngineClient, path: &str) -> Result<Option<serde_json::Value>, String> {
-        let resp = engine.send(http::Method::GET, path, "", &HeaderMap::new(), OutBody::Empty).await.map_err(|e| e.to_string())?;
-        let status = resp.status();
-        let bytes = read_capped(resp.into_body(), 4 << 20, engine.timeouts.body).await.map_err(|e| e.to_string())?;
-        if status == http::StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        serde_json::from_slice(&bytes).map(Some).map_err(|e| format!("inspecting {path} for the label scope failed: {e}"))
-    }
-
-    /// Allows a call on one object only if it carries the tenant's label. Unknown objects pass
-    /// through (the engine answers 404 itself).
-    async fn in_scope(engine: &EngineClient, kind: &str, id: &str, key: &str, value: &str) -> Result<(), String> {
-        let path = match kind {
-            "volumes" => format!("/volumes/{id}"),
-            "networks" => format!("/networks/{id}"),
-            _ => format!("/{kind}/{id}/json"),
-        };
-        let Some(v) = Self::inspect_raw(engine, &path).await? else { return Ok(()) };
-        let labels = match kind {
-            "containers" | "images" => &v["Config"]["Labels"],
-            _ => &v["Labels"],
-        };
-        if labels[key].as_str() == Some(value) {
-            Ok(())
-        } else {
-            Err(format!("{} {id} is outside this tenant's scope ({key}={value})", kind.trim_end_matches('s')))
-        }
-    }
-
-    fn refuse(&mut self, method: &str, path: &str, e: WitError) -> WitError {
+    fn refuse(&mut self, method: &str, path: &str, query: &[(String, String)], e: WitError) -> WitError {
         let why = match &e {
             WitError::Denied(m) | WitError::Invalid(m) | WitError::Limit(m) | WitError::Transport(m) | WitError::Timeout(m) => m.clone(),
         };
-        self.calls.push(CallRecord { method: method.to_string(), path: path.to_string(), status: 0, bytes: 0, refused: Some(why) });
+        self.calls.push(CallRecord { method: method.to_ascii_uppercase(), path: path.to_string(), query: path::encode_query(query), status: 0, bytes: 0, refused: Some(why) });
         e
     }
 
@@ -315,17 +242,18 @@ impl HostState {
 
     /// Sends a checked request; `upgrade` asks the engine to take over the connection.
     async fn send_with(&mut self, req: &Request, upgrade: bool) -> Result<http::Response<Body>, WitError> {
-        let (method, query, mut headers, body) = self.prepare(req).await?;
+        let (method, send_path, query, mut headers, body) = self.prepare(req).await?;
         if upgrade {
             headers.insert(http::header::CONNECTION, HeaderValue::from_static("Upgrade"));
             headers.insert(http::header::UPGRADE, HeaderValue::from_static("tcp"));
         }
         let engine = self.ctx.engine()?.clone();
-        match engine.send(method, &req.path, &query, &headers, body).await {
+        match engine.send(method, &send_path, &query, &headers, body).await {
             Ok(resp) => {
                 self.calls.push(CallRecord {
                     method: req.method.to_ascii_uppercase(),
-                    path: req.path.clone(),
+                    path: send_path,
+                    query,
                     status: resp.status().as_u16(),
                     bytes: 0,
                     refused: None,
@@ -338,7 +266,7 @@ impl HostState {
                     EngineError::Invalid(m) => WitError::Invalid(m.clone()),
                     EngineError::Transport(m) | EngineError::Version(m) => WitError::Transport(m.clone()),
                 };
-                Err(self.refuse(&req.method, &req.path, werr))
+                Err(self.refuse(&req.method, &send_path, &[], werr))
             }
         }
     }
@@ -378,6 +306,45 @@ impl HostState {
             Err(ReadError::Timeout(d)) => Err(WitError::Timeout(format!("the engine stopped sending the response body for {d:?}"))),
             Err(ReadError::Io(m)) => Err(WitError::Transport(m)),
         }
+    }
+}
+
+/// The host's own inspections for the gate: sent like any call, counted against the budget
+/// and recorded for the audit.
+struct HostInspector<'a> {
+    engine: Option<&'a EngineClient>,
+    calls: &'a mut Vec<CallRecord>,
+    max_calls: u32,
+}
+
+impl Inspector for HostInspector<'_> {
+    async fn inspect(&mut self, path: &str) -> Result<Option<serde_json::Value>, Refusal> {
+        let engine = self.engine.ok_or_else(|| Refusal::Denied("no engine calls are allowed here".into()))?;
+        if self.calls.len() as u32 >= self.max_calls {
+            return Err(Refusal::Limit(format!("engine call limit of {} per invocation reached (policy inspections count)", self.max_calls)));
+        }
+        let mut record = CallRecord { method: "GET".into(), path: path.to_string(), query: String::new(), status: 0, bytes: 0, refused: None };
+        let resp = match engine.send(http::Method::GET, path, "", &HeaderMap::new(), OutBody::Empty).await {
+            Ok(r) => r,
+            Err(e) => {
+                record.refused = Some(format!("policy inspection failed: {e}"));
+                self.calls.push(record);
+                return Err(Refusal::Denied(format!("cannot check {path} for the policy: {e}")));
+            }
+        };
+        let status = resp.status();
+        record.status = status.as_u16();
+        let bytes = read_capped(resp.into_body(), 4 << 20, engine.timeouts.body).await;
+        record.bytes = bytes.as_ref().map(|b| b.len() as u64).unwrap_or(0);
+        self.calls.push(record);
+        let bytes = bytes.map_err(|e| Refusal::Denied(format!("cannot check {path} for the policy: {e}")))?;
+        if status == http::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            return Err(Refusal::Denied(format!("cannot check {path} for the policy: the engine answered {status}")));
+        }
+        serde_json::from_slice(&bytes).map(Some).map_err(|e| Refusal::Denied(format!("cannot check {path} for the policy: {e}")))
     }
 }
 

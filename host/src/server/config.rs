@@ -9,6 +9,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 
+use crate::policy::{EnginePolicy, TenantPolicy};
 use crate::runtime::Limits;
 
 #[derive(Debug, Deserialize)]
@@ -36,7 +37,8 @@ struct RawServer {
 #[serde(deny_unknown_fields)]
 struct RawTenant {
     name: Spanned<String>,
-    token_sha256: Spanned<String>,
+    #[serde(default)]
+    token_sha256: Option<Spanned<String>>,
     engine: Option<String>,
     /// Named engines (SOAR assets): `[tenant.assets] prod = "unix:///..."`.
     #[serde(default)]
@@ -51,6 +53,7 @@ struct RawTenant {
     pins: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
     limits: RawLimits,
+    engine_policy: Option<Spanned<EnginePolicy>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -83,13 +86,9 @@ pub struct Tenant {
     pub token_sha256: [u8; 32],
     /// Asset name → engine address; `default` is used when a request names none.
     pub assets: BTreeMap<String, String>,
-    pub allow: Vec<String>,
-    pub read_only: bool,
-    /// `key=value`: the tenant sees and touches only objects carrying this label.
-    pub label_scope: Option<(String, String)>,
+    /// Allowlist, read-only flag, label scope, pins and engine policy.
+    pub policy: TenantPolicy,
     pub artifacts_dir: Option<PathBuf>,
-    /// Family name → required component sha256.
-    pub pins: BTreeMap<String, String>,
     pub limits: Limits,
     pub concurrency: u32,
     pub requests_per_minute: u32,
@@ -137,37 +136,17 @@ impl Config {
             if !names.insert(name.clone()) {
                 return Err(at(t.name.span(), "tenant.name", format!("tenant \"{name}\" is defined twice")));
             }
-            let token = hex::decode(t.token_sha256.get_ref().trim())
+            let Some(tok) = &t.token_sha256 else {
+                return Err(at(span.clone(), "tenant.token_sha256", format!("tenant \"{name}\" has no token_sha256")));
+            };
+            let token = hex::decode(tok.get_ref().trim())
                 .ok()
                 .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                .ok_or_else(|| at(t.token_sha256.span(), "tenant.token_sha256", "must be 64 hex digits (berth hash-token TOKEN prints it)".into()))?;
+                .ok_or_else(|| at(tok.span(), "tenant.token_sha256", "must be 64 hex digits (berth hash-token TOKEN prints it)".into()))?;
             if !tokens.insert(token) {
-                return Err(at(t.token_sha256.span(), "tenant.token_sha256", format!("tenant \"{name}\" shares a token with another tenant")));
+                return Err(at(tok.span(), "tenant.token_sha256", format!("tenant \"{name}\" shares a token with another tenant")));
             }
-            for a in &t.allow {
-                let g = a.get_ref().trim_start_matches('!');
-                if g.is_empty() || g.chars().any(char::is_control) {
-                    return Err(at(a.span(), "tenant.allow", format!("\"{}\" is not an action glob", a.get_ref())));
-                }
-            }
-            if t.allow.is_empty() {
-                return Err(at(span.clone(), "tenant.allow", format!("tenant \"{name}\" allows no action (add e.g. allow = [\"system.*\"])")));
-            }
-            let label_scope = match &t.label_scope {
-                None => None,
-                Some(s) => match s.get_ref().split_once('=') {
-                    Some((k, v)) if !k.is_empty() && !v.is_empty() => Some((k.to_string(), v.to_string())),
-                    _ => return Err(at(s.span(), "tenant.label_scope", format!("\"{}\" must be key=value", s.get_ref()))),
-                },
-            };
-            let mut pins = BTreeMap::new();
-            for (family, digest) in &t.pins {
-                let d = digest.get_ref().trim().trim_start_matches("sha256:").to_ascii_lowercase();
-                if d.len() != 64 || !d.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    return Err(at(digest.span(), &format!("tenant.pins.{family}"), "must be a sha256 digest (64 hex digits)".into()));
-                }
-                pins.insert(family.clone(), d);
-            }
+            let policy = tenant_policy(&t, text)?;
             let l = &t.limits;
             let defaults = Limits::default();
             let secs = |v: Option<f64>, key: &str, d: Duration| -> Result<Duration, String> {
@@ -196,17 +175,14 @@ impl Config {
                 }
             }
             if assets.is_empty() {
-                assets.insert("default".into(), crate::cli::DEFAULT_HOST.to_string());
+                assets.insert("default".into(), crate::engine::DEFAULT_HOST.to_string());
             }
             tenants.push(Tenant {
                 name,
                 token_sha256: token,
                 assets,
-                allow: t.allow.iter().map(|a| a.get_ref().clone()).collect(),
-                read_only: t.read_only,
-                label_scope,
+                policy,
                 artifacts_dir: t.artifacts_dir,
-                pins,
                 limits,
                 concurrency: l.concurrency.unwrap_or(8).max(1),
                 requests_per_minute: l.requests_per_minute.unwrap_or(6000).max(1),
@@ -230,45 +206,93 @@ pub fn hash_token(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-impl Tenant {
-    /// Whether the allowlist admits `action`: some positive glob matches and no `!glob` does.
-    pub fn allows(&self, action: &str) -> bool {
-        let mut allowed = false;
-        for g in &self.allow {
-            match g.strip_prefix('!') {
-                Some(neg) if glob(neg, action) => return false,
-                Some(_) => {}
-                None => allowed |= glob(g, action),
-            }
+/// The policy part of a tenant table: allowlist, read-only, label scope, pins and
+/// `[engine_policy]`. A label-scoped tenant gets the safe default engine policy unless it
+/// says otherwise; a tenant with neither a scope nor an `[engine_policy]` table gets none.
+fn tenant_policy(t: &RawTenant, text: &str) -> Result<TenantPolicy, String> {
+    let at = |span: std::ops::Range<usize>, key: &str, msg: String| format!("line {}: {key}: {msg}", line_of(text, span.start));
+    let name = t.name.get_ref();
+    for a in &t.allow {
+        let g = a.get_ref().trim_start_matches('!');
+        if g.is_empty() || g.chars().any(char::is_control) {
+            return Err(at(a.span(), "tenant.allow", format!("\"{}\" is not an action glob", a.get_ref())));
         }
-        allowed
     }
+    if t.allow.is_empty() {
+        return Err(at(t.name.span(), "tenant.allow", format!("tenant \"{name}\" allows no action (add e.g. allow = [\"system.*\"])")));
+    }
+    let label_scope = match &t.label_scope {
+        None => None,
+        Some(s) => match s.get_ref().split_once('=') {
+            Some((k, v)) if !k.is_empty() && !v.is_empty() => Some((k.to_string(), v.to_string())),
+            _ => return Err(at(s.span(), "tenant.label_scope", format!("\"{}\" must be key=value", s.get_ref()))),
+        },
+    };
+    let mut pins = BTreeMap::new();
+    for (family, digest) in &t.pins {
+        let d = digest.get_ref().trim().trim_start_matches("sha256:").to_ascii_lowercase();
+        if d.len() != 64 || !d.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(at(digest.span(), &format!("tenant.pins.{family}"), "must be a sha256 digest (64 hex digits)".into()));
+        }
+        pins.insert(family.clone(), d);
+    }
+    let engine = match (&t.engine_policy, &label_scope) {
+        (Some(p), _) => {
+            p.get_ref().validate().map_err(|e| at(p.span(), "tenant.engine_policy", e))?;
+            p.get_ref().clone()
+        }
+        (None, Some(_)) => EnginePolicy::default(),
+        (None, None) => EnginePolicy::unrestricted(),
+    };
+    Ok(TenantPolicy {
+        allow: t.allow.iter().map(|a| a.get_ref().clone()).collect(),
+        read_only: t.read_only,
+        label_scope,
+        pins,
+        engine: std::sync::Arc::new(engine),
+    })
 }
 
-/// `*` matches any run of characters; everything else is literal.
-pub fn glob(pattern: &str, s: &str) -> bool {
-    let (p, s) = (pattern.as_bytes(), s.as_bytes());
-    let (mut pi, mut si, mut star, mut mark) = (0, 0, None, 0);
-    while si < s.len() {
-        if pi < p.len() && p[pi] == b'*' {
-            star = Some(pi);
-            pi += 1;
-            mark = si;
-        } else if pi < p.len() && p[pi] == s[si] {
-            pi += 1;
-            si += 1;
-        } else if let Some(st) = star {
-            pi = st + 1;
-            mark += 1;
-            si = mark;
-        } else {
-            return false;
-        }
+/// `berth run --policy FILE`: the same TOML as one tenant's table (`allow`, `read_only`,
+/// `label_scope`, `pins`, `[engine_policy]`); `name` and `token_sha256` may be left out.
+pub fn parse_policy(text: &str) -> Result<TenantPolicy, String> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct PolicyFile {
+        #[serde(default)]
+        name: Option<String>,
+        #[serde(default)]
+        token_sha256: Option<String>,
+        #[serde(default)]
+        engine: Option<String>,
+        #[serde(default)]
+        allow: Vec<Spanned<String>>,
+        #[serde(default)]
+        read_only: bool,
+        label_scope: Option<Spanned<String>>,
+        #[serde(default)]
+        pins: BTreeMap<String, Spanned<String>>,
+        engine_policy: Option<Spanned<EnginePolicy>>,
     }
-    while pi < p.len() && p[pi] == b'*' {
-        pi += 1;
-    }
-    pi == p.len()
+    let f: PolicyFile = toml::from_str(text).map_err(|e| {
+        let line = e.span().map(|s| format!("line {}: ", line_of(text, s.start))).unwrap_or_default();
+        format!("{line}{}", e.message())
+    })?;
+    let _ = (&f.token_sha256, &f.engine);
+    let raw = RawTenant {
+        name: Spanned::new(0..0, f.name.unwrap_or_else(|| "policy".into())),
+        token_sha256: None,
+        engine: None,
+        assets: BTreeMap::new(),
+        allow: if f.allow.is_empty() { vec![Spanned::new(0..0, "*".to_string())] } else { f.allow },
+        read_only: f.read_only,
+        label_scope: f.label_scope,
+        artifacts_dir: None,
+        pins: f.pins,
+        limits: RawLimits::default(),
+        engine_policy: f.engine_policy,
+    };
+    tenant_policy(&raw, text)
 }
 
 #[cfg(test)]
@@ -278,12 +302,17 @@ mod tests {
     const TOKEN_HASH: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
 
     #[test]
-    fn globs() {
-        assert!(glob("container.*", "container.stop"));
-        assert!(glob("*", "anything"));
-        assert!(!glob("container.*", "image.list"));
-        assert!(glob("*.list", "image.list"));
-        assert!(glob("list *", "list container"));
+    fn policy_files() {
+        let p = parse_policy("label_scope = \"team=red\"\n[engine_policy]\nhost_paths = [\"/srv/red\"]\n").unwrap();
+        assert_eq!(p.label_scope, Some(("team".into(), "red".into())));
+        assert_eq!(p.engine.host_paths, ["/srv/red"]);
+        assert!(!p.engine.privileged);
+        assert!(p.allows("anything"));
+        let e = parse_policy("[engine_policy]\nprivilegd = true\n").unwrap_err();
+        assert!(e.contains("privilegd"), "{e}");
+        let e = parse_policy("[engine_policy]\nhost_paths = [\"srv\"]\n").unwrap_err();
+        assert!(e.contains("line 1") && e.contains("host_paths"), "{e}");
+        assert!(parse_policy("").unwrap().engine.privileged, "no scope, no table: unrestricted");
     }
 
     #[test]
@@ -292,7 +321,7 @@ mod tests {
             "[[tenant]]\nname = \"red\"\ntoken_sha256 = \"{TOKEN_HASH}\"\nallow = [\"container.*\", \"!container.remove\", \"system.ping\"]\n"
         ))
         .unwrap();
-        let t = &cfg.tenants[0];
+        let t = &cfg.tenants[0].policy;
         assert!(t.allows("container.stop"));
         assert!(!t.allows("container.remove"));
         assert!(t.allows("system.ping"));

@@ -22,7 +22,6 @@ use tokio::sync::Semaphore;
 
 use crate::credentials::{CredentialStore, Credentials};
 use crate::engine::{Body, EngineClient, Timeouts};
-use crate::policy::Policy;
 use crate::runtime::{Artifacts, Catalog, HostContext, Runtime, RuntimeConfig};
 use crate::spec::{ActionResult, FailureKind, RawParams};
 
@@ -219,7 +218,7 @@ impl Server {
         let catalog = self.catalog.read().unwrap().clone();
         let list: Vec<Value> = catalog
             .actions()
-            .filter(|(_, a)| t.tenant.allows(&a.name) && (!t.tenant.read_only || a.read_only))
+            .filter(|(_, a)| t.tenant.policy.allows(&a.name) && (!t.tenant.policy.read_only || a.read_only))
             .map(|(c, a)| {
                 json!({
                     "name": a.name, "summary": a.summary, "kind": a.kind, "read_only": a.read_only,
@@ -246,21 +245,8 @@ impl Server {
             let Some((file, spec)) = catalog.action(action) else {
                 return Err(refuse(StatusCode::NOT_FOUND, FailureKind::BadParams, format!("unknown action '{action}'"), Map::new()));
             };
-            if !t.tenant.allows(action) {
-                return Err(refuse(StatusCode::FORBIDDEN, FailureKind::Denied, format!("tenant {tenant} may not run {action}"), Map::new()));
-            }
-            if t.tenant.read_only && !spec.read_only {
-                return Err(refuse(StatusCode::FORBIDDEN, FailureKind::Denied, format!("tenant {tenant} is read-only and {action} is not"), Map::new()));
-            }
-            if let Some(pin) = t.tenant.pins.get(&file.family.name) {
-                if *pin != file.sha256 {
-                    return Err(refuse(
-                        StatusCode::FORBIDDEN,
-                        FailureKind::Denied,
-                        format!("component {} has sha256 {}, but tenant {tenant} pins {pin}", file.family.name, file.sha256),
-                        Map::new(),
-                    ));
-                }
+            if let Err(why) = t.tenant.policy.admit_action(&format!("tenant {tenant}"), action, spec.read_only, &file.family.name, &file.sha256) {
+                return Err(refuse(StatusCode::FORBIDDEN, FailureKind::Denied, why, Map::new()));
             }
             let raw = match serde_json::from_slice::<Value>(if body.is_empty() { b"{}" } else { body }) {
                 Ok(Value::Object(m)) => RawParams::Json(m),
@@ -304,7 +290,7 @@ impl Server {
                 }
             };
             let ctx = HostContext { engine: Some(engine), credentials: me.credentials.clone(), progress: None };
-            let policy = Policy { read_only: spec.read_only || t.tenant.read_only, label_scope: t.tenant.label_scope.clone() };
+            let policy = t.tenant.policy.for_invocation(spec.read_only, None);
             let outcome = me.runtime.invoke_with(&prepared, ctx, &spec, params, artifacts, t.tenant.limits, policy).await;
             (outcome.result, outcome.calls, started.elapsed())
         };

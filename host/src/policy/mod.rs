@@ -1,0 +1,832 @@
+//! The one gate between every engine request and the transport.
+//!
+//! [`Policy::admit`] sees every request: a guest's (`call`, `open`, `upgrade`,
+//! `call-to-artifact`) and, through the [`Inspector`], the host's own inspections, which
+//! count against the call budget and show in the audit. It
+//! - matches the request against the Engine API's route table ([`routes`]) exactly as the
+//!   engine's router will, and refuses paths that match no route and queries that repeat a key;
+//! - keeps read-only invocations to GET and HEAD;
+//! - checks bodies against the tenant's [`EnginePolicy`] (privileges, host namespaces, host
+//!   paths, devices, drivers) and forces its resource caps;
+//! - for a label-scoped tenant, finds every object the engine will act on, including those a
+//!   body or query refers to, and lets the request through only if each carries the tenant's
+//!   label; lists, prunes and events get the label merged into their filters; creates,
+//!   commits and imports get it forced; tags may not overwrite another tenant's image;
+//! - derives the registry from the request itself, so credentials go only where the image goes.
+//!
+//! Tenant-level checks (the action allowlist, pins, the read-only flag) are in [`tenant`].
+
+pub mod routes;
+pub mod rules;
+pub mod tenant;
+
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use http::Method;
+use serde_json::{json, Value};
+
+pub use routes::{match_route, Matched};
+pub use rules::EnginePolicy;
+pub use tenant::{glob, TenantPolicy};
+
+use crate::engine::OutBody;
+
+/// What one invocation may ask of the engine.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Only GET and HEAD: set for actions declared read-only (and read-only tenants).
+    pub read_only: bool,
+    /// `(key, value)`: only objects carrying this label may be seen or touched.
+    pub label_scope: Option<(String, String)>,
+    /// What request bodies may hold.
+    pub rules: Arc<EnginePolicy>,
+    /// The engine's unix socket, which no bind mount may expose.
+    pub engine_socket: Option<String>,
+}
+
+impl Policy {
+    /// No tenant: the CLI without `--policy`. Routes, repeated keys and the read-only rule
+    /// still hold.
+    pub fn for_action(read_only: bool) -> Self {
+        static OPEN: OnceLock<Arc<EnginePolicy>> = OnceLock::new();
+        Policy { read_only, label_scope: None, rules: OPEN.get_or_init(|| Arc::new(EnginePolicy::unrestricted())).clone(), engine_socket: None }
+    }
+}
+
+/// Why the gate refused a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Refused by policy: the invocation fails as denied.
+    Denied(String),
+    /// Malformed: a body that is not JSON, filters that are not an object.
+    Invalid(String),
+    /// The host's inspections ran out of the call budget.
+    Limit(String),
+}
+
+impl Refusal {
+    pub fn message(&self) -> &str {
+        match self {
+            Refusal::Denied(m) | Refusal::Invalid(m) | Refusal::Limit(m) => m,
+        }
+    }
+}
+
+/// The host's own engine reads, made on the gate's behalf (GET, JSON, 404 → `None`).
+pub trait Inspector: Send {
+    fn inspect(&mut self, path: &str) -> impl Future<Output = Result<Option<Value>, Refusal>> + Send;
+}
+
+/// A request as the guest asked for it.
+pub struct GateRequest<'a> {
+    pub action: &'a str,
+    pub method: &'a Method,
+    pub path: &'a str,
+    pub query: Vec<(String, String)>,
+    /// The registry the guest asked credentials for (`X-Registry-Auth`).
+    pub registry: Option<&'a str>,
+    /// The registry of a `registry-auth` body (`POST /auth`).
+    pub auth_body_registry: Option<&'a str>,
+}
+
+/// A request the gate let through: send exactly this.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admitted {
+    /// Canonical path: the route template with the checked object encoded.
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    /// The registry to attach `X-Registry-Auth` for: the one the request itself goes to.
+    pub registry: Option<String>,
+}
+
+/// Query keys the engine reads as lists, per route.
+fn multi_key(template: &str, key: &str) -> bool {
+    matches!((template, key), ("/commit" | "/images/create", "changes") | ("/build", "t") | ("/images/get", "names"))
+}
+
+fn q<'a>(query: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    query.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+/// The registry host of an image reference, as the docker CLI reads it.
+pub fn registry_of(image: &str) -> String {
+    let r = match image.split_once('/') {
+        Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => first,
+        _ => "docker.io",
+    };
+    crate::credentials::normalize(r)
+}
+
+/// Image references a repo/tag pair may name: `repo:tag`, or `repo` with its own tag, or
+/// `repo:latest`. Every one is checked.
+fn destinations(repo: &str, tag: Option<&str>) -> Vec<String> {
+    let mut out = Vec::new();
+    let has_tag = repo.rsplit('/').next().is_some_and(|last| last.contains(':')) || repo.contains('@');
+    if let Some(t) = tag.filter(|t| !t.is_empty()) {
+        out.push(format!("{repo}:{t}"));
+    }
+    if has_tag {
+        out.push(repo.to_string());
+    } else if tag.is_none_or(str::is_empty) {
+        out.push(format!("{repo}:latest"));
+    }
+    out
+}
+
+fn seg(s: &str) -> String {
+    let mut out = String::new();
+    routes::encode_segment(s, &mut out);
+    out
+}
+
+impl Policy {
+    /// The one check every engine request passes before the transport. May rewrite the path
+    /// (to the object's full id), the query (merged filters, forced labels) and a JSON body
+    /// (forced labels and resource caps).
+    pub async fn admit<I: Inspector>(&self, insp: &mut I, req: GateRequest<'_>, body: &mut OutBody) -> Result<Admitted, Refusal> {
+        let m = match_route(req.method, req.path).map_err(|e| Refusal::Denied(e.0))?;
+        let template = m.route.template;
+        let mut seen = std::collections::HashSet::new();
+        for (k, _) in &req.query {
+            if !seen.insert(k.as_str()) && !multi_key(template, k) {
+                return Err(Refusal::Denied(format!("query key '{k}' is repeated (the engine would read only the first)")));
+            }
+        }
+        if self.read_only && !(req.method == Method::GET || req.method == Method::HEAD) {
+            return Err(Refusal::Denied(format!(
+                "{} is read-only: {} {} refused (only GET and HEAD are allowed)",
+                req.action, req.method, req.path
+            )));
+        }
+        let mut query = req.query;
+        let registry = self.registry_for(&m, &query, body, req.registry, req.auth_body_registry)?;
+        let mut gate = Gate { policy: self, insp, scope: self.label_scope.clone() };
+        let path = gate.check(&m, &mut query, body).await?;
+        Ok(Admitted { path, query, registry })
+    }
+
+    /// The registry a request goes to, derived from the request itself; a guest's `registry`
+    /// that disagrees is refused, and so is a registry outside the tenant's list.
+    fn registry_for(&self, m: &Matched, query: &[(String, String)], body: &OutBody, asked: Option<&str>, auth_body: Option<&str>) -> Result<Option<String>, Refusal> {
+        let param = m.param.as_deref().unwrap_or("");
+        let derived: Option<String> = match (m.route.method.as_str(), m.route.template) {
+            ("POST", "/images/create") => q(query, "fromImage").filter(|s| !s.is_empty()).map(registry_of),
+            ("POST", "/images/{name}/push") | ("GET", "/distribution/{name}/json") | ("POST", "/plugins/{name}/push") => Some(registry_of(param)),
+            ("GET", "/images/search") => q(query, "term").map(registry_of),
+            ("POST", "/plugins/pull") | ("POST", "/plugins/{name}/upgrade") | ("GET", "/plugins/privileges") => q(query, "remote").map(registry_of),
+            ("POST", "/services/create") | ("POST", "/services/{id}/update") => match body {
+                OutBody::Bytes(b) => serde_json::from_slice::<Value>(b)
+                    .ok()
+                    .and_then(|v| v["TaskTemplate"]["ContainerSpec"]["Image"].as_str().map(registry_of)),
+                _ => None,
+            },
+            ("POST", "/auth") => auth_body.map(crate::credentials::normalize),
+            _ => None,
+        };
+        if let (Some(a), None) = (auth_body, &derived) {
+            return Err(Refusal::Denied(format!("a registry auth body for '{a}' is only sent to POST /auth")));
+        }
+        if let Some(r) = &derived {
+            if !self.rules.registry_allowed(r) {
+                return Err(Refusal::Denied(format!("registry {r} is not in this tenant's registries")));
+            }
+        }
+        match (asked, derived) {
+            (None, _) => Ok(None),
+            (Some(a), Some(d)) if crate::credentials::normalize(a) == d => Ok(Some(d)),
+            (Some(a), Some(d)) => Err(Refusal::Denied(format!("registry: the request goes to {d}, so credentials for '{a}' are not sent"))),
+            (Some(a), None) => Err(Refusal::Denied(format!("registry: {} {} goes to no registry, so credentials for '{a}' are not sent", m.route.method, m.route.template))),
+        }
+    }
+}
+
+/// The per-request state of a check.
+struct Gate<'p, 'i, I> {
+    policy: &'p Policy,
+    insp: &'i mut I,
+    scope: Option<(String, String)>,
+}
+
+/// The kinds of object the gate can look up.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    Container,
+    Image,
+    Volume,
+    Network,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Container => "container",
+            Kind::Image => "image",
+            Kind::Volume => "volume",
+            Kind::Network => "network",
+        }
+    }
+    fn inspect_path(self, name: &str) -> String {
+        match self {
+            Kind::Container => format!("/containers/{}/json", seg(name)),
+            Kind::Image => format!("/images/{}/json", seg(name)),
+            Kind::Volume => format!("/volumes/{}", seg(name)),
+            Kind::Network => format!("/networks/{}", seg(name)),
+        }
+    }
+    fn labels(self, v: &Value) -> &Value {
+        match self {
+            Kind::Container | Kind::Image => &v["Config"]["Labels"],
+            Kind::Volume | Kind::Network => &v["Labels"],
+        }
+    }
+}
+
+fn json_body(body: &OutBody, what: &str, empty_ok: bool) -> Result<Value, Refusal> {
+    match body {
+        OutBody::Bytes(b) if !b.is_empty() => serde_json::from_slice(b).map_err(|e| Refusal::Invalid(format!("the {what} body is not JSON: {e}"))),
+        OutBody::Empty | OutBody::Bytes(_) if empty_ok => Ok(json!({})),
+        _ => Err(Refusal::Invalid(format!("the {what} body must be a JSON document"))),
+    }
+}
+
+fn set_body(body: &mut OutBody, v: &Value) {
+    *body = OutBody::Bytes(Bytes::from(v.to_string()));
+}
+
+impl<I: Inspector> Gate<'_, '_, I> {
+    fn rules(&self) -> &EnginePolicy {
+        &self.policy.rules
+    }
+
+    fn socket(&self) -> Option<&str> {
+        self.policy.engine_socket.as_deref()
+    }
+
+    /// Body checks for every tenant; reference, label and route checks for scoped ones.
+    async fn check(&mut self, m: &Matched, query: &mut Vec<(String, String)>, body: &mut OutBody) -> Result<String, Refusal> {
+        let denied = |f: String| Refusal::Denied(f);
+        let method = m.route.method.as_str();
+        let template = m.route.template;
+        let param = m.param.clone().unwrap_or_default();
+        let scoped = self.scope.is_some();
+        match (method, template) {
+            ("GET", "/_ping") | ("HEAD", "/_ping") | ("GET", "/version") | ("GET", "/info") => Ok(m.path_with(None)),
+            ("GET", "/containers/json" | "/images/json" | "/volumes" | "/networks" | "/events")
+            | ("POST", "/containers/prune" | "/images/prune" | "/volumes/prune" | "/networks/prune") => {
+                if scoped {
+                    self.merge_filters(query)?;
+                }
+                Ok(m.path_with(None))
+            }
+            ("POST", "/containers/create") => {
+                let mut v = json_body(body, "container create", false)?;
+                let refs = self.rules().container_create(&mut v, self.socket()).map_err(denied)?;
+                if scoped {
+                    self.check_refs(&refs).await?;
+                    self.force_label(&mut v, "Labels")?;
+                }
+                set_body(body, &v);
+                Ok(m.path_with(None))
+            }
+            ("POST", "/containers/{id}/update") => {
+                let id = self.object(Kind::Container, &param).await?;
+                let mut v = json_body(body, "container update", false)?;
+                self.rules().container_update(&mut v).map_err(denied)?;
+                set_body(body, &v);
+                Ok(m.path_with(Some(&id)))
+            }
+            ("POST", "/containers/{id}/exec") => {
+                let id = self.object(Kind::Container, &param).await?;
+                let v = json_body(body, "exec create", false)?;
+                self.rules().exec_create(&v).map_err(denied)?;
+                Ok(m.path_with(Some(&id)))
+            }
+            (_, t) if t.starts_with("/containers/{id}") => {
+                let id = self.object(Kind::Container, &param).await?;
+                Ok(m.path_with(Some(&id)))
+            }
+            (_, "/exec/{id}/json" | "/exec/{id}/start" | "/exec/{id}/resize") => {
+                if scoped {
+                    let info = self.insp.inspect(&format!("/exec/{}/json", seg(&param))).await?;
+                    if let Some(c) = info.as_ref().and_then(|v| v["ContainerID"].as_str()) {
+                        self.object(Kind::Container, c).await?;
+                    }
+                }
+                Ok(m.path_with(None))
+            }
+            ("POST", "/volumes/create") => {
+                let mut v = json_body(body, "volume create", false)?;
+                self.rules().volume_create(&v).map_err(denied)?;
+                if scoped {
+                    self.force_label(&mut v, "Labels")?;
+                    set_body(body, &v);
+                }
+                Ok(m.path_with(None))
+            }
+            ("GET" | "DELETE", "/volumes/{name}") => {
+                let name = self.object(Kind::Volume, &param).await?;
+                Ok(m.path_with(Some(&name)))
+            }
+            ("POST", "/networks/create") => {
+                let mut v = json_body(body, "network create", false)?;
+                self.rules().network_create(&v).map_err(denied)?;
+                if scoped {
+                    self.force_label(&mut v, "Labels")?;
+                    set_body(body, &v);
+                }
+                Ok(m.path_with(None))
+            }
+            ("POST", "/networks/{id}/connect" | "/networks/{id}/disconnect") => {
+                let id = self.object(Kind::Network, &param).await?;
+                if scoped {
+                    let mut v = json_body(body, "network connect", false)?;
+                    let c = v["Container"].as_str().ok_or_else(|| Refusal::Invalid("Container: a container is required".into()))?.to_string();
+                    let cid = self.reference("Container", Kind::Container, &c).await?;
+                    v["Container"] = json!(cid);
+                    set_body(body, &v);
+                }
+                Ok(m.path_with(Some(&id)))
+            }
+            ("GET" | "DELETE", "/networks/{id}") => {
+                let id = self.object(Kind::Network, &param).await?;
+                Ok(m.path_with(Some(&id)))
+            }
+            ("POST", "/images/{name}/tag") => {
+                self.object(Kind::Image, &param).await?;
+                let repo = q(query, "repo").unwrap_or("").to_string();
+                if repo.is_empty() {
+                    return Err(Refusal::Invalid("repo: a tag needs a repository".into()));
+                }
+                self.destinations("repo", &repo, q(query, "tag")).await?;
+                Ok(m.path_with(None))
+            }
+            (_, "/images/{name}" | "/images/{name}/json" | "/images/{name}/history" | "/images/{name}/get" | "/images/{name}/push" | "/images/{name}/attestations") => {
+                self.object(Kind::Image, &param).await?;
+                Ok(m.path_with(None))
+            }
+            ("GET", "/images/get") => {
+                if scoped {
+                    let names: Vec<String> = query.iter().filter(|(k, _)| k == "names").map(|(_, v)| v.clone()).collect();
+                    for n in names {
+                        self.object(Kind::Image, &n).await?;
+                    }
+                }
+                Ok(m.path_with(None))
+            }
+            ("GET", "/images/search") | ("GET", "/distribution/{name}/json") | ("POST", "/auth") => Ok(m.path_with(None)),
+            ("POST", "/images/create") => {
+                if let Some(from) = q(query, "fromImage").filter(|s| !s.is_empty()).map(str::to_string) {
+                    if scoped {
+                        self.destinations("fromImage", &from, q(query, "tag")).await?;
+                    }
+                } else {
+                    let src = q(query, "fromSrc").unwrap_or("");
+                    if scoped && src != "-" {
+                        return Err(Refusal::Denied(format!("fromSrc: importing from a URL ('{src}') is not allowed; import from an input artifact")));
+                    }
+                    if scoped {
+                        if let Some(repo) = q(query, "repo").filter(|r| !r.is_empty()).map(str::to_string) {
+                            self.destinations("repo", &repo, q(query, "tag")).await?;
+                        }
+                        self.force_changes_label(query)?;
+                    }
+                }
+                Ok(m.path_with(None))
+            }
+            ("POST", "/commit") => {
+                if scoped {
+                    let c = q(query, "container").ok_or_else(|| Refusal::Invalid("container: a commit needs a container".into()))?.to_string();
+                    let id = self.reference("container", Kind::Container, &c).await?;
+                    query.iter_mut().filter(|(k, _)| k == "container").for_each(|(_, v)| *v = id.clone());
+                    if let Some(repo) = q(query, "repo").filter(|r| !r.is_empty()).map(str::to_string) {
+                        self.destinations("repo", &repo, q(query, "tag")).await?;
+                    }
+                    let mut v = json_body(body, "commit", true)?;
+                    self.force_label(&mut v, "Labels")?;
+                    set_body(body, &v);
+                    self.force_changes_label(query)?;
+                }
+                Ok(m.path_with(None))
+            }
+            ("POST", "/build") => {
+                if !self.rules().build {
+                    return Err(Refusal::Denied("build: this tenant may not build images (a Dockerfile can start FROM any image on the engine); allow it with engine_policy.build".into()));
+                }
+                if q(query, "remote").is_some_and(|r| !r.is_empty()) && scoped {
+                    return Err(Refusal::Denied("remote: builds from a URL are not allowed".into()));
+                }
+                if q(query, "networkmode") == Some("host") && !self.rules().host_namespaces {
+                    return Err(Refusal::Denied("networkmode: the host network namespace is not allowed".into()));
+                }
+                if scoped {
+                    let tags: Vec<String> = query.iter().filter(|(k, _)| k == "t").map(|(_, v)| v.clone()).collect();
+                    for t in tags {
+                        self.destinations("t", &t, None).await?;
+                    }
+                    let (key, value) = self.scope.clone().expect("scoped");
+                    let mut labels = match q(query, "labels") {
+                        Some(l) if !l.is_empty() => serde_json::from_str::<Value>(l).map_err(|_| Refusal::Invalid("labels must be a JSON object".into()))?,
+                        _ => json!({}),
+                    };
+                    let obj = labels.as_object_mut().ok_or_else(|| Refusal::Invalid("labels must be a JSON object".into()))?;
+                    obj.insert(key, json!(value));
+                    query.retain(|(k, _)| k != "labels");
+                    query.push(("labels".into(), labels.to_string()));
+                }
+                Ok(m.path_with(None))
+            }
+            ("POST", "/images/load") => {
+                if !self.rules().image_load {
+                    return Err(Refusal::Denied("load: this tenant may not load image archives (they name their own tags and carry no scope label); allow it with engine_policy.image_load".into()));
+                }
+                if scoped {
+                    return Err(Refusal::Denied("load: a label-scoped tenant cannot load archives: the loaded images could not carry its label".into()));
+                }
+                Ok(m.path_with(None))
+            }
+            _ if scoped => Err(Refusal::Denied(format!("{} {} is not available to a label-scoped tenant", m.route.method, m.route.template))),
+            ("POST", "/services/create" | "/services/{id}/update") => {
+                let v = json_body(body, "service spec", false)?;
+                let mut hc = json!({});
+                let spec = &v["TaskTemplate"]["ContainerSpec"];
+                if spec["Privileges"].is_object() && !self.rules().privileged {
+                    return Err(Refusal::Denied("TaskTemplate.ContainerSpec.Privileges: custom privileges are not allowed".into()));
+                }
+                for (from, to) in [("Sysctls", "Sysctls"), ("CapabilityAdd", "CapAdd"), ("Mounts", "Mounts")] {
+                    if !spec[from].is_null() {
+                        hc[to] = spec[from].clone();
+                    }
+                }
+                hc["NetworkMode"] = json!("none");
+                let mut probe = json!({"HostConfig": hc});
+                self.rules().container_create(&mut probe, self.socket()).map_err(|e| Refusal::Denied(format!("TaskTemplate.ContainerSpec: {e}")))?;
+                Ok(m.path_with(None))
+            }
+            _ => Ok(m.path_with(None)),
+        }
+    }
+
+    /// Looks up the object a path names; for a scoped tenant it must carry the label.
+    /// Returns the id to send: a container's or network's full id (so that the engine acts on
+    /// exactly the object checked), or the name as given.
+    async fn object(&mut self, kind: Kind, name: &str) -> Result<String, Refusal> {
+        if self.scope.is_none() {
+            return Ok(name.to_string());
+        }
+        match self.lookup(kind, name).await? {
+            None => Ok(name.to_string()), // the engine answers 404 itself
+            Some(v) => {
+                self.in_scope(kind, name, &v)?;
+                Ok(Self::id_of(kind, name, &v))
+            }
+        }
+    }
+
+    /// An object a body or query refers to: it must exist and be in scope.
+    async fn reference(&mut self, field: &str, kind: Kind, name: &str) -> Result<String, Refusal> {
+        match self.lookup(kind, name).await? {
+            None => Err(Refusal::Denied(format!("{field}: {} '{name}' does not exist (create it first)", kind.name()))),
+            Some(v) => {
+                self.in_scope(kind, name, &v).map_err(|e| Refusal::Denied(format!("{field}: {}", e.message())))?;
+                Ok(Self::id_of(kind, name, &v))
+            }
+        }
+    }
+
+    fn id_of(kind: Kind, name: &str, v: &Value) -> String {
+        match kind {
+            Kind::Container | Kind::Network => v["Id"].as_str().unwrap_or(name).to_string(),
+            Kind::Volume | Kind::Image => name.to_string(),
+        }
+    }
+
+    async fn lookup(&mut self, kind: Kind, name: &str) -> Result<Option<Value>, Refusal> {
+        if name.is_empty() {
+            return Ok(None);
+        }
+        self.insp.inspect(&kind.inspect_path(name)).await
+    }
+
+    fn in_scope(&self, kind: Kind, name: &str, v: &Value) -> Result<(), Refusal> {
+        let Some((key, value)) = &self.scope else { return Ok(()) };
+        if kind.labels(v)[key.as_str()].as_str() == Some(value.as_str()) {
+            Ok(())
+        } else {
+            Err(Refusal::Denied(format!("{} {name} is outside this tenant's scope ({key}={value})", kind.name())))
+        }
+    }
+
+    async fn check_refs(&mut self, refs: &rules::References) -> Result<(), Refusal> {
+        for (field, c) in &refs.containers {
+            self.reference(field, Kind::Container, c).await?;
+        }
+        for (field, v) in &refs.volumes {
+            self.reference(field, Kind::Volume, v).await?;
+        }
+        for (field, n) in &refs.networks {
+            self.reference(field, Kind::Network, n).await?;
+        }
+        for (field, i) in &refs.images {
+            self.image_usable(field, i).await?;
+        }
+        Ok(())
+    }
+
+    /// An image a container runs: the tenant's own, or an allowlisted base image that carries
+    /// no tenant's label.
+    async fn image_usable(&mut self, field: &str, image: &str) -> Result<(), Refusal> {
+        let (key, value) = self.scope.clone().expect("scoped");
+        let found = self.lookup(Kind::Image, image).await?;
+        let label = found.as_ref().map(|v| v["Config"]["Labels"][key.as_str()].clone()).unwrap_or(Value::Null);
+        if label.as_str() == Some(value.as_str()) {
+            return Ok(());
+        }
+        if !label.is_null() {
+            return Err(Refusal::Denied(format!("{field}: image {image} belongs to another tenant ({key}={})", label.as_str().unwrap_or("?"))));
+        }
+        if self.rules().image_allowlisted(image) {
+            return Ok(());
+        }
+        Err(Refusal::Denied(format!("{field}: image {image} is neither this tenant's ({key}={value}) nor in its images allowlist")))
+    }
+
+    /// A name a tag, commit, import, build or pull would (re)point: it may not take over an
+    /// image outside the scope, nor a name reserved as a base image.
+    async fn destinations(&mut self, field: &str, repo: &str, tag: Option<&str>) -> Result<(), Refusal> {
+        let (key, value) = self.scope.clone().expect("scoped");
+        for dest in destinations(repo, tag) {
+            if self.rules().image_allowlisted(&dest) && field != "fromImage" {
+                return Err(Refusal::Denied(format!("{field}: {dest} is a base image name from the images allowlist; it cannot be overwritten")));
+            }
+            if let Some(v) = self.lookup(Kind::Image, &dest).await? {
+                let label = &v["Config"]["Labels"][key.as_str()];
+                let base = label.is_null() && self.rules().image_allowlisted(&dest) && field == "fromImage";
+                if label.as_str() != Some(value.as_str()) && !base {
+                    return Err(Refusal::Denied(format!("{field}: {dest} already names an image outside this tenant's scope ({key}={value})")));
+                }
+            } else if field == "fromImage" && !self.rules().image_allowlisted(&dest) {
+                // A pulled image carries no scope label, so the tenant could not use it anyway.
+                return Err(Refusal::Denied(format!("fromImage: {dest} is not in this tenant's images allowlist")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Lists, prunes and events: the scope label is ANDed with the guest's own filters.
+    fn merge_filters(&self, query: &mut Vec<(String, String)>) -> Result<(), Refusal> {
+        let (key, value) = self.scope.clone().expect("scoped");
+        let label = format!("{key}={value}");
+        let mut filters = match query.iter().position(|(k, _)| k == "filters") {
+            Some(i) => {
+                let raw = query.remove(i).1;
+                if raw.trim().is_empty() {
+                    json!({})
+                } else {
+                    serde_json::from_str::<Value>(&raw).map_err(|_| Refusal::Invalid("filters must be a JSON object".into()))?
+                }
+            }
+            None => json!({}),
+        };
+        let obj = filters.as_object_mut().ok_or_else(|| Refusal::Invalid("filters must be a JSON object".into()))?;
+        match obj.get_mut("label") {
+            Some(Value::Array(a)) => a.push(json!(label)),
+            Some(Value::Object(m)) => {
+                m.insert(label, json!(true));
+            }
+            None => {
+                obj.insert("label".into(), json!([label]));
+            }
+            Some(_) => return Err(Refusal::Invalid("filters.label must be a list or an object".into())),
+        }
+        query.push(("filters".into(), filters.to_string()));
+        Ok(())
+    }
+
+    fn force_label(&self, v: &mut Value, field: &str) -> Result<(), Refusal> {
+        let (key, value) = self.scope.clone().expect("scoped");
+        let obj = v.as_object_mut().ok_or_else(|| Refusal::Invalid("the body must be a JSON object".into()))?;
+        let labels = obj.entry(field).or_insert_with(|| json!({}));
+        if !labels.is_object() {
+            *labels = json!({});
+        }
+        labels[key.as_str()] = json!(value);
+        Ok(())
+    }
+
+    /// `changes` may not set the scope key; a last `LABEL` sets it to the tenant's value.
+    fn force_changes_label(&self, query: &mut Vec<(String, String)>) -> Result<(), Refusal> {
+        let (key, value) = self.scope.clone().expect("scoped");
+        for (k, v) in query.iter() {
+            if k == "changes" && rules::changes_set_label(v, &key) {
+                return Err(Refusal::Denied(format!("changes: a LABEL may not set the scope key '{key}'")));
+            }
+        }
+        query.push(("changes".into(), format!("LABEL {}={}", serde_json::to_string(&key).expect("str"), serde_json::to_string(&value).expect("str"))));
+        Ok(())
+    }
+}
+
+/// The methods the Engine API uses; anything else is refused as invalid.
+pub fn parse_method(m: &str) -> Result<Method, String> {
+    match m.to_ascii_uppercase().as_str() {
+        "GET" => Ok(Method::GET),
+        "HEAD" => Ok(Method::HEAD),
+        "POST" => Ok(Method::POST),
+        "PUT" => Ok(Method::PUT),
+        "DELETE" => Ok(Method::DELETE),
+        _ => Err(format!("HTTP method '{m}' is not used by the Engine API")),
+    }
+}
+
+/// Headers the host owns; a guest may not set them.
+pub fn guest_header_allowed(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    !matches!(
+        n.as_str(),
+        "host" | "x-registry-auth" | "x-registry-config" | "authorization" | "content-length" | "transfer-encoding" | "connection" | "upgrade" | "te" | "trailer" | "proxy-authorization"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    /// Engine state for the gate's unit tests: inspect paths → documents.
+    #[derive(Default)]
+    struct Objects(HashMap<String, Value>, Vec<String>);
+
+    impl Inspector for Objects {
+        fn inspect(&mut self, path: &str) -> impl Future<Output = Result<Option<Value>, Refusal>> + Send {
+            self.1.push(path.to_string());
+            let v = self.0.get(path).cloned();
+            async move { Ok(v) }
+        }
+    }
+
+    fn red() -> Policy {
+        Policy { read_only: false, label_scope: Some(("team".into(), "red".into())), rules: Arc::new(EnginePolicy::default()), engine_socket: None }
+    }
+
+    fn objects() -> Objects {
+        let mut o = Objects::default();
+        o.0.insert("/containers/mine/json".into(), json!({"Id": "c0ffee", "Config": {"Labels": {"team": "red"}}}));
+        o.0.insert("/containers/mine%2Falias/json".into(), json!({"Id": "beef", "Config": {"Labels": {"team": "blue"}}}));
+        o.0.insert("/containers/theirs/json".into(), json!({"Id": "beef", "Config": {"Labels": {"team": "blue"}}}));
+        o.0.insert("/images/app:1/json".into(), json!({"Id": "sha256:1", "Config": {"Labels": {"team": "red"}}}));
+        o.0.insert("/images/their:latest/json".into(), json!({"Id": "sha256:2", "Config": {"Labels": {"team": "blue"}}}));
+        o.0.insert("/images/reg:5000%2Ftheir%2Fapp/json".into(), json!({"Id": "sha256:2", "Config": {"Labels": {"team": "blue"}}}));
+        o.0.insert("/volumes/theirvol".into(), json!({"Name": "theirvol", "Labels": {"team": "blue"}}));
+        o.0.insert("/volumes/myvol".into(), json!({"Name": "myvol", "Labels": {"team": "red"}}));
+        o
+    }
+
+    fn run(p: &Policy, o: &mut Objects, method: Method, path: &str, query: &[(&str, &str)], body: Option<Value>) -> Result<(Admitted, OutBody), Refusal> {
+        let mut b = body.map(|v| OutBody::Bytes(Bytes::from(v.to_string()))).unwrap_or(OutBody::Empty);
+        let req = GateRequest {
+            action: "t",
+            method: &method,
+            path,
+            query: query.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            registry: None,
+            auth_body_registry: None,
+        };
+        let a = futures_util::FutureExt::now_or_never(p.admit(o, req, &mut b)).expect("no real I/O")?;
+        Ok((a, b))
+    }
+
+    fn body_json(b: &OutBody) -> Value {
+        match b {
+            OutBody::Bytes(b) => serde_json::from_slice(b).unwrap(),
+            _ => Value::Null,
+        }
+    }
+
+    #[test]
+    fn scoped_objects_by_greedy_route() {
+        let p = red();
+        let mut o = objects();
+        let (a, _) = run(&p, &mut o, Method::POST, "/containers/mine/stop", &[], None).unwrap();
+        assert_eq!(a.path, "/containers/c0ffee/stop", "rewritten to the id checked");
+        let e = run(&p, &mut o, Method::GET, "/containers/mine/alias/json", &[], None).unwrap_err();
+        assert!(e.message().contains("mine/alias is outside"), "{e:?}");
+        let e = run(&p, &mut o, Method::POST, "/images/reg:5000/their/app/tag", &[("repo", "x")], None).unwrap_err();
+        assert!(e.message().contains("reg:5000/their/app is outside"), "{e:?}");
+        let e = run(&p, &mut o, Method::GET, "/swarm", &[], None).unwrap_err();
+        assert!(e.message().contains("not available to a label-scoped tenant"), "{e:?}");
+        let e = run(&p, &mut o, Method::GET, "/containers/json", &[("filters", "{}"), ("filters", "{}")], None).unwrap_err();
+        assert!(e.message().contains("repeated"), "{e:?}");
+        let e = run(&p, &mut o, Method::GET, "/nope", &[], None).unwrap_err();
+        assert!(e.message().contains("not an Engine API route"), "{e:?}");
+    }
+
+    #[test]
+    fn filters_are_merged_not_replaced() {
+        let p = red();
+        let mut o = objects();
+        let (a, _) = run(&p, &mut o, Method::POST, "/containers/prune", &[("filters", r#"{"label":["team=blue"],"until":["1h"]}"#)], None).unwrap();
+        let f: Value = serde_json::from_str(q(&a.query, "filters").unwrap()).unwrap();
+        assert_eq!(f, json!({"label": ["team=blue", "team=red"], "until": ["1h"]}));
+        let (a, _) = run(&p, &mut o, Method::GET, "/containers/json", &[("all", "1")], None).unwrap();
+        assert_eq!(q(&a.query, "filters"), Some(r#"{"label":["team=red"]}"#));
+        assert!(run(&p, &mut o, Method::GET, "/containers/json", &[("filters", "[]")], None).is_err());
+    }
+
+    #[test]
+    fn creates_check_references_and_get_the_label() {
+        let p = red();
+        let mut o = objects();
+        let body = json!({"Image": "app:1", "Labels": {"team": "blue"}, "HostConfig": {"NetworkMode": "none", "Binds": ["myvol:/d"]}});
+        let (_, b) = run(&p, &mut o, Method::POST, "/containers/create", &[], Some(body)).unwrap();
+        let v = body_json(&b);
+        assert_eq!(v["Labels"]["team"], "red");
+        assert_eq!(v["HostConfig"]["Memory"], json!(512i64 << 20));
+        for (body, field) in [
+            (json!({"Image": "app:1", "HostConfig": {"NetworkMode": "container:theirs"}}), "HostConfig.NetworkMode"),
+            (json!({"Image": "app:1", "HostConfig": {"NetworkMode": "none", "PidMode": "container:theirs"}}), "HostConfig.PidMode"),
+            (json!({"Image": "app:1", "HostConfig": {"NetworkMode": "none", "VolumesFrom": ["theirs"]}}), "HostConfig.VolumesFrom"),
+            (json!({"Image": "app:1", "HostConfig": {"NetworkMode": "none", "Binds": ["theirvol:/d"]}}), "HostConfig.Binds"),
+            (json!({"Image": "app:1", "HostConfig": {"NetworkMode": "none", "Binds": ["newvol:/d"]}}), "HostConfig.Binds"),
+            (json!({"Image": "their", "HostConfig": {"NetworkMode": "none"}}), "Image"),
+            (json!({"Image": "busybox", "HostConfig": {"NetworkMode": "none"}}), "Image"),
+        ] {
+            let e = run(&p, &mut o, Method::POST, "/containers/create", &[], Some(body.clone())).unwrap_err();
+            assert!(e.message().starts_with(field), "{body}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn images_tags_and_commits() {
+        let mut p = red();
+        let mut o = objects();
+        let e = run(&p, &mut o, Method::POST, "/images/app:1/tag", &[("repo", "their"), ("tag", "latest")], None).unwrap_err();
+        assert!(e.message().contains("already names an image outside"), "{e:?}");
+        let e = run(&p, &mut o, Method::POST, "/images/app:1/tag", &[("repo", "their")], None).unwrap_err();
+        assert!(e.message().contains("their:latest"), "{e:?}");
+        run(&p, &mut o, Method::POST, "/images/app:1/tag", &[("repo", "fresh"), ("tag", "2")], None).unwrap();
+        let e = run(&p, &mut o, Method::POST, "/commit", &[("container", "mine"), ("changes", "LABEL team=blue")], None).unwrap_err();
+        assert!(e.message().starts_with("changes"), "{e:?}");
+        let (a, b) = run(&p, &mut o, Method::POST, "/commit", &[("container", "mine"), ("repo", "snap")], None).unwrap();
+        assert_eq!(q(&a.query, "container"), Some("c0ffee"));
+        assert_eq!(body_json(&b)["Labels"]["team"], "red");
+        assert!(a.query.iter().any(|(k, v)| k == "changes" && v == r#"LABEL "team"="red""#));
+        assert!(run(&p, &mut o, Method::POST, "/commit", &[("container", "theirs")], None).is_err());
+        assert!(run(&p, &mut o, Method::POST, "/build", &[], None).unwrap_err().message().starts_with("build"));
+        Arc::make_mut(&mut p.rules).build = true;
+        let (a, _) = run(&p, &mut o, Method::POST, "/build", &[("t", "x:1"), ("labels", r#"{"team":"blue","a":"b"}"#)], None).unwrap();
+        assert_eq!(serde_json::from_str::<Value>(q(&a.query, "labels").unwrap()).unwrap(), json!({"team": "red", "a": "b"}));
+        assert!(run(&p, &mut o, Method::POST, "/build", &[("t", "their")], None).is_err());
+    }
+
+    #[test]
+    fn registries_come_from_the_request() {
+        let mut p = Policy::for_action(false);
+        let mut o = objects();
+        let mut b = OutBody::Empty;
+        let req = |reg: Option<&'static str>, from: &'static str| GateRequest {
+            action: "image.pull",
+            method: &Method::POST,
+            path: "/images/create",
+            query: vec![("fromImage".into(), from.into())],
+            registry: reg,
+            auth_body_registry: None,
+        };
+        let admit = |p: &Policy, o: &mut Objects, b: &mut OutBody, r| futures_util::FutureExt::now_or_never(p.admit(o, r, b)).unwrap();
+        assert_eq!(admit(&p, &mut o, &mut b, req(Some("b.example:5000"), "b.example:5000/x")).unwrap().registry.as_deref(), Some("b.example:5000"));
+        let e = admit(&p, &mut o, &mut b, req(Some("a.example"), "b.example:5000/x")).unwrap_err();
+        assert!(e.message().contains("goes to b.example:5000"), "{e:?}");
+        assert_eq!(admit(&p, &mut o, &mut b, req(Some("index.docker.io"), "busybox")).unwrap().registry.as_deref(), Some("docker.io"));
+        p.rules = Arc::new(EnginePolicy { registries: vec!["a.example".into()], ..EnginePolicy::unrestricted() });
+        assert!(admit(&p, &mut o, &mut b, req(None, "b.example:5000/x")).unwrap_err().message().contains("not in this tenant's registries"));
+        let e = admit(&p, &mut o, &mut b, GateRequest { action: "x", method: &Method::GET, path: "/info", query: vec![], registry: Some("a.example"), auth_body_registry: None }).unwrap_err();
+        assert!(e.message().contains("goes to no registry"), "{e:?}");
+    }
+
+    #[test]
+    fn read_only_allows_only_get_head() {
+        let p = Policy::for_action(true);
+        let mut o = objects();
+        assert!(run(&p, &mut o, Method::GET, "/info", &[], None).is_ok());
+        let e = run(&p, &mut o, Method::POST, "/containers/x/stop", &[], None).unwrap_err();
+        assert!(e.message().contains("read-only") && e.message().contains("POST /containers/x/stop"), "{e:?}");
+        assert!(run(&Policy::for_action(false), &mut o, Method::DELETE, "/containers/x", &[], None).is_ok());
+    }
+
+    #[test]
+    fn methods_and_headers() {
+        assert_eq!(parse_method("get").unwrap(), Method::GET);
+        assert!(parse_method("CONNECT").is_err());
+        assert!(!guest_header_allowed("X-Registry-Auth"));
+        assert!(guest_header_allowed("Content-Type"));
+    }
+
+    #[test]
+    fn destination_names() {
+        assert_eq!(destinations("fresh", Some("v9")), ["fresh:v9"]);
+        assert_eq!(destinations("fresh:v9", None), ["fresh:v9"]);
+        assert_eq!(destinations("fresh:v9", Some("x")), ["fresh:v9:x", "fresh:v9"]);
+        assert_eq!(destinations("reg:5000/a", None), ["reg:5000/a:latest"]);
+    }
+}

@@ -1,0 +1,709 @@
+//! `[tenant.engine_policy]`: what a tenant may put in request bodies. The default profile is
+//! safe: no privileges, no host namespaces, no host paths, no devices, forced resource caps.
+//! Every refusal names the field that caused it.
+
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use super::tenant::glob;
+
+/// A tenant's engine policy. Unset keys take the safe default.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EnginePolicy {
+    /// `HostConfig.Privileged`, exec `Privileged`.
+    pub privileged: bool,
+    /// Capabilities `CapAdd` may name (e.g. `["NET_ADMIN"]`); `ALL` only if listed.
+    pub cap_add: Vec<String>,
+    /// `Devices`, `DeviceRequests`, `DeviceCgroupRules`.
+    pub devices: bool,
+    /// `host` Pid/Ipc/Network/UTS/Userns/Cgroupns modes.
+    pub host_namespaces: bool,
+    /// `SecurityOpt` values allowed besides `no-new-privileges`.
+    pub security_opt: Vec<String>,
+    /// `Sysctls`.
+    pub sysctls: bool,
+    /// `Runtime` names allowed (besides the default).
+    pub runtimes: Vec<String>,
+    /// `CgroupParent`, `Cgroup`.
+    pub cgroup_parent: bool,
+    /// Overrides of `MaskedPaths` / `ReadonlyPaths`.
+    pub unmask_paths: bool,
+    /// Host directories bind mounts may come from (the engine's socket never).
+    pub host_paths: Vec<String>,
+    /// Images a tenant may run although they carry no scope label (base images), as globs.
+    pub images: Vec<String>,
+    /// The engine's shared default bridge network (containers of all tenants meet there).
+    pub default_bridge: bool,
+    /// Log drivers allowed (`LogConfig.Type`).
+    pub log_drivers: Vec<String>,
+    /// Volume drivers allowed.
+    pub volume_drivers: Vec<String>,
+    /// Any `DriverOpts` on volumes (otherwise only a tmpfs `local` volume).
+    pub volume_driver_opts: bool,
+    /// Network drivers allowed.
+    pub network_drivers: Vec<String>,
+    /// Driver `Options`, IPAM drivers and `ConfigFrom` on networks.
+    pub network_driver_opts: bool,
+    /// Registries (globs) the tenant may pull from, push to and get credentials for.
+    pub registries: Vec<String>,
+    /// `POST /build` (a Dockerfile can `FROM` any local image) and `remote` contexts.
+    pub build: bool,
+    /// `POST /images/load` (archives name their own tags, and carry no scope label).
+    pub image_load: bool,
+    /// Memory per container, MiB: injected when absent, capped when above. 0: no cap.
+    pub memory_mb: u64,
+    /// Pids per container: injected when absent, capped when above. 0: no cap.
+    pub pids_limit: i64,
+    /// CPUs per container: injected when absent, capped when above. 0: no cap.
+    pub cpus: f64,
+    /// Adds `no-new-privileges` to every container.
+    pub no_new_privileges: bool,
+    /// `max-size` forced on json-file/local logs, e.g. "10m". Empty: none.
+    pub log_max_size: String,
+    /// Set only by [`EnginePolicy::unrestricted`]: bind mounts are not checked at all.
+    #[serde(skip)]
+    pub open: bool,
+}
+
+impl Default for EnginePolicy {
+    fn default() -> Self {
+        EnginePolicy {
+            privileged: false,
+            cap_add: Vec::new(),
+            devices: false,
+            host_namespaces: false,
+            security_opt: Vec::new(),
+            sysctls: false,
+            runtimes: Vec::new(),
+            cgroup_parent: false,
+            unmask_paths: false,
+            host_paths: Vec::new(),
+            images: Vec::new(),
+            default_bridge: false,
+            log_drivers: vec!["json-file".into(), "local".into(), "none".into()],
+            volume_drivers: vec!["local".into()],
+            volume_driver_opts: false,
+            network_drivers: vec!["bridge".into()],
+            network_driver_opts: false,
+            registries: Vec::new(),
+            build: false,
+            image_load: false,
+            memory_mb: 512,
+            pids_limit: 512,
+            cpus: 1.0,
+            no_new_privileges: true,
+            log_max_size: "10m".into(),
+            open: false,
+        }
+    }
+}
+
+impl EnginePolicy {
+    /// Everything allowed, nothing forced: tenants without a label scope or an
+    /// `[tenant.engine_policy]` table, and the CLI without `--policy`.
+    pub fn unrestricted() -> Self {
+        EnginePolicy {
+            privileged: true,
+            cap_add: vec!["*".into()],
+            devices: true,
+            host_namespaces: true,
+            security_opt: vec!["*".into()],
+            sysctls: true,
+            runtimes: vec!["*".into()],
+            cgroup_parent: true,
+            unmask_paths: true,
+            host_paths: vec!["/".into()],
+            images: vec!["*".into()],
+            default_bridge: true,
+            log_drivers: vec!["*".into()],
+            volume_drivers: vec!["*".into()],
+            volume_driver_opts: true,
+            network_drivers: vec!["*".into()],
+            network_driver_opts: true,
+            registries: vec!["*".into()],
+            build: true,
+            image_load: true,
+            memory_mb: 0,
+            pids_limit: 0,
+            cpus: 0.0,
+            no_new_privileges: false,
+            log_max_size: String::new(),
+            open: true,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        for p in &self.host_paths {
+            if !p.starts_with('/') || p.split('/').any(|s| s == ".." || s == ".") {
+                return Err(format!("host_paths: \"{p}\" must be an absolute path without . or .."));
+            }
+        }
+        if !(self.cpus >= 0.0 && self.cpus.is_finite()) || self.pids_limit < 0 {
+            return Err("cpus and pids_limit must be zero or positive".into());
+        }
+        if !self.log_max_size.is_empty() && parse_size(&self.log_max_size).is_none() {
+            return Err(format!("log_max_size: \"{}\" is not a size like 10m", self.log_max_size));
+        }
+        Ok(())
+    }
+
+    pub fn registry_allowed(&self, registry: &str) -> bool {
+        self.registries.iter().any(|g| glob(g, registry))
+    }
+
+    pub fn image_allowlisted(&self, image: &str) -> bool {
+        let full = if image.contains(':') || image.contains('@') { image.to_string() } else { format!("{image}:latest") };
+        self.images.iter().any(|g| glob(g, image) || glob(g, &full))
+    }
+
+    /// Whether `source` (a host path) may be bind-mounted. The engine's socket, and any
+    /// directory holding it, never may.
+    pub fn host_path_allowed(&self, source: &str, engine_socket: Option<&str>) -> Result<(), String> {
+        if self.open {
+            return Ok(());
+        }
+        let clean = clean_path(source).ok_or_else(|| format!("'{source}' must be an absolute path without . or .."))?;
+        let mut candidates = vec![clean.clone()];
+        // Symlinks resolve on the engine's host; where that is this host, check the target too.
+        if let Ok(real) = std::fs::canonicalize(&clean) {
+            candidates.push(real.to_string_lossy().into_owned());
+        }
+        let sockets = ["/var/run/docker.sock", "/run/docker.sock", "/run/containerd/containerd.sock"];
+        for c in &candidates {
+            for sock in sockets.iter().copied().chain(engine_socket) {
+                if under(sock, c) {
+                    return Err(format!("'{source}' exposes the engine's socket {sock}"));
+                }
+            }
+            if !self.host_paths.iter().any(|allowed| under(c, allowed)) {
+                return Err(format!("'{source}' is not under an allowed host path ({})", if self.host_paths.is_empty() { "none are allowed".to_string() } else { self.host_paths.join(", ") }));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `path` equals `dir` or lies below it (component-wise).
+fn under(path: &str, dir: &str) -> bool {
+    let dir = dir.trim_end_matches('/');
+    dir.is_empty() || path == dir || path.strip_prefix(dir).is_some_and(|rest| rest.starts_with('/'))
+}
+
+fn clean_path(p: &str) -> Option<String> {
+    if !p.starts_with('/') {
+        return None;
+    }
+    let mut parts = Vec::new();
+    for s in p.split('/') {
+        match s {
+            "" | "." => {}
+            ".." => return None,
+            s => parts.push(s),
+        }
+    }
+    Some(format!("/{}", parts.join("/")))
+}
+
+/// `10m`, `1g`, `512k`, `100` → bytes.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim().to_ascii_lowercase();
+    let s = s.trim_end_matches('b');
+    let (num, mul) = match s.chars().last()? {
+        'k' => (&s[..s.len() - 1], 1u64 << 10),
+        'm' => (&s[..s.len() - 1], 1 << 20),
+        'g' => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    num.trim().parse::<u64>().ok()?.checked_mul(mul)
+}
+
+/// Objects a body refers to, which the gate must find in the tenant's scope.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct References {
+    /// (field, container name or id)
+    pub containers: Vec<(String, String)>,
+    /// (field, volume name)
+    pub volumes: Vec<(String, String)>,
+    /// (field, network name or id)
+    pub networks: Vec<(String, String)>,
+    /// (field, image reference)
+    pub images: Vec<(String, String)>,
+}
+
+fn denied(field: &str, why: impl std::fmt::Display) -> String {
+    format!("{field}: {why}")
+}
+
+fn nonempty(v: Option<&Value>) -> bool {
+    match v {
+        None | Some(Value::Null) => false,
+        Some(Value::Array(a)) => !a.is_empty(),
+        Some(Value::Object(o)) => !o.is_empty(),
+        Some(Value::String(s)) => !s.is_empty(),
+        Some(Value::Bool(b)) => *b,
+        Some(Value::Number(_)) => true,
+    }
+}
+
+fn strings<'a>(v: Option<&'a Value>, field: &str) -> Result<Vec<&'a str>, String> {
+    match v {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(a)) => a.iter().map(|x| x.as_str().ok_or_else(|| denied(field, "must be a list of strings"))).collect(),
+        Some(_) => Err(denied(field, "must be a list of strings")),
+    }
+}
+
+/// `container:<x>` → `x`.
+fn container_ref(mode: &str) -> Option<&str> {
+    mode.strip_prefix("container:")
+}
+
+impl EnginePolicy {
+    /// Checks and rewrites a `POST /containers/create` body. Returns what it references.
+    pub fn container_create(&self, body: &mut Value, engine_socket: Option<&str>) -> Result<References, String> {
+        let obj = body.as_object_mut().ok_or("the container config must be a JSON object")?;
+        let mut refs = References::default();
+        if let Some(img) = obj.get("Image").and_then(Value::as_str) {
+            refs.images.push(("Image".into(), img.to_string()));
+        }
+        let hc = obj.entry("HostConfig").or_insert_with(|| json!({}));
+        if hc.is_null() {
+            *hc = json!({});
+        }
+        let hc = hc.as_object_mut().ok_or("HostConfig must be a JSON object")?;
+        self.host_config(hc, "HostConfig", &mut refs, engine_socket, true)?;
+        // Networks joined at create time.
+        if let Some(eps) = obj.get("NetworkingConfig").and_then(|n| n.get("EndpointsConfig")).and_then(Value::as_object) {
+            for name in eps.keys() {
+                self.network_name("NetworkingConfig.EndpointsConfig", name, &mut refs)?;
+            }
+        }
+        Ok(refs)
+    }
+
+    fn network_name(&self, field: &str, name: &str, refs: &mut References) -> Result<(), String> {
+        match name {
+            "none" => Ok(()),
+            "" | "default" | "bridge" if self.default_bridge => Ok(()),
+            "" | "default" | "bridge" => Err(denied(field, "the shared default bridge is not allowed (use a network of your own, or none)")),
+            "host" if self.host_namespaces => Ok(()),
+            "host" => Err(denied(field, "the host network namespace is not allowed")),
+            n => {
+                if let Some(c) = container_ref(n) {
+                    refs.containers.push((field.into(), c.to_string()));
+                } else {
+                    refs.networks.push((field.into(), n.to_string()));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn mode(&self, hc: &Map<String, Value>, key: &str, refs: &mut References) -> Result<(), String> {
+        let field = format!("HostConfig.{key}");
+        let Some(v) = hc.get(key).and_then(Value::as_str).filter(|s| !s.is_empty()) else { return Ok(()) };
+        if v == "host" && !self.host_namespaces {
+            return Err(denied(&field, "the host namespace is not allowed"));
+        }
+        if let Some(c) = container_ref(v) {
+            refs.containers.push((field, c.to_string()));
+        }
+        Ok(())
+    }
+
+    /// The `HostConfig` of a create (`create` true) or the resources of an update.
+    fn host_config(&self, hc: &mut Map<String, Value>, at: &str, refs: &mut References, engine_socket: Option<&str>, create: bool) -> Result<(), String> {
+        let f = |k: &str| format!("{at}.{k}");
+        if hc.get("Privileged").and_then(Value::as_bool) == Some(true) && !self.privileged {
+            return Err(denied(&f("Privileged"), "privileged containers are not allowed"));
+        }
+        for cap in strings(hc.get("CapAdd"), &f("CapAdd"))? {
+            let c = cap.to_ascii_uppercase();
+            let c = c.strip_prefix("CAP_").unwrap_or(&c);
+            if !self.cap_add.iter().any(|a| glob(&a.to_ascii_uppercase(), c)) {
+                return Err(denied(&f("CapAdd"), format!("capability {cap} is not allowed")));
+            }
+        }
+        if nonempty(hc.get("Capabilities")) && !self.cap_add.iter().any(|a| a == "*") {
+            return Err(denied(&f("Capabilities"), "setting the full capability set is not allowed"));
+        }
+        for k in ["Devices", "DeviceRequests", "DeviceCgroupRules"] {
+            if nonempty(hc.get(k)) && !self.devices {
+                return Err(denied(&f(k), "host devices are not allowed"));
+            }
+        }
+        for k in ["PidMode", "IpcMode", "UTSMode", "UsernsMode", "CgroupnsMode"] {
+            self.mode(hc, k, refs)?;
+        }
+        if let Some(nm) = hc.get("NetworkMode").and_then(Value::as_str).map(str::to_string) {
+            self.network_name(&f("NetworkMode"), &nm, refs)?;
+        } else if create {
+            self.network_name(&f("NetworkMode"), "default", refs)?;
+        }
+        let mut has_nnp = false;
+        for opt in strings(hc.get("SecurityOpt"), &f("SecurityOpt"))? {
+            let norm = opt.replace('=', ":");
+            if norm == "no-new-privileges" || norm == "no-new-privileges:true" {
+                has_nnp = true;
+                continue;
+            }
+            if !self.security_opt.iter().any(|g| glob(g, opt)) {
+                return Err(denied(&f("SecurityOpt"), format!("'{opt}' is not allowed")));
+            }
+        }
+        if nonempty(hc.get("Sysctls")) && !self.sysctls {
+            return Err(denied(&f("Sysctls"), "sysctls are not allowed"));
+        }
+        if let Some(rt) = hc.get("Runtime").and_then(Value::as_str).filter(|r| !r.is_empty() && *r != "runc") {
+            if !self.runtimes.iter().any(|g| glob(g, rt)) {
+                return Err(denied(&f("Runtime"), format!("runtime '{rt}' is not allowed")));
+            }
+        }
+        for k in ["CgroupParent", "Cgroup"] {
+            if nonempty(hc.get(k)) && !self.cgroup_parent {
+                return Err(denied(&f(k), "choosing the cgroup is not allowed"));
+            }
+        }
+        for k in ["MaskedPaths", "ReadonlyPaths"] {
+            if hc.get(k).is_some_and(|v| !v.is_null()) && !self.unmask_paths {
+                return Err(denied(&f(k), "overriding the masked and read-only paths is not allowed"));
+            }
+        }
+        if hc.get("OomKillDisable").and_then(Value::as_bool) == Some(true) && self.memory_mb > 0 {
+            return Err(denied(&f("OomKillDisable"), "disabling the OOM killer is not allowed"));
+        }
+        if let Some(d) = hc.get("VolumeDriver").and_then(Value::as_str).filter(|d| !d.is_empty()) {
+            if !self.volume_drivers.iter().any(|g| glob(g, d)) {
+                return Err(denied(&f("VolumeDriver"), format!("volume driver '{d}' is not allowed")));
+            }
+        }
+        for b in strings(hc.get("Binds"), &f("Binds"))? {
+            let mut parts = b.splitn(3, ':');
+            let src = parts.next().unwrap_or("");
+            if parts.next().is_none() {
+                continue; // "/path": an anonymous volume
+            }
+            if src.starts_with('/') {
+                self.host_path_allowed(src, engine_socket).map_err(|e| denied(&f("Binds"), e))?;
+            } else {
+                refs.volumes.push((f("Binds"), src.to_string()));
+            }
+        }
+        if let Some(mounts) = hc.get("Mounts").filter(|m| !m.is_null()) {
+            let mounts = mounts.as_array().ok_or_else(|| denied(&f("Mounts"), "must be a list"))?;
+            for m in mounts {
+                let ty = m.get("Type").and_then(Value::as_str).unwrap_or("volume");
+                let src = m.get("Source").and_then(Value::as_str).unwrap_or("");
+                match ty {
+                    "bind" => self.host_path_allowed(src, engine_socket).map_err(|e| denied(&f("Mounts"), e))?,
+                    "volume" => {
+                        if !src.is_empty() {
+                            refs.volumes.push((f("Mounts"), src.to_string()));
+                        }
+                        if let Some(dc) = m.get("VolumeOptions").and_then(|o| o.get("DriverConfig")).filter(|d| !d.is_null()) {
+                            let driver = dc.get("Name").and_then(Value::as_str).unwrap_or("local");
+                            self.volume_driver(&f("Mounts.VolumeOptions.DriverConfig"), driver, dc.get("Options"))?;
+                        }
+                    }
+                    "tmpfs" => {}
+                    other => return Err(denied(&f("Mounts"), format!("mount type '{other}' is not allowed"))),
+                }
+            }
+        }
+        for v in strings(hc.get("VolumesFrom"), &f("VolumesFrom"))? {
+            let name = v.split(':').next().unwrap_or(v);
+            refs.containers.push((f("VolumesFrom"), name.to_string()));
+        }
+        for l in strings(hc.get("Links"), &f("Links"))? {
+            let name = l.split(':').next().unwrap_or(l).trim_start_matches('/');
+            refs.containers.push((f("Links"), name.to_string()));
+        }
+        if let Some(lc) = hc.get("LogConfig").and_then(Value::as_object) {
+            let ty = lc.get("Type").and_then(Value::as_str).unwrap_or("");
+            if !ty.is_empty() && !self.log_drivers.iter().any(|g| glob(g, ty)) {
+                return Err(denied(&f("LogConfig.Type"), format!("log driver '{ty}' is not allowed")));
+            }
+        }
+        self.force_resources(hc, at, create)?;
+        if create {
+            if self.no_new_privileges && !has_nnp {
+                let opts = hc.entry("SecurityOpt").or_insert_with(|| json!([]));
+                if !opts.is_array() {
+                    *opts = json!([]);
+                }
+                opts.as_array_mut().expect("array").push(json!("no-new-privileges"));
+            }
+            if !self.log_max_size.is_empty() {
+                let lc = hc.entry("LogConfig").or_insert_with(|| json!({}));
+                if !lc.is_object() {
+                    *lc = json!({});
+                }
+                let ty = lc.get("Type").and_then(Value::as_str).unwrap_or("").to_string();
+                if ty.is_empty() || ty == "json-file" || ty == "local" {
+                    let cfg = lc.as_object_mut().expect("object").entry("Config").or_insert_with(|| json!({}));
+                    if !cfg.is_object() {
+                        *cfg = json!({});
+                    }
+                    let cap = parse_size(&self.log_max_size).unwrap_or(u64::MAX);
+                    let given = cfg.get("max-size").and_then(Value::as_str).and_then(parse_size);
+                    if given.is_none_or(|g| g > cap) {
+                        cfg["max-size"] = json!(self.log_max_size);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Memory, pids and CPUs: injected when absent (creates), capped when above.
+    fn force_resources(&self, hc: &mut Map<String, Value>, at: &str, create: bool) -> Result<(), String> {
+        if self.memory_mb > 0 {
+            let cap = (self.memory_mb << 20) as i64;
+            let given = hc.get("Memory").and_then(Value::as_i64).unwrap_or(0);
+            if given > cap || (create && given <= 0) {
+                hc.insert("Memory".into(), json!(cap));
+            }
+            let swap = hc.get("MemorySwap").and_then(Value::as_i64).unwrap_or(0);
+            if swap < 0 || swap > cap.saturating_mul(2) {
+                hc.insert("MemorySwap".into(), json!(cap.saturating_mul(2)));
+            }
+        }
+        if self.pids_limit > 0 {
+            // null/absent leaves an update's limit unchanged; 0 and -1 mean unlimited.
+            match hc.get("PidsLimit").and_then(Value::as_i64) {
+                Some(p) if p > 0 && p <= self.pids_limit => {}
+                None if !create => {}
+                _ => {
+                    hc.insert("PidsLimit".into(), json!(self.pids_limit));
+                }
+            }
+        }
+        if self.cpus > 0.0 {
+            let cap = (self.cpus * 1e9) as i64;
+            let nano = hc.get("NanoCpus").and_then(Value::as_i64).unwrap_or(0);
+            let quota = hc.get("CpuQuota").and_then(Value::as_i64).unwrap_or(0);
+            let period = hc.get("CpuPeriod").and_then(Value::as_i64).filter(|p| *p > 0).unwrap_or(100_000);
+            if quota > 0 {
+                if quota as f64 / period as f64 > self.cpus {
+                    return Err(format!("{at}.CpuQuota: {:.2} CPUs is above this tenant's cap of {}", quota as f64 / period as f64, self.cpus));
+                }
+            } else if nano > cap || (create && nano <= 0) {
+                hc.insert("NanoCpus".into(), json!(cap));
+            }
+        }
+        Ok(())
+    }
+
+    /// `POST /containers/{id}/update`: the same checks on the resources it changes.
+    pub fn container_update(&self, body: &mut Value) -> Result<(), String> {
+        let obj = body.as_object_mut().ok_or("the update must be a JSON object")?;
+        let mut refs = References::default();
+        self.host_config(obj, "update", &mut refs, None, false)
+    }
+
+    /// `POST /containers/{id}/exec`.
+    pub fn exec_create(&self, body: &Value) -> Result<(), String> {
+        if body.get("Privileged").and_then(Value::as_bool) == Some(true) && !self.privileged {
+            return Err(denied("Privileged", "privileged exec is not allowed"));
+        }
+        Ok(())
+    }
+
+    fn volume_driver(&self, field: &str, driver: &str, opts: Option<&Value>) -> Result<(), String> {
+        if !self.volume_drivers.iter().any(|g| glob(g, driver)) {
+            return Err(denied(field, format!("volume driver '{driver}' is not allowed")));
+        }
+        let Some(opts) = opts.and_then(Value::as_object).filter(|o| !o.is_empty()) else { return Ok(()) };
+        if self.volume_driver_opts {
+            return Ok(());
+        }
+        // A `local` tmpfs volume is the one shape with options that touches nothing on the host.
+        let s = |k: &str| opts.get(k).and_then(Value::as_str).unwrap_or("");
+        let tmpfs = driver == "local"
+            && s("type") == "tmpfs"
+            && s("device") == "tmpfs"
+            && opts.keys().all(|k| ["type", "device", "o"].contains(&k.as_str()))
+            && s("o").split(',').all(|o| {
+                let k = o.split('=').next().unwrap_or("");
+                ["size", "mode", "uid", "gid", "nr_inodes", ""].contains(&k)
+            });
+        if tmpfs {
+            Ok(())
+        } else {
+            Err(denied(&format!("{field}.Options"), "driver options are not allowed (a local volume may bind a host path or device); only a tmpfs volume is"))
+        }
+    }
+
+    /// `POST /volumes/create`.
+    pub fn volume_create(&self, body: &Value) -> Result<(), String> {
+        let driver = body.get("Driver").and_then(Value::as_str).filter(|d| !d.is_empty()).unwrap_or("local");
+        if nonempty(body.get("ClusterVolumeSpec")) {
+            return Err(denied("ClusterVolumeSpec", "cluster volumes are not allowed"));
+        }
+        self.volume_driver("Driver", driver, body.get("DriverOpts"))
+    }
+
+    /// `POST /networks/create`.
+    pub fn network_create(&self, body: &Value) -> Result<(), String> {
+        let driver = body.get("Driver").and_then(Value::as_str).filter(|d| !d.is_empty()).unwrap_or("bridge");
+        if !self.network_drivers.iter().any(|g| glob(g, driver)) {
+            return Err(denied("Driver", format!("network driver '{driver}' is not allowed")));
+        }
+        if self.network_driver_opts {
+            return Ok(());
+        }
+        if nonempty(body.get("Options")) {
+            return Err(denied("Options", "network driver options are not allowed"));
+        }
+        if nonempty(body.get("ConfigFrom")) {
+            return Err(denied("ConfigFrom", "networks built from another network's config are not allowed"));
+        }
+        if body.get("Ingress").and_then(Value::as_bool) == Some(true) {
+            return Err(denied("Ingress", "ingress networks are not allowed"));
+        }
+        let ipam = body.get("IPAM").and_then(|i| i.get("Driver")).and_then(Value::as_str).unwrap_or("default");
+        if !ipam.is_empty() && ipam != "default" {
+            return Err(denied("IPAM.Driver", format!("IPAM driver '{ipam}' is not allowed")));
+        }
+        if nonempty(body.get("IPAM").and_then(|i| i.get("Options"))) {
+            return Err(denied("IPAM.Options", "IPAM options are not allowed"));
+        }
+        Ok(())
+    }
+}
+
+/// Whether a Dockerfile instruction list (`changes`) sets the label `key`.
+pub fn changes_set_label(changes: &str, key: &str) -> bool {
+    changes.lines().any(|line| {
+        let t = line.trim_start();
+        let Some(word) = t.split_whitespace().next() else { return false };
+        if !word.eq_ignore_ascii_case("LABEL") {
+            return false;
+        }
+        // Quotes and escapes are stripped before looking for the key: conservative.
+        let plain: String = t[word.len()..].chars().filter(|c| !matches!(c, '"' | '\'' | '\\')).collect();
+        plain.contains(key)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn create(p: &EnginePolicy, body: Value) -> Result<(Value, References), String> {
+        let mut b = body;
+        let r = p.container_create(&mut b, Some("/tmp/e/docker.sock"))?;
+        Ok((b, r))
+    }
+
+    #[test]
+    fn host_access_is_refused_by_default() {
+        let p = EnginePolicy::default();
+        for (body, field) in [
+            (json!({"HostConfig": {"Binds": ["/:/host"], "NetworkMode": "none"}}), "HostConfig.Binds"),
+            (json!({"HostConfig": {"Mounts": [{"Type": "bind", "Source": "/etc", "Target": "/x"}], "NetworkMode": "none"}}), "HostConfig.Mounts"),
+            (json!({"HostConfig": {"Privileged": true}}), "HostConfig.Privileged"),
+            (json!({"HostConfig": {"CapAdd": ["SYS_ADMIN"]}}), "HostConfig.CapAdd"),
+            (json!({"HostConfig": {"PidMode": "host"}}), "HostConfig.PidMode"),
+            (json!({"HostConfig": {"NetworkMode": "host"}}), "HostConfig.NetworkMode"),
+            (json!({"HostConfig": {"IpcMode": "host"}}), "HostConfig.IpcMode"),
+            (json!({"HostConfig": {"UsernsMode": "host"}}), "HostConfig.UsernsMode"),
+            (json!({"HostConfig": {"UTSMode": "host"}}), "HostConfig.UTSMode"),
+            (json!({"HostConfig": {"CgroupnsMode": "host"}}), "HostConfig.CgroupnsMode"),
+            (json!({"HostConfig": {"SecurityOpt": ["seccomp=unconfined"]}}), "HostConfig.SecurityOpt"),
+            (json!({"HostConfig": {"SecurityOpt": ["apparmor:unconfined"]}}), "HostConfig.SecurityOpt"),
+            (json!({"HostConfig": {"Devices": [{"PathOnHost": "/dev/sda"}]}}), "HostConfig.Devices"),
+            (json!({"HostConfig": {"DeviceRequests": [{"Count": -1}]}}), "HostConfig.DeviceRequests"),
+            (json!({"HostConfig": {"DeviceCgroupRules": ["a *:* rwm"]}}), "HostConfig.DeviceCgroupRules"),
+            (json!({"HostConfig": {"Sysctls": {"kernel.x": "1"}}}), "HostConfig.Sysctls"),
+            (json!({"HostConfig": {"Runtime": "evil"}}), "HostConfig.Runtime"),
+            (json!({"HostConfig": {"CgroupParent": "/"}}), "HostConfig.CgroupParent"),
+            (json!({"HostConfig": {"MaskedPaths": []}}), "HostConfig.MaskedPaths"),
+            (json!({"HostConfig": {"ReadonlyPaths": []}}), "HostConfig.ReadonlyPaths"),
+            (json!({"HostConfig": {"NetworkMode": "none", "Mounts": [{"Type": "volume", "Target": "/x", "VolumeOptions": {"DriverConfig": {"Name": "local", "Options": {"type": "none", "o": "bind", "device": "/etc"}}}}]}}), "HostConfig.Mounts.VolumeOptions.DriverConfig.Options"),
+            (json!({"HostConfig": {}}), "HostConfig.NetworkMode"),
+            (json!({"HostConfig": {"NetworkMode": "none", "LogConfig": {"Type": "syslog"}}}), "HostConfig.LogConfig.Type"),
+        ] {
+            let mut body = body;
+            if field != "HostConfig.NetworkMode" && body["HostConfig"].get("NetworkMode").is_none() {
+                body["HostConfig"]["NetworkMode"] = json!("none");
+            }
+            let e = create(&p, body.clone()).unwrap_err();
+            assert!(e.starts_with(field), "{body}: {e}");
+        }
+        assert!(p.exec_create(&json!({"Privileged": true})).unwrap_err().starts_with("Privileged"));
+        assert!(p.volume_create(&json!({"Driver": "local", "DriverOpts": {"type": "none", "o": "bind", "device": "/etc"}})).is_err());
+        assert!(p.volume_create(&json!({"Driver": "local", "DriverOpts": {"type": "tmpfs", "device": "tmpfs", "o": "size=10m"}})).is_ok());
+        assert!(p.volume_create(&json!({"Driver": "evil"})).is_err());
+        assert!(p.network_create(&json!({"Driver": "macvlan", "Options": {"parent": "eth0"}})).is_err());
+        assert!(p.network_create(&json!({"Options": {"com.docker.network.bridge.name": "docker0"}})).is_err());
+        assert!(p.network_create(&json!({"Driver": "bridge", "Internal": true})).is_ok());
+    }
+
+    #[test]
+    fn the_engine_socket_is_never_mounted() {
+        let mut p = EnginePolicy::default();
+        p.host_paths = vec!["/".into()];
+        for src in ["/var/run/docker.sock", "/var/run", "/", "/tmp/e", "/tmp/e/docker.sock", "/tmp//e/./docker.sock"] {
+            let e = create(&p, json!({"HostConfig": {"Binds": [format!("{src}:/x")], "NetworkMode": "none"}})).unwrap_err();
+            assert!(e.contains("socket"), "{src}: {e}");
+        }
+        assert!(create(&p, json!({"HostConfig": {"Binds": ["/srv/data:/x:ro"], "NetworkMode": "none"}})).is_ok());
+        p.host_paths = vec!["/srv/red".into()];
+        assert!(create(&p, json!({"HostConfig": {"Binds": ["/srv/red/a:/x"], "NetworkMode": "none"}})).is_ok());
+        assert!(create(&p, json!({"HostConfig": {"Binds": ["/srv/redder:/x"], "NetworkMode": "none"}})).is_err());
+        assert!(create(&p, json!({"HostConfig": {"Binds": ["/srv/red/../blue:/x"], "NetworkMode": "none"}})).is_err());
+    }
+
+    #[test]
+    fn references_and_forced_defaults() {
+        let p = EnginePolicy::default();
+        let (body, refs) = create(
+            &p,
+            json!({"Image": "app", "HostConfig": {"NetworkMode": "container:their", "PidMode": "container:c2", "VolumesFrom": ["v1:ro"], "Links": ["/l1:alias"], "Binds": ["vol:/data", "/anon"], "Mounts": [{"Type": "volume", "Source": "m1", "Target": "/m"}], "Memory": 1i64 << 40}, "NetworkingConfig": {"EndpointsConfig": {"net1": {}}}}),
+        )
+        .unwrap();
+        let names = |v: &Vec<(String, String)>| v.iter().map(|(_, n)| n.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&refs.containers), ["c2", "their", "v1", "l1"]);
+        assert_eq!(names(&refs.volumes), ["vol", "m1"]);
+        assert_eq!(names(&refs.networks), ["net1"]);
+        assert_eq!(names(&refs.images), ["app"]);
+        let hc = &body["HostConfig"];
+        assert_eq!(hc["Memory"], json!(512i64 << 20));
+        assert_eq!(hc["PidsLimit"], json!(512));
+        assert_eq!(hc["NanoCpus"], json!(1_000_000_000i64));
+        assert_eq!(hc["SecurityOpt"], json!(["no-new-privileges"]));
+        assert_eq!(hc["LogConfig"]["Config"]["max-size"], json!("10m"));
+        // Lower values stay.
+        let (body, _) = create(&p, json!({"HostConfig": {"NetworkMode": "none", "Memory": 1 << 20, "PidsLimit": 10}})).unwrap();
+        assert_eq!((body["HostConfig"]["Memory"].as_i64(), body["HostConfig"]["PidsLimit"].as_i64()), (Some(1 << 20), Some(10)));
+        let (body, _) = create(&p, json!({"HostConfig": {"NetworkMode": "none", "PidsLimit": -1}})).unwrap();
+        assert_eq!(body["HostConfig"]["PidsLimit"], json!(512));
+        let mut up = json!({"PidsLimit": -1, "Memory": 1i64 << 40});
+        p.container_update(&mut up).unwrap();
+        assert_eq!((up["PidsLimit"].as_i64(), up["Memory"].as_i64()), (Some(512), Some(512 << 20)));
+        assert!(p.container_update(&mut json!({"Devices": [{"PathOnHost": "/dev/mem"}]})).is_err());
+        // Unrestricted passes everything through untouched.
+        let u = EnginePolicy::unrestricted();
+        let orig = json!({"HostConfig": {"Privileged": true, "Binds": ["/:/host"], "NetworkMode": "host"}});
+        let (body, _) = create(&u, orig.clone()).unwrap();
+        assert_eq!(body, orig);
+    }
+
+    #[test]
+    fn changes_labels() {
+        assert!(changes_set_label("LABEL team=blue", "team"));
+        assert!(changes_set_label("label \"te\\am\"=\"blue\"", "team"));
+        assert!(!changes_set_label("ENV team=blue\nCMD x", "team"));
+        assert!(changes_set_label("ENV a=b\n  LABEL x=1 team=2", "team"));
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("10m"), Some(10 << 20));
+        assert_eq!(parse_size("1G"), Some(1 << 30));
+        assert_eq!(parse_size("100"), Some(100));
+        assert_eq!(parse_size("x"), None);
+    }
+}
