@@ -6,7 +6,7 @@ WASM_OUT := target/$(WASM_TARGET)/release
 # Action families shipped with berth: actions/<family> builds berth_action_<family>.wasm.
 FAMILIES := system container image network volume
 # Guests used only by the tests.
-TEST_GUESTS := berth-test-hostile
+TEST_GUESTS := berth-test-hostile berth-test-bomb berth-test-broken
 RELEASE_ACTIONS := target/release/actions
 TEST_ENGINE_DIR ?= /tmp/berth-test-engine
 DEMO_ENGINE_DIR ?= /tmp/berth-demo-engine

@@ -84,12 +84,28 @@ fn corrupt_wasm_is_skipped_with_a_warning() {
 }
 
 #[test]
-fn two_components_declaring_one_action_is_an_error_naming_both() {
-    let b = Berth::with(&[("a-system.wasm", system_wasm()), ("b-system.wasm", system_wasm())]);
-    let r = b.run(&["actions"]);
-    r.expect_code(2);
-    assert!(r.stderr.contains("a-system.wasm") && r.stderr.contains("b-system.wasm"), "{r:#?}");
-    assert!(r.stderr.contains("declared by two components"), "{r:#?}");
+fn a_component_declaring_an_owned_action_is_refused_alone() {
+    let b = Berth::with(&[("a-system.wasm", system_wasm()), ("b-system.wasm", system_wasm()), ("test.wasm", hostile_wasm())]);
+    let r = b.run(&["actions", "-o", "pretty"]);
+    r.expect_code(0);
+    assert!(r.stderr.contains("declared by two components") && r.stderr.contains("a-system.wasm") && r.stderr.contains("b-system.wasm"), "{r:#?}");
+    // The listing names the skipped component and why; the others keep working.
+    let skipped = r.stdout.split("SKIPPED COMPONENTS").nth(1).unwrap_or_else(|| panic!("no skipped section: {r:#?}"));
+    assert!(skipped.contains("b-system.wasm") && skipped.contains("is skipped"), "{r:#?}");
+    assert!(r.stdout.contains("system.ping") && r.stdout.contains("test.raw"), "{r:#?}");
+    b.run(&["run", "system.ping"]).ok();
+}
+
+#[test]
+fn describe_bombs_and_broken_components_are_skipped_with_the_reason() {
+    let b = Berth::with(&[("system.wasm", system_wasm()), ("bomb.wasm", wasm("berth-test-bomb")), ("broken.wasm", wasm("berth-test-broken"))]);
+    let r = b.run(&["actions", "-o", "pretty"]);
+    r.expect_code(0);
+    let skipped = r.stdout.split("SKIPPED COMPONENTS").nth(1).unwrap_or_else(|| panic!("no skipped section: {r:#?}"));
+    assert!(skipped.contains("bomb.wasm") && (skipped.contains("100000 actions (at most 1000)") || skipped.contains("memory limit")), "{r:#?}");
+    assert!(skipped.contains("broken.wasm") && skipped.contains("describe() failed"), "{r:#?}");
+    assert!(r.stdout.contains("system.ping") && !r.stdout.contains("bomb.a1 "), "{r:#?}");
+    b.run(&["run", "system.ping"]).ok();
 }
 
 #[test]

@@ -414,6 +414,12 @@ fn print_actions(catalog: &Catalog, json: bool) {
     for (_, a) in catalog.actions() {
         let _ = writeln!(out, "{:<w$}  {:<11}  {:<9}  {}", a.name, kind_name(a.kind), if a.read_only { "yes" } else { "no" }, a.summary);
     }
+    if !catalog.skipped.is_empty() {
+        let _ = writeln!(out, "\nSKIPPED COMPONENTS");
+        for (path, why) in &catalog.skipped {
+            let _ = writeln!(out, "{}  {}", path.display(), one_line(why));
+        }
+    }
 }
 
 fn print_describe(comp: &crate::runtime::ComponentFile, spec: &ActionSpec, json: bool) {

@@ -359,7 +359,9 @@ impl<I: Inspector> Gate<'_, '_, I> {
                 if repo.is_empty() {
                     return Err(Refusal::Invalid("repo: a tag needs a repository".into()));
                 }
-                self.destinations("repo", &repo, q(query, "tag")).await?;
+                if scoped {
+                    self.destinations("repo", &repo, q(query, "tag")).await?;
+                }
                 Ok(m.path_with(None))
             }
             (_, "/images/{name}" | "/images/{name}/json" | "/images/{name}/history" | "/images/{name}/get" | "/images/{name}/push" | "/images/{name}/attestations") => {

@@ -90,6 +90,29 @@ pub struct Runtime {
     linker: Linker<HostState>,
     cache: Cache,
     prepared: Mutex<HashMap<String, Arc<Prepared>>>,
+    /// Components whose describe() failed, by path: skipped until the file changes.
+    quarantine: Mutex<HashMap<PathBuf, (cache::Fingerprint, String)>>,
+}
+
+/// Caps on what `describe()` may return, so a component cannot bomb discovery or the catalog.
+pub mod describe_caps {
+    use std::time::Duration;
+    /// Actions per family.
+    pub const ACTIONS: usize = 1000;
+    /// Params per action, output paths per action.
+    pub const PARAMS: usize = 64;
+    /// Family, action and param names.
+    pub const NAME: usize = 128;
+    /// Summaries, descriptions, defaults, output paths.
+    pub const TEXT: usize = 4096;
+    /// The whole description, serialised.
+    pub const TOTAL_BYTES: usize = 1 << 20;
+    /// Time describe() may take.
+    pub const TIME: Duration = Duration::from_secs(5);
+    /// Guest memory describe() may use.
+    pub const MEMORY: usize = 64 << 20;
+    /// Guest CPU describe() may use.
+    pub const CPU: Duration = Duration::from_secs(2);
 }
 
 /// A component ready to instantiate: its `InstancePre` and what it declares.
@@ -163,7 +186,7 @@ impl Runtime {
         Family::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s).map_err(|e| anyhow::anyhow!("{e}"))?;
         start_epoch_ticker(&engine);
         let cache = Cache::new(cfg.cache_dir, &engine, cfg.map_cache_files);
-        Ok(Runtime { engine, linker, cache, prepared: Mutex::new(HashMap::new()) })
+        Ok(Runtime { engine, linker, cache, prepared: Mutex::new(HashMap::new()), quarantine: Mutex::new(HashMap::new()) })
     }
 
     pub fn engine(&self) -> &Engine {
@@ -212,15 +235,23 @@ impl Runtime {
                 fingerprints.push(fp);
                 continue;
             }
+            if let Some((qfp, why)) = self.quarantine.lock().unwrap().get(&path) {
+                if *qfp == fp {
+                    catalog.skipped.push((path, why.clone()));
+                    continue;
+                }
+            }
             match self.describe_file(&path).await {
                 Ok(cf) => {
                     index_changed = true;
+                    self.quarantine.lock().unwrap().remove(&path);
                     catalog.components.push(cf);
                     fingerprints.push(fp);
                 }
                 Err(e) => {
                     let why = format!("{e:#}");
-                    tracing::warn!(path = %path.display(), "skipping component: {why}");
+                    tracing::warn!(path = %path.display(), "skipping component until it changes: {why}");
+                    self.quarantine.lock().unwrap().insert(path.clone(), (fp, why.clone()));
                     catalog.skipped.push((path, why));
                 }
             }
@@ -237,18 +268,27 @@ impl Runtime {
             }
             self.cache.write_index(&index);
         }
-        for (ci, comp) in catalog.components.iter().enumerate() {
+        // A component declaring an action another one already owns is refused alone; the
+        // others keep working.
+        let components = std::mem::take(&mut catalog.components);
+        for comp in components {
+            let clash = comp.family.actions.iter().find_map(|a| catalog.actions.get(&a.name).map(|&(other, _)| (a.name.clone(), other)));
+            if let Some((name, other)) = clash {
+                let why = format!(
+                    "action '{name}' is declared by two components: {} and {}; {} is skipped",
+                    catalog.components[other].path.display(),
+                    comp.path.display(),
+                    comp.path.display()
+                );
+                tracing::warn!("{why}");
+                catalog.skipped.push((comp.path.clone(), why));
+                continue;
+            }
+            let ci = catalog.components.len();
             for (ai, a) in comp.family.actions.iter().enumerate() {
-                if let Some(&(other, _)) = catalog.actions.get(&a.name) {
-                    anyhow::bail!(
-                        "action '{}' is declared by two components: {} and {}",
-                        a.name,
-                        catalog.components[other].path.display(),
-                        comp.path.display()
-                    );
-                }
                 catalog.actions.insert(a.name.clone(), (ci, ai));
             }
+            catalog.components.push(comp);
         }
         Ok(catalog)
     }
@@ -263,16 +303,22 @@ impl Runtime {
         Ok(ComponentFile { path: path.to_path_buf(), sha256: sha, family })
     }
 
-    /// Instantiates a component in a fresh, engine-less store and calls `describe()`.
+    /// Instantiates a component in a fresh, engine-less store and calls `describe()`, within
+    /// [`describe_caps`].
     pub async fn describe(&self, prepared: &Prepared) -> anyhow::Result<FamilyInfo> {
-        let mut store = self.store(HostContext::offline(), "describe", Policy::for_action(true), Limits::default(), Artifacts::default());
-        let family = tokio::time::timeout(Duration::from_secs(10), async {
+        let limits = Limits { memory_bytes: describe_caps::MEMORY, cpu: describe_caps::CPU, wall: describe_caps::TIME, ..Limits::default() };
+        let mut store = self.store(HostContext::offline(), "describe", Policy::for_action(true), limits, Artifacts::default());
+        let family = tokio::time::timeout(describe_caps::TIME, async {
             let inst = prepared.pre.instantiate_async(&mut store).await?;
             inst.berth_connector_actions().call_describe(&mut store).await
         })
         .await
-        .map_err(|_| anyhow::anyhow!("describe() did not return within 10s"))?
-        .map_err(|e| anyhow::anyhow!("describe() failed: {e}"))?;
+        .map_err(|_| anyhow::anyhow!("describe() did not return within {:?}", describe_caps::TIME))?
+        .map_err(|e| match store.data().memory.exceeded.clone().or_else(|| store.data().violation.clone()) {
+            Some(why) => anyhow::anyhow!("describe() failed: {why}"),
+            None => anyhow::anyhow!("describe() failed: {e}"),
+        })?;
+        check_describe_caps(&family)?;
         Ok(FamilyInfo::from(family))
     }
 
@@ -470,6 +516,40 @@ fn start_epoch_ticker(engine: &Engine) {
             }
         })
         .expect("spawn epoch ticker");
+}
+
+/// Refuses an oversized description before anything keeps it.
+fn check_describe_caps(f: &wit::FamilyInfo) -> anyhow::Result<()> {
+    use describe_caps::*;
+    if f.actions.len() > ACTIONS {
+        anyhow::bail!("describe() declares {} actions (at most {ACTIONS})", f.actions.len());
+    }
+    let mut total = f.name.len() + f.version.len();
+    let long = |what: &str, s: &str, cap: usize| -> anyhow::Result<usize> {
+        if s.len() > cap {
+            anyhow::bail!("describe(): {what} is {} bytes long (at most {cap})", s.len());
+        }
+        Ok(s.len())
+    };
+    long("the family name", &f.name, NAME)?;
+    long("the family version", &f.version, NAME)?;
+    for a in &f.actions {
+        total += long("an action name", &a.name, NAME)? + long(&format!("the summary of {}", a.name), &a.summary, TEXT)?;
+        if a.params.len() > PARAMS || a.output.len() > PARAMS {
+            anyhow::bail!("describe(): {} declares {} params and {} outputs (at most {PARAMS} each)", a.name, a.params.len(), a.output.len());
+        }
+        for p in &a.params {
+            total += long("a param name", &p.name, NAME)? + long(&format!("the description of {}.{}", a.name, p.name), &p.description, TEXT)?;
+            total += long("a default", p.default.as_deref().unwrap_or(""), TEXT)?;
+        }
+        for o in &a.output {
+            total += long("an output path", o, TEXT)?;
+        }
+        if total > TOTAL_BYTES {
+            anyhow::bail!("describe() returned more than {TOTAL_BYTES} bytes");
+        }
+    }
+    Ok(())
 }
 
 fn validate_family(f: &FamilyInfo) -> anyhow::Result<()> {

@@ -33,6 +33,13 @@ fn actions() -> Vec<Action> {
             .param(Param::string("name").required())
             .run(save),
         Action::new("test.load", "POST /images/load from artifact `in`").run(load),
+        Action::new("test.raw", "Send any engine request: what a dropped-in component can do")
+            .param(Param::string("method").default("GET"))
+            .param(Param::string("path").required())
+            .param(Param::array("query").describe("[[key, value], ...], repeats kept"))
+            .param(Param::any("body"))
+            .param(Param::string("registry"))
+            .run(raw),
         Action::new("test.big-read", "Read /info `n` times, keeping every body")
             .read_only()
             .param(Param::int("n").default(10))
@@ -132,4 +139,26 @@ fn big_read(p: &Params) -> Result<Output> {
         keep.push(get("/info").send_ok()?.body);
     }
     Ok(Output::new(format!("read {} bytes", keep.iter().map(Vec::len).sum::<usize>())))
+}
+
+fn raw(p: &Params) -> Result<Output> {
+    let mut req = Request::new(p.str("method").unwrap_or("GET"), p.req_str("path")?);
+    if let Some(Value::Array(pairs)) = p.get("query") {
+        for pair in pairs {
+            let k = pair[0].as_str().unwrap_or_default();
+            let v = match &pair[1] {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            req = req.query(k, v);
+        }
+    }
+    if let Some(b) = p.get("body").filter(|b| !b.is_null()) {
+        req = req.json(b);
+    }
+    if let Some(r) = p.str("registry") {
+        req = req.registry(r);
+    }
+    let resp = req.send()?;
+    Ok(Output::one(format!("engine answered {}", resp.status), json!({"status": resp.status, "body": resp.text()})))
 }
