@@ -12,6 +12,8 @@ use berth::engine::{EngineClient, OutBody, Timeouts};
 use http::{HeaderMap, Method};
 use serde_json::Value;
 
+pub mod serve;
+
 pub const TEST_IMAGE: &str = "berth-test/busybox:latest";
 
 /// The isolated engine's address.

@@ -1,0 +1,132 @@
+//! `berth serve` for the integration tests: a server process on a free port, with its own
+//! actions directory, audit log and config; a minimal HTTP client.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::{docker_host, shared_cache};
+
+pub struct Serve {
+    pub addr: String,
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn hash(token: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
+}
+
+impl Serve {
+    /// Starts `berth serve` with `tenants` (TOML tables, `{dir}` replaced by the work dir) and
+    /// the given components.
+    pub fn start(components: &[(&str, PathBuf)], tenants: &str) -> Serve {
+        let dir = tempfile::tempdir().unwrap();
+        let actions = dir.path().join("actions");
+        std::fs::create_dir(&actions).unwrap();
+        for (name, src) in components {
+            std::fs::copy(src, actions.join(name)).unwrap();
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let addr = format!("127.0.0.1:{port}");
+        let cfg = format!(
+            "[server]\nlisten = \"{addr}\"\nactions = \"{}\"\naudit_log = \"{}/audit.jsonl\"\ncache = \"{}\"\nmax_concurrent = 64\n\n{}",
+            actions.display(),
+            dir.path().display(),
+            shared_cache().display(),
+            tenants.replace("{dir}", &dir.path().display().to_string()).replace("{engine}", &docker_host())
+        );
+        std::fs::write(dir.path().join("tenants.toml"), cfg).unwrap();
+        let log = std::fs::File::create(dir.path().join("serve.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_berth"))
+            .args(["serve", "--config"])
+            .arg(dir.path().join("tenants.toml"))
+            .env("BERTH_LOG", "warn")
+            .env_remove("RUST_BACKTRACE")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let s = Serve { addr, child, dir };
+        let started = Instant::now();
+        while http(&s.addr, "GET", "/healthz", None, None).0 != 200 {
+            assert!(started.elapsed() < Duration::from_secs(120), "berth serve did not start: {}", s.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        s
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("serve.log")).unwrap_or_default()
+    }
+
+    pub fn audit(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.dir.path().join("audit.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    pub fn run(&self, token: &str, action: &str, params: Value) -> (u16, Value) {
+        http(&self.addr, "POST", &format!("/v1/actions/{}", action.replace(' ', "%20")), Some(token), Some(&params.to_string()))
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// A minimal HTTP/1.1 client: one request per connection.
+pub fn http(addr: &str, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, Value) {
+    let (status, bytes) = http_raw(addr, method, path, token, body);
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+pub fn http_raw(addr: &str, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, Vec<u8>) {
+    let Ok(mut s) = TcpStream::connect(addr) else { return (0, Vec::new()) };
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let body = body.unwrap_or("");
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let req = format!("{method} {path} HTTP/1.1\r\nHost: berth\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+    if s.write_all(req.as_bytes()).is_err() {
+        return (0, Vec::new());
+    }
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    let Some(split) = resp.windows(4).position(|w| w == b"\r\n\r\n") else { return (0, resp) };
+    let head = String::from_utf8_lossy(&resp[..split]).to_string();
+    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let mut body = resp[split + 4..].to_vec();
+    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        body = dechunk(&body);
+    }
+    (status, body)
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(nl) = b.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(String::from_utf8_lossy(&b[..nl]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&b[nl + 2..nl + 2 + size]);
+        b = &b[nl + 2 + size + 2..];
+    }
+    out
+}
+
