@@ -112,7 +112,9 @@ read_only = true
     assert!(audit.iter().any(|r| r["tenant"] == "blue" && r["action"] == "test.delete-readonly" && r["engine_calls"][0]["refused"].is_string()), "{audit:?}");
 
     // Metrics.
-    let (_, m) = http_raw(&s.addr, "GET", "/metrics", None, None);
+    assert_eq!(http(&s.addr, "GET", "/metrics", None, None).0, 401, "metrics need their token");
+    assert_eq!(http(&s.addr, "GET", "/metrics", Some("red-token"), None).0, 401, "a tenant token is not the metrics token");
+    let (_, m) = http_raw(&s.addr, "GET", "/metrics", Some(METRICS_TOKEN), None);
     let m = String::from_utf8_lossy(&m);
     assert!(m.contains("berth_invocations_total{tenant=\"red\",action=\"system.ping\"} 1"), "{m}");
     assert!(m.contains("berth_denials_total{tenant=\"blue\""), "{m}");

@@ -11,6 +11,9 @@ use serde_json::Value;
 
 use super::{docker_host, shared_cache};
 
+/// The token `/metrics` takes in the test servers.
+pub const METRICS_TOKEN: &str = "metrics-token";
+
 pub struct Serve {
     pub addr: String,
     child: Child,
@@ -33,6 +36,11 @@ impl Serve {
     /// Starts `berth serve` with `tenants` (TOML tables, `{dir}` replaced by the work dir) and
     /// the given components.
     pub fn start(components: &[(&str, PathBuf)], tenants: &str) -> Serve {
+        Self::start_with(components, "", tenants)
+    }
+
+    /// [`Serve::start`] with more `[server]` lines (`{dir}` replaced too).
+    pub fn start_with(components: &[(&str, PathBuf)], server_extra: &str, tenants: &str) -> Serve {
         let dir = tempfile::tempdir().unwrap();
         let actions = dir.path().join("actions");
         std::fs::create_dir(&actions).unwrap();
@@ -42,10 +50,12 @@ impl Serve {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let addr = format!("127.0.0.1:{port}");
         let cfg = format!(
-            "[server]\nlisten = \"{addr}\"\nactions = \"{}\"\naudit_log = \"{}/audit.jsonl\"\ncache = \"{}\"\nmax_concurrent = 64\n\n{}",
+            "[server]\nlisten = \"{addr}\"\nactions = \"{}\"\naudit_log = \"{}/audit.jsonl\"\ncache = \"{}\"\nmax_concurrent = 64\nmetrics_token_sha256 = \"{}\"\n{}\n\n{}",
             actions.display(),
             dir.path().display(),
             shared_cache().display(),
+            hash(METRICS_TOKEN),
+            server_extra.replace("{dir}", &dir.path().display().to_string()),
             tenants.replace("{dir}", &dir.path().display().to_string()).replace("{engine}", &docker_host())
         );
         std::fs::write(dir.path().join("tenants.toml"), cfg).unwrap();

@@ -25,7 +25,14 @@ pub enum Artifact {
 #[derive(Debug, Clone, Default)]
 pub struct Artifacts {
     map: HashMap<String, Artifact>,
+    /// Bytes all output artifacts of one invocation may hold together (server mode: the
+    /// per-invocation cap, further bounded by what is left of the tenant's quota).
+    max_bytes: Option<u64>,
+    written: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
+
+/// The start of the message of an artifact that went over its byte cap.
+pub const ARTIFACT_LIMIT: &str = "artifact byte limit";
 
 /// What was written to an output artifact.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +43,11 @@ pub struct Written {
 }
 
 impl Artifacts {
+    /// Caps the bytes this invocation's output artifacts may hold together.
+    pub fn cap_bytes(&mut self, max: u64) {
+        self.max_bytes = Some(max);
+    }
+
     pub fn input(&mut self, name: &str, path: impl Into<PathBuf>) -> &mut Self {
         self.map.insert(name.to_string(), Artifact::Input(path.into()));
         self
@@ -118,6 +130,12 @@ impl Artifacts {
             let done = frame.is_none();
             if let Some(data) = frame.and_then(|f| f.into_data().ok()) {
                 size += data.len() as u64;
+                if let Some(max) = self.max_bytes {
+                    let before = self.written.load(std::sync::atomic::Ordering::Relaxed);
+                    if before + size > max {
+                        return Err(format!("{ARTIFACT_LIMIT} of {max} per invocation exceeded while writing '{name}'; nothing was kept"));
+                    }
+                }
                 pending_len += data.len();
                 pending.push(data);
             }
@@ -161,6 +179,7 @@ impl Artifacts {
         };
         drop(file);
         tmp_path.persist(path).map_err(|e| format!("cannot move artifact '{name}' into place at {}: {}", path.display(), e.error))?;
+        self.written.fetch_add(size, std::sync::atomic::Ordering::Relaxed);
         Ok(Written { path: path.clone(), size, sha256: hex::encode(hasher.finalize()) })
     }
 }

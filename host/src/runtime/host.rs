@@ -401,7 +401,13 @@ impl engine::Host for HostState {
             .artifacts
             .write_output(&artifact, body, self.ctx.body_timeout())
             .await
-            .map_err(WitError::Transport)?;
+            .map_err(|e| {
+                if e.starts_with(crate::runtime::artifacts::ARTIFACT_LIMIT) {
+                    WitError::Limit(self.violate(e))
+                } else {
+                    WitError::Transport(e)
+                }
+            })?;
         if let Some(c) = self.calls.last_mut() {
             c.bytes += written.size;
         }

@@ -29,7 +29,8 @@ impl Audit {
         Ok(Audit { file })
     }
 
-    /// Writes one record. `params` must already be redacted (the action_result echo is).
+    /// Writes one record. `params` must already be redacted of declared secrets (the
+    /// action_result echo is); environment values and secret-like fields are redacted here.
     #[allow(clippy::too_many_arguments)]
     pub fn record(&self, tenant: &str, action: &str, params: &Map<String, Value>, result: &ActionResult, took: Duration, calls: &[CallRecord], denial: Option<&str>) {
         let Some(file) = &self.file else { return };
@@ -38,7 +39,7 @@ impl Audit {
             "ts": ts,
             "tenant": tenant,
             "action": action,
-            "params": params,
+            "params": redact_secretish(&Value::Object(params.clone())),
             "status": result.status,
             "error": result.error,
             "message": result.message,
@@ -52,5 +53,63 @@ impl Audit {
         if let Err(e) = file.lock().unwrap().write_all(&line) {
             tracing::error!("cannot write the audit log: {e}");
         }
+    }
+}
+
+/// Keys whose values never reach the audit log, wherever they sit in the params.
+fn secretish(key: &str) -> bool {
+    let k = key.to_ascii_lowercase().replace('-', "_");
+    ["password", "passwd", "secret", "token", "credential", "auth", "private_key", "apikey", "api_key", "identitytoken"].iter().any(|s| k.contains(s))
+}
+
+/// Redacts environment values (`K=V` → `K=<redacted>`, `{"K": "V"}` → `{"K": "<redacted>"}`)
+/// and secret-like fields, recursively.
+pub fn redact_secretish(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| {
+                    let red = if secretish(k) {
+                        json!("<redacted>")
+                    } else if k.eq_ignore_ascii_case("env") {
+                        redact_env(v)
+                    } else {
+                        redact_secretish(v)
+                    };
+                    (k.clone(), red)
+                })
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(redact_secretish).collect()),
+        other => other.clone(),
+    }
+}
+
+fn redact_env(v: &Value) -> Value {
+    match v {
+        Value::Array(a) => Value::Array(
+            a.iter()
+                .map(|e| match e.as_str() {
+                    Some(s) => json!(format!("{}=<redacted>", s.split('=').next().unwrap_or(""))),
+                    None => json!("<redacted>"),
+                })
+                .collect(),
+        ),
+        Value::Object(m) => Value::Object(m.keys().map(|k| (k.clone(), json!("<redacted>"))).collect()),
+        Value::String(s) => json!(s.lines().map(|l| format!("{}=<redacted>", l.split('=').next().unwrap_or(""))).collect::<Vec<_>>().join("\n")),
+        _ => json!("<redacted>"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_and_secretish_fields_are_redacted() {
+        let v = json!({"env": ["A=1", "PASS=hunter2"], "body": {"Env": ["X=y"], "Image": "a", "HostConfig": {"x": 1}}, "registry_password": "p", "labels": {"a": "b"}});
+        let r = redact_secretish(&v);
+        assert_eq!(r, json!({"env": ["A=<redacted>", "PASS=<redacted>"], "body": {"Env": ["X=<redacted>"], "Image": "a", "HostConfig": {"x": 1}}, "registry_password": "<redacted>", "labels": {"a": "b"}}));
+        assert!(!r.to_string().contains("hunter2"));
     }
 }

@@ -31,6 +31,10 @@ struct RawServer {
     credentials: Option<PathBuf>,
     /// Invocation slots for all tenants together (the pooling allocator's size).
     max_concurrent: Option<u32>,
+    /// SHA-256 of the bearer token `/metrics` takes on the main listener.
+    metrics_token_sha256: Option<Spanned<String>>,
+    /// A listener of its own for `/metrics` (no token), e.g. "127.0.0.1:9478".
+    metrics_listen: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -66,6 +70,11 @@ struct RawLimits {
     response_bytes: Option<u64>,
     concurrency: Option<u32>,
     requests_per_minute: Option<u32>,
+    max_queued: Option<u32>,
+    max_jobs: Option<u32>,
+    max_job_results: Option<u32>,
+    artifact_bytes: Option<u64>,
+    artifact_quota_bytes: Option<u64>,
 }
 
 /// The server's validated configuration.
@@ -77,6 +86,8 @@ pub struct Config {
     pub cache: Option<PathBuf>,
     pub credentials: Option<PathBuf>,
     pub max_concurrent: u32,
+    pub metrics_token_sha256: Option<[u8; 32]>,
+    pub metrics_listen: Option<String>,
     pub tenants: Vec<Tenant>,
 }
 
@@ -92,6 +103,16 @@ pub struct Tenant {
     pub limits: Limits,
     pub concurrency: u32,
     pub requests_per_minute: u32,
+    /// Invocations that may wait for a slot beyond `concurrency`; more answer 429.
+    pub max_queued: u32,
+    /// Async jobs running at once; more answer 429.
+    pub max_jobs: u32,
+    /// Finished async jobs whose results are kept; the oldest go first.
+    pub max_job_results: u32,
+    /// Bytes one invocation may write to artifacts.
+    pub artifact_bytes: u64,
+    /// Bytes the tenant's artifacts directory may hold.
+    pub artifact_quota_bytes: u64,
 }
 
 /// A config problem, with where it is.
@@ -186,10 +207,26 @@ impl Config {
                 limits,
                 concurrency: l.concurrency.unwrap_or(8).max(1),
                 requests_per_minute: l.requests_per_minute.unwrap_or(6000).max(1),
+                max_queued: l.max_queued.unwrap_or(64),
+                max_jobs: l.max_jobs.unwrap_or(16).max(1),
+                max_job_results: l.max_job_results.unwrap_or(100),
+                artifact_bytes: l.artifact_bytes.unwrap_or(8 << 30),
+                artifact_quota_bytes: l.artifact_quota_bytes.unwrap_or(32 << 30),
             });
         }
         let s = raw.server;
+        let metrics_token_sha256 = match &s.metrics_token_sha256 {
+            None => None,
+            Some(t) => Some(
+                hex::decode(t.get_ref().trim())
+                    .ok()
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                    .ok_or_else(|| at(t.span(), "server.metrics_token_sha256", "must be 64 hex digits (berth hash-token TOKEN prints it)".into()))?,
+            ),
+        };
         Ok(Config {
+            metrics_token_sha256,
+            metrics_listen: s.metrics_listen,
             listen: s.listen.unwrap_or_else(|| "127.0.0.1:8478".into()),
             actions: s.actions,
             audit_log: s.audit_log,

@@ -38,6 +38,8 @@ struct TenantState {
     engines: std::collections::BTreeMap<String, Arc<EngineClient>>,
     slots: Semaphore,
     bucket: Mutex<(f64, Instant)>,
+    /// Invocations admitted and not finished (waiting for a slot or running).
+    in_flight: std::sync::atomic::AtomicU32,
 }
 
 enum JobState {
@@ -66,6 +68,7 @@ pub struct Server {
     audit: audit::Audit,
     pub metrics: metrics::Metrics,
     credentials: Arc<Credentials>,
+    metrics_token: Option<[u8; 32]>,
 }
 
 type Resp = Response<Body>;
@@ -117,6 +120,7 @@ impl Server {
                 engines,
                 slots: Semaphore::new(t.concurrency as usize),
                 bucket: Mutex::new((t.requests_per_minute as f64, Instant::now())),
+                in_flight: std::sync::atomic::AtomicU32::new(0),
                 tenant: t.clone(),
             });
         }
@@ -132,6 +136,7 @@ impl Server {
             audit,
             metrics: metrics::Metrics::default(),
             credentials,
+            metrics_token: cfg.metrics_token_sha256,
         }))
     }
 
@@ -150,6 +155,11 @@ impl Server {
             }
             Err(e) => tracing::error!("rescan failed, keeping the current catalog: {e:#}"),
         }
+    }
+
+    fn metrics_response(&self) -> Resp {
+        let body = Full::new(Bytes::from(self.metrics.render())).map_err(|n| match n {}).boxed();
+        Response::builder().header("content-type", "text/plain; version=0.0.4").body(body).expect("response")
     }
 
     fn tenant(&self, req: &Request<Incoming>) -> Option<&TenantState> {
@@ -186,8 +196,16 @@ impl Server {
             return json_response(StatusCode::OK, &json!({"status": "ok"}));
         }
         if path == "/metrics" {
-            let body = Full::new(Bytes::from(self.metrics.render())).map_err(|n| match n {}).boxed();
-            return Response::builder().header("content-type", "text/plain; version=0.0.4").body(body).expect("response");
+            // Metrics name every tenant and action: they take a token of their own here, or
+            // are served on `server.metrics_listen`.
+            let Some(want) = &self.metrics_token else {
+                return error(StatusCode::NOT_FOUND, "metrics are served on server.metrics_listen, or here with server.metrics_token_sha256");
+            };
+            let given = req.headers().get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(|t| config::hash_token(t.trim()));
+            if !given.is_some_and(|g| ct_eq(want, &g)) {
+                return error(StatusCode::UNAUTHORIZED, "/metrics needs the metrics bearer token");
+            }
+            return self.metrics_response();
         }
         let Some(tenant) = self.tenant(&req) else {
             self.metrics.count("berth_unauthorized_total", &[]);
@@ -262,6 +280,21 @@ impl Server {
             if !self.take_rate(t) {
                 return Err(refuse(StatusCode::TOO_MANY_REQUESTS, FailureKind::Denied, format!("tenant {tenant} is over {} requests per minute", t.tenant.requests_per_minute), spec.redact(&params)));
             }
+            let cap = t.tenant.concurrency + t.tenant.max_queued;
+            if t.in_flight.load(std::sync::atomic::Ordering::Relaxed) >= cap {
+                return Err(refuse(StatusCode::TOO_MANY_REQUESTS, FailureKind::Denied, format!("tenant {tenant} has {cap} invocations running or queued (limits.concurrency + limits.max_queued)"), spec.redact(&params)));
+            }
+            if is_async {
+                let running = self.jobs.lock().unwrap().values().filter(|j| j.tenant == tenant && matches!(j.state, JobState::Running(_))).count();
+                if running >= t.tenant.max_jobs as usize {
+                    return Err(refuse(StatusCode::TOO_MANY_REQUESTS, FailureKind::Denied, format!("tenant {tenant} has {running} async jobs running (limits.max_jobs)"), spec.redact(&params)));
+                }
+            }
+            let mut artifacts = artifacts;
+            if let Some(dir) = &t.tenant.artifacts_dir {
+                let used = dir_bytes(dir);
+                artifacts.cap_bytes(t.tenant.artifact_bytes.min(t.tenant.artifact_quota_bytes.saturating_sub(used)));
+            }
             Ok((file.clone(), spec.clone(), params, artifacts, engine))
         })();
         let (file, spec, params, artifacts, engine) = match checked {
@@ -275,7 +308,9 @@ impl Server {
         let idx = self.tenant_index(t);
         let me = self.clone();
         let action_name = action.to_string();
+        let in_flight = InFlight::enter(self.clone(), idx);
         let work = async move {
+            let _in_flight = in_flight;
             let t = &me.tenants[idx];
             let started = Instant::now();
             // Fair share: a tenant first takes one of its own slots, then a global one, so a
@@ -316,6 +351,15 @@ impl Server {
         // same lock.
         let mut jobs = self.jobs.lock().unwrap();
         jobs.retain(|_, j| matches!(j.state, JobState::Running(_)) || j.created.elapsed() < JOB_RETENTION);
+        // Results nobody fetched are bounded per tenant: the oldest finished ones go first.
+        let mut finished: Vec<(Instant, String)> = jobs.iter().filter(|(_, j)| j.tenant == tenant && !matches!(j.state, JobState::Running(_))).map(|(id, j)| (j.created, id.clone())).collect();
+        if finished.len() >= t.tenant.max_job_results as usize {
+            finished.sort();
+            let excess = finished.len() + 1 - (t.tenant.max_job_results as usize).max(1);
+            for (_, id) in finished.into_iter().take(excess) {
+                jobs.remove(&id);
+            }
+        }
         let handle = tokio::spawn(async move {
             let result = finish(work.await);
             if let Some(job) = me.jobs.lock().unwrap().get_mut(&jid) {
@@ -365,6 +409,29 @@ impl Server {
             Err(_) => error(StatusCode::NOT_FOUND, "no such artifact"),
         }
     }
+}
+
+/// Counts an invocation of a tenant as in flight until dropped (finished, failed or cancelled).
+struct InFlight(Arc<Server>, usize);
+
+impl InFlight {
+    fn enter(s: Arc<Server>, idx: usize) -> Self {
+        s.tenants[idx].in_flight.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        InFlight(s, idx)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.tenants[self.1].in_flight.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Bytes held by the files of a directory (not recursive: artifacts are plain names).
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok()?.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len()).sum())
+        .unwrap_or(0)
 }
 
 fn status_of(r: &ActionResult) -> StatusCode {
@@ -478,6 +545,32 @@ pub async fn serve(server: Arc<Server>, listener: tokio::net::TcpListener) -> an
     }
 }
 
+/// The metrics listener: `/metrics` and `/healthz` only, no token (bind it where only the
+/// monitoring system reaches).
+async fn serve_metrics(server: Arc<Server>, listener: tokio::net::TcpListener) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { continue };
+        let s = server.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let s = s.clone();
+                async move {
+                    Ok::<_, Infallible>(match req.uri().path() {
+                        "/metrics" => s.metrics_response(),
+                        "/healthz" => json_response(StatusCode::OK, &json!({"status": "ok"})),
+                        _ => error(StatusCode::NOT_FOUND, "only /metrics and /healthz here"),
+                    })
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
 /// `berth serve`: load the config, build everything, listen.
 pub fn run(config_path: &Path, listen: Option<&str>, actions: PathBuf) -> i32 {
     let mut cfg = match Config::load(config_path) {
@@ -500,6 +593,7 @@ pub fn run(config_path: &Path, listen: Option<&str>, actions: PathBuf) -> i32 {
     };
     rt.block_on(async move {
         let listen = cfg.listen.clone();
+        let metrics_listen = cfg.metrics_listen.clone();
         let server = match Server::new(cfg, actions).await {
             Ok(s) => s,
             Err(e) => {
@@ -514,6 +608,18 @@ pub fn run(config_path: &Path, listen: Option<&str>, actions: PathBuf) -> i32 {
                 return 2;
             }
         };
+        if let Some(ml) = metrics_listen {
+            match tokio::net::TcpListener::bind(&ml).await {
+                Ok(l) => {
+                    eprintln!("berth: metrics on http://{}/metrics", l.local_addr().map(|a| a.to_string()).unwrap_or(ml));
+                    tokio::spawn(serve_metrics(server.clone(), l));
+                }
+                Err(e) => {
+                    eprintln!("berth: cannot listen on {ml} (server.metrics_listen): {e}");
+                    return 2;
+                }
+            }
+        }
         eprintln!("berth: serving on http://{}", listener.local_addr().map(|a| a.to_string()).unwrap_or(listen));
         match serve(server, listener).await {
             Ok(()) => 0,
