@@ -119,19 +119,25 @@ pub fn registry_of(image: &str) -> String {
     crate::credentials::normalize(r)
 }
 
-/// Image references a repo/tag pair may name: `repo:tag`, or `repo` with its own tag, or
-/// `repo:latest`. Every one is checked.
+/// Image references a repo/tag pair may name. Engines differ on `repo=name:t1&tag=t2`
+/// (`name:t2` or `name:t1`), so every reading is checked: `name:tag`, `name:own_tag`, and
+/// `name:latest` when neither is given. Digests are kept whole.
 fn destinations(repo: &str, tag: Option<&str>) -> Vec<String> {
-    let mut out = Vec::new();
-    let has_tag = repo.rsplit('/').next().is_some_and(|last| last.contains(':')) || repo.contains('@');
-    if let Some(t) = tag.filter(|t| !t.is_empty()) {
-        out.push(format!("{repo}:{t}"));
-    }
-    if has_tag {
+    let mut out: Vec<String> = Vec::new();
+    let (name, own) = match repo.rsplit_once(':') {
+        Some((n, t)) if !t.contains('/') && !repo.contains('@') => (n, Some(t)),
+        _ => (repo, None),
+    };
+    if repo.contains('@') {
         out.push(repo.to_string());
-    } else if tag.is_none_or(str::is_empty) {
-        out.push(format!("{repo}:latest"));
     }
+    for t in [tag.filter(|t| !t.is_empty()), own].into_iter().flatten() {
+        out.push(format!("{name}:{t}"));
+    }
+    if out.is_empty() {
+        out.push(format!("{name}:latest"));
+    }
+    out.dedup();
     out
 }
 
@@ -828,7 +834,8 @@ mod tests {
     fn destination_names() {
         assert_eq!(destinations("fresh", Some("v9")), ["fresh:v9"]);
         assert_eq!(destinations("fresh:v9", None), ["fresh:v9"]);
-        assert_eq!(destinations("fresh:v9", Some("x")), ["fresh:v9:x", "fresh:v9"]);
+        assert_eq!(destinations("fresh:v9", Some("x")), ["fresh:x", "fresh:v9"]);
+        assert_eq!(destinations("fresh:v9", Some("v9")), ["fresh:v9"]);
         assert_eq!(destinations("reg:5000/a", None), ["reg:5000/a:latest"]);
     }
 }
