@@ -545,3 +545,34 @@ artifact_bytes = 1000
     assert!(!s2.path().join("flood/img.tar").exists());
     assert_eq!(std::fs::read_dir(s2.path().join("flood")).unwrap().count(), 0, "no partial file is left");
 }
+
+#[test]
+fn the_cli_runs_the_same_gate_under_a_policy_file() {
+    let b = Berth::with(&[("container.wasm", wasm("berth-action-container"))]);
+    let body = base(json!({"NetworkMode": "none", "Binds": ["/:/host"]})).to_string();
+    // Without a policy the CLI is the operator's own docker: the bind goes through.
+    let r = b.run(&["run", "container.create", &format!("body={body}")]);
+    let id = r.ok()["summary"]["id"].as_str().unwrap().to_string();
+    api(Method::DELETE, &format!("/containers/{id}"), "force=1", None);
+    // Under the policy of a scoped tenant it is refused, with the field named.
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, "allow = [\"container.*\", \"!container.remove\"]\nlabel_scope = \"team=cli\"\n[engine_policy]\nimages = [\"berth-test/busybox:*\"]\n").unwrap();
+    let p = policy.to_str().unwrap();
+    let r = b.run(&["--policy", p, "run", "container.create", &format!("body={body}")]);
+    r.expect_code(3);
+    assert!(r.message().contains("HostConfig.Binds"), "{r:#?}");
+    let r = b.run(&["--policy", p, "run", "container.remove", "id=x"]);
+    r.expect_code(3);
+    assert!(r.message().contains("may not run container.remove"), "{r:#?}");
+    // Legitimate use under the policy works and carries the label.
+    let r = b.run(&["--policy", p, "run", "container.create", &format!("image={}", test_image()), "network_mode=none"]);
+    let id = r.ok()["summary"]["id"].as_str().unwrap().to_string();
+    assert_eq!(api_json(Method::GET, &format!("/containers/{id}/json"), "")["Config"]["Labels"]["team"], "cli");
+    api(Method::DELETE, &format!("/containers/{id}"), "force=1", None);
+    // A bad policy file names the key.
+    std::fs::write(&policy, "[engine_policy]\nprivilegd = true\n").unwrap();
+    let r = b.run(&["--policy", p, "run", "container.list"]);
+    r.expect_code(2);
+    assert!(r.stderr.contains("privilegd"), "{r:#?}");
+}

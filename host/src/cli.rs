@@ -40,6 +40,10 @@ pub struct Cli {
     /// ~/.docker/config.json `auths` are used for registries it does not name.
     #[arg(long, env = "BERTH_CREDENTIALS", global = true)]
     pub credentials: Option<PathBuf>,
+    /// Run under a tenant's policy (the TOML of one [[tenant]] table: allow, read_only,
+    /// label_scope, pins, [engine_policy]), as `berth serve` would.
+    #[arg(long, env = "BERTH_POLICY", global = true)]
+    pub policy: Option<PathBuf>,
     #[command(flatten)]
     pub limits: LimitArgs,
     #[command(subcommand)]
@@ -232,6 +236,21 @@ async fn run_cli(cli: Cli) -> Result<i32, Usage> {
         }
         Command::Run { ref action, ref params, ref params_json, ref out, ref input, ref artifacts, ref input_artifacts } => {
             let (comp, spec) = find(&catalog, action)?;
+            let tenant_policy = match &cli.policy {
+                None => None,
+                Some(p) => {
+                    let text = std::fs::read_to_string(p).map_err(|e| Usage(format!("cannot read --policy {}: {e}", p.display())))?;
+                    Some(crate::server::config::parse_policy(&text).map_err(|e| Usage(format!("--policy {}: {e}", p.display())))?)
+                }
+            };
+            if let Some(tp) = &tenant_policy {
+                if let Err(why) = tp.admit_action("this policy", action, spec.read_only, &comp.family.name, &comp.sha256) {
+                    let r = ActionResult::failed(Map::new(), FailureKind::Denied, None, why.clone());
+                    print_result(&r, format);
+                    eprintln!("berth: {action} refused: {why}");
+                    return Ok(FailureKind::Denied.exit_code());
+                }
+            }
             let raw = raw_params(params, params_json.as_deref())?;
             let params = match spec.validate(raw) {
                 Ok(p) => p,
@@ -277,7 +296,11 @@ async fn run_cli(cli: Cli) -> Result<i32, Usage> {
             };
             let input_pack;
             (arts, input_pack) = pack_input_dir(arts, input.as_deref())?;
-            let outcome = runtime.invoke(&prepared, ctx, spec, params, arts, limits).await;
+            let policy = match &tenant_policy {
+                Some(tp) => tp.for_invocation(spec.read_only, None),
+                None => crate::policy::Policy::for_action(spec.read_only),
+            };
+            let outcome = runtime.invoke_with(&prepared, ctx, spec, params, arts, limits, policy).await;
             drop(input_pack);
             if let Some(bar) = &bar {
                 bar.finish();
