@@ -51,7 +51,7 @@ demo: build
 
 ## bench: whole-process and in-process figures against an isolated engine
 bench: build
-	$(CARGO) build --release --example bench_runtime --example bench_serve
+	$(CARGO) build --release --example bench_runtime --example bench_serve --example bench_fairness
 	tests/bench.sh $(DEMO_ENGINE_DIR)
 
 engine-start:

@@ -88,3 +88,9 @@ echo "in process"
 target/release/examples/bench_runtime "$BERTH_ACTIONS" "$host" | sed 's/^/  /'
 echo "berth serve (one tenant, pooling allocator)"
 target/release/examples/bench_serve "$BERTH_ACTIONS" "$host" | sed 's/^/  /'
+echo "berth serve fair share (two tenants, one flooding with 1000 CPU-bound invocations)"
+fair=$(mktemp -d)
+cp target/wasm32-wasip2/release/berth_action_system.wasm "$fair/system.wasm"
+cp target/wasm32-wasip2/release/berth_test_hostile.wasm "$fair/test.wasm"
+target/release/examples/bench_fairness "$fair" "$host" | sed 's/^/  /'
+rm -rf "$fair"

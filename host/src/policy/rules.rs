@@ -643,8 +643,7 @@ mod tests {
 
     #[test]
     fn the_engine_socket_is_never_mounted() {
-        let mut p = EnginePolicy::default();
-        p.host_paths = vec!["/".into()];
+        let mut p = EnginePolicy { host_paths: vec!["/".into()], ..Default::default() };
         for src in ["/var/run/docker.sock", "/var/run", "/", "/tmp/e", "/tmp/e/docker.sock", "/tmp//e/./docker.sock"] {
             let e = create(&p, json!({"HostConfig": {"Binds": [format!("{src}:/x")], "NetworkMode": "none"}})).unwrap_err();
             assert!(e.contains("socket"), "{src}: {e}");

@@ -49,18 +49,20 @@ pub struct HostContext {
     pub engine: Option<Arc<EngineClient>>,
     pub credentials: Arc<Credentials>,
     pub progress: Option<Arc<dyn ProgressSink>>,
+    /// The fair CPU scheduler and this invocation's tenant (server mode).
+    pub cpu: Option<super::fair::CpuShare>,
 }
 
 impl HostContext {
     pub fn new(engine: Arc<EngineClient>, credentials: Arc<Credentials>) -> Self {
-        HostContext { engine: Some(engine), credentials, progress: None }
+        HostContext { engine: Some(engine), credentials, progress: None, cpu: None }
     }
 
     /// No engine and no credentials: for describe() and benchmarks.
     pub fn offline() -> Self {
         static NONE: std::sync::OnceLock<Arc<Credentials>> = std::sync::OnceLock::new();
         let credentials = NONE.get_or_init(|| Arc::new(Credentials::from_store(Default::default()))).clone();
-        HostContext { engine: None, credentials, progress: None }
+        HostContext { engine: None, credentials, progress: None, cpu: None }
     }
 
     fn engine(&self) -> Result<&Arc<EngineClient>, WitError> {
@@ -77,12 +79,17 @@ pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
     pub(super) memory: MemoryLimiter,
-    ctx: HostContext,
+    pub(super) ctx: HostContext,
     action: String,
     policy: Policy,
     limits: Limits,
     artifacts: Artifacts,
     pub(super) cpu_ticks: u64,
+    /// The ticker's count when this store last counted a CPU tick (forced epoch bumps from the
+    /// fair scheduler are not CPU time).
+    pub(super) last_tick: u64,
+    /// The guest CPU slot held, shared with the epoch callback's yield.
+    pub(super) held: super::fair::Held,
     pub(super) stdout: MemoryOutputPipe,
     pub(super) stderr: MemoryOutputPipe,
     response_bytes: u64,
@@ -126,6 +133,8 @@ impl HostState {
             limits,
             artifacts,
             cpu_ticks: 0,
+            last_tick: super::REAL_TICKS.load(std::sync::atomic::Ordering::Relaxed),
+            held: Default::default(),
             stdout,
             stderr,
             response_bytes: 0,
@@ -361,8 +370,8 @@ pub struct StreamHandle {
 
 impl types::Host for HostState {}
 
-impl engine::Host for HostState {
-    async fn api_version(&mut self) -> Result<String, WitError> {
+impl HostState {
+    async fn api_version_on_host(&mut self) -> Result<String, WitError> {
         match self.ctx.engine()?.api_version().await {
             Ok(v) => Ok(v.to_string()),
             Err(EngineError::Timeout(m)) => Err(WitError::Timeout(m)),
@@ -370,14 +379,14 @@ impl engine::Host for HostState {
         }
     }
 
-    async fn call(&mut self, req: Request) -> Result<Response, WitError> {
+    async fn call_on_host(&mut self, req: Request) -> Result<Response, WitError> {
         let resp = self.send(&req).await?;
         let (parts, body) = resp.into_parts();
         let body = if req.method.eq_ignore_ascii_case("HEAD") { Bytes::new() } else { self.read_whole(body).await? };
         Ok(Response { status: parts.status.as_u16(), headers: headers_of(&parts.headers), body: body.to_vec() })
     }
 
-    async fn open(&mut self, req: Request) -> Result<(ResponseHead, Resource<StreamHandle>), WitError> {
+    async fn open_on_host(&mut self, req: Request) -> Result<(ResponseHead, Resource<StreamHandle>), WitError> {
         let resp = self.send(&req).await?;
         let (parts, body) = resp.into_parts();
         let handle = self
@@ -387,7 +396,7 @@ impl engine::Host for HostState {
         Ok((ResponseHead { status: parts.status.as_u16(), headers: headers_of(&parts.headers) }, handle))
     }
 
-    async fn call_to_artifact(&mut self, req: Request, artifact: String) -> Result<ArtifactResponse, WitError> {
+    async fn call_to_artifact_on_host(&mut self, req: Request, artifact: String) -> Result<ArtifactResponse, WitError> {
         self.artifacts.check_output(&artifact).map_err(WitError::Invalid)?;
         let resp = self.send(&req).await?;
         let (parts, body) = resp.into_parts();
@@ -416,8 +425,46 @@ impl engine::Host for HostState {
         Ok(ArtifactResponse { status, headers, artifact: Some(info), error_body: Vec::new() })
     }
 
-    async fn upgrade(&mut self, req: Request, stdin: types::Body) -> Result<(ResponseHead, Resource<StreamHandle>), WitError> {
+    async fn upgrade_on_host(&mut self, req: Request, stdin: types::Body) -> Result<(ResponseHead, Resource<StreamHandle>), WitError> {
         self.upgrade_impl(req, stdin).await
+    }
+}
+
+impl engine::Host for HostState {
+    // Guest CPU slots are given up while the host waits for the engine (server mode).
+    async fn api_version(&mut self) -> Result<String, WitError> {
+        self.cpu_off();
+        let r = self.api_version_on_host().await;
+        self.cpu_on().await;
+        r
+    }
+
+    async fn call(&mut self, req: Request) -> Result<Response, WitError> {
+        self.cpu_off();
+        let r = self.call_on_host(req).await;
+        self.cpu_on().await;
+        r
+    }
+
+    async fn open(&mut self, req: Request) -> Result<(ResponseHead, Resource<StreamHandle>), WitError> {
+        self.cpu_off();
+        let r = self.open_on_host(req).await;
+        self.cpu_on().await;
+        r
+    }
+
+    async fn call_to_artifact(&mut self, req: Request, artifact: String) -> Result<ArtifactResponse, WitError> {
+        self.cpu_off();
+        let r = self.call_to_artifact_on_host(req, artifact).await;
+        self.cpu_on().await;
+        r
+    }
+
+    async fn upgrade(&mut self, req: Request, stdin: types::Body) -> Result<(ResponseHead, Resource<StreamHandle>), WitError> {
+        self.cpu_off();
+        let r = self.upgrade_on_host(req, stdin).await;
+        self.cpu_on().await;
+        r
     }
 }
 
@@ -509,6 +556,20 @@ impl HostState {
 
 impl engine::HostBodyStream for HostState {
     async fn read(&mut self, stream: Resource<StreamHandle>, max_bytes: u32, timeout_ms: u32) -> Result<Chunk, WitError> {
+        self.cpu_off();
+        let r = self.read_on_host(stream, max_bytes, timeout_ms).await;
+        self.cpu_on().await;
+        r
+    }
+
+    async fn drop(&mut self, stream: Resource<StreamHandle>) -> wasmtime::Result<()> {
+        self.table.delete(stream)?;
+        Ok(())
+    }
+}
+
+impl HostState {
+    async fn read_on_host(&mut self, stream: Resource<StreamHandle>, max_bytes: u32, timeout_ms: u32) -> Result<Chunk, WitError> {
         let max = (max_bytes.clamp(1, 1 << 20)) as usize;
         let timeout = Duration::from_millis(timeout_ms as u64).min(self.limits.wall);
         let h = self.table.get_mut(&stream).map_err(|e| WitError::Invalid(format!("bad stream handle: {e}")))?;
@@ -547,9 +608,17 @@ impl engine::HostBodyStream for HostState {
         Ok(Chunk::Data(data.to_vec()))
     }
 
-    async fn drop(&mut self, stream: Resource<StreamHandle>) -> wasmtime::Result<()> {
-        self.table.delete(stream)?;
-        Ok(())
+    /// Gives up the guest CPU slot (if this invocation runs under the fair scheduler).
+    fn cpu_off(&mut self) {
+        drop(self.held.take());
+    }
+
+    /// Takes a guest CPU slot again before returning to guest code.
+    async fn cpu_on(&mut self) {
+        if let Some(c) = self.ctx.cpu.clone() {
+            let p = c.sched.acquire(&c.tenant).await;
+            self.held.set(Some(p));
+        }
     }
 }
 

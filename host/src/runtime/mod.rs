@@ -3,6 +3,7 @@
 
 pub mod artifacts;
 pub mod cache;
+pub mod fair;
 pub mod host;
 
 use std::collections::{BTreeMap, HashMap};
@@ -39,6 +40,10 @@ use bindings::{Family, FamilyPre};
 
 /// Epoch tick: the CPU deadline's granularity.
 pub const TICK: Duration = Duration::from_millis(10);
+
+/// Ticks of the epoch ticker thread (the fair scheduler bumps the epoch too; only these are
+/// CPU time).
+pub(crate) static REAL_TICKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Sandbox caps for one invocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -363,11 +368,30 @@ impl Runtime {
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |mut cx| {
             let s = cx.data_mut();
-            s.cpu_ticks += 1;
+            let real = REAL_TICKS.load(std::sync::atomic::Ordering::Relaxed);
+            if real != s.last_tick {
+                s.last_tick = real;
+                s.cpu_ticks += 1;
+            }
             if s.cpu_ticks > cpu_ticks {
                 let why = format!("CPU limit of {:?} exceeded", Duration::from_millis(cpu_ticks * TICK.as_millis() as u64));
                 s.violation.get_or_insert(why.clone());
                 return Err(wasmtime::Error::msg(why));
+            }
+            // Under the fair scheduler: give the slot up when a lighter tenant waits, or after
+            // a full slice when anyone does.
+            if let Some(cpu) = s.ctx.cpu.clone() {
+                if cpu.sched.should_yield(&cpu.tenant, &s.held) {
+                    let held = s.held.clone();
+                    return Ok(UpdateDeadline::YieldCustom(
+                        1,
+                        Box::pin(async move {
+                            drop(held.take());
+                            let p = cpu.sched.acquire(&cpu.tenant).await;
+                            held.set(Some(p));
+                        }),
+                    ));
+                }
             }
             // Yield so the wall-clock timeout can fire even while the guest spins.
             Ok(UpdateDeadline::Yield(1))
@@ -406,12 +430,18 @@ impl Runtime {
         let credentials = ctx.credentials.clone();
         let mut store = self.store(ctx, &spec.name, policy, limits, artifacts);
         let params_json = Value::Object(params).to_string();
+        let cpu = store.data().ctx.cpu.clone();
         let run = tokio::time::timeout(limits.wall, async {
+            if let Some(c) = &cpu {
+                let p = c.sched.acquire(&c.tenant).await;
+                store.data().held.set(Some(p));
+            }
             let inst = prepared.pre.instantiate_async(&mut store).await?;
             inst.berth_connector_actions().call_run(&mut store, &spec.name, &params_json).await
         })
         .await;
         let state = store.data_mut();
+        drop(state.held.take());
         let stderr = state.stderr.contents();
         let stderr = String::from_utf8_lossy(&stderr);
         let result = match run {
@@ -511,7 +541,10 @@ fn start_epoch_ticker(engine: &Engine) {
         .spawn(move || loop {
             std::thread::sleep(TICK);
             match weak.upgrade() {
-                Some(e) => e.increment_epoch(),
+                Some(e) => {
+                    REAL_TICKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    e.increment_epoch()
+                }
                 None => return,
             }
         })

@@ -40,6 +40,8 @@ struct TenantState {
     bucket: Mutex<(f64, Instant)>,
     /// Invocations admitted and not finished (waiting for a slot or running).
     in_flight: std::sync::atomic::AtomicU32,
+    /// Recent guest CPU use, for the fair scheduler.
+    cpu: Arc<crate::runtime::fair::TenantCpu>,
 }
 
 enum JobState {
@@ -69,6 +71,7 @@ pub struct Server {
     pub metrics: metrics::Metrics,
     credentials: Arc<Credentials>,
     metrics_token: Option<[u8; 32]>,
+    cpu: Arc<crate::runtime::fair::CpuScheduler>,
 }
 
 type Resp = Response<Body>;
@@ -121,6 +124,7 @@ impl Server {
                 slots: Semaphore::new(t.concurrency as usize),
                 bucket: Mutex::new((t.requests_per_minute as f64, Instant::now())),
                 in_flight: std::sync::atomic::AtomicU32::new(0),
+                cpu: crate::runtime::fair::TenantCpu::new(&t.name),
                 tenant: t.clone(),
             });
         }
@@ -129,7 +133,6 @@ impl Server {
         Ok(Arc::new(Server {
             slots: Semaphore::new(cfg.max_concurrent as usize),
             catalog: RwLock::new(Arc::new(catalog)),
-            runtime,
             actions_dir,
             tenants,
             jobs: Mutex::new(HashMap::new()),
@@ -137,6 +140,8 @@ impl Server {
             metrics: metrics::Metrics::default(),
             credentials,
             metrics_token: cfg.metrics_token_sha256,
+            cpu: crate::runtime::fair::CpuScheduler::new(crate::runtime::fair::CpuScheduler::default_slots(), runtime.engine().clone()),
+            runtime,
         }))
     }
 
@@ -324,7 +329,8 @@ impl Server {
                     return (r, Vec::new(), started.elapsed());
                 }
             };
-            let ctx = HostContext { engine: Some(engine), credentials: me.credentials.clone(), progress: None };
+            let cpu = Some(crate::runtime::fair::CpuShare { sched: me.cpu.clone(), tenant: t.cpu.clone() });
+            let ctx = HostContext { engine: Some(engine), credentials: me.credentials.clone(), progress: None, cpu };
             let policy = t.tenant.policy.for_invocation(spec.read_only, None);
             let outcome = me.runtime.invoke_with(&prepared, ctx, &spec, params, artifacts, t.tenant.limits, policy).await;
             (outcome.result, outcome.calls, started.elapsed())
