@@ -544,6 +544,30 @@ artifact_bytes = 1000
     assert!(j["message"].as_str().unwrap().contains("artifact byte limit"), "{j}");
     assert!(!s2.path().join("flood/img.tar").exists());
     assert_eq!(std::fs::read_dir(s2.path().join("flood")).unwrap().count(), 0, "no partial file is left");
+
+    // The per-tenant quota bounds artifacts the same way.
+    let quota = tenants.replace("artifact_bytes = 1000", "artifact_quota_bytes = 1000");
+    let s3 = Serve::start(&components(), &quota);
+    std::fs::write(s3.path().join("flood/old.bin"), vec![0u8; 900]).unwrap();
+    let (st, j) = http(&s3.addr, "POST", "/v1/actions/test.save?out=img.tar", Some("flood-token"), Some(&json!({"name": TEST_IMAGE}).to_string()));
+    assert_eq!(st, 403, "{j}");
+    assert!(j["message"].as_str().unwrap().contains("artifact byte limit of 100 "), "what is left of the quota: {j}");
+
+    // Results nobody fetched are bounded: the oldest finished job goes first.
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let (st, j) = http(&s3.addr, "POST", "/v1/actions/test.print?async=true", Some("flood-token"), Some("{}"));
+        assert_eq!(st, 202, "{j}");
+        let id = j["job"].as_str().unwrap().to_string();
+        let started = std::time::Instant::now();
+        while http(&s3.addr, "GET", &format!("/v1/jobs/{id}"), Some("flood-token"), None).1["status"] != "done" {
+            assert!(started.elapsed() < std::time::Duration::from_secs(30));
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        ids.push(id);
+    }
+    assert_eq!(http(&s3.addr, "GET", &format!("/v1/jobs/{}", ids[0]), Some("flood-token"), None).0, 404, "the oldest result was evicted");
+    assert_eq!(http(&s3.addr, "GET", &format!("/v1/jobs/{}", ids[2]), Some("flood-token"), None).0, 200);
 }
 
 #[test]
@@ -575,4 +599,69 @@ fn the_cli_runs_the_same_gate_under_a_policy_file() {
     let r = b.run(&["--policy", p, "run", "container.list"]);
     r.expect_code(2);
     assert!(r.stderr.contains("privilegd"), "{r:#?}");
+}
+
+#[test]
+fn built_imported_and_committed_images_carry_the_tenant_label() {
+    let b = blue();
+    let s = Serve::start(&components(), &red_tenant("build = true"));
+    let arts = s.path().join("red");
+    let mut cleanup = Vec::new();
+
+    // Directly, a Dockerfile LABEL claims another tenant's scope value.
+    let claim = format!("FROM {}\nLABEL team=blue\n", test_image());
+    let direct = format!("{}:1", unique("claim"));
+    let q = format!("t={}&networkmode=none&rm=1", urlenc(&direct));
+    let (st, _) = api(Method::POST, "/build", &q, Some(("application/x-tar", tar_of(&[("Dockerfile", claim.as_bytes(), 0o644)]))));
+    assert_eq!(st, 200);
+    cleanup.push((Method::DELETE, format!("/images/{direct}")));
+    assert_eq!(api_json(Method::GET, &format!("/images/{direct}/json"), "")["Config"]["Labels"]["team"], "blue");
+    // Through berth, the scope label is forced over the Dockerfile's.
+    std::fs::write(arts.join("claim.tar"), tar_of(&[("Dockerfile", claim.as_bytes(), 0o644)])).unwrap();
+    let built = format!("{}:1", unique("red-built"));
+    let (st, j) = http(&s.addr, "POST", "/v1/actions/image.build?in=claim.tar", Some(RED), Some(&json!({"tags": [built], "networkmode": "none"}).to_string()));
+    assert_eq!(st, 200, "{j}");
+    cleanup.push((Method::DELETE, format!("/images/{built}")));
+    assert_eq!(api_json(Method::GET, &format!("/images/{built}/json"), "")["Config"]["Labels"]["team"], "red");
+    // A build may not tag over their image, nor start from it as a cache source.
+    let (st, j) = http(&s.addr, "POST", "/v1/actions/image.build?in=claim.tar", Some(RED), Some(&json!({"tags": [b.image], "networkmode": "none"}).to_string()));
+    assert_eq!(st, 403, "{j}");
+    assert!(j["message"].as_str().unwrap().starts_with("t:"), "{j}");
+    let (st, j) = http(&s.addr, "POST", "/v1/actions/image.build?in=claim.tar", Some(RED), Some(&json!({"tags": [unique("x")], "cachefrom": [b.image], "networkmode": "none"}).to_string()));
+    assert_eq!(st, 403, "{j}");
+    assert!(j["message"].as_str().unwrap().starts_with("cachefrom"), "{j}");
+    // A build on the host's network namespace is refused.
+    let (st, j) = http(&s.addr, "POST", "/v1/actions/image.build?in=claim.tar", Some(RED), Some(&json!({"tags": [unique("x")], "networkmode": "host"}).to_string()));
+    assert_eq!(st, 403, "{j}");
+
+    // Import: directly, `changes` can claim their label; through berth it is refused, and a
+    // plain import gets red's label.
+    let rootfs = tar_of(&[("hello.txt", b"hi", 0o644)]);
+    let imp = unique("claim-import");
+    let (st, _) = api(Method::POST, "/images/create", &format!("fromSrc=-&repo={imp}&tag=1&changes={}", urlenc("LABEL team=blue")), Some(("application/x-tar", rootfs.clone())));
+    assert_eq!(st, 200);
+    cleanup.push((Method::DELETE, format!("/images/{imp}:1")));
+    assert_eq!(api_json(Method::GET, &format!("/images/{imp}:1/json"), "")["Config"]["Labels"]["team"], "blue");
+    std::fs::write(arts.join("rootfs.tar"), &rootfs).unwrap();
+    let (st, j) = http(&s.addr, "POST", "/v1/actions/image.import?in=rootfs.tar", Some(RED), Some(&json!({"repo": unique("red-imp"), "tag": "1", "changes": ["LABEL team=blue"]}).to_string()));
+    assert_eq!(st, 403, "{j}");
+    assert!(j["message"].as_str().unwrap().starts_with("changes"), "{j}");
+    let red_imp = unique("red-imp");
+    let (st, j) = http(&s.addr, "POST", "/v1/actions/image.import?in=rootfs.tar", Some(RED), Some(&json!({"repo": red_imp, "tag": "1"}).to_string()));
+    assert_eq!(st, 200, "{j}");
+    cleanup.push((Method::DELETE, format!("/images/{red_imp}:1")));
+    assert_eq!(api_json(Method::GET, &format!("/images/{red_imp}:1/json"), "")["Config"]["Labels"]["team"], "red");
+
+    // The audit keeps each engine call's query, and no environment value.
+    let (st, j) = s.run(RED, "container.create", json!({"image": test_image(), "network_mode": "none", "env": ["API_TOKEN=hunter2"], "name": unique("audited")}));
+    assert_eq!(st, 200, "{j}");
+    let id = j["summary"]["id"].as_str().unwrap().to_string();
+    api(Method::DELETE, &format!("/containers/{id}"), "force=1", None);
+    let audit = std::fs::read_to_string(s.path().join("audit.jsonl")).unwrap();
+    assert!(!audit.contains("hunter2"), "an environment value reached the audit");
+    assert!(audit.contains("API_TOKEN=<redacted>"), "{audit}");
+    assert!(audit.contains("\"query\":\"name="), "calls are audited with their query");
+    for (m, p) in cleanup.iter().rev() {
+        api(m.clone(), p, "force=1", None);
+    }
 }

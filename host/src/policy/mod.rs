@@ -433,6 +433,13 @@ impl<I: Inspector> Gate<'_, '_, I> {
                     for t in tags {
                         self.destinations("t", &t, None).await?;
                     }
+                    // Cache sources are images read like a FROM: they must be usable.
+                    if let Some(cf) = q(query, "cachefrom").filter(|c| !c.is_empty()).map(str::to_string) {
+                        let list: Vec<String> = serde_json::from_str(&cf).map_err(|_| Refusal::Invalid("cachefrom must be a JSON list of images".into()))?;
+                        for image in list {
+                            self.image_usable("cachefrom", &image).await?;
+                        }
+                    }
                     let (key, value) = self.scope.clone().expect("scoped");
                     let mut labels = match q(query, "labels") {
                         Some(l) if !l.is_empty() => serde_json::from_str::<Value>(l).map_err(|_| Refusal::Invalid("labels must be a JSON object".into()))?,
