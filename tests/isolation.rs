@@ -394,7 +394,10 @@ fn dropped_in_components_cannot_smuggle_requests() {
     api(Method::DELETE, &format!("/images/{stolen}:latest"), "", None);
     let msg = refused(&s, "test.raw", json!({"method": "POST", "path": format!("/images/{theirs}/tag"), "query": [["repo", unique("stolen")]]}), "outside this tenant's scope");
     assert!(msg.contains(&theirs), "the gate checked the object the engine acts on: {msg}");
-    refused(&s, "test.raw", json!({"path": format!("/images/{theirs}/json")}), "outside this tenant's scope");
+    refused(&s, "test.raw", json!({"path": format!("/images/{theirs}/json")}), "belongs to another tenant");
+    // Base images from the allowlist may be read; they carry no tenant's label.
+    let (st, j) = s.run(RED, "image.inspect", json!({"name": test_image()}));
+    assert_eq!(st, 200, "{j}");
     // A path that matches no Engine API route.
     refused(&s, "test.raw", json!({"path": "/containers/nothing/here/at/all/xyz"}), "not an Engine API route");
     // Endpoints a scoped tenant may not use at all.

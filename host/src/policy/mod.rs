@@ -370,6 +370,14 @@ impl<I: Inspector> Gate<'_, '_, I> {
                 }
                 Ok(m.path_with(None))
             }
+            ("GET", "/images/{name}/json" | "/images/{name}/history") if scoped => {
+                // Reading an image the tenant may run (its own, or an allowlisted base image);
+                // an unknown one gets the engine's own 404.
+                if self.lookup(Kind::Image, &param).await?.is_some() {
+                    self.image_usable("name", &param).await?;
+                }
+                Ok(m.path_with(None))
+            }
             (_, "/images/{name}" | "/images/{name}/json" | "/images/{name}/history" | "/images/{name}/get" | "/images/{name}/push" | "/images/{name}/attestations") => {
                 self.object(Kind::Image, &param).await?;
                 Ok(m.path_with(None))
