@@ -352,3 +352,24 @@ fn a_bad_config_names_the_key_and_line() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("line 3") && err.contains("token_sha256"), "{err}");
 }
+
+#[test]
+fn metrics_on_a_listener_of_their_own() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let metrics = format!("127.0.0.1:{port}");
+    let tenants = format!("[[tenant]]\nname = \"m\"\ntoken_sha256 = \"{}\"\nengine = \"{{engine}}\"\nallow = [\"system.*\"]\n", hash("m-token"));
+    let s = Serve::start_with(&components(), &format!("metrics_listen = \"{metrics}\""), &tenants);
+    assert_eq!(s.run("m-token", "system.ping", json!({})).0, 200);
+    let started = Instant::now();
+    let body = loop {
+        let (st, b) = http_raw(&metrics, "GET", "/metrics", None, None);
+        if st == 200 {
+            break String::from_utf8_lossy(&b).into_owned();
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "the metrics listener did not answer: {}", s.log());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(body.contains("berth_invocations_total{tenant=\"m\",action=\"system.ping\"} 1"), "{body}");
+    // The metrics listener serves nothing else.
+    assert_eq!(http(&metrics, "POST", "/v1/actions/system.ping", Some("m-token"), Some("{}")).0, 404);
+}
