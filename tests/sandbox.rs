@@ -38,12 +38,14 @@ fn a_component_that_swallows_a_denial_still_fails() {
 fn spinning_component_is_stopped_by_the_cpu_deadline() {
     let b = Berth::hostile();
     let r = b.run_within(Duration::from_secs(60), &["run", "test.spin", "--cpu-secs", "1"]);
-    r.expect_code(3);
+    r.expect_code(4);
     assert!(r.message().contains("CPU limit of 1s exceeded"), "{r:#?}");
+    assert_eq!(r.json()["error"]["kind"], "limit", "a cap is not a policy refusal");
     // The wall-clock cap also stops it when the CPU cap is generous.
     let r = b.run_within(Duration::from_secs(60), &["run", "test.spin", "--cpu-secs", "100", "--timeout-secs", "1"]);
-    r.expect_code(3);
+    r.expect_code(4);
     assert!(r.message().contains("wall-clock limit of 1s exceeded"), "{r:#?}");
+    assert_eq!(r.json()["error"]["kind"], "limit");
     // And the host is fine afterwards.
     b.run(&["run", "system.ping"]).ok();
 }
@@ -51,7 +53,7 @@ fn spinning_component_is_stopped_by_the_cpu_deadline() {
 #[test]
 fn memory_bomb_hits_the_memory_cap() {
     let r = Berth::hostile().run_within(Duration::from_secs(60), &["run", "test.alloc", "mb=512", "--memory-mb", "32"]);
-    r.expect_code(3);
+    r.expect_code(4);
     assert!(r.message().contains("memory limit of 32 MiB exceeded"), "{r:#?}");
     // Under the cap it works.
     let ok = Berth::hostile().run(&["run", "test.alloc", "mb=4", "--memory-mb", "32"]);
@@ -137,12 +139,12 @@ fn bad_engine_paths_methods_and_headers_are_refused() {
 fn engine_call_and_response_byte_caps() {
     let b = Berth::hostile();
     let r = b.run(&["run", "test.flood", "n=1000", "--max-engine-calls", "50"]);
-    r.expect_code(3);
+    r.expect_code(4);
     assert!(r.message().contains("engine call limit of 50 per invocation reached"), "{r:#?}");
     b.run(&["run", "test.flood", "n=20", "--max-engine-calls", "50"]).ok();
 
     let r = b.run(&["run", "test.big-read", "n=100", "--max-response-bytes", "20000"]);
-    r.expect_code(3);
+    r.expect_code(4);
     assert!(r.message().contains("response byte limit of 20000 per invocation exceeded"), "{r:#?}");
 }
 

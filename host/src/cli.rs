@@ -198,9 +198,17 @@ pub fn main_entry() -> i32 {
             return 1;
         }
     };
+    // `berth run` prints an action_result whatever fails, so a playbook always gets JSON.
+    let run_format = match &cli.command {
+        Command::Run { .. } => Some(cli.output.unwrap_or(if std::io::stdout().is_terminal() { OutputFormat::Pretty } else { OutputFormat::Json })),
+        _ => None,
+    };
     match rt.block_on(run_cli(cli)) {
         Ok(code) => code,
         Err(Usage(msg)) => {
+            if let Some(format) = run_format {
+                print_result(&ActionResult::failed(Map::new(), FailureKind::BadParams, None, msg.clone()), format);
+            }
             eprintln!("berth: {msg}");
             2
         }
@@ -252,14 +260,7 @@ async fn run_cli(cli: Cli) -> Result<i32, Usage> {
                 }
             }
             let raw = raw_params(params, params_json.as_deref())?;
-            let params = match spec.validate(raw) {
-                Ok(p) => p,
-                Err(e) => {
-                    let r = ActionResult::failed(Map::new(), FailureKind::BadParams, None, e.0.clone());
-                    print_result(&r, format);
-                    return Err(Usage(e.0));
-                }
-            };
+            let params = spec.validate(raw).map_err(|e| Usage(e.0))?;
             let mut arts = Artifacts::default();
             if let Some(p) = out {
                 arts.output("out", p);

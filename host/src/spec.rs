@@ -258,8 +258,11 @@ pub enum FailureKind {
     Internal,
     /// Params were wrong (exit 2).
     BadParams,
-    /// Refused by policy or stopped by a sandbox limit (exit 3).
+    /// Refused by policy: allowlist, read-only, pins, label scope, engine policy (exit 3).
     Denied,
+    /// Stopped by a sandbox or tenant cap: wall clock, CPU, memory, engine calls, response or
+    /// artifact bytes, request rate, queue (exit 4).
+    Limit,
 }
 
 impl FailureKind {
@@ -268,6 +271,7 @@ impl FailureKind {
             FailureKind::Engine | FailureKind::Internal => 1,
             FailureKind::BadParams => 2,
             FailureKind::Denied => 3,
+            FailureKind::Limit => 4,
         }
     }
 }

@@ -25,7 +25,7 @@ fn exec_config(p: &Params, attach_stdin: bool) -> Result<Value> {
     set_opt(&mut body, "Privileged", p.bool("privileged").map(Value::Bool));
     set_opt(&mut body, "DetachKeys", p.str("detach_keys").map(|s| json!(s)));
     if body.get("Cmd").and_then(Value::as_array).is_none_or(Vec::is_empty) {
-        return Err(Error::bad_params("parameter 'cmd' is required (a JSON array, or a string split on spaces)"));
+        return Err(Error::bad_params("parameter 'cmd' is required (a JSON array, or a string split as a shell would)"));
     }
     body.entry("AttachStdout").or_insert(json!(true));
     body.entry("AttachStderr").or_insert(json!(true));
@@ -99,10 +99,21 @@ pub fn exec(p: &Params) -> Result<Output> {
         )));
     }
     let code = info["ExitCode"].clone();
+    fail_on_exit(p, &code, &c.stderr, &format!("the command in {id}"))?;
     let mut item = c.json(tty);
     item["exit_code"] = code.clone();
     item["exec_id"] = json!(exec_id);
     Ok(Output::one(format!("Command in {id} exited with code {code}"), item).summary("exit_code", code))
+}
+
+/// `fail_on_exit_code=true`: a non-zero exit code fails the action, with the end of stderr.
+fn fail_on_exit(p: &Params, code: &Value, stderr: &[u8], what: &str) -> Result<()> {
+    if !p.flag("fail_on_exit_code") || code.as_i64() == Some(0) {
+        return Ok(());
+    }
+    let text = String::from_utf8_lossy(stderr);
+    let tail: String = text.chars().rev().take(500).collect::<Vec<_>>().into_iter().rev().collect();
+    Err(Error::Engine { status: 0, message: format!("{what} exited with code {code}{}", if tail.trim().is_empty() { String::new() } else { format!("; stderr: {}", tail.trim()) }) })
 }
 
 /// `container.run`: create + start + wait + logs, optionally removing the container.
@@ -119,6 +130,7 @@ pub fn run(p: &Params) -> Result<Output> {
         }
     }
     let (code, logs, tty) = result?;
+    fail_on_exit(p, &code, &logs.stderr, &format!("container {}", &id[..12.min(id.len())]))?;
     let mut item = logs.json(tty);
     item["id"] = json!(id);
     item["exit_code"] = code.clone();

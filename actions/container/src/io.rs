@@ -94,26 +94,52 @@ pub fn logs(p: &Params) -> Result<Output> {
     let id = p.req_str("id")?;
     let max_lines = p.i64("max_lines").unwrap_or(10000).max(1) as usize;
     let max_duration = bounded_seconds(p, "max_duration", 10)?;
-    let tail = p.str("tail").unwrap_or("all");
-    if tail != "all" && tail.parse::<u64>().is_err() {
-        return Err(Error::bad_params(format!("parameter 'tail' must be a number of lines or \"all\", got \"{tail}\"")));
+    // `tail`: a number of lines, or all (-1 too, as the engine and the docker CLI take it).
+    let tail: Option<usize> = match p.get("tail") {
+        None => None,
+        Some(Value::Number(n)) if n.as_i64() == Some(-1) => None,
+        Some(Value::Number(n)) => Some(n.as_u64().ok_or_else(|| Error::bad_params(format!("parameter 'tail' must be a number of lines, -1 or \"all\", got {n}")))? as usize),
+        Some(Value::String(s)) if s == "all" || s == "-1" || s.is_empty() => None,
+        Some(Value::String(s)) => Some(s.parse::<usize>().map_err(|_| Error::bad_params(format!("parameter 'tail' must be a number of lines, -1 or \"all\", got \"{s}\"")))?),
+        Some(other) => return Err(Error::bad_params(format!("parameter 'tail' must be a number of lines, -1 or \"all\", got {other}"))),
+    };
+    let follow = p.flag("follow");
+    let read = |tail: Option<usize>| -> Result<(Collected, bool)> {
+        let mut stream = get(cpath(id, "/logs"))
+            .query("stdout", p.bool("stdout").unwrap_or(true))
+            .query("stderr", p.bool("stderr").unwrap_or(true))
+            .query("follow", follow)
+            .query("timestamps", p.flag("timestamps"))
+            .query("tail", tail.map(|t| t.to_string()).unwrap_or_else(|| "all".into()))
+            .query_opt("since", p.timestamp("since")?)
+            .query_opt("until", p.timestamp("until")?)
+            .stream()?;
+        let mux = multiplexed(id, stream.header("Content-Type"))?;
+        let limit = if follow { max_lines } else { usize::MAX };
+        Ok((collect(&mut stream, mux, Instant::now() + max_duration, limit)?, mux))
+    };
+    // Without follow, the cap keeps the newest lines: ask the engine for one more than the cap;
+    // if that many come, older lines exist and the newest `max_lines` are read again.
+    let wanted = tail.map_or(max_lines + 1, |t| t.min(max_lines + 1));
+    let (mut c, mut mux) = read(if follow { tail } else { Some(wanted) })?;
+    let mut cut = false;
+    if !follow {
+        let (so, se) = c.lines();
+        if so + se > max_lines {
+            (c, mux) = read(Some(max_lines))?;
+            cut = true;
+        }
     }
-    let mut stream = get(cpath(id, "/logs"))
-        .query("stdout", p.bool("stdout").unwrap_or(true))
-        .query("stderr", p.bool("stderr").unwrap_or(true))
-        .query("follow", p.flag("follow"))
-        .query("timestamps", p.flag("timestamps"))
-        .query("tail", tail)
-        .query_opt("since", p.timestamp("since")?)
-        .query_opt("until", p.timestamp("until")?)
-        .stream()?;
-    let mux = multiplexed(id, stream.header("Content-Type"))?;
-    let c = collect(&mut stream, mux, Instant::now() + max_duration, max_lines)?;
     let (nso, nse) = c.lines();
-    Ok(Output::one(format!("{nso} stdout and {nse} stderr lines from {id}"), c.json(!mux))
+    let mut msg = format!("{nso} stdout and {nse} stderr lines from {id}");
+    if cut {
+        msg.push_str(&format!(" (the newest {max_lines}; older lines were cut: raise max_lines or set tail)"));
+    }
+    Ok(Output::one(msg, c.json(!mux))
         .summary("stdout_lines", nso)
         .summary("stderr_lines", nse)
-        .summary("ended_by", c.ended_by))
+        .summary("truncated", cut)
+        .summary("ended_by", if cut { "max_lines" } else { c.ended_by }))
 }
 
 /// Stdin for attach/exec: the `stdin` param, or the `in` artifact when `stdin_artifact` is set.
@@ -131,7 +157,12 @@ pub fn attach(p: &Params) -> Result<Output> {
     let id = p.req_str("id")?;
     let timeout = bounded_seconds(p, "timeout", 10)?;
     let stdin = stdin_of(p);
-    let tty = container_tty(id)?;
+    let info = get(cpath(id, "/json")).json_ok()?;
+    // As the docker CLI: attaching to a stopped container would wait for nothing.
+    if info["State"]["Running"].as_bool() != Some(true) && !p.flag("logs") {
+        return Err(Error::Engine { status: 409, message: format!("cannot attach to a stopped container {id}; start it first (or set logs=true to read its past output)") });
+    }
+    let tty = info["Config"]["Tty"].as_bool().unwrap_or(false);
     let mut stream = post(cpath(id, "/attach"))
         .query("stream", true)
         .query("stdout", p.bool("stdout").unwrap_or(true))

@@ -72,6 +72,7 @@ fn actions() -> Vec<Action> {
         Action::new("container.wait", "Wait for a container to stop; returns its exit code")
             .param(id())
             .param(Param::string("condition").describe("not-running (default), next-exit or removed"))
+            .param(Param::int("timeout").default(60).describe("Seconds to wait before giving up (the container keeps running)"))
             .output(&["data.*.StatusCode", "summary.exit_code"])
             .run(wait),
         Action::new("container.logs", "Container logs, split into stdout and stderr")
@@ -82,11 +83,11 @@ fn actions() -> Vec<Action> {
             .param(Param::string("since").describe("Unix seconds, RFC 3339 or a duration ago (10m)"))
             .param(Param::string("until").describe("Unix seconds, RFC 3339 or a duration ago"))
             .param(Param::bool("timestamps").default(false))
-            .param(Param::string("tail").default("all").describe("Lines from the end, or all"))
+            .param(Param::any("tail").default("all").describe("Lines from the end, or all (-1)"))
             .param(Param::bool("follow").default(false).describe("Keep reading new output, bounded by max_duration / max_lines"))
             .param(Param::int("max_duration").default(10).describe("Follow: stop after this many seconds"))
-            .param(Param::int("max_lines").default(10000).describe("Stop after this many lines"))
-            .output(&["data.*.stdout", "data.*.stderr", "summary.stdout_lines", "summary.stderr_lines"])
+            .param(Param::int("max_lines").default(10000).describe("Keep at most this many lines: the newest (follow: stop after this many)"))
+            .output(&["data.*.stdout", "data.*.stderr", "summary.stdout_lines", "summary.stderr_lines", "summary.truncated"])
             .run(io::logs),
         Action::new("container.export", "Export a container's filesystem as a tar into the `out` artifact")
             .read_only()
@@ -181,6 +182,7 @@ fn actions() -> Vec<Action> {
             .param(Param::int("w").required())
             .run(exec::exec_resize),
         exec_params(Action::new("container.exec", "Run a command in a running container; return stdout, stderr and exit code").kind(Kind::Generic))
+            .param(Param::bool("fail_on_exit_code").default(false).describe("A non-zero exit code fails the action (default: success, with exit_code)"))
             .param(Param::string("stdin").describe("Text written to stdin, then closed"))
             .param(Param::bool("stdin_artifact").default(false).describe("Write the `in` artifact to stdin instead"))
             .param(Param::int("timeout").default(30).describe("Seconds the command may run"))
@@ -189,6 +191,7 @@ fn actions() -> Vec<Action> {
         create_params(Action::new("container.run", "Create, start, wait for and collect the logs of a container (docker run --rm)").kind(Kind::Generic))
             .param(Param::int("timeout").default(60).describe("Seconds the container may run before it is killed"))
             .param(Param::bool("remove").default(true).describe("Remove the container afterwards"))
+            .param(Param::bool("fail_on_exit_code").default(false).describe("A non-zero exit code fails the action (default: success, with exit_code)"))
             .output(&["data.*.stdout", "data.*.stderr", "data.*.exit_code", "summary.exit_code", "summary.id"])
             .run(exec::run),
         Action::new("container.snapshot", "Commit a container to an image (forensic snapshot)")
@@ -213,8 +216,8 @@ fn create_params(a: Action) -> Action {
     a.param(Param::string("image").describe("Image to run (required unless the body has Image)"))
         .param(Param::string("name").describe("Container name"))
         .param(Param::string("platform").describe("Platform, e.g. linux/amd64"))
-        .param(Param::any("cmd").describe("Command: a JSON array, or a string split on spaces"))
-        .param(Param::any("entrypoint").describe("Entrypoint: a JSON array, or a string split on spaces"))
+        .param(Param::any("cmd").describe("Command: a JSON array, or a string split as a shell would (quotes kept together)"))
+        .param(Param::any("entrypoint").describe("Entrypoint: a JSON array, or a string split as a shell would"))
         .param(Param::any("env").describe("Environment: [\"K=V\"] or {\"K\": \"V\"}"))
         .param(Param::object("labels").describe("Labels {\"k\": \"v\"}"))
         .param(Param::int("memory").describe("Memory limit, bytes"))
@@ -230,7 +233,7 @@ fn create_params(a: Action) -> Action {
 
 fn exec_params(a: Action) -> Action {
     a.param(id())
-        .param(Param::any("cmd").required().describe("Command: a JSON array, or a string split on spaces"))
+        .param(Param::any("cmd").required().describe("Command: a JSON array, or a string split as a shell would (quotes kept together)"))
         .param(Param::any("env").describe("Environment: [\"K=V\"] or {\"K\": \"V\"}"))
         .param(Param::string("user"))
         .param(Param::string("working_dir"))
@@ -315,7 +318,11 @@ pub(crate) fn command(p: &Params, name: &str) -> Result<Option<Value>> {
     match p.get(name) {
         None => Ok(None),
         Some(Value::Array(a)) if a.iter().all(Value::is_string) => Ok(Some(Value::Array(a.clone()))),
-        Some(Value::String(s)) => Ok(Some(Value::Array(s.split_whitespace().map(|w| json!(w)).collect()))),
+        // Split as a shell would: `sh -c 'echo a b'` is three words.
+        Some(Value::String(s)) => {
+            let words = shell_words::split(s).map_err(|e| Error::bad_params(format!("parameter '{name}' is not a well-quoted command line ({e}): {s}")))?;
+            Ok(Some(Value::Array(words.into_iter().map(Value::String).collect())))
+        }
         Some(_) => Err(Error::bad_params(format!("parameter '{name}' must be a list of strings or a string"))),
     }
 }
@@ -447,7 +454,27 @@ fn wait(p: &Params) -> Result<Output> {
             return Err(Error::bad_params(format!("parameter 'condition' must be not-running, next-exit or removed, got \"{c}\"")));
         }
     }
-    let v = post(cpath(id, "/wait")).query_opt("condition", p.str("condition")).json_ok()?;
+    let timeout = io::bounded_seconds(p, "timeout", 60)?;
+    // The engine answers at once and sends the body when the condition is met: read it with
+    // a deadline instead of blocking until the invocation's wall-clock cap.
+    let mut stream = post(cpath(id, "/wait")).query_opt("condition", p.str("condition")).stream()?;
+    let deadline = std::time::Instant::now() + timeout;
+    let mut body = Vec::new();
+    loop {
+        let now = std::time::Instant::now();
+        if now >= deadline {
+            return Err(Error::Engine { status: 0, message: format!("container {id} did not stop within {}s (it keeps running)", timeout.as_secs()) });
+        }
+        match stream.read(deadline - now)? {
+            berth_sdk::stream::Read::Data(d) => body.extend(d),
+            berth_sdk::stream::Read::End => break,
+            berth_sdk::stream::Read::Idle => {}
+        }
+    }
+    let v: Value = serde_json::from_slice(&body).map_err(|e| Error::internal(format!("the engine's wait answer is not JSON: {e}")))?;
+    if let Some(msg) = v["Error"]["Message"].as_str().filter(|m| !m.is_empty()) {
+        return Err(Error::Engine { status: 0, message: format!("waiting for {id} failed: {msg}") });
+    }
     let code = v["StatusCode"].clone();
     Ok(Output::one(format!("Container {id} exited with code {code}"), v).summary("exit_code", code))
 }

@@ -102,6 +102,10 @@ pub fn actions() -> Vec<Action> {
             .output(&["data.*.create.message", "data.*.create.Warnings", "data.*.create.Id", "summary.total_objects"])
             .run(|p| {
                 let p = with_body(p, "request_body", "body")?;
+                // Name this alias's own params: it has no `image`.
+                if !p.get("body").and_then(|b| b.get("Image")).is_some_and(Value::is_string) {
+                    return Err(Error::bad_params("parameter 'request_body' must be a container config with an \"Image\", e.g. {\"Image\": \"busybox\", \"Cmd\": [\"sleep\", \"60\"]}"));
+                }
                 Ok(with_message("create", crate::create(&p)?))
             }),
         Action::new("take container snapshot", "Commit a container to an image (Splunk SOAR)")

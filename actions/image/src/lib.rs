@@ -216,11 +216,44 @@ pub(crate) fn history(p: &Params) -> Result<Output> {
 }
 
 fn tag(p: &Params) -> Result<Output> {
-    let (name, repo) = (p.req_str("name")?, p.req_str("repo")?);
-    let tag = p.str("tag").unwrap_or("latest");
+    let name = p.req_str("name")?;
+    let (repo, tag) = split_repo_tag(p.req_str("repo")?, p.str("tag"))?;
+    let tag = tag.as_str();
+    let repo = repo.as_str();
     post(ipath(name, "/tag")).query("repo", repo).query("tag", tag).send_ok()?;
     let image = format!("{repo}:{tag}");
     Ok(Output::one(format!("Tagged {name} as {image}"), json!({"name": name, "image": image})).summary("image", image))
+}
+
+/// `repo` may carry its own tag, as the docker CLI allows (`fresh:v9`): it is split out, so the
+/// reference reported is the one made. A digest, or a tag given twice, is refused.
+fn split_repo_tag(repo: &str, tag: Option<&str>) -> Result<(String, String)> {
+    if repo.contains('@') {
+        return Err(Error::bad_params(format!("parameter 'repo' ({repo}) holds a digest; a tag target takes a repository and a tag")));
+    }
+    let (name, own) = match repo.rsplit_once(':') {
+        Some((n, t)) if !t.contains('/') => (n, Some(t)),
+        _ => (repo, None),
+    };
+    match (own, tag.filter(|t| !t.is_empty())) {
+        (Some(a), Some(b)) if a != b => Err(Error::bad_params(format!("parameter 'repo' ({repo}) already has the tag '{a}', and 'tag' says '{b}'"))),
+        (Some(t), _) | (None, Some(t)) => Ok((name.to_string(), t.to_string())),
+        (None, None) => Ok((name.to_string(), "latest".to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tag_tests {
+    #[test]
+    fn repo_tags_split_like_the_docker_cli() {
+        let s = |r, t| super::split_repo_tag(r, t).map_err(|e| e.to_string());
+        assert_eq!(s("fresh:v9", None).unwrap(), ("fresh".into(), "v9".into()));
+        assert_eq!(s("fresh", None).unwrap(), ("fresh".into(), "latest".into()));
+        assert_eq!(s("reg:5000/a", Some("1")).unwrap(), ("reg:5000/a".into(), "1".into()));
+        assert_eq!(s("reg:5000/a:2", None).unwrap(), ("reg:5000/a".into(), "2".into()));
+        assert!(s("fresh:v9", Some("x")).unwrap_err().contains("already has the tag"));
+        assert!(s("a@sha256:00", None).unwrap_err().contains("digest"));
+    }
 }
 
 pub(crate) fn remove(p: &Params) -> Result<Output> {

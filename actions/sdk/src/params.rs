@@ -71,7 +71,19 @@ pub fn parse_time(s: &str, now: i64) -> Option<String> {
     if let Some(d) = parse_duration(s) {
         return Some((now - d).to_string());
     }
-    parse_rfc3339(s).map(|t| t.to_string())
+    let secs = parse_rfc3339(s)?;
+    // Keep the fraction, as the engine's `seconds.nanoseconds` form.
+    match rfc3339_fraction(s) {
+        Some(f) if f.bytes().any(|b| b != b'0') => Some(format!("{secs}.{f}")),
+        _ => Some(secs.to_string()),
+    }
+}
+
+/// The fractional seconds of an RFC 3339 time, as 9 digits.
+fn rfc3339_fraction(s: &str) -> Option<String> {
+    let r = s.get(19..)?.strip_prefix('.')?;
+    let digits: String = r.chars().take_while(char::is_ascii_digit).take(9).collect();
+    (!digits.is_empty()).then(|| format!("{digits:0<9}"))
 }
 
 fn parse_seconds(s: &str) -> Option<String> {
@@ -104,7 +116,7 @@ pub fn parse_duration(s: &str) -> Option<i64> {
     (any && num.is_empty()).then_some(total)
 }
 
-/// RFC 3339 to unix seconds (the fraction is dropped).
+/// RFC 3339 to whole unix seconds (see [`parse_time`] for the fraction).
 pub fn parse_rfc3339(s: &str) -> Option<i64> {
     let b = s.as_bytes();
     if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b't' || b[10] == b' ') {
@@ -154,6 +166,8 @@ mod tests {
         assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(parse_rfc3339("2023-11-14T22:13:20Z"), Some(1_700_000_000));
         assert_eq!(parse_rfc3339("2023-11-14T23:13:20.123+01:00"), Some(1_700_000_000));
+        assert_eq!(parse_time("2023-11-14T22:13:20.25Z", 0).as_deref(), Some("1700000000.250000000"));
+        assert_eq!(parse_time("2023-11-14T22:13:20.000Z", 0).as_deref(), Some("1700000000"));
         assert_eq!(parse_time("yesterday", 0), None);
         assert_eq!(parse_time("10x", 0), None);
         assert_eq!(parse_time("", 0), None);

@@ -99,6 +99,8 @@ pub struct HostState {
     pub calls: Vec<CallRecord>,
     /// The first sandbox or policy violation, which decides how a failure is reported.
     pub violation: Option<String>,
+    /// Whether that first violation was a cap (reported as `limit`) rather than a refusal.
+    pub violation_is_limit: bool,
     /// Output artifacts written.
     pub written: Vec<crate::runtime::artifacts::Written>,
 }
@@ -142,8 +144,17 @@ impl HostState {
             progress_events: 0,
             calls: Vec::new(),
             violation: None,
+            violation_is_limit: false,
             written: Vec::new(),
         }
+    }
+
+    /// Records a cap that was hit (see [`HostState::violate`]).
+    fn violate_limit(&mut self, why: String) -> String {
+        if self.violation.is_none() {
+            self.violation_is_limit = true;
+        }
+        self.violate(why)
     }
 
     fn violate(&mut self, why: String) -> String {
@@ -158,7 +169,7 @@ impl HostState {
     /// policy gate ([`Policy::admit`]), which may rewrite the path, query and JSON body.
     async fn prepare(&mut self, req: &Request) -> Result<(http::Method, String, String, HeaderMap, OutBody), WitError> {
         if self.calls.len() as u32 >= self.limits.engine_calls {
-            let why = self.violate(format!("engine call limit of {} per invocation reached", self.limits.engine_calls));
+            let why = self.violate_limit(format!("engine call limit of {} per invocation reached", self.limits.engine_calls));
             return Err(WitError::Limit(why));
         }
         let method = policy::parse_method(&req.method).map_err(WitError::Invalid)?;
@@ -199,7 +210,7 @@ impl HostState {
             Ok(a) => a,
             Err(Refusal::Invalid(m)) => return Err(self.refuse(&req.method, &req.path, &req.query, WitError::Invalid(m))),
             Err(Refusal::Limit(m)) => {
-                let why = self.violate(m);
+                let why = self.violate_limit(m);
                 return Err(self.refuse(&req.method, &req.path, &req.query, WitError::Limit(why)));
             }
             Err(Refusal::Denied(m)) => {
@@ -287,7 +298,7 @@ impl HostState {
 
     fn take_bytes(&mut self, n: u64) -> Result<(), WitError> {
         if n > self.byte_budget() {
-            let why = self.violate(format!("response byte limit of {} per invocation exceeded", self.limits.response_bytes));
+            let why = self.violate_limit(format!("response byte limit of {} per invocation exceeded", self.limits.response_bytes));
             return Err(WitError::Limit(why));
         }
         self.response_bytes += n;
@@ -305,11 +316,11 @@ impl HostState {
                 Ok(b)
             }
             Err(ReadError::TooLarge(_)) if cap as u64 == self.limits.body_bytes => {
-                let why = self.violate(format!("a response body exceeded the {}-byte cap", self.limits.body_bytes));
+                let why = self.violate_limit(format!("a response body exceeded the {}-byte cap", self.limits.body_bytes));
                 Err(WitError::Limit(why))
             }
             Err(ReadError::TooLarge(_)) => {
-                let why = self.violate(format!("response byte limit of {} per invocation exceeded", self.limits.response_bytes));
+                let why = self.violate_limit(format!("response byte limit of {} per invocation exceeded", self.limits.response_bytes));
                 Err(WitError::Limit(why))
             }
             Err(ReadError::Timeout(d)) => Err(WitError::Timeout(format!("the engine stopped sending the response body for {d:?}"))),
@@ -412,7 +423,7 @@ impl HostState {
             .await
             .map_err(|e| {
                 if e.starts_with(crate::runtime::artifacts::ARTIFACT_LIMIT) {
-                    WitError::Limit(self.violate(e))
+                    WitError::Limit(self.violate_limit(e))
                 } else {
                     WitError::Transport(e)
                 }

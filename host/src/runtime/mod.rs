@@ -375,7 +375,10 @@ impl Runtime {
             }
             if s.cpu_ticks > cpu_ticks {
                 let why = format!("CPU limit of {:?} exceeded", Duration::from_millis(cpu_ticks * TICK.as_millis() as u64));
-                s.violation.get_or_insert(why.clone());
+                if s.violation.is_none() {
+                    s.violation = Some(why.clone());
+                    s.violation_is_limit = true;
+                }
                 return Err(wasmtime::Error::msg(why));
             }
             // Under the fair scheduler: give the slot up when a lighter tenant waits, or after
@@ -448,13 +451,19 @@ impl Runtime {
             Err(_) => {
                 let why = format!("wall-clock limit of {:?} exceeded", limits.wall);
                 state.violation.get_or_insert(why.clone());
-                ActionResult::failed(echo, FailureKind::Denied, None, why)
+                ActionResult::failed(echo, FailureKind::Limit, None, why)
             }
             // A component that provoked a policy or sandbox violation fails the invocation as
-            // denied, whatever it returns: a well-behaved action never triggers one.
-            Ok(_) if state.memory.exceeded.is_some() || state.violation.is_some() => {
-                let why = state.memory.exceeded.clone().or_else(|| state.violation.clone()).unwrap_or_default();
-                ActionResult::failed(echo, FailureKind::Denied, None, why)
+            // denied (or limit, for a cap), whatever it returns: a well-behaved action never
+            // triggers one.
+            Ok(_) if state.memory.exceeded.is_some() => {
+                let why = state.memory.exceeded.clone().unwrap_or_default();
+                ActionResult::failed(echo, FailureKind::Limit, None, why)
+            }
+            Ok(_) if state.violation.is_some() => {
+                let why = state.violation.clone().unwrap_or_default();
+                let kind = if state.violation_is_limit { FailureKind::Limit } else { FailureKind::Denied };
+                ActionResult::failed(echo, kind, None, why)
             }
             Ok(Err(trap)) => {
                 let mut msg = format!("the {} component crashed: {}", spec.name, trap_message(&trap));

@@ -42,6 +42,7 @@ impl Metrics {
         self.count("berth_invocations_total", &l);
         match r.error.as_ref().map(|e| e.kind) {
             Some(FailureKind::Denied) => self.count("berth_denials_total", &l),
+            Some(FailureKind::Limit) => self.count("berth_limits_total", &l),
             Some(_) => self.count("berth_errors_total", &l),
             None => {}
         }

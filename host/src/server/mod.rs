@@ -283,16 +283,16 @@ impl Server {
                 return Err(refuse(StatusCode::BAD_REQUEST, FailureKind::BadParams, format!("unknown asset '{asset}' (tenant {tenant} has: {})", known.join(", ")), spec.redact(&params)));
             };
             if !self.take_rate(t) {
-                return Err(refuse(StatusCode::TOO_MANY_REQUESTS, FailureKind::Denied, format!("tenant {tenant} is over {} requests per minute", t.tenant.requests_per_minute), spec.redact(&params)));
+                return Err(refuse(StatusCode::TOO_MANY_REQUESTS, FailureKind::Limit, format!("tenant {tenant} is over {} requests per minute", t.tenant.requests_per_minute), spec.redact(&params)));
             }
             let cap = t.tenant.concurrency + t.tenant.max_queued;
             if t.in_flight.load(std::sync::atomic::Ordering::Relaxed) >= cap {
-                return Err(refuse(StatusCode::TOO_MANY_REQUESTS, FailureKind::Denied, format!("tenant {tenant} has {cap} invocations running or queued (limits.concurrency + limits.max_queued)"), spec.redact(&params)));
+                return Err(refuse(StatusCode::TOO_MANY_REQUESTS, FailureKind::Limit, format!("tenant {tenant} has {cap} invocations running or queued (limits.concurrency + limits.max_queued)"), spec.redact(&params)));
             }
             if is_async {
                 let running = self.jobs.lock().unwrap().values().filter(|j| j.tenant == tenant && matches!(j.state, JobState::Running(_))).count();
                 if running >= t.tenant.max_jobs as usize {
-                    return Err(refuse(StatusCode::TOO_MANY_REQUESTS, FailureKind::Denied, format!("tenant {tenant} has {running} async jobs running (limits.max_jobs)"), spec.redact(&params)));
+                    return Err(refuse(StatusCode::TOO_MANY_REQUESTS, FailureKind::Limit, format!("tenant {tenant} has {running} async jobs running (limits.max_jobs)"), spec.redact(&params)));
                 }
             }
             let mut artifacts = artifacts;
@@ -340,7 +340,7 @@ impl Server {
             let tenant = tenant.clone();
             let action = action_name.clone();
             move |(result, calls, took): (ActionResult, Vec<crate::runtime::CallRecord>, Duration)| {
-                let denial = result.error.as_ref().filter(|e| e.kind == FailureKind::Denied).map(|_| result.message.clone());
+                let denial = result.error.as_ref().filter(|e| matches!(e.kind, FailureKind::Denied | FailureKind::Limit)).map(|_| result.message.clone());
                 me.audit.record(&tenant, &action, &result.parameter, &result, took, &calls, denial.as_deref());
                 me.metrics.observe(&tenant, &action, &result, took, calls.len());
                 result
@@ -444,7 +444,7 @@ fn status_of(r: &ActionResult) -> StatusCode {
     match r.error.as_ref().map(|e| e.kind) {
         None => StatusCode::OK,
         Some(FailureKind::BadParams) => StatusCode::BAD_REQUEST,
-        Some(FailureKind::Denied) => StatusCode::FORBIDDEN,
+        Some(FailureKind::Denied) | Some(FailureKind::Limit) => StatusCode::FORBIDDEN,
         Some(FailureKind::Engine) => StatusCode::BAD_GATEWAY,
         Some(FailureKind::Internal) => StatusCode::INTERNAL_SERVER_ERROR,
     }
