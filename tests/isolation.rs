@@ -27,6 +27,11 @@ const RED: &str = "red-token";
 /// Red is label-scoped with the default engine policy, the test image as its base image and
 /// one host directory of its own.
 fn red_tenant(extra_policy: &str) -> String {
+    red_tenant_as("red", extra_policy)
+}
+
+/// Red with its own scope value: a test that prunes must not see another test's red objects.
+fn red_tenant_as(scope: &str, extra_policy: &str) -> String {
     format!(
         r#"
 [[tenant]]
@@ -34,7 +39,7 @@ name = "red"
 token_sha256 = "{}"
 engine = "{{engine}}"
 allow = ["*"]
-label_scope = "team=red"
+label_scope = "team={scope}"
 artifacts_dir = "{{dir}}/red"
 [tenant.engine_policy]
 images = ["berth-test/busybox:*"]
@@ -208,9 +213,11 @@ fn scoped_tenants_cannot_reach_the_host() {
     let (st, j) = s.run(RED, "container.create", json!({"image": test_image(), "cmd": ["sleep", "300"], "network_mode": "none"}));
     assert_eq!(st, 200, "{j}");
     let mine = j["summary"]["id"].as_str().unwrap().to_string();
-    s.run(RED, "container.start", json!({"id": mine}));
-    let (st, _) = post_json(&format!("/containers/{mine}/exec"), "", json!({"Cmd": ["true"], "Privileged": true}));
-    assert_eq!(st, 201, "directly, a privileged exec is accepted");
+    let (st, j) = s.run(RED, "container.start", json!({"id": mine}));
+    assert_eq!(st, 200, "{j}");
+    let (st, v) = post_json(&format!("/containers/{mine}/exec"), "", json!({"Cmd": ["true"], "Privileged": true}));
+    let state = api_json(Method::GET, &format!("/containers/{mine}/json"), "")["State"].clone();
+    assert_eq!(st, 201, "directly, a privileged exec is accepted: {v} (state {state})");
     refused(&s, "container.exec", json!({"id": mine, "cmd": ["id"], "privileged": true}), "Privileged");
 
     // Forced defaults: memory, pids, CPUs, no-new-privileges and log size.
@@ -247,7 +254,7 @@ impl TapCmd for Value {
 #[test]
 fn scoped_tenants_cannot_reach_each_other_by_reference() {
     let b = blue();
-    let s = Serve::start(&components(), &red_tenant(""));
+    let s = Serve::start(&components(), &red_tenant_as("red-ref", ""));
 
     // PidMode container:<theirs> reads their environment through /proc/1.
     let out = run_direct(base(json!({"NetworkMode": "none", "PidMode": format!("container:{}", b.container)})).tap_cmd("cat /proc/1/environ | tr '\\0' '\\n' | grep BLUE"));
@@ -278,7 +285,7 @@ fn scoped_tenants_cannot_reach_each_other_by_reference() {
     // Tagging its own image over their name: directly, their next run executes red's code.
     let mut cleanup = Vec::new();
     let red_img = format!("{}:1", unique("red-app"));
-    build_image(&red_img, "team=red", &mut cleanup);
+    build_image(&red_img, "team=red-ref", &mut cleanup);
     let victim = format!("{}:1", unique("blue-victim"));
     api(Method::POST, &format!("/images/{}/tag", b.image), &format!("repo={}&tag=1", victim.trim_end_matches(":1")), None);
     cleanup.push((Method::DELETE, format!("/images/{victim}")));
@@ -310,7 +317,7 @@ fn scoped_tenants_cannot_reach_each_other_by_reference() {
     let snap = unique("snap");
     let (st, j) = s.run(RED, "image.commit", json!({"container": mine, "repo": snap, "changes": ["ENV A=1"]}));
     assert_eq!(st, 200, "{j}");
-    assert_eq!(api_json(Method::GET, &format!("/images/{snap}/json"), "")["Config"]["Labels"]["team"], "red", "commits get the tenant's label");
+    assert_eq!(api_json(Method::GET, &format!("/images/{snap}/json"), "")["Config"]["Labels"]["team"], "red-ref", "commits get the tenant's label");
     cleanup.push((Method::DELETE, format!("/images/{snap}")));
     refused(&s, "image.commit", json!({"container": b.container, "repo": unique("snap")}), "container");
 
@@ -341,7 +348,7 @@ fn scoped_tenants_cannot_reach_each_other_by_reference() {
     let (st, j) = s.run(RED, "volume.create", json!({"name": vol}));
     assert_eq!(st, 200, "{j}");
     cleanup.push((Method::DELETE, format!("/volumes/{vol}")));
-    assert_eq!(api_json(Method::GET, &format!("/volumes/{vol}"), "")["Labels"]["team"], "red");
+    assert_eq!(api_json(Method::GET, &format!("/volumes/{vol}"), "")["Labels"]["team"], "red-ref");
     let (st, j) = s.run(RED, "container.run", json!({"image": test_image(), "cmd": ["sh", "-c", "echo ok > /v/f && cat /v/f"], "body": {"HostConfig": {"NetworkMode": net, "Binds": [format!("{vol}:/v")]}}}));
     assert_eq!(st, 200, "{j}");
     assert!(j.to_string().contains("ok"), "{j}");

@@ -313,10 +313,16 @@ fn pull(p: &Params) -> Result<Output> {
 
 fn import(p: &Params) -> Result<Output> {
     let deadline = deadline(p)?;
+    // The tag is folded into `repo`, as the docker CLI does: Podman ignores a separate `tag`.
+    let repo = match (p.str("repo"), p.str("tag").filter(|t| !t.is_empty())) {
+        (Some(r), Some(t)) => Some(split_repo_tag(r, Some(t)).map(|(n, t)| format!("{n}:{t}"))?),
+        (Some(r), None) => Some(r.to_string()),
+        (None, Some(_)) => return Err(Error::bad_params("parameter 'tag' needs a 'repo'")),
+        (None, None) => None,
+    };
     let mut req = post("/images/create")
         .query("fromSrc", "-")
-        .query_opt("repo", p.str("repo"))
-        .query_opt("tag", p.str("tag"))
+        .query_opt("repo", repo.as_deref())
         .query_opt("message", p.str("message"))
         .query_opt("platform", p.str("platform"));
     for c in p.lines_or_list("changes")? {

@@ -102,7 +102,12 @@ impl Request {
     }
     /// Sends the request; a non-2xx status becomes [`Error::Engine`] with the engine's message.
     pub fn send_ok(self) -> Result<Response> {
-        self.send()?.ok()
+        let (method, path) = (self.0.method.clone(), self.0.path.clone());
+        let r = self.send()?;
+        if r.is_success() {
+            return Ok(r);
+        }
+        Err(missing_endpoint(&method, &path, engine_failure(r.status, &r.body)))
     }
     /// Sends the request and parses a 2xx JSON body.
     pub fn json_ok(self) -> Result<Value> {
@@ -114,7 +119,7 @@ impl Request {
         let stream = Stream::new(head.status, head.headers, body);
         if !(200..300).contains(&stream.status) {
             let body = stream.read_to_end(64 * 1024)?;
-            return Err(engine_failure(head.status, &body));
+            return Err(missing_endpoint(&self.0.method, &self.0.path, engine_failure(head.status, &body)));
         }
         Ok(stream)
     }
@@ -143,7 +148,7 @@ impl Request {
             Some(info) if (200..300).contains(&r.status) => {
                 Ok(Saved { name: info.name, size: info.size, sha256: info.sha256, headers: r.headers })
             }
-            _ => Err(engine_failure(r.status, &r.error_body)),
+            _ => Err(missing_endpoint(&self.0.method, &self.0.path, engine_failure(r.status, &r.error_body))),
         }
     }
 }
@@ -211,6 +216,28 @@ pub(crate) fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<
 }
 
 /// The engine's own message from an error body (`{"message": "..."}`), else the text.
+/// A 404 without an object-specific message means the engine has no such endpoint (Podman
+/// lacks a few): say so, naming the engine from `/version`, instead of a bare "Not Found".
+fn missing_endpoint(method: &str, path: &str, e: Error) -> Error {
+    let Error::Engine { status: 404, message } = &e else { return e };
+    let m = message.trim().to_ascii_lowercase();
+    if !matches!(m.as_str(), "page not found" | "404 page not found" | "not found" | "http 404" | "404 not found") {
+        return e;
+    }
+    let engine = get("/version")
+        .send()
+        .ok()
+        .and_then(|r| r.json().ok())
+        .map(|v| {
+            let comp = &v["Components"][0];
+            let name = comp["Name"].as_str().or(v["Platform"]["Name"].as_str()).unwrap_or("the engine").to_string();
+            let version = comp["Version"].as_str().or(v["Version"].as_str()).unwrap_or("");
+            format!("{name} {version}").trim().to_string()
+        })
+        .unwrap_or_else(|| "the engine".into());
+    Error::Engine { status: 404, message: format!("{engine} does not implement {} {path} (it answered 404 \"{}\")", method.to_ascii_uppercase(), message.trim()) }
+}
+
 pub fn engine_failure(status: u16, body: &[u8]) -> Error {
     let message = serde_json::from_slice::<Value>(body)
         .ok()
