@@ -7,7 +7,10 @@
 #   tests/engine.sh ensure              install docker.io, busybox-static, docker-registry if missing (root, Debian)
 #   tests/engine.sh start [DIR]         start (or reuse) the engine in DIR; print its DOCKER_HOST
 #   tests/engine.sh stop [DIR]          stop it and remove DIR
-#   tests/engine.sh run [DIR] -- CMD    start, run CMD with BERTH_TEST_DOCKER_HOST set, stop
+#   tests/engine.sh run [DIR] -- CMD    start, run CMD with BERTH_TEST_DOCKER_HOST set, stop;
+#                                       Podman's Docker API too (DIR/podman), as BERTH_TEST_PODMAN_HOST
+#   tests/engine.sh podman-start DIR    start (or reuse) an isolated `podman system service`; print its host
+#   tests/engine.sh podman-stop DIR     stop it
 #
 # DIR defaults to $BERTH_ENGINE_DIR or /tmp/berth-engine.
 set -euo pipefail
@@ -25,6 +28,7 @@ ensure() {
     [[ -x /bin/busybox || -x /usr/bin/busybox ]] || missing+=(busybox-static)
     command -v curl >/dev/null 2>&1 || missing+=(curl)
     command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
+    command -v podman >/dev/null 2>&1 || missing+=(podman)
     [[ ${#missing[@]} -eq 0 ]] && return 0
     if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
         echo "engine.sh: missing ${missing[*]}; install them (Debian: apt-get install ${missing[*]})" >&2
@@ -97,10 +101,64 @@ stop() {
     rm -rf "$dir"
 }
 
+# Podman's Docker-compatible API as a second real engine: its own storage, run root and
+# config (lower ulimits than Podman's defaults, which this machine's limits refuse).
+podman_start() {
+    local dir=$1
+    ensure
+    if [[ -S $dir/podman.sock ]] && curl -sf --max-time 2 --unix-socket "$dir/podman.sock" http://d/_ping >/dev/null 2>&1; then
+        echo "unix://$dir/podman.sock"
+        return 0
+    fi
+    mkdir -p "$dir"
+    cat >"$dir/containers.conf" <<'CONF'
+[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=512:512"]
+pids_limit = 1024
+log_driver = "k8s-file"
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+CONF
+    CONTAINERS_CONF=$dir/containers.conf setsid podman \
+        --root "$dir/root" --runroot "$dir/run" --storage-driver vfs \
+        system service --time=0 "unix://$dir/podman.sock" \
+        >"$dir/podman.log" 2>&1 </dev/null &
+    echo $! >"$dir/podman.pid"
+    for _ in $(seq 1 300); do
+        if curl -sf --max-time 2 --unix-socket "$dir/podman.sock" http://d/_ping >/dev/null 2>&1; then
+            echo "unix://$dir/podman.sock"
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "engine.sh: podman system service did not come up within 30s; its log:" >&2
+    tail -n 30 "$dir/podman.log" >&2 || true
+    exit 1
+}
+
+podman_stop() {
+    local dir=$1
+    [[ -d $dir ]] || return 0
+    if [[ -f $dir/podman.pid ]]; then
+        kill -TERM "$(cat "$dir/podman.pid")" 2>/dev/null || true
+        sleep 0.5
+    fi
+    # Containers Podman left running (conmon outlives the service).
+    CONTAINERS_CONF=$dir/containers.conf podman --root "$dir/root" --runroot "$dir/run" --storage-driver vfs \
+        rm -af -t 0 >/dev/null 2>&1 || true
+    awk -v d="$dir" '$2 ~ "^"d {print $2}' /proc/mounts | sort -r | while read -r m; do
+        umount -l "$m" 2>/dev/null || true
+    done
+    rm -rf "$dir"
+}
+
 case $cmd in
     ensure) ensure ;;
     start) start "$(dir_arg "$@")" ;;
     stop) stop "$(dir_arg "$@")" ;;
+    podman-start) podman_start "$(dir_arg "$@")" ;;
+    podman-stop) podman_stop "$(dir_arg "$@")" ;;
     run)
         dir=$(dir_arg "$@")
         [[ $# -gt 0 && $1 != "--" ]] && shift
@@ -108,7 +166,9 @@ case $cmd in
         [[ $# -gt 0 ]] || { echo "usage: engine.sh run [DIR] -- CMD..." >&2; exit 2; }
         host=$(start "$dir")
         trap 'stop "$dir"' EXIT
-        BERTH_TEST_DOCKER_HOST=$host "$@"
+        podman_host=$(podman_start "$dir/podman")
+        trap 'podman_stop "$dir/podman"; stop "$dir"' EXIT
+        BERTH_TEST_DOCKER_HOST=$host BERTH_TEST_PODMAN_HOST=$podman_host "$@"
         ;;
     *)
         sed -n '2,13p' "$0" >&2

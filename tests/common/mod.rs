@@ -27,6 +27,14 @@ pub fn docker_host() -> String {
     }
 }
 
+/// Podman's Docker-compatible API, the second real engine (`tests/engine.sh run` starts it).
+pub fn podman_host() -> String {
+    match std::env::var("BERTH_TEST_PODMAN_HOST") {
+        Ok(h) if !h.is_empty() => h,
+        _ => panic!("BERTH_TEST_PODMAN_HOST is not set: run the tests with `make test` (tests/engine.sh run starts Podman too)"),
+    }
+}
+
 pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }

@@ -1,0 +1,112 @@
+//! Podman's Docker-compatible API as a second real engine: the read-only actions and the
+//! container lifecycle run unchanged; where Podman lacks an endpoint, berth says so and names
+//! the engine. (The README's engine table records what each engine supports.)
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+
+const IMAGE: &str = "berth-test/busybox:latest";
+
+fn berth() -> Berth {
+    let mut b = Berth::with(&[
+        ("system.wasm", system_wasm()),
+        ("container.wasm", wasm("berth-action-container")),
+        ("image.wasm", wasm("berth-action-image")),
+        ("network.wasm", wasm("berth-action-network")),
+        ("volume.wasm", wasm("berth-action-volume")),
+    ]);
+    b.host = podman_host();
+    b
+}
+
+/// The busybox image, imported into Podman through berth's own `image.import` (with `tag`,
+/// which Podman ignores unless it is folded into `repo`).
+fn image(b: &Berth) -> &'static str {
+    static DONE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    DONE.get_or_init(|| {
+        let busybox = ["/bin/busybox", "/usr/bin/busybox"].into_iter().find(|p| Path::new(p).exists()).expect("busybox-static is not installed");
+        let applets = Command::new(busybox).arg("--list").output().unwrap().stdout;
+        let mut tar = tar::Builder::new(Vec::new());
+        tar.append_path_with_name(busybox, "bin/busybox").unwrap();
+        for applet in String::from_utf8_lossy(&applets).lines().map(str::trim).filter(|a| !a.is_empty() && *a != "busybox") {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Symlink);
+            h.set_size(0);
+            h.set_mode(0o777);
+            tar.append_link(&mut h, format!("bin/{applet}"), "busybox").unwrap();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rootfs.tar");
+        std::fs::write(&path, tar.into_inner().unwrap()).unwrap();
+        let r = b.run(&["run", "image.import", "--in", path.to_str().unwrap(), "repo=berth-test/busybox", "tag=latest"]);
+        r.ok();
+        let j = b.run(&["run", "image.inspect", &format!("name={IMAGE}")]);
+        assert!(j.ok()["data"][0]["RepoTags"].to_string().contains("berth-test/busybox:latest"), "the tag went into repo: {j:#?}");
+    });
+    IMAGE
+}
+
+#[test]
+fn read_only_actions_run_on_podman() {
+    let b = berth();
+    b.run(&["run", "system.ping"]).ok();
+    let v = b.run(&["run", "system.version"]);
+    assert!(v.ok()["data"].to_string().contains("Podman Engine"), "{v:#?}");
+    for args in [
+        &["run", "system.info"][..],
+        &["run", "system.df"],
+        &["run", "system.events", "since=1m", "until=0s", "max_events=5"],
+        &["run", "container.list", "all=true"],
+        &["run", "image.list"],
+        &["run", "network.list"],
+        &["run", "volume.list"],
+    ] {
+        b.run(args).ok();
+    }
+}
+
+#[test]
+fn the_container_lifecycle_runs_on_podman() {
+    let b = berth();
+    let img = image(&b);
+    let name = unique("pm");
+    let j = b.run(&["run", "container.create", &format!("image={img}"), &format!("name={name}"), "network_mode=none", "cmd=sh -c 'echo up; sleep 300'"]).ok().clone();
+    let id = j["summary"]["id"].as_str().unwrap().to_string();
+    b.run(&["run", "container.start", &format!("id={id}")]).ok();
+    let j = b.run(&["run", "container.inspect", &format!("id={name}")]).ok().clone();
+    assert_eq!(j["data"][0]["State"]["Running"], true, "{j}");
+    let j = b.run(&["run", "container.exec", &format!("id={id}"), "cmd=sh -c 'echo \"from exec\"; exit 3'"]).ok().clone();
+    assert_eq!((j["data"][0]["stdout"].as_str(), j["summary"]["exit_code"].as_i64()), (Some("from exec\n"), Some(3)), "{j}");
+    let j = b.run(&["run", "container.logs", &format!("id={id}")]).ok().clone();
+    assert_eq!(j["data"][0]["stdout"], "up\n", "{j}");
+    b.run(&["run", "container.top", &format!("id={id}")]).ok();
+    b.run(&["run", "container.pause", &format!("id={id}")]).ok();
+    b.run(&["run", "container.unpause", &format!("id={id}")]).ok();
+    b.run(&["run", "container.stop", &format!("id={id}"), "t=1"]).ok();
+    let j = b.run(&["run", "container.wait", &format!("id={id}"), "timeout=30"]).ok().clone();
+    assert!(j["summary"]["exit_code"].is_number(), "{j}");
+    b.run(&["run", "container.remove", &format!("id={id}"), "force=true"]).ok();
+    // The composite: create, start, wait, logs, remove.
+    let j = b.run(&["run", "container.run", &format!("image={img}"), "network_mode=none", "cmd=echo composite"]).ok().clone();
+    assert_eq!(j["data"][0]["stdout"], "composite\n", "{j}");
+}
+
+#[test]
+fn endpoints_podman_lacks_are_named_with_the_engine() {
+    let b = berth();
+    let img = image(&b);
+    let j = b.run(&["run", "container.create", &format!("image={img}"), "network_mode=none", "cmd=sleep 300"]).ok().clone();
+    let id = j["summary"]["id"].as_str().unwrap().to_string();
+    let r = b.run(&["run", "container.update", &format!("id={id}"), "memory=67108864"]);
+    r.expect_code(1);
+    let m = r.message();
+    assert!(m.contains("Podman Engine 4") && m.contains("does not implement POST /containers/"), "{r:#?}");
+    let r = b.run(&["run", "image.build-prune"]);
+    r.expect_code(1);
+    assert!(r.message().contains("Podman Engine") && r.message().contains("does not implement POST /build/prune"), "{r:#?}");
+    b.run(&["run", "container.remove", &format!("id={id}"), "force=true"]).ok();
+}
