@@ -282,7 +282,7 @@ fn bad_params_exit_2_naming_the_param_and_type() {
         (&["run", "system.events", "--params-json", "[1]"], "--params-json must be a JSON object"),
         (&["run", "system.events", "--params-json", "{oops"], "--params-json is not valid JSON"),
         (&["run", "system.nope"], "unknown action 'system.nope'"),
-        (&["run", "system.version", "--memory-mb", "0"], "--memory-mb must be between 1 and 4096"),
+        (&["run", "system.version", "--memory-mb", "0"], "--memory-mb: 0 is not between 1 and 4096"),
     ];
     for (args, want) in cases {
         let r = b.run(args);

@@ -52,21 +52,21 @@ pub struct Cli {
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct LimitArgs {
-    /// Guest memory cap, MiB.
-    #[arg(long, default_value_t = 128, global = true)]
-    pub memory_mb: u64,
-    /// Guest CPU cap, seconds.
-    #[arg(long, default_value_t = 10.0, global = true)]
-    pub cpu_secs: f64,
-    /// Wall-clock cap per invocation, seconds (time in engine calls included).
-    #[arg(long, default_value_t = 600.0, global = true)]
-    pub timeout_secs: f64,
-    /// Engine calls per invocation.
-    #[arg(long, default_value_t = 256, global = true)]
-    pub max_engine_calls: u32,
-    /// Response bytes handed to the guest per invocation.
-    #[arg(long, default_value_t = 256 << 20, global = true)]
-    pub max_response_bytes: u64,
+    /// Guest memory cap, MiB [default: 128].
+    #[arg(long, global = true)]
+    pub memory_mb: Option<u64>,
+    /// Guest CPU cap, seconds [default: 10].
+    #[arg(long, global = true)]
+    pub cpu_secs: Option<f64>,
+    /// Wall-clock cap per invocation, seconds (time in engine calls included) [default: 600].
+    #[arg(long, global = true)]
+    pub timeout_secs: Option<f64>,
+    /// Engine calls per invocation [default: 256].
+    #[arg(long, global = true)]
+    pub max_engine_calls: Option<u32>,
+    /// Response bytes handed to the guest per invocation [default: 256 MiB].
+    #[arg(long, global = true)]
+    pub max_response_bytes: Option<u64>,
     /// Seconds to wait for the engine's socket to accept.
     #[arg(long, default_value_t = 5.0, global = true)]
     pub connect_timeout: f64,
@@ -133,17 +133,23 @@ pub enum Command {
 }
 
 impl LimitArgs {
+    /// The caps, through the one validator the tenants config uses too.
     pub fn limits(&self) -> Result<Limits, String> {
-        if self.memory_mb == 0 || self.memory_mb > 4096 {
-            return Err(format!("--memory-mb must be between 1 and 4096, got {}", self.memory_mb));
-        }
-        Ok(Limits {
-            memory_bytes: (self.memory_mb << 20) as usize,
-            cpu: secs("cpu-secs", self.cpu_secs)?,
-            wall: secs("timeout-secs", self.timeout_secs)?,
+        crate::runtime::LimitSpec {
+            memory_mb: self.memory_mb,
+            cpu_secs: self.cpu_secs,
+            timeout_secs: self.timeout_secs,
             engine_calls: self.max_engine_calls,
             response_bytes: self.max_response_bytes,
-            body_bytes: Limits::default().body_bytes.min(self.max_response_bytes.max(1)),
+        }
+        .validate()
+        .map_err(|e| {
+            let flag = match e.key {
+                "engine_calls" => "max-engine-calls".to_string(),
+                "response_bytes" => "max-response-bytes".to_string(),
+                k => k.replace('_', "-"),
+            };
+            format!("--{flag}: {}", e.msg)
         })
     }
 

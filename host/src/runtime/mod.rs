@@ -4,6 +4,7 @@
 pub mod artifacts;
 pub mod cache;
 pub mod fair;
+pub mod limits;
 pub mod host;
 
 use std::collections::{BTreeMap, HashMap};
@@ -45,35 +46,7 @@ pub const TICK: Duration = Duration::from_millis(10);
 /// CPU time).
 pub(crate) static REAL_TICKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// Sandbox caps for one invocation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// Linear memory, bytes.
-    pub memory_bytes: usize,
-    /// Guest CPU time (epoch ticks while guest code runs).
-    pub cpu: Duration,
-    /// Wall-clock time, host calls included.
-    pub wall: Duration,
-    /// Engine calls per invocation.
-    pub engine_calls: u32,
-    /// Response bytes handed to the guest per invocation.
-    pub response_bytes: u64,
-    /// Largest single (non-streamed) response body.
-    pub body_bytes: u64,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            memory_bytes: 128 << 20,
-            cpu: Duration::from_secs(10),
-            wall: Duration::from_secs(600),
-            engine_calls: 256,
-            response_bytes: 256 << 20,
-            body_bytes: 64 << 20,
-        }
-    }
-}
+pub use limits::{LimitSpec, Limits};
 
 #[derive(Debug, Clone, Default)]
 pub struct RuntimeConfig {

@@ -3,14 +3,13 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 
 use crate::policy::{EnginePolicy, TenantPolicy};
-use crate::runtime::Limits;
+use crate::runtime::{LimitSpec, Limits};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -169,26 +168,15 @@ impl Config {
             }
             let policy = tenant_policy(&t, text)?;
             let l = &t.limits;
-            let defaults = Limits::default();
-            let secs = |v: Option<f64>, key: &str, d: Duration| -> Result<Duration, String> {
-                match v {
-                    None => Ok(d),
-                    Some(s) if s.is_finite() && s > 0.0 && s <= 86_400.0 => Ok(Duration::from_secs_f64(s)),
-                    Some(s) => Err(at(span.clone(), &format!("tenant.limits.{key}"), format!("{s} is not between 0 and 86400 seconds"))),
-                }
-            };
-            let limits = Limits {
-                memory_bytes: match l.memory_mb {
-                    None => defaults.memory_bytes,
-                    Some(m) if (1..=4096).contains(&m) => (m << 20) as usize,
-                    Some(m) => return Err(at(span, "tenant.limits.memory_mb", format!("{m} is not between 1 and 4096"))),
-                },
-                cpu: secs(l.cpu_secs, "cpu_secs", defaults.cpu)?,
-                wall: secs(l.timeout_secs, "timeout_secs", Duration::from_secs(120))?,
-                engine_calls: l.engine_calls.unwrap_or(defaults.engine_calls),
-                response_bytes: l.response_bytes.unwrap_or(defaults.response_bytes),
-                body_bytes: defaults.body_bytes.min(l.response_bytes.unwrap_or(defaults.response_bytes).max(1)),
-            };
+            let limits = LimitSpec {
+                memory_mb: l.memory_mb,
+                cpu_secs: l.cpu_secs,
+                timeout_secs: l.timeout_secs,
+                engine_calls: l.engine_calls,
+                response_bytes: l.response_bytes,
+            }
+            .validate()
+            .map_err(|e| at(span.clone(), &format!("tenant.limits.{}", e.key), e.msg))?;
             let mut assets = t.assets.clone();
             if let Some(e) = &t.engine {
                 if assets.insert("default".into(), e.clone()).is_some() {
