@@ -257,16 +257,16 @@ async fn run_cli(cli: Cli) -> Result<i32, Usage> {
                     Some(crate::server::config::parse_policy(&text).map_err(|e| Usage(format!("--policy {}: {e}", p.display())))?)
                 }
             };
-            if let Some(tp) = &tenant_policy {
-                if let Err(why) = tp.admit_action("this policy", action, spec.read_only, &comp.family.name, &comp.sha256) {
-                    let r = ActionResult::failed(Map::new(), FailureKind::Denied, None, why.clone());
-                    print_result(&r, format);
-                    eprintln!("berth: {action} refused: {why}");
-                    return Ok(FailureKind::Denied.exit_code());
-                }
-            }
             let raw = raw_params(params, params_json.as_deref())?;
-            let params = spec.validate(raw).map_err(|e| Usage(e.0))?;
+            let params = match crate::invoke::admit(tenant_policy.as_ref(), "this policy", comp, spec, raw) {
+                Ok(p) => p,
+                Err(r) if r.error.as_ref().is_some_and(|e| e.kind == FailureKind::BadParams) => return Err(Usage(r.message)),
+                Err(r) => {
+                    print_result(&r, format);
+                    eprintln!("berth: {action} refused: {}", r.message);
+                    return Ok(r.error.map_or(1, |e| e.kind.exit_code()));
+                }
+            };
             let mut arts = Artifacts::default();
             if let Some(p) = out {
                 arts.output("out", p);
@@ -293,21 +293,10 @@ async fn run_cli(cli: Cli) -> Result<i32, Usage> {
             if let Some(bar) = &bar {
                 ctx.progress = Some(bar.clone());
             }
-            let prepared = match runtime.prepare(comp) {
-                Ok(p) => p,
-                Err(e) => {
-                    let r = ActionResult::failed(spec.redact(&params), FailureKind::Internal, None, format!("cannot load {}: {e:#}", comp.path.display()));
-                    print_result(&r, format);
-                    return Ok(1);
-                }
-            };
             let input_pack;
             (arts, input_pack) = pack_input_dir(arts, input.as_deref())?;
-            let policy = match &tenant_policy {
-                Some(tp) => tp.for_invocation(spec.read_only, None),
-                None => crate::policy::Policy::for_action(spec.read_only),
-            };
-            let outcome = runtime.invoke_with(&prepared, ctx, spec, params, arts, limits, policy).await;
+            let policy = crate::invoke::policy_for(tenant_policy.as_ref(), spec);
+            let outcome = crate::invoke::Invocation { runtime: &runtime, file: comp, spec, params, artifacts: arts, limits, policy, ctx }.run().await;
             drop(input_pack);
             if let Some(bar) = &bar {
                 bar.finish();

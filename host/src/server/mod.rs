@@ -268,14 +268,11 @@ impl Server {
             let Some((file, spec)) = catalog.action(action) else {
                 return Err(refuse(StatusCode::NOT_FOUND, FailureKind::BadParams, format!("unknown action '{action}'"), Map::new()));
             };
-            if let Err(why) = t.tenant.policy.admit_action(&format!("tenant {tenant}"), action, spec.read_only, &file.family.name, &file.sha256) {
-                return Err(refuse(StatusCode::FORBIDDEN, FailureKind::Denied, why, Map::new()));
-            }
             let raw = match serde_json::from_slice::<Value>(if body.is_empty() { b"{}" } else { body }) {
                 Ok(Value::Object(m)) => RawParams::Json(m),
                 _ => return Err(refuse(StatusCode::BAD_REQUEST, FailureKind::BadParams, "the request body must be a JSON object of params".into(), Map::new())),
             };
-            let params = spec.validate(raw).map_err(|e| refuse(StatusCode::BAD_REQUEST, FailureKind::BadParams, e.0, Map::new()))?;
+            let params = crate::invoke::admit(Some(&t.tenant.policy), &format!("tenant {tenant}"), file, spec, raw).map_err(|r| (status_of(&r), r))?;
             let artifacts = tenant_artifacts(&t.tenant, query).map_err(|e| refuse(StatusCode::BAD_REQUEST, FailureKind::BadParams, e, spec.redact(&params)))?;
             let asset = query_value(query, "asset").unwrap_or_else(|| "default".into());
             let Some(engine) = t.engines.get(&asset).cloned() else {
@@ -322,17 +319,19 @@ impl Server {
             // flooding tenant holds at most its `concurrency` of the pool.
             let _mine = t.slots.acquire().await.expect("semaphore open");
             let _global = me.slots.acquire().await.expect("semaphore open");
-            let prepared = match me.runtime.prepare(&file) {
-                Ok(p) => p,
-                Err(e) => {
-                    let r = ActionResult::failed(spec.redact(&params), FailureKind::Internal, None, format!("cannot load {}: {e:#}", file.path.display()));
-                    return (r, Vec::new(), started.elapsed());
-                }
-            };
             let cpu = Some(crate::runtime::fair::CpuShare { sched: me.cpu.clone(), tenant: t.cpu.clone() });
-            let ctx = HostContext { engine: Some(engine), credentials: me.credentials.clone(), progress: None, cpu };
-            let policy = t.tenant.policy.for_invocation(spec.read_only, None);
-            let outcome = me.runtime.invoke_with(&prepared, ctx, &spec, params, artifacts, t.tenant.limits, policy).await;
+            let outcome = crate::invoke::Invocation {
+                runtime: &me.runtime,
+                file: &file,
+                spec: &spec,
+                params,
+                artifacts,
+                limits: t.tenant.limits,
+                policy: crate::invoke::policy_for(Some(&t.tenant.policy), &spec),
+                ctx: HostContext { engine: Some(engine), credentials: me.credentials.clone(), progress: None, cpu },
+            }
+            .run()
+            .await;
             (outcome.result, outcome.calls, started.elapsed())
         };
         let finish = {
