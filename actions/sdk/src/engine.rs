@@ -26,15 +26,11 @@ pub fn delete(path: impl Into<String>) -> Request {
 
 /// Percent-encodes one path segment taken from user input (an id or a name).
 pub fn seg(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' | b'@' => out.push(b as char),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()
 }
+
+/// What a path segment keeps unescaped: unreserved characters, `:` and `@`.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~').remove(b':').remove(b'@');
 
 impl Request {
     pub fn new(method: &str, path: impl Into<String>) -> Self {

@@ -53,22 +53,11 @@ fn is_version_prefix(seg: &str) -> bool {
 
 /// Percent-decodes, leaving bad escapes as they are.
 pub fn percent_decode_lossy(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(s.get(i + 1..i + 3).unwrap_or(""), 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
 }
+
+/// What a query key or value keeps unescaped: RFC 3986 unreserved characters.
+const QUERY: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 /// `application/x-www-form-urlencoded`-style encoding of query pairs.
 pub fn encode_query(pairs: &[(String, String)]) -> String {
@@ -77,20 +66,11 @@ pub fn encode_query(pairs: &[(String, String)]) -> String {
         if !out.is_empty() {
             out.push('&');
         }
-        encode_component(k, &mut out);
+        out.extend(percent_encoding::utf8_percent_encode(k, QUERY));
         out.push('=');
-        encode_component(v, &mut out);
+        out.extend(percent_encoding::utf8_percent_encode(v, QUERY));
     }
     out
-}
-
-fn encode_component(s: &str, out: &mut String) {
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => out.push(b as char),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -134,31 +134,22 @@ pub fn match_route(method: &Method, raw_path: &str) -> Result<Matched, NoRoute> 
     Err(NoRoute(format!("{method} {raw_path} is not an Engine API route")))
 }
 
+/// Decodes strictly: a bad escape or a result that is not UTF-8 is `None`.
 fn percent_decode(s: &str) -> Option<String> {
     let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let v = s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok())?;
-            out.push(v);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
+    let bad_escape = b.iter().enumerate().any(|(i, &c)| c == b'%' && !(b.get(i + 1).is_some_and(u8::is_ascii_hexdigit) && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit)));
+    if bad_escape {
+        return None;
     }
-    String::from_utf8(out).ok()
+    percent_encoding::percent_decode_str(s).decode_utf8().ok().map(|c| c.into_owned())
 }
+
+/// What a path segment keeps unescaped: unreserved characters, `:` and `@`.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~').remove(b':').remove(b'@');
 
 /// Percent-encodes one path segment: everything but unreserved characters, `:` and `@`.
 pub fn encode_segment(s: &str, out: &mut String) {
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b':' | b'@' => out.push(b as char),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
+    out.extend(percent_encoding::utf8_percent_encode(s, SEGMENT));
 }
 
 #[cfg(test)]

@@ -17,7 +17,6 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use serde_json::{json, Map, Value};
-use subtle_eq::ct_eq;
 use tokio::sync::Semaphore;
 
 use crate::credentials::{CredentialStore, Credentials};
@@ -85,11 +84,9 @@ fn error(status: StatusCode, msg: &str) -> Resp {
     json_response(status, &json!({"error": msg}))
 }
 
-mod subtle_eq {
-    /// Constant-time comparison of two hashes.
-    pub fn ct_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
-        a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-    }
+/// Constant-time comparison of two hashes.
+fn ct_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    subtle::ConstantTimeEq::ct_eq(&a[..], &b[..]).into()
 }
 
 impl Server {
@@ -485,12 +482,7 @@ fn query_flag(query: &str, name: &str) -> bool {
 }
 
 fn job_id() -> String {
-    let mut buf = [0u8; 16];
-    if std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut buf)).is_err() {
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        buf[..16].copy_from_slice(&t.as_nanos().to_le_bytes());
-    }
-    hex::encode(buf)
+    uuid::Uuid::new_v4().simple().to_string()
 }
 
 async fn read_body(req: Request<Incoming>) -> Result<Vec<u8>, Resp> {
