@@ -93,7 +93,7 @@ fn logs_since_keeps_fractional_seconds() {
     let ts = second.split_whitespace().next().unwrap(); // 2026-11-23T19:40:01.123456789Z
     let (head, frac) = ts.trim_end_matches('Z').split_once('.').unwrap();
     let nanos: u64 = format!("{frac:0<9}")[..9].parse().unwrap();
-    if nanos > 990_000_000 || nanos < 10_000_000 {
+    if !(10_000_000..=990_000_000).contains(&nanos) {
         return; // too close to a whole second to tell the fraction apart; rare
     }
     let after = format!("{head}.{:09}Z", nanos + 1_000_000);

@@ -6,20 +6,19 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
-use http_body_util::BodyExt;
 use wasmtime::component::{Resource, ResourceTable};
-use wasmtime::{ResourceLimiter, StoreLimits};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::artifacts::Artifacts;
-use super::bindings::berth::connector::{engine, log, types};
-use super::Limits;
+use super::bindings::berth::connector::{engine, types};
+use super::streams::StreamHandle;
+use super::{MemoryLimiter, Limits};
 use crate::credentials::Credentials;
 use crate::engine::{path, read_capped, Body, EngineClient, EngineError, OutBody, ReadError};
 use crate::policy::{self, GateRequest, Inspector, Policy, Refusal};
 
-use types::{ArtifactInfo, ArtifactResponse, Chunk, EngineError as WitError, Request, Response, ResponseHead};
+use types::{ArtifactInfo, ArtifactResponse, EngineError as WitError, Request, Response, ResponseHead};
 
 /// One engine call, for logs and audit.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -76,14 +75,14 @@ impl HostContext {
 
 /// Everything one invocation's `Store` holds.
 pub struct HostState {
-    wasi: WasiCtx,
-    table: ResourceTable,
+    pub(super) wasi: WasiCtx,
+    pub(super) table: ResourceTable,
     pub(super) memory: MemoryLimiter,
     pub(super) ctx: HostContext,
-    action: String,
-    policy: Policy,
-    limits: Limits,
-    artifacts: Artifacts,
+    pub(super) action: String,
+    pub(super) policy: Policy,
+    pub(super) limits: Limits,
+    pub(super) artifacts: Artifacts,
     pub(super) cpu_ticks: u64,
     /// The ticker's count when this store last counted a CPU tick (forced epoch bumps from the
     /// fair scheduler are not CPU time).
@@ -92,9 +91,9 @@ pub struct HostState {
     pub(super) held: super::fair::Held,
     pub(super) stdout: MemoryOutputPipe,
     pub(super) stderr: MemoryOutputPipe,
-    response_bytes: u64,
-    log_lines: u32,
-    progress_events: u32,
+    pub(super) response_bytes: u64,
+    pub(super) log_lines: u32,
+    pub(super) progress_events: u32,
     /// Engine calls made, in order.
     pub calls: Vec<CallRecord>,
     /// The first sandbox or policy violation, which decides how a failure is reported.
@@ -105,11 +104,6 @@ pub struct HostState {
     pub written: Vec<crate::runtime::artifacts::Written>,
 }
 
-/// Progress reports per invocation before the rest are dropped.
-const MAX_PROGRESS_EVENTS: u32 = 100_000;
-/// Log lines a guest may emit per invocation before the rest are dropped.
-const MAX_LOG_LINES: u32 = 1000;
-const MAX_LOG_LINE: usize = 4096;
 
 impl HostState {
     pub fn new(ctx: HostContext, action: &str, policy: Policy, limits: Limits, artifacts: Artifacts) -> Self {
@@ -261,7 +255,7 @@ impl HostState {
     }
 
     /// Sends a checked request; `upgrade` asks the engine to take over the connection.
-    async fn send_with(&mut self, req: &Request, upgrade: bool) -> Result<http::Response<Body>, WitError> {
+    pub(super) async fn send_with(&mut self, req: &Request, upgrade: bool) -> Result<http::Response<Body>, WitError> {
         let (method, send_path, query, mut headers, body) = self.prepare(req).await?;
         if upgrade {
             headers.insert(http::header::CONNECTION, HeaderValue::from_static("Upgrade"));
@@ -296,7 +290,7 @@ impl HostState {
         self.limits.response_bytes.saturating_sub(self.response_bytes)
     }
 
-    fn take_bytes(&mut self, n: u64) -> Result<(), WitError> {
+    pub(super) fn take_bytes(&mut self, n: u64) -> Result<(), WitError> {
         if n > self.byte_budget() {
             let why = self.violate_limit(format!("response byte limit of {} per invocation exceeded", self.limits.response_bytes));
             return Err(WitError::Limit(why));
@@ -368,15 +362,8 @@ impl Inspector for HostInspector<'_> {
     }
 }
 
-fn headers_of(h: &HeaderMap) -> Vec<(String, String)> {
+pub(super) fn headers_of(h: &HeaderMap) -> Vec<(String, String)> {
     h.iter().filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string()))).collect()
-}
-
-/// A streamed response body held for the guest.
-pub struct StreamHandle {
-    body: Body,
-    pending: Bytes,
-    ended: bool,
 }
 
 impl types::Host for HostState {}
@@ -479,207 +466,19 @@ impl engine::Host for HostState {
     }
 }
 
-/// A hijacked connection read as a body: what the engine sends until it closes.
-struct UpgradedBody<R> {
-    io: R,
-    buf: Box<[u8]>,
-    done: bool,
-}
-
-// Safety: the body is only ever touched through `Pin<&mut Self>` (exclusive access), so
-// sharing `&UpgradedBody` across threads exposes nothing; `R` itself is `Send`.
-unsafe impl<R: Send> Sync for UpgradedBody<R> {}
-
-impl<R: tokio::io::AsyncRead + Send + Unpin> http_body::Body for UpgradedBody<R> {
-    type Data = Bytes;
-    type Error = crate::engine::BoxError;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
-        use std::task::Poll;
-        if self.done {
-            return Poll::Ready(None);
-        }
-        let this = &mut *self;
-        let mut rb = tokio::io::ReadBuf::new(&mut this.buf);
-        match std::pin::Pin::new(&mut this.io).poll_read(cx, &mut rb) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Err(e)) => {
-                this.done = true;
-                Poll::Ready(Some(Err(Box::new(e))))
-            }
-            Poll::Ready(Ok(())) if rb.filled().is_empty() => {
-                this.done = true;
-                Poll::Ready(None)
-            }
-            Poll::Ready(Ok(())) => Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::copy_from_slice(rb.filled()))))),
-        }
-    }
-}
-
-fn upgraded_body<R: tokio::io::AsyncRead + Send + Unpin + 'static>(io: R) -> Body {
-    UpgradedBody { io, buf: vec![0u8; 64 * 1024].into_boxed_slice(), done: false }.boxed()
-}
-
 impl HostState {
-    async fn upgrade_impl(&mut self, req: Request, stdin: types::Body) -> Result<(ResponseHead, Resource<StreamHandle>), WitError> {
-        use tokio::io::AsyncWriteExt;
-        // Resolve stdin before anything is sent, so a missing artifact sends nothing.
-        let stdin = match stdin {
-            types::Body::Empty => None,
-            types::Body::Bytes(b) => Some(crate::engine::full(Bytes::from(b))),
-            types::Body::Artifact(name) => Some(self.artifacts.open_input(&name).await.map_err(WitError::Invalid)?.0),
-            types::Body::RegistryAuth(_) => return Err(WitError::Invalid("stdin cannot be a registry auth config".into())),
-        };
-        let mut resp = self.send_with(&req, true).await?;
-        let status = resp.status();
-        let head = ResponseHead { status: status.as_u16(), headers: headers_of(resp.headers()) };
-        let body = if status == http::StatusCode::SWITCHING_PROTOCOLS {
-            let upgraded = hyper::upgrade::on(&mut resp)
-                .await
-                .map_err(|e| WitError::Transport(format!("the engine did not hand over the connection: {e}")))?;
-            let mut io = hyper_util::rt::TokioIo::new(upgraded);
-            if let Some(mut body) = stdin {
-                while let Some(frame) = body.frame().await {
-                    let frame = frame.map_err(|e| WitError::Transport(format!("reading stdin failed: {e}")))?;
-                    if let Ok(data) = frame.into_data() {
-                        io.write_all(&data).await.map_err(|e| WitError::Transport(format!("writing stdin failed: {e}")))?;
-                    }
-                }
-                io.shutdown().await.map_err(|e| WitError::Transport(format!("closing stdin failed: {e}")))?;
-            }
-            upgraded_body(io)
-        } else if stdin.is_some() && status.is_success() {
-            return Err(WitError::Transport(format!("the engine answered {status} without taking over the connection, so stdin cannot be sent")));
-        } else {
-            // An error, or an engine that streams without upgrading: the body is the output.
-            resp.into_body()
-        };
-        let handle = self
-            .table
-            .push(StreamHandle { body, pending: Bytes::new(), ended: false })
-            .map_err(|e| WitError::Limit(format!("too many open streams: {e}")))?;
-        Ok((head, handle))
-    }
-}
-
-impl engine::HostBodyStream for HostState {
-    async fn read(&mut self, stream: Resource<StreamHandle>, max_bytes: u32, timeout_ms: u32) -> Result<Chunk, WitError> {
-        self.cpu_off();
-        let r = self.read_on_host(stream, max_bytes, timeout_ms).await;
-        self.cpu_on().await;
-        r
-    }
-
-    async fn drop(&mut self, stream: Resource<StreamHandle>) -> wasmtime::Result<()> {
-        self.table.delete(stream)?;
-        Ok(())
-    }
-}
-
-impl HostState {
-    async fn read_on_host(&mut self, stream: Resource<StreamHandle>, max_bytes: u32, timeout_ms: u32) -> Result<Chunk, WitError> {
-        let max = (max_bytes.clamp(1, 1 << 20)) as usize;
-        let timeout = Duration::from_millis(timeout_ms as u64).min(self.limits.wall);
-        let h = self.table.get_mut(&stream).map_err(|e| WitError::Invalid(format!("bad stream handle: {e}")))?;
-        let data = if !h.pending.is_empty() {
-            let n = max.min(h.pending.len());
-            h.pending.split_to(n)
-        } else if h.ended {
-            return Ok(Chunk::End);
-        } else {
-            loop {
-                match tokio::time::timeout(timeout, h.body.frame()).await {
-                    Err(_) => return Ok(Chunk::Idle),
-                    Ok(None) => {
-                        h.ended = true;
-                        return Ok(Chunk::End);
-                    }
-                    Ok(Some(Err(e))) => {
-                        h.ended = true;
-                        return Err(WitError::Transport(format!("the engine stream failed: {e}")));
-                    }
-                    Ok(Some(Ok(frame))) => {
-                        if let Ok(mut d) = frame.into_data() {
-                            if d.is_empty() {
-                                continue;
-                            }
-                            if d.len() > max {
-                                h.pending = d.split_off(max);
-                            }
-                            break d;
-                        }
-                    }
-                }
-            }
-        };
-        self.take_bytes(data.len() as u64)?;
-        Ok(Chunk::Data(data.to_vec()))
-    }
-
     /// Gives up the guest CPU slot (if this invocation runs under the fair scheduler).
-    fn cpu_off(&mut self) {
+    pub(super) fn cpu_off(&mut self) {
         drop(self.held.take());
     }
 
     /// Takes a guest CPU slot again before returning to guest code.
-    async fn cpu_on(&mut self) {
+    pub(super) async fn cpu_on(&mut self) {
         if let Some(c) = self.ctx.cpu.clone() {
             let p = c.sched.acquire(&c.tenant).await;
             self.held.set(Some(p));
         }
     }
-}
-
-impl log::Host for HostState {
-    async fn log(&mut self, level: log::Level, message: String) {
-        if !self.count_log_line() {
-            return;
-        }
-        let msg = truncate(&message);
-        let action = self.action.as_str();
-        match level {
-            log::Level::Trace => tracing::trace!(target: "berth::guest", action, "{msg}"),
-            log::Level::Debug => tracing::debug!(target: "berth::guest", action, "{msg}"),
-            log::Level::Info => tracing::info!(target: "berth::guest", action, "{msg}"),
-            log::Level::Warn => tracing::warn!(target: "berth::guest", action, "{msg}"),
-            log::Level::Error => tracing::error!(target: "berth::guest", action, "{msg}"),
-        }
-    }
-
-    async fn progress(&mut self, id: String, current: u64, total: Option<u64>, message: String) {
-        self.progress_events += 1;
-        if self.progress_events > MAX_PROGRESS_EVENTS {
-            return;
-        }
-        if let Some(sink) = &self.ctx.progress {
-            sink.report(&self.action, truncate(&id), current, total, truncate(&message));
-        }
-        tracing::info!(target: "berth::progress", action = %self.action, id = %truncate(&id), current, total, "{}", truncate(&message));
-    }
-}
-
-impl HostState {
-    fn count_log_line(&mut self) -> bool {
-        self.log_lines += 1;
-        if self.log_lines == MAX_LOG_LINES + 1 {
-            tracing::warn!(action = %self.action, "guest log limit of {MAX_LOG_LINES} lines reached; dropping the rest");
-        }
-        self.log_lines <= MAX_LOG_LINES
-    }
-}
-
-fn truncate(s: &str) -> &str {
-    if s.len() <= MAX_LOG_LINE {
-        return s;
-    }
-    let mut end = MAX_LOG_LINE;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 impl WasiView for HostState {
@@ -688,51 +487,3 @@ impl WasiView for HostState {
     }
 }
 
-/// Caps linear memory (and tables/instances) and remembers why growth was refused.
-pub struct MemoryLimiter {
-    inner: StoreLimits,
-    cap: usize,
-    pub exceeded: Option<String>,
-}
-
-impl MemoryLimiter {
-    fn new(cap: usize) -> Self {
-        let inner = wasmtime::StoreLimitsBuilder::new()
-            .memory_size(cap)
-            .instances(32)
-            .tables(64)
-            .memories(8)
-            .table_elements(1 << 20)
-            .build();
-        MemoryLimiter { inner, cap, exceeded: None }
-    }
-}
-
-impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
-        if desired > self.cap {
-            let why = format!(
-                "memory limit of {} MiB exceeded (the component asked for {} MiB)",
-                self.cap >> 20,
-                desired.div_ceil(1 << 20)
-            );
-            self.exceeded = Some(why.clone());
-            return Err(wasmtime::Error::msg(why));
-        }
-        self.inner.memory_growing(current, desired, maximum)
-    }
-
-    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
-        self.inner.table_growing(current, desired, maximum)
-    }
-
-    fn instances(&self) -> usize {
-        self.inner.instances()
-    }
-    fn tables(&self) -> usize {
-        self.inner.tables()
-    }
-    fn memories(&self) -> usize {
-        self.inner.memories()
-    }
-}

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use wasmtime::{ResourceLimiter, StoreLimits};
+
 /// Sandbox caps for one invocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -78,6 +80,55 @@ impl LimitSpec {
             response_bytes,
             body_bytes: BODY_BYTES.min(response_bytes.max(1)),
         })
+    }
+}
+
+/// Caps linear memory (and tables/instances) and remembers why growth was refused.
+pub struct MemoryLimiter {
+    inner: StoreLimits,
+    cap: usize,
+    pub exceeded: Option<String>,
+}
+
+impl MemoryLimiter {
+    pub(super) fn new(cap: usize) -> Self {
+        let inner = wasmtime::StoreLimitsBuilder::new()
+            .memory_size(cap)
+            .instances(32)
+            .tables(64)
+            .memories(8)
+            .table_elements(1 << 20)
+            .build();
+        MemoryLimiter { inner, cap, exceeded: None }
+    }
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.cap {
+            let why = format!(
+                "memory limit of {} MiB exceeded (the component asked for {} MiB)",
+                self.cap >> 20,
+                desired.div_ceil(1 << 20)
+            );
+            self.exceeded = Some(why.clone());
+            return Err(wasmtime::Error::msg(why));
+        }
+        self.inner.memory_growing(current, desired, maximum)
+    }
+
+    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        self.inner.table_growing(current, desired, maximum)
+    }
+
+    fn instances(&self) -> usize {
+        self.inner.instances()
+    }
+    fn tables(&self) -> usize {
+        self.inner.tables()
+    }
+    fn memories(&self) -> usize {
+        self.inner.memories()
     }
 }
 

@@ -5,10 +5,13 @@ pub mod artifacts;
 pub mod cache;
 pub mod fair;
 pub mod limits;
+pub mod discovery;
+mod guest_log;
 pub mod host;
+mod streams;
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,10 +22,11 @@ use wasmtime::{Config, Engine, Store, UpdateDeadline};
 
 pub use artifacts::Artifacts;
 pub use cache::{Cache, Source};
+pub use discovery::{describe_caps, Catalog, ComponentFile};
 pub use host::{CallRecord, HostContext, HostState, ProgressSink};
 
 use crate::policy::Policy;
-use crate::spec::{ActionResult, ActionSpec, FailureKind, FamilyInfo, Kind, ParamSpec, ValueType};
+use crate::spec::{ActionResult, ActionSpec, FailureKind};
 
 pub(crate) mod bindings {
     wasmtime::component::bindgen!({
@@ -31,7 +35,7 @@ pub(crate) mod bindings {
         imports: { default: async },
         exports: { default: async },
         with: {
-            "berth:connector/engine.body-stream": super::host::StreamHandle,
+            "berth:connector/engine.body-stream": super::streams::StreamHandle,
         },
     });
 }
@@ -46,7 +50,7 @@ pub const TICK: Duration = Duration::from_millis(10);
 /// CPU time).
 pub(crate) static REAL_TICKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-pub use limits::{LimitSpec, Limits};
+pub use limits::{LimitSpec, Limits, MemoryLimiter};
 
 #[derive(Debug, Clone, Default)]
 pub struct RuntimeConfig {
@@ -72,26 +76,6 @@ pub struct Runtime {
     quarantine: Mutex<HashMap<PathBuf, (cache::Fingerprint, String)>>,
 }
 
-/// Caps on what `describe()` may return, so a component cannot bomb discovery or the catalog.
-pub mod describe_caps {
-    use std::time::Duration;
-    /// Actions per family.
-    pub const ACTIONS: usize = 1000;
-    /// Params per action, output paths per action.
-    pub const PARAMS: usize = 64;
-    /// Family, action and param names.
-    pub const NAME: usize = 128;
-    /// Summaries, descriptions, defaults, output paths.
-    pub const TEXT: usize = 4096;
-    /// The whole description, serialised.
-    pub const TOTAL_BYTES: usize = 1 << 20;
-    /// Time describe() may take.
-    pub const TIME: Duration = Duration::from_secs(5);
-    /// Guest memory describe() may use.
-    pub const MEMORY: usize = 64 << 20;
-    /// Guest CPU describe() may use.
-    pub const CPU: Duration = Duration::from_secs(2);
-}
 
 /// A component ready to instantiate: its `InstancePre` and what it declares.
 pub struct Prepared {
@@ -100,34 +84,6 @@ pub struct Prepared {
     pub source: Source,
 }
 
-/// A component file found in the actions directory.
-#[derive(Debug, Clone)]
-pub struct ComponentFile {
-    pub path: PathBuf,
-    pub sha256: String,
-    pub family: FamilyInfo,
-}
-
-/// Every action found, by name.
-#[derive(Debug, Default)]
-pub struct Catalog {
-    pub components: Vec<ComponentFile>,
-    actions: BTreeMap<String, (usize, usize)>,
-    /// Components skipped, with the reason.
-    pub skipped: Vec<(PathBuf, String)>,
-}
-
-impl Catalog {
-    pub fn action(&self, name: &str) -> Option<(&ComponentFile, &ActionSpec)> {
-        let &(c, a) = self.actions.get(name)?;
-        let comp = &self.components[c];
-        Some((comp, &comp.family.actions[a]))
-    }
-
-    pub fn actions(&self) -> impl Iterator<Item = (&ComponentFile, &ActionSpec)> {
-        self.actions.values().map(|&(c, a)| (&self.components[c], &self.components[c].family.actions[a]))
-    }
-}
 
 /// The result of one invocation, with what the host saw.
 #[derive(Debug)]
@@ -178,126 +134,6 @@ impl Runtime {
     /// How many components this runtime has compiled or loaded.
     pub fn loaded(&self) -> usize {
         self.prepared.lock().unwrap().len()
-    }
-
-    /// Finds every `*.wasm` in `dir`. Components the index already knows are not loaded; new
-    /// or changed ones are compiled (through the cache) and asked to describe themselves. A
-    /// broken component is skipped with a warning; two components declaring the same action
-    /// is an error naming both files.
-    pub async fn discover(&self, dir: &Path) -> anyhow::Result<Catalog> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-            .with_context(|| format!("cannot read actions directory {}", dir.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
-            .collect();
-        files.sort();
-        let mut index = self.cache.read_index();
-        let mut index_changed = false;
-        let mut catalog = Catalog::default();
-        // Fingerprints of the catalog's components, in the same order. Index hits are moved
-        // out of the index rather than cloned (this is every CLI run's path); the index is
-        // rebuilt from the catalog in the rare case it must be written.
-        let mut fingerprints = Vec::new();
-        let prefix = format!("{}/", dir.to_string_lossy().trim_end_matches('/'));
-        let stale_before = index.files.keys().filter(|k| k.starts_with(&prefix)).count();
-        for path in files {
-            let key = path.to_string_lossy().into_owned();
-            let meta = match std::fs::metadata(&path) {
-                Ok(m) if m.is_file() => m,
-                _ => continue,
-            };
-            let fp = cache::Fingerprint::of(&meta);
-            if index.files.get(&key).is_some_and(|e| e.fingerprint == fp) {
-                let e = index.files.remove(&key).expect("checked above");
-                catalog.components.push(ComponentFile { path, sha256: e.sha256, family: e.family });
-                fingerprints.push(fp);
-                continue;
-            }
-            if let Some((qfp, why)) = self.quarantine.lock().unwrap().get(&path) {
-                if *qfp == fp {
-                    catalog.skipped.push((path, why.clone()));
-                    continue;
-                }
-            }
-            match self.describe_file(&path).await {
-                Ok(cf) => {
-                    index_changed = true;
-                    self.quarantine.lock().unwrap().remove(&path);
-                    catalog.components.push(cf);
-                    fingerprints.push(fp);
-                }
-                Err(e) => {
-                    let why = format!("{e:#}");
-                    tracing::warn!(path = %path.display(), "skipping component until it changes: {why}");
-                    self.quarantine.lock().unwrap().insert(path.clone(), (fp, why.clone()));
-                    catalog.skipped.push((path, why));
-                }
-            }
-        }
-        // What is left of this directory in the index is for files that are gone or changed.
-        let leftover = index.files.keys().filter(|k| k.starts_with(&prefix)).count();
-        if index_changed || leftover > 0 || stale_before != catalog.components.len() + leftover {
-            index.files.retain(|k, _| !k.starts_with(&prefix));
-            for (c, fp) in catalog.components.iter().zip(&fingerprints) {
-                index.files.insert(
-                    c.path.to_string_lossy().into_owned(),
-                    cache::IndexEntry { fingerprint: *fp, sha256: c.sha256.clone(), family: c.family.clone() },
-                );
-            }
-            self.cache.write_index(&index);
-        }
-        // A component declaring an action another one already owns is refused alone; the
-        // others keep working.
-        let components = std::mem::take(&mut catalog.components);
-        for comp in components {
-            let clash = comp.family.actions.iter().find_map(|a| catalog.actions.get(&a.name).map(|&(other, _)| (a.name.clone(), other)));
-            if let Some((name, other)) = clash {
-                let why = format!(
-                    "action '{name}' is declared by two components: {} and {}; {} is skipped",
-                    catalog.components[other].path.display(),
-                    comp.path.display(),
-                    comp.path.display()
-                );
-                tracing::warn!("{why}");
-                catalog.skipped.push((comp.path.clone(), why));
-                continue;
-            }
-            let ci = catalog.components.len();
-            for (ai, a) in comp.family.actions.iter().enumerate() {
-                catalog.actions.insert(a.name.clone(), (ci, ai));
-            }
-            catalog.components.push(comp);
-        }
-        Ok(catalog)
-    }
-
-    /// Loads one component file and asks it to describe itself.
-    pub async fn describe_file(&self, path: &Path) -> anyhow::Result<ComponentFile> {
-        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        let sha = cache::sha256_hex(&bytes);
-        let prepared = self.prepare_bytes(&sha, Some(bytes))?;
-        let family = self.describe(&prepared).await?;
-        validate_family(&family)?;
-        Ok(ComponentFile { path: path.to_path_buf(), sha256: sha, family })
-    }
-
-    /// Instantiates a component in a fresh, engine-less store and calls `describe()`, within
-    /// [`describe_caps`].
-    pub async fn describe(&self, prepared: &Prepared) -> anyhow::Result<FamilyInfo> {
-        let limits = Limits { memory_bytes: describe_caps::MEMORY, cpu: describe_caps::CPU, wall: describe_caps::TIME, ..Limits::default() };
-        let mut store = self.store(HostContext::offline(), "describe", Policy::for_action(true), limits, Artifacts::default());
-        let family = tokio::time::timeout(describe_caps::TIME, async {
-            let inst = prepared.pre.instantiate_async(&mut store).await?;
-            inst.berth_connector_actions().call_describe(&mut store).await
-        })
-        .await
-        .map_err(|_| anyhow::anyhow!("describe() did not return within {:?}", describe_caps::TIME))?
-        .map_err(|e| match store.data().memory.exceeded.clone().or_else(|| store.data().violation.clone()) {
-            Some(why) => anyhow::anyhow!("describe() failed: {why}"),
-            None => anyhow::anyhow!("describe() failed: {e}"),
-        })?;
-        check_describe_caps(&family)?;
-        Ok(FamilyInfo::from(family))
     }
 
     /// The prepared component for a discovered file (loaded once, then shared).
@@ -531,105 +367,4 @@ fn start_epoch_ticker(engine: &Engine) {
             }
         })
         .expect("spawn epoch ticker");
-}
-
-/// Refuses an oversized description before anything keeps it.
-fn check_describe_caps(f: &wit::FamilyInfo) -> anyhow::Result<()> {
-    use describe_caps::*;
-    if f.actions.len() > ACTIONS {
-        anyhow::bail!("describe() declares {} actions (at most {ACTIONS})", f.actions.len());
-    }
-    let mut total = f.name.len() + f.version.len();
-    let long = |what: &str, s: &str, cap: usize| -> anyhow::Result<usize> {
-        if s.len() > cap {
-            anyhow::bail!("describe(): {what} is {} bytes long (at most {cap})", s.len());
-        }
-        Ok(s.len())
-    };
-    long("the family name", &f.name, NAME)?;
-    long("the family version", &f.version, NAME)?;
-    for a in &f.actions {
-        total += long("an action name", &a.name, NAME)? + long(&format!("the summary of {}", a.name), &a.summary, TEXT)?;
-        if a.params.len() > PARAMS || a.output.len() > PARAMS {
-            anyhow::bail!("describe(): {} declares {} params and {} outputs (at most {PARAMS} each)", a.name, a.params.len(), a.output.len());
-        }
-        for p in &a.params {
-            total += long("a param name", &p.name, NAME)? + long(&format!("the description of {}.{}", a.name, p.name), &p.description, TEXT)?;
-            total += long("a default", p.default.as_deref().unwrap_or(""), TEXT)?;
-        }
-        for o in &a.output {
-            total += long("an output path", o, TEXT)?;
-        }
-        if total > TOTAL_BYTES {
-            anyhow::bail!("describe() returned more than {TOTAL_BYTES} bytes");
-        }
-    }
-    Ok(())
-}
-
-fn validate_family(f: &FamilyInfo) -> anyhow::Result<()> {
-    if f.name.is_empty() {
-        anyhow::bail!("the family has no name");
-    }
-    let mut names = std::collections::HashSet::new();
-    for a in &f.actions {
-        if a.name.trim().is_empty() || a.name.len() > 128 {
-            anyhow::bail!("family '{}' declares an action with an empty or overlong name", f.name);
-        }
-        if !names.insert(a.name.as_str()) {
-            anyhow::bail!("family '{}' declares action '{}' twice", f.name, a.name);
-        }
-        let mut params = std::collections::HashSet::new();
-        for p in &a.params {
-            if !params.insert(p.name.as_str()) {
-                anyhow::bail!("action '{}' declares parameter '{}' twice", a.name, p.name);
-            }
-        }
-    }
-    Ok(())
-}
-
-impl From<wit::FamilyInfo> for FamilyInfo {
-    fn from(f: wit::FamilyInfo) -> Self {
-        FamilyInfo {
-            name: f.name,
-            version: f.version,
-            actions: f
-                .actions
-                .into_iter()
-                .map(|a| ActionSpec {
-                    name: a.name,
-                    summary: a.summary,
-                    kind: match a.kind {
-                        wit::Kind::Investigate => Kind::Investigate,
-                        wit::Kind::Generic => Kind::Generic,
-                        wit::Kind::Contain => Kind::Contain,
-                        wit::Kind::Correct => Kind::Correct,
-                    },
-                    read_only: a.read_only,
-                    params: a
-                        .params
-                        .into_iter()
-                        .map(|p| ParamSpec {
-                            name: p.name,
-                            value_type: match p.value_type {
-                                wit::ValueType::Text => ValueType::String,
-                                wit::ValueType::Integer => ValueType::Integer,
-                                wit::ValueType::Number => ValueType::Number,
-                                wit::ValueType::Boolean => ValueType::Boolean,
-                                wit::ValueType::Object => ValueType::Object,
-                                wit::ValueType::Array => ValueType::Array,
-                                wit::ValueType::Any => ValueType::Any,
-                            },
-                            required: p.required,
-                            default: p.default.and_then(|d| serde_json::from_str(&d).ok()),
-                            description: p.description,
-                            secret: p.secret,
-                        })
-                        .collect(),
-                    output: a.output,
-                })
-                .collect(),
-        }
-    }
 }
