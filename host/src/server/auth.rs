@@ -1,0 +1,50 @@
+//! Who is asking: bearer tokens compared as hashes in constant time, the per-tenant token
+//! bucket, and the metrics token.
+
+use std::time::Instant;
+
+use http::Request;
+use hyper::body::Incoming;
+
+use super::{config, Server, TenantState};
+
+/// Constant-time comparison of two hashes.
+pub(super) fn ct_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    subtle::ConstantTimeEq::ct_eq(&a[..], &b[..]).into()
+}
+
+impl Server {
+    pub(super) fn tenant(&self, req: &Request<Incoming>) -> Option<&TenantState> {
+        let token = req.headers().get("authorization")?.to_str().ok()?.strip_prefix("Bearer ")?.trim();
+        let h = config::hash_token(token);
+        // Compare against every tenant so timing reveals nothing.
+        let mut found = None;
+        for t in &self.tenants {
+            if ct_eq(&t.tenant.token_sha256, &h) {
+                found = Some(t);
+            }
+        }
+        found
+    }
+
+    pub(super) fn take_rate(&self, t: &TenantState) -> bool {
+        let rpm = t.tenant.requests_per_minute as f64;
+        let mut b = t.bucket.lock().unwrap();
+        let now = Instant::now();
+        b.0 = (b.0 + now.duration_since(b.1).as_secs_f64() * rpm / 60.0).min(rpm);
+        b.1 = now;
+        if b.0 >= 1.0 {
+            b.0 -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Whether a request carries the metrics token (`server.metrics_token_sha256`).
+    pub(super) fn metrics_authorized(&self, req: &Request<Incoming>) -> Option<bool> {
+        let want = self.metrics_token.as_ref()?;
+        let given = req.headers().get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(|t| config::hash_token(t.trim()));
+        Some(given.is_some_and(|g| ct_eq(want, &g)))
+    }
+}

@@ -1,0 +1,166 @@
+//! The HTTP API: routing, request bodies and queries, the catalog, artifact downloads and
+//! the metrics listener.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use serde_json::{json, Value};
+
+use super::{error, json_response, Resp, Server, Tenant, TenantState, HEADER_TIMEOUT, MAX_BODY};
+use crate::runtime::Artifacts;
+
+impl Server {
+    pub(super) async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Resp {
+        let path = req.uri().path().to_string();
+        let method = req.method().clone();
+        if path == "/healthz" {
+            return json_response(StatusCode::OK, &json!({"status": "ok"}));
+        }
+        if path == "/metrics" {
+            // Metrics name every tenant and action: they take a token of their own here, or
+            // are served on `server.metrics_listen`.
+            return match self.metrics_authorized(&req) {
+                None => error(StatusCode::NOT_FOUND, "metrics are served on server.metrics_listen, or here with server.metrics_token_sha256"),
+                Some(false) => error(StatusCode::UNAUTHORIZED, "/metrics needs the metrics bearer token"),
+                Some(true) => self.metrics_response(),
+            };
+        }
+        let Some(tenant) = self.tenant(&req) else {
+            self.metrics.count("berth_unauthorized_total", &[]);
+            return error(StatusCode::UNAUTHORIZED, "missing or unknown bearer token");
+        };
+        let segs: Vec<String> = path.trim_start_matches('/').split('/').map(crate::engine::path::percent_decode_lossy).collect();
+        let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+        match (&method, segs.as_slice()) {
+            (&Method::GET, ["v1", "actions"]) => self.catalog_for(tenant),
+            (&Method::POST, ["v1", "actions", action]) => {
+                let action = action.to_string();
+                let query = req.uri().query().unwrap_or("").to_string();
+                let body = match read_body(req).await {
+                    Ok(b) => b,
+                    Err(r) => return r,
+                };
+                let is_async = query_flag(&query, "async");
+                self.clone().run_action(tenant, &action, &body, &query, is_async).await
+            }
+            (&Method::GET, ["v1", "jobs", id]) => self.job(tenant, id, false),
+            (&Method::DELETE, ["v1", "jobs", id]) => self.job(tenant, id, true),
+            (&Method::GET, ["v1", "artifacts", name]) => self.artifact(tenant, name).await,
+            _ => error(StatusCode::NOT_FOUND, "no such endpoint"),
+        }
+    }
+
+    pub(super) fn metrics_response(&self) -> Resp {
+        let body = Full::new(Bytes::from(self.metrics.render())).map_err(|n| match n {}).boxed();
+        Response::builder().header("content-type", "text/plain; version=0.0.4").body(body).expect("response")
+    }
+
+    pub(super) fn catalog_for(&self, t: &TenantState) -> Resp {
+        let catalog = self.catalog.read().unwrap().clone();
+        let list: Vec<Value> = catalog
+            .actions()
+            .filter(|(_, a)| t.tenant.policy.allows(&a.name) && (!t.tenant.policy.read_only || a.read_only))
+            .map(|(c, a)| {
+                json!({
+                    "name": a.name, "summary": a.summary, "kind": a.kind, "read_only": a.read_only,
+                    "family": c.family.name, "sha256": c.sha256, "output": a.output, "schema": a.json_schema(),
+                })
+            })
+            .collect();
+        json_response(StatusCode::OK, &json!({"actions": list}))
+    }
+
+    pub(super) async fn artifact(&self, t: &TenantState, name: &str) -> Resp {
+        let Some(dir) = &t.tenant.artifacts_dir else { return error(StatusCode::NOT_FOUND, "this tenant has no artifacts directory") };
+        if !valid_artifact_name(name) {
+            return error(StatusCode::BAD_REQUEST, "artifact names are plain file names");
+        }
+        match tokio::fs::File::open(dir.join(name)).await {
+            Ok(f) => {
+                let len = f.metadata().await.map(|m| m.len()).unwrap_or(0);
+                Response::builder()
+                    .header("content-type", "application/octet-stream")
+                    .header("content-length", len)
+                    .body(crate::runtime::artifacts::file_body(f))
+                    .expect("response")
+            }
+            Err(_) => error(StatusCode::NOT_FOUND, "no such artifact"),
+        }
+    }
+}
+
+pub(super) fn valid_artifact_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 200 && !name.starts_with('.') && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+}
+
+/// `?out=NAME&in=NAME`: artifacts are plain names inside the tenant's artifacts directory.
+pub(super) fn tenant_artifacts(t: &Tenant, query: &str) -> Result<Artifacts, String> {
+    let mut arts = Artifacts::default();
+    for (k, v) in query.split('&').filter_map(|kv| kv.split_once('=')) {
+        let is_out = match k {
+            "out" => true,
+            "in" => false,
+            _ => continue,
+        };
+        let v = crate::engine::path::percent_decode_lossy(v);
+        let Some(dir) = &t.artifacts_dir else { return Err(format!("tenant {} has no artifacts directory", t.name)) };
+        if !valid_artifact_name(&v) {
+            return Err(format!("artifact '{v}' must be a plain file name"));
+        }
+        if is_out {
+            arts.output("out", dir.join(&v));
+        } else {
+            arts.input("in", dir.join(&v));
+        }
+    }
+    Ok(arts)
+}
+
+pub(super) fn query_value(query: &str, name: &str) -> Option<String> {
+    query.split('&').filter_map(|kv| kv.split_once('=')).find(|(k, _)| *k == name).map(|(_, v)| crate::engine::path::percent_decode_lossy(v))
+}
+
+pub(super) fn query_flag(query: &str, name: &str) -> bool {
+    query.split('&').any(|kv| kv == name || kv == format!("{name}=true") || kv == format!("{name}=1"))
+}
+
+pub(super) async fn read_body(req: Request<Incoming>) -> Result<Vec<u8>, Resp> {
+    let body = req.into_body();
+    let limited = http_body_util::Limited::new(body, MAX_BODY);
+    match tokio::time::timeout(Duration::from_secs(30), limited.collect()).await {
+        Ok(Ok(c)) => Ok(c.to_bytes().to_vec()),
+        Ok(Err(_)) => Err(error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large or broken")),
+        Err(_) => Err(error(StatusCode::REQUEST_TIMEOUT, "request body not received in time")),
+    }
+}
+
+/// The metrics listener: `/metrics` and `/healthz` only, no token (bind it where only the
+/// monitoring system reaches).
+pub(super) async fn serve_metrics(server: Arc<Server>, listener: tokio::net::TcpListener) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { continue };
+        let s = server.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let s = s.clone();
+                async move {
+                    Ok::<_, Infallible>(match req.uri().path() {
+                        "/metrics" => s.metrics_response(),
+                        "/healthz" => json_response(StatusCode::OK, &json!({"status": "ok"})),
+                        _ => error(StatusCode::NOT_FOUND, "only /metrics and /healthz here"),
+                    })
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
