@@ -330,3 +330,12 @@ fn the_cli_rebuilds_a_corrupt_cache_entry() {
     std::fs::write(cache.path().join("index.json"), b"{not json").unwrap();
     b.run(&["run", "system.version"]).ok();
 }
+
+#[test]
+fn shell_completions() {
+    for shell in ["bash", "zsh", "fish"] {
+        let r = Berth::system().run(&["completions", shell]);
+        r.expect_code(0);
+        assert!(r.stdout.contains("berth") && r.stdout.contains("serve") && r.stdout.contains("--policy"), "{shell}: {}", &r.stdout[..r.stdout.len().min(300)]);
+    }
+}

@@ -97,6 +97,8 @@ pub enum Command {
     },
     /// Print the SHA-256 of a tenant token, for the tenants config.
     HashToken { token: String },
+    /// Print a shell completion script: `berth completions bash > /etc/bash_completion.d/berth`.
+    Completions { shell: clap_complete::Shell },
     /// List every action: name, kind, read-only, summary.
     Actions {
         /// JSON for machines.
@@ -191,6 +193,11 @@ pub fn main_entry() -> i32 {
             println!("{}", hex::encode(crate::server::config::hash_token(token)));
             return 0;
         }
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut cmd, "berth", &mut std::io::stdout());
+            return 0;
+        }
         Command::Serve { config, listen } => {
             let actions = cli.actions.clone().unwrap_or_else(default_actions_dir);
             return crate::server::run(config, listen.as_deref(), actions);
@@ -238,7 +245,7 @@ async fn run_cli(cli: Cli) -> Result<i32, Usage> {
         eprintln!("berth: warning: skipped component {}: {why}", path.display());
     }
     match cli.command {
-        Command::Serve { .. } | Command::HashToken { .. } => unreachable!("handled before discovery"),
+        Command::Serve { .. } | Command::HashToken { .. } | Command::Completions { .. } => unreachable!("handled before discovery"),
         Command::Actions { json } => {
             print_actions(&catalog, json || format == OutputFormat::Json);
             Ok(0)

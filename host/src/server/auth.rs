@@ -1,8 +1,6 @@
 //! Who is asking: bearer tokens compared as hashes in constant time, the per-tenant token
 //! bucket, and the metrics token.
 
-use std::time::Instant;
-
 use http::Request;
 use hyper::body::Incoming;
 
@@ -27,18 +25,9 @@ impl Server {
         found
     }
 
+    /// The tenant's token bucket (`requests_per_minute`, bursts up to a minute's worth).
     pub(super) fn take_rate(&self, t: &TenantState) -> bool {
-        let rpm = t.tenant.requests_per_minute as f64;
-        let mut b = t.bucket.lock().unwrap();
-        let now = Instant::now();
-        b.0 = (b.0 + now.duration_since(b.1).as_secs_f64() * rpm / 60.0).min(rpm);
-        b.1 = now;
-        if b.0 >= 1.0 {
-            b.0 -= 1.0;
-            true
-        } else {
-            false
-        }
+        t.rate.check().is_ok()
     }
 
     /// Whether a request carries the metrics token (`server.metrics_token_sha256`).

@@ -42,7 +42,7 @@ struct TenantState {
     /// One client per asset (engine) the tenant may talk to.
     engines: std::collections::BTreeMap<String, Arc<EngineClient>>,
     slots: Semaphore,
-    bucket: Mutex<(f64, Instant)>,
+    rate: governor::DefaultDirectRateLimiter,
     /// Invocations admitted and not finished (waiting for a slot or running).
     in_flight: std::sync::atomic::AtomicU32,
     /// Recent guest CPU use, for the fair scheduler.
@@ -108,7 +108,7 @@ impl Server {
             tenants.push(TenantState {
                 engines,
                 slots: Semaphore::new(t.concurrency as usize),
-                bucket: Mutex::new((t.requests_per_minute as f64, Instant::now())),
+                rate: governor::RateLimiter::direct(governor::Quota::per_minute(std::num::NonZeroU32::new(t.requests_per_minute.max(1)).expect("at least 1"))),
                 in_flight: std::sync::atomic::AtomicU32::new(0),
                 cpu: crate::runtime::fair::TenantCpu::new(&t.name),
                 tenant: t.clone(),
