@@ -336,6 +336,6 @@ fn shell_completions() {
     for shell in ["bash", "zsh", "fish"] {
         let r = Berth::system().run(&["completions", shell]);
         r.expect_code(0);
-        assert!(r.stdout.contains("berth") && r.stdout.contains("serve") && r.stdout.contains("--policy"), "{shell}: {}", &r.stdout[..r.stdout.len().min(300)]);
+        assert!(r.stdout.contains("berth") && r.stdout.contains("serve") && r.stdout.contains("policy"), "{shell}: {}", &r.stdout[..r.stdout.len().min(300)]);
     }
 }
