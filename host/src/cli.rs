@@ -319,33 +319,39 @@ async fn run_cli(cli: Cli) -> Result<i32, Usage> {
     }
 }
 
-/// The progress bar drawn on a terminal's stderr: one line, rewritten in place.
-#[derive(Default)]
+/// The progress bar drawn on a terminal's stderr (indicatif): one line, rewritten in place.
 struct TtyProgress {
-    drawn: std::sync::atomic::AtomicBool,
+    bar: indicatif::ProgressBar,
+}
+
+impl Default for TtyProgress {
+    fn default() -> Self {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{msg:60!} [{bar:30}] {percent:>3}%")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        TtyProgress { bar }
+    }
 }
 
 impl crate::runtime::ProgressSink for TtyProgress {
     fn report(&self, action: &str, id: &str, current: u64, total: Option<u64>, message: &str) {
-        let bar = match total {
+        match total {
             Some(t) if t > 0 => {
-                let done = ((current.min(t) * 30) / t) as usize;
-                format!("[{}{}] {:>3}% ", "=".repeat(done), " ".repeat(30 - done), current.min(t) * 100 / t)
+                self.bar.set_length(t);
+                self.bar.set_position(current.min(t));
             }
-            _ => String::new(),
-        };
-        let mut line = format!("{action} {id}: {bar}{message}");
-        line.truncate(line.char_indices().nth(110).map(|(i, _)| i).unwrap_or(line.len()));
-        eprint!("\r\x1b[2K{line}");
-        self.drawn.store(true, std::sync::atomic::Ordering::Relaxed);
+            _ => self.bar.set_length(0),
+        }
+        self.bar.set_message(format!("{action} {id}: {message}"));
     }
 }
 
 impl TtyProgress {
     fn finish(&self) {
-        if self.drawn.load(std::sync::atomic::Ordering::Relaxed) {
-            eprint!("\r\x1b[2K");
-        }
+        self.bar.finish_and_clear();
     }
 }
 
