@@ -373,3 +373,29 @@ fn metrics_on_a_listener_of_their_own() {
     // The metrics listener serves nothing else.
     assert_eq!(http(&metrics, "POST", "/v1/actions/system.ping", Some("m-token"), Some("{}")).0, 404);
 }
+
+#[test]
+fn the_openapi_document_matches_the_routes() {
+    let tenants = format!("[[tenant]]\nname = \"o\"\ntoken_sha256 = \"{}\"\nengine = \"{{engine}}\"\nallow = [\"system.*\"]\nartifacts_dir = \"{{dir}}/o\"\n", hash("o-token"));
+    let s = Serve::start(&components(), &tenants);
+    let (st, doc) = http(&s.addr, "GET", "/v1/openapi.json", None, None);
+    assert_eq!(st, 200);
+    assert_eq!(doc["openapi"], "3.0.3");
+    let paths = doc["paths"].as_object().unwrap();
+    let mut n = 0;
+    for (path, ops) in paths {
+        for (method, op) in ops.as_object().unwrap() {
+            n += 1;
+            let concrete = path.replace("{action}", "system.ping").replace("{id}", "nope").replace("{name}", "nope");
+            let token = if op.get("security").is_some_and(|s| s.as_array().is_some_and(Vec::is_empty)) { None } else { Some("o-token") };
+            let token = if path == "/metrics" { Some(METRICS_TOKEN) } else { token };
+            let (st, body) = http(&s.addr, &method.to_uppercase(), &concrete, token, Some("{}"));
+            assert_ne!(body["error"], "no such endpoint", "{method} {path} is documented but not routed");
+            let documented: Vec<&String> = op["responses"].as_object().unwrap().keys().collect();
+            assert!(documented.iter().any(|c| *c == &st.to_string()), "{method} {path} answered {st}, not among {documented:?}");
+        }
+    }
+    assert_eq!(n, 8, "the eight routes of the router are documented");
+    // And the converse: an undocumented path is not routed.
+    assert_eq!(http(&s.addr, "GET", "/v1/nothing", Some("o-token"), None).1["error"], "no such endpoint");
+}

@@ -21,6 +21,9 @@ impl Server {
         if path == "/healthz" {
             return json_response(StatusCode::OK, &json!({"status": "ok"}));
         }
+        if path == "/v1/openapi.json" && method == Method::GET {
+            return json_response(StatusCode::OK, openapi());
+        }
         if path == "/metrics" {
             // Metrics name every tenant and action: they take a token of their own here, or
             // are served on `server.metrics_listen`.
@@ -163,4 +166,60 @@ pub(super) async fn serve_metrics(server: Arc<Server>, listener: tokio::net::Tcp
                 .await;
         });
     }
+}
+
+/// The server's HTTP API as OpenAPI 3.0 (`GET /v1/openapi.json`); `tests/serve.rs` checks every
+/// operation in it against the real routes.
+pub(super) fn openapi() -> &'static Value {
+    static DOC: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    DOC.get_or_init(|| {
+        let result = json!({"$ref": "#/components/schemas/ActionResult"});
+        let err = |d: &str| json!({"description": d, "content": {"application/json": {"schema": {"type": "object", "properties": {"error": {"type": "string"}}}}}});
+        let action_param = json!({"name": "action", "in": "path", "required": true, "schema": {"type": "string"}, "description": "e.g. container.list, or a SOAR alias such as \"list containers\""});
+        let id_param = json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string"}});
+        json!({
+            "openapi": "3.0.3",
+            "info": {"title": "berth serve", "version": env!("CARGO_PKG_VERSION"), "description": "Docker Engine actions for many tenants, each confined to its policy and limits."},
+            "components": {
+                "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+                "schemas": {"ActionResult": {"type": "object", "required": ["status", "message", "parameter", "data", "summary"], "properties": {
+                    "status": {"type": "string", "enum": ["success", "failed"]},
+                    "message": {"type": "string"},
+                    "parameter": {"type": "object"},
+                    "data": {"type": "array", "items": {}},
+                    "summary": {"type": "object"},
+                    "error": {"type": "object", "properties": {"kind": {"type": "string", "enum": ["engine", "bad_params", "denied", "limit", "internal"]}, "status": {"type": "integer"}}}
+                }}}
+            },
+            "security": [{"bearer": []}],
+            "paths": {
+                "/v1/actions": {"get": {"summary": "The actions this tenant may run, with JSON Schemas of their params", "responses": {"200": {"description": "catalog"}, "401": err("no or unknown token")}}},
+                "/v1/actions/{action}": {"post": {
+                    "summary": "Run an action",
+                    "parameters": [action_param,
+                        {"name": "async", "in": "query", "schema": {"type": "boolean"}, "description": "202 with a job id instead of waiting"},
+                        {"name": "asset", "in": "query", "schema": {"type": "string"}, "description": "the engine (tenant asset) to act on"},
+                        {"name": "out", "in": "query", "schema": {"type": "string"}, "description": "output artifact name in the tenant's directory"},
+                        {"name": "in", "in": "query", "schema": {"type": "string"}, "description": "input artifact name in the tenant's directory"}],
+                    "requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}},
+                    "responses": {
+                        "200": {"description": "success", "content": {"application/json": {"schema": result}}},
+                        "202": {"description": "async job started"},
+                        "400": {"description": "bad params"}, "401": err("no or unknown token"),
+                        "403": {"description": "denied by policy, or a cap was hit"}, "404": {"description": "unknown action"},
+                        "429": {"description": "over the request rate, the queue or the async-job cap"},
+                        "500": {"description": "the component crashed"}, "502": {"description": "the engine failed"}
+                    }}},
+                "/v1/jobs/{id}": {
+                    "get": {"summary": "A job's status, or its result when done", "parameters": [id_param], "responses": {"200": {"description": "job"}, "404": err("no such job (of this tenant)")}},
+                    "delete": {"summary": "Cancel a job", "parameters": [id_param], "responses": {"200": {"description": "job"}, "404": err("no such job (of this tenant)")}}
+                },
+                "/v1/artifacts/{name}": {"get": {"summary": "Download an artifact from the tenant's directory", "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}],
+                    "responses": {"200": {"description": "the file", "content": {"application/octet-stream": {}}}, "400": err("not a plain file name"), "404": err("no such artifact")}}},
+                "/v1/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {"200": {"description": "OpenAPI 3.0"}}}},
+                "/healthz": {"get": {"summary": "Liveness", "security": [], "responses": {"200": {"description": "ok"}}}},
+                "/metrics": {"get": {"summary": "Prometheus metrics (the metrics token, or server.metrics_listen)", "responses": {"200": {"description": "text/plain"}, "401": err("not the metrics token"), "404": err("metrics are off here")}}}
+            }
+        })
+    })
 }
