@@ -118,7 +118,8 @@ read_only = true
     let m = String::from_utf8_lossy(&m);
     assert!(m.contains("berth_invocations_total{tenant=\"red\",action=\"system.ping\"} 1"), "{m}");
     assert!(m.contains("berth_denials_total{tenant=\"blue\""), "{m}");
-    assert!(m.contains("berth_invocation_seconds_bucket{tenant=\"red\",action=\"system.ping\",le=\"+Inf\"} 1"), "{m}");
+    assert!(m.contains("berth_invocation_seconds_count{tenant=\"red\",action=\"system.ping\"} 1"), "{m}");
+    assert!(m.lines().any(|l| l.starts_with("berth_invocation_seconds_bucket{") && l.contains("le=\"+Inf\"") && l.contains("tenant=\"red\",action=\"system.ping\"") && l.ends_with(" 1")), "{m}");
 
     for c in [&red_id, &blue_id] {
         api(Method::DELETE, &format!("/containers/{c}"), "force=1", None);

@@ -1,86 +1,80 @@
-//! Prometheus metrics: invocations, errors, denials, latency histograms and engine calls, by
-//! tenant and action.
+//! Prometheus metrics (prometheus-client): invocations, errors, denials, caps hit, latency
+//! histograms and engine calls, by tenant and action; refused tokens.
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::Mutex;
 use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 use crate::spec::{ActionResult, FailureKind};
 
 const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0];
 
-/// Per label set: bucket counts, count, sum.
-type Histogram = ([u64; BUCKETS.len()], u64, f64);
-
-#[derive(Default)]
-pub struct Metrics {
-    counters: Mutex<BTreeMap<(String, String), f64>>,
-    histograms: Mutex<BTreeMap<String, Histogram>>,
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Labels {
+    tenant: String,
+    action: String,
 }
 
-fn labels(pairs: &[(&str, &str)]) -> String {
-    let inner: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))).collect();
-    if inner.is_empty() {
-        String::new()
-    } else {
-        format!("{{{}}}", inner.join(","))
+type Counters = Family<Labels, Counter>;
+
+pub struct Metrics {
+    registry: Registry,
+    invocations: Counters,
+    errors: Counters,
+    denials: Counters,
+    limits: Counters,
+    engine_calls: Counters,
+    latency: Family<Labels, Histogram>,
+    unauthorized: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let counters = |registry: &mut Registry, name: &str, help: &str| {
+            let c = Counters::default();
+            registry.register(name, help, c.clone());
+            c
+        };
+        let invocations = counters(&mut registry, "berth_invocations", "Invocations, by tenant and action");
+        let errors = counters(&mut registry, "berth_errors", "Invocations that failed (engine, params, crash)");
+        let denials = counters(&mut registry, "berth_denials", "Invocations refused by policy");
+        let limits = counters(&mut registry, "berth_limits", "Invocations stopped by a cap");
+        let engine_calls = counters(&mut registry, "berth_engine_calls", "Engine calls made, the gate's own inspections included");
+        let latency = Family::<Labels, Histogram>::new_with_constructor(|| Histogram::new(BUCKETS));
+        registry.register("berth_invocation_seconds", "Invocation time", latency.clone());
+        let unauthorized = Counter::default();
+        registry.register("berth_unauthorized", "Requests with no or an unknown token", unauthorized.clone());
+        Metrics { registry, invocations, errors, denials, limits, engine_calls, latency, unauthorized }
     }
 }
 
 impl Metrics {
-    pub fn count(&self, name: &str, l: &[(&str, &str)]) {
-        self.add(name, l, 1.0);
-    }
-
-    pub fn add(&self, name: &str, l: &[(&str, &str)], v: f64) {
-        *self.counters.lock().unwrap().entry((name.to_string(), labels(l))).or_default() += v;
+    pub fn unauthorized(&self) {
+        self.unauthorized.inc();
     }
 
     pub fn observe(&self, tenant: &str, action: &str, r: &ActionResult, took: Duration, engine_calls: usize) {
-        let l = [("tenant", tenant), ("action", action)];
-        self.count("berth_invocations_total", &l);
+        let l = Labels { tenant: tenant.to_string(), action: action.to_string() };
+        self.invocations.get_or_create(&l).inc();
         match r.error.as_ref().map(|e| e.kind) {
-            Some(FailureKind::Denied) => self.count("berth_denials_total", &l),
-            Some(FailureKind::Limit) => self.count("berth_limits_total", &l),
-            Some(_) => self.count("berth_errors_total", &l),
-            None => {}
-        }
-        self.add("berth_engine_calls_total", &l, engine_calls as f64);
-        let secs = took.as_secs_f64();
-        let mut h = self.histograms.lock().unwrap();
-        let e = h.entry(labels(&l)).or_insert(([0; BUCKETS.len()], 0, 0.0));
-        for (i, b) in BUCKETS.iter().enumerate() {
-            if secs <= *b {
-                e.0[i] += 1;
-            }
-        }
-        e.1 += 1;
-        e.2 += secs;
+            Some(FailureKind::Denied) => self.denials.get_or_create(&l).inc(),
+            Some(FailureKind::Limit) => self.limits.get_or_create(&l).inc(),
+            Some(_) => self.errors.get_or_create(&l).inc(),
+            None => 0,
+        };
+        self.engine_calls.get_or_create(&l).inc_by(engine_calls as u64);
+        self.latency.get_or_create(&l).observe(took.as_secs_f64());
     }
 
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let counters = self.counters.lock().unwrap();
-        let mut last = "";
-        for ((name, l), v) in counters.iter() {
-            if name != last {
-                let _ = writeln!(out, "# TYPE {name} counter");
-                last = name;
-            }
-            let _ = writeln!(out, "{name}{l} {v}");
-        }
-        let _ = writeln!(out, "# TYPE berth_invocation_seconds histogram");
-        for (l, (buckets, count, sum)) in self.histograms.lock().unwrap().iter() {
-            let inner = l.trim_start_matches('{').trim_end_matches('}');
-            for (i, b) in BUCKETS.iter().enumerate() {
-                let _ = writeln!(out, "berth_invocation_seconds_bucket{{{inner},le=\"{b}\"}} {}", buckets[i]);
-            }
-            let _ = writeln!(out, "berth_invocation_seconds_bucket{{{inner},le=\"+Inf\"}} {count}");
-            let _ = writeln!(out, "berth_invocation_seconds_sum{l} {sum}");
-            let _ = writeln!(out, "berth_invocation_seconds_count{l} {count}");
-        }
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String");
         out
     }
 }

@@ -34,7 +34,7 @@ impl Server {
             };
         }
         let Some(tenant) = self.tenant(&req) else {
-            self.metrics.count("berth_unauthorized_total", &[]);
+            self.metrics.unauthorized();
             return error(StatusCode::UNAUTHORIZED, "missing or unknown bearer token");
         };
         let segs: Vec<String> = path.trim_start_matches('/').split('/').map(crate::engine::path::percent_decode_lossy).collect();
