@@ -16,6 +16,7 @@
 //!
 //! Tenant-level checks (the action allowlist, pins, the read-only flag) are in [`tenant`].
 
+pub mod globs;
 pub mod routes;
 pub mod rules;
 pub mod tenant;
@@ -29,7 +30,8 @@ use serde_json::{json, Value};
 
 pub use routes::{match_route, Matched};
 pub use rules::EnginePolicy;
-pub use tenant::{glob, TenantPolicy};
+pub use globs::Globs;
+pub use tenant::TenantPolicy;
 
 use crate::engine::OutBody;
 
@@ -821,7 +823,7 @@ mod tests {
         let e = admit(&p, &mut o, &mut b, req(Some("a.example"), "b.example:5000/x")).unwrap_err();
         assert!(e.message().contains("goes to b.example:5000"), "{e:?}");
         assert_eq!(admit(&p, &mut o, &mut b, req(Some("index.docker.io"), "busybox")).unwrap().registry.as_deref(), Some("docker.io"));
-        p.rules = Arc::new(EnginePolicy { registries: vec!["a.example".into()], ..EnginePolicy::unrestricted() });
+        p.rules = Arc::new(EnginePolicy { registries: Globs::from(&["a.example"][..]), ..EnginePolicy::unrestricted() });
         assert!(admit(&p, &mut o, &mut b, req(None, "b.example:5000/x")).unwrap_err().message().contains("not in this tenant's registries"));
         let e = admit(&p, &mut o, &mut b, GateRequest { action: "x", method: &Method::GET, path: "/info", query: vec![], registry: Some("a.example"), auth_body_registry: None }).unwrap_err();
         assert!(e.message().contains("goes to no registry"), "{e:?}");

@@ -5,7 +5,7 @@
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::tenant::glob;
+use super::Globs;
 
 /// A tenant's engine policy. Unset keys take the safe default.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -14,17 +14,17 @@ pub struct EnginePolicy {
     /// `HostConfig.Privileged`, exec `Privileged`.
     pub privileged: bool,
     /// Capabilities `CapAdd` may name (e.g. `["NET_ADMIN"]`); `ALL` only if listed.
-    pub cap_add: Vec<String>,
+    pub cap_add: Globs,
     /// `Devices`, `DeviceRequests`, `DeviceCgroupRules`.
     pub devices: bool,
     /// `host` Pid/Ipc/Network/UTS/Userns/Cgroupns modes.
     pub host_namespaces: bool,
     /// `SecurityOpt` values allowed besides `no-new-privileges`.
-    pub security_opt: Vec<String>,
+    pub security_opt: Globs,
     /// `Sysctls`.
     pub sysctls: bool,
     /// `Runtime` names allowed (besides the default).
-    pub runtimes: Vec<String>,
+    pub runtimes: Globs,
     /// `CgroupParent`, `Cgroup`.
     pub cgroup_parent: bool,
     /// Overrides of `MaskedPaths` / `ReadonlyPaths`.
@@ -32,21 +32,21 @@ pub struct EnginePolicy {
     /// Host directories bind mounts may come from (the engine's socket never).
     pub host_paths: Vec<String>,
     /// Images a tenant may run although they carry no scope label (base images), as globs.
-    pub images: Vec<String>,
+    pub images: Globs,
     /// The engine's shared default bridge network (containers of all tenants meet there).
     pub default_bridge: bool,
     /// Log drivers allowed (`LogConfig.Type`).
-    pub log_drivers: Vec<String>,
+    pub log_drivers: Globs,
     /// Volume drivers allowed.
-    pub volume_drivers: Vec<String>,
+    pub volume_drivers: Globs,
     /// Any `DriverOpts` on volumes (otherwise only a tmpfs `local` volume).
     pub volume_driver_opts: bool,
     /// Network drivers allowed.
-    pub network_drivers: Vec<String>,
+    pub network_drivers: Globs,
     /// Driver `Options`, IPAM drivers and `ConfigFrom` on networks.
     pub network_driver_opts: bool,
     /// Registries (globs) the tenant may pull from, push to and get credentials for.
-    pub registries: Vec<String>,
+    pub registries: Globs,
     /// `POST /build` (a Dockerfile can `FROM` any local image) and `remote` contexts.
     pub build: bool,
     /// `POST /images/load` (archives name their own tags, and carry no scope label).
@@ -70,23 +70,23 @@ impl Default for EnginePolicy {
     fn default() -> Self {
         EnginePolicy {
             privileged: false,
-            cap_add: Vec::new(),
+            cap_add: Globs::none(),
             devices: false,
             host_namespaces: false,
-            security_opt: Vec::new(),
+            security_opt: Globs::none(),
             sysctls: false,
-            runtimes: Vec::new(),
+            runtimes: Globs::none(),
             cgroup_parent: false,
             unmask_paths: false,
             host_paths: Vec::new(),
-            images: Vec::new(),
+            images: Globs::none(),
             default_bridge: false,
-            log_drivers: vec!["json-file".into(), "local".into(), "none".into()],
-            volume_drivers: vec!["local".into()],
+            log_drivers: Globs::from(&["json-file", "local", "none"][..]),
+            volume_drivers: Globs::from(&["local"][..]),
             volume_driver_opts: false,
-            network_drivers: vec!["bridge".into()],
+            network_drivers: Globs::from(&["bridge"][..]),
             network_driver_opts: false,
-            registries: Vec::new(),
+            registries: Globs::none(),
             build: false,
             image_load: false,
             memory_mb: 512,
@@ -105,23 +105,23 @@ impl EnginePolicy {
     pub fn unrestricted() -> Self {
         EnginePolicy {
             privileged: true,
-            cap_add: vec!["*".into()],
+            cap_add: Globs::any(),
             devices: true,
             host_namespaces: true,
-            security_opt: vec!["*".into()],
+            security_opt: Globs::any(),
             sysctls: true,
-            runtimes: vec!["*".into()],
+            runtimes: Globs::any(),
             cgroup_parent: true,
             unmask_paths: true,
             host_paths: vec!["/".into()],
-            images: vec!["*".into()],
+            images: Globs::any(),
             default_bridge: true,
-            log_drivers: vec!["*".into()],
-            volume_drivers: vec!["*".into()],
+            log_drivers: Globs::any(),
+            volume_drivers: Globs::any(),
             volume_driver_opts: true,
-            network_drivers: vec!["*".into()],
+            network_drivers: Globs::any(),
             network_driver_opts: true,
-            registries: vec!["*".into()],
+            registries: Globs::any(),
             build: true,
             image_load: true,
             memory_mb: 0,
@@ -149,12 +149,12 @@ impl EnginePolicy {
     }
 
     pub fn registry_allowed(&self, registry: &str) -> bool {
-        self.registries.iter().any(|g| glob(g, registry))
+        self.registries.is_match(registry)
     }
 
     pub fn image_allowlisted(&self, image: &str) -> bool {
         let full = if image.contains(':') || image.contains('@') { image.to_string() } else { format!("{image}:latest") };
-        self.images.iter().any(|g| glob(g, image) || glob(g, &full))
+        self.images.is_match(image) || self.images.is_match(&full)
     }
 
     /// Whether `source` (a host path) may be bind-mounted. The engine's socket, and any
@@ -321,11 +321,11 @@ impl EnginePolicy {
         for cap in strings(hc.get("CapAdd"), &f("CapAdd"))? {
             let c = cap.to_ascii_uppercase();
             let c = c.strip_prefix("CAP_").unwrap_or(&c);
-            if !self.cap_add.iter().any(|a| glob(&a.to_ascii_uppercase(), c)) {
+            if !self.cap_add.is_match(c) {
                 return Err(denied(&f("CapAdd"), format!("capability {cap} is not allowed")));
             }
         }
-        if nonempty(hc.get("Capabilities")) && !self.cap_add.iter().any(|a| a == "*") {
+        if nonempty(hc.get("Capabilities")) && !self.cap_add.patterns().iter().any(|a| a == "*") {
             return Err(denied(&f("Capabilities"), "setting the full capability set is not allowed"));
         }
         for k in ["Devices", "DeviceRequests", "DeviceCgroupRules"] {
@@ -348,7 +348,7 @@ impl EnginePolicy {
                 has_nnp = true;
                 continue;
             }
-            if !self.security_opt.iter().any(|g| glob(g, opt)) {
+            if !self.security_opt.is_match(opt) {
                 return Err(denied(&f("SecurityOpt"), format!("'{opt}' is not allowed")));
             }
         }
@@ -356,7 +356,7 @@ impl EnginePolicy {
             return Err(denied(&f("Sysctls"), "sysctls are not allowed"));
         }
         if let Some(rt) = hc.get("Runtime").and_then(Value::as_str).filter(|r| !r.is_empty() && *r != "runc") {
-            if !self.runtimes.iter().any(|g| glob(g, rt)) {
+            if !self.runtimes.is_match(rt) {
                 return Err(denied(&f("Runtime"), format!("runtime '{rt}' is not allowed")));
             }
         }
@@ -374,7 +374,7 @@ impl EnginePolicy {
             return Err(denied(&f("OomKillDisable"), "disabling the OOM killer is not allowed"));
         }
         if let Some(d) = hc.get("VolumeDriver").and_then(Value::as_str).filter(|d| !d.is_empty()) {
-            if !self.volume_drivers.iter().any(|g| glob(g, d)) {
+            if !self.volume_drivers.is_match(d) {
                 return Err(denied(&f("VolumeDriver"), format!("volume driver '{d}' is not allowed")));
             }
         }
@@ -421,7 +421,7 @@ impl EnginePolicy {
         }
         if let Some(lc) = hc.get("LogConfig").and_then(Value::as_object) {
             let ty = lc.get("Type").and_then(Value::as_str).unwrap_or("");
-            if !ty.is_empty() && !self.log_drivers.iter().any(|g| glob(g, ty)) {
+            if !ty.is_empty() && !self.log_drivers.is_match(ty) {
                 return Err(denied(&f("LogConfig.Type"), format!("log driver '{ty}' is not allowed")));
             }
         }
@@ -511,7 +511,7 @@ impl EnginePolicy {
     }
 
     fn volume_driver(&self, field: &str, driver: &str, opts: Option<&Value>) -> Result<(), String> {
-        if !self.volume_drivers.iter().any(|g| glob(g, driver)) {
+        if !self.volume_drivers.is_match(driver) {
             return Err(denied(field, format!("volume driver '{driver}' is not allowed")));
         }
         let Some(opts) = opts.and_then(Value::as_object).filter(|o| !o.is_empty()) else { return Ok(()) };
@@ -547,7 +547,7 @@ impl EnginePolicy {
     /// `POST /networks/create`.
     pub fn network_create(&self, body: &Value) -> Result<(), String> {
         let driver = body.get("Driver").and_then(Value::as_str).filter(|d| !d.is_empty()).unwrap_or("bridge");
-        if !self.network_drivers.iter().any(|g| glob(g, driver)) {
+        if !self.network_drivers.is_match(driver) {
             return Err(denied("Driver", format!("network driver '{driver}' is not allowed")));
         }
         if self.network_driver_opts {

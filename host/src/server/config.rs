@@ -242,6 +242,7 @@ fn tenant_policy(t: &RawTenant, text: &str) -> Result<TenantPolicy, String> {
         if g.is_empty() || g.chars().any(char::is_control) {
             return Err(at(a.span(), "tenant.allow", format!("\"{}\" is not an action glob", a.get_ref())));
         }
+        crate::policy::Globs::new(&[g]).map_err(|e| at(a.span(), "tenant.allow", e))?;
     }
     if t.allow.is_empty() {
         return Err(at(t.name.span(), "tenant.allow", format!("tenant \"{name}\" allows no action (add e.g. allow = [\"system.*\"])")));
@@ -271,6 +272,7 @@ fn tenant_policy(t: &RawTenant, text: &str) -> Result<TenantPolicy, String> {
     };
     Ok(TenantPolicy {
         allow: t.allow.iter().map(|a| a.get_ref().clone()).collect(),
+        compiled: Default::default(),
         read_only: t.read_only,
         label_scope,
         pins,

@@ -1,0 +1,93 @@
+//! Glob lists for policies (globset): action allowlists, images, registries, drivers,
+//! capabilities. `*` matches any run of characters (`/` included), `?` one, `[...]` a class,
+//! `{a,b}` either; matching ignores case.
+
+use std::fmt;
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use serde::{Deserialize, Deserializer};
+
+/// A compiled list of globs.
+#[derive(Clone)]
+pub struct Globs {
+    patterns: Vec<String>,
+    set: GlobSet,
+}
+
+impl Globs {
+    pub fn new<S: AsRef<str>>(patterns: &[S]) -> Result<Self, String> {
+        let mut b = GlobSetBuilder::new();
+        for p in patterns {
+            let p = p.as_ref();
+            let g = GlobBuilder::new(p).case_insensitive(true).literal_separator(false).build().map_err(|e| format!("\"{p}\" is not a glob: {e}"))?;
+            b.add(g);
+        }
+        let set = b.build().map_err(|e| e.to_string())?;
+        Ok(Globs { patterns: patterns.iter().map(|p| p.as_ref().to_string()).collect(), set })
+    }
+
+    /// Matches everything.
+    pub fn any() -> Self {
+        Globs::new(&["*"]).expect("a valid glob")
+    }
+
+    pub fn none() -> Self {
+        Globs::new::<&str>(&[]).expect("empty")
+    }
+
+    pub fn is_match(&self, s: &str) -> bool {
+        self.set.is_match(s)
+    }
+
+    pub fn patterns(&self) -> &[String] {
+        &self.patterns
+    }
+}
+
+impl Default for Globs {
+    fn default() -> Self {
+        Globs::none()
+    }
+}
+
+impl fmt::Debug for Globs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.patterns.fmt(f)
+    }
+}
+
+impl PartialEq for Globs {
+    fn eq(&self, other: &Self) -> bool {
+        self.patterns == other.patterns
+    }
+}
+
+impl<'de> Deserialize<'de> for Globs {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Vec::<String>::deserialize(d)?;
+        Globs::new(&v).map_err(serde::de::Error::custom)
+    }
+}
+
+impl<S: AsRef<str>> From<&[S]> for Globs {
+    /// For literals known to be valid; panics otherwise.
+    fn from(p: &[S]) -> Self {
+        Globs::new(p).expect("valid globs")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matching() {
+        let g = Globs::new(&["container.*", "*.list", "list *", "reg.example:5000/base/*"]).unwrap();
+        assert!(g.is_match("container.stop") && g.is_match("image.list") && g.is_match("list container"));
+        assert!(g.is_match("reg.example:5000/base/a/b:1"), "* crosses /");
+        assert!(!g.is_match("system.ping"));
+        assert!(Globs::new(&["NET_*"]).unwrap().is_match("net_admin"), "case is ignored");
+        assert!(Globs::new(&["a[b"]).is_err());
+        assert!(Globs::any().is_match("anything") && !Globs::none().is_match("x"));
+    }
+}
