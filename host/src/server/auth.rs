@@ -1,8 +1,7 @@
 //! Who is asking: bearer tokens compared as hashes in constant time, the per-tenant token
 //! bucket, and the metrics token.
 
-use http::Request;
-use hyper::body::Incoming;
+use http::HeaderMap;
 
 use super::{config, Server, TenantState};
 
@@ -12,8 +11,8 @@ pub(super) fn ct_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
 }
 
 impl Server {
-    pub(super) fn tenant(&self, req: &Request<Incoming>) -> Option<&TenantState> {
-        let token = req.headers().get("authorization")?.to_str().ok()?.strip_prefix("Bearer ")?.trim();
+    pub(super) fn tenant(&self, headers: &HeaderMap) -> Option<&TenantState> {
+        let token = headers.get("authorization")?.to_str().ok()?.strip_prefix("Bearer ")?.trim();
         let h = config::hash_token(token);
         // Compare against every tenant so timing reveals nothing.
         let mut found = None;
@@ -31,9 +30,9 @@ impl Server {
     }
 
     /// Whether a request carries the metrics token (`server.metrics_token_sha256`).
-    pub(super) fn metrics_authorized(&self, req: &Request<Incoming>) -> Option<bool> {
+    pub(super) fn metrics_authorized(&self, headers: &HeaderMap) -> Option<bool> {
         let want = self.metrics_token.as_ref()?;
-        let given = req.headers().get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(|t| config::hash_token(t.trim()));
+        let given = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(|t| config::hash_token(t.trim()));
         Some(given.is_some_and(|g| ct_eq(want, &g)))
     }
 }

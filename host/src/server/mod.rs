@@ -13,7 +13,6 @@ use jobs::Job;
 use routes::{query_value, serve_metrics, tenant_artifacts};
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -283,6 +282,7 @@ fn status_of(r: &ActionResult) -> StatusCode {
 /// Serves until the process ends. Rescans the actions directory every 2 s and on SIGHUP.
 pub async fn serve(server: Arc<Server>, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
     reload::spawn_rescans(server.clone());
+    let router = routes::router(server.clone());
     loop {
         let (stream, peer): (tokio::net::TcpStream, SocketAddr) = match listener.accept().await {
             Ok(x) => x,
@@ -293,12 +293,8 @@ pub async fn serve(server: Arc<Server>, listener: tokio::net::TcpListener) -> an
             }
         };
         let _ = stream.set_nodelay(true);
-        let s = server.clone();
+        let svc = hyper_util::service::TowerToHyperService::new(router.clone());
         tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| {
-                let s = s.clone();
-                async move { Ok::<_, Infallible>(s.handle(req).await) }
-            });
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)

@@ -6,7 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode};
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::routing::{get, post};
+use axum::Router;
+use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use serde_json::{json, Value};
@@ -14,50 +18,71 @@ use serde_json::{json, Value};
 use super::{error, json_response, Resp, Server, Tenant, TenantState, HEADER_TIMEOUT, MAX_BODY};
 use crate::runtime::Artifacts;
 
-impl Server {
-    pub(super) async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Resp {
-        let path = req.uri().path().to_string();
-        let method = req.method().clone();
-        if path == "/healthz" {
-            return json_response(StatusCode::OK, &json!({"status": "ok"}));
-        }
-        if path == "/v1/openapi.json" && method == Method::GET {
-            return json_response(StatusCode::OK, openapi());
-        }
-        if path == "/metrics" {
-            // Metrics name every tenant and action: they take a token of their own here, or
-            // are served on `server.metrics_listen`.
-            return match self.metrics_authorized(&req) {
-                None => error(StatusCode::NOT_FOUND, "metrics are served on server.metrics_listen, or here with server.metrics_token_sha256"),
-                Some(false) => error(StatusCode::UNAUTHORIZED, "/metrics needs the metrics bearer token"),
-                Some(true) => self.metrics_response(),
-            };
-        }
-        let Some(tenant) = self.tenant(&req) else {
-            self.metrics.unauthorized();
-            return error(StatusCode::UNAUTHORIZED, "missing or unknown bearer token");
-        };
-        let segs: Vec<String> = path.trim_start_matches('/').split('/').map(crate::engine::path::percent_decode_lossy).collect();
-        let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
-        match (&method, segs.as_slice()) {
-            (&Method::GET, ["v1", "actions"]) => self.catalog_for(tenant),
-            (&Method::POST, ["v1", "actions", action]) => {
-                let action = action.to_string();
-                let query = req.uri().query().unwrap_or("").to_string();
-                let body = match read_body(req).await {
-                    Ok(b) => b,
-                    Err(r) => return r,
-                };
-                let is_async = query_flag(&query, "async");
-                self.clone().run_action(tenant, &action, &body, &query, is_async).await
-            }
-            (&Method::GET, ["v1", "jobs", id]) => self.job(tenant, id, false),
-            (&Method::DELETE, ["v1", "jobs", id]) => self.job(tenant, id, true),
-            (&Method::GET, ["v1", "artifacts", name]) => self.artifact(tenant, name).await,
-            _ => error(StatusCode::NOT_FOUND, "no such endpoint"),
-        }
-    }
+/// The API's routes (axum); every one but `/healthz`, `/v1/openapi.json` and `/metrics` takes
+/// a tenant's bearer token.
+pub(super) fn router(server: Arc<Server>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { json_response(StatusCode::OK, &json!({"status": "ok"})) }))
+        .route("/v1/openapi.json", get(|| async { json_response(StatusCode::OK, openapi()) }))
+        .route("/metrics", get(metrics))
+        .route("/v1/actions", get(catalog))
+        .route("/v1/actions/{action}", post(run))
+        .route("/v1/jobs/{id}", get(job).delete(cancel))
+        .route("/v1/artifacts/{name}", get(artifact))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
+        .with_state(server)
+}
 
+type S = State<Arc<Server>>;
+
+/// The 401 for a request whose token names no tenant.
+fn unauthorized(s: &Server) -> Resp {
+    s.metrics.unauthorized();
+    error(StatusCode::UNAUTHORIZED, "missing or unknown bearer token")
+}
+
+async fn metrics(State(s): S, headers: HeaderMap) -> Resp {
+    // Metrics name every tenant and action: they take a token of their own here, or are served
+    // on `server.metrics_listen`.
+    match s.metrics_authorized(&headers) {
+        None => error(StatusCode::NOT_FOUND, "metrics are served on server.metrics_listen, or here with server.metrics_token_sha256"),
+        Some(false) => error(StatusCode::UNAUTHORIZED, "/metrics needs the metrics bearer token"),
+        Some(true) => s.metrics_response(),
+    }
+}
+
+async fn catalog(State(s): S, headers: HeaderMap) -> Resp {
+    let Some(t) = s.tenant(&headers) else { return unauthorized(&s) };
+    s.catalog_for(t)
+}
+
+async fn run(State(s): S, Path(action): Path<String>, RawQuery(query): RawQuery, headers: HeaderMap, body: Body) -> Resp {
+    let Some(t) = s.tenant(&headers) else { return unauthorized(&s) };
+    let query = query.unwrap_or_default();
+    let body = match read_body(body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let is_async = query_flag(&query, "async");
+    s.clone().run_action(t, &action, &body, &query, is_async).await
+}
+
+async fn job(State(s): S, Path(id): Path<String>, headers: HeaderMap) -> Resp {
+    let Some(t) = s.tenant(&headers) else { return unauthorized(&s) };
+    s.job(t, &id, false)
+}
+
+async fn cancel(State(s): S, Path(id): Path<String>, headers: HeaderMap) -> Resp {
+    let Some(t) = s.tenant(&headers) else { return unauthorized(&s) };
+    s.job(t, &id, true)
+}
+
+async fn artifact(State(s): S, Path(name): Path<String>, headers: HeaderMap) -> Resp {
+    let Some(t) = s.tenant(&headers) else { return unauthorized(&s) };
+    s.artifact(t, &name).await
+}
+
+impl Server {
     pub(super) fn metrics_response(&self) -> Resp {
         let body = Full::new(Bytes::from(self.metrics.render())).map_err(|n| match n {}).boxed();
         Response::builder().header("content-type", "text/plain; version=0.0.4").body(body).expect("response")
@@ -132,8 +157,7 @@ pub(super) fn query_flag(query: &str, name: &str) -> bool {
     query.split('&').any(|kv| kv == name || kv == format!("{name}=true") || kv == format!("{name}=1"))
 }
 
-pub(super) async fn read_body(req: Request<Incoming>) -> Result<Vec<u8>, Resp> {
-    let body = req.into_body();
+pub(super) async fn read_body(body: Body) -> Result<Vec<u8>, Resp> {
     let limited = http_body_util::Limited::new(body, MAX_BODY);
     match tokio::time::timeout(Duration::from_secs(30), limited.collect()).await {
         Ok(Ok(c)) => Ok(c.to_bytes().to_vec()),
