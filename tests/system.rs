@@ -211,9 +211,34 @@ fn engine_down_is_a_clear_error_without_hanging() {
     assert!(r.message().contains("is dockerd running?"), "{r:#?}");
     assert!(r.stderr.contains("system.version failed"), "{r:#?}");
 
-    let bad = b.run(&["--host", "tcp://127.0.0.1:2375", "run", "system.version"]);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let r = b.run(&["--host", &format!("tcp://127.0.0.1:{closed}"), "run", "system.version"]);
+    r.expect_code(1);
+    assert!(r.message().contains("cannot connect to the Docker engine at tcp://127.0.0.1"), "{r:#?}");
+    let bad = b.run(&["--host", "ssh://user@host", "run", "system.version"]);
     bad.expect_code(2);
     assert!(bad.stderr.contains("not supported yet"), "{bad:#?}");
+    let bad = b.run(&["--host", "tcp://nohost", "run", "system.version"]);
+    bad.expect_code(2);
+    assert!(bad.stderr.contains("needs a port"), "{bad:#?}");
+}
+
+#[test]
+fn the_engine_over_plain_tcp() {
+    // The real engine behind a TCP hop (a byte-for-byte relay to its socket).
+    let tcp = tcp_relay(docker_host().trim_start_matches("unix://"));
+    let mut b = Berth::with(&[("system.wasm", system_wasm()), ("container.wasm", wasm("berth-action-container"))]);
+    b.host = tcp.clone();
+    let j = b.run(&["run", "system.version"]).ok().clone();
+    assert_eq!(j["summary"]["negotiated_api_version"], "1.41", "{j}");
+    // A hijacked connection (exec with stdin) works over TCP too.
+    let img = test_image();
+    let j = b.run(&["run", "container.create", &format!("image={img}"), "network_mode=none", "cmd=sleep 120"]).ok().clone();
+    let id = j["summary"]["id"].as_str().unwrap().to_string();
+    b.run(&["run", "container.start", &format!("id={id}")]).ok();
+    let j = b.run(&["run", "container.exec", &format!("id={id}"), "cmd=cat", "stdin=over tcp"]).ok().clone();
+    assert_eq!(j["data"][0]["stdout"], "over tcp", "{j}");
+    b.run(&["run", "container.remove", &format!("id={id}"), "force=true"]).ok();
 }
 
 #[test]

@@ -353,3 +353,27 @@ pub fn tar_of(files: &[(&str, &[u8], u32)]) -> Vec<u8> {
     }
     t.into_inner().unwrap()
 }
+
+/// A TCP listener on 127.0.0.1 relaying every connection byte for byte to a unix socket:
+/// the real engine reached over TCP. Returns `tcp://127.0.0.1:PORT`.
+pub fn tcp_relay(socket: &str) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let socket = socket.to_string();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(upstream) = std::os::unix::net::UnixStream::connect(&socket) else { continue };
+            let (mut c1, mut u1) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+            let (mut c2, mut u2) = (client, upstream);
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c1, &mut u1);
+                let _ = u1.shutdown(std::net::Shutdown::Write);
+            });
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut u2, &mut c2);
+                let _ = c2.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    format!("tcp://{addr}")
+}

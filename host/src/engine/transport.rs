@@ -1,7 +1,7 @@
 //! The one trait every engine transport implements, and the unix-socket transport.
 //!
 //! A transport moves one HTTP request to the engine and back. It knows nothing of API
-//! versions, policy or guests; TCP, TLS and SSH transports plug in here later.
+//! versions, policy or guests. Unix sockets and plain TCP are here; TLS and SSH plug in later.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -48,10 +48,64 @@ pub fn connect(addr: &str, connect_timeout: Duration) -> anyhow::Result<std::syn
         }
         return Ok(std::sync::Arc::new(UnixTransport::new(path.into(), connect_timeout)));
     }
+    if let Some(hostport) = addr.strip_prefix("tcp://") {
+        let hostport = hostport.trim_end_matches('/');
+        let (host, port) = hostport.rsplit_once(':').ok_or_else(|| anyhow::anyhow!("engine address '{addr}' needs a port (tcp://host:2375)"))?;
+        if host.is_empty() || port.parse::<u16>().is_err() || hostport.contains('/') {
+            anyhow::bail!("engine address '{addr}' must be tcp://host:port");
+        }
+        return Ok(std::sync::Arc::new(TcpTransport::new(hostport, connect_timeout)?));
+    }
     let scheme = addr.split("://").next().unwrap_or(addr);
     anyhow::bail!(
-        "engine address '{addr}': scheme '{scheme}' is not supported yet (use unix:///path/to/docker.sock)"
+        "engine address '{addr}': scheme '{scheme}' is not supported yet (use unix:///path/to/docker.sock or tcp://host:port)"
     )
+}
+
+/// Plain HTTP/1.1 over TCP (`tcp://host:port`), with connection reuse. TLS and ssh are not
+/// here yet.
+pub struct TcpTransport {
+    base: String,
+    addr: String,
+    client: Client<ConnectTimeout<hyper_util::client::legacy::connect::HttpConnector>, Body>,
+}
+
+impl TcpTransport {
+    pub fn new(hostport: &str, connect_timeout: Duration) -> anyhow::Result<Self> {
+        let base = format!("http://{hostport}");
+        base.parse::<Uri>().map_err(|e| anyhow::anyhow!("engine address 'tcp://{hostport}': {e}"))?;
+        let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+        http.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(32)
+            .http1_read_buf_exact_size(256 * 1024)
+            .build(ConnectTimeout { inner: http, timeout: connect_timeout });
+        Ok(TcpTransport { base, addr: format!("tcp://{hostport}"), client })
+    }
+}
+
+impl Transport for TcpTransport {
+    fn send(&self, req: Request<Body>) -> BoxFuture<'static, Result<Response<Body>, TransportError>> {
+        let (mut parts, body) = req.into_parts();
+        let pq = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let addr = self.addr.clone();
+        match format!("{}{pq}", self.base).parse::<Uri>() {
+            Ok(uri) => parts.uri = uri,
+            Err(e) => return Box::pin(async move { Err(TransportError::Io { addr, reason: e.to_string() }) }),
+        }
+        let fut = self.client.request(Request::from_parts(parts, body));
+        Box::pin(async move {
+            match fut.await {
+                Ok(resp) => Ok(resp.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed())),
+                Err(e) => Err(classify(&addr, e)),
+            }
+        })
+    }
+
+    fn address(&self) -> &str {
+        &self.addr
+    }
 }
 
 /// HTTP/1.1 over a unix socket (hyper + hyperlocal), with connection reuse.
