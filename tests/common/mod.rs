@@ -67,10 +67,19 @@ pub struct Berth {
     pub env: Vec<(String, String)>,
 }
 
-/// The compile cache shared by the tests of one run (the cache itself is under test elsewhere).
+/// The compile cache shared by the tests of one run (the cache itself is under test
+/// elsewhere): `tests/engine.sh run` gives every test binary the same directory
+/// (`BERTH_TEST_CACHE`), so each component is compiled once per run, not once per binary.
 pub fn shared_cache() -> PathBuf {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| tempfile::tempdir().unwrap()).path().to_path_buf()
+    match std::env::var_os("BERTH_TEST_CACHE") {
+        Some(d) if !d.is_empty() => {
+            let d = PathBuf::from(d);
+            std::fs::create_dir_all(&d).unwrap();
+            d
+        }
+        _ => DIR.get_or_init(|| tempfile::tempdir().unwrap()).path().to_path_buf(),
+    }
 }
 
 impl Berth {
