@@ -14,6 +14,7 @@ use http::{Request, Response};
 use http_body_util::combinators::BoxBody;
 use http_body_util::BodyExt;
 use hyper::Uri;
+use hyper_util::client::legacy::connect::Connect;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use hyperlocal::UnixConnector;
@@ -76,11 +77,7 @@ impl TcpTransport {
         base.parse::<Uri>().map_err(|e| anyhow::anyhow!("engine address 'tcp://{hostport}': {e}"))?;
         let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
         http.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(32)
-            .http1_read_buf_exact_size(256 * 1024)
-            .build(ConnectTimeout { inner: http, timeout: connect_timeout });
+        let client = pooled(ConnectTimeout { inner: http, timeout: connect_timeout });
         Ok(TcpTransport { base, addr: format!("tcp://{hostport}"), client })
     }
 }
@@ -89,18 +86,14 @@ impl Transport for TcpTransport {
     fn send(&self, req: Request<Body>) -> BoxFuture<'static, Result<Response<Body>, TransportError>> {
         let (mut parts, body) = req.into_parts();
         let pq = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-        let addr = self.addr.clone();
         match format!("{}{pq}", self.base).parse::<Uri>() {
             Ok(uri) => parts.uri = uri,
-            Err(e) => return Box::pin(async move { Err(TransportError::Io { addr, reason: e.to_string() }) }),
-        }
-        let fut = self.client.request(Request::from_parts(parts, body));
-        Box::pin(async move {
-            match fut.await {
-                Ok(resp) => Ok(resp.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed())),
-                Err(e) => Err(classify(&addr, e)),
+            Err(e) => {
+                let addr = self.addr.clone();
+                return Box::pin(async move { Err(TransportError::Io { addr, reason: e.to_string() }) });
             }
-        })
+        }
+        dispatch(&self.client, Request::from_parts(parts, body), &self.addr)
     }
 
     fn address(&self) -> &str {
@@ -117,12 +110,7 @@ pub struct UnixTransport {
 
 impl UnixTransport {
     pub fn new(socket: PathBuf, connect_timeout: Duration) -> Self {
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(32)
-            // Large reads for tarballs: fewer syscalls per GiB exported.
-            .http1_read_buf_exact_size(256 * 1024)
-            .build(ConnectTimeout { inner: UnixConnector, timeout: connect_timeout });
+        let client = pooled(ConnectTimeout { inner: UnixConnector, timeout: connect_timeout });
         let addr = format!("unix://{}", socket.display());
         UnixTransport { socket, addr, client }
     }
@@ -133,19 +121,34 @@ impl Transport for UnixTransport {
         let (mut parts, body) = req.into_parts();
         let pq = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
         parts.uri = hyperlocal::Uri::new(&self.socket, pq).into();
-        let fut = self.client.request(Request::from_parts(parts, body));
-        let addr = self.addr.clone();
-        Box::pin(async move {
-            match fut.await {
-                Ok(resp) => Ok(resp.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed())),
-                Err(e) => Err(classify(&addr, e)),
-            }
-        })
+        dispatch(&self.client, Request::from_parts(parts, body), &self.addr)
     }
 
     fn address(&self) -> &str {
         &self.addr
     }
+}
+
+/// The client every transport uses: pooled connections, large reads for tarballs (fewer
+/// syscalls per GiB exported).
+fn pooled<K: Connect + Clone + Send + Sync + 'static>(connector: K) -> Client<K, Body> {
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(32)
+        .http1_read_buf_exact_size(256 * 1024)
+        .build(connector)
+}
+
+/// Sends a request whose URI the transport has set, mapping errors for `addr`.
+fn dispatch<K: Connect + Clone + Send + Sync + 'static>(client: &Client<K, Body>, req: Request<Body>, addr: &str) -> BoxFuture<'static, Result<Response<Body>, TransportError>> {
+    let fut = client.request(req);
+    let addr = addr.to_string();
+    Box::pin(async move {
+        match fut.await {
+            Ok(resp) => Ok(resp.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed())),
+            Err(e) => Err(classify(&addr, e)),
+        }
+    })
 }
 
 fn classify(addr: &str, e: hyper_util::client::legacy::Error) -> TransportError {
