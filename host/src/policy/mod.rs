@@ -324,9 +324,10 @@ impl<I: Inspector> Gate<'_, '_, I> {
                 }
                 Ok(m.path_with(None))
             }
-            ("POST", "/volumes/create") => {
-                let mut v = json_body(body, "volume create", false)?;
-                self.rules().volume_create(&v).map_err(denied)?;
+            ("POST", t @ ("/volumes/create" | "/networks/create")) => {
+                let volume = t == "/volumes/create";
+                let mut v = json_body(body, if volume { "volume create" } else { "network create" }, false)?;
+                if volume { self.rules().volume_create(&v) } else { self.rules().network_create(&v) }.map_err(denied)?;
                 if scoped {
                     self.force_label(&mut v, "Labels")?;
                     set_body(body, &v);
@@ -336,15 +337,6 @@ impl<I: Inspector> Gate<'_, '_, I> {
             ("GET" | "DELETE", "/volumes/{name}") => {
                 let name = self.object(Kind::Volume, &param).await?;
                 Ok(m.path_with(Some(&name)))
-            }
-            ("POST", "/networks/create") => {
-                let mut v = json_body(body, "network create", false)?;
-                self.rules().network_create(&v).map_err(denied)?;
-                if scoped {
-                    self.force_label(&mut v, "Labels")?;
-                    set_body(body, &v);
-                }
-                Ok(m.path_with(None))
             }
             ("POST", "/networks/{id}/connect" | "/networks/{id}/disconnect") => {
                 let id = self.object(Kind::Network, &param).await?;
@@ -375,8 +367,8 @@ impl<I: Inspector> Gate<'_, '_, I> {
             ("GET", "/images/{name}/json" | "/images/{name}/history") if scoped => {
                 // Reading an image the tenant may run (its own, or an allowlisted base image);
                 // an unknown one gets the engine's own 404.
-                if self.lookup(Kind::Image, &param).await?.is_some() {
-                    self.image_usable("name", &param).await?;
+                if let Some(found) = self.lookup(Kind::Image, &param).await? {
+                    self.image_usable_as("name", &param, Some(&found))?;
                 }
                 Ok(m.path_with(None))
             }
@@ -562,9 +554,14 @@ impl<I: Inspector> Gate<'_, '_, I> {
     /// An image a container runs: the tenant's own, or an allowlisted base image that carries
     /// no tenant's label.
     async fn image_usable(&mut self, field: &str, image: &str) -> Result<(), Refusal> {
-        let (key, value) = self.scope.clone().expect("scoped");
         let found = self.lookup(Kind::Image, image).await?;
-        let label = found.as_ref().map(|v| v["Config"]["Labels"][key.as_str()].clone()).unwrap_or(Value::Null);
+        self.image_usable_as(field, image, found.as_ref())
+    }
+
+    /// [`Gate::image_usable`] on an image already looked up (`None`: not on the engine).
+    fn image_usable_as(&self, field: &str, image: &str, found: Option<&Value>) -> Result<(), Refusal> {
+        let (key, value) = self.scope.clone().expect("scoped");
+        let label = found.map(|v| v["Config"]["Labels"][key.as_str()].clone()).unwrap_or(Value::Null);
         if label.as_str() == Some(value.as_str()) {
             return Ok(());
         }
