@@ -33,7 +33,7 @@ pub fn admit(tenant: Option<&TenantPolicy>, who: &str, file: &ComponentFile, spe
 /// The gate's policy for an action: the tenant's, or the open one (the CLI without `--policy`).
 pub fn policy_for(tenant: Option<&TenantPolicy>, spec: &ActionSpec) -> Policy {
     match tenant {
-        Some(tp) => tp.for_invocation(spec.read_only, None),
+        Some(tp) => tp.for_invocation(spec.read_only),
         None => Policy::for_action(spec.read_only),
     }
 }

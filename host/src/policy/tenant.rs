@@ -59,13 +59,14 @@ impl TenantPolicy {
         Ok(())
     }
 
-    /// The gate's policy for one invocation of an action.
-    pub fn for_invocation(&self, action_read_only: bool, engine_socket: Option<String>) -> Policy {
+    /// The gate's policy for one invocation of an action (the engine's socket is filled in
+    /// from the invocation's engine).
+    pub fn for_invocation(&self, action_read_only: bool) -> Policy {
         Policy {
             read_only: action_read_only || self.read_only,
             label_scope: self.label_scope.clone(),
             rules: self.engine.clone(),
-            engine_socket,
+            engine_socket: None,
         }
     }
 }

@@ -106,7 +106,11 @@ pub struct HostState {
 
 
 impl HostState {
-    pub fn new(ctx: HostContext, action: &str, policy: Policy, limits: Limits, artifacts: Artifacts) -> Self {
+    pub fn new(ctx: HostContext, action: &str, mut policy: Policy, limits: Limits, artifacts: Artifacts) -> Self {
+        // The engine's own socket, which no bind mount may expose.
+        if policy.engine_socket.is_none() {
+            policy.engine_socket = ctx.engine.as_ref().and_then(|e| e.address().strip_prefix("unix://").map(str::to_string));
+        }
         // No preopens, no env, no args, no sockets, no name lookup; stdout/stderr captured.
         let stdout = MemoryOutputPipe::new(64 * 1024);
         let stderr = MemoryOutputPipe::new(64 * 1024);
@@ -186,9 +190,6 @@ impl HostState {
             types::Body::Bytes(b) => OutBody::Bytes(Bytes::copy_from_slice(b)),
             types::Body::Artifact(_) => OutBody::Empty, // opened once admitted
         };
-        if self.policy.engine_socket.is_none() {
-            self.policy.engine_socket = self.ctx.engine.as_ref().and_then(|e| e.address().strip_prefix("unix://").map(str::to_string));
-        }
         let gate_req = GateRequest {
             action: &self.action,
             method: &method,
