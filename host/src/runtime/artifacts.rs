@@ -43,6 +43,11 @@ pub struct Written {
 }
 
 impl Artifacts {
+    /// Whether any output artifact is named (only then can bytes be written).
+    pub fn has_outputs(&self) -> bool {
+        self.map.values().any(|a| matches!(a, Artifact::Output(_)))
+    }
+
     /// Caps the bytes this invocation's output artifacts may hold together.
     pub fn cap_bytes(&mut self, max: u64) {
         self.max_bytes = Some(max);

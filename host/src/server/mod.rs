@@ -177,7 +177,8 @@ impl Server {
                 }
             }
             let mut artifacts = artifacts;
-            if let Some(dir) = &t.tenant.artifacts_dir {
+            // The quota's directory walk only for invocations that can write an artifact.
+            if let Some(dir) = t.tenant.artifacts_dir.as_ref().filter(|_| artifacts.has_outputs()) {
                 let used = dir_bytes(dir);
                 artifacts.cap_bytes(t.tenant.artifact_bytes.min(t.tenant.artifact_quota_bytes.saturating_sub(used)));
             }
