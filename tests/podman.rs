@@ -4,9 +4,6 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
-
 use common::*;
 
 const IMAGE: &str = "berth-test/busybox:latest";
@@ -28,17 +25,8 @@ fn berth() -> Berth {
 fn image(b: &Berth) -> &'static str {
     static DONE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     DONE.get_or_init(|| {
-        let busybox = ["/bin/busybox", "/usr/bin/busybox"].into_iter().find(|p| Path::new(p).exists()).expect("busybox-static is not installed");
-        let applets = Command::new(busybox).arg("--list").output().unwrap().stdout;
         let mut tar = tar::Builder::new(Vec::new());
-        tar.append_path_with_name(busybox, "bin/busybox").unwrap();
-        for applet in String::from_utf8_lossy(&applets).lines().map(str::trim).filter(|a| !a.is_empty() && *a != "busybox") {
-            let mut h = tar::Header::new_gnu();
-            h.set_entry_type(tar::EntryType::Symlink);
-            h.set_size(0);
-            h.set_mode(0o777);
-            tar.append_link(&mut h, format!("bin/{applet}"), "busybox").unwrap();
-        }
+        busybox_rootfs(&mut tar, "");
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("rootfs.tar");
         std::fs::write(&path, tar.into_inner().unwrap()).unwrap();

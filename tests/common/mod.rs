@@ -260,8 +260,6 @@ pub fn test_image() -> &'static str {
         if status == 200 {
             return;
         }
-        let busybox = ["/bin/busybox", "/usr/bin/busybox"].into_iter().find(|p| Path::new(p).exists()).expect("busybox-static is not installed");
-        let applets = Command::new(busybox).arg("--list").output().expect("busybox --list").stdout;
         let mut tar = tar::Builder::new(Vec::new());
         let dockerfile = b"FROM scratch\nCOPY rootfs/ /\nCMD [\"sh\"]\n";
         let mut h = tar::Header::new_gnu();
@@ -269,27 +267,35 @@ pub fn test_image() -> &'static str {
         h.set_mode(0o644);
         h.set_cksum();
         tar.append_data(&mut h, "Dockerfile", &dockerfile[..]).unwrap();
-        tar.append_path_with_name(busybox, "rootfs/bin/busybox").unwrap();
-        for applet in String::from_utf8_lossy(&applets).lines().map(str::trim).filter(|a| !a.is_empty() && *a != "busybox") {
-            let mut h = tar::Header::new_gnu();
-            h.set_entry_type(tar::EntryType::Symlink);
-            h.set_size(0);
-            h.set_mode(0o777);
-            tar.append_link(&mut h, format!("rootfs/bin/{applet}"), "busybox").unwrap();
-        }
-        for d in ["tmp", "etc", "data"] {
-            let mut h = tar::Header::new_gnu();
-            h.set_entry_type(tar::EntryType::Directory);
-            h.set_size(0);
-            h.set_mode(0o1777);
-            tar.append_data(&mut h, format!("rootfs/{d}/"), &[][..]).unwrap();
-        }
+        busybox_rootfs(&mut tar, "rootfs/");
         let ctx = tar.into_inner().unwrap();
         let (status, body) = api(Method::POST, "/build", "t=berth-test%2Fbusybox%3Alatest&networkmode=none&rm=1&forcerm=1", Some(("application/x-tar", ctx)));
         let text = String::from_utf8_lossy(&body);
         assert!(status == 200 && !text.contains("\"error\""), "building the test image failed: {status} {text}");
     });
     TEST_IMAGE
+}
+
+/// Appends a root filesystem under `prefix`: static busybox, a link per applet, and `tmp`,
+/// `etc`, `data` directories.
+pub fn busybox_rootfs(tar: &mut tar::Builder<Vec<u8>>, prefix: &str) {
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"].into_iter().find(|p| Path::new(p).exists()).expect("busybox-static is not installed");
+    let applets = Command::new(busybox).arg("--list").output().expect("busybox --list").stdout;
+    tar.append_path_with_name(busybox, format!("{prefix}bin/busybox")).unwrap();
+    for applet in String::from_utf8_lossy(&applets).lines().map(str::trim).filter(|a| !a.is_empty() && *a != "busybox") {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_size(0);
+        h.set_mode(0o777);
+        tar.append_link(&mut h, format!("{prefix}bin/{applet}"), "busybox").unwrap();
+    }
+    for d in ["tmp", "etc", "data"] {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_size(0);
+        h.set_mode(0o1777);
+        tar.append_data(&mut h, format!("{prefix}{d}/"), &[][..]).unwrap();
+    }
 }
 
 /// A unique name for objects a test creates.
