@@ -40,14 +40,37 @@ ensure() {
     apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
+# ping_ok SOCKET: the engine on SOCKET answers /_ping.
 ping_ok() {
-    curl -sf --max-time 2 --unix-socket "$1/docker.sock" http://docker/_ping >/dev/null 2>&1
+    curl -sf --max-time 2 --unix-socket "$1" http://docker/_ping >/dev/null 2>&1
+}
+
+# wait_up SOCKET LOG NAME: print the engine's address once it answers (30 s at most), or
+# show its log and fail.
+wait_up() {
+    for _ in $(seq 1 300); do
+        if ping_ok "$1"; then
+            echo "unix://$1"
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "engine.sh: $3 did not come up within 30s; its log:" >&2
+    tail -n 30 "$2" >&2 || true
+    exit 1
+}
+
+# unmount_under DIR: whatever an engine left mounted below DIR, deepest first.
+unmount_under() {
+    awk -v d="$1" '$2 ~ "^"d {print $2}' /proc/mounts | sort -r | while read -r m; do
+        umount -l "$m" 2>/dev/null || true
+    done
 }
 
 start() {
     local dir=$1
     ensure
-    if [[ -S $dir/docker.sock ]] && ping_ok "$dir"; then
+    if [[ -S $dir/docker.sock ]] && ping_ok "$dir/docker.sock"; then
         echo "unix://$dir/docker.sock"
         return 0
     fi
@@ -67,16 +90,7 @@ start() {
         --userland-proxy=false \
         --log-level=warn \
         >"$dir/dockerd.log" 2>&1 </dev/null &
-    for _ in $(seq 1 300); do
-        if ping_ok "$dir"; then
-            echo "unix://$dir/docker.sock"
-            return 0
-        fi
-        sleep 0.1
-    done
-    echo "engine.sh: dockerd did not come up within 30s; its log:" >&2
-    tail -n 30 "$dir/dockerd.log" >&2 || true
-    exit 1
+    wait_up "$dir/docker.sock" "$dir/dockerd.log" dockerd
 }
 
 stop() {
@@ -94,10 +108,7 @@ stop() {
             kill -KILL "$pid" 2>/dev/null || true
         fi
     fi
-    # Unmount whatever the engine left mounted under DIR, deepest first.
-    awk -v d="$dir" '$2 ~ "^"d {print $2}' /proc/mounts | sort -r | while read -r m; do
-        umount -l "$m" 2>/dev/null || true
-    done
+    unmount_under "$dir"
     rm -rf "$dir"
 }
 
@@ -106,7 +117,7 @@ stop() {
 podman_start() {
     local dir=$1
     ensure
-    if [[ -S $dir/podman.sock ]] && curl -sf --max-time 2 --unix-socket "$dir/podman.sock" http://d/_ping >/dev/null 2>&1; then
+    if [[ -S $dir/podman.sock ]] && ping_ok "$dir/podman.sock"; then
         echo "unix://$dir/podman.sock"
         return 0
     fi
@@ -125,16 +136,7 @@ CONF
         system service --time=0 "unix://$dir/podman.sock" \
         >"$dir/podman.log" 2>&1 </dev/null &
     echo $! >"$dir/podman.pid"
-    for _ in $(seq 1 300); do
-        if curl -sf --max-time 2 --unix-socket "$dir/podman.sock" http://d/_ping >/dev/null 2>&1; then
-            echo "unix://$dir/podman.sock"
-            return 0
-        fi
-        sleep 0.1
-    done
-    echo "engine.sh: podman system service did not come up within 30s; its log:" >&2
-    tail -n 30 "$dir/podman.log" >&2 || true
-    exit 1
+    wait_up "$dir/podman.sock" "$dir/podman.log" "podman system service"
 }
 
 podman_stop() {
@@ -147,9 +149,7 @@ podman_stop() {
     # Containers Podman left running (conmon outlives the service).
     CONTAINERS_CONF=$dir/containers.conf podman --root "$dir/root" --runroot "$dir/run" --storage-driver vfs \
         rm -af -t 0 >/dev/null 2>&1 || true
-    awk -v d="$dir" '$2 ~ "^"d {print $2}' /proc/mounts | sort -r | while read -r m; do
-        umount -l "$m" 2>/dev/null || true
-    done
+    unmount_under "$dir"
     rm -rf "$dir"
 }
 
