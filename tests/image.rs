@@ -31,8 +31,16 @@ fn tag(image: &str, repo: &str, tag: &str) {
     assert_eq!(s, 201, "{}", String::from_utf8_lossy(&body));
 }
 
+/// Builds and prunes never overlap: a dangling-image or build-cache prune deletes the
+/// intermediate images of a build running beside it ("failed to get digest …").
+fn builds_and_prunes() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 #[test]
 fn build_from_a_tar_and_a_directory_then_inspect_and_history() {
+    let _serial = builds_and_prunes();
     let base = test_image();
     let b = berth();
     let dir = tempfile::tempdir().unwrap();
@@ -181,6 +189,7 @@ fn save_then_load_round_trip_under_a_fresh_name() {
 
 #[test]
 fn import_commit_and_prune_dangling() {
+    let _serial = builds_and_prunes();
     let b = berth();
     let dir = tempfile::tempdir().unwrap();
     let busybox = std::fs::read(["/bin/busybox", "/usr/bin/busybox"].into_iter().find(|p| std::path::Path::new(p).exists()).unwrap()).unwrap();
@@ -288,6 +297,7 @@ fn saving_a_large_image_keeps_memory_flat() {
 
 #[test]
 fn list_search_attestations_build_prune_and_soar_aliases() {
+    let _serial = builds_and_prunes();
     let b = berth();
     let j = run_ok(&b, &["run", "image.list", r#"filters={"reference":["berth-test/busybox"]}"#, "digests=true"]);
     assert_eq!(j["summary"]["total_objects"], 1);
