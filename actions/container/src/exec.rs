@@ -140,7 +140,7 @@ pub fn run(p: &Params) -> Result<Output> {
         .summary("id", id))
 }
 
-fn run_created(id: &str, timeout: Duration) -> Result<(Value, crate::io::Collected, bool)> {
+fn run_created(id: &str, timeout: Duration) -> Result<(Value, berth_sdk::logs::Collected, bool)> {
     // Register the wait before starting, so a fast exit cannot be missed. The engine sends the
     // headers at once and the body when the container stops.
     let mut wait = post(cpath(id, "/wait")).query("condition", "next-exit").stream()?;

@@ -24,9 +24,11 @@ pub mod bindings {
 
 pub mod commit;
 pub mod engine;
+pub mod logs;
 pub mod soar;
 mod spec;
 pub mod stream;
+pub mod swarm;
 
 pub use engine::{delete, get, head, post, put, seg, Request, Response, Stdin};
 pub use serde_json::{self, json, Map, Value};

@@ -185,29 +185,22 @@ mod tests {
     }
 }
 
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use base64::{alphabet, Engine};
+
+const PAD_OPTIONAL: GeneralPurposeConfig = GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+const STANDARD: GeneralPurpose = GeneralPurpose::new(&alphabet::STANDARD, PAD_OPTIONAL);
+const URL_SAFE: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, PAD_OPTIONAL);
+
 /// Decodes standard or URL-safe base64 (padding optional), as the engine's stat headers use.
 pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in s.trim().bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            b'=' => break,
-            _ => return None,
-        } as u32;
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
+    let s = s.trim();
+    STANDARD.decode(s).or_else(|_| URL_SAFE.decode(s)).ok()
+}
+
+/// Standard base64 with padding, as the engine takes secret and config data.
+pub fn base64_encode(b: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(b)
 }
 
 #[cfg(test)]
@@ -218,6 +211,7 @@ mod b64_tests {
         assert_eq!(super::base64_decode("aGk=").unwrap(), b"hi");
         assert_eq!(super::base64_decode("aGk").unwrap(), b"hi");
         assert!(super::base64_decode("a*b").is_none());
+        assert_eq!(super::base64_encode(b"hi"), "aGk=");
     }
 }
 

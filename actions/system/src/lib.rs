@@ -7,8 +7,9 @@ use berth_sdk::engine;
 
 fn actions() -> Vec<Action> {
     vec![
-        Action::new("system.ping", "Check that the engine answers (GET /_ping)")
+        Action::new("system.ping", "Check that the engine answers (GET /_ping, or HEAD)")
             .read_only()
+            .param(Param::string("method").default("GET").describe("GET, or HEAD for the headers alone"))
             .output(&["data.*.ok", "data.*.api_version", "data.*.os_type", "data.*.builder_version"])
             .run(ping),
         Action::new("system.version", "Engine version, API version, OS and components")
@@ -46,18 +47,24 @@ fn actions() -> Vec<Action> {
 
 berth_sdk::family!(name: "system", actions: actions);
 
-fn ping(_: &Params) -> Result<Output> {
-    let r = get("/_ping").send_ok()?;
+fn ping(p: &Params) -> Result<Output> {
+    let r = match p.str("method").unwrap_or("GET") {
+        "GET" => get("/_ping"),
+        "HEAD" => head("/_ping"),
+        other => return Err(Error::bad_params(format!("parameter 'method' must be GET or HEAD, got '{other}'"))),
+    }
+    .send_ok()?;
     let h = |n: &str| r.header(n).map(|s| Value::String(s.to_string())).unwrap_or(Value::Null);
     let item = json!({
-        "ok": r.text().trim() == "OK",
+        "ok": r.is_success(),
         "api_version": h("Api-Version"),
         "os_type": h("Ostype"),
         "builder_version": h("Builder-Version"),
         "docker_experimental": r.header("Docker-Experimental") == Some("true"),
         "swarm": h("Swarm"),
     });
-    Ok(Output::one(format!("Engine answered ping: {}", r.text().trim()), item.clone())
+    let said = if r.text().trim().is_empty() { format!("HTTP {}", r.status) } else { r.text().trim().to_string() };
+    Ok(Output::one(format!("Engine answered ping: {said}"), item.clone())
         .summary("ok", item["ok"].clone())
         .summary("api_version", item["api_version"].clone()))
 }

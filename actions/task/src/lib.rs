@@ -1,0 +1,57 @@
+//! The `task` family: the 3 Task operations of the Engine API.
+
+use berth_sdk::logs::{log_params, logs as read_logs};
+use berth_sdk::prelude::*;
+
+fn id() -> Param {
+    Param::string("id").required().describe("Task ID")
+}
+
+fn actions() -> Vec<Action> {
+    vec![
+        Action::new("task.list", "List swarm tasks")
+            .read_only()
+            .param(Param::any("filters").describe("Filters: desired-state, id, label, name, node, service"))
+            .output(&["data.*.ID", "data.*.ServiceID", "data.*.NodeID", "data.*.Status.State", "data.*.DesiredState", "summary.total_objects"])
+            .run(list),
+        Action::new("task.inspect", "Inspect a swarm task")
+            .read_only()
+            .param(id())
+            .output(&["data.*.ID", "data.*.ServiceID", "data.*.NodeID", "data.*.Status.State", "data.*.Status.ContainerStatus.ContainerID"])
+            .run(inspect),
+        log_params(Action::new("task.logs", "A task's logs, split into stdout and stderr").read_only().param(id())).run(logs),
+    ]
+}
+
+berth_sdk::family!(name: "task", actions: actions);
+
+fn list(p: &Params) -> Result<Output> {
+    let v = get("/tasks").query_json("filters", p.filters("filters")?.as_ref()).json_ok()?;
+    Ok(Output::listed_json("tasks", &v))
+}
+
+fn inspect(p: &Params) -> Result<Output> {
+    let id = p.req_str("id")?;
+    let v = get(format!("/tasks/{}", berth_sdk::seg(id))).json_ok()?;
+    Ok(Output::new(format!(
+        "Task {} of service {}: {} (desired {})",
+        v["ID"].as_str().unwrap_or(id),
+        v["ServiceID"].as_str().unwrap_or("?"),
+        v["Status"]["State"].as_str().unwrap_or("?"),
+        v["DesiredState"].as_str().unwrap_or("?")
+    ))
+    .summary("state", v["Status"]["State"].clone())
+    .item(v))
+}
+
+fn logs(p: &Params) -> Result<Output> {
+    let id = p.req_str("id")?;
+    let path = format!("/tasks/{}", berth_sdk::seg(id));
+    read_logs(p, id, &format!("{path}/logs"), |ct| {
+        if let Some(mux) = berth_sdk::logs::mux_from_content_type(ct) {
+            return Ok(mux);
+        }
+        let t = get(&path).json_ok()?;
+        Ok(t["Spec"]["ContainerSpec"]["TTY"].as_bool() != Some(true))
+    })
+}
