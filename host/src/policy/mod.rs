@@ -224,6 +224,9 @@ enum Kind {
     Image,
     Volume,
     Network,
+    Service,
+    Secret,
+    Config,
 }
 
 impl Kind {
@@ -233,6 +236,9 @@ impl Kind {
             Kind::Image => "image",
             Kind::Volume => "volume",
             Kind::Network => "network",
+            Kind::Service => "service",
+            Kind::Secret => "secret",
+            Kind::Config => "config",
         }
     }
     fn inspect_path(self, name: &str) -> String {
@@ -241,12 +247,16 @@ impl Kind {
             Kind::Image => format!("/images/{}/json", seg(name)),
             Kind::Volume => format!("/volumes/{}", seg(name)),
             Kind::Network => format!("/networks/{}", seg(name)),
+            Kind::Service => format!("/services/{}", seg(name)),
+            Kind::Secret => format!("/secrets/{}", seg(name)),
+            Kind::Config => format!("/configs/{}", seg(name)),
         }
     }
     fn labels(self, v: &Value) -> &Value {
         match self {
             Kind::Container | Kind::Image => &v["Config"]["Labels"],
             Kind::Volume | Kind::Network => &v["Labels"],
+            Kind::Service | Kind::Secret | Kind::Config => &v["Spec"]["Labels"],
         }
     }
 }
@@ -281,7 +291,7 @@ impl<I: Inspector> Gate<'_, '_, I> {
         let scoped = self.scope.is_some();
         match (method, template) {
             ("GET", "/_ping") | ("HEAD", "/_ping") | ("GET", "/version") | ("GET", "/info") => Ok(m.path_with(None)),
-            ("GET", "/containers/json" | "/images/json" | "/volumes" | "/networks" | "/events")
+            ("GET", "/containers/json" | "/images/json" | "/volumes" | "/networks" | "/events" | "/services" | "/secrets" | "/configs")
             | ("POST", "/containers/prune" | "/images/prune" | "/volumes/prune" | "/networks/prune") => {
                 if scoped {
                     self.merge_filters(query)?;
@@ -463,24 +473,61 @@ impl<I: Inspector> Gate<'_, '_, I> {
                 }
                 Ok(m.path_with(None))
             }
-            _ if scoped => Err(Refusal::Denied(format!("{} {} is not available to a label-scoped tenant", m.route.method, m.route.template))),
             ("POST", "/services/create" | "/services/{id}/update") => {
-                let v = json_body(body, "service spec", false)?;
-                let mut hc = json!({});
-                let spec = &v["TaskTemplate"]["ContainerSpec"];
-                if spec["Privileges"].is_object() && !self.rules().privileged {
-                    return Err(Refusal::Denied("TaskTemplate.ContainerSpec.Privileges: custom privileges are not allowed".into()));
+                let id = match template {
+                    "/services/{id}/update" => Some(self.object(Kind::Service, &param).await?),
+                    _ => None,
+                };
+                let mut v = json_body(body, "service spec", false)?;
+                let refs = self.rules().service_spec(&mut v, self.socket()).map_err(denied)?;
+                if scoped {
+                    self.check_refs(&refs).await?;
+                    // The service and the containers of its tasks carry the label.
+                    self.force_label(&mut v, "Labels")?;
+                    self.force_label(&mut v["TaskTemplate"]["ContainerSpec"], "Labels")?;
                 }
-                for (from, to) in [("Sysctls", "Sysctls"), ("CapabilityAdd", "CapAdd"), ("Mounts", "Mounts")] {
-                    if !spec[from].is_null() {
-                        hc[to] = spec[from].clone();
-                    }
+                set_body(body, &v);
+                Ok(m.path_with(id.as_deref()))
+            }
+            (_, "/services/{id}" | "/services/{id}/logs") => {
+                let id = self.object(Kind::Service, &param).await?;
+                Ok(m.path_with(Some(&id)))
+            }
+            ("POST", "/secrets/create" | "/configs/create") => {
+                if scoped {
+                    let mut v = json_body(body, "create", false)?;
+                    self.force_label(&mut v, "Labels")?;
+                    set_body(body, &v);
                 }
-                hc["NetworkMode"] = json!("none");
-                let mut probe = json!({"HostConfig": hc});
-                self.rules().container_create(&mut probe, self.socket()).map_err(|e| Refusal::Denied(format!("TaskTemplate.ContainerSpec: {e}")))?;
                 Ok(m.path_with(None))
             }
+            (_, t @ ("/secrets/{id}" | "/secrets/{id}/update" | "/configs/{id}" | "/configs/{id}/update")) => {
+                let kind = if t.starts_with("/secrets") { Kind::Secret } else { Kind::Config };
+                let id = self.object(kind, &param).await?;
+                if scoped && t.ends_with("/update") {
+                    let mut v = json_body(body, "update", false)?;
+                    self.force_label(&mut v, "Labels")?;
+                    set_body(body, &v);
+                }
+                Ok(m.path_with(Some(&id)))
+            }
+            ("GET", "/tasks/{id}" | "/tasks/{id}/logs") => {
+                if scoped {
+                    // A task is in scope when its service is.
+                    let task = self.insp.inspect(&format!("/tasks/{}", seg(&param))).await?;
+                    if let Some(sid) = task.as_ref().map(|t| t["ServiceID"].as_str().unwrap_or("").to_string()) {
+                        self.reference("task", Kind::Service, &sid).await?;
+                    }
+                }
+                Ok(m.path_with(None))
+            }
+            ("GET", "/tasks") => {
+                if scoped {
+                    self.scope_tasks(query).await?;
+                }
+                Ok(m.path_with(None))
+            }
+            _ if scoped => Err(Refusal::Denied(format!("{} {} is not available to a label-scoped tenant", m.route.method, m.route.template))),
             _ => Ok(m.path_with(None)),
         }
     }
@@ -515,6 +562,7 @@ impl<I: Inspector> Gate<'_, '_, I> {
     fn id_of(kind: Kind, name: &str, v: &Value) -> String {
         match kind {
             Kind::Container | Kind::Network => v["Id"].as_str().unwrap_or(name).to_string(),
+            Kind::Service | Kind::Secret | Kind::Config => v["ID"].as_str().unwrap_or(name).to_string(),
             Kind::Volume | Kind::Image => name.to_string(),
         }
     }
@@ -547,6 +595,12 @@ impl<I: Inspector> Gate<'_, '_, I> {
         }
         for (field, i) in &refs.images {
             self.image_usable(field, i).await?;
+        }
+        for (field, v) in &refs.secrets {
+            self.reference(field, Kind::Secret, v).await?;
+        }
+        for (field, v) in &refs.configs {
+            self.reference(field, Kind::Config, v).await?;
         }
         Ok(())
     }
@@ -593,6 +647,30 @@ impl<I: Inspector> Gate<'_, '_, I> {
                 return Err(Refusal::Denied(format!("fromImage: {dest} is not in this tenant's images allowlist")));
             }
         }
+        Ok(())
+    }
+
+    /// A task list for a scoped tenant must name its services (`filters.service`), each in
+    /// scope; they are sent by ID. Tasks carry no labels of their own to filter on.
+    async fn scope_tasks(&mut self, query: &mut Vec<(String, String)>) -> Result<(), Refusal> {
+        let mut filters = match query.iter().position(|(k, _)| k == "filters") {
+            Some(i) => serde_json::from_str::<Value>(&query.remove(i).1).map_err(|_| Refusal::Invalid("filters must be a JSON object".into()))?,
+            None => json!({}),
+        };
+        let services: Vec<String> = match filters.get("service") {
+            Some(Value::Array(a)) => a.iter().map(|s| s.as_str().unwrap_or("").to_string()).collect(),
+            Some(Value::Object(m)) => m.keys().cloned().collect(),
+            _ => Vec::new(),
+        };
+        if services.is_empty() {
+            return Err(Refusal::Denied("tasks: a label-scoped tenant must filter the task list by service (filters={\"service\": [...]})".into()));
+        }
+        let mut ids = Vec::new();
+        for s in services {
+            ids.push(self.reference("filters.service", Kind::Service, &s).await?);
+        }
+        filters["service"] = json!(ids);
+        query.push(("filters".into(), filters.to_string()));
         Ok(())
     }
 
@@ -742,6 +820,77 @@ mod tests {
         assert!(e.message().contains("repeated"), "{e:?}");
         let e = run(&p, &mut o, Method::GET, "/nope", &[], None).unwrap_err();
         assert!(e.message().contains("not an Engine API route"), "{e:?}");
+    }
+
+    fn swarm_objects() -> Objects {
+        let mut o = objects();
+        o.0.insert("/services/web".into(), json!({"ID": "svc1", "Spec": {"Name": "web", "Labels": {"team": "red"}}}));
+        o.0.insert("/services/svc1".into(), json!({"ID": "svc1", "Spec": {"Name": "web", "Labels": {"team": "red"}}}));
+        o.0.insert("/services/db".into(), json!({"ID": "svc2", "Spec": {"Name": "db", "Labels": {"team": "blue"}}}));
+        o.0.insert("/secrets/mypw".into(), json!({"ID": "sec1", "Spec": {"Name": "mypw", "Labels": {"team": "red"}}}));
+        o.0.insert("/secrets/theirpw".into(), json!({"ID": "sec2", "Spec": {"Name": "theirpw", "Labels": {"team": "blue"}}}));
+        o.0.insert("/configs/theircfg".into(), json!({"ID": "cfg2", "Spec": {"Name": "theircfg", "Labels": {"team": "blue"}}}));
+        o.0.insert("/tasks/t1".into(), json!({"ID": "t1", "ServiceID": "svc2"}));
+        o.0.insert("/services/svc2".into(), json!({"ID": "svc2", "Spec": {"Name": "db", "Labels": {"team": "blue"}}}));
+        o
+    }
+
+    fn service(cs: Value) -> Value {
+        json!({"Name": "s", "TaskTemplate": {"ContainerSpec": cs}})
+    }
+
+    #[test]
+    fn services_pass_the_container_rules_and_the_scope() {
+        // A service's nodes pull its image: the registry must be the tenant's.
+        let mut rules = EnginePolicy::default();
+        rules.registries = Globs::new(&["docker.io"]).unwrap();
+        let p = Policy { rules: Arc::new(rules), ..red() };
+        let mut o = swarm_objects();
+        let create = |o: &mut Objects, cs: Value| run(&p, o, Method::POST, "/services/create", &[], Some(service(cs)));
+        let (_, b) = create(&mut o, json!({"Image": "app:1", "Secrets": [{"SecretID": "mypw", "File": {"Name": "pw"}}]})).unwrap();
+        let v = body_json(&b);
+        assert_eq!(v["Labels"]["team"], "red");
+        assert_eq!(v["TaskTemplate"]["ContainerSpec"]["Labels"]["team"], "red", "the task containers carry the label too");
+        assert_eq!(v["TaskTemplate"]["Resources"]["Limits"]["MemoryBytes"], json!(512i64 << 20), "forced caps");
+        for (cs, why) in [
+            (json!({"Image": "app:1", "Mounts": [{"Type": "bind", "Source": "/", "Target": "/host"}]}), "Mounts"),
+            (json!({"Image": "app:1", "CapabilityAdd": ["SYS_ADMIN"]}), "capability SYS_ADMIN"),
+            (json!({"Image": "app:1", "Privileges": {"Seccomp": {"Mode": "unconfined"}}}), "seccomp:unconfined"),
+            (json!({"Image": "app:1", "Secrets": [{"SecretID": "theirpw"}]}), "Secrets: secret theirpw is outside"),
+            (json!({"Image": "app:1", "Configs": [{"ConfigID": "theircfg"}]}), "Configs: config theircfg is outside"),
+            (json!({"Image": "their:latest"}), "belongs to another tenant"),
+            (json!({"Image": "app:1", "Mounts": [{"Type": "volume", "Source": "theirvol", "Target": "/v"}]}), "theirvol is outside"),
+        ] {
+            let e = create(&mut o, cs).unwrap_err();
+            assert!(e.message().contains(why), "{why}: {e:?}");
+        }
+        let host_net = json!({"Name": "s", "TaskTemplate": {"ContainerSpec": {"Image": "app:1"}, "Networks": [{"Target": "host"}]}});
+        let e = run(&p, &mut o, Method::POST, "/services/create", &[], Some(host_net)).unwrap_err();
+        assert!(e.message().contains("host network"), "{e:?}");
+        let plugin = json!({"Name": "s", "TaskTemplate": {"Runtime": "plugin", "PluginSpec": {"Remote": "x"}}});
+        let e = run(&p, &mut o, Method::POST, "/services/create", &[], Some(plugin)).unwrap_err();
+        assert!(e.message().contains("TaskTemplate.Runtime"), "{e:?}");
+        // Objects by path: in scope, rewritten to the ID; another tenant's refused.
+        let (a, _) = run(&p, &mut o, Method::DELETE, "/services/web", &[], None).unwrap();
+        assert_eq!(a.path, "/services/svc1");
+        let e = run(&p, &mut o, Method::POST, "/services/db/update", &[("version", "1")], Some(service(json!({"Image": "app:1"})))).unwrap_err();
+        assert!(e.message().contains("service db is outside"), "{e:?}");
+        let e = run(&p, &mut o, Method::GET, "/tasks/t1/logs", &[], None).unwrap_err();
+        assert!(e.message().contains("svc2 is outside"), "{e:?}");
+        let e = run(&p, &mut o, Method::GET, "/tasks", &[], None).unwrap_err();
+        assert!(e.message().contains("filter the task list by service"), "{e:?}");
+        let (a, _) = run(&p, &mut o, Method::GET, "/tasks", &[("filters", r#"{"service":["web"]}"#)], None).unwrap();
+        assert_eq!(a.query, vec![("filters".to_string(), r#"{"service":["svc1"]}"#.to_string())]);
+        let (_, b) = run(&p, &mut o, Method::POST, "/secrets/mypw/update", &[("version", "3")], Some(json!({"Name": "mypw", "Labels": {}}))).unwrap();
+        assert_eq!(body_json(&b)["Labels"]["team"], "red", "an update cannot drop the label");
+        let e = run(&p, &mut o, Method::DELETE, "/secrets/theirpw", &[], None).unwrap_err();
+        assert!(e.message().contains("secret theirpw is outside"), "{e:?}");
+        let (a, _) = run(&p, &mut o, Method::GET, "/secrets", &[], None).unwrap();
+        assert!(a.query[0].1.contains("team=red"));
+        for (m, path) in [(Method::GET, "/nodes"), (Method::POST, "/swarm/leave"), (Method::GET, "/plugins"), (Method::POST, "/plugins/pull")] {
+            let e = run(&p, &mut o, m, path, &[], None).unwrap_err();
+            assert!(e.message().contains("not available to a label-scoped tenant"), "{path}: {e:?}");
+        }
     }
 
     #[test]

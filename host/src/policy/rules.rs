@@ -229,6 +229,10 @@ pub struct References {
     pub networks: Vec<(String, String)>,
     /// (field, image reference)
     pub images: Vec<(String, String)>,
+    /// (field, secret id or name): services only
+    pub secrets: Vec<(String, String)>,
+    /// (field, config id or name): services only
+    pub configs: Vec<(String, String)>,
 }
 
 fn denied(field: &str, why: impl std::fmt::Display) -> String {
@@ -496,6 +500,134 @@ impl EnginePolicy {
     }
 
     /// `POST /containers/{id}/update`: the same checks on the resources it changes.
+    /// A ServiceSpec (service create and update): its container spec passes the rules of a
+    /// container create, mapped field by field; its task resources get the forced caps; its
+    /// networks, secrets, configs, volumes and image are returned as references.
+    pub fn service_spec(&self, spec: &mut Value, engine_socket: Option<&str>) -> Result<References, String> {
+        let obj = spec.as_object_mut().ok_or("the service spec must be a JSON object")?;
+        let mut refs = References::default();
+        for n in obj.get("Networks").and_then(Value::as_array).into_iter().flatten() {
+            let target = n.get("Target").and_then(Value::as_str).unwrap_or("");
+            self.network_name("Networks", target, &mut refs)?;
+        }
+        let tt = obj.entry("TaskTemplate").or_insert_with(|| json!({}));
+        if tt.is_null() {
+            *tt = json!({});
+        }
+        let tt = tt.as_object_mut().ok_or("TaskTemplate must be a JSON object")?;
+        let runtime = tt.get("Runtime").and_then(Value::as_str).unwrap_or("");
+        if !(runtime.is_empty() || runtime == "container") && !self.privileged {
+            return Err(denied("TaskTemplate.Runtime", format!("'{runtime}' tasks are not allowed (plugin tasks install engine plugins)")));
+        }
+        for k in ["PluginSpec", "NetworkAttachmentSpec"] {
+            if nonempty(tt.get(k)) && !self.privileged {
+                return Err(denied(&format!("TaskTemplate.{k}"), "only container tasks are allowed"));
+            }
+        }
+        for n in tt.get("Networks").and_then(Value::as_array).into_iter().flatten() {
+            let target = n.get("Target").and_then(Value::as_str).unwrap_or("");
+            self.network_name("TaskTemplate.Networks", target, &mut refs)?;
+        }
+        if let Some(ld) = tt.get("LogDriver").filter(|l| !l.is_null()) {
+            let name = ld.get("Name").and_then(Value::as_str).unwrap_or("");
+            if !name.is_empty() && !self.log_drivers.is_match(name) {
+                return Err(denied("TaskTemplate.LogDriver.Name", format!("log driver '{name}' is not allowed")));
+            }
+        }
+        if !self.log_max_size.is_empty() {
+            let ld = tt.entry("LogDriver").or_insert_with(|| json!({"Name": "json-file"}));
+            if !ld.is_object() {
+                *ld = json!({"Name": "json-file"});
+            }
+            let name = ld.get("Name").and_then(Value::as_str).unwrap_or("").to_string();
+            if name.is_empty() || name == "json-file" || name == "local" {
+                if name.is_empty() {
+                    ld["Name"] = json!("json-file");
+                }
+                let cap = parse_size(&self.log_max_size).unwrap_or(u64::MAX);
+                let given = ld.get("Options").and_then(|o| o.get("max-size")).and_then(Value::as_str).and_then(parse_size);
+                if given.is_none_or(|g| g > cap) {
+                    if !ld.get("Options").is_some_and(Value::is_object) {
+                        ld["Options"] = json!({});
+                    }
+                    ld["Options"]["max-size"] = json!(self.log_max_size);
+                }
+            }
+        }
+        // Task resources: the same caps as a container's.
+        let res = tt.entry("Resources").or_insert_with(|| json!({}));
+        if !res.is_object() {
+            *res = json!({});
+        }
+        let limits = res.as_object_mut().expect("object").entry("Limits").or_insert_with(|| json!({}));
+        if !limits.is_object() {
+            *limits = json!({});
+        }
+        let limits = limits.as_object_mut().expect("object");
+        let mut hc = Map::new();
+        for (from, to) in [("MemoryBytes", "Memory"), ("NanoCPUs", "NanoCpus"), ("Pids", "PidsLimit")] {
+            if let Some(v) = limits.get(from) {
+                hc.insert(to.into(), v.clone());
+            }
+        }
+        self.force_resources(&mut hc, "TaskTemplate.Resources.Limits", true)?;
+        for (from, to) in [("MemoryBytes", "Memory"), ("NanoCPUs", "NanoCpus"), ("Pids", "PidsLimit")] {
+            if let Some(v) = hc.get(to) {
+                limits.insert(from.into(), v.clone());
+            }
+        }
+        let cs = tt.entry("ContainerSpec").or_insert_with(|| json!({}));
+        if cs.is_null() {
+            *cs = json!({});
+        }
+        let cs = cs.as_object_mut().ok_or("TaskTemplate.ContainerSpec must be a JSON object")?;
+        let at = "TaskTemplate.ContainerSpec";
+        if let Some(img) = cs.get("Image").and_then(Value::as_str) {
+            // A digest pinned by the CLI (`image:tag@sha256:…`) names the same image.
+            refs.images.push((format!("{at}.Image"), img.split('@').next().unwrap_or(img).to_string()));
+        }
+        // The container spec, seen as the HostConfig the task's container will get.
+        let mut hc = Map::new();
+        for (from, to) in [("CapabilityAdd", "CapAdd"), ("Sysctls", "Sysctls"), ("Mounts", "Mounts")] {
+            if let Some(v) = cs.get(from).filter(|v| !v.is_null()) {
+                hc.insert(to.into(), v.clone());
+            }
+        }
+        if let Some(p) = cs.get("Privileges").filter(|p| !p.is_null()) {
+            let mut opts = Vec::new();
+            if nonempty(p.get("SELinuxContext")) {
+                opts.push("label:custom".to_string());
+            }
+            match p.get("Seccomp").and_then(|s| s.get("Mode")).and_then(Value::as_str) {
+                Some("unconfined") => opts.push("seccomp:unconfined".into()),
+                Some("custom") => opts.push("seccomp:custom".into()),
+                _ => {}
+            }
+            if p.get("AppArmor").and_then(|s| s.get("Mode")).and_then(Value::as_str) == Some("disabled") {
+                opts.push("apparmor:unconfined".into());
+            }
+            if nonempty(p.get("CredentialSpec")) {
+                opts.push("credentialspec:custom".into());
+            }
+            for o in opts {
+                if !self.security_opt.is_match(&o) {
+                    return Err(denied(&format!("{at}.Privileges"), format!("'{o}' is not allowed")));
+                }
+            }
+        }
+        self.host_config(&mut hc, at, &mut refs, engine_socket, false)?;
+        for (field, list, id_key, name_key) in [("Secrets", &mut refs.secrets, "SecretID", "SecretName"), ("Configs", &mut refs.configs, "ConfigID", "ConfigName")] {
+            for r in cs.get(field).and_then(Value::as_array).into_iter().flatten() {
+                let id = r.get(id_key).or_else(|| r.get(name_key)).and_then(Value::as_str).unwrap_or("");
+                if id.is_empty() {
+                    return Err(denied(&format!("{at}.{field}"), format!("each reference needs a {id_key}")));
+                }
+                list.push((format!("{at}.{field}"), id.to_string()));
+            }
+        }
+        Ok(refs)
+    }
+
     pub fn container_update(&self, body: &mut Value) -> Result<(), String> {
         let obj = body.as_object_mut().ok_or("the update must be a JSON object")?;
         let mut refs = References::default();
