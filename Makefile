@@ -11,7 +11,7 @@ RELEASE_ACTIONS := target/release/actions
 TEST_ENGINE_DIR ?= /tmp/berth-test-engine
 DEMO_ENGINE_DIR ?= /tmp/berth-demo-engine
 
-.PHONY: all build toolchain guests host actions test unit demo bench engine-start engine-stop clean
+.PHONY: all build toolchain guests host actions test unit demo bench coverage engine-start engine-stop clean
 
 all: build
 
@@ -48,6 +48,10 @@ demo: build
 	  $$b run system.df -o pretty | head -n 8 && \
 	  $$b run system.events since=10m until=0s max_events=5 -o json
 	@echo; echo "The demo engine keeps running at unix://$(DEMO_ENGINE_DIR)/docker.sock; stop it with: make engine-stop"
+
+## coverage: rewrite the README's coverage table from actions/coverage.tsv
+coverage: guests
+	BERTH_UPDATE_README=1 $(CARGO) test -p berth --test coverage
 
 ## bench: whole-process and in-process figures against an isolated engine
 bench: build

@@ -85,11 +85,28 @@ pub fn shared_cache() -> PathBuf {
 impl Berth {
     /// `berth` with the given components installed (file name, source path).
     pub fn with(components: &[(&str, PathBuf)]) -> Self {
+        Self::with_host(components, docker_host())
+    }
+
+    /// `berth` with components and an engine address of its own (tests that need no engine
+    /// give one that does not exist).
+    pub fn with_host(components: &[(&str, PathBuf)], host: String) -> Self {
         let actions = tempfile::tempdir().unwrap();
         for (name, src) in components {
             std::fs::copy(src, actions.path().join(name)).unwrap();
         }
-        Berth { actions: Arc::new(actions), cache: shared_cache(), host: docker_host(), env: Vec::new() }
+        Berth { actions: Arc::new(actions), cache: shared_cache(), host, env: Vec::new() }
+    }
+
+    /// `berth` with the named families shipped with berth (`container`, `swarm`, …).
+    pub fn families(names: &[&str]) -> Self {
+        Self::families_at(names, docker_host())
+    }
+
+    pub fn families_at(names: &[&str], host: String) -> Self {
+        let comps: Vec<(String, PathBuf)> = names.iter().map(|f| (format!("{f}.wasm"), wasm(&format!("berth-action-{f}")))).collect();
+        let refs: Vec<(&str, PathBuf)> = comps.iter().map(|(n, p)| (n.as_str(), p.clone())).collect();
+        Self::with_host(&refs, host)
     }
 
     pub fn system() -> Self {

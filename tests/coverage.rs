@@ -1,0 +1,119 @@
+//! Coverage of the Engine API: `actions/coverage.tsv` maps every operation of v1.56 to the
+//! action that covers it. These tests fail when an operation has no action, when a mapped
+//! action does not exist, when the table strays from the spec's route table, or when the
+//! README's table is stale (`make coverage` rewrites it).
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use common::*;
+
+const FAMILIES: &[&str] = &["system", "container", "image", "network", "volume", "swarm", "node", "service", "task", "secret", "config", "plugin"];
+
+struct Row {
+    op: String,
+    method: String,
+    path: String,
+    tag: String,
+    action: String,
+    why: String,
+}
+
+fn rows() -> Vec<Row> {
+    let text = std::fs::read_to_string(workspace().join("actions/coverage.tsv")).unwrap();
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            assert!(f.len() == 5 || f.len() == 6, "coverage.tsv: bad line {l:?}");
+            Row { op: f[0].into(), method: f[1].into(), path: f[2].into(), tag: f[3].into(), action: f[4].into(), why: f.get(5).unwrap_or(&"").to_string() }
+        })
+        .collect()
+}
+
+/// The v1.56 routes of the spec's route table that the gate uses (`spec-routes.txt`).
+fn spec_routes() -> BTreeSet<(String, String)> {
+    let text = std::fs::read_to_string(workspace().join("host/src/policy/spec-routes.txt")).unwrap();
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f[2].split(',').any(|v| v == "1.56").then(|| (f[0].to_string(), f[1].to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn every_operation_of_the_spec_has_an_action() {
+    let rows = rows();
+    assert_eq!(rows.len(), 108, "Engine API v1.56 has 108 operations");
+    let ops: BTreeSet<&str> = rows.iter().map(|r| r.op.as_str()).collect();
+    assert_eq!(ops.len(), rows.len(), "an operationId is listed twice");
+    let table: BTreeSet<(String, String)> = rows.iter().map(|r| (r.method.clone(), r.path.clone())).collect();
+    assert_eq!(table, spec_routes(), "coverage.tsv and the route table disagree about the operations of v1.56");
+    // Listing actions needs no engine.
+    let b = Berth::families_at(FAMILIES, "unix:///nonexistent/berth-coverage.sock".into());
+    let listed = b.run(&["actions"]);
+    let actions: BTreeSet<String> = listed.json().as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap().to_string()).collect();
+    let mut missing = Vec::new();
+    for r in &rows {
+        if r.action == "-" {
+            assert!(!r.why.is_empty(), "{} is left out without a reason", r.op);
+        } else if !actions.contains(&r.action) {
+            missing.push(format!("{} -> {}", r.op, r.action));
+        }
+    }
+    assert!(missing.is_empty(), "operations mapped to actions that no family declares: {missing:?}");
+    // Every family's action either covers an operation, is a second form of one
+    // (image.import: ImageCreate from a tarball) or is a composite built on them.
+    let covering: BTreeSet<&str> = rows.iter().map(|r| r.action.as_str()).collect();
+    let composites = [
+        "system.test-connectivity", "container.run", "container.exec", "container.snapshot", "image.import", "swarm.join-tokens", "node.drain",
+        "service.scale", "service.rollback", "service.wait-converged", "secret.rotate",
+    ];
+    for a in &actions {
+        assert!(covering.contains(a.as_str()) || composites.contains(&a.as_str()) || !a.contains('.'), "action {a} covers no operation and is not a known composite");
+    }
+}
+
+fn readme_table(rows: &[Row]) -> String {
+    let covered = rows.iter().filter(|r| r.action != "-").count();
+    let mut by_tag: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    for r in rows {
+        let e = by_tag.entry(r.tag.as_str()).or_default();
+        e.1 += 1;
+        if r.action != "-" {
+            e.0 += 1;
+        }
+    }
+    let mut s = format!("**{covered} of {} operations** of Engine API v1.56 have an action (generated from `actions/coverage.tsv` by `make coverage`).\n\n", rows.len());
+    s.push_str("| tag | covered |\n|---|---|\n");
+    for (tag, (c, n)) in &by_tag {
+        s.push_str(&format!("| {tag} | {c}/{n} |\n"));
+    }
+    s.push_str("\n<details><summary>Every operation and its action</summary>\n\n| operationId | method and path | action |\n|---|---|---|\n");
+    for r in rows {
+        let action = if r.action == "-" { format!("— ({})", r.why) } else { format!("`{}`", r.action) };
+        s.push_str(&format!("| {} | `{} {}` | {action} |\n", r.op, r.method, r.path));
+    }
+    s.push_str("\n</details>\n");
+    s
+}
+
+#[test]
+fn the_readme_shows_the_coverage_table() {
+    let path = workspace().join("README.md");
+    let readme = std::fs::read_to_string(&path).unwrap();
+    let (start, end) = ("<!-- coverage:start -->\n", "<!-- coverage:end -->");
+    let a = readme.find(start).expect("README: no coverage markers") + start.len();
+    let b = readme.find(end).expect("README: no coverage end marker");
+    let want = readme_table(&rows());
+    if readme[a..b] != want {
+        if std::env::var_os("BERTH_UPDATE_README").is_some() {
+            std::fs::write(&path, format!("{}{want}{}", &readme[..a], &readme[b..])).unwrap();
+        } else {
+            panic!("README's coverage table is stale: run `make coverage`");
+        }
+    }
+}
