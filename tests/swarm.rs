@@ -1,1 +1,259 @@
-//! placeholder
+//! The swarm families against a real two-node swarm: two isolated dockerds of this machine
+//! (their own sockets, data roots and swarm ports on 127.0.0.1), the first initialised as the
+//! manager through berth, the second joined as a worker through berth.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use http::Method;
+use serde_json::{json, Value};
+
+const FAMILIES: &[&str] = &["swarm", "node", "service", "task", "secret", "config"];
+
+/// Isolated engines of this test, stopped (and their directories removed) when dropped,
+/// also when a step fails.
+struct Engines(Vec<PathBuf>);
+
+fn engine_sh(args: &[&str]) -> String {
+    let out = Command::new(workspace().join("tests/engine.sh")).args(args).output().unwrap();
+    assert!(out.status.success(), "engine.sh {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+impl Engines {
+    fn start(&mut self, dir: PathBuf) -> String {
+        let host = engine_sh(&["start", dir.to_str().unwrap()]);
+        if !self.0.contains(&dir) {
+            self.0.push(dir);
+        }
+        host
+    }
+
+    /// Stops the dockerd in `dir` (SIGTERM), keeping its data.
+    fn kill(&self, dir: &std::path::Path) {
+        let pid = std::fs::read_to_string(dir.join("docker.pid")).unwrap();
+        Command::new("kill").args(["-TERM", pid.trim()]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::path::Path::new(&format!("/proc/{}", pid.trim())).exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Engines {
+    fn drop(&mut self) {
+        for d in &self.0 {
+            let _ = Command::new(workspace().join("tests/engine.sh")).args(["stop", d.to_str().unwrap()]).status();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn ok<'a>(b: &'a Berth, args: &[&str]) -> Value {
+    let r = b.run(args);
+    r.ok().clone()
+}
+
+fn item(v: &Value) -> &Value {
+    &v["data"][0]
+}
+
+/// Polls `f` for up to `secs` seconds.
+fn eventually(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "{what}: not within {secs}s");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_two_node_swarm_end_to_end() {
+    let base = PathBuf::from(format!("/tmp/berth-swarm-{}", std::process::id()));
+    let mut engines = Engines(Vec::new());
+    let (dir_a, dir_b) = (base.join("a"), base.join("b"));
+    let a = engines.start(dir_a.clone());
+    let b = engines.start(dir_b.clone());
+    build_test_image(&a);
+    build_test_image(&b);
+    let ma = Berth::families_at(FAMILIES, a.clone());
+    let wb = Berth::families_at(FAMILIES, b.clone());
+    let (pa, pb) = (free_port(), free_port());
+
+    // ---- swarm: init, inspect (no tokens), join-tokens, join -------------------------
+    let addr_a = format!("127.0.0.1:{pa}");
+    let init = ok(&ma, &["run", "swarm.init", &format!("listen_addr={addr_a}"), &format!("advertise_addr={addr_a}")]);
+    let manager_id = item(&init)["node_id"].as_str().unwrap().to_string();
+    let inspect = ok(&ma, &["run", "swarm.inspect"]);
+    assert!(item(&inspect).get("JoinTokens").is_none(), "swarm.inspect must not show join tokens");
+    assert!(!inspect.to_string().contains("SWMTKN"), "{inspect}");
+    let tokens = ok(&ma, &["run", "swarm.join-tokens"]);
+    let worker_token = item(&tokens)["worker"].as_str().unwrap().to_string();
+    assert!(worker_token.starts_with("SWMTKN-"), "{tokens}");
+    assert!(!tokens["message"].as_str().unwrap().contains("SWMTKN"), "tokens never go in the (audited) message");
+    let join = wb.run(&[
+        "run", "swarm.join", &format!("remote_addrs={addr_a}"), &format!("join_token={worker_token}"),
+        &format!("listen_addr=127.0.0.1:{pb}"), &format!("advertise_addr=127.0.0.1:{pb}"),
+    ]);
+    let joined = join.ok();
+    assert_eq!(joined["parameter"]["join_token"], "<redacted>", "the join token is a secret param");
+    assert!(!joined.to_string().contains(&worker_token));
+    let worker_id = item(joined)["node_id"].as_str().unwrap().to_string();
+
+    // ---- node: list, inspect, update ------------------------------------------------
+    eventually(20, "two ready nodes", || {
+        let l = ok(&ma, &["run", "node.list"]);
+        l["data"].as_array().unwrap().iter().filter(|n| n["Status"]["State"] == "ready").count() == 2
+    });
+    let n = ok(&ma, &["run", "node.inspect", &format!("id={worker_id}")]);
+    assert_eq!(n["summary"]["availability"], "active");
+    ok(&ma, &["run", "node.update", &format!("id={worker_id}"), r#"labels={"zone":"b","tier":"edge"}"#]);
+    ok(&ma, &["run", "node.update", &format!("id={worker_id}"), "remove_labels=tier"]);
+    let n = api_json_at(&a, &format!("/nodes/{worker_id}"));
+    assert_eq!(n["Spec"]["Labels"], json!({"zone": "b"}));
+    let e = ma.run(&["run", "node.update", &format!("id={worker_id}"), "availability=sleepy"]);
+    e.expect_code(2);
+    assert!(e.message().contains("availability"), "{}", e.message());
+
+    // ---- secrets and configs ----------------------------------------------------------
+    let pw = unique("pw");
+    let s = ma.run(&["run", "secret.create", &format!("name={pw}"), "data=hunter2", r#"labels={"app":"web"}"#]);
+    assert_eq!(s.ok()["parameter"]["data"], "<redacted>");
+    let secret_id = s.ok()["summary"]["id"].as_str().unwrap().to_string();
+    let si = ok(&ma, &["run", "secret.inspect", &format!("id={pw}")]);
+    assert!(!si.to_string().contains("hunter2") && item(&si)["Spec"].get("Data").is_none());
+    ok(&ma, &["run", "secret.update", &format!("id={pw}"), r#"labels={"app":"web","rotated":"no"}"#]);
+    assert_eq!(api_json_at(&a, &format!("/secrets/{secret_id}"))["Spec"]["Labels"]["rotated"], "no");
+    let sl = ok(&ma, &["run", "secret.list", r#"filters={"label":["app=web"]}"#]);
+    assert_eq!(sl["summary"]["total_objects"], 1);
+    let cfg = unique("cfg");
+    ok(&ma, &["run", "config.create", &format!("name={cfg}"), "data=mode=prod"]);
+    let ci = ok(&ma, &["run", "config.inspect", &format!("id={cfg}")]);
+    assert_eq!(item(&ci)["Spec"]["DataText"], "mode=prod");
+    ok(&ma, &["run", "config.update", &format!("id={cfg}"), r#"labels={"env":"prod"}"#]);
+    assert_eq!(ok(&ma, &["run", "config.list", r#"filters={"label":["env=prod"]}"#])["summary"]["total_objects"], 1);
+    let e = ma.run(&["run", "secret.create", &format!("name={}", unique("x"))]);
+    e.expect_code(2);
+    assert!(e.message().contains("needs 'data'"), "{}", e.message());
+
+    // ---- services and tasks -----------------------------------------------------------
+    let web = unique("web");
+    // The task reads its secret and config, says so, and exits at once on SIGTERM.
+    let cmd = format!("sh -c 'echo started; wc -c < /run/secrets/{pw}; cat /{cfg}; echo; trap \"exit 0\" TERM; while :; do sleep 1; done'");
+    let created = ok(&ma, &[
+        "run", "service.create", &format!("name={web}"), &format!("image={TEST_IMAGE}"), &format!("command={cmd}"),
+        "replicas=2", &format!("secrets={pw}"), &format!("configs={cfg}"), r#"labels={"app":"web"}"#,
+    ]);
+    let service_id = created["summary"]["id"].as_str().unwrap().to_string();
+    let conv = ok(&ma, &["run", "service.wait-converged", &format!("id={web}"), "timeout=60"]);
+    assert_eq!(item(&conv)["running"], 2);
+    let tasks = ok(&ma, &["run", "task.list", &format!(r#"filters={{"service":["{web}"],"desired-state":["running"]}}"#)]);
+    assert_eq!(tasks["summary"]["total_objects"], 2);
+    let nodes: std::collections::BTreeSet<String> = tasks["data"].as_array().unwrap().iter().map(|t| t["NodeID"].as_str().unwrap().to_string()).collect();
+    assert_eq!(nodes.len(), 2, "one task on each node: {nodes:?}");
+    let task_id = tasks["data"][0]["ID"].as_str().unwrap().to_string();
+    let ti = ok(&ma, &["run", "task.inspect", &format!("id={task_id}")]);
+    assert_eq!(ti["summary"]["state"], "running");
+    let mut last = String::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !(last.contains("started") && last.contains("mode=prod") && last.contains('7')) {
+        assert!(Instant::now() < deadline, "task logs: {last:?}");
+        std::thread::sleep(Duration::from_millis(200));
+        let tl = ok(&ma, &["run", "task.logs", &format!("id={task_id}")]);
+        last = tl.to_string();
+    }
+    let sl = ok(&ma, &["run", "service.logs", &format!("id={web}"), "tail=100"]);
+    assert_eq!(sl["summary"]["stdout_lines"], 6, "3 lines from each of the 2 tasks: {sl}");
+    let sl = ok(&ma, &["run", "service.logs", &format!("id={web}"), "max_lines=2"]);
+    assert_eq!(sl["summary"]["truncated"], true, "bounded like container logs: {sl}");
+    let svcs = ok(&ma, &["run", "service.list", r#"filters={"label":["app=web"]}"#]);
+    assert_eq!(svcs["summary"]["total_objects"], 1);
+    assert_eq!(svcs["data"][0]["ServiceStatus"]["RunningTasks"], 2);
+    // Update with the version, then roll back to the previous spec.
+    let before = api_json_at(&a, &format!("/services/{service_id}"));
+    ok(&ma, &["run", "service.update", &format!("id={web}"), r#"env={"LEVEL":"debug"}"#]);
+    let after = api_json_at(&a, &format!("/services/{service_id}"));
+    assert_eq!(after["Spec"]["TaskTemplate"]["ContainerSpec"]["Env"], json!(["LEVEL=debug"]));
+    assert!(after["Version"]["Index"].as_u64() > before["Version"]["Index"].as_u64());
+    let stale = ma.run(&["run", "service.update", &format!("id={web}"), "force=true", &format!("version={}", before["Version"]["Index"])]);
+    stale.expect_code(1);
+    assert!(stale.message().contains("out of sequence") || stale.message().contains("version"), "a stale version is refused by the engine: {}", stale.message());
+    ok(&ma, &["run", "service.rollback", &format!("id={web}")]);
+    eventually(30, "rollback", || api_json_at(&a, &format!("/services/{service_id}"))["Spec"]["TaskTemplate"]["ContainerSpec"]["Env"].is_null());
+    ok(&ma, &["run", "service.wait-converged", &format!("id={web}"), "timeout=60"]);
+    let si = ok(&ma, &["run", "service.inspect", &format!("id={web}"), "insert_defaults=true"]);
+    assert!(si["message"].as_str().unwrap().contains("2 replicas"), "{}", si["message"]);
+
+    // ---- the incident: drain the worker, scale to zero, rotate the leaked secret -------
+    let drained = ok(&ma, &["run", "node.drain", &format!("id={worker_id}"), "timeout=60"]);
+    assert_eq!(drained["summary"]["tasks_left"], 0);
+    let running = api_json_at(&a, &format!("/tasks?filters={}", pct(&json!({"service": [service_id], "desired-state": ["running"]}).to_string())));
+    assert!(running.as_array().unwrap().iter().all(|t| t["NodeID"] == manager_id.as_str()), "every task moved to the manager: {running}");
+    let rotated = ok(&ma, &["run", "secret.rotate", &format!("id={pw}"), "data=correct-horse"]);
+    assert_eq!(rotated["summary"]["services_updated"], 1);
+    let new_secret = item(&rotated)["new_id"].as_str().unwrap().to_string();
+    assert!(!rotated.to_string().contains("correct-horse"));
+    let spec = api_json_at(&a, &format!("/services/{service_id}"));
+    let refs = &spec["Spec"]["TaskTemplate"]["ContainerSpec"]["Secrets"];
+    assert_eq!(refs[0]["SecretID"], new_secret.as_str());
+    assert_eq!(refs[0]["File"]["Name"], pw.as_str(), "the file the service reads keeps its name");
+    assert_eq!(api_at(&a, Method::GET, &format!("/secrets/{secret_id}"), "", None).0, 404, "the leaked secret is gone");
+    let scaled = ok(&ma, &["run", "service.scale", &format!("id={web}"), "replicas=0", "wait=true", "timeout=60"]);
+    assert_eq!(item(&scaled)["previous_replicas"], 2);
+    let running = api_json_at(&a, &format!("/tasks?filters={}", pct(&json!({"service": [service_id], "desired-state": ["running"]}).to_string())));
+    assert_eq!(running.as_array().unwrap().len(), 0, "{running}");
+    ok(&ma, &["run", "node.update", &format!("id={worker_id}"), "availability=active"]);
+
+    // ---- swarm update, token rotation, autolock and unlock ------------------------------
+    ok(&ma, &["run", "swarm.update", "task_history_limit=2", "rotate_worker_token=true"]);
+    let tokens2 = ok(&ma, &["run", "swarm.join-tokens"]);
+    assert_ne!(item(&tokens2)["worker"], worker_token.as_str(), "the worker token was rotated");
+    assert_eq!(api_json_at(&a, "/swarm")["Spec"]["Orchestration"]["TaskHistoryRetentionLimit"], 2);
+    let m1 = item(&ok(&ma, &["run", "swarm.join-tokens", "rotate=manager"]))["manager"].clone();
+    assert_ne!(m1, item(&tokens2)["manager"]);
+    let none = ok(&ma, &["run", "swarm.unlockkey"]);
+    assert!(none["message"].as_str().unwrap().contains("not autolocked"), "{none}");
+    ok(&ma, &["run", "swarm.update", "autolock=true"]);
+    let key = item(&ok(&ma, &["run", "swarm.unlockkey"]))["unlock_key"].as_str().unwrap().to_string();
+    assert!(key.starts_with("SWMKEY-"), "{key}");
+
+    // ---- the worker leaves; the manager removes it ------------------------------------------
+    ok(&wb, &["run", "swarm.leave"]);
+    eventually(30, "the worker is down", || api_json_at(&a, &format!("/nodes/{worker_id}"))["Status"]["State"] == "down");
+    ok(&ma, &["run", "node.remove", &format!("id={worker_id}")]);
+    assert_eq!(ok(&ma, &["run", "node.list"])["summary"]["total_objects"], 1);
+
+    // A restarted autolocked manager comes back locked; swarm.unlock opens it.
+    engines.kill(&dir_a);
+    let a2 = engines.start(dir_a.clone());
+    assert_eq!(a2, a);
+    eventually(20, "the manager is locked", || api_json_at(&a, "/info")["Swarm"]["LocalNodeState"] == "locked");
+    let bad = ma.run(&["run", "swarm.unlock", "unlock_key=SWMKEY-1-wrong"]);
+    bad.expect_code(1);
+    let unlocked = ma.run(&["run", "swarm.unlock", &format!("unlock_key={key}")]);
+    assert_eq!(unlocked.ok()["parameter"]["unlock_key"], "<redacted>");
+    eventually(20, "the manager is active", || api_json_at(&a, "/info")["Swarm"]["LocalNodeState"] == "active");
+    ok(&ma, &["run", "service.remove", &format!("id={web}")]);
+    ok(&ma, &["run", "config.remove", &format!("id={cfg}")]);
+    ok(&ma, &["run", "secret.remove", &format!("id={new_secret}")]);
+    ok(&ma, &["run", "swarm.leave", "force=true"]);
+    assert_eq!(api_json_at(&a, "/info")["Swarm"]["LocalNodeState"], "inactive");
+}
+
+fn api_json_at(host: &str, path_and_query: &str) -> Value {
+    let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+    let (status, body) = api_at(host, Method::GET, path, query, None);
+    assert!((200..300).contains(&status), "{path}: {status} {}", String::from_utf8_lossy(&body));
+    serde_json::from_slice(&body).unwrap()
+}
+
+fn pct(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}

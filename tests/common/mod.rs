@@ -246,7 +246,12 @@ pub fn engine() -> Arc<EngineClient> {
 
 /// A direct engine call (not through berth), for setting up and checking state.
 pub fn api(method: Method, path: &str, query: &str, body: Option<(&str, Vec<u8>)>) -> (u16, Vec<u8>) {
-    let e = engine();
+    api_at(&docker_host(), method, path, query, body)
+}
+
+/// [`api`] on the engine at `host`.
+pub fn api_at(host: &str, method: Method, path: &str, query: &str, body: Option<(&str, Vec<u8>)>) -> (u16, Vec<u8>) {
+    let e = Arc::new(EngineClient::connect(host, Timeouts::default()).unwrap());
     rt().block_on(async move {
         let mut headers = HeaderMap::new();
         let body = match body {
@@ -272,8 +277,14 @@ pub fn api_json(method: Method, path: &str, query: &str) -> Value {
 /// Builds `berth-test/busybox` (FROM scratch + static busybox and its applet links) once.
 pub fn test_image() -> &'static str {
     static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let (status, _) = api(Method::GET, "/images/berth-test%2Fbusybox:latest/json", "", None);
+    BUILT.get_or_init(|| build_test_image(&docker_host()));
+    TEST_IMAGE
+}
+
+/// Builds the test image on the engine at `host` unless it is there.
+pub fn build_test_image(host: &str) {
+    {
+        let (status, _) = api_at(host, Method::GET, "/images/berth-test%2Fbusybox:latest/json", "", None);
         if status == 200 {
             return;
         }
@@ -286,11 +297,10 @@ pub fn test_image() -> &'static str {
         tar.append_data(&mut h, "Dockerfile", &dockerfile[..]).unwrap();
         busybox_rootfs(&mut tar, "rootfs/");
         let ctx = tar.into_inner().unwrap();
-        let (status, body) = api(Method::POST, "/build", "t=berth-test%2Fbusybox%3Alatest&networkmode=none&rm=1&forcerm=1", Some(("application/x-tar", ctx)));
+        let (status, body) = api_at(host, Method::POST, "/build", "t=berth-test%2Fbusybox%3Alatest&networkmode=none&rm=1&forcerm=1", Some(("application/x-tar", ctx)));
         let text = String::from_utf8_lossy(&body);
         assert!(status == 200 && !text.contains("\"error\""), "building the test image failed: {status} {text}");
-    });
-    TEST_IMAGE
+    }
 }
 
 /// Appends a root filesystem under `prefix`: static busybox, a link per applet, and `tmp`,

@@ -125,7 +125,14 @@ fn file_refs(p: &Params, param: &str, plural: &str, id_key: &str, name_key: &str
         let obj = get(format!("/{plural}/{}", berth_sdk::seg(name)))
             .json_ok()
             .map_err(|e| Error::bad_params(format!("parameter '{param}': {name}: {e}")))?;
-        let file = target.unwrap_or(name);
+        // Secrets go under /run/secrets/ by file name; configs at an absolute path, by
+        // default /<name>, as the docker CLI places them.
+        let file = match (target, plural) {
+            (Some(t), "configs") if !t.starts_with('/') => format!("/{t}"),
+            (Some(t), _) => t.to_string(),
+            (None, "configs") => format!("/{name}"),
+            (None, _) => name.to_string(),
+        };
         out.push(json!({
             id_key: obj["ID"],
             name_key: obj["Spec"]["Name"],
