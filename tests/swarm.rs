@@ -191,6 +191,51 @@ fn a_two_node_swarm_end_to_end() {
     let si = ok(&ma, &["run", "service.inspect", &format!("id={web}"), "insert_defaults=true"]);
     assert!(si["message"].as_str().unwrap().contains("2 replicas"), "{}", si["message"]);
 
+    // ---- a label-scoped tenant on the swarm -----------------------------------------------
+    let policy = base.join("red.toml");
+    std::fs::write(&policy, format!("label_scope = \"team=red\"\n[engine_policy]\nimages = [\"{TEST_IMAGE}\"]\nregistries = [\"docker.io\"]\n")).unwrap();
+    let p = policy.to_str().unwrap();
+    let denied = |args: &[&str], why: &str| {
+        let mut all = vec!["--policy", p, "run"];
+        all.extend_from_slice(args);
+        let r = ma.run(&all);
+        r.expect_code(3);
+        assert!(r.message().contains(why), "{args:?}: {}", r.message());
+    };
+    // Directly, a service bind-mounts the host's root: the engine runs it.
+    let direct = json!({"Name": unique("rootfs"), "TaskTemplate": {"ContainerSpec": {"Image": TEST_IMAGE, "Command": ["sleep", "1"],
+        "Mounts": [{"Type": "bind", "Source": "/", "Target": "/host"}]}}, "Mode": {"Replicated": {"Replicas": 0}}});
+    let (status, body) = api_at(&a, Method::POST, "/services/create", "", Some(("application/json", direct.to_string().into_bytes())));
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+    let direct_id = serde_json::from_slice::<Value>(&body).unwrap()["ID"].as_str().unwrap().to_string();
+    assert_eq!(api_at(&a, Method::DELETE, &format!("/services/{direct_id}"), "", None).0, 200);
+    // Through berth, the same spec is refused, and so are capabilities and the host network.
+    let mounts = r#"mounts=[{"Type":"bind","Source":"/","Target":"/host"}]"#;
+    let img = format!("image={TEST_IMAGE}");
+    denied(&["service.create", "name=evil", &img, mounts], "TaskTemplate.ContainerSpec.Mounts");
+    denied(&["service.create", "name=evil", &img, r#"spec={"TaskTemplate":{"ContainerSpec":{"CapabilityAdd":["SYS_ADMIN"]}}}"#], "capability SYS_ADMIN");
+    denied(&["service.create", "name=evil", &img, "networks=host"], "host network");
+    // Another tenant's (here: unlabelled) service, secret and task, and the swarm itself.
+    denied(&["service.scale", &format!("id={web}"), "replicas=9"], "outside this tenant's scope");
+    denied(&["service.create", "name=thief", &img, &format!("secrets={pw}")], "outside this tenant's scope");
+    denied(&["secret.inspect", &format!("id={pw}")], "outside this tenant's scope");
+    denied(&["task.logs", &format!("id={task_id}")], "outside this tenant's scope");
+    denied(&["task.list"], "filter the task list by service");
+    denied(&["node.drain", &format!("id={worker_id}")], "not available to a label-scoped tenant");
+    denied(&["swarm.join-tokens"], "not available to a label-scoped tenant");
+    // Red's own service: labelled down to its task containers, seen only by red.
+    let red_svc = unique("red");
+    let r = ma.run(&["--policy", p, "run", "service.create", &format!("name={red_svc}"), &img, "command=sleep 600", "replicas=0"]);
+    r.ok();
+    let spec = api_json_at(&a, &format!("/services/{red_svc}"))["Spec"].clone();
+    assert_eq!(spec["Labels"]["team"], "red");
+    assert_eq!(spec["TaskTemplate"]["ContainerSpec"]["Labels"]["team"], "red");
+    assert_eq!(spec["TaskTemplate"]["Resources"]["Limits"]["MemoryBytes"], json!(512i64 << 20), "the tenant's memory cap");
+    let listed = ma.run(&["--policy", p, "run", "service.list"]);
+    let names: Vec<&str> = listed.ok()["data"].as_array().unwrap().iter().map(|s| s["Spec"]["Name"].as_str().unwrap()).collect();
+    assert_eq!(names, vec![red_svc.as_str()]);
+    ma.run(&["--policy", p, "run", "service.remove", &format!("id={red_svc}")]).ok();
+
     // ---- the incident: drain the worker, scale to zero, rotate the leaked secret -------
     let drained = ok(&ma, &["run", "node.drain", &format!("id={worker_id}"), "timeout=60"]);
     assert_eq!(drained["summary"]["tasks_left"], 0);
