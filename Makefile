@@ -7,6 +7,7 @@ WASM_OUT := target/$(WASM_TARGET)/release
 FAMILIES := system container image network volume swarm node service task secret config plugin
 # Guests used only by the tests.
 TEST_GUESTS := berth-test-hostile berth-test-bomb berth-test-broken
+# A native volume plugin that the plugin tests package (tests/guests/volume-plugin).
 RELEASE_ACTIONS := target/release/actions
 TEST_ENGINE_DIR ?= /tmp/berth-test-engine
 DEMO_ENGINE_DIR ?= /tmp/berth-demo-engine
@@ -34,6 +35,7 @@ actions: guests
 
 ## test: unit tests, then integration tests against an isolated real dockerd (started and stopped here)
 test: guests
+	$(CARGO) build -p berth-test-volume-plugin
 	$(CARGO) test -p berth-sdk
 	tests/engine.sh run $(TEST_ENGINE_DIR) -- $(CARGO) test -p berth --no-fail-fast
 

@@ -50,7 +50,7 @@ fn actions() -> Vec<Action> {
             .kind(Kind::Correct)
             .param(name())
             .param(Param::bool("force").default(false).describe("Disable and remove even if in use"))
-            .output(&["data.*.Name", "data.*.Id"])
+            .output(&["data.*.name", "data.*.id"])
             .run(remove),
         Action::new("plugin.enable", "Enable a plugin")
             .kind(Kind::Generic)
@@ -159,8 +159,10 @@ fn inspect(p: &Params) -> Result<Output> {
 
 fn remove(p: &Params) -> Result<Output> {
     let name = p.req_str("name")?;
-    let v = delete(ppath(name, "")).query("force", p.flag("force")).json_ok()?;
-    Ok(Output::one(format!("Removed plugin {name}"), json!({"Name": v["Name"], "Id": v["Id"]})))
+    // API 1.41 engines answer with an empty body; later ones with the removed plugin.
+    let r = delete(ppath(name, "")).query("force", p.flag("force")).send_ok()?;
+    let id = r.json().ok().map(|v| v["Id"].clone()).unwrap_or(Value::Null);
+    Ok(Output::one(format!("Removed plugin {name}"), json!({"name": name, "id": id})))
 }
 
 fn enable(p: &Params) -> Result<Output> {
