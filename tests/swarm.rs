@@ -143,6 +143,26 @@ fn a_two_node_swarm_end_to_end() {
     e.expect_code(2);
     assert!(e.message().contains("needs 'data'"), "{}", e.message());
 
+    // ---- through berth serve: join tokens and secret data stay out of the audit and logs --
+    let tenants = format!(
+        "[[tenant]]\nname = \"ops\"\ntoken_sha256 = \"{}\"\nengine = \"{a}\"\nallow = [\"swarm.*\", \"secret.*\"]\n",
+        common::serve::hash("ops-token")
+    );
+    let serve = common::serve::Serve::start(&[("swarm.wasm", wasm("berth-action-swarm")), ("secret.wasm", wasm("berth-action-secret"))], &tenants);
+    let (status, t) = serve.run("ops-token", "swarm.join-tokens", json!({}));
+    assert_eq!(status, 200, "{t}");
+    let token = t["data"][0]["worker"].as_str().unwrap().to_string();
+    let leaked = unique("leak");
+    let (status, c) = serve.run("ops-token", "secret.create", json!({"name": leaked, "data": "s3cr3t-value"}));
+    assert_eq!(status, 200, "{c}");
+    let audit = serve.audit();
+    assert_eq!(audit.len(), 2, "{audit:?}");
+    let text = format!("{audit:?}{}", serve.log());
+    assert!(!text.contains(&token) && !text.contains("SWMTKN") && !text.contains("s3cr3t"), "a secret reached the audit or the log: {text}");
+    assert_eq!(audit[1]["params"]["data"], "<redacted>");
+    drop(serve);
+    api_at(&a, Method::DELETE, &format!("/secrets/{leaked}"), "", None);
+
     // ---- services and tasks -----------------------------------------------------------
     let web = unique("web");
     // The task reads its secret and config, says so, and exits at once on SIGTERM.
