@@ -56,7 +56,7 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-fn ok<'a>(b: &'a Berth, args: &[&str]) -> Value {
+fn ok(b: &Berth, args: &[&str]) -> Value {
     let r = b.run(args);
     r.ok().clone()
 }

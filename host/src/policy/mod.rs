@@ -842,8 +842,7 @@ mod tests {
     #[test]
     fn services_pass_the_container_rules_and_the_scope() {
         // A service's nodes pull its image: the registry must be the tenant's.
-        let mut rules = EnginePolicy::default();
-        rules.registries = Globs::new(&["docker.io"]).unwrap();
+        let rules = EnginePolicy { registries: Globs::new(&["docker.io"]).unwrap(), ..EnginePolicy::default() };
         let p = Policy { rules: Arc::new(rules), ..red() };
         let mut o = swarm_objects();
         let create = |o: &mut Objects, cs: Value| run(&p, o, Method::POST, "/services/create", &[], Some(service(cs)));

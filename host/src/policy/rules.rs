@@ -516,7 +516,7 @@ impl EnginePolicy {
         }
         let tt = tt.as_object_mut().ok_or("TaskTemplate must be a JSON object")?;
         let runtime = tt.get("Runtime").and_then(Value::as_str).unwrap_or("");
-        if !(runtime.is_empty() || runtime == "container") && !self.privileged {
+        if !(runtime.is_empty() || runtime == "container" || self.privileged) {
             return Err(denied("TaskTemplate.Runtime", format!("'{runtime}' tasks are not allowed (plugin tasks install engine plugins)")));
         }
         for k in ["PluginSpec", "NetworkAttachmentSpec"] {
