@@ -4,8 +4,10 @@
 # It never touches the machine's own daemon: its own socket, data root, exec root, pidfile
 # and containerd namespace, no bridge and no iptables rules.
 #
-#   tests/engine.sh ensure              install docker.io, busybox-static, docker-registry if missing (root, Debian)
-#   tests/engine.sh start [DIR]         start (or reuse) the engine in DIR; print its DOCKER_HOST
+#   tests/engine.sh ensure              install docker.io, busybox-static, docker-registry, podman and
+#                                       openssh-server if missing (root, Debian)
+#   tests/engine.sh start [DIR] [ARGS]  start (or reuse) the engine in DIR; print its DOCKER_HOST;
+#                                       ARGS go to dockerd (e.g. a TLS listener on tcp://127.0.0.1)
 #   tests/engine.sh stop [DIR]          stop it and remove DIR
 #   tests/engine.sh run [DIR] -- CMD    start, run CMD with BERTH_TEST_DOCKER_HOST set, stop;
 #                                       Podman's Docker API too (DIR/podman), as BERTH_TEST_PODMAN_HOST
@@ -29,6 +31,7 @@ ensure() {
     command -v curl >/dev/null 2>&1 || missing+=(curl)
     command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
     command -v podman >/dev/null 2>&1 || missing+=(podman)
+    command -v sshd >/dev/null 2>&1 || [[ -x /usr/sbin/sshd ]] || missing+=(openssh-server)
     [[ ${#missing[@]} -eq 0 ]] && return 0
     if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
         echo "engine.sh: missing ${missing[*]}; install them (Debian: apt-get install ${missing[*]})" >&2
@@ -69,6 +72,7 @@ unmount_under() {
 
 start() {
     local dir=$1
+    shift
     ensure
     if [[ -S $dir/docker.sock ]] && ping_ok "$dir/docker.sock"; then
         echo "unix://$dir/docker.sock"
@@ -89,6 +93,7 @@ start() {
         --ip-masq=false \
         --userland-proxy=false \
         --log-level=warn \
+        "$@" \
         >"$dir/dockerd.log" 2>&1 </dev/null &
     wait_up "$dir/docker.sock" "$dir/dockerd.log" dockerd
 }
@@ -116,6 +121,7 @@ stop() {
 # config (lower ulimits than Podman's defaults, which this machine's limits refuse).
 podman_start() {
     local dir=$1
+    shift
     ensure
     if [[ -S $dir/podman.sock ]] && ping_ok "$dir/podman.sock"; then
         echo "unix://$dir/podman.sock"
@@ -155,7 +161,11 @@ podman_stop() {
 
 case $cmd in
     ensure) ensure ;;
-    start) start "$(dir_arg "$@")" ;;
+    start)
+        dir=$(dir_arg "$@")
+        [[ $# -gt 0 ]] && shift
+        start "$dir" "$@"
+        ;;
     stop) stop "$(dir_arg "$@")" ;;
     podman-start) podman_start "$(dir_arg "$@")" ;;
     podman-stop) podman_stop "$(dir_arg "$@")" ;;

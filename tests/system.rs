@@ -166,6 +166,8 @@ fn test_connectivity_runs_ping_and_version() {
     let j = r.ok();
     assert!(j["message"].as_str().unwrap().starts_with("Connectivity test passed"));
     assert_eq!(j["summary"]["version"], api_json(Method::GET, "/version", "")["Version"]);
+    assert_eq!(j["summary"]["transport"], "unix");
+    assert!(j["data"][0]["tls"].is_null());
 }
 
 #[test]

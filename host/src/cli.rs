@@ -21,9 +21,31 @@ pub use crate::engine::DEFAULT_HOST;
 #[derive(Parser, Debug)]
 #[command(name = "berth", version, about = "Docker Engine connector: sandboxed WebAssembly actions")]
 pub struct Cli {
-    /// Engine address (unix:///path/to/docker.sock).
-    #[arg(short = 'H', long, env = "DOCKER_HOST", default_value = DEFAULT_HOST, global = true)]
-    pub host: String,
+    /// Engine address: unix:///path/to/docker.sock, tcp://host:port or ssh://user@host[:port]
+    /// [env: DOCKER_HOST; default: unix:///var/run/docker.sock].
+    #[arg(short = 'H', long, global = true)]
+    pub host: Option<String>,
+    /// Docker context to use (~/.docker/contexts) [env: DOCKER_CONTEXT].
+    #[arg(short = 'c', long, global = true)]
+    pub context: Option<String>,
+    /// Use TLS; implied by --tlsverify.
+    #[arg(long, global = true)]
+    pub tls: bool,
+    /// Use TLS and verify the engine's certificate against the CA [env: DOCKER_TLS_VERIFY].
+    #[arg(long, global = true)]
+    pub tlsverify: bool,
+    /// Trust only certificates signed by this CA [default: $DOCKER_CERT_PATH/ca.pem].
+    #[arg(long, global = true)]
+    pub tlscacert: Option<PathBuf>,
+    /// Client certificate [default: $DOCKER_CERT_PATH/cert.pem].
+    #[arg(long, global = true)]
+    pub tlscert: Option<PathBuf>,
+    /// Client key [default: $DOCKER_CERT_PATH/key.pem].
+    #[arg(long, global = true)]
+    pub tlskey: Option<PathBuf>,
+    /// The name the engine's certificate must carry, for engines reached by IP.
+    #[arg(long, global = true)]
+    pub tls_server_name: Option<String>,
     /// Directory of action components (*.wasm). Default: `actions/` beside the binary.
     #[arg(long, env = "BERTH_ACTIONS", global = true)]
     pub actions: Option<PathBuf>,
@@ -48,6 +70,22 @@ pub struct Cli {
     pub limits: LimitArgs,
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// The engine flags, for [`crate::engine::endpoint::resolve`].
+    pub fn endpoint_flags(&self) -> crate::engine::endpoint::Flags {
+        crate::engine::endpoint::Flags {
+            host: self.host.clone(),
+            context: self.context.clone(),
+            tls: self.tls,
+            tlsverify: self.tlsverify,
+            tlscacert: self.tlscacert.clone(),
+            tlscert: self.tlscert.clone(),
+            tlskey: self.tlskey.clone(),
+            tls_server_name: self.tls_server_name.clone(),
+        }
+    }
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -293,7 +331,8 @@ async fn run_cli(cli: Cli) -> Result<i32, Usage> {
                     }
                 }
             }
-            let engine = EngineClient::connect(&cli.host, timeouts).map_err(|e| Usage(format!("{e:#}")))?;
+            let endpoint = crate::engine::endpoint::resolve(&cli.endpoint_flags(), &crate::engine::endpoint::Env::process()).map_err(|e| Usage(format!("{e:#}")))?;
+            let engine = EngineClient::connect_to(&endpoint, timeouts).map_err(|e| Usage(format!("{e:#}")))?;
             let creds = Credentials::new(cli.credentials.clone(), CredentialStore::docker_config_path());
             let mut ctx = HostContext::new(Arc::new(engine), Arc::new(creds));
             let bar = std::io::stderr().is_terminal().then(|| Arc::new(TtyProgress::default()));

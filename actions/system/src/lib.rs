@@ -38,9 +38,9 @@ fn actions() -> Vec<Action> {
             .param(Param::int("max_duration").default(10).describe("Stop after this many seconds"))
             .output(&["data.*.Type", "data.*.Action", "data.*.Actor.ID", "data.*.time", "summary.total_events", "summary.ended_by"])
             .run(events),
-        Action::new("system.test-connectivity", "Test connectivity: ping and version (SOAR convention)")
+        Action::new("system.test-connectivity", "Test connectivity: ping and version, the transport, and TLS details (SOAR convention)")
             .read_only()
-            .output(&["summary.version", "summary.api_version"])
+            .output(&["summary.version", "summary.api_version", "summary.transport", "data.*.tls.version", "data.*.tls.cipher", "data.*.tls.peer_subject", "data.*.tls.peer_not_after"])
             .run(test_connectivity),
     ]
 }
@@ -176,16 +176,34 @@ fn events(p: &Params) -> Result<Output> {
 }
 
 fn test_connectivity(_: &Params) -> Result<Output> {
-    get("/_ping").send_ok()?;
+    let ping = get("/_ping").send_ok()?;
     let v = get("/version").json_ok()?;
-    Ok(Output::new(format!(
-        "Connectivity test passed: Docker Engine {} (API {}, negotiated {})",
+    // The host annotates /_ping answers with how it reached the engine.
+    let h = |n: &str| ping.header(n).map(|s| Value::String(s.to_string())).unwrap_or(Value::Null);
+    let transport = h("x-berth-transport");
+    let tls = match ping.header("x-berth-tls-version") {
+        Some(_) => json!({
+            "version": h("x-berth-tls-version"),
+            "cipher": h("x-berth-tls-cipher"),
+            "peer_subject": h("x-berth-tls-peer-subject"),
+            "peer_not_after": h("x-berth-tls-peer-not-after"),
+        }),
+        None => Value::Null,
+    };
+    let negotiated = engine_api_version();
+    let mut msg = format!(
+        "Connectivity test passed: Docker Engine {} (API {}, negotiated {negotiated}) over {}",
         str_of(&v["Version"]),
         str_of(&v["ApiVersion"]),
-        engine_api_version()
-    ))
-    .summary("version", v["Version"].clone())
-    .summary("api_version", v["ApiVersion"].clone()))
+        transport.as_str().unwrap_or("?")
+    );
+    if !tls.is_null() {
+        msg.push_str(&format!(", {} {}, certificate {} valid until {}", str_of(&tls["version"]), str_of(&tls["cipher"]), str_of(&tls["peer_subject"]), str_of(&tls["peer_not_after"])));
+    }
+    Ok(Output::one(msg, json!({"version": v["Version"], "api_version": v["ApiVersion"], "negotiated_api_version": negotiated, "transport": transport, "tls": tls}))
+        .summary("version", v["Version"].clone())
+        .summary("api_version", v["ApiVersion"].clone())
+        .summary("transport", transport))
 }
 
 fn str_of(v: &Value) -> &str {

@@ -1,7 +1,11 @@
 //! The Docker Engine client: API version negotiation, versioned paths and timeouts over a
 //! pluggable [`Transport`].
 
+pub mod endpoint;
 pub mod path;
+pub mod ssh;
+pub mod stream;
+pub mod tls;
 pub mod transport;
 
 use std::fmt;
@@ -13,6 +17,7 @@ use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty, Full};
 use tokio::sync::Mutex;
 
+pub use endpoint::Endpoint;
 pub use transport::{Body, BoxError, Transport, TransportError};
 
 /// Highest API version berth speaks (the newest spec in `shared/engine-api`).
@@ -109,16 +114,52 @@ pub struct EngineClient {
     transport: Arc<dyn Transport>,
     version: Mutex<Option<ApiVersion>>,
     pub timeouts: Timeouts,
+    pub retry: Retry,
+}
+
+/// Retries of idempotent calls (GET and HEAD only) on connect errors, connections lost before
+/// a response, and 502/503/504: exponential backoff from `base`, capped at `cap`, with
+/// jitter (each delay is 50–100% of its step). POST, PUT and DELETE are never retried.
+#[derive(Debug, Clone, Copy)]
+pub struct Retry {
+    pub attempts: u32,
+    pub base: Duration,
+    pub cap: Duration,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry { attempts: 5, base: Duration::from_millis(200), cap: Duration::from_secs(2) }
+    }
+}
+
+impl Retry {
+    /// The delay before retry number `n` (0-based).
+    pub fn delay(&self, n: u32) -> Duration {
+        let step = self.base.saturating_mul(1u32 << n.min(16)).min(self.cap);
+        step.mul_f64(0.5 + fastrand::f64() * 0.5)
+    }
 }
 
 impl EngineClient {
     pub fn new(transport: Arc<dyn Transport>, timeouts: Timeouts) -> Self {
-        EngineClient { transport, version: Mutex::new(None), timeouts }
+        EngineClient { transport, version: Mutex::new(None), timeouts, retry: Retry::default() }
     }
 
-    /// Connects to a `DOCKER_HOST`-style address (nothing is sent until the first call).
+    /// Connects to a `DOCKER_HOST`-style address without TLS (nothing is sent until the
+    /// first call).
     pub fn connect(addr: &str, timeouts: Timeouts) -> anyhow::Result<Self> {
-        Ok(Self::new(transport::connect(addr, timeouts.connect)?, timeouts))
+        Self::connect_to(&Endpoint::plain(addr), timeouts)
+    }
+
+    /// Connects to an endpoint: an address and its TLS settings.
+    pub fn connect_to(ep: &Endpoint, timeouts: Timeouts) -> anyhow::Result<Self> {
+        Ok(Self::new(transport::connect(ep, timeouts.connect)?, timeouts))
+    }
+
+    /// `unix`, `tcp`, `tls` or `ssh`.
+    pub fn transport_kind(&self) -> &'static str {
+        self.transport.kind()
     }
 
     pub fn address(&self) -> &str {
@@ -140,12 +181,22 @@ impl EngineClient {
     pub async fn negotiate(&self) -> Result<ApiVersion, EngineError> {
         let mut engine_version = None;
         for method in [Method::HEAD, Method::GET] {
+            let get = method == Method::GET;
             let resp = self.raw(method, "/_ping".into(), &HeaderMap::new(), OutBody::Empty.replayable().unwrap()).await?;
             if let Some(v) = resp.headers().get("api-version").and_then(|v| v.to_str().ok()) {
                 engine_version = ApiVersion::parse(v);
             }
             if engine_version.is_some() {
                 break;
+            }
+            if get && resp.status() == StatusCode::BAD_REQUEST {
+                let text = read_capped(resp.into_body(), 4096, self.timeouts.body).await.unwrap_or_default();
+                if String::from_utf8_lossy(&text).contains("HTTP request to an HTTPS server") {
+                    return Err(EngineError::Transport(format!(
+                        "the engine at {} speaks TLS: connect with --tlsverify (or --tls), or DOCKER_TLS_VERIFY=1",
+                        self.address()
+                    )));
+                }
             }
         }
         let Some(engine) = engine_version else {
@@ -206,23 +257,53 @@ impl EngineClient {
         }
     }
 
+    /// One request, retried per [`Retry`] when it is idempotent (GET/HEAD without a body).
     async fn raw(&self, method: Method, pq: String, headers: &HeaderMap, body: Body) -> Result<Response<Body>, EngineError> {
+        use http_body::Body as _;
+        let idempotent = (method == Method::GET || method == Method::HEAD) && body.is_end_stream();
+        let mut body = Some(body);
+        let mut attempt = 0;
+        loop {
+            let b = body.take().unwrap_or_else(|| OutBody::Empty.replayable().expect("empty"));
+            let (result, retryable) = self.raw_once(method.clone(), &pq, headers, b).await;
+            if !idempotent || !retryable || attempt >= self.retry.attempts {
+                return result;
+            }
+            let delay = self.retry.delay(attempt);
+            let why = match &result {
+                Ok(r) => format!("HTTP {}", r.status()),
+                Err(e) => e.to_string(),
+            };
+            tracing::info!(engine = %self.address(), %method, attempt = attempt + 1, ?delay, %why, "retrying an idempotent engine call");
+            drop(result);
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+        }
+    }
+
+    /// Sends once; the flag says whether the failure may be retried (for idempotent calls).
+    async fn raw_once(&self, method: Method, pq: &str, headers: &HeaderMap, body: Body) -> (Result<Response<Body>, EngineError>, bool) {
         let mut req = Request::builder().method(method).uri(pq).header("Host", "docker").header("User-Agent", concat!("berth/", env!("CARGO_PKG_VERSION")));
         for (k, v) in headers {
             req = req.header(k, v);
         }
-        let req = req.body(body).map_err(|e| EngineError::Invalid(format!("bad engine request: {e}")))?;
+        let req = match req.body(body) {
+            Ok(r) => r,
+            Err(e) => return (Err(EngineError::Invalid(format!("bad engine request: {e}"))), false),
+        };
         match tokio::time::timeout(self.timeouts.headers, self.transport.send(req)).await {
-            Ok(Ok(resp)) => Ok(resp),
-            Ok(Err(TransportError::ConnectTimeout { addr, after })) => {
-                Err(EngineError::Timeout(format!("timed out connecting to the Docker engine at {addr} after {after:?}")))
+            Ok(Ok(resp)) => {
+                let gateway = matches!(resp.status().as_u16(), 502..=504);
+                (Ok(resp), gateway)
             }
-            Ok(Err(e)) => Err(EngineError::Transport(e.to_string())),
-            Err(_) => Err(EngineError::Timeout(format!(
-                "the Docker engine at {} sent no response headers within {:?}",
-                self.address(),
-                self.timeouts.headers
-            ))),
+            Ok(Err(TransportError::ConnectTimeout { addr, after })) => {
+                (Err(EngineError::Timeout(format!("timed out connecting to the Docker engine at {addr} after {after:?}"))), true)
+            }
+            Ok(Err(e)) => (Err(EngineError::Transport(e.to_string())), true),
+            Err(_) => (
+                Err(EngineError::Timeout(format!("the Docker engine at {} sent no response headers within {:?}", self.address(), self.timeouts.headers))),
+                false,
+            ),
         }
     }
 }

@@ -1,7 +1,8 @@
-//! The one trait every engine transport implements, and the unix-socket transport.
+//! The one trait every engine transport implements, and the transports: unix sockets, and
+//! HTTP over a connector — plain TCP, TLS ([`super::tls`]) or ssh ([`super::ssh`]).
 //!
 //! A transport moves one HTTP request to the engine and back. It knows nothing of API
-//! versions, policy or guests. Unix sockets and plain TCP are here; TLS and SSH plug in later.
+//! versions, policy or guests.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -39,50 +40,73 @@ pub trait Transport: Send + Sync + 'static {
     fn send(&self, req: Request<Body>) -> BoxFuture<'static, Result<Response<Body>, TransportError>>;
     /// The address, for messages: `unix:///var/run/docker.sock`.
     fn address(&self) -> &str;
+    /// `unix`, `tcp`, `tls` or `ssh`.
+    fn kind(&self) -> &'static str {
+        "unix"
+    }
 }
 
-/// Builds the transport for a `DOCKER_HOST`-style address.
-pub fn connect(addr: &str, connect_timeout: Duration) -> anyhow::Result<std::sync::Arc<dyn Transport>> {
+/// Builds the transport for an endpoint: a `DOCKER_HOST`-style address and its TLS settings.
+pub fn connect(ep: &super::Endpoint, connect_timeout: Duration) -> anyhow::Result<std::sync::Arc<dyn Transport>> {
+    let addr = ep.host.as_str();
     if let Some(path) = addr.strip_prefix("unix://") {
         if path.is_empty() {
             anyhow::bail!("engine address '{addr}' has no socket path");
+        }
+        if ep.tls.is_some() {
+            anyhow::bail!("engine address '{addr}': TLS is for tcp:// addresses");
         }
         return Ok(std::sync::Arc::new(UnixTransport::new(path.into(), connect_timeout)));
     }
     if let Some(hostport) = addr.strip_prefix("tcp://") {
         let hostport = hostport.trim_end_matches('/');
-        let (host, port) = hostport.rsplit_once(':').ok_or_else(|| anyhow::anyhow!("engine address '{addr}' needs a port (tcp://host:2375)"))?;
-        if host.is_empty() || port.parse::<u16>().is_err() || hostport.contains('/') {
+        let (host, port) = hostport.rsplit_once(':').ok_or_else(|| anyhow::anyhow!("engine address '{addr}' needs a port (tcp://host:2375, or 2376 with TLS)"))?;
+        let port: u16 = port.parse().map_err(|_| anyhow::anyhow!("engine address '{addr}' must be tcp://host:port"))?;
+        if host.is_empty() || hostport.contains('/') {
             anyhow::bail!("engine address '{addr}' must be tcp://host:port");
         }
-        return Ok(std::sync::Arc::new(TcpTransport::new(hostport, connect_timeout)?));
+        let base = format!("http://{hostport}");
+        base.parse::<Uri>().map_err(|e| anyhow::anyhow!("engine address '{addr}': {e}"))?;
+        let addr = format!("tcp://{hostport}");
+        return Ok(match &ep.tls {
+            Some(tls) => {
+                let connector = super::tls::TlsConnector::new(host, port, &addr, tls)?;
+                std::sync::Arc::new(HttpTransport { base, addr, tls: true, client: pooled(ConnectTimeout { inner: connector, timeout: connect_timeout }) })
+            }
+            None => {
+                let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+                http.set_nodelay(true);
+                std::sync::Arc::new(HttpTransport { base, addr, tls: false, client: pooled(ConnectTimeout { inner: http, timeout: connect_timeout }) })
+            }
+        });
+    }
+    if addr.starts_with("ssh://") {
+        if ep.tls.is_some() {
+            anyhow::bail!("engine address '{addr}': ssh:// is encrypted by ssh; TLS settings do not apply");
+        }
+        let target = super::ssh::SshTarget::parse(addr)?;
+        let connector = super::ssh::SshConnector::new(target, addr, connect_timeout)?;
+        return Ok(std::sync::Arc::new(HttpTransport {
+            base: "http://docker".into(),
+            addr: addr.to_string(),
+            tls: false,
+            // ssh itself may take a while to log in: its own ConnectTimeout bounds that.
+            client: pooled(ConnectTimeout { inner: connector, timeout: connect_timeout * 3 }),
+        }));
     }
     let scheme = addr.split("://").next().unwrap_or(addr);
-    anyhow::bail!(
-        "engine address '{addr}': scheme '{scheme}' is not supported yet (use unix:///path/to/docker.sock or tcp://host:port)"
-    )
+    anyhow::bail!("engine address '{addr}': scheme '{scheme}' is not supported (use unix:///path/to/docker.sock, tcp://host:port or ssh://user@host)")
 }
 
-/// Plain HTTP/1.1 over TCP (`tcp://host:port`), with connection reuse. TLS and ssh are not
-/// here yet.
-pub struct TcpTransport {
+/// HTTP/1.1 over a connector (TCP, TLS, ssh), with connection reuse.
+pub struct HttpTransport<K> {
     base: String,
     addr: String,
-    client: Client<ConnectTimeout<hyper_util::client::legacy::connect::HttpConnector>, Body>,
+    tls: bool,
+    client: Client<K, Body>,
 }
 
-impl TcpTransport {
-    pub fn new(hostport: &str, connect_timeout: Duration) -> anyhow::Result<Self> {
-        let base = format!("http://{hostport}");
-        base.parse::<Uri>().map_err(|e| anyhow::anyhow!("engine address 'tcp://{hostport}': {e}"))?;
-        let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
-        http.set_nodelay(true);
-        let client = pooled(ConnectTimeout { inner: http, timeout: connect_timeout });
-        Ok(TcpTransport { base, addr: format!("tcp://{hostport}"), client })
-    }
-}
-
-impl Transport for TcpTransport {
+impl<K: Connect + Clone + Send + Sync + 'static> Transport for HttpTransport<K> {
     fn send(&self, req: Request<Body>) -> BoxFuture<'static, Result<Response<Body>, TransportError>> {
         let (mut parts, body) = req.into_parts();
         let pq = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
@@ -98,6 +122,16 @@ impl Transport for TcpTransport {
 
     fn address(&self) -> &str {
         &self.addr
+    }
+
+    fn kind(&self) -> &'static str {
+        if self.tls {
+            "tls"
+        } else if self.addr.starts_with("ssh://") {
+            "ssh"
+        } else {
+            "tcp"
+        }
     }
 }
 
@@ -159,11 +193,16 @@ fn classify(addr: &str, e: hyper_util::client::legacy::Error) -> TransportError 
         if let Some(t) = s.downcast_ref::<ConnectTimedOut>() {
             return TransportError::ConnectTimeout { addr: addr.to_string(), after: t.0 };
         }
+        if let Some(t) = s.downcast_ref::<rustls::Error>() {
+            return TransportError::Io { addr: addr.to_string(), reason: super::tls::explain_rustls(t, addr, "the expected name") };
+        }
         reason = s.to_string();
         src = s.source();
     }
     if e.is_connect() {
-        let hint = if reason.contains("No such file") || reason.contains("refused") {
+        let hint = if reason.starts_with("TLS") || reason.starts_with("ssh") {
+            ""
+        } else if reason.contains("No such file") || reason.contains("refused") {
             "; is dockerd running?"
         } else if reason.contains("ermission denied") {
             "; is this user allowed to use the socket?"

@@ -263,8 +263,12 @@ impl HostState {
             headers.insert(http::header::UPGRADE, HeaderValue::from_static("tcp"));
         }
         let engine = self.ctx.engine()?.clone();
+        let ping = send_path == "/_ping";
         match engine.send(method, &send_path, &query, &headers, body).await {
-            Ok(resp) => {
+            Ok(mut resp) => {
+                if ping {
+                    annotate_transport(&mut resp, engine.transport_kind());
+                }
                 self.calls.push(CallRecord {
                     method: req.method.to_ascii_uppercase(),
                     path: send_path,
@@ -360,6 +364,22 @@ impl Inspector for HostInspector<'_> {
             return Err(Refusal::Denied(format!("cannot check {path} for the policy: the engine answered {status}")));
         }
         serde_json::from_slice(&bytes).map(Some).map_err(|e| Refusal::Denied(format!("cannot check {path} for the policy: {e}")))
+    }
+}
+
+/// On `/_ping` answers, the host says how it reached the engine (`x-berth-transport`) and,
+/// over TLS, what the connection negotiated and whom it reached: what a SOAR "test
+/// connectivity" button shows.
+fn annotate_transport(resp: &mut http::Response<Body>, kind: &'static str) {
+    let tls = resp.extensions().get::<crate::engine::tls::TlsInfo>().cloned();
+    let h = resp.headers_mut();
+    h.insert("x-berth-transport", HeaderValue::from_static(kind));
+    if let Some(t) = tls {
+        for (k, v) in [("x-berth-tls-version", t.version), ("x-berth-tls-cipher", t.cipher), ("x-berth-tls-peer-subject", t.peer_subject), ("x-berth-tls-peer-not-after", t.peer_not_after)] {
+            if let Ok(v) = HeaderValue::from_str(&v) {
+                h.insert(k, v);
+            }
+        }
     }
 }
 
