@@ -5,7 +5,6 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -13,48 +12,6 @@ use http::Method;
 use serde_json::{json, Value};
 
 const FAMILIES: &[&str] = &["swarm", "node", "service", "task", "secret", "config"];
-
-/// Isolated engines of this test, stopped (and their directories removed) when dropped,
-/// also when a step fails.
-struct Engines(Vec<PathBuf>);
-
-fn engine_sh(args: &[&str]) -> String {
-    let out = Command::new(workspace().join("tests/engine.sh")).args(args).output().unwrap();
-    assert!(out.status.success(), "engine.sh {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-impl Engines {
-    fn start(&mut self, dir: PathBuf) -> String {
-        let host = engine_sh(&["start", dir.to_str().unwrap()]);
-        if !self.0.contains(&dir) {
-            self.0.push(dir);
-        }
-        host
-    }
-
-    /// Stops the dockerd in `dir` (SIGTERM), keeping its data.
-    fn kill(&self, dir: &std::path::Path) {
-        let pid = std::fs::read_to_string(dir.join("docker.pid")).unwrap();
-        Command::new("kill").args(["-TERM", pid.trim()]).status().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::path::Path::new(&format!("/proc/{}", pid.trim())).exists() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Engines {
-    fn drop(&mut self) {
-        for d in &self.0 {
-            let _ = Command::new(workspace().join("tests/engine.sh")).args(["stop", d.to_str().unwrap()]).status();
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 fn ok(b: &Berth, args: &[&str]) -> Value {
     let r = b.run(args);
@@ -79,8 +36,8 @@ fn a_two_node_swarm_end_to_end() {
     let base = PathBuf::from(format!("/tmp/berth-swarm-{}", std::process::id()));
     let mut engines = Engines(Vec::new());
     let (dir_a, dir_b) = (base.join("a"), base.join("b"));
-    let a = engines.start(dir_a.clone());
-    let b = engines.start(dir_b.clone());
+    let a = engines.start(dir_a.clone(), &[]);
+    let b = engines.start(dir_b.clone(), &[]);
     build_test_image(&a);
     build_test_image(&b);
     let ma = Berth::families_at(FAMILIES, a.clone());
@@ -297,7 +254,7 @@ fn a_two_node_swarm_end_to_end() {
 
     // A restarted autolocked manager comes back locked; swarm.unlock opens it.
     engines.kill(&dir_a);
-    let a2 = engines.start(dir_a.clone());
+    let a2 = engines.start(dir_a.clone(), &[]);
     assert_eq!(a2, a);
     eventually(20, "the manager is locked", || api_json_at(&a, "/info")["Swarm"]["LocalNodeState"] == "locked");
     let bad = ma.run(&["run", "swarm.unlock", "unlock_key=SWMKEY-1-wrong"]);

@@ -419,3 +419,101 @@ pub fn tcp_relay(socket: &str) -> String {
     });
     format!("tcp://{addr}")
 }
+
+/// Isolated engines a test starts for itself (`tests/engine.sh start DIR ARGS`), stopped and
+/// their directories removed when dropped, also when the test fails.
+pub struct Engines(pub Vec<PathBuf>);
+
+impl Engines {
+    /// Starts (or reuses) the dockerd in `dir` with more dockerd `args`; its unix address.
+    pub fn start(&mut self, dir: PathBuf, args: &[&str]) -> String {
+        let mut all = vec!["start", dir.to_str().unwrap()];
+        all.extend_from_slice(args);
+        let out = Command::new(workspace().join("tests/engine.sh")).args(&all).output().unwrap();
+        assert!(out.status.success(), "engine.sh {all:?}: {}", String::from_utf8_lossy(&out.stderr));
+        if !self.0.contains(&dir) {
+            self.0.push(dir);
+        }
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Stops the dockerd in `dir` (SIGTERM), keeping its data, and waits until it is gone.
+    pub fn kill(&self, dir: &Path) {
+        let pid = std::fs::read_to_string(dir.join("docker.pid")).unwrap();
+        Command::new("kill").args(["-TERM", pid.trim()]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Path::new(&format!("/proc/{}", pid.trim())).exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Engines {
+    fn drop(&mut self) {
+        for d in &self.0 {
+            let _ = Command::new(workspace().join("tests/engine.sh")).args(["stop", d.to_str().unwrap()]).status();
+        }
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// [`tcp_relay`] that also keeps every byte clients sent, to count the requests that reached
+/// the engine's side. When the engine is down, a client's connection is closed at once.
+pub fn counting_relay(socket: &str) -> (String, Arc<std::sync::Mutex<Vec<u8>>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let socket = socket.to_string();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let upstream = std::os::unix::net::UnixStream::connect(&socket).ok();
+            let (mut c1, log) = (client.try_clone().unwrap(), log.clone());
+            let mut u1 = upstream.as_ref().map(|u| u.try_clone().unwrap());
+            std::thread::spawn(move || {
+                use std::io::{Read, Write};
+                let mut buf = [0u8; 16384];
+                loop {
+                    let n = match c1.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    log.lock().unwrap().extend_from_slice(&buf[..n]);
+                    let sent = u1.as_mut().is_some_and(|u| u.write_all(&buf[..n]).is_ok());
+                    if !sent {
+                        let _ = c1.shutdown(std::net::Shutdown::Both);
+                        break;
+                    }
+                }
+                if let Some(u) = u1 {
+                    let _ = u.shutdown(std::net::Shutdown::Write);
+                }
+            });
+            if let Some(mut u2) = upstream {
+                let mut c2 = client;
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut u2, &mut c2);
+                    let _ = c2.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        }
+    });
+    (format!("tcp://{addr}"), seen)
+}
+
+/// How many requests in `bytes` start with `method path-prefix` (e.g. `POST`, `/containers/create`,
+/// matched after the `/vX.Y` version prefix).
+pub fn count_requests(bytes: &[u8], method: &str, path: &str) -> usize {
+    let text = String::from_utf8_lossy(bytes);
+    text.split("\r\n")
+        .filter(|l| {
+            let mut parts = l.splitn(3, ' ');
+            let (m, p) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+            let p = p.strip_prefix("/v").and_then(|r| r.split_once('/')).map(|(_, rest)| format!("/{rest}")).unwrap_or(p.to_string());
+            m == method && p.starts_with(path)
+        })
+        .count()
+}

@@ -149,7 +149,9 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn env<'a>(vars: &'a HashMap<&'static str, String>, dir: &Path) -> (Box<dyn Fn(&str) -> Option<String> + 'a>, PathBuf) {
+    type Lookup<'a> = Box<dyn Fn(&str) -> Option<String> + 'a>;
+
+    fn env<'a>(vars: &'a HashMap<&'static str, String>, dir: &Path) -> (Lookup<'a>, PathBuf) {
         (Box::new(move |k: &str| vars.get(k).cloned()), dir.to_path_buf())
     }
 

@@ -200,13 +200,23 @@ pub struct TlsConnector {
     pub(super) port: u16,
     pub(super) addr: String,
     pub(super) name: ServerName<'static>,
+    /// The name as given, for messages.
+    pub(super) name_text: String,
     pub(super) tls: tokio_rustls::TlsConnector,
 }
 
 impl TlsConnector {
     pub fn new(host: &str, port: u16, addr: &str, settings: &TlsSettings) -> anyhow::Result<Self> {
         let config = settings.client_config()?;
-        Ok(TlsConnector { host: host.to_string(), port, addr: addr.to_string(), name: settings.name_for(host.trim_start_matches('[').trim_end_matches(']'))?, tls: tokio_rustls::TlsConnector::from(Arc::new(config)) })
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        Ok(TlsConnector {
+            host: host.to_string(),
+            port,
+            addr: addr.to_string(),
+            name: settings.name_for(bare)?,
+            name_text: settings.server_name.clone().unwrap_or_else(|| bare.to_string()),
+            tls: tokio_rustls::TlsConnector::from(Arc::new(config)),
+        })
     }
 }
 
@@ -224,11 +234,7 @@ impl tower_service::Service<hyper::Uri> for TlsConnector {
         Box::pin(async move {
             let tcp = tokio::net::TcpStream::connect((me.host.trim_start_matches('[').trim_end_matches(']'), me.port)).await?;
             tcp.set_nodelay(true)?;
-            let name = match &me.name {
-                ServerName::DnsName(d) => d.as_ref().to_string(),
-                other => format!("{other:?}"),
-            };
-            let stream = me.tls.connect(me.name.clone(), tcp).await.map_err(|e| std::io::Error::other(explain(&e, &me.addr, &name)))?;
+            let stream = me.tls.connect(me.name.clone(), tcp).await.map_err(|e| std::io::Error::other(explain(&e, &me.addr, &me.name_text)))?;
             let info = TlsInfo::of(stream.get_ref().1);
             Ok(hyper_util::rt::TokioIo::new(super::stream::Conn::new(stream, Some(info))))
         })

@@ -193,7 +193,9 @@ fn classify(addr: &str, e: hyper_util::client::legacy::Error) -> TransportError 
         if let Some(t) = s.downcast_ref::<ConnectTimedOut>() {
             return TransportError::ConnectTimeout { addr: addr.to_string(), after: t.0 };
         }
-        if let Some(t) = s.downcast_ref::<rustls::Error>() {
+        // io::Error::source() skips the error it wraps: look inside too.
+        let tls = s.downcast_ref::<rustls::Error>().or_else(|| s.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()).and_then(|i| i.downcast_ref::<rustls::Error>()));
+        if let Some(t) = tls {
             return TransportError::Io { addr: addr.to_string(), reason: super::tls::explain_rustls(t, addr, "the expected name") };
         }
         reason = s.to_string();

@@ -1,0 +1,354 @@
+//! Remote engines: dockerd listening on TLS with client certificates (certificates made here
+//! with rcgen), docker contexts, `DOCKER_TLS_VERIFY`, every handshake failure, retries across
+//! a daemon restart, and ssh through a real sshd.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::*;
+use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
+
+/// A CA that signs server and client certificates.
+struct Ca {
+    params: CertificateParams,
+    key: KeyPair,
+    pem: String,
+}
+
+fn ca(name: &str) -> Ca {
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name.push(DnType::CommonName, name);
+    let pem = params.self_signed(&key).unwrap().pem();
+    Ca { params, key, pem }
+}
+
+/// A leaf certificate and key (PEM) for `names`, valid now or expired.
+fn leaf(ca: &Ca, cn: &str, names: &[&str], client: bool, expired: bool) -> (String, String) {
+    let key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+    p.distinguished_name.push(DnType::CommonName, cn);
+    p.extended_key_usages = vec![if client { ExtendedKeyUsagePurpose::ClientAuth } else { ExtendedKeyUsagePurpose::ServerAuth }];
+    if expired {
+        p.not_before = time::OffsetDateTime::now_utc() - time::Duration::days(30);
+        p.not_after = time::OffsetDateTime::now_utc() - time::Duration::days(1);
+    }
+    let issuer = Issuer::from_params(&ca.params, &ca.key);
+    (p.signed_by(&key, &issuer).unwrap().pem(), key.serialize_pem())
+}
+
+struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    fn path(&self, f: &str) -> String {
+        self.dir.path().join(f).display().to_string()
+    }
+    fn write(&self, f: &str, pem: &str) {
+        std::fs::write(self.dir.path().join(f), pem).unwrap();
+    }
+}
+
+/// ca.pem / cert.pem / key.pem (the client's, as DOCKER_CERT_PATH wants them), the engine's
+/// server-cert.pem and server-key.pem (names engine.test and localhost, not the IP), an
+/// expired engine certificate, and a second CA with its own client certificate.
+fn pki() -> Pki {
+    let p = Pki { dir: tempfile::tempdir().unwrap() };
+    let good = ca("berth test CA");
+    let other = ca("some other CA");
+    p.write("ca.pem", &good.pem);
+    p.write("other-ca.pem", &other.pem);
+    let (c, k) = leaf(&good, "engine.test", &["engine.test", "localhost"], false, false);
+    p.write("server-cert.pem", &c);
+    p.write("server-key.pem", &k);
+    let (c, k) = leaf(&good, "engine.test", &["engine.test"], false, true);
+    p.write("expired-cert.pem", &c);
+    p.write("expired-key.pem", &k);
+    let (c, k) = leaf(&good, "berth client", &[], true, false);
+    p.write("cert.pem", &c);
+    p.write("key.pem", &k);
+    let (c, k) = leaf(&other, "stranger", &[], true, false);
+    p.write("other-cert.pem", &c);
+    p.write("other-key.pem", &k);
+    p
+}
+
+fn tls_args(pki: &Pki, port: u16, cert: &str, key: &str) -> Vec<String> {
+    vec![
+        "--host".into(),
+        format!("tcp://127.0.0.1:{port}"),
+        "--tlsverify".into(),
+        "--tlscacert".into(),
+        pki.path("ca.pem"),
+        "--tlscert".into(),
+        pki.path(cert),
+        "--tlskey".into(),
+        pki.path(key),
+    ]
+}
+
+fn args(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+fn failure(r: &Run) -> String {
+    assert_ne!(r.code, 0, "expected a failure: {r:?}");
+    r.message()
+}
+
+#[test]
+fn tls_engines_good_and_bad() {
+    let pki = pki();
+    let base = PathBuf::from(format!("/tmp/berth-tls-{}", std::process::id()));
+    let mut engines = Engines(Vec::new());
+    let (port, expired_port) = (free_port(), free_port());
+    let unix = engines.start(base.join("good"), &args(&tls_args(&pki, port, "server-cert.pem", "server-key.pem")));
+    engines.start(base.join("expired"), &args(&tls_args(&pki, expired_port, "expired-cert.pem", "expired-key.pem")));
+    build_test_image(&unix);
+    let families = ["system", "container", "image"];
+    let b = Berth::families_at(&families, "unix:///nonexistent.sock".into());
+    let flags = |extra: &[&str]| -> Vec<String> {
+        let mut v = vec![
+            "--host".to_string(),
+            format!("tcp://127.0.0.1:{port}"),
+            "--tlsverify".into(),
+            "--tlscacert".into(),
+            pki.path("ca.pem"),
+        ];
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let run = |f: &[String], action: &[&str]| {
+        let mut all: Vec<&str> = args(f);
+        all.push("run");
+        all.extend_from_slice(action);
+        b.run_within(Duration::from_secs(60), &all)
+    };
+    let client = ["--tlscert", &pki.path("cert.pem"), "--tlskey", &pki.path("key.pem")].map(String::from);
+    let good = flags(&[&client[0], &client[1], &client[2], &client[3], "--tls-server-name", "engine.test"]);
+
+    // Good mutual TLS: the system, container and image families work.
+    let r = run(&good, &["system.test-connectivity"]);
+    let j = r.ok();
+    assert_eq!(j["summary"]["transport"], "tls");
+    let tls = &j["data"][0]["tls"];
+    assert!(tls["version"].as_str().unwrap().starts_with("TLS 1."), "{tls}");
+    assert!(!tls["cipher"].as_str().unwrap().is_empty(), "{tls}");
+    assert!(tls["peer_subject"].as_str().unwrap().contains("engine.test"), "{tls}");
+    assert_eq!(tls["peer_not_after"], "4096-01-01T00:00:00Z", "rcgen's default expiry, read from the engine's certificate: {tls}");
+    run(&good, &["system.version"]).ok();
+    run(&good, &["system.info"]).ok();
+    let out = run(&good, &["container.run", &format!("image={TEST_IMAGE}"), "cmd=echo over-tls", "network_mode=none"]);
+    assert!(out.ok().to_string().contains("over-tls"), "{out:?}");
+    let name = unique("tlsc");
+    run(&good, &["container.create", &format!("image={TEST_IMAGE}"), &format!("name={name}"), "cmd=sleep 60", "network_mode=none"]).ok();
+    run(&good, &["container.start", &format!("id={name}")]).ok();
+    let ex = run(&good, &["container.exec", &format!("id={name}"), "cmd=echo exec-over-tls"]);
+    assert!(ex.ok().to_string().contains("exec-over-tls"), "the hijacked exec stream works over TLS: {ex:?}");
+    run(&good, &["container.remove", &format!("id={name}"), "force=true"]).ok();
+    let images = run(&good, &["image.list"]);
+    assert!(images.ok().to_string().contains(TEST_IMAGE));
+    run(&good, &["image.inspect", &format!("name={TEST_IMAGE}")]).ok();
+
+    // Each failure says what failed.
+    let m = failure(&run(&flags(&[&client[0], &client[1], &client[2], &client[3]]), &["system.ping"]));
+    assert!(m.contains("not valid for the name '127.0.0.1'") && m.contains("hostname mismatch"), "{m}");
+    let mut other_ca = good.clone();
+    other_ca[4] = pki.path("other-ca.pem");
+    let m = failure(&run(&other_ca, &["system.ping"]));
+    assert!(m.contains("not signed by the given CA"), "{m}");
+    let m = failure(&run(&flags(&["--tls-server-name", "engine.test"]), &["system.ping"]));
+    assert!(m.contains("refused our client certificate"), "no client certificate: {m}");
+    let wrong = flags(&["--tlscert", &pki.path("other-cert.pem"), "--tlskey", &pki.path("other-key.pem"), "--tls-server-name", "engine.test"]);
+    let m = failure(&run(&wrong, &["system.ping"]));
+    assert!(m.contains("refused our client certificate"), "a client certificate from another CA: {m}");
+    let mut expired = good.clone();
+    expired[1] = format!("tcp://127.0.0.1:{expired_port}");
+    let m = failure(&run(&expired, &["system.ping"]));
+    assert!(m.contains("has expired"), "{m}");
+    // Plain HTTP to the TLS port, and TLS to a plain port.
+    let m = failure(&run(&[String::from("--host"), format!("tcp://127.0.0.1:{port}")], &["system.ping"]));
+    assert!(m.contains("speaks TLS"), "{m}");
+    let plain = tcp_relay(unix.strip_prefix("unix://").unwrap());
+    let m = failure(&run(&[String::from("--host"), plain.clone(), "--tls".into()], &["system.ping"]));
+    assert!(m.contains("did not answer with TLS"), "{m}");
+    // Plain tcp to a plain port works.
+    assert_eq!(run(&[String::from("--host"), plain], &["system.test-connectivity"]).ok()["summary"]["transport"], "tcp");
+    // Files that are not there, or not certificates.
+    let m = failure(&run(&flags(&["--tlscert", "/nonexistent.pem", "--tlskey", "/nonexistent.pem"]), &["system.ping"]));
+    assert!(m.contains("does not exist"), "{m}");
+    let mut junk = good.clone();
+    junk[4] = pki.path("key.pem");
+    let m = failure(&run(&junk, &["system.ping"]));
+    assert!(m.contains("holds no certificate") || m.contains("not PEM"), "{m}");
+
+    // DOCKER_TLS_VERIFY and DOCKER_CERT_PATH, as the docker CLI reads them.
+    let env_b = Berth::families_at(&families, format!("tcp://localhost:{port}"))
+        .env("DOCKER_TLS_VERIFY", "1")
+        .env("DOCKER_CERT_PATH", pki.dir.path().to_str().unwrap());
+    assert_eq!(env_b.run(&["run", "system.test-connectivity"]).ok()["summary"]["transport"], "tls");
+
+    // A docker context written as the docker CLI writes it, chosen with --context.
+    let cfg = tempfile::tempdir().unwrap();
+    let id = hex_sha256("remote-tls");
+    let meta = cfg.path().join("contexts/meta").join(&id);
+    std::fs::create_dir_all(&meta).unwrap();
+    let doc = serde_json::json!({"Name": "remote-tls", "Metadata": {"Description": "test"}, "Endpoints": {"docker": {"Host": format!("tcp://localhost:{port}"), "SkipTLSVerify": false}}});
+    std::fs::write(meta.join("meta.json"), doc.to_string()).unwrap();
+    let tlsdir = cfg.path().join("contexts/tls").join(&id).join("docker");
+    std::fs::create_dir_all(&tlsdir).unwrap();
+    for f in ["ca.pem", "cert.pem", "key.pem"] {
+        std::fs::copy(pki.dir.path().join(f), tlsdir.join(f)).unwrap();
+    }
+    let ctx_b = Berth::families_at(&families, "unix:///nonexistent.sock".into()).env("DOCKER_CONFIG", cfg.path().to_str().unwrap());
+    let j = ctx_b.run(&["--context", "remote-tls", "run", "system.test-connectivity"]);
+    assert_eq!(j.ok()["summary"]["transport"], "tls");
+    // ... and as the current context of config.json, when no host is given.
+    std::fs::write(cfg.path().join("config.json"), r#"{"currentContext": "remote-tls"}"#).unwrap();
+    let mut c = ctx_b.command(&["run", "system.version"]);
+    c.env_remove("DOCKER_HOST");
+    let out = c.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let m = ctx_b.run(&["--context", "nope", "run", "system.ping"]);
+    m.expect_code(2);
+    assert!(m.message().contains("\"nope\" does not exist"), "{}", m.message());
+}
+
+fn hex_sha256(s: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(s.as_bytes()))
+}
+
+#[test]
+fn idempotent_calls_are_retried_across_a_restart_and_creates_never() {
+    let base = PathBuf::from(format!("/tmp/berth-retry-{}", std::process::id()));
+    let dir = base.join("e");
+    let mut engines = Engines(Vec::new());
+    let unix = engines.start(dir.clone(), &[]);
+    build_test_image(&unix);
+    let (relay, seen) = counting_relay(unix.strip_prefix("unix://").unwrap());
+    let b = Berth::families_at(&["system", "container"], relay.clone());
+    b.run(&["run", "system.version"]).ok();
+
+    // A long-lived client (as in `berth serve`) has negotiated; then the daemon goes down.
+    // A create is sent once, fails at once, and is not retried.
+    let client = berth::engine::EngineClient::connect(&relay, berth::engine::Timeouts::default()).unwrap();
+    let headers = http::HeaderMap::new();
+    let version = rt().block_on(client.send(http::Method::GET, "/version", "", &headers, berth::engine::OutBody::Empty));
+    assert_eq!(version.unwrap().status(), 200);
+    engines.kill(&dir);
+    seen.lock().unwrap().clear();
+    let name = unique("once");
+    let body = serde_json::json!({"Image": TEST_IMAGE, "HostConfig": {"NetworkMode": "none"}}).to_string();
+    let mut h = http::HeaderMap::new();
+    h.insert("content-type", "application/json".parse().unwrap());
+    let started = Instant::now();
+    let r = rt().block_on(client.send(http::Method::POST, "/containers/create", &format!("name={name}"), &h, berth::engine::OutBody::Bytes(body.into())));
+    assert!(r.is_err(), "the daemon is down");
+    assert!(started.elapsed() < Duration::from_secs(2), "not retried: no backoff was waited ({:?})", started.elapsed());
+    assert_eq!(count_requests(&seen.lock().unwrap().clone(), "POST", "/containers/create"), 1, "the create reached the engine's side exactly once");
+    // A GET on the same client is retried with backoff, and fails only after the last try.
+    seen.lock().unwrap().clear();
+    let r = rt().block_on(client.send(http::Method::GET, "/version", "", &headers, berth::engine::OutBody::Empty));
+    assert!(r.is_err());
+    assert_eq!(count_requests(&seen.lock().unwrap().clone(), "GET", "/version"), 1 + client.retry.attempts as usize);
+
+    // A GET sent while the daemon is down succeeds once it is back.
+    seen.lock().unwrap().clear();
+    let b2 = b.clone();
+    let pending = std::thread::spawn(move || b2.run_within(Duration::from_secs(60), &["run", "system.version"]));
+    std::thread::sleep(Duration::from_millis(800));
+    engines.start(dir.clone(), &[]);
+    let r = pending.join().unwrap();
+    r.ok();
+    let tries = count_requests(&seen.lock().unwrap(), "HEAD", "/_ping");
+    assert!(tries >= 2, "retried until the daemon was back: {tries}");
+    // The create of before never happened.
+    let (status, _) = api_at(&unix, http::Method::GET, &format!("/containers/{name}/json"), "", None);
+    assert_eq!(status, 404);
+
+    // With the daemon up, one create through the relay is exactly one request.
+    seen.lock().unwrap().clear();
+    b.run(&["run", "container.create", &format!("image={TEST_IMAGE}"), &format!("name={name}"), "network_mode=none"]).ok();
+    assert_eq!(count_requests(&seen.lock().unwrap(), "POST", "/containers/create"), 1);
+    api_at(&unix, http::Method::DELETE, &format!("/containers/{name}"), "force=1", None);
+}
+
+/// An sshd of our own on 127.0.0.1 (root login by key only), whose sessions get DOCKER_HOST
+/// pointing at `engine`, so `docker system dial-stdio` reaches it.
+struct Sshd {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn sshd(engine: &str) -> Sshd {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let keygen = |file: &Path| {
+        let ok = std::process::Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(file).status().unwrap();
+        assert!(ok.success());
+    };
+    keygen(&d.join("host_key"));
+    keygen(&d.join("id"));
+    let pubkey = std::fs::read_to_string(d.join("id.pub")).unwrap();
+    std::fs::write(d.join("authorized_keys"), format!("environment=\"DOCKER_HOST={engine}\" {pubkey}")).unwrap();
+    let port = free_port();
+    let sshd_bin = ["/usr/sbin/sshd", "/sbin/sshd"].into_iter().find(|p| Path::new(p).exists()).expect("openssh-server is not installed (tests/engine.sh ensure installs it)");
+    std::fs::create_dir_all("/run/sshd").unwrap();
+    let config = format!(
+        "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\nAuthorizedKeysFile {d}/authorized_keys\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitUserEnvironment yes\nStrictModes no\nUsePAM no\nMaxSessions 50\nMaxStartups 50\n",
+        d = d.display()
+    );
+    std::fs::write(d.join("sshd_config"), config).unwrap();
+    let child = std::process::Command::new(sshd_bin).args(["-D", "-e", "-f"]).arg(d.join("sshd_config")).stderr(std::fs::File::create(d.join("sshd.log")).unwrap()).spawn().unwrap();
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(10), "sshd did not start: {}", std::fs::read_to_string(d.join("sshd.log")).unwrap_or_default());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::fs::write(d.join("ssh_config"), format!("Host *\n  IdentityFile {d}/id\n  UserKnownHostsFile {d}/known_hosts\n  StrictHostKeyChecking accept-new\n  LogLevel ERROR\n", d = d.display())).unwrap();
+    Sshd { child, dir, port }
+}
+
+#[test]
+fn ssh_runs_the_system_and_container_families() {
+    let engine = docker_host();
+    let s = sshd(&engine);
+    let cfg = s.dir.path().join("ssh_config");
+    let host = format!("ssh://root@127.0.0.1:{}", s.port);
+    let b = Berth::families_at(&["system", "container"], host.clone()).env("BERTH_SSH_COMMAND", &format!("ssh -F {}", cfg.display()));
+    let j = b.run(&["run", "system.test-connectivity"]);
+    assert_eq!(j.ok()["summary"]["transport"], "ssh", "{j:?}");
+    b.run(&["run", "system.version"]).ok();
+    b.run(&["run", "system.info"]).ok();
+    let name = unique("sshc");
+    b.run(&["run", "container.create", &format!("image={}", test_image()), &format!("name={name}"), "cmd=sleep 60", "network_mode=none"]).ok();
+    b.run(&["run", "container.start", &format!("id={name}")]).ok();
+    let ex = b.run(&["run", "container.exec", &format!("id={name}"), "cmd=echo exec-over-ssh"]);
+    assert!(ex.ok().to_string().contains("exec-over-ssh"), "{ex:?}");
+    b.run(&["run", "container.remove", &format!("id={name}"), "force=true"]).ok();
+    // BatchMode: a key the server does not know fails at once, with ssh's own words.
+    let other = s.dir.path().join("other");
+    std::process::Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&other).status().unwrap();
+    let bad_cfg = s.dir.path().join("bad_config");
+    let d = s.dir.path().display();
+    std::fs::write(&bad_cfg, format!("Host *\n  IdentityFile {}\n  IdentitiesOnly yes\n  UserKnownHostsFile {d}/known_hosts\n  StrictHostKeyChecking accept-new\n", other.display())).unwrap();
+    let bad = Berth::families_at(&["system"], host).env("BERTH_SSH_COMMAND", &format!("ssh -F {}", bad_cfg.display()));
+    let started = Instant::now();
+    let r = bad.run_within(Duration::from_secs(60), &["run", "system.ping"]);
+    assert_ne!(r.code, 0);
+    assert!(r.message().contains("Permission denied"), "{}", r.message());
+    assert!(started.elapsed() < Duration::from_secs(20), "never prompts, never hangs");
+}
