@@ -401,3 +401,59 @@ fn the_openapi_document_matches_the_routes() {
     // And the converse: an undocumented path is not routed.
     assert_eq!(http(&s.addr, "GET", "/v1/nothing", Some("o-token"), None).1["error"], "no such endpoint");
 }
+
+#[test]
+fn one_rate_limit_per_engine_shared_by_all_tenants() {
+    // Two tenants on the same engine: 4 requests per second between them, burst 1.
+    let tenants = format!(
+        r#"
+[[tenant]]
+name = "a"
+token_sha256 = "{}"
+engine = "{{engine}}"
+allow = ["system.*"]
+
+[[tenant]]
+name = "b"
+token_sha256 = "{}"
+engine = "{{engine}}"
+allow = ["system.*"]
+"#,
+        hash("a-token"),
+        hash("b-token")
+    );
+    let s = Serve::start_with(&[("system.wasm", system_wasm())], "engine_requests_per_second = 4\nengine_burst = 1\nengine_max_wait_secs = 5", &tenants);
+    assert_eq!(s.run("a-token", "system.ping", json!({})).0, 200);
+    let started = std::time::Instant::now();
+    for i in 0..8 {
+        let token = if i % 2 == 0 { "a-token" } else { "b-token" };
+        let (status, body) = s.run(token, "system.ping", json!({}));
+        assert_eq!(status, 200, "{body}");
+    }
+    let took = started.elapsed();
+    assert!(took >= std::time::Duration::from_millis(1500), "8 engine calls at 4/s shared by both tenants: {took:?}");
+    let (_, m) = http_raw(&s.addr, "GET", "/metrics", Some(METRICS_TOKEN), None);
+    let m = String::from_utf8_lossy(&m);
+    let throttled = m.lines().find(|l| l.starts_with("berth_engine_throttled_total{")).unwrap_or_else(|| panic!("{m}"));
+    assert!(!throttled.ends_with(" 0"), "{throttled}");
+    assert!(throttled.contains(&docker_host()), "by engine: {throttled}");
+}
+
+#[test]
+fn an_engine_busy_past_the_wait_fails_clearly() {
+    let tenants = format!("[[tenant]]\nname = \"a\"\ntoken_sha256 = \"{}\"\nengine = \"{{engine}}\"\nallow = [\"system.*\"]\n", hash("a-token"));
+    let s = Serve::start_with(&[("system.wasm", system_wasm())], "engine_requests_per_second = 1\nengine_burst = 1\nengine_max_wait_secs = 0.05", &tenants);
+    let mut busy = None;
+    for _ in 0..4 {
+        let (status, body) = s.run("a-token", "system.ping", json!({}));
+        if status != 200 {
+            busy = Some(body);
+            break;
+        }
+    }
+    let body = busy.expect("a request past the cap fails");
+    assert!(body["message"].as_str().unwrap().contains("is busy: berth sends it at most 1 requests per second"), "{body}");
+    let (_, m) = http_raw(&s.addr, "GET", "/metrics", Some(METRICS_TOKEN), None);
+    let m = String::from_utf8_lossy(&m);
+    assert!(m.lines().any(|l| l.starts_with("berth_engine_busy_total{") && !l.ends_with(" 0")), "{m}");
+}

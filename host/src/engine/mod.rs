@@ -64,12 +64,14 @@ pub enum EngineError {
     Invalid(String),
     /// The engine refuses every API version berth can speak.
     Version(String),
+    /// berth's own per-engine rate or connection cap held the request too long.
+    Busy(String),
 }
 
 impl fmt::Display for EngineError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            EngineError::Transport(m) | EngineError::Timeout(m) | EngineError::Invalid(m) | EngineError::Version(m) => {
+            EngineError::Transport(m) | EngineError::Timeout(m) | EngineError::Invalid(m) | EngineError::Version(m) | EngineError::Busy(m) => {
                 f.write_str(m)
             }
         }
@@ -115,6 +117,64 @@ pub struct EngineClient {
     version: Mutex<Option<ApiVersion>>,
     pub timeouts: Timeouts,
     pub retry: Retry,
+    throttle: Option<Throttle>,
+}
+
+/// What one engine takes from all of berth together (server mode): requests per second (a
+/// token bucket, `governor`) and connections at once. 0 turns either off.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineLimits {
+    pub requests_per_second: u32,
+    pub burst: u32,
+    pub max_connections: u32,
+    /// How long a request may wait for the rate or a connection before it fails as busy.
+    pub max_wait: Duration,
+}
+
+impl Default for EngineLimits {
+    fn default() -> Self {
+        EngineLimits { requests_per_second: 1000, burst: 1000, max_connections: 64, max_wait: Duration::from_secs(10) }
+    }
+}
+
+struct Throttle {
+    limits: EngineLimits,
+    rate: Option<governor::DefaultDirectRateLimiter>,
+    connections: Option<Arc<tokio::sync::Semaphore>>,
+    /// Requests that had to wait, and requests that waited too long.
+    waited: prometheus_client::metrics::counter::Counter,
+    refused: prometheus_client::metrics::counter::Counter,
+}
+
+impl Throttle {
+    /// Waits for the rate and a connection slot; the permit is held until the response body
+    /// is dropped.
+    async fn admit(&self, addr: &str) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, EngineError> {
+        let deadline = tokio::time::Instant::now() + self.limits.max_wait;
+        let busy = |what: String| {
+            self.refused.inc();
+            EngineError::Busy(format!("the engine at {addr} is busy: {what}; still waiting after {:?}", self.limits.max_wait))
+        };
+        if let Some(rate) = &self.rate {
+            if rate.check().is_err() {
+                self.waited.inc();
+                tokio::time::timeout_at(deadline, rate.until_ready())
+                    .await
+                    .map_err(|_| busy(format!("berth sends it at most {} requests per second", self.limits.requests_per_second)))?;
+            }
+        }
+        let Some(sem) = &self.connections else { return Ok(None) };
+        match sem.clone().try_acquire_owned() {
+            Ok(p) => Ok(Some(p)),
+            Err(_) => {
+                self.waited.inc();
+                match tokio::time::timeout_at(deadline, sem.clone().acquire_owned()).await {
+                    Ok(Ok(p)) => Ok(Some(p)),
+                    _ => Err(busy(format!("{} requests are in flight, berth's cap for it", self.limits.max_connections))),
+                }
+            }
+        }
+    }
 }
 
 /// Retries of idempotent calls (GET and HEAD only) on connect errors, connections lost before
@@ -143,7 +203,7 @@ impl Retry {
 
 impl EngineClient {
     pub fn new(transport: Arc<dyn Transport>, timeouts: Timeouts) -> Self {
-        EngineClient { transport, version: Mutex::new(None), timeouts, retry: Retry::default() }
+        EngineClient { transport, version: Mutex::new(None), timeouts, retry: Retry::default(), throttle: None }
     }
 
     /// Connects to a `DOCKER_HOST`-style address without TLS (nothing is sent until the
@@ -155,6 +215,17 @@ impl EngineClient {
     /// Connects to an endpoint: an address and its TLS settings.
     pub fn connect_to(ep: &Endpoint, timeouts: Timeouts) -> anyhow::Result<Self> {
         Ok(Self::new(transport::connect(ep, timeouts.connect)?, timeouts))
+    }
+
+    /// Caps what this client sends the engine (see [`EngineLimits`]); `waited` and `refused`
+    /// count requests that had to wait and that waited in vain (for metrics).
+    pub fn limit(&mut self, limits: EngineLimits, waited: prometheus_client::metrics::counter::Counter, refused: prometheus_client::metrics::counter::Counter) {
+        let rate = std::num::NonZeroU32::new(limits.requests_per_second).map(|r| {
+            let burst = std::num::NonZeroU32::new(limits.burst).unwrap_or(r);
+            governor::RateLimiter::direct(governor::Quota::per_second(r).allow_burst(burst))
+        });
+        let connections = (limits.max_connections > 0).then(|| Arc::new(tokio::sync::Semaphore::new(limits.max_connections as usize)));
+        self.throttle = Some(Throttle { limits, rate, connections, waited, refused });
     }
 
     /// `unix`, `tcp`, `tls` or `ssh`.
@@ -291,9 +362,27 @@ impl EngineClient {
             Ok(r) => r,
             Err(e) => return (Err(EngineError::Invalid(format!("bad engine request: {e}"))), false),
         };
+        let permit = match &self.throttle {
+            Some(t) => match t.admit(self.address()).await {
+                Ok(p) => p,
+                Err(e) => return (Err(e), false),
+            },
+            None => None,
+        };
         match tokio::time::timeout(self.timeouts.headers, self.transport.send(req)).await {
             Ok(Ok(resp)) => {
                 let gateway = matches!(resp.status().as_u16(), 502..=504);
+                // The connection slot is held until the body is read or dropped.
+                let resp = match permit {
+                    Some(p) => resp.map(|b| {
+                        b.map_frame(move |f| {
+                            let _held = &p;
+                            f
+                        })
+                        .boxed()
+                    }),
+                    None => resp,
+                };
                 (Ok(resp), gateway)
             }
             Ok(Err(TransportError::ConnectTimeout { addr, after })) => {

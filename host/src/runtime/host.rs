@@ -284,6 +284,7 @@ impl HostState {
                     EngineError::Timeout(m) => WitError::Timeout(m.clone()),
                     EngineError::Invalid(m) => WitError::Invalid(m.clone()),
                     EngineError::Transport(m) | EngineError::Version(m) => WitError::Transport(m.clone()),
+                    EngineError::Busy(m) => WitError::Limit(m.clone()),
                 };
                 Err(self.refuse(&req.method, &send_path, &[], werr))
             }

@@ -34,6 +34,13 @@ struct RawServer {
     metrics_token_sha256: Option<Spanned<String>>,
     /// A listener of its own for `/metrics` (no token), e.g. "127.0.0.1:9478".
     metrics_listen: Option<String>,
+    /// What each engine takes from all tenants together: requests per second (0: no cap) ...
+    engine_requests_per_second: Option<u32>,
+    engine_burst: Option<u32>,
+    /// ... requests in flight at once (0: no cap) ...
+    engine_max_connections: Option<u32>,
+    /// ... and how long a request may wait for them.
+    engine_max_wait_secs: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -42,10 +49,16 @@ struct RawTenant {
     name: Spanned<String>,
     #[serde(default)]
     token_sha256: Option<Spanned<String>>,
+    /// The default asset's address (`unix://`, `tcp://`, `ssh://`) ...
     engine: Option<String>,
-    /// Named engines (SOAR assets): `[tenant.assets] prod = "unix:///..."`.
+    /// ... with TLS: `tls = { ca, cert, key, server_name }`.
+    tls: Option<RawTls>,
+    /// ... or a docker context of the server's user.
+    context: Option<String>,
+    /// Named engines (SOAR assets): `prod = "unix:///..."`, or
+    /// `prod = { engine = "tcp://…", tls = {…} }`, or `prod = { context = "name" }`.
     #[serde(default)]
-    assets: BTreeMap<String, String>,
+    assets: BTreeMap<String, RawAsset>,
     #[serde(default)]
     allow: Vec<Spanned<String>>,
     #[serde(default)]
@@ -57,6 +70,70 @@ struct RawTenant {
     #[serde(default)]
     limits: RawLimits,
     engine_policy: Option<Spanned<EnginePolicy>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawAsset {
+    Address(String),
+    Table(RawAssetTable),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAssetTable {
+    engine: Option<String>,
+    tls: Option<RawTls>,
+    context: Option<String>,
+}
+
+/// TLS to an engine. Each of `ca`, `cert` and `key` is a file path or inline PEM.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    ca: Option<String>,
+    cert: Option<String>,
+    key: Option<String>,
+    server_name: Option<String>,
+    /// Check the engine's certificate against `ca` (default true; false is the docker CLI's
+    /// `--tls` without `--tlsverify`).
+    verify: Option<bool>,
+}
+
+/// One asset's endpoint from its config forms.
+fn endpoint(engine: Option<&str>, tls: Option<&RawTls>, context: Option<&str>) -> Result<crate::engine::Endpoint, String> {
+    use crate::engine::tls::{Pem, TlsSettings};
+    match (engine, context) {
+        (Some(_), Some(_)) => Err("give engine or context, not both".into()),
+        (None, Some(c)) => {
+            if tls.is_some() {
+                return Err("a context carries its own TLS settings".into());
+            }
+            crate::engine::endpoint::from_context(&crate::engine::endpoint::Env::process().config_dir, c).map_err(|e| e.to_string())
+        }
+        (e, None) => {
+            let host = e.unwrap_or(crate::engine::DEFAULT_HOST).to_string();
+            let tls = match tls {
+                None => None,
+                Some(t) => {
+                    if !host.starts_with("tcp://") {
+                        return Err(format!("tls is for tcp:// engines, not '{host}'"));
+                    }
+                    let s = TlsSettings {
+                        verify: t.verify.unwrap_or(true),
+                        ca: t.ca.as_deref().map(Pem::from_config),
+                        cert: t.cert.as_deref().map(Pem::from_config),
+                        key: t.key.as_deref().map(Pem::from_config),
+                        server_name: t.server_name.clone(),
+                    };
+                    // Load it now: a bad certificate fails the config, not the first call.
+                    s.client_config().map_err(|e| format!("tls: {e:#}"))?;
+                    Some(s)
+                }
+            };
+            Ok(crate::engine::Endpoint { host, tls })
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -87,6 +164,7 @@ pub struct Config {
     pub max_concurrent: u32,
     pub metrics_token_sha256: Option<[u8; 32]>,
     pub metrics_listen: Option<String>,
+    pub engine_limits: crate::engine::EngineLimits,
     pub tenants: Vec<Tenant>,
 }
 
@@ -94,8 +172,8 @@ pub struct Config {
 pub struct Tenant {
     pub name: String,
     pub token_sha256: [u8; 32],
-    /// Asset name → engine address; `default` is used when a request names none.
-    pub assets: BTreeMap<String, String>,
+    /// Asset name → engine endpoint; `default` is used when a request names none.
+    pub assets: BTreeMap<String, crate::engine::Endpoint>,
     /// Allowlist, read-only flag, label scope, pins and engine policy.
     pub policy: TenantPolicy,
     pub artifacts_dir: Option<PathBuf>,
@@ -177,14 +255,23 @@ impl Config {
             }
             .validate()
             .map_err(|e| at(span.clone(), &format!("tenant.limits.{}", e.key), e.msg))?;
-            let mut assets = t.assets.clone();
-            if let Some(e) = &t.engine {
-                if assets.insert("default".into(), e.clone()).is_some() {
+            let mut assets = BTreeMap::new();
+            for (asset, a) in &t.assets {
+                let ep = match a {
+                    RawAsset::Address(addr) => endpoint(Some(addr), None, None),
+                    RawAsset::Table(t) => endpoint(t.engine.as_deref(), t.tls.as_ref(), t.context.as_deref()),
+                }
+                .map_err(|e| at(span.clone(), &format!("tenant.assets.{asset}"), e))?;
+                assets.insert(asset.clone(), ep);
+            }
+            if t.engine.is_some() || t.context.is_some() || t.tls.is_some() {
+                let ep = endpoint(t.engine.as_deref(), t.tls.as_ref(), t.context.as_deref()).map_err(|e| at(span.clone(), "tenant.engine", e))?;
+                if assets.insert("default".into(), ep).is_some() {
                     return Err(at(span, "tenant.engine", format!("tenant \"{name}\" sets both engine and assets.default")));
                 }
             }
             if assets.is_empty() {
-                assets.insert("default".into(), crate::engine::DEFAULT_HOST.to_string());
+                assets.insert("default".into(), crate::engine::Endpoint::plain(crate::engine::DEFAULT_HOST));
             }
             tenants.push(Tenant {
                 name,
@@ -221,6 +308,20 @@ impl Config {
             cache: s.cache,
             credentials: s.credentials,
             max_concurrent: s.max_concurrent.unwrap_or(256).clamp(1, 10_000),
+            engine_limits: {
+                let d = crate::engine::EngineLimits::default();
+                let rate = s.engine_requests_per_second.unwrap_or(d.requests_per_second);
+                let wait = s.engine_max_wait_secs.unwrap_or(d.max_wait.as_secs_f64());
+                if !(0.0..=3600.0).contains(&wait) {
+                    return Err("server.engine_max_wait_secs must be between 0 and 3600".into());
+                }
+                crate::engine::EngineLimits {
+                    requests_per_second: rate,
+                    burst: s.engine_burst.unwrap_or(rate),
+                    max_connections: s.engine_max_connections.unwrap_or(d.max_connections),
+                    max_wait: std::time::Duration::from_secs_f64(wait),
+                }
+            },
             tenants,
         })
     }
@@ -310,6 +411,8 @@ pub fn parse_policy(text: &str) -> Result<TenantPolicy, String> {
         name: Spanned::new(0..0, f.name.unwrap_or_else(|| "policy".into())),
         token_sha256: None,
         engine: None,
+        tls: None,
+        context: None,
         assets: BTreeMap::new(),
         allow: if f.allow.is_empty() { vec![Spanned::new(0..0, "*".to_string())] } else { f.allow },
         read_only: f.read_only,
@@ -374,6 +477,10 @@ mod tests {
         assert!(Config::parse(&both).unwrap_err().contains("engine"));
         let assets = format!("[[tenant]]\nname = \"red\"\ntoken_sha256 = \"{TOKEN_HASH}\"\nallow = [\"*\"]\n[tenant.assets]\nprod = \"unix:///p\"\n");
         let cfg = Config::parse(&assets).unwrap();
-        assert_eq!(cfg.tenants[0].assets.get("prod").map(String::as_str), Some("unix:///p"));
+        assert_eq!(cfg.tenants[0].assets.get("prod").map(|e| e.host.as_str()), Some("unix:///p"));
+        let tls = format!("[[tenant]]\nname = \"red\"\ntoken_sha256 = \"{TOKEN_HASH}\"\n[tenant.assets]\nprod = {{ engine = \"unix:///p\", tls = {{ ca = \"/x\" }} }}\n");
+        assert!(Config::parse(&tls).unwrap_err().contains("tls is for tcp:// engines"));
+        let tls = format!("[[tenant]]\nname = \"red\"\ntoken_sha256 = \"{TOKEN_HASH}\"\nengine = \"tcp://h:2376\"\ntls = {{ ca = \"/nonexistent/ca.pem\" }}\n");
+        assert!(Config::parse(&tls).unwrap_err().contains("cannot read the CA certificate /nonexistent/ca.pem"));
     }
 }

@@ -21,6 +21,11 @@ struct Labels {
 
 type Counters = Family<Labels, Counter>;
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EngineLabel {
+    engine: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     invocations: Counters,
@@ -30,6 +35,8 @@ pub struct Metrics {
     engine_calls: Counters,
     latency: Family<Labels, Histogram>,
     unauthorized: Counter,
+    engine_waited: Family<EngineLabel, Counter>,
+    engine_busy: Family<EngineLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -49,7 +56,11 @@ impl Default for Metrics {
         registry.register("berth_invocation_seconds", "Invocation time", latency.clone());
         let unauthorized = Counter::default();
         registry.register("berth_unauthorized", "Requests with no or an unknown token", unauthorized.clone());
-        Metrics { registry, invocations, errors, denials, limits, engine_calls, latency, unauthorized }
+        let engine_waited = Family::<EngineLabel, Counter>::default();
+        registry.register("berth_engine_throttled", "Engine requests that waited for the engine's rate or connection cap", engine_waited.clone());
+        let engine_busy = Family::<EngineLabel, Counter>::default();
+        registry.register("berth_engine_busy", "Engine requests refused after waiting too long for the engine's caps", engine_busy.clone());
+        Metrics { registry, invocations, errors, denials, limits, engine_calls, latency, unauthorized, engine_waited, engine_busy }
     }
 }
 
@@ -69,6 +80,12 @@ impl Metrics {
         };
         self.engine_calls.get_or_create(&l).inc_by(engine_calls as u64);
         self.latency.get_or_create(&l).observe(took.as_secs_f64());
+    }
+
+    /// The counters an engine's throttle feeds: (waited, refused).
+    pub fn engine_counters(&self, engine: &str) -> (Counter, Counter) {
+        let l = EngineLabel { engine: engine.to_string() };
+        (self.engine_waited.get_or_create(&l).clone(), self.engine_busy.get_or_create(&l).clone())
     }
 
     /// The Prometheus text exposition.

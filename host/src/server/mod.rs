@@ -95,14 +95,28 @@ impl Server {
             runtime.prepare(c)?;
         }
         let mut tenants = Vec::new();
+        let metrics = metrics::Metrics::default();
+        let mut shared: Vec<(crate::engine::Endpoint, Arc<EngineClient>)> = Vec::new();
         for t in &cfg.tenants {
             if let Some(dir) = &t.artifacts_dir {
                 std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("tenant {}: artifacts_dir {}: {e}", t.name, dir.display()))?;
             }
             let mut engines = std::collections::BTreeMap::new();
-            for (asset, addr) in &t.assets {
-                let client = EngineClient::connect(addr, Timeouts::default()).map_err(|e| anyhow::anyhow!("tenant {} asset {asset}: {e:#}", t.name))?;
-                engines.insert(asset.clone(), Arc::new(client));
+            for (asset, ep) in &t.assets {
+                // One client per engine, shared by every tenant and asset that names it: one
+                // connection pool, one rate limit and one connection cap per daemon.
+                let client = match shared.iter().find(|(e, _)| e == ep) {
+                    Some((_, c)) => Arc::clone(c),
+                    None => {
+                        let mut c = EngineClient::connect_to(ep, Timeouts::default()).map_err(|e| anyhow::anyhow!("tenant {} asset {asset}: {e:#}", t.name))?;
+                        let (waited, refused) = metrics.engine_counters(c.address());
+                        c.limit(cfg.engine_limits, waited, refused);
+                        let c = Arc::new(c);
+                        shared.push((ep.clone(), c.clone()));
+                        c
+                    }
+                };
+                engines.insert(asset.clone(), client);
             }
             tenants.push(TenantState {
                 engines,
@@ -122,7 +136,7 @@ impl Server {
             tenants,
             jobs: Mutex::new(HashMap::new()),
             audit,
-            metrics: metrics::Metrics::default(),
+            metrics,
             credentials,
             metrics_token: cfg.metrics_token_sha256,
             cpu: crate::runtime::fair::CpuScheduler::new(crate::runtime::fair::CpuScheduler::default_slots(), runtime.engine().clone()),
