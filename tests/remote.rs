@@ -352,3 +352,71 @@ fn ssh_runs_the_system_and_container_families() {
     assert!(r.message().contains("Permission denied"), "{}", r.message());
     assert!(started.elapsed() < Duration::from_secs(20), "never prompts, never hangs");
 }
+
+/// One HTTPS request to `berth serve`, trusting `ca` and presenting `client` if given.
+fn https(addr: &str, ca: &str, client: Option<(&str, &str)>, path: &str, token: &str, body: &str) -> Result<(u16, String), String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use std::io::{Read, Write};
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_file(ca).unwrap()).unwrap();
+    let b = rustls::ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions().unwrap().with_root_certificates(roots);
+    let cfg = match client {
+        Some((c, k)) => b.with_client_auth_cert(vec![CertificateDer::from_pem_file(c).unwrap()], PrivateKeyDer::from_pem_file(k).unwrap()).unwrap(),
+        None => b.with_no_client_auth(),
+    };
+    let conn = rustls::ClientConnection::new(std::sync::Arc::new(cfg), ServerName::try_from("localhost").unwrap()).map_err(|e| e.to_string())?;
+    let tcp = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let req = format!("POST {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+    tls.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    tls.read_to_end(&mut out).map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&out).to_string();
+    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| format!("no HTTP answer: {text:?}"))?;
+    Ok((status, text))
+}
+
+#[test]
+fn serve_over_https_with_client_certificates() {
+    let pki = pki();
+    let tenants = format!(
+        "[[tenant]]\nname = \"soar\"\ntoken_sha256 = \"{}\"\nengine = \"{{engine}}\"\nallow = [\"system.*\"]\n",
+        common::serve::hash("soar-token")
+    );
+    let extra = format!(
+        "tls_cert = \"{}\"\ntls_key = \"{}\"\nclient_ca = \"{}\"\n",
+        pki.path("server-cert.pem"),
+        pki.path("server-key.pem"),
+        pki.path("ca.pem")
+    );
+    let s = common::serve::Serve::start_with(&[("system.wasm", system_wasm())], &extra, &tenants);
+    let addr = s.addr.replace("127.0.0.1", "localhost");
+    let (status, text) = https(&addr, &pki.path("ca.pem"), Some((&pki.path("cert.pem"), &pki.path("key.pem"))), "/v1/actions/system.ping", "soar-token", "{}").unwrap();
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("Engine answered ping"), "{text}");
+    // No client certificate, or one from another CA: refused in the handshake, no HTTP at all.
+    let e = https(&addr, &pki.path("ca.pem"), None, "/v1/actions/system.ping", "soar-token", "{}").unwrap_err();
+    assert!(e.contains("CertificateRequired") || e.contains("alert"), "{e}");
+    let e = https(&addr, &pki.path("ca.pem"), Some((&pki.path("other-cert.pem"), &pki.path("other-key.pem"))), "/v1/actions/system.ping", "soar-token", "{}").unwrap_err();
+    assert!(e.contains("alert") || e.contains("BadCertificate") || e.contains("UnknownCA"), "{e}");
+    // Plain HTTP to the HTTPS port gets nothing useful.
+    assert_ne!(common::serve::http(&s.addr, "GET", "/healthz", None, None).0, 200);
+    // A valid client certificate is not a tenant: the bearer token still is.
+    let (status, _) = https(&addr, &pki.path("ca.pem"), Some((&pki.path("cert.pem"), &pki.path("key.pem"))), "/v1/actions/system.ping", "wrong-token", "{}").unwrap();
+    assert_eq!(status, 401);
+}
+
+#[test]
+fn serve_refuses_plain_http_beyond_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("tenants.toml");
+    let tenants = format!("[server]\nlisten = \"0.0.0.0:{}\"\n[[tenant]]\nname = \"a\"\ntoken_sha256 = \"{}\"\nallow = [\"system.*\"]\n", free_port(), common::serve::hash("t"));
+    std::fs::write(&cfg, &tenants).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_berth")).args(["serve", "--config"]).arg(&cfg).env_remove("RUST_BACKTRACE").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("plain HTTP") && err.contains("allow_plaintext"), "{err}");
+}

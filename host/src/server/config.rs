@@ -41,6 +41,14 @@ struct RawServer {
     engine_max_connections: Option<u32>,
     /// ... and how long a request may wait for them.
     engine_max_wait_secs: Option<f64>,
+    /// HTTPS: the server's certificate chain and key (PEM files) ...
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    /// ... and, for mutual TLS, the CA that signs the SOAR platform's client certificates.
+    client_ca: Option<PathBuf>,
+    /// Plain HTTP on a non-loopback address (otherwise refused).
+    #[serde(default)]
+    allow_plaintext: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -165,7 +173,36 @@ pub struct Config {
     pub metrics_token_sha256: Option<[u8; 32]>,
     pub metrics_listen: Option<String>,
     pub engine_limits: crate::engine::EngineLimits,
+    pub tls: Option<ServeTls>,
+    pub allow_plaintext: bool,
     pub tenants: Vec<Tenant>,
+}
+
+/// HTTPS for `berth serve`.
+#[derive(Debug, Clone)]
+pub struct ServeTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: Option<PathBuf>,
+}
+
+impl Config {
+    /// Plain HTTP only on loopback, unless `allow_plaintext = true` says otherwise.
+    pub fn check_listener(&self) -> Result<(), String> {
+        if self.tls.is_some() || self.allow_plaintext {
+            return Ok(());
+        }
+        let host = self.listen.rsplit_once(':').map(|(h, _)| h).unwrap_or(&self.listen).trim_start_matches('[').trim_end_matches(']');
+        let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        if loopback {
+            Ok(())
+        } else {
+            Err(format!(
+                "listen = \"{}\": plain HTTP (bearer tokens in the clear) is served only on loopback; set [server] tls_cert and tls_key for HTTPS, or allow_plaintext = true",
+                self.listen
+            ))
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -299,7 +336,15 @@ impl Config {
                     .ok_or_else(|| at(t.span(), "server.metrics_token_sha256", "must be 64 hex digits (berth hash-token TOKEN prints it)".into()))?,
             ),
         };
+        let tls = match (s.tls_cert, s.tls_key) {
+            (Some(cert), Some(key)) => Some(ServeTls { cert, key, client_ca: s.client_ca }),
+            (None, None) if s.client_ca.is_some() => return Err("server.client_ca needs tls_cert and tls_key".into()),
+            (None, None) => None,
+            _ => return Err("server.tls_cert and server.tls_key go together".into()),
+        };
         Ok(Config {
+            tls,
+            allow_plaintext: s.allow_plaintext,
             metrics_token_sha256,
             metrics_listen: s.metrics_listen,
             listen: s.listen.unwrap_or_else(|| "127.0.0.1:8478".into()),

@@ -294,8 +294,45 @@ fn status_of(r: &ActionResult) -> StatusCode {
 
 
 
-/// Serves until the process ends. Rescans the actions directory every 2 s and on SIGHUP.
+/// Serves plain HTTP until the process ends (see [`serve_with`]).
 pub async fn serve(server: Arc<Server>, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
+    serve_with(server, listener, None).await
+}
+
+/// The rustls acceptor for `[server] tls_cert`/`tls_key`, requiring a client certificate
+/// signed by `client_ca` when one is given.
+pub fn tls_acceptor(t: &config::ServeTls) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let read = |p: &Path, what: &str| std::fs::read(p).map_err(|e| anyhow::anyhow!("server.{what} {}: {e}", p.display()));
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&read(&t.cert, "tls_cert")?)
+        .collect::<Result<_, _>>()
+        .map_err(|e| anyhow::anyhow!("server.tls_cert {}: {e}", t.cert.display()))?;
+    if certs.is_empty() {
+        anyhow::bail!("server.tls_cert {} holds no certificate", t.cert.display());
+    }
+    let key = PrivateKeyDer::from_pem_slice(&read(&t.key, "tls_key")?).map_err(|e| anyhow::anyhow!("server.tls_key {}: {e}", t.key.display()))?;
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
+    let builder = match &t.client_ca {
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in CertificateDer::pem_slice_iter(&read(ca, "client_ca")?) {
+                roots.add(c.map_err(|e| anyhow::anyhow!("server.client_ca {}: {e}", ca.display()))?)?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider).build()?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut cfg = builder.with_single_cert(certs, key).map_err(|e| anyhow::anyhow!("server.tls_cert and tls_key: {e}"))?;
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))
+}
+
+/// Serves until the process ends, over TLS when an acceptor is given. Rescans the actions
+/// directory every 2 s and on SIGHUP.
+pub async fn serve_with(server: Arc<Server>, listener: tokio::net::TcpListener, tls: Option<tokio_rustls::TlsAcceptor>) -> anyhow::Result<()> {
     reload::spawn_rescans(server.clone());
     let router = routes::router(server.clone());
     loop {
@@ -309,12 +346,24 @@ pub async fn serve(server: Arc<Server>, listener: tokio::net::TcpListener) -> an
         };
         let _ = stream.set_nodelay(true);
         let svc = hyper_util::service::TowerToHyperService::new(router.clone());
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
-            if let Err(e) = conn.await {
+            let http = hyper::server::conn::http1::Builder::new().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT).clone();
+            let ended = match tls {
+                None => http.serve_connection(hyper_util::rt::TokioIo::new(stream), svc).await,
+                Some(acceptor) => match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(s)) => http.serve_connection(hyper_util::rt::TokioIo::new(s), svc).await,
+                    Ok(Err(e)) => {
+                        tracing::info!(%peer, "TLS handshake refused: {e}");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::info!(%peer, "TLS handshake timed out");
+                        return;
+                    }
+                },
+            };
+            if let Err(e) = ended {
                 tracing::debug!(%peer, "connection ended: {e}");
             }
         });
@@ -334,6 +383,17 @@ pub fn run(config_path: &Path, listen: Option<&str>, actions: PathBuf) -> i32 {
     if let Some(l) = listen {
         cfg.listen = l.to_string();
     }
+    if let Err(e) = cfg.check_listener() {
+        eprintln!("berth: bad config: {e}");
+        return 2;
+    }
+    let tls = match cfg.tls.as_ref().map(tls_acceptor).transpose() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("berth: bad config: {e:#}");
+            return 2;
+        }
+    };
     let actions = cfg.actions.clone().unwrap_or(actions);
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -371,8 +431,9 @@ pub fn run(config_path: &Path, listen: Option<&str>, actions: PathBuf) -> i32 {
                 }
             }
         }
-        eprintln!("berth: serving on http://{}", listener.local_addr().map(|a| a.to_string()).unwrap_or(listen));
-        match serve(server, listener).await {
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        eprintln!("berth: serving on {scheme}://{}", listener.local_addr().map(|a| a.to_string()).unwrap_or(listen));
+        match serve_with(server, listener, tls).await {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!("berth: server failed: {e:#}");
