@@ -176,8 +176,12 @@ fn tls_engines_good_and_bad() {
     let plain = tcp_relay(unix.strip_prefix("unix://").unwrap());
     let m = failure(&run(&[String::from("--host"), plain.clone(), "--tls".into()], &["system.ping"]));
     assert!(m.contains("did not answer with TLS"), "{m}");
-    // Plain tcp to a plain port works.
-    assert_eq!(run(&[String::from("--host"), plain], &["system.test-connectivity"]).ok()["summary"]["transport"], "tcp");
+    // Plain tcp to a plain port works, for the system, container and image families.
+    let plain = [String::from("--host"), plain];
+    assert_eq!(run(&plain, &["system.test-connectivity"]).ok()["summary"]["transport"], "tcp");
+    let out = run(&plain, &["container.run", &format!("image={TEST_IMAGE}"), "cmd=echo over-tcp", "network_mode=none"]);
+    assert!(out.ok().to_string().contains("over-tcp"), "{out:?}");
+    run(&plain, &["image.inspect", &format!("name={TEST_IMAGE}")]).ok();
     // Files that are not there, or not certificates.
     let m = failure(&run(&flags(&["--tlscert", "/nonexistent.pem", "--tlskey", "/nonexistent.pem"]), &["system.ping"]));
     assert!(m.contains("does not exist"), "{m}");
@@ -323,12 +327,12 @@ fn sshd(engine: &str) -> Sshd {
 }
 
 #[test]
-fn ssh_runs_the_system_and_container_families() {
+fn ssh_runs_the_system_container_and_image_families() {
     let engine = docker_host();
     let s = sshd(&engine);
     let cfg = s.dir.path().join("ssh_config");
     let host = format!("ssh://root@127.0.0.1:{}", s.port);
-    let b = Berth::families_at(&["system", "container"], host.clone()).env("BERTH_SSH_COMMAND", &format!("ssh -F {}", cfg.display()));
+    let b = Berth::families_at(&["system", "container", "image"], host.clone()).env("BERTH_SSH_COMMAND", &format!("ssh -F {}", cfg.display()));
     let j = b.run(&["run", "system.test-connectivity"]);
     assert_eq!(j.ok()["summary"]["transport"], "ssh", "{j:?}");
     b.run(&["run", "system.version"]).ok();
@@ -339,6 +343,8 @@ fn ssh_runs_the_system_and_container_families() {
     let ex = b.run(&["run", "container.exec", &format!("id={name}"), "cmd=echo exec-over-ssh"]);
     assert!(ex.ok().to_string().contains("exec-over-ssh"), "{ex:?}");
     b.run(&["run", "container.remove", &format!("id={name}"), "force=true"]).ok();
+    assert!(b.run(&["run", "image.list"]).ok().to_string().contains(TEST_IMAGE));
+    b.run(&["run", "image.inspect", &format!("name={TEST_IMAGE}")]).ok();
     // BatchMode: a key the server does not know fails at once, with ssh's own words.
     let other = s.dir.path().join("other");
     std::process::Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&other).status().unwrap();
