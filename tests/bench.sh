@@ -87,7 +87,58 @@ fi
 echo "in process"
 target/release/examples/bench_runtime "$BERTH_ACTIONS" "$host" | sed 's/^/  /'
 echo "berth serve (one tenant, pooling allocator)"
-target/release/examples/bench_serve "$BERTH_ACTIONS" "$host" | sed 's/^/  /'
+serve_out=$(target/release/examples/bench_serve "$BERTH_ACTIONS" "$host")
+echo "$serve_out" | sed 's/^/  /'
+# Over mutual TLS: a second isolated dockerd on tcp://localhost with a CA, server and client
+# certificates made here with openssl.
+tls_dir=$work/tls
+mkdir -p "$tls_dir"
+(
+    cd "$tls_dir"
+    key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:prime256v1 -out "$1" 2>/dev/null; }
+    key ca-key.pem
+    openssl req -x509 -new -key ca-key.pem -out ca.pem -days 2 -subj /CN=berth-bench-ca 2>/dev/null
+    for who in server client; do
+        key "$who-key.pem"
+        openssl req -new -key "$who-key.pem" -out "$who.csr" -subj "/CN=$who" 2>/dev/null
+    done
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -out server-cert.pem -days 2 \
+        -extfile <(printf 'subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth\n') 2>/dev/null
+    openssl x509 -req -in client.csr -CA ca.pem -CAkey ca-key.pem -CAcreateserial -out cert.pem -days 2 \
+        -extfile <(printf 'extendedKeyUsage=clientAuth\n') 2>/dev/null
+    cp client-key.pem key.pem
+)
+tls_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+tls_engine_dir=${engine_dir}-tls
+tests/engine.sh start "$tls_engine_dir" --host "tcp://127.0.0.1:$tls_port" --tlsverify \
+    --tlscacert "$tls_dir/ca.pem" --tlscert "$tls_dir/server-cert.pem" --tlskey "$tls_dir/server-key.pem" >/dev/null
+trap 'tests/engine.sh stop "$tls_engine_dir"; rm -rf "$work"' EXIT
+tls_flags="--host tcp://localhost:$tls_port --tlsverify --tlscacert $tls_dir/ca.pem --tlscert $tls_dir/cert.pem --tlskey $tls_dir/key.pem"
+"$berth" $tls_flags run system.version >/dev/null
+if [[ -n $docker_cli ]]; then
+    hf --runs 100 --export-json "$work/tls.json" "$berth $tls_flags run system.version" "$docker_cli $tls_flags version"
+    python3 - "$work" <<'PY'
+import json, sys
+(b, d) = [r["median"] * 1e3 for r in json.load(open(f"{sys.argv[1]}/tls.json"))["results"]]
+print("over mutual TLS (median ms)")
+print(f"  berth run system.version          {b:8.2f}")
+print(f"  docker --tlsverify version        {d:8.2f}")
+ok = b / d <= 0.6
+print(f"  berth / docker                    {b / d:6.2f}x   target <= 0.6x   {'PASS' if ok else 'MISS'}")
+PY
+fi
+echo "berth serve to a TLS engine (mutual TLS, pooled connections)"
+tls_out=$(target/release/examples/bench_serve "$BERTH_ACTIONS" "tcp://localhost:$tls_port" "$tls_dir")
+echo "$tls_out" | sed 's/^/  /'
+python3 - "$serve_out" "$tls_out" <<'PY'
+import re, sys
+def added(text):
+    m = re.search(r"added latency per invocation\s+p50\s+(-?[\d.]+)", text)
+    return float(m.group(1))
+u, t = added(sys.argv[1]), added(sys.argv[2])
+ok = t <= 1.2 * u
+print(f"  added p50 over TLS / over the unix socket   {t / u:6.2f}x   target <= 1.2x   {'PASS' if ok else 'MISS'}")
+PY
 echo "berth serve fair share (two tenants, one flooding with 1000 CPU-bound invocations)"
 fair=$(mktemp -d)
 cp target/wasm32-wasip2/release/berth_action_system.wasm "$fair/system.wasm"

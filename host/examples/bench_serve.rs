@@ -2,7 +2,11 @@
 //! engine directly: added latency per invocation, system.ping throughput at 32 concurrent
 //! clients, and RSS with 1,000 concurrent invocations.
 //!
-//! usage: bench_serve ACTIONS_DIR DOCKER_HOST
+//! usage: bench_serve ACTIONS_DIR DOCKER_HOST [CERT_DIR]
+//!
+//! With CERT_DIR (ca.pem, cert.pem, key.pem; the engine's certificate names localhost),
+//! DOCKER_HOST is a TLS engine, and only the added latency is measured: the direct client
+//! and berth serve both reach it over mutual TLS on pooled connections.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,10 +35,15 @@ async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let actions = std::path::PathBuf::from(args.next().expect("usage: bench_serve ACTIONS_DIR DOCKER_HOST"));
     let host = args.next().expect("usage: bench_serve ACTIONS_DIR DOCKER_HOST");
+    let certs = args.next().map(std::path::PathBuf::from);
+    let tls_line = match &certs {
+        Some(d) => format!("tls = {{ ca = \"{0}/ca.pem\", cert = \"{0}/cert.pem\", key = \"{0}/key.pem\" }}\n", d.display()),
+        None => String::new(),
+    };
     let cache = tempfile::tempdir()?;
     let hash = hex::encode(berth::server::config::hash_token("bench"));
     let cfg = Config::parse(&format!(
-        "[server]\ncache = \"{}\"\nmax_concurrent = 1000\nengine_requests_per_second = 0\nengine_max_connections = 0\n[[tenant]]\nname = \"bench\"\ntoken_sha256 = \"{hash}\"\nengine = \"{host}\"\nallow = [\"system.*\"]\n[tenant.limits]\nconcurrency = 1000\nrequests_per_minute = 10000000\n",
+        "[server]\ncache = \"{}\"\nmax_concurrent = 1000\nengine_requests_per_second = 0\nengine_max_connections = 0\n[[tenant]]\nname = \"bench\"\ntoken_sha256 = \"{hash}\"\nengine = \"{host}\"\n{tls_line}allow = [\"system.*\"]\n[tenant.limits]\nconcurrency = 1000\nrequests_per_minute = 10000000\n",
         cache.path().display()
     ))
     .map_err(|e| anyhow::anyhow!(e))?;
@@ -63,7 +72,8 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     };
-    let engine = Arc::new(EngineClient::connect(&host, Timeouts::default())?);
+    let endpoint = berth::engine::Endpoint { host: host.clone(), tls: certs.as_ref().map(|d| berth::engine::tls::TlsSettings::from_dir(d, true)) };
+    let engine = Arc::new(EngineClient::connect_to(&endpoint, Timeouts::default())?);
     engine.api_version().await.map_err(|e| anyhow::anyhow!("{e}"))?;
 
     // Added latency: the same engine call, direct and through berth serve (HTTP + auth +
@@ -85,6 +95,9 @@ async fn main() -> anyhow::Result<()> {
     println!("{:<52} p50 {d50:>8.1} µs   p99 {d99:>8.1} µs", "GET /_ping, engine direct");
     println!("{:<52} p50 {v50:>8.1} µs   p99 {v99:>8.1} µs", "system.ping through berth serve");
     println!("{:<52} p50 {:>8.1} µs   p99 {:>8.1} µs", "added latency per invocation", v50 - d50, v99 - d99);
+    if certs.is_some() {
+        return Ok(());
+    }
 
     // Throughput at 32 concurrent clients.
     let secs = 5.0;
