@@ -523,9 +523,9 @@ mod tests {
         let assets = format!("[[tenant]]\nname = \"red\"\ntoken_sha256 = \"{TOKEN_HASH}\"\nallow = [\"*\"]\n[tenant.assets]\nprod = \"unix:///p\"\n");
         let cfg = Config::parse(&assets).unwrap();
         assert_eq!(cfg.tenants[0].assets.get("prod").map(|e| e.host.as_str()), Some("unix:///p"));
-        let tls = format!("[[tenant]]\nname = \"red\"\ntoken_sha256 = \"{TOKEN_HASH}\"\n[tenant.assets]\nprod = {{ engine = \"unix:///p\", tls = {{ ca = \"/x\" }} }}\n");
+        let tls = format!("[[tenant]]\nname = \"red\"\ntoken_sha256 = \"{TOKEN_HASH}\"\nallow = [\"*\"]\n[tenant.assets]\nprod = {{ engine = \"unix:///p\", tls = {{ ca = \"/x\" }} }}\n");
         assert!(Config::parse(&tls).unwrap_err().contains("tls is for tcp:// engines"));
-        let tls = format!("[[tenant]]\nname = \"red\"\ntoken_sha256 = \"{TOKEN_HASH}\"\nengine = \"tcp://h:2376\"\ntls = {{ ca = \"/nonexistent/ca.pem\" }}\n");
+        let tls = format!("[[tenant]]\nname = \"red\"\ntoken_sha256 = \"{TOKEN_HASH}\"\nallow = [\"*\"]\nengine = \"tcp://h:2376\"\ntls = {{ ca = \"/nonexistent/ca.pem\" }}\n");
         assert!(Config::parse(&tls).unwrap_err().contains("cannot read the CA certificate /nonexistent/ca.pem"));
     }
 }
