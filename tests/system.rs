@@ -217,9 +217,14 @@ fn engine_down_is_a_clear_error_without_hanging() {
     let r = b.run(&["--host", &format!("tcp://127.0.0.1:{closed}"), "run", "system.version"]);
     r.expect_code(1);
     assert!(r.message().contains("cannot connect to the Docker engine at tcp://127.0.0.1"), "{r:#?}");
-    let bad = b.run(&["--host", "ssh://user@host", "run", "system.version"]);
+    // ssh to a host that does not resolve: ssh's own words, not a hang.
+    let bad = b.run_within(Duration::from_secs(60), &["--host", "ssh://user@nonexistent.invalid", "run", "system.version"]);
+    bad.expect_code(1);
+    assert!(bad.message().contains("ssh to ssh://user@nonexistent.invalid ended before the engine answered"), "{bad:#?}");
+    assert!(bad.message().contains("Could not resolve hostname"), "{bad:#?}");
+    let bad = b.run(&["--host", "fd://3", "run", "system.version"]);
     bad.expect_code(2);
-    assert!(bad.stderr.contains("not supported yet"), "{bad:#?}");
+    assert!(bad.stderr.contains("scheme 'fd' is not supported"), "{bad:#?}");
     let bad = b.run(&["--host", "tcp://nohost", "run", "system.version"]);
     bad.expect_code(2);
     assert!(bad.stderr.contains("needs a port"), "{bad:#?}");
