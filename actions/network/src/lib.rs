@@ -1,72 +1,96 @@
-//! The `network` family: the 7 Network operations of the Engine API.
+//! The `network` family: the 7 Network operations of the Engine API, on typed params.
 
+use berth_sdk::params;
 use berth_sdk::params::set_opt;
 use berth_sdk::prelude::*;
+use berth_sdk::typed::Filters;
 
-fn id() -> Param {
-    Param::string("id").required().describe("Network ID or name")
+params! {
+    struct List {
+        filters: Option<Filters> => "Filters: dangling, driver, id, label, name, scope, type",
+    }
+}
+
+params! {
+    struct Inspect {
+        id: String => "Network ID or name",
+        verbose: bool => "Detailed swarm-scope information",
+        scope: Option<String> => "swarm, global or local",
+    }
+}
+
+params! {
+    struct Create {
+        name: String => "Network name",
+        driver: String = "bridge" => "Network driver",
+        internal: Option<bool> => "No external connectivity",
+        attachable: Option<bool> => "Manual container attachment (swarm)",
+        ingress: Option<bool> => "The swarm routing-mesh network",
+        enable_ipv6: Option<bool> => "IPv6",
+        labels: Option<Map<String, Value>> => "Labels {\"k\": \"v\"}",
+        options: Option<Map<String, Value>> => "Driver options {\"k\": \"v\"}",
+        subnet: Option<String> => "IPAM subnet, e.g. 172.28.0.0/16",
+        gateway: Option<String> => "IPAM gateway",
+        ip_range: Option<String> => "IPAM range for dynamic addresses",
+        ipam_driver: Option<String> => "IPAM driver",
+        body: Option<Map<String, Value>> => "Full NetworkCreate body; structured params override it",
+    }
+}
+
+params! {
+    struct Id {
+        id: String => "Network ID or name",
+    }
+}
+
+params! {
+    struct Connect {
+        id: String => "Network ID or name",
+        container: String => "Container ID or name",
+        aliases: Option<Vec<Value>> => "Network-scoped aliases",
+        ipv4_address: Option<String> => "Static IPv4 address",
+        ipv6_address: Option<String> => "Static IPv6 address",
+        links: Option<Vec<Value>> => "Legacy links",
+        driver_opts: Option<Map<String, Value>> => "Endpoint driver options",
+        body: Option<Map<String, Value>> => "Full NetworkConnect body; structured params override it",
+    }
+}
+
+params! {
+    struct Disconnect {
+        id: String => "Network ID or name",
+        container: String => "Container ID or name",
+        force: bool => "Disconnect even if the container is not running",
+    }
+}
+
+params! {
+    struct Prune {
+        filters: Option<Filters> => "Filters: until, label",
+    }
 }
 
 fn actions() -> Vec<Action> {
     vec![
         Action::new("network.list", "List networks")
             .read_only()
-            .param(Param::any("filters").describe("Filters: dangling, driver, id, label, name, scope, type"))
             .output(&["data.*.Id", "data.*.Name", "data.*.Driver", "data.*.Scope", "summary.total_objects"])
-            .run(list),
+            .typed(list),
         Action::new("network.inspect", "Inspect a network")
             .read_only()
-            .param(id())
-            .param(Param::bool("verbose").default(false).describe("Detailed swarm-scope information"))
-            .param(Param::string("scope").describe("swarm, global or local"))
             .output(&["data.*.Id", "data.*.Name", "data.*.IPAM.Config", "data.*.Containers", "summary.containers"])
-            .run(inspect),
-        Action::new("network.create", "Create a network")
-            .kind(Kind::Generic)
-            .param(Param::string("name").required())
-            .param(Param::string("driver").default("bridge"))
-            .param(Param::bool("internal").describe("No external connectivity"))
-            .param(Param::bool("attachable").describe("Manual container attachment (swarm)"))
-            .param(Param::bool("ingress"))
-            .param(Param::bool("enable_ipv6"))
-            .param(Param::object("labels"))
-            .param(Param::object("options").describe("Driver options {\"k\": \"v\"}"))
-            .param(Param::string("subnet").describe("IPAM subnet, e.g. 172.28.0.0/16"))
-            .param(Param::string("gateway").describe("IPAM gateway"))
-            .param(Param::string("ip_range").describe("IPAM range for dynamic addresses"))
-            .param(Param::string("ipam_driver"))
-            .param(Param::object("body").describe("Full NetworkCreate body; structured params override it"))
-            .output(&["data.*.Id", "data.*.Warning", "summary.id"])
-            .run(create),
-        Action::new("network.remove", "Remove a network")
-            .kind(Kind::Correct)
-            .param(id())
-            .output(&["data.*.id"])
-            .run(remove),
+            .typed(inspect),
+        Action::new("network.create", "Create a network").kind(Kind::Generic).output(&["data.*.Id", "data.*.Warning", "summary.id"]).typed(create),
+        Action::new("network.remove", "Remove a network").kind(Kind::Correct).output(&["data.*.id"]).typed(remove),
         Action::new("network.connect", "Connect a container to a network")
             .kind(Kind::Generic)
-            .param(id())
-            .param(Param::string("container").required().describe("Container ID or name"))
-            .param(Param::array("aliases").describe("Network-scoped aliases"))
-            .param(Param::string("ipv4_address").describe("Static IPv4 address"))
-            .param(Param::string("ipv6_address").describe("Static IPv6 address"))
-            .param(Param::array("links"))
-            .param(Param::object("driver_opts"))
-            .param(Param::object("body").describe("Full NetworkConnect body; structured params override it"))
             .output(&["data.*.network", "data.*.container"])
-            .run(connect),
+            .typed(connect),
         Action::new("network.disconnect", "Disconnect a container from a network")
             .kind(Kind::Contain)
-            .param(id())
-            .param(Param::string("container").required().describe("Container ID or name"))
-            .param(Param::bool("force").default(false))
             .output(&["data.*.network", "data.*.container"])
-            .run(disconnect),
-        Action::new("network.prune", "Delete unused networks")
-            .kind(Kind::Correct)
-            .param(Param::any("filters").describe("Filters: until, label"))
-            .output(&["data.*.NetworksDeleted", "summary.total_objects"])
-            .run(prune),
+            .typed(disconnect),
+        Action::new("network.prune", "Delete unused networks").kind(Kind::Correct).output(&["data.*.NetworksDeleted", "summary.total_objects"]).typed(prune),
     ]
 }
 
@@ -76,14 +100,14 @@ fn npath(id: &str, rest: &str) -> String {
     format!("/networks/{}{rest}", berth_sdk::seg(id))
 }
 
-fn list(p: &Params) -> Result<Output> {
-    let v = get("/networks").query_json("filters", p.filters("filters")?.as_ref()).json_ok()?;
+fn list(p: List) -> Result<Output> {
+    let v = get("/networks").query_json("filters", Filters::as_query(&p.filters)).json_ok()?;
     Ok(Output::listed_json("networks", &v))
 }
 
-fn inspect(p: &Params) -> Result<Output> {
-    let id = p.req_str("id")?;
-    let v = get(npath(id, "")).query_opt("verbose", p.bool("verbose")).query_opt("scope", p.str("scope")).json_ok()?;
+fn inspect(p: Inspect) -> Result<Output> {
+    let id = p.id.as_str();
+    let v = get(npath(id, "")).query("verbose", p.verbose).query_opt("scope", p.scope.as_deref()).json_ok()?;
     let containers = v["Containers"].as_object().map(|m| m.len()).unwrap_or(0);
     Ok(Output::new(format!("Network {} ({}), {containers} containers", v["Name"].as_str().unwrap_or(id), v["Driver"].as_str().unwrap_or("?")))
         .summary("id", v["Id"].clone())
@@ -91,26 +115,26 @@ fn inspect(p: &Params) -> Result<Output> {
         .item(v))
 }
 
-fn create(p: &Params) -> Result<Output> {
-    let name = p.req_str("name")?;
-    let mut body = p.object_or_empty("body");
+fn create(p: Create) -> Result<Output> {
+    let name = p.name.as_str();
+    let mut body = p.body.clone().unwrap_or_default();
     body.insert("Name".into(), json!(name));
-    set_opt(&mut body, "Driver", p.str("driver").map(|s| json!(s)));
-    set_opt(&mut body, "Internal", p.bool("internal").map(Value::Bool));
-    set_opt(&mut body, "Attachable", p.bool("attachable").map(Value::Bool));
-    set_opt(&mut body, "Ingress", p.bool("ingress").map(Value::Bool));
-    set_opt(&mut body, "EnableIPv6", p.bool("enable_ipv6").map(Value::Bool));
-    set_opt(&mut body, "Labels", p.get("labels").cloned());
-    set_opt(&mut body, "Options", p.get("options").cloned());
-    if p.str("subnet").is_some() || p.str("gateway").is_some() || p.str("ip_range").is_some() || p.str("ipam_driver").is_some() {
-        if p.str("subnet").is_none() && (p.str("gateway").is_some() || p.str("ip_range").is_some()) {
+    body.insert("Driver".into(), json!(p.driver));
+    set_opt(&mut body, "Internal", p.internal.map(Value::Bool));
+    set_opt(&mut body, "Attachable", p.attachable.map(Value::Bool));
+    set_opt(&mut body, "Ingress", p.ingress.map(Value::Bool));
+    set_opt(&mut body, "EnableIPv6", p.enable_ipv6.map(Value::Bool));
+    set_opt(&mut body, "Labels", p.labels.clone().map(Value::Object));
+    set_opt(&mut body, "Options", p.options.clone().map(Value::Object));
+    if p.subnet.is_some() || p.gateway.is_some() || p.ip_range.is_some() || p.ipam_driver.is_some() {
+        if p.subnet.is_none() && (p.gateway.is_some() || p.ip_range.is_some()) {
             return Err(Error::bad_params("parameters 'gateway' and 'ip_range' need a 'subnet'"));
         }
         let mut pool = Map::new();
-        set_opt(&mut pool, "Subnet", p.str("subnet").map(|s| json!(s)));
-        set_opt(&mut pool, "Gateway", p.str("gateway").map(|s| json!(s)));
-        set_opt(&mut pool, "IPRange", p.str("ip_range").map(|s| json!(s)));
-        let mut ipam = json!({"Driver": p.str("ipam_driver").unwrap_or("default")});
+        set_opt(&mut pool, "Subnet", p.subnet.clone().map(Value::String));
+        set_opt(&mut pool, "Gateway", p.gateway.clone().map(Value::String));
+        set_opt(&mut pool, "IPRange", p.ip_range.clone().map(Value::String));
+        let mut ipam = json!({"Driver": p.ipam_driver.as_deref().unwrap_or("default")});
         if !pool.is_empty() {
             ipam["Config"] = json!([pool]);
         }
@@ -123,27 +147,26 @@ fn create(p: &Params) -> Result<Output> {
     Ok(Output::one(format!("Created network {name} ({})", id.as_str().unwrap_or("?")), v).summary("id", id))
 }
 
-fn remove(p: &Params) -> Result<Output> {
-    let id = p.req_str("id")?;
-    delete(npath(id, "")).send_ok()?;
-    Ok(Output::one(format!("Removed network {id}"), json!({"id": id})))
+fn remove(p: Id) -> Result<Output> {
+    delete(npath(&p.id, "")).send_ok()?;
+    Ok(Output::one(format!("Removed network {}", p.id), json!({"id": p.id})))
 }
 
-fn connect(p: &Params) -> Result<Output> {
-    let (id, container) = (p.req_str("id")?, p.req_str("container")?);
-    let mut body = p.object_or_empty("body");
+fn connect(p: Connect) -> Result<Output> {
+    let (id, container) = (p.id.as_str(), p.container.as_str());
+    let mut body = p.body.clone().unwrap_or_default();
     body.insert("Container".into(), json!(container));
     let mut endpoint = match body.remove("EndpointConfig") {
         Some(Value::Object(m)) => m,
         _ => Map::new(),
     };
-    set_opt(&mut endpoint, "Aliases", p.get("aliases").cloned());
-    set_opt(&mut endpoint, "Links", p.get("links").cloned());
-    set_opt(&mut endpoint, "DriverOpts", p.get("driver_opts").cloned());
-    if p.str("ipv4_address").is_some() || p.str("ipv6_address").is_some() {
+    set_opt(&mut endpoint, "Aliases", p.aliases.clone().map(Value::Array));
+    set_opt(&mut endpoint, "Links", p.links.clone().map(Value::Array));
+    set_opt(&mut endpoint, "DriverOpts", p.driver_opts.clone().map(Value::Object));
+    if p.ipv4_address.is_some() || p.ipv6_address.is_some() {
         let mut ipam = Map::new();
-        set_opt(&mut ipam, "IPv4Address", p.str("ipv4_address").map(|s| json!(s)));
-        set_opt(&mut ipam, "IPv6Address", p.str("ipv6_address").map(|s| json!(s)));
+        set_opt(&mut ipam, "IPv4Address", p.ipv4_address.clone().map(Value::String));
+        set_opt(&mut ipam, "IPv6Address", p.ipv6_address.clone().map(Value::String));
         endpoint.insert("IPAMConfig".into(), Value::Object(ipam));
     }
     if !endpoint.is_empty() {
@@ -153,13 +176,13 @@ fn connect(p: &Params) -> Result<Output> {
     Ok(Output::one(format!("Connected {container} to {id}"), json!({"network": id, "container": container})))
 }
 
-fn disconnect(p: &Params) -> Result<Output> {
-    let (id, container) = (p.req_str("id")?, p.req_str("container")?);
-    post(npath(id, "/disconnect")).json(&json!({"Container": container, "Force": p.flag("force")})).send_ok()?;
+fn disconnect(p: Disconnect) -> Result<Output> {
+    let (id, container) = (p.id.as_str(), p.container.as_str());
+    post(npath(id, "/disconnect")).json(&json!({"Container": container, "Force": p.force})).send_ok()?;
     Ok(Output::one(format!("Disconnected {container} from {id}"), json!({"network": id, "container": container})))
 }
 
-fn prune(p: &Params) -> Result<Output> {
-    let v = post("/networks/prune").query_json("filters", p.filters("filters")?.as_ref()).json_ok()?;
+fn prune(p: Prune) -> Result<Output> {
+    let v = post("/networks/prune").query_json("filters", Filters::as_query(&p.filters)).json_ok()?;
     Ok(Output::pruned(v, "NetworksDeleted", "unused networks"))
 }

@@ -29,6 +29,7 @@ pub mod soar;
 mod spec;
 pub mod stream;
 pub mod swarm;
+pub mod typed;
 
 pub use engine::{delete, get, head, post, put, seg, Request, Response, Stdin};
 pub use serde_json::{self, json, Map, Value};

@@ -8,7 +8,14 @@ impl Params {
     /// Docker `filters`: accepts an object (`{"label": ["a=b"]}` or `{"label": "a=b"}`) or its JSON
     /// text, and returns the engine's form (every value a list of strings), or None when empty.
     pub fn filters(&self, name: &str) -> Result<Option<Value>> {
-        let raw = match self.get(name) {
+        filters_value(self.get(name), name)
+    }
+}
+
+/// [`Params::filters`] on a value already read.
+pub fn filters_value(v: Option<&Value>, name: &str) -> Result<Option<Value>> {
+    {
+        let raw = match v {
             None => return Ok(None),
             Some(Value::String(s)) if s.trim().is_empty() => return Ok(None),
             Some(Value::String(s)) => serde_json::from_str::<Value>(s).map_err(|e| {
@@ -42,6 +49,9 @@ impl Params {
         }
         Ok(if out.is_empty() { None } else { Some(Value::Object(out)) })
     }
+}
+
+impl Params {
 
     /// A point in time as the engine's `seconds[.nanos]` form. Accepts unix seconds, RFC 3339
     /// (`2026-01-02T03:04:05Z`, optional fraction and offset) or a duration before now (`90s`,

@@ -8,7 +8,7 @@ pub type Handler = fn(&Params) -> Result<Output>;
 /// One action: its spec plus the function that runs it.
 pub struct Action {
     pub spec: ActionSpec,
-    pub handler: Option<Handler>,
+    pub handler: Option<Box<dyn Fn(&Params) -> Result<Output>>>,
 }
 
 impl Action {
@@ -45,7 +45,14 @@ impl Action {
         self
     }
     pub fn run(mut self, handler: Handler) -> Self {
-        self.handler = Some(handler);
+        self.handler = Some(Box::new(handler));
+        self
+    }
+    /// Declares the params of `T` (a [`crate::params!`] struct) and runs `handler` on them,
+    /// parsed: the declaration and the use are one struct and cannot drift.
+    pub fn typed<T: crate::typed::Typed + 'static>(mut self, handler: fn(T) -> Result<Output>) -> Self {
+        self.spec.params.extend(T::specs().into_iter().map(|p| p.0));
+        self.handler = Some(Box::new(move |p: &Params| handler(T::parse(p)?)));
         self
     }
 }
