@@ -2,49 +2,67 @@
 
 use std::time::Duration;
 
+use berth_sdk::logs::bounded;
+use berth_sdk::params;
 use berth_sdk::prelude::*;
-use berth_sdk::swarm::{names, timeout, version_param, versioned, wait_for};
+use berth_sdk::swarm::{names_value, versioned, wait_for};
+use berth_sdk::typed::Filters;
 
-fn id() -> Param {
-    Param::string("id").required().describe("Node ID or hostname")
+params! {
+    struct List {
+        filters: Option<Filters> => "Filters: id, label, membership, name, node.label, role",
+    }
+}
+
+params! {
+    struct Id {
+        id: String => "Node ID or hostname",
+    }
+}
+
+params! {
+    struct Update {
+        id: String => "Node ID or hostname",
+        availability: Option<String> => "active, pause or drain",
+        role: Option<String> => "worker or manager",
+        name: Option<String> => "The node's name",
+        labels: Option<Map<String, Value>> => "Labels to add or change",
+        remove_labels: Option<Value> => "Label keys to remove: a list or comma-separated",
+        spec: Option<Map<String, Value>> => "A full NodeSpec (replaces the current one; structured params apply on top)",
+        version: Option<i64> => "The version read before (Version.Index); the current one when absent",
+    }
+}
+
+params! {
+    struct Remove {
+        id: String => "Node ID or hostname",
+        force: bool => "Remove even if the node is still up",
+    }
+}
+
+params! {
+    struct Drain {
+        id: String => "Node ID or hostname",
+        timeout: i64 = 60 => "Seconds to wait for the node's tasks to stop",
+    }
 }
 
 fn actions() -> Vec<Action> {
     vec![
         Action::new("node.list", "List swarm nodes")
             .read_only()
-            .param(Param::any("filters").describe("Filters: id, label, membership, name, node.label, role"))
             .output(&["data.*.ID", "data.*.Description.Hostname", "data.*.Spec.Role", "data.*.Spec.Availability", "data.*.Status.State", "summary.total_objects"])
-            .run(list),
+            .typed(list),
         Action::new("node.inspect", "Inspect a swarm node")
             .read_only()
-            .param(id())
             .output(&["data.*.ID", "data.*.Description.Hostname", "data.*.Spec.Availability", "data.*.Status.State", "data.*.ManagerStatus.Leader"])
-            .run(inspect),
-        Action::new("node.update", "Change a node's availability, role, name or labels")
-            .kind(Kind::Generic)
-            .param(id())
-            .param(Param::string("availability").describe("active, pause or drain"))
-            .param(Param::string("role").describe("worker or manager"))
-            .param(Param::string("name"))
-            .param(Param::object("labels").describe("Labels to add or change"))
-            .param(Param::any("remove_labels").describe("Label keys to remove: a list or comma-separated"))
-            .param(Param::object("spec").describe("A full NodeSpec (replaces the current one; structured params apply on top)"))
-            .param(Param::int("version").describe("The version read before (Version.Index); the current one when absent"))
-            .output(&["data.*.ID", "data.*.Spec"])
-            .run(update),
-        Action::new("node.remove", "Remove a node from the swarm")
-            .kind(Kind::Correct)
-            .param(id())
-            .param(Param::bool("force").default(false).describe("Remove even if the node is still up"))
-            .output(&["data.*.id"])
-            .run(remove),
+            .typed(inspect),
+        Action::new("node.update", "Change a node's availability, role, name or labels").kind(Kind::Generic).output(&["data.*.ID", "data.*.Spec"]).typed(update),
+        Action::new("node.remove", "Remove a node from the swarm").kind(Kind::Correct).output(&["data.*.id"]).typed(remove),
         Action::new("node.drain", "Drain a node and wait until its tasks have moved or stopped")
             .kind(Kind::Contain)
-            .param(id())
-            .param(Param::int("timeout").default(60).describe("Seconds to wait for the node's tasks to stop"))
             .output(&["data.*.ID", "data.*.availability", "data.*.tasks_left", "summary.tasks_left"])
-            .run(drain),
+            .typed(drain),
     ]
 }
 
@@ -54,13 +72,13 @@ fn npath(id: &str) -> String {
     format!("/nodes/{}", berth_sdk::seg(id))
 }
 
-fn list(p: &Params) -> Result<Output> {
-    let v = get("/nodes").query_json("filters", p.filters("filters")?.as_ref()).json_ok()?;
+fn list(p: List) -> Result<Output> {
+    let v = get("/nodes").query_json("filters", Filters::as_query(&p.filters)).json_ok()?;
     Ok(Output::listed_json("nodes", &v))
 }
 
-fn inspect(p: &Params) -> Result<Output> {
-    let id = p.req_str("id")?;
+fn inspect(p: Id) -> Result<Output> {
+    let id = p.id.as_str();
     let v = get(npath(id)).json_ok()?;
     Ok(Output::new(format!(
         "Node {} ({}): {}, {}",
@@ -74,53 +92,44 @@ fn inspect(p: &Params) -> Result<Output> {
     .item(v))
 }
 
-fn one_of(p: &Params, name: &str, allowed: &[&str]) -> Result<Option<String>> {
-    match p.str(name) {
-        None => Ok(None),
-        Some(v) if allowed.contains(&v) => Ok(Some(v.to_string())),
-        Some(v) => Err(Error::bad_params(format!("parameter '{name}' must be one of {}, got '{v}'", allowed.join(", ")))),
+fn one_of(v: &Option<String>, name: &str, allowed: &[&str]) -> Result<()> {
+    match v.as_deref() {
+        Some(v) if !allowed.contains(&v) => Err(Error::bad_params(format!("parameter '{name}' must be one of {}, got '{v}'", allowed.join(", ")))),
+        _ => Ok(()),
     }
 }
 
-/// Sends the node's spec back with `change` applied; returns (node id, new spec).
-fn update_spec(p: &Params, id: &str, change: impl FnOnce(&mut Value) -> Result<()>) -> Result<(String, Value)> {
+/// Sends the node's spec back with `change` applied, at `version` or the one just read;
+/// returns (node id, new spec).
+fn update_spec(id: &str, version: Option<i64>, change: impl FnOnce(&mut Value) -> Result<()>) -> Result<(String, Value)> {
     let (cur, read) = versioned(&npath(id))?;
     let nid = cur["ID"].as_str().unwrap_or(id).to_string();
     let mut spec = cur["Spec"].clone();
     change(&mut spec)?;
-    post(format!("{}/update", npath(&nid))).query("version", version_param(p, read)).json(&spec).send_ok()?;
+    let version = version.filter(|v| *v >= 0).map(|v| v as u64).unwrap_or(read);
+    post(format!("{}/update", npath(&nid))).query("version", version).json(&spec).send_ok()?;
     Ok((nid, spec))
 }
 
-fn update(p: &Params) -> Result<Output> {
-    let id = p.req_str("id")?;
-    let availability = one_of(p, "availability", &["active", "pause", "drain"])?;
-    let role = one_of(p, "role", &["worker", "manager"])?;
-    let remove = names(p, "remove_labels")?;
-    let (nid, spec) = update_spec(p, id, |spec| {
-        if let Some(full) = p.get("spec") {
-            if !full.is_object() {
-                return Err(Error::bad_params("parameter 'spec' must be an object"));
+fn update(p: Update) -> Result<Output> {
+    one_of(&p.availability, "availability", &["active", "pause", "drain"])?;
+    one_of(&p.role, "role", &["worker", "manager"])?;
+    let remove = names_value(p.remove_labels.as_ref(), "remove_labels")?;
+    let (nid, spec) = update_spec(&p.id, p.version, |spec| {
+        if let Some(full) = &p.spec {
+            *spec = Value::Object(full.clone());
+        }
+        for (field, v) in [("Availability", &p.availability), ("Role", &p.role), ("Name", &p.name)] {
+            if let Some(v) = v {
+                spec[field] = json!(v);
             }
-            *spec = full.clone();
-        }
-        if let Some(a) = &availability {
-            spec["Availability"] = json!(a);
-        }
-        if let Some(r) = &role {
-            spec["Role"] = json!(r);
-        }
-        if let Some(n) = p.str("name") {
-            spec["Name"] = json!(n);
         }
         if !spec["Labels"].is_object() {
             spec["Labels"] = json!({});
         }
         let labels = spec["Labels"].as_object_mut().expect("object");
-        if let Some(add) = p.get("labels").and_then(Value::as_object) {
-            for (k, v) in add {
-                labels.insert(k.clone(), v.as_str().map(|s| json!(s)).unwrap_or_else(|| json!(v.to_string())));
-            }
+        for (k, v) in p.labels.iter().flatten() {
+            labels.insert(k.clone(), v.as_str().map(|s| json!(s)).unwrap_or_else(|| json!(v.to_string())));
         }
         for k in &remove {
             labels.remove(k);
@@ -130,10 +139,9 @@ fn update(p: &Params) -> Result<Output> {
     Ok(Output::one(format!("Updated node {nid}"), json!({"ID": nid, "Spec": spec})))
 }
 
-fn remove(p: &Params) -> Result<Output> {
-    let id = p.req_str("id")?;
-    delete(npath(id)).query("force", p.flag("force")).send_ok()?;
-    Ok(Output::one(format!("Removed node {id}"), json!({"id": id})))
+fn remove(p: Remove) -> Result<Output> {
+    delete(npath(&p.id)).query("force", p.force).send_ok()?;
+    Ok(Output::one(format!("Removed node {}", p.id), json!({"id": p.id})))
 }
 
 /// Tasks on `node` that still run (or are about to).
@@ -149,10 +157,9 @@ fn running_on(node: &str) -> Result<Vec<Value>> {
         .collect())
 }
 
-fn drain(p: &Params) -> Result<Output> {
-    let id = p.req_str("id")?;
-    let limit = timeout(p, 60)?;
-    let (nid, _) = update_spec(p, id, |spec| {
+fn drain(p: Drain) -> Result<Output> {
+    let limit = bounded(p.timeout, "timeout")?;
+    let (nid, _) = update_spec(&p.id, None, |spec| {
         spec["Availability"] = json!("drain");
         Ok(())
     })?;

@@ -63,7 +63,11 @@ pub fn collect(stream: &mut Stream, mux: bool, deadline: Instant, max_lines: usi
 }
 
 pub fn bounded_seconds(p: &Params, name: &str, default: i64) -> Result<Duration> {
-    let s = p.i64(name).unwrap_or(default);
+    bounded(p.i64(name).unwrap_or(default), name)
+}
+
+/// Seconds between 1 and 3600, for the param `name`.
+pub fn bounded(s: i64, name: &str) -> Result<Duration> {
     if !(1..=3600).contains(&s) {
         return Err(Error::bad_params(format!("parameter '{name}' must be between 1 and 3600 seconds")));
     }

@@ -37,7 +37,12 @@ pub fn merge(base: &mut Value, patch: &Value) {
 
 /// A list param given as a JSON array of strings or as comma-separated text.
 pub fn names(p: &Params, name: &str) -> Result<Vec<String>> {
-    match p.get(name) {
+    names_value(p.get(name), name)
+}
+
+/// [`names`] on a value already read.
+pub fn names_value(v: Option<&Value>, name: &str) -> Result<Vec<String>> {
+    match v {
         None => Ok(Vec::new()),
         Some(Value::String(s)) => Ok(s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()),
         Some(Value::Array(a)) => a

@@ -1,37 +1,49 @@
 //! The `task` family: the 3 Task operations of the Engine API.
 
 use berth_sdk::logs::{log_params, logs as read_logs};
+use berth_sdk::params;
 use berth_sdk::prelude::*;
+use berth_sdk::typed::Filters;
 
 fn id() -> Param {
     Param::string("id").required().describe("Task ID")
+}
+
+params! {
+    struct List {
+        filters: Option<Filters> => "Filters: desired-state, id, label, name, node, service",
+    }
+}
+
+params! {
+    struct Inspect {
+        id: String => "Task ID",
+    }
 }
 
 fn actions() -> Vec<Action> {
     vec![
         Action::new("task.list", "List swarm tasks")
             .read_only()
-            .param(Param::any("filters").describe("Filters: desired-state, id, label, name, node, service"))
             .output(&["data.*.ID", "data.*.ServiceID", "data.*.NodeID", "data.*.Status.State", "data.*.DesiredState", "summary.total_objects"])
-            .run(list),
+            .typed(list),
         Action::new("task.inspect", "Inspect a swarm task")
             .read_only()
-            .param(id())
             .output(&["data.*.ID", "data.*.ServiceID", "data.*.NodeID", "data.*.Status.State", "data.*.Status.ContainerStatus.ContainerID"])
-            .run(inspect),
+            .typed(inspect),
         log_params(Action::new("task.logs", "A task's logs, split into stdout and stderr").read_only().param(id())).run(logs),
     ]
 }
 
 berth_sdk::family!(name: "task", actions: actions);
 
-fn list(p: &Params) -> Result<Output> {
-    let v = get("/tasks").query_json("filters", p.filters("filters")?.as_ref()).json_ok()?;
+fn list(p: List) -> Result<Output> {
+    let v = get("/tasks").query_json("filters", Filters::as_query(&p.filters)).json_ok()?;
     Ok(Output::listed_json("tasks", &v))
 }
 
-fn inspect(p: &Params) -> Result<Output> {
-    let id = p.req_str("id")?;
+fn inspect(p: Inspect) -> Result<Output> {
+    let id = p.id.as_str();
     let v = get(format!("/tasks/{}", berth_sdk::seg(id))).json_ok()?;
     Ok(Output::new(format!(
         "Task {} of service {}: {} (desired {})",
