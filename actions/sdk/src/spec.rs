@@ -4,11 +4,13 @@ use crate::bindings::exports::berth::connector::actions::{ActionSpec, Kind, Para
 use crate::{Output, Params, Result, Value};
 
 pub type Handler = fn(&Params) -> Result<Output>;
+/// A handler as stored: a plain one, or a typed one behind its parser.
+pub type BoxedHandler = Box<dyn Fn(&Params) -> Result<Output>>;
 
 /// One action: its spec plus the function that runs it.
 pub struct Action {
     pub spec: ActionSpec,
-    pub handler: Option<Box<dyn Fn(&Params) -> Result<Output>>>,
+    pub handler: Option<BoxedHandler>,
 }
 
 impl Action {
