@@ -135,6 +135,7 @@ macro_rules! params {
                     p
                 } ),* ]
             }
+            #[allow(unused_variables)]
             fn parse(p: &$crate::Params) -> $crate::Result<Self> {
                 Ok(Self { $( $field: {
                     #[allow(unused_mut, unused_assignments)]
@@ -186,4 +187,9 @@ mod tests {
         let err = Example::parse(&Params(m)).err().unwrap();
         assert_eq!(err, Error::bad_params("parameter 'name' (a string) is required"));
     }
+}
+
+crate::params! {
+    /// For actions that take no params.
+    pub struct NoParams {}
 }

@@ -4,73 +4,87 @@
 //! to return them (never in a message, which the audit records), and taken only as `secret`
 //! params.
 
+use berth_sdk::params;
 use berth_sdk::prelude::*;
-use berth_sdk::swarm::{merge, names, version_param, versioned};
+use berth_sdk::swarm::{merge, names_value, versioned};
+use berth_sdk::typed::NoParams;
+
+params! {
+    struct Init {
+        listen_addr: String = "0.0.0.0:2377" => "Address for manager traffic, host:port or interface:port",
+        advertise_addr: Option<String> => "Address advertised to other nodes",
+        data_path_addr: Option<String> => "Address for data-path (overlay) traffic",
+        data_path_port: Option<i64> => "UDP port for data-path traffic (default 4789)",
+        default_addr_pool: Option<Vec<Value>> => "Subnets for global-scope networks, e.g. [\"10.10.0.0/16\"]",
+        subnet_size: Option<i64> => "Prefix length of each network's subnet from the pool",
+        force_new_cluster: bool => "Recover a swarm from this manager's state alone",
+        autolock: bool => "Lock managers on restart; the unlock key is returned",
+        spec: Option<Map<String, Value>> => "A SwarmSpec, merged under the structured params",
+    }
+}
+
+params! {
+    struct Join {
+        remote_addrs: Value => "Managers to reach: a list or comma-separated host:port",
+        #[secret] join_token: String => "The worker or manager join token",
+        listen_addr: String = "0.0.0.0:2377" => "Address for swarm traffic",
+        advertise_addr: Option<String> => "Address advertised to other nodes",
+        data_path_addr: Option<String> => "Address for data-path traffic",
+    }
+}
+
+params! {
+    struct Leave {
+        force: bool => "Leave even as the last manager (the swarm is lost)",
+    }
+}
+
+params! {
+    struct Update {
+        spec: Option<Map<String, Value>> => "Fields of the SwarmSpec to change (merge patch; null removes)",
+        autolock: Option<bool> => "Lock managers on restart",
+        task_history_limit: Option<i64> => "Tasks kept per slot",
+        rotate_worker_token: bool => "Rotate the worker join token",
+        rotate_manager_token: bool => "Rotate the manager join token",
+        rotate_unlock_key: bool => "Rotate the unlock key",
+        version: Option<i64> => "The version read before (Version.Index); the current one when absent",
+    }
+}
+
+params! {
+    struct Unlock {
+        #[secret] unlock_key: String => "The key swarm.unlockkey returned",
+    }
+}
+
+params! {
+    struct JoinTokens {
+        rotate: Option<String> => "Rotate first: worker, manager or both",
+    }
+}
 
 fn actions() -> Vec<Action> {
     vec![
         Action::new("swarm.inspect", "Inspect the swarm (join tokens are left out: see swarm.join-tokens)")
             .read_only()
             .output(&["data.*.ID", "data.*.CreatedAt", "data.*.Spec.Name", "data.*.Version.Index", "summary.id"])
-            .run(inspect),
-        Action::new("swarm.init", "Make this engine the first manager of a new swarm")
-            .kind(Kind::Generic)
-            .param(Param::string("listen_addr").default("0.0.0.0:2377").describe("Address for manager traffic, host:port or interface:port"))
-            .param(Param::string("advertise_addr").describe("Address advertised to other nodes"))
-            .param(Param::string("data_path_addr").describe("Address for data-path (overlay) traffic"))
-            .param(Param::int("data_path_port").describe("UDP port for data-path traffic (default 4789)"))
-            .param(Param::array("default_addr_pool").describe("Subnets for global-scope networks, e.g. [\"10.10.0.0/16\"]"))
-            .param(Param::int("subnet_size").describe("Prefix length of each network's subnet from the pool"))
-            .param(Param::bool("force_new_cluster").default(false))
-            .param(Param::bool("autolock").default(false).describe("Lock managers on restart; the unlock key is returned"))
-            .param(Param::object("spec").describe("A SwarmSpec, merged under the structured params"))
-            .output(&["data.*.node_id", "data.*.unlock_key", "summary.node_id"])
-            .run(init),
-        Action::new("swarm.join", "Join this engine to an existing swarm")
-            .kind(Kind::Generic)
-            .param(Param::any("remote_addrs").required().describe("Managers to reach: a list or comma-separated host:port"))
-            .param(Param::string("join_token").required().secret().describe("The worker or manager join token"))
-            .param(Param::string("listen_addr").default("0.0.0.0:2377"))
-            .param(Param::string("advertise_addr"))
-            .param(Param::string("data_path_addr"))
-            .output(&["data.*.joined", "data.*.node_id"])
-            .run(join),
-        Action::new("swarm.leave", "Leave the swarm")
-            .kind(Kind::Contain)
-            .param(Param::bool("force").default(false).describe("Leave even as the last manager (the swarm is lost)"))
-            .output(&["data.*.left"])
-            .run(leave),
-        Action::new("swarm.update", "Update the swarm's spec; rotate tokens or the unlock key")
-            .kind(Kind::Generic)
-            .param(Param::object("spec").describe("Fields of the SwarmSpec to change (merge patch; null removes)"))
-            .param(Param::bool("autolock").describe("Lock managers on restart"))
-            .param(Param::int("task_history_limit"))
-            .param(Param::bool("rotate_worker_token").default(false))
-            .param(Param::bool("rotate_manager_token").default(false))
-            .param(Param::bool("rotate_unlock_key").default(false))
-            .param(Param::int("version").describe("The version read before (Version.Index); the current one when absent"))
-            .output(&["data.*.ID", "data.*.Spec", "data.*.rotated"])
-            .run(update),
-        Action::new("swarm.unlockkey", "The key that unlocks a locked manager (secret output)")
-            .read_only()
-            .output(&["data.*.unlock_key"])
-            .run(unlockkey),
-        Action::new("swarm.unlock", "Unlock a locked manager")
-            .kind(Kind::Generic)
-            .param(Param::string("unlock_key").required().secret())
-            .output(&["data.*.unlocked"])
-            .run(unlock),
+            .typed(inspect),
+        Action::new("swarm.init", "Make this engine the first manager of a new swarm").kind(Kind::Generic).output(&["data.*.node_id", "data.*.unlock_key", "summary.node_id"]).typed(init),
+        Action::new("swarm.join", "Join this engine to an existing swarm").kind(Kind::Generic).output(&["data.*.joined", "data.*.node_id"]).typed(join),
+        Action::new("swarm.leave", "Leave the swarm").kind(Kind::Contain).output(&["data.*.left"]).typed(leave),
+        Action::new("swarm.update", "Update the swarm's spec; rotate tokens or the unlock key").kind(Kind::Generic).output(&["data.*.ID", "data.*.Spec", "data.*.rotated"]).typed(update),
+        Action::new("swarm.unlockkey", "The key that unlocks a locked manager (secret output)").read_only().output(&["data.*.unlock_key"]).typed(unlockkey),
+        Action::new("swarm.unlock", "Unlock a locked manager").kind(Kind::Generic).output(&["data.*.unlocked"]).typed(unlock),
         Action::new("swarm.join-tokens", "The worker and manager join tokens (secret output); optionally rotate them first")
             .kind(Kind::Generic)
-            .param(Param::string("rotate").describe("Rotate first: worker, manager or both"))
             .output(&["data.*.worker", "data.*.manager", "data.*.manager_addrs"])
-            .run(join_tokens),
+            .typed(join_tokens),
     ]
 }
 
 berth_sdk::family!(name: "swarm", actions: actions);
 
-fn inspect(_: &Params) -> Result<Output> {
+fn inspect(_: NoParams) -> Result<Output> {
     let mut v = get("/swarm").json_ok()?;
     if let Some(m) = v.as_object_mut() {
         m.remove("JoinTokens");
@@ -80,51 +94,42 @@ fn inspect(_: &Params) -> Result<Output> {
         .item(v))
 }
 
-fn init(p: &Params) -> Result<Output> {
-    let mut spec = p.get("spec").cloned().unwrap_or(json!({}));
-    if p.flag("autolock") {
+fn init(p: Init) -> Result<Output> {
+    let mut spec = Value::Object(p.spec.unwrap_or_default());
+    if p.autolock {
         merge(&mut spec, &json!({"EncryptionConfig": {"AutoLockManagers": true}}));
     }
-    let mut body = json!({
-        "ListenAddr": p.str("listen_addr").unwrap_or("0.0.0.0:2377"),
-        "ForceNewCluster": p.flag("force_new_cluster"),
-        "Spec": spec,
-    });
-    for (param, field) in [("advertise_addr", "AdvertiseAddr"), ("data_path_addr", "DataPathAddr")] {
-        if let Some(v) = p.str(param) {
+    let mut body = json!({"ListenAddr": p.listen_addr, "ForceNewCluster": p.force_new_cluster, "Spec": spec});
+    for (field, v) in [("AdvertiseAddr", &p.advertise_addr), ("DataPathAddr", &p.data_path_addr)] {
+        if let Some(v) = v {
             body[field] = json!(v);
         }
     }
-    if let Some(port) = p.i64("data_path_port") {
+    if let Some(port) = p.data_path_port {
         body["DataPathPort"] = json!(port);
     }
-    let pool = names(p, "default_addr_pool")?;
-    if !pool.is_empty() {
+    if let Some(pool) = &p.default_addr_pool {
         body["DefaultAddrPool"] = json!(pool);
     }
-    if let Some(s) = p.i64("subnet_size") {
+    if let Some(s) = p.subnet_size {
         body["SubnetSize"] = json!(s);
     }
     let node_id = post("/swarm/init").json(&body).json_ok()?;
     let mut item = json!({"node_id": node_id});
-    if p.flag("autolock") {
+    if p.autolock {
         item["unlock_key"] = get("/swarm/unlockkey").json_ok()?["UnlockKey"].clone();
     }
     Ok(Output::one(format!("Initialised a swarm; this node is {}", node_id.as_str().unwrap_or("?")), item).summary("node_id", node_id))
 }
 
-fn join(p: &Params) -> Result<Output> {
-    let remotes = names(p, "remote_addrs")?;
+fn join(p: Join) -> Result<Output> {
+    let remotes = names_value(Some(&p.remote_addrs), "remote_addrs")?;
     if remotes.is_empty() {
         return Err(Error::bad_params("parameter 'remote_addrs' must name at least one manager"));
     }
-    let mut body = json!({
-        "RemoteAddrs": remotes,
-        "JoinToken": p.req_str("join_token")?,
-        "ListenAddr": p.str("listen_addr").unwrap_or("0.0.0.0:2377"),
-    });
-    for (param, field) in [("advertise_addr", "AdvertiseAddr"), ("data_path_addr", "DataPathAddr")] {
-        if let Some(v) = p.str(param) {
+    let mut body = json!({"RemoteAddrs": remotes, "JoinToken": p.join_token, "ListenAddr": p.listen_addr});
+    for (field, v) in [("AdvertiseAddr", &p.advertise_addr), ("DataPathAddr", &p.data_path_addr)] {
+        if let Some(v) = v {
             body[field] = json!(v);
         }
     }
@@ -133,36 +138,34 @@ fn join(p: &Params) -> Result<Output> {
     Ok(Output::one(format!("Joined the swarm as node {}", node_id.as_str().unwrap_or("?")), json!({"joined": true, "node_id": node_id})))
 }
 
-fn leave(p: &Params) -> Result<Output> {
-    post("/swarm/leave").query("force", p.flag("force")).send_ok()?;
+fn leave(p: Leave) -> Result<Output> {
+    post("/swarm/leave").query("force", p.force).send_ok()?;
     Ok(Output::one("Left the swarm", json!({"left": true})))
 }
 
-fn update(p: &Params) -> Result<Output> {
+fn update(p: Update) -> Result<Output> {
     let (cur, read) = versioned("/swarm")?;
     let mut spec = cur["Spec"].clone();
-    if let Some(patch) = p.get("spec") {
-        if !patch.is_object() {
-            return Err(Error::bad_params("parameter 'spec' must be an object"));
-        }
-        merge(&mut spec, patch);
+    if let Some(patch) = &p.spec {
+        merge(&mut spec, &Value::Object(patch.clone()));
     }
-    if let Some(a) = p.bool("autolock") {
+    if let Some(a) = p.autolock {
         spec["EncryptionConfig"]["AutoLockManagers"] = json!(a);
     }
-    if let Some(n) = p.i64("task_history_limit") {
+    if let Some(n) = p.task_history_limit {
         spec["Orchestration"]["TaskHistoryRetentionLimit"] = json!(n);
     }
-    let rotated: Vec<&str> = [("rotate_worker_token", "worker token"), ("rotate_manager_token", "manager token"), ("rotate_unlock_key", "unlock key")]
+    let rotated: Vec<&str> = [(p.rotate_worker_token, "worker token"), (p.rotate_manager_token, "manager token"), (p.rotate_unlock_key, "unlock key")]
         .into_iter()
-        .filter(|(k, _)| p.flag(k))
+        .filter(|(on, _)| *on)
         .map(|(_, what)| what)
         .collect();
+    let version = p.version.filter(|v| *v >= 0).map(|v| v as u64).unwrap_or(read);
     post("/swarm/update")
-        .query("version", version_param(p, read))
-        .query("rotateWorkerToken", p.flag("rotate_worker_token"))
-        .query("rotateManagerToken", p.flag("rotate_manager_token"))
-        .query("rotateManagerUnlockKey", p.flag("rotate_unlock_key"))
+        .query("version", version)
+        .query("rotateWorkerToken", p.rotate_worker_token)
+        .query("rotateManagerToken", p.rotate_manager_token)
+        .query("rotateManagerUnlockKey", p.rotate_unlock_key)
         .json(&spec)
         .send_ok()?;
     let mut msg = "Updated the swarm".to_string();
@@ -172,21 +175,21 @@ fn update(p: &Params) -> Result<Output> {
     Ok(Output::one(msg, json!({"ID": cur["ID"], "Spec": spec, "rotated": rotated})))
 }
 
-fn unlockkey(_: &Params) -> Result<Output> {
+fn unlockkey(_: NoParams) -> Result<Output> {
     let v = get("/swarm/unlockkey").json_ok()?;
     let key = v["UnlockKey"].clone();
     let msg = if key.as_str().is_some_and(|k| !k.is_empty()) { "The swarm's unlock key (keep it secret)" } else { "The swarm is not autolocked: there is no unlock key" };
     Ok(Output::one(msg, json!({"unlock_key": key})))
 }
 
-fn unlock(p: &Params) -> Result<Output> {
-    post("/swarm/unlock").json(&json!({"UnlockKey": p.req_str("unlock_key")?})).send_ok()?;
+fn unlock(p: Unlock) -> Result<Output> {
+    post("/swarm/unlock").json(&json!({"UnlockKey": p.unlock_key})).send_ok()?;
     Ok(Output::one("Unlocked the manager", json!({"unlocked": true})))
 }
 
-fn join_tokens(p: &Params) -> Result<Output> {
-    if let Some(which) = p.str("rotate") {
-        let (worker, manager) = match which {
+fn join_tokens(p: JoinTokens) -> Result<Output> {
+    if let Some(which) = &p.rotate {
+        let (worker, manager) = match which.as_str() {
             "worker" => (true, false),
             "manager" => (false, true),
             "both" => (true, true),
@@ -203,7 +206,7 @@ fn join_tokens(p: &Params) -> Result<Output> {
     let v = get("/swarm").json_ok()?;
     let info = get("/info").json_ok()?;
     let addrs: Vec<Value> = info["Swarm"]["RemoteManagers"].as_array().into_iter().flatten().map(|m| m["Addr"].clone()).collect();
-    let rotated = p.str("rotate").map(|w| format!(" ({w} rotated)")).unwrap_or_default();
+    let rotated = p.rotate.map(|w| format!(" ({w} rotated)")).unwrap_or_default();
     Ok(Output::one(
         format!("The swarm's join tokens{rotated} (keep them secret)"),
         json!({"worker": v["JoinTokens"]["Worker"], "manager": v["JoinTokens"]["Manager"], "manager_addrs": addrs}),
