@@ -119,6 +119,27 @@ impl Filters {
     }
 }
 
+/// A point in time (unix seconds, RFC 3339, or a duration ago such as `10m`), in the
+/// engine's `seconds[.nanos]` form.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Timestamp(pub String);
+
+impl FromParam for Option<Timestamp> {
+    fn spec(name: &str) -> Param {
+        Param::string(name)
+    }
+    fn read(p: &Params, name: &str, _: Option<Self>) -> Result<Self> {
+        Ok(p.timestamp(name)?.map(Timestamp))
+    }
+}
+
+impl Timestamp {
+    /// For `Request::query_opt`.
+    pub fn as_query(t: &Option<Timestamp>) -> Option<&str> {
+        t.as_ref().map(|t| t.0.as_str())
+    }
+}
+
 /// Declares a params struct: `name: Type [= default] => "description"`, with `#[secret]`
 /// before a field for secret params.
 #[macro_export]
@@ -129,7 +150,7 @@ macro_rules! params {
         impl $crate::typed::Typed for $name {
             fn specs() -> ::std::vec::Vec<$crate::Param> {
                 ::std::vec![ $( {
-                    let p = <$ty as $crate::typed::FromParam>::spec(stringify!($field)).describe($doc);
+                    let p = <$ty as $crate::typed::FromParam>::spec(stringify!($field).trim_start_matches("r#")).describe($doc);
                     $( let p = $crate::typed::with_default(p, $default); )?
                     $( let p = $crate::params!(@secret $secret p); )?
                     p
@@ -141,7 +162,7 @@ macro_rules! params {
                     #[allow(unused_mut, unused_assignments)]
                     let mut d: ::std::option::Option<$ty> = ::std::option::Option::None;
                     $( d = ::std::option::Option::Some(::std::convert::Into::into($default)); )?
-                    <$ty as $crate::typed::FromParam>::read(p, stringify!($field), d)?
+                    <$ty as $crate::typed::FromParam>::read(p, stringify!($field).trim_start_matches("r#"), d)?
                 }, )* })
             }
         }

@@ -2,53 +2,73 @@
 
 use std::time::{Duration, Instant};
 
-use berth_sdk::prelude::*;
 use berth_sdk::engine;
+use berth_sdk::params;
+use berth_sdk::prelude::*;
+use berth_sdk::typed::{Filters, NoParams, Timestamp};
+
+params! {
+    struct Ping {
+        method: String = "GET" => "GET, or HEAD for the headers alone",
+    }
+}
+
+params! {
+    struct Df {
+        r#type: Option<Vec<Value>> => "Object types to report: container, image, volume, build-cache (API >= 1.42)",
+    }
+}
+
+params! {
+    struct Auth {
+        registry: String = "https://index.docker.io/v1/" => "Registry server address",
+    }
+}
+
+params! {
+    struct Events {
+        since: Option<Timestamp> => "Start: unix seconds, RFC 3339, or a duration ago (10m)",
+        until: Option<Timestamp> => "End: unix seconds, RFC 3339, or a duration ago; the stream ends there",
+        filters: Option<Filters> => "Filters, e.g. {\"type\": [\"container\"], \"event\": [\"start\"]}",
+        max_events: i64 = 100 => "Stop after this many events",
+        max_duration: i64 = 10 => "Stop after this many seconds",
+    }
+}
 
 fn actions() -> Vec<Action> {
     vec![
         Action::new("system.ping", "Check that the engine answers (GET /_ping, or HEAD)")
             .read_only()
-            .param(Param::string("method").default("GET").describe("GET, or HEAD for the headers alone"))
             .output(&["data.*.ok", "data.*.api_version", "data.*.os_type", "data.*.builder_version"])
-            .run(ping),
+            .typed(ping),
         Action::new("system.version", "Engine version, API version, OS and components")
             .read_only()
             .output(&["data.*.Version", "data.*.ApiVersion", "data.*.Os", "data.*.Arch", "summary.version", "summary.api_version"])
-            .run(version),
+            .typed(version),
         Action::new("system.info", "System-wide engine information")
             .read_only()
             .output(&["data.*.ServerVersion", "data.*.Containers", "data.*.Images", "summary.containers", "summary.images"])
-            .run(info),
+            .typed(info),
         Action::new("system.df", "Disk usage by images, containers, volumes and build cache")
             .read_only()
-            .param(Param::array("type").describe("Object types to report: container, image, volume, build-cache (API >= 1.42)"))
             .output(&["data.*.LayersSize", "data.*.Images", "data.*.Containers", "data.*.Volumes", "summary.layers_size"])
-            .run(df),
-        Action::new("system.auth", "Check registry credentials held by the host (POST /auth)")
-            .param(Param::string("registry").default("https://index.docker.io/v1/").describe("Registry server address"))
-            .output(&["data.*.Status", "summary.status"])
-            .run(auth),
+            .typed(df),
+        Action::new("system.auth", "Check registry credentials held by the host (POST /auth)").output(&["data.*.Status", "summary.status"]).typed(auth),
         Action::new("system.events", "Engine events, bounded by until, a max count or a max duration")
             .read_only()
-            .param(Param::string("since").describe("Start: unix seconds, RFC 3339, or a duration ago (10m)"))
-            .param(Param::string("until").describe("End: unix seconds, RFC 3339, or a duration ago; the stream ends there"))
-            .param(Param::any("filters").describe("Filters, e.g. {\"type\": [\"container\"], \"event\": [\"start\"]}"))
-            .param(Param::int("max_events").default(100).describe("Stop after this many events"))
-            .param(Param::int("max_duration").default(10).describe("Stop after this many seconds"))
             .output(&["data.*.Type", "data.*.Action", "data.*.Actor.ID", "data.*.time", "summary.total_events", "summary.ended_by"])
-            .run(events),
+            .typed(events),
         Action::new("system.test-connectivity", "Test connectivity: ping and version, the transport, and TLS details (SOAR convention)")
             .read_only()
             .output(&["summary.version", "summary.api_version", "summary.transport", "data.*.tls.version", "data.*.tls.cipher", "data.*.tls.peer_subject", "data.*.tls.peer_not_after"])
-            .run(test_connectivity),
+            .typed(test_connectivity),
     ]
 }
 
 berth_sdk::family!(name: "system", actions: actions);
 
-fn ping(p: &Params) -> Result<Output> {
-    let r = match p.str("method").unwrap_or("GET") {
+fn ping(p: Ping) -> Result<Output> {
+    let r = match p.method.as_str() {
         "GET" => get("/_ping"),
         "HEAD" => head("/_ping"),
         other => return Err(Error::bad_params(format!("parameter 'method' must be GET or HEAD, got '{other}'"))),
@@ -69,7 +89,7 @@ fn ping(p: &Params) -> Result<Output> {
         .summary("api_version", item["api_version"].clone()))
 }
 
-fn version(_: &Params) -> Result<Output> {
+fn version(_: NoParams) -> Result<Output> {
     let v = get("/version").json_ok()?;
     let (ver, api) = (v["Version"].clone(), v["ApiVersion"].clone());
     Ok(Output::one(
@@ -81,7 +101,7 @@ fn version(_: &Params) -> Result<Output> {
     .summary("negotiated_api_version", engine_api_version()))
 }
 
-fn info(_: &Params) -> Result<Output> {
+fn info(_: NoParams) -> Result<Output> {
     let v = get("/info").json_ok()?;
     let out = Output::new(format!(
         "{} containers ({} running), {} images, engine {}",
@@ -94,9 +114,9 @@ fn info(_: &Params) -> Result<Output> {
     Ok(out.item(v))
 }
 
-fn df(p: &Params) -> Result<Output> {
+fn df(p: Df) -> Result<Output> {
     let mut req = get("/system/df");
-    if let Some(Value::Array(types)) = p.get("type") {
+    if let Some(types) = &p.r#type {
         engine::need_api(1, 42, "parameter 'type' of system.df")?;
         for t in types {
             let t = t.as_str().ok_or_else(|| Error::bad_params("parameter 'type' must be a list of strings"))?;
@@ -125,8 +145,8 @@ fn df(p: &Params) -> Result<Output> {
     Ok(out.item(v))
 }
 
-fn auth(p: &Params) -> Result<Output> {
-    let registry = p.str("registry").unwrap_or("https://index.docker.io/v1/");
+fn auth(p: Auth) -> Result<Output> {
+    let registry = p.registry.as_str();
     let mut v = post("/auth").registry_auth_body(registry).json_ok().map_err(|e| match e {
         Error::Engine { status, message } => Error::Engine { status, message: format!("login to registry {registry} failed: {message}") },
         other => other,
@@ -139,9 +159,8 @@ fn auth(p: &Params) -> Result<Output> {
         .summary("identity_token_issued", token))
 }
 
-fn events(p: &Params) -> Result<Output> {
-    let max_events = p.i64("max_events").unwrap_or(100);
-    let max_duration = p.i64("max_duration").unwrap_or(10);
+fn events(p: Events) -> Result<Output> {
+    let (max_events, max_duration) = (p.max_events, p.max_duration);
     if max_events < 1 {
         return Err(Error::bad_params("parameter 'max_events' must be at least 1"));
     }
@@ -150,9 +169,9 @@ fn events(p: &Params) -> Result<Output> {
     }
     let deadline = Instant::now() + Duration::from_secs(max_duration as u64);
     let stream = get("/events")
-        .query_opt("since", p.timestamp("since")?)
-        .query_opt("until", p.timestamp("until")?)
-        .query_json("filters", p.filters("filters")?.as_ref())
+        .query_opt("since", Timestamp::as_query(&p.since))
+        .query_opt("until", Timestamp::as_query(&p.until))
+        .query_json("filters", Filters::as_query(&p.filters))
         .stream()?;
     let mut messages = stream.json_messages(deadline);
     let mut events = Vec::new();
@@ -175,7 +194,7 @@ fn events(p: &Params) -> Result<Output> {
     Ok(out)
 }
 
-fn test_connectivity(_: &Params) -> Result<Output> {
+fn test_connectivity(_: NoParams) -> Result<Output> {
     let ping = get("/_ping").send_ok()?;
     let v = get("/version").json_ok()?;
     // The host annotates /_ping answers with how it reached the engine.
