@@ -77,7 +77,9 @@ impl SshConnector {
             .args(["-o", &format!("ConnectTimeout={}", self.connect_timeout.as_secs().max(1))])
             .args(["-o", "ControlMaster=auto"])
             .args(["-o", &format!("ControlPath={}/%C", self.control_dir.path().display())])
-            .args(["-o", "ControlPersist=60"]);
+            // The master outlives its last channel briefly: a pooled connection keeps it up in
+            // `berth serve`; a one-shot CLI run leaves no long-lived ssh behind.
+            .args(["-o", "ControlPersist=5"]);
         if let Some(p) = self.target.port {
             c.args(["-p", &p.to_string()]);
         }
