@@ -214,3 +214,18 @@ crate::params! {
     /// For actions that take no params.
     pub struct NoParams {}
 }
+
+/// Two params structs as one: shared params (a service's shape, say) composed with an
+/// action's own. The specs are `A`'s then `B`'s.
+pub struct With<A, B>(pub A, pub B);
+
+impl<A: Typed, B: Typed> Typed for With<A, B> {
+    fn specs() -> Vec<Param> {
+        let mut s = A::specs();
+        s.extend(B::specs());
+        s
+    }
+    fn parse(p: &Params) -> Result<Self> {
+        Ok(With(A::parse(p)?, B::parse(p)?))
+    }
+}

@@ -3,86 +3,112 @@
 
 use std::time::Duration;
 
-use berth_sdk::logs::{log_params, logs as read_logs, mux_from_content_type};
+use berth_sdk::logs::{bounded, log_params, logs as read_logs, mux_from_content_type};
+use berth_sdk::params;
 use berth_sdk::params::set_opt;
 use berth_sdk::prelude::*;
 use berth_sdk::stream::registry_of;
-use berth_sdk::swarm::{merge, names, timeout, version_param, versioned, wait_for};
+use berth_sdk::swarm::{merge, names_value, versioned, wait_for};
+use berth_sdk::typed::{Filters, With};
 
 fn id() -> Param {
     Param::string("id").required().describe("Service ID or name")
 }
 
-/// The params that shape a service, shared by create and update.
-fn spec_params(a: Action) -> Action {
-    a.param(Param::string("image").describe("Image reference"))
-        .param(Param::any("command").describe("Command: a list, or one string split like a shell"))
-        .param(Param::any("args").describe("Arguments to the command: a list, or one string split like a shell"))
-        .param(Param::any("env").describe("Environment: {\"K\": \"V\"} or [\"K=V\"]"))
-        .param(Param::object("labels").describe("Service labels"))
-        .param(Param::object("container_labels").describe("Labels of the service's containers"))
-        .param(Param::int("replicas").describe("Replicated services: how many tasks"))
-        .param(Param::any("secrets").describe("Secrets to mount: names, or name:file (list or comma-separated)"))
-        .param(Param::any("configs").describe("Configs to mount: names, or name:/path (list or comma-separated)"))
-        .param(Param::any("networks").describe("Networks to attach (list or comma-separated)"))
-        .param(Param::array("mounts").describe("Mounts, as the engine's Mount objects"))
-        .param(Param::any("constraints").describe("Placement constraints, e.g. node.role==worker"))
-        .param(Param::string("restart_condition").describe("none, on-failure or any"))
-        .param(Param::object("spec").describe("A ServiceSpec (merge patch on update); structured params apply on top"))
+params! {
+    /// What shapes a service: shared by create and update.
+    struct Shape {
+        image: Option<String> => "Image reference",
+        command: Option<Value> => "Command: a list, or one string split like a shell",
+        args: Option<Value> => "Arguments to the command: a list, or one string split like a shell",
+        env: Option<Value> => "Environment: {\"K\": \"V\"} or [\"K=V\"]",
+        labels: Option<Map<String, Value>> => "Service labels",
+        container_labels: Option<Map<String, Value>> => "Labels of the service's containers",
+        replicas: Option<i64> => "Replicated services: how many tasks",
+        secrets: Option<Value> => "Secrets to mount: names, or name:file (list or comma-separated)",
+        configs: Option<Value> => "Configs to mount: names, or name:/path (list or comma-separated)",
+        networks: Option<Value> => "Networks to attach (list or comma-separated)",
+        mounts: Option<Vec<Value>> => "Mounts, as the engine's Mount objects",
+        constraints: Option<Value> => "Placement constraints, e.g. node.role==worker",
+        restart_condition: Option<String> => "none, on-failure or any",
+        spec: Option<Map<String, Value>> => "A ServiceSpec (merge patch on update); structured params apply on top",
+    }
+}
+
+params! {
+    struct List {
+        filters: Option<Filters> => "Filters: id, label, mode, name",
+        status: bool = true => "Include running and desired task counts",
+    }
+}
+
+params! {
+    struct Create {
+        name: String => "Service name",
+        mode: String = "replicated" => "replicated or global",
+    }
+}
+
+params! {
+    struct Inspect {
+        id: String => "Service ID or name",
+        insert_defaults: bool => "Fill in the engine's default values",
+    }
+}
+
+params! {
+    struct Update {
+        id: String => "Service ID or name",
+        force: bool => "Restart the tasks even if nothing changed",
+        version: Option<i64> => "The version read before (Version.Index); the current one when absent",
+    }
+}
+
+params! {
+    struct Id {
+        id: String => "Service ID or name",
+    }
+}
+
+params! {
+    struct Scale {
+        id: String => "Service ID or name",
+        replicas: i64 => "How many tasks",
+        wait: bool => "Wait until the service has converged",
+        timeout: i64 = 60 => "Seconds to wait when wait=true",
+    }
+}
+
+params! {
+    struct Wait {
+        id: String => "Service ID or name",
+        timeout: i64 = 60 => "Seconds to wait",
+    }
 }
 
 fn actions() -> Vec<Action> {
     vec![
         Action::new("service.list", "List swarm services")
             .read_only()
-            .param(Param::any("filters").describe("Filters: id, label, mode, name"))
-            .param(Param::bool("status").default(true).describe("Include running and desired task counts"))
             .output(&["data.*.ID", "data.*.Spec.Name", "data.*.Spec.TaskTemplate.ContainerSpec.Image", "data.*.ServiceStatus.RunningTasks", "summary.total_objects"])
-            .run(list),
-        spec_params(
-            Action::new("service.create", "Create a swarm service")
-                .kind(Kind::Generic)
-                .param(Param::string("name").required())
-                .param(Param::string("mode").default("replicated").describe("replicated or global")),
-        )
-        .output(&["data.*.ID", "data.*.Warnings", "summary.id"])
-        .run(create),
+            .typed(list),
+        Action::new("service.create", "Create a swarm service").kind(Kind::Generic).output(&["data.*.ID", "data.*.Warnings", "summary.id"]).typed(create),
         Action::new("service.inspect", "Inspect a swarm service")
             .read_only()
-            .param(id())
-            .param(Param::bool("insert_defaults").default(false).describe("Fill in the engine's default values"))
             .output(&["data.*.ID", "data.*.Spec.Name", "data.*.Spec.Mode", "data.*.Version.Index", "data.*.UpdateStatus.State"])
-            .run(inspect),
-        spec_params(Action::new("service.update", "Update a swarm service").kind(Kind::Generic).param(id()))
-            .param(Param::bool("force").default(false).describe("Restart the tasks even if nothing changed"))
-            .param(Param::int("version").describe("The version read before (Version.Index); the current one when absent"))
-            .output(&["data.*.ID", "data.*.Warnings"])
-            .run(update),
-        Action::new("service.remove", "Remove a swarm service")
-            .kind(Kind::Correct)
-            .param(id())
-            .output(&["data.*.id"])
-            .run(remove),
+            .typed(inspect),
+        Action::new("service.update", "Update a swarm service").kind(Kind::Generic).output(&["data.*.ID", "data.*.Warnings"]).typed(update),
+        Action::new("service.remove", "Remove a swarm service").kind(Kind::Correct).output(&["data.*.id"]).typed(remove),
         log_params(Action::new("service.logs", "A service's logs (all its tasks), split into stdout and stderr").read_only().param(id())).run(logs),
         Action::new("service.scale", "Set the number of replicas of a replicated service")
             .kind(Kind::Contain)
-            .param(id())
-            .param(Param::int("replicas").required())
-            .param(Param::bool("wait").default(false).describe("Wait until the service has converged"))
-            .param(Param::int("timeout").default(60).describe("Seconds to wait when wait=true"))
             .output(&["data.*.ID", "data.*.replicas", "data.*.previous_replicas"])
-            .run(scale),
-        Action::new("service.rollback", "Roll a service back to its previous spec")
-            .kind(Kind::Correct)
-            .param(id())
-            .output(&["data.*.ID", "data.*.Warnings"])
-            .run(rollback),
+            .typed(scale),
+        Action::new("service.rollback", "Roll a service back to its previous spec").kind(Kind::Correct).output(&["data.*.ID", "data.*.Warnings"]).typed(rollback),
         Action::new("service.wait-converged", "Wait until a service's running tasks match its desired state")
             .read_only()
-            .param(id())
-            .param(Param::int("timeout").default(60).describe("Seconds to wait"))
             .output(&["data.*.ID", "data.*.running", "data.*.desired", "data.*.converged"])
-            .run(wait_converged),
+            .typed(wait_converged),
     ]
 }
 
@@ -92,8 +118,8 @@ fn spath(id: &str) -> String {
     format!("/services/{}", berth_sdk::seg(id))
 }
 
-fn words(p: &Params, name: &str) -> Result<Option<Value>> {
-    match p.get(name) {
+fn words(v: &Option<Value>, name: &str) -> Result<Option<Value>> {
+    match v {
         None => Ok(None),
         Some(Value::Array(a)) if a.iter().all(Value::is_string) => Ok(Some(Value::Array(a.clone()))),
         Some(Value::String(s)) => {
@@ -104,8 +130,8 @@ fn words(p: &Params, name: &str) -> Result<Option<Value>> {
     }
 }
 
-fn env(p: &Params) -> Result<Option<Value>> {
-    match p.get("env") {
+fn env(v: &Option<Value>) -> Result<Option<Value>> {
+    match v {
         None => Ok(None),
         Some(Value::Array(a)) if a.iter().all(Value::is_string) => Ok(Some(Value::Array(a.clone()))),
         Some(Value::Object(m)) => Ok(Some(m.iter().map(|(k, v)| json!(format!("{k}={}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))).collect())),
@@ -114,13 +140,12 @@ fn env(p: &Params) -> Result<Option<Value>> {
 }
 
 /// `name` or `name:target` references to secrets or configs, resolved to the engine's IDs.
-fn file_refs(p: &Params, param: &str, plural: &str, id_key: &str, name_key: &str) -> Result<Option<Value>> {
-    let list = names(p, param)?;
-    if p.get(param).is_none() {
+fn file_refs(v: &Option<Value>, param: &str, plural: &str, id_key: &str, name_key: &str) -> Result<Option<Value>> {
+    if v.is_none() {
         return Ok(None);
     }
     let mut out = Vec::new();
-    for r in list {
+    for r in names_value(v.as_ref(), param)? {
         let (name, target) = r.split_once(':').map_or((r.as_str(), None), |(n, t)| (n, Some(t)));
         let obj = get(format!("/{plural}/{}", berth_sdk::seg(name)))
             .json_ok()
@@ -142,38 +167,38 @@ fn file_refs(p: &Params, param: &str, plural: &str, id_key: &str, name_key: &str
     Ok(Some(Value::Array(out)))
 }
 
-/// Applies the structured params to `spec` (a ServiceSpec).
-fn apply(p: &Params, spec: &mut Value) -> Result<()> {
+/// Applies the shape params to `spec` (a ServiceSpec).
+fn apply(p: &Shape, spec: &mut Value) -> Result<()> {
     if !spec.is_object() {
         return Err(Error::bad_params("parameter 'spec' must be an object"));
     }
     let obj = spec.as_object_mut().expect("object");
-    set_opt(obj, "Labels", p.get("labels").cloned());
+    set_opt(obj, "Labels", p.labels.clone().map(Value::Object));
     let tt = obj.entry("TaskTemplate").or_insert_with(|| json!({}));
     let cs = tt.as_object_mut().ok_or_else(|| Error::bad_params("TaskTemplate must be an object"))?.entry("ContainerSpec").or_insert_with(|| json!({}));
     let cs = cs.as_object_mut().ok_or_else(|| Error::bad_params("TaskTemplate.ContainerSpec must be an object"))?;
-    set_opt(cs, "Image", p.str("image").map(|s| json!(s)));
-    set_opt(cs, "Command", words(p, "command")?);
-    set_opt(cs, "Args", words(p, "args")?);
-    set_opt(cs, "Env", env(p)?);
-    set_opt(cs, "Labels", p.get("container_labels").cloned());
-    set_opt(cs, "Secrets", file_refs(p, "secrets", "secrets", "SecretID", "SecretName")?);
-    set_opt(cs, "Configs", file_refs(p, "configs", "configs", "ConfigID", "ConfigName")?);
-    set_opt(cs, "Mounts", p.get("mounts").cloned());
+    set_opt(cs, "Image", p.image.clone().map(Value::String));
+    set_opt(cs, "Command", words(&p.command, "command")?);
+    set_opt(cs, "Args", words(&p.args, "args")?);
+    set_opt(cs, "Env", env(&p.env)?);
+    set_opt(cs, "Labels", p.container_labels.clone().map(Value::Object));
+    set_opt(cs, "Secrets", file_refs(&p.secrets, "secrets", "secrets", "SecretID", "SecretName")?);
+    set_opt(cs, "Configs", file_refs(&p.configs, "configs", "configs", "ConfigID", "ConfigName")?);
+    set_opt(cs, "Mounts", p.mounts.clone().map(Value::Array));
     let tt = obj.get_mut("TaskTemplate").expect("set above");
-    if p.get("networks").is_some() {
-        tt["Networks"] = names(p, "networks")?.into_iter().map(|n| json!({"Target": n})).collect();
+    if p.networks.is_some() {
+        tt["Networks"] = names_value(p.networks.as_ref(), "networks")?.into_iter().map(|n| json!({"Target": n})).collect();
     }
-    if p.get("constraints").is_some() {
-        tt["Placement"]["Constraints"] = json!(names(p, "constraints")?);
+    if p.constraints.is_some() {
+        tt["Placement"]["Constraints"] = json!(names_value(p.constraints.as_ref(), "constraints")?);
     }
-    if let Some(c) = p.str("restart_condition") {
-        if !["none", "on-failure", "any"].contains(&c) {
+    if let Some(c) = &p.restart_condition {
+        if !["none", "on-failure", "any"].contains(&c.as_str()) {
             return Err(Error::bad_params(format!("parameter 'restart_condition' must be none, on-failure or any, got '{c}'")));
         }
         tt["RestartPolicy"]["Condition"] = json!(c);
     }
-    if let Some(n) = p.i64("replicas") {
+    if let Some(n) = p.replicas {
         if n < 0 {
             return Err(Error::bad_params("parameter 'replicas' must be 0 or more"));
         }
@@ -189,15 +214,15 @@ fn image_of(spec: &Value) -> Option<&str> {
     spec["TaskTemplate"]["ContainerSpec"]["Image"].as_str()
 }
 
-fn list(p: &Params) -> Result<Output> {
-    let v = get("/services").query_json("filters", p.filters("filters")?.as_ref()).query("status", p.bool("status").unwrap_or(true)).json_ok()?;
+fn list(p: List) -> Result<Output> {
+    let v = get("/services").query_json("filters", Filters::as_query(&p.filters)).query("status", p.status).json_ok()?;
     Ok(Output::listed_json("services", &v))
 }
 
-fn create(p: &Params) -> Result<Output> {
-    let mut spec = p.get("spec").cloned().unwrap_or(json!({}));
-    spec["Name"] = json!(p.req_str("name")?);
-    match p.str("mode").unwrap_or("replicated") {
+fn create(With(p, shape): With<Create, Shape>) -> Result<Output> {
+    let mut spec = Value::Object(shape.spec.clone().unwrap_or_default());
+    spec["Name"] = json!(p.name);
+    match p.mode.as_str() {
         "replicated" => {
             if spec.get("Mode").is_none() {
                 spec["Mode"] = json!({"Replicated": {"Replicas": 1}});
@@ -206,16 +231,16 @@ fn create(p: &Params) -> Result<Output> {
         "global" => spec["Mode"] = json!({"Global": {}}),
         other => return Err(Error::bad_params(format!("parameter 'mode' must be replicated or global, got '{other}'"))),
     }
-    apply(p, &mut spec)?;
+    apply(&shape, &mut spec)?;
     let image = image_of(&spec).ok_or_else(|| Error::bad_params("parameter 'image' is required (or spec.TaskTemplate.ContainerSpec.Image)"))?.to_string();
     let v = post("/services/create").registry(registry_of(&image)).json(&spec).json_ok()?;
     let id = v["ID"].clone();
     Ok(Output::one(format!("Created service {} ({})", spec["Name"].as_str().unwrap_or("?"), id.as_str().unwrap_or("?")), v).summary("id", id))
 }
 
-fn inspect(p: &Params) -> Result<Output> {
-    let id = p.req_str("id")?;
-    let v = get(spath(id)).query("insertDefaults", p.flag("insert_defaults")).json_ok()?;
+fn inspect(p: Inspect) -> Result<Output> {
+    let id = p.id.as_str();
+    let v = get(spath(id)).query("insertDefaults", p.insert_defaults).json_ok()?;
     let mode = if v["Spec"]["Mode"].get("Global").is_some() { "global".to_string() } else { format!("{} replicas", v["Spec"]["Mode"]["Replicated"]["Replicas"]) };
     Ok(Output::new(format!("Service {} ({}): {mode}", v["Spec"]["Name"].as_str().unwrap_or(id), v["ID"].as_str().unwrap_or(id))).summary("id", v["ID"].clone()).item(v))
 }
@@ -232,27 +257,27 @@ fn send_update(sid: &str, version: u64, spec: &Value, rollback: bool) -> Result<
     req.json(spec).json_ok()
 }
 
-fn update(p: &Params) -> Result<Output> {
-    let id = p.req_str("id")?;
+fn update(With(p, shape): With<Update, Shape>) -> Result<Output> {
+    let id = p.id.as_str();
     let (cur, read) = versioned(&spath(id))?;
     let sid = cur["ID"].as_str().unwrap_or(id).to_string();
     let mut spec = cur["Spec"].clone();
-    if let Some(patch) = p.get("spec") {
-        merge(&mut spec, patch);
+    if let Some(patch) = &shape.spec {
+        merge(&mut spec, &Value::Object(patch.clone()));
     }
-    apply(p, &mut spec)?;
-    if p.flag("force") {
+    apply(&shape, &mut spec)?;
+    if p.force {
         let n = spec["TaskTemplate"]["ForceUpdate"].as_u64().unwrap_or(0);
         spec["TaskTemplate"]["ForceUpdate"] = json!(n + 1);
     }
-    let v = send_update(&sid, version_param(p, read), &spec, false)?;
+    let version = p.version.filter(|v| *v >= 0).map(|v| v as u64).unwrap_or(read);
+    let v = send_update(&sid, version, &spec, false)?;
     Ok(Output::one(format!("Updated service {}", spec["Name"].as_str().unwrap_or(id)), json!({"ID": sid, "Warnings": v["Warnings"]})))
 }
 
-fn remove(p: &Params) -> Result<Output> {
-    let id = p.req_str("id")?;
-    delete(spath(id)).send_ok()?;
-    Ok(Output::one(format!("Removed service {id}"), json!({"id": id})))
+fn remove(p: Id) -> Result<Output> {
+    delete(spath(&p.id)).send_ok()?;
+    Ok(Output::one(format!("Removed service {}", p.id), json!({"id": p.id})))
 }
 
 fn logs(p: &Params) -> Result<Output> {
@@ -269,13 +294,12 @@ fn logs(p: &Params) -> Result<Output> {
     })
 }
 
-fn scale(p: &Params) -> Result<Output> {
-    let id = p.req_str("id")?;
-    let replicas = p.i64("replicas").ok_or_else(|| Error::bad_params("parameter 'replicas' (integer) is required"))?;
+fn scale(p: Scale) -> Result<Output> {
+    let (id, replicas) = (p.id.as_str(), p.replicas);
     if replicas < 0 {
         return Err(Error::bad_params("parameter 'replicas' must be 0 or more"));
     }
-    let limit = timeout(p, 60)?;
+    let limit = bounded(p.timeout, "timeout")?;
     let (cur, version) = versioned(&spath(id))?;
     let sid = cur["ID"].as_str().unwrap_or(id).to_string();
     let mut spec = cur["Spec"].clone();
@@ -286,14 +310,14 @@ fn scale(p: &Params) -> Result<Output> {
     spec["Mode"]["Replicated"]["Replicas"] = json!(replicas);
     send_update(&sid, version, &spec, false)?;
     let item = json!({"ID": sid, "replicas": replicas, "previous_replicas": previous});
-    if p.flag("wait") {
+    if p.wait {
         converge(&sid, limit)?;
     }
     Ok(Output::one(format!("Scaled service {id} from {previous} to {replicas} replicas"), item))
 }
 
-fn rollback(p: &Params) -> Result<Output> {
-    let id = p.req_str("id")?;
+fn rollback(p: Id) -> Result<Output> {
+    let id = p.id.as_str();
     let (cur, version) = versioned(&spath(id))?;
     if cur["PreviousSpec"].is_null() {
         return Err(Error::Engine { status: 409, message: format!("service {id} has no previous spec to roll back to") });
@@ -336,9 +360,9 @@ fn converge(sid: &str, limit: Duration) -> Result<(u64, u64)> {
     }
 }
 
-fn wait_converged(p: &Params) -> Result<Output> {
-    let id = p.req_str("id")?;
-    let limit = timeout(p, 60)?;
+fn wait_converged(p: Wait) -> Result<Output> {
+    let id = p.id.as_str();
+    let limit = bounded(p.timeout, "timeout")?;
     let sid = get(spath(id)).json_ok()?["ID"].as_str().unwrap_or(id).to_string();
     let (running, desired) = converge(&sid, limit)?;
     Ok(Output::one(format!("Service {id} converged: {running} of {desired} tasks running"), json!({"ID": sid, "running": running, "desired": desired, "converged": true})))
