@@ -3,7 +3,8 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::{delete, get, json, post, seg, Action, Error, Kind, Map, Output, Param, Params, Result, Value};
+use crate::typed::{Filters, Typed};
+use crate::{delete, get, json, post, seg, Action, Error, Kind, Map, Output, Params, Result, Value};
 
 /// Reads a swarm object and its `Version.Index`, which an update must send back.
 pub fn versioned(path: &str) -> Result<(Value, u64)> {
@@ -99,22 +100,85 @@ pub trait Object {
     const KIND: &'static str;
     /// `secrets` or `configs`: the path and the family.
     const PLURAL: &'static str;
-    /// Whether the data is secret (never echoed, logged or audited).
-    const SECRET: bool;
+    /// The create params: the same fields, the data `#[secret]` for secrets.
+    type Create: Typed + Into<NewObject> + 'static;
+}
+
+crate::params! {
+    pub struct SecretCreate {
+        name: String => "Name of the secret",
+        #[secret] data: Option<String> => "The data, as text",
+        #[secret] data_base64: Option<String> => "The data, base64-encoded (binary data)",
+        labels: Option<Map<String, Value>> => "Labels",
+        templating: Option<String> => "Templating driver, e.g. golang",
+        driver: Option<String> => "External secret driver",
+    }
+}
+
+crate::params! {
+    pub struct ConfigCreate {
+        name: String => "Name of the config",
+        data: Option<String> => "The data, as text",
+        data_base64: Option<String> => "The data, base64-encoded (binary data)",
+        labels: Option<Map<String, Value>> => "Labels",
+        templating: Option<String> => "Templating driver, e.g. golang",
+    }
+}
+
+/// A secret or config to create, whichever family asked.
+pub struct NewObject {
+    pub name: String,
+    pub data: Option<String>,
+    pub data_base64: Option<String>,
+    pub labels: Option<Map<String, Value>>,
+    pub templating: Option<String>,
+    pub driver: Option<String>,
+}
+
+impl From<SecretCreate> for NewObject {
+    fn from(p: SecretCreate) -> Self {
+        NewObject { name: p.name, data: p.data, data_base64: p.data_base64, labels: p.labels, templating: p.templating, driver: p.driver }
+    }
+}
+
+impl From<ConfigCreate> for NewObject {
+    fn from(p: ConfigCreate) -> Self {
+        NewObject { name: p.name, data: p.data, data_base64: p.data_base64, labels: p.labels, templating: p.templating, driver: None }
+    }
 }
 
 pub struct Secret;
 impl Object for Secret {
     const KIND: &'static str = "secret";
     const PLURAL: &'static str = "secrets";
-    const SECRET: bool = true;
+    type Create = SecretCreate;
 }
 
 pub struct Config;
 impl Object for Config {
     const KIND: &'static str = "config";
     const PLURAL: &'static str = "configs";
-    const SECRET: bool = false;
+    type Create = ConfigCreate;
+}
+
+crate::params! {
+    pub struct ObjectList {
+        filters: Option<Filters> => "Filters: id, label, name, names",
+    }
+}
+
+crate::params! {
+    pub struct ObjectId {
+        id: String => "ID or name",
+    }
+}
+
+crate::params! {
+    pub struct ObjectUpdate {
+        id: String => "ID or name",
+        labels: Map<String, Value> => "The new labels (they replace the old ones)",
+        version: Option<i64> => "The version read before (Version.Index); the current one when absent",
+    }
 }
 
 fn opath<O: Object>(id: &str) -> String {
@@ -128,102 +192,72 @@ fn name_of(v: &Value) -> &str {
 /// The standard actions of a secret or config family.
 pub fn object_actions<O: Object>() -> Vec<Action> {
     let (k, pl) = (O::KIND, O::PLURAL);
-    let id = || Param::string("id").required().describe(if O::SECRET { "Secret ID or name" } else { "Config ID or name" });
-    let data = {
-        let p = Param::string("data").describe("The data, as text");
-        if O::SECRET { p.secret() } else { p }
-    };
-    let data64 = {
-        let p = Param::string("data_base64").describe("The data, base64-encoded (binary data)");
-        if O::SECRET { p.secret() } else { p }
-    };
     vec![
         Action::new(&format!("{k}.list"), &format!("List {pl}"))
             .read_only()
-            .param(Param::any("filters").describe("Filters: id, label, name, names"))
             .output(&["data.*.ID", "data.*.Spec.Name", "data.*.Spec.Labels", "data.*.CreatedAt", "summary.total_objects"])
-            .run(list::<O>),
-        Action::new(&format!("{k}.create"), &format!("Create a {k}"))
-            .kind(Kind::Generic)
-            .param(Param::string("name").required())
-            .param(data)
-            .param(data64)
-            .param(Param::object("labels"))
-            .param(Param::string("templating").describe("Templating driver, e.g. golang"))
-            .param(Param::string("driver").describe("External secret driver (secrets only)"))
-            .output(&["data.*.ID", "data.*.name", "summary.id"])
-            .run(create::<O>),
+            .typed(list::<O>),
+        Action::new(&format!("{k}.create"), &format!("Create a {k}")).kind(Kind::Generic).output(&["data.*.ID", "data.*.name", "summary.id"]).typed(create::<O>),
         Action::new(&format!("{k}.inspect"), &format!("Inspect a {k}"))
             .read_only()
-            .param(id())
             .output(&["data.*.ID", "data.*.Spec.Name", "data.*.Spec.Labels", "data.*.Version.Index"])
-            .run(inspect::<O>),
+            .typed(inspect::<O>),
         Action::new(&format!("{k}.update"), &format!("Update a {k}'s labels (the only field the engine lets change)"))
             .kind(Kind::Generic)
-            .param(id())
-            .param(Param::object("labels").required().describe("The new labels (they replace the old ones)"))
-            .param(Param::int("version").describe("The version read before (Version.Index); the current one when absent"))
             .output(&["data.*.ID", "data.*.labels"])
-            .run(update::<O>),
-        Action::new(&format!("{k}.remove"), &format!("Remove a {k}"))
-            .kind(Kind::Correct)
-            .param(id())
-            .output(&["data.*.id"])
-            .run(remove::<O>),
+            .typed(update::<O>),
+        Action::new(&format!("{k}.remove"), &format!("Remove a {k}")).kind(Kind::Correct).output(&["data.*.id"]).typed(remove::<O>),
     ]
 }
 
-/// The `data` / `data_base64` params as the base64 the engine takes.
-pub fn data_param<O: Object>(p: &Params) -> Result<String> {
-    match (p.str("data"), p.str("data_base64")) {
+/// The data as the base64 the engine takes (empty for an external driver's secret).
+fn data_of(kind: &str, p: &NewObject) -> Result<String> {
+    match (&p.data, &p.data_base64) {
         (Some(_), Some(_)) => Err(Error::bad_params("give 'data' or 'data_base64', not both")),
         (Some(d), None) => Ok(crate::params::base64_encode(d.as_bytes())),
         (None, Some(b)) => {
             crate::params::base64_decode(b).ok_or_else(|| Error::bad_params("parameter 'data_base64' is not valid base64"))?;
-            Ok(b.to_string())
+            Ok(b.clone())
         }
-        (None, None) if p.str("driver").is_some() => Ok(String::new()),
-        (None, None) => Err(Error::bad_params(format!("a {} needs 'data' or 'data_base64'", O::KIND))),
+        (None, None) if p.driver.is_some() => Ok(String::new()),
+        (None, None) => Err(Error::bad_params(format!("a {kind} needs 'data' or 'data_base64'"))),
     }
 }
 
-fn list<O: Object>(p: &Params) -> Result<Output> {
-    let v = get(format!("/{}", O::PLURAL)).query_json("filters", p.filters("filters")?.as_ref()).json_ok()?;
+fn list<O: Object>(p: ObjectList) -> Result<Output> {
+    let v = get(format!("/{}", O::PLURAL)).query_json("filters", Filters::as_query(&p.filters)).json_ok()?;
     Ok(Output::listed_json(O::PLURAL, &v))
 }
 
-/// Creates a secret or config named `name` from `p`'s data; returns its ID.
-pub fn create_named<O: Object>(p: &Params, name: &str) -> Result<String> {
+/// Creates a secret or config; returns its ID.
+pub fn create_object<O: Object>(p: &NewObject) -> Result<String> {
     let mut spec = Map::new();
-    spec.insert("Name".into(), json!(name));
-    let data = data_param::<O>(p)?;
+    spec.insert("Name".into(), json!(p.name));
+    let data = data_of(O::KIND, p)?;
     if !data.is_empty() {
         spec.insert("Data".into(), json!(data));
     }
-    crate::params::set_opt(&mut spec, "Labels", p.get("labels").cloned());
-    if let Some(t) = p.str("templating") {
+    crate::params::set_opt(&mut spec, "Labels", p.labels.clone().map(Value::Object));
+    if let Some(t) = &p.templating {
         spec.insert("Templating".into(), json!({"Name": t}));
     }
-    if let Some(d) = p.str("driver") {
-        if !O::SECRET {
-            return Err(Error::bad_params("parameter 'driver' is for secrets only"));
-        }
+    if let Some(d) = &p.driver {
         spec.insert("Driver".into(), json!({"Name": d}));
     }
     let v = post(format!("/{}/create", O::PLURAL)).json(&Value::Object(spec)).json_ok()?;
     Ok(v["ID"].as_str().unwrap_or_default().to_string())
 }
 
-fn create<O: Object>(p: &Params) -> Result<Output> {
-    let name = p.req_str("name")?;
-    let id = create_named::<O>(p, name)?;
-    Ok(Output::one(format!("Created {} {name} ({id})", O::KIND), json!({"ID": id, "name": name})).summary("id", id))
+fn create<O: Object>(p: O::Create) -> Result<Output> {
+    let p: NewObject = p.into();
+    let id = create_object::<O>(&p)?;
+    Ok(Output::one(format!("Created {} {} ({id})", O::KIND, p.name), json!({"ID": id, "name": p.name})).summary("id", id))
 }
 
-fn inspect<O: Object>(p: &Params) -> Result<Output> {
-    let id = p.req_str("id")?;
+fn inspect<O: Object>(p: ObjectId) -> Result<Output> {
+    let id = p.id.as_str();
     let mut v = get(opath::<O>(id)).json_ok()?;
-    if !O::SECRET {
+    if O::PLURAL == "configs" {
         // Config data is not secret: show it as text too when it is.
         if let Some(text) = v["Spec"]["Data"].as_str().and_then(crate::params::base64_decode).and_then(|b| String::from_utf8(b).ok()) {
             v["Spec"]["DataText"] = json!(text);
@@ -232,21 +266,21 @@ fn inspect<O: Object>(p: &Params) -> Result<Output> {
     Ok(Output::new(format!("{} {} ({})", O::KIND, name_of(&v), v["ID"].as_str().unwrap_or(id))).summary("id", v["ID"].clone()).item(v))
 }
 
-fn update<O: Object>(p: &Params) -> Result<Output> {
-    let id = p.req_str("id")?;
+fn update<O: Object>(p: ObjectUpdate) -> Result<Output> {
+    let id = p.id.as_str();
     let (v, read) = versioned(&opath::<O>(id))?;
     let mut spec = v["Spec"].clone();
     if let Some(m) = spec.as_object_mut() {
         m.remove("Data"); // the engine refuses any change but labels; data is never resent
     }
-    spec["Labels"] = p.get("labels").cloned().unwrap_or(json!({}));
+    spec["Labels"] = Value::Object(p.labels.clone());
     let oid = v["ID"].as_str().unwrap_or(id).to_string();
-    post(format!("{}/update", opath::<O>(&oid))).query("version", version_param(p, read)).json(&spec).send_ok()?;
+    let version = p.version.filter(|v| *v >= 0).map(|v| v as u64).unwrap_or(read);
+    post(format!("{}/update", opath::<O>(&oid))).query("version", version).json(&spec).send_ok()?;
     Ok(Output::one(format!("Updated the labels of {} {}", O::KIND, name_of(&v)), json!({"ID": oid, "labels": spec["Labels"]})))
 }
 
-fn remove<O: Object>(p: &Params) -> Result<Output> {
-    let id = p.req_str("id")?;
-    delete(opath::<O>(id)).send_ok()?;
-    Ok(Output::one(format!("Removed {} {id}", O::KIND), json!({"id": id})))
+fn remove<O: Object>(p: ObjectId) -> Result<Output> {
+    delete(opath::<O>(&p.id)).send_ok()?;
+    Ok(Output::one(format!("Removed {} {}", O::KIND, p.id), json!({"id": p.id})))
 }

@@ -2,22 +2,28 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use berth_sdk::params;
 use berth_sdk::prelude::*;
-use berth_sdk::swarm::{create_named, object_actions, versioned, Secret};
+use berth_sdk::swarm::{create_object, object_actions, versioned, NewObject, Secret};
+
+params! {
+    struct Rotate {
+        id: String => "The secret to rotate (ID or name)",
+        #[secret] data: Option<String> => "The new data, as text",
+        #[secret] data_base64: Option<String> => "The new data, base64-encoded",
+        new_name: Option<String> => "Name of the new secret (default: the old name with a -<unix time> suffix)",
+        labels: Option<Map<String, Value>> => "Labels of the new secret (default: the old one's)",
+        keep_old: bool => "Keep the old secret instead of removing it",
+    }
+}
 
 fn actions() -> Vec<Action> {
     let mut all = object_actions::<Secret>();
     all.push(
         Action::new("secret.rotate", "Rotate a secret: create the new one, move every service that uses the old one onto it, remove the old one")
             .kind(Kind::Correct)
-            .param(Param::string("id").required().describe("The secret to rotate (ID or name)"))
-            .param(Param::string("data").secret().describe("The new data, as text"))
-            .param(Param::string("data_base64").secret().describe("The new data, base64-encoded"))
-            .param(Param::string("new_name").describe("Name of the new secret (default: the old name with a -<unix time> suffix)"))
-            .param(Param::object("labels").describe("Labels of the new secret (default: the old one's)"))
-            .param(Param::bool("keep_old").default(false).describe("Keep the old secret instead of removing it"))
             .output(&["data.*.old_id", "data.*.new_id", "data.*.new_name", "data.*.services", "summary.services_updated"])
-            .run(rotate),
+            .typed(rotate),
     );
     all
 }
@@ -26,23 +32,21 @@ berth_sdk::family!(name: "secret", actions: actions);
 
 /// The rotation order makes a failure safe: the new secret exists before any service moves,
 /// and the old one goes only when no service uses it any more.
-fn rotate(p: &Params) -> Result<Output> {
-    let id = p.req_str("id")?;
+fn rotate(p: Rotate) -> Result<Output> {
+    let id = p.id.as_str();
     let old = get(format!("/secrets/{}", berth_sdk::seg(id))).json_ok()?;
     let old_id = old["ID"].as_str().unwrap_or_default().to_string();
     let old_name = old["Spec"]["Name"].as_str().unwrap_or(id).to_string();
-    let new_name = match p.str("new_name") {
-        Some(n) => n.to_string(),
+    let new_name = match &p.new_name {
+        Some(n) => n.clone(),
         None => {
             let base = old_name.rsplit_once('-').filter(|(_, t)| t.len() >= 9 && t.bytes().all(|b| b.is_ascii_digit())).map_or(old_name.as_str(), |(b, _)| b);
             format!("{base}-{}", SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0))
         }
     };
-    let mut params = p.clone();
-    if p.get("labels").is_none() {
-        params.0.insert("labels".into(), old["Spec"]["Labels"].clone());
-    }
-    let new_id = create_named::<Secret>(&params, &new_name)?;
+    let labels = p.labels.clone().or_else(|| old["Spec"]["Labels"].as_object().cloned());
+    let new = NewObject { name: new_name.clone(), data: p.data.clone(), data_base64: p.data_base64.clone(), labels, templating: None, driver: None };
+    let new_id = create_object::<Secret>(&new)?;
     let services = get("/services").json_ok()?;
     let mut moved = Vec::new();
     for s in services.as_array().into_iter().flatten() {
@@ -63,7 +67,7 @@ fn rotate(p: &Params) -> Result<Output> {
         post(format!("/services/{sid}/update")).query("version", version).json(&spec).send_ok()?;
         moved.push(json!({"id": sid, "name": cur["Spec"]["Name"]}));
     }
-    let removed = !p.flag("keep_old");
+    let removed = !p.keep_old;
     if removed {
         delete(format!("/secrets/{old_id}")).send_ok()?;
     }
