@@ -496,6 +496,10 @@ impl<I: Inspector> Gate<'_, '_, I> {
             ("POST", "/secrets/create" | "/configs/create") => {
                 if scoped {
                     let mut v = json_body(body, "create", false)?;
+                    // An external secret driver is an engine plugin: not for scoped tenants.
+                    if !v["Driver"].is_null() {
+                        return Err(Refusal::Denied("Driver: external secret drivers (engine plugins) are not available to a label-scoped tenant".into()));
+                    }
                     self.force_label(&mut v, "Labels")?;
                     set_body(body, &v);
                 }
@@ -886,6 +890,8 @@ mod tests {
         assert!(e.message().contains("secret theirpw is outside"), "{e:?}");
         let (a, _) = run(&p, &mut o, Method::GET, "/secrets", &[], None).unwrap();
         assert!(a.query[0].1.contains("team=red"));
+        let e = run(&p, &mut o, Method::POST, "/secrets/create", &[], Some(json!({"Name": "x", "Driver": {"Name": "vault"}}))).unwrap_err();
+        assert!(e.message().contains("external secret drivers"), "{e:?}");
         for (m, path) in [(Method::GET, "/nodes"), (Method::POST, "/swarm/leave"), (Method::GET, "/plugins"), (Method::POST, "/plugins/pull")] {
             let e = run(&p, &mut o, m, path, &[], None).unwrap_err();
             assert!(e.message().contains("not available to a label-scoped tenant"), "{path}: {e:?}");
