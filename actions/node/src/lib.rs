@@ -5,7 +5,7 @@ use std::time::Duration;
 use berth_sdk::logs::bounded;
 use berth_sdk::params;
 use berth_sdk::prelude::*;
-use berth_sdk::swarm::{names_value, versioned, wait_for};
+use berth_sdk::swarm::{names_value, version_or, versioned, wait_for};
 use berth_sdk::typed::Filters;
 
 params! {
@@ -106,7 +106,7 @@ fn update_spec(id: &str, version: Option<i64>, change: impl FnOnce(&mut Value) -
     let nid = cur["ID"].as_str().unwrap_or(id).to_string();
     let mut spec = cur["Spec"].clone();
     change(&mut spec)?;
-    let version = version.filter(|v| *v >= 0).map(|v| v as u64).unwrap_or(read);
+    let version = version_or(version, read);
     post(format!("{}/update", npath(&nid))).query("version", version).json(&spec).send_ok()?;
     Ok((nid, spec))
 }

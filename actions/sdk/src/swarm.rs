@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::typed::{Filters, Typed};
-use crate::{delete, get, json, post, seg, Action, Error, Kind, Map, Output, Params, Result, Value};
+use crate::{delete, get, json, post, seg, Action, Error, Kind, Map, Output, Result, Value};
 
 /// Reads a swarm object and its `Version.Index`, which an update must send back.
 pub fn versioned(path: &str) -> Result<(Value, u64)> {
@@ -15,8 +15,8 @@ pub fn versioned(path: &str) -> Result<(Value, u64)> {
 
 /// The version to update against: the `version` param when given (optimistic locking by the
 /// caller), else the one just read.
-pub fn version_param(p: &Params, read: u64) -> u64 {
-    p.i64("version").filter(|v| *v >= 0).map(|v| v as u64).unwrap_or(read)
+pub fn version_or(version: Option<i64>, read: u64) -> u64 {
+    version.filter(|v| *v >= 0).map(|v| v as u64).unwrap_or(read)
 }
 
 /// Merges `patch` into `base` (JSON merge patch, RFC 7386: objects merge, `null` removes,
@@ -37,11 +37,6 @@ pub fn merge(base: &mut Value, patch: &Value) {
 }
 
 /// A list param given as a JSON array of strings or as comma-separated text.
-pub fn names(p: &Params, name: &str) -> Result<Vec<String>> {
-    names_value(p.get(name), name)
-}
-
-/// [`names`] on a value already read.
 pub fn names_value(v: Option<&Value>, name: &str) -> Result<Vec<String>> {
     match v {
         None => Ok(Vec::new()),
@@ -87,11 +82,6 @@ pub fn wait_for<T>(timeout: Duration, every: Duration, mut step: impl FnMut() ->
         }
         pause(every.min(deadline - now));
     }
-}
-
-/// The `timeout` param in seconds, 1–3600.
-pub fn timeout(p: &Params, default: i64) -> Result<Duration> {
-    crate::logs::bounded_seconds(p, "timeout", default)
 }
 
 /// A secret or a config: the two families have one shape.
@@ -275,7 +265,7 @@ fn update<O: Object>(p: ObjectUpdate) -> Result<Output> {
     }
     spec["Labels"] = Value::Object(p.labels.clone());
     let oid = v["ID"].as_str().unwrap_or(id).to_string();
-    let version = p.version.filter(|v| *v >= 0).map(|v| v as u64).unwrap_or(read);
+    let version = version_or(p.version, read);
     post(format!("{}/update", opath::<O>(&oid))).query("version", version).json(&spec).send_ok()?;
     Ok(Output::one(format!("Updated the labels of {} {}", O::KIND, name_of(&v)), json!({"ID": oid, "labels": spec["Labels"]})))
 }

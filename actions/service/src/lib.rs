@@ -8,7 +8,7 @@ use berth_sdk::params;
 use berth_sdk::params::set_opt;
 use berth_sdk::prelude::*;
 use berth_sdk::stream::registry_of;
-use berth_sdk::swarm::{merge, names_value, versioned, wait_for};
+use berth_sdk::swarm::{merge, names_value, version_or, versioned, wait_for};
 use berth_sdk::typed::{Filters, With};
 
 fn id() -> Param {
@@ -270,7 +270,7 @@ fn update(With(p, shape): With<Update, Shape>) -> Result<Output> {
         let n = spec["TaskTemplate"]["ForceUpdate"].as_u64().unwrap_or(0);
         spec["TaskTemplate"]["ForceUpdate"] = json!(n + 1);
     }
-    let version = p.version.filter(|v| *v >= 0).map(|v| v as u64).unwrap_or(read);
+    let version = version_or(p.version, read);
     let v = send_update(&sid, version, &spec, false)?;
     Ok(Output::one(format!("Updated service {}", spec["Name"].as_str().unwrap_or(id)), json!({"ID": sid, "Warnings": v["Warnings"]})))
 }

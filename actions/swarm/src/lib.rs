@@ -6,7 +6,7 @@
 
 use berth_sdk::params;
 use berth_sdk::prelude::*;
-use berth_sdk::swarm::{merge, names_value, versioned};
+use berth_sdk::swarm::{merge, names_value, version_or, versioned};
 use berth_sdk::typed::NoParams;
 
 params! {
@@ -160,7 +160,7 @@ fn update(p: Update) -> Result<Output> {
         .filter(|(on, _)| *on)
         .map(|(_, what)| what)
         .collect();
-    let version = p.version.filter(|v| *v >= 0).map(|v| v as u64).unwrap_or(read);
+    let version = version_or(p.version, read);
     post("/swarm/update")
         .query("version", version)
         .query("rotateWorkerToken", p.rotate_worker_token)
