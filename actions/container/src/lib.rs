@@ -301,27 +301,16 @@ pub(crate) fn inspect(p: &Params) -> Result<Output> {
         .item(v))
 }
 
-/// A command given as a JSON array, or as a string split on whitespace.
+/// A command given as a JSON array, or as a string split as a shell would.
 pub(crate) fn command(p: &Params, name: &str) -> Result<Option<Value>> {
-    match p.get(name) {
-        None => Ok(None),
-        Some(Value::Array(a)) if a.iter().all(Value::is_string) => Ok(Some(Value::Array(a.clone()))),
-        // Split as a shell would: `sh -c 'echo a b'` is three words.
-        Some(Value::String(s)) => {
-            let words = shell_words::split(s).map_err(|e| Error::bad_params(format!("parameter '{name}' is not a well-quoted command line ({e}): {s}")))?;
-            Ok(Some(Value::Array(words.into_iter().map(Value::String).collect())))
-        }
-        Some(_) => Err(Error::bad_params(format!("parameter '{name}' must be a list of strings or a string"))),
-    }
+    berth_sdk::params::command_value(p.get(name), name)
 }
 
 pub(crate) fn env_list(p: &Params) -> Result<Option<Value>> {
     match p.get("env") {
         None => Ok(None),
         Some(Value::Array(a)) if a.iter().all(|e| e.as_str().is_some_and(|s| s.contains('='))) => Ok(Some(Value::Array(a.clone()))),
-        Some(Value::Object(m)) => Ok(Some(Value::Array(
-            m.iter().map(|(k, v)| json!(format!("{k}={}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))).collect(),
-        ))),
+        Some(Value::Object(m)) => Ok(Some(json!(berth_sdk::params::key_values(m)))),
         Some(_) => Err(Error::bad_params("parameter 'env' must be [\"K=V\", ...] or {\"K\": \"V\"}")),
     }
 }

@@ -231,7 +231,7 @@ fn push(p: Push) -> Result<Output> {
 fn set(p: Set) -> Result<Output> {
     let name = p.name.as_str();
     let settings: Vec<String> = match &p.settings {
-        Value::Object(m) => m.iter().map(|(k, v)| format!("{k}={}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))).collect(),
+        Value::Object(m) => berth_sdk::params::key_values(m),
         Value::Array(a) => a
             .iter()
             .map(|x| x.as_str().filter(|s| s.contains('=')).map(str::to_string).ok_or_else(|| Error::bad_params("parameter 'settings' must hold KEY=value strings")))

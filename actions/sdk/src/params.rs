@@ -257,3 +257,22 @@ impl Params {
         }
     }
 }
+
+/// `{"K": "V"}` as `["K=V"]`, a non-string value as its JSON text: environments, settings.
+pub fn key_values(m: &Map<String, Value>) -> Vec<String> {
+    m.iter().map(|(k, v)| format!("{k}={}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))).collect()
+}
+
+/// A command given as a JSON array of strings, or as one string split as a shell would
+/// (`sh -c 'echo a b'` is three words).
+pub fn command_value(v: Option<&Value>, name: &str) -> Result<Option<Value>> {
+    match v {
+        None => Ok(None),
+        Some(Value::Array(a)) if a.iter().all(Value::is_string) => Ok(Some(Value::Array(a.clone()))),
+        Some(Value::String(s)) => {
+            let words = shell_words::split(s).map_err(|e| Error::bad_params(format!("parameter '{name}' is not a well-quoted command line ({e}): {s}")))?;
+            Ok(Some(Value::Array(words.into_iter().map(Value::String).collect())))
+        }
+        Some(_) => Err(Error::bad_params(format!("parameter '{name}' must be a list of strings or a string"))),
+    }
+}

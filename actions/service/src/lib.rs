@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use berth_sdk::logs::{bounded, log_params, logs as read_logs, mux_from_content_type};
 use berth_sdk::params;
-use berth_sdk::params::set_opt;
+use berth_sdk::params::{command_value, key_values, set_opt};
 use berth_sdk::prelude::*;
 use berth_sdk::stream::registry_of;
 use berth_sdk::swarm::{merge, names_value, version_or, versioned, wait_for};
@@ -118,23 +118,11 @@ fn spath(id: &str) -> String {
     format!("/services/{}", berth_sdk::seg(id))
 }
 
-fn words(v: &Option<Value>, name: &str) -> Result<Option<Value>> {
-    match v {
-        None => Ok(None),
-        Some(Value::Array(a)) if a.iter().all(Value::is_string) => Ok(Some(Value::Array(a.clone()))),
-        Some(Value::String(s)) => {
-            let w = shell_words::split(s).map_err(|e| Error::bad_params(format!("parameter '{name}': {e}")))?;
-            Ok(Some(json!(w)))
-        }
-        Some(_) => Err(Error::bad_params(format!("parameter '{name}' must be a list of strings or a string"))),
-    }
-}
-
 fn env(v: &Option<Value>) -> Result<Option<Value>> {
     match v {
         None => Ok(None),
         Some(Value::Array(a)) if a.iter().all(Value::is_string) => Ok(Some(Value::Array(a.clone()))),
-        Some(Value::Object(m)) => Ok(Some(m.iter().map(|(k, v)| json!(format!("{k}={}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))).collect())),
+        Some(Value::Object(m)) => Ok(Some(json!(key_values(m)))),
         Some(_) => Err(Error::bad_params("parameter 'env' must be {\"K\": \"V\"} or [\"K=V\"]")),
     }
 }
@@ -178,8 +166,8 @@ fn apply(p: &Shape, spec: &mut Value) -> Result<()> {
     let cs = tt.as_object_mut().ok_or_else(|| Error::bad_params("TaskTemplate must be an object"))?.entry("ContainerSpec").or_insert_with(|| json!({}));
     let cs = cs.as_object_mut().ok_or_else(|| Error::bad_params("TaskTemplate.ContainerSpec must be an object"))?;
     set_opt(cs, "Image", p.image.clone().map(Value::String));
-    set_opt(cs, "Command", words(&p.command, "command")?);
-    set_opt(cs, "Args", words(&p.args, "args")?);
+    set_opt(cs, "Command", command_value(p.command.as_ref(), "command")?);
+    set_opt(cs, "Args", command_value(p.args.as_ref(), "args")?);
     set_opt(cs, "Env", env(&p.env)?);
     set_opt(cs, "Labels", p.container_labels.clone().map(Value::Object));
     set_opt(cs, "Secrets", file_refs(&p.secrets, "secrets", "secrets", "SecretID", "SecretName")?);
