@@ -286,6 +286,19 @@ impl EnginePolicy {
         Ok(refs)
     }
 
+    /// Caps `max-size` in a log driver's options, `driver[key]` (a container's
+    /// `LogConfig.Config`, a service's `LogDriver.Options`), at `log_max_size`.
+    fn cap_log_size(&self, driver: &mut Value, key: &str) {
+        let cap = parse_size(&self.log_max_size).unwrap_or(u64::MAX);
+        let given = driver.get(key).and_then(|o| o.get("max-size")).and_then(Value::as_str).and_then(parse_size);
+        if given.is_none_or(|g| g > cap) {
+            if !driver.get(key).is_some_and(Value::is_object) {
+                driver[key] = json!({});
+            }
+            driver[key]["max-size"] = json!(self.log_max_size);
+        }
+    }
+
     fn network_name(&self, field: &str, name: &str, refs: &mut References) -> Result<(), String> {
         match name {
             "none" => Ok(()),
@@ -445,15 +458,7 @@ impl EnginePolicy {
                 }
                 let ty = lc.get("Type").and_then(Value::as_str).unwrap_or("").to_string();
                 if ty.is_empty() || ty == "json-file" || ty == "local" {
-                    let cfg = lc.as_object_mut().expect("object").entry("Config").or_insert_with(|| json!({}));
-                    if !cfg.is_object() {
-                        *cfg = json!({});
-                    }
-                    let cap = parse_size(&self.log_max_size).unwrap_or(u64::MAX);
-                    let given = cfg.get("max-size").and_then(Value::as_str).and_then(parse_size);
-                    if given.is_none_or(|g| g > cap) {
-                        cfg["max-size"] = json!(self.log_max_size);
-                    }
+                    self.cap_log_size(lc, "Config");
                 }
             }
         }
@@ -544,14 +549,7 @@ impl EnginePolicy {
                 if name.is_empty() {
                     ld["Name"] = json!("json-file");
                 }
-                let cap = parse_size(&self.log_max_size).unwrap_or(u64::MAX);
-                let given = ld.get("Options").and_then(|o| o.get("max-size")).and_then(Value::as_str).and_then(parse_size);
-                if given.is_none_or(|g| g > cap) {
-                    if !ld.get("Options").is_some_and(Value::is_object) {
-                        ld["Options"] = json!({});
-                    }
-                    ld["Options"]["max-size"] = json!(self.log_max_size);
-                }
+                self.cap_log_size(ld, "Options");
             }
         }
         // Task resources: the same caps as a container's.
