@@ -83,8 +83,7 @@ impl TlsSettings {
         match (&self.cert, &self.key) {
             (Some(cert), Some(key)) => {
                 let chain = certs(cert, "client certificate")?;
-                let k = PrivateKeyDer::from_pem_slice(&key.bytes("client key")?)
-                    .map_err(|e| anyhow::anyhow!("the client key {} holds no usable private key: {e}", key.describe()))?;
+                let k = private_key(key, "client key")?;
                 builder.with_client_auth_cert(chain, k).map_err(|e| anyhow::anyhow!("the client certificate and key do not go together: {e}"))
             }
             (None, None) => Ok(builder.with_no_client_auth()),
@@ -100,7 +99,13 @@ impl TlsSettings {
     }
 }
 
-fn certs(pem: &Pem, what: &str) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+/// The private key in `pem`.
+pub(crate) fn private_key(pem: &Pem, what: &str) -> anyhow::Result<PrivateKeyDer<'static>> {
+    PrivateKeyDer::from_pem_slice(&pem.bytes(what)?).map_err(|e| anyhow::anyhow!("the {what} {} holds no usable private key: {e}", pem.describe()))
+}
+
+/// The certificates in `pem` (at least one).
+pub(crate) fn certs(pem: &Pem, what: &str) -> anyhow::Result<Vec<CertificateDer<'static>>> {
     let bytes = pem.bytes(what)?;
     let list: Vec<_> = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<_, _>>()

@@ -302,30 +302,23 @@ pub async fn serve(server: Arc<Server>, listener: tokio::net::TcpListener) -> an
 /// The rustls acceptor for `[server] tls_cert`/`tls_key`, requiring a client certificate
 /// signed by `client_ca` when one is given.
 pub fn tls_acceptor(t: &config::ServeTls) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use crate::engine::tls::{certs, private_key, Pem};
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let read = |p: &Path, what: &str| std::fs::read(p).map_err(|e| anyhow::anyhow!("server.{what} {}: {e}", p.display()));
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&read(&t.cert, "tls_cert")?)
-        .collect::<Result<_, _>>()
-        .map_err(|e| anyhow::anyhow!("server.tls_cert {}: {e}", t.cert.display()))?;
-    if certs.is_empty() {
-        anyhow::bail!("server.tls_cert {} holds no certificate", t.cert.display());
-    }
-    let key = PrivateKeyDer::from_pem_slice(&read(&t.key, "tls_key")?).map_err(|e| anyhow::anyhow!("server.tls_key {}: {e}", t.key.display()))?;
+    let chain = certs(&Pem::File(t.cert.clone()), "certificate (server.tls_cert)")?;
+    let key = private_key(&Pem::File(t.key.clone()), "key (server.tls_key)")?;
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
     let builder = match &t.client_ca {
         Some(ca) => {
             let mut roots = rustls::RootCertStore::empty();
-            for c in CertificateDer::pem_slice_iter(&read(ca, "client_ca")?) {
-                roots.add(c.map_err(|e| anyhow::anyhow!("server.client_ca {}: {e}", ca.display()))?)?;
+            for c in certs(&Pem::File(ca.clone()), "client CA (server.client_ca)")? {
+                roots.add(c)?;
             }
             let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider).build()?;
             builder.with_client_cert_verifier(verifier)
         }
         None => builder.with_no_client_auth(),
     };
-    let mut cfg = builder.with_single_cert(certs, key).map_err(|e| anyhow::anyhow!("server.tls_cert and tls_key: {e}"))?;
+    let mut cfg = builder.with_single_cert(chain, key).map_err(|e| anyhow::anyhow!("server.tls_cert and tls_key: {e}"))?;
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))
 }
