@@ -49,6 +49,15 @@ impl AuthConfig {
     }
 }
 
+/// The docker CLI's config directory: `$DOCKER_CONFIG`, else `~/.docker` (credentials,
+/// `currentContext` and contexts live there).
+pub fn docker_config_dir() -> Option<PathBuf> {
+    match std::env::var_os("DOCKER_CONFIG").filter(|d| !d.is_empty()) {
+        Some(d) => Some(PathBuf::from(d)),
+        None => std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")),
+    }
+}
+
 /// Where credentials come from: berth's own file first, then the docker CLI's config.
 #[derive(Debug, Default, Clone)]
 pub struct CredentialStore {
@@ -128,10 +137,7 @@ impl CredentialStore {
 
     /// The default docker CLI config path: `$DOCKER_CONFIG/config.json` or `~/.docker/config.json`.
     pub fn docker_config_path() -> Option<PathBuf> {
-        if let Some(d) = std::env::var_os("DOCKER_CONFIG") {
-            return Some(PathBuf::from(d).join("config.json"));
-        }
-        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker/config.json"))
+        docker_config_dir().map(|d| d.join("config.json"))
     }
 
     pub fn get(&self, registry: &str) -> Option<&AuthConfig> {

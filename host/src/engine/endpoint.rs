@@ -45,10 +45,7 @@ pub struct Env<'a> {
 impl Env<'_> {
     pub fn process() -> Env<'static> {
         static VAR: fn(&str) -> Option<String> = |k| std::env::var(k).ok().filter(|v| !v.is_empty());
-        let config_dir = std::env::var_os("DOCKER_CONFIG")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default().join(".docker"));
+        let config_dir = crate::credentials::docker_config_dir().unwrap_or_else(|| PathBuf::from(".docker"));
         Env { var: &VAR, config_dir }
     }
     fn get(&self, k: &str) -> Option<String> {
