@@ -137,11 +137,42 @@ pub enum Command {
     HashToken { token: String },
     /// Print a shell completion script: `berth completions bash > /etc/bash_completion.d/berth`.
     Completions { shell: clap_complete::Shell },
-    /// List every action: name, kind, read-only, summary.
+    /// List every action: name, kind, read-only, summary; then any skipped component and why.
     Actions {
         /// JSON for machines.
         #[arg(long)]
         json: bool,
+        /// Exit 1 when any component was skipped (broken, clashing, unsupported contract).
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Check a component before installing it: contract version, imports, describe(), names,
+    /// clashes with the installed families, the default caps.
+    Check {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a component, copy it into the actions directory (atomically), precompile it and
+    /// print its sha256 for tenant pins.
+    Install {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Scaffold a new action family that builds and passes its own test.
+    New {
+        /// Family name (lower-case, '-' allowed): its actions are NAME.<action>.
+        name: String,
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: crate::authoring::scaffold::Lang,
+        /// Directory to create [default: ./NAME].
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The berth checkout whose SDKs and WIT the family uses [default: the one this
+        /// binary was built from].
+        #[arg(long)]
+        root: Option<PathBuf>,
     },
     /// Show an action's params and their JSON Schema.
     Describe {
@@ -240,6 +271,24 @@ pub fn main_entry() -> i32 {
             let actions = cli.actions.clone().unwrap_or_else(default_actions_dir);
             return crate::server::run(config, listen.as_deref(), actions);
         }
+        Command::New { name, lang, dir, root } => {
+            let dir = dir.clone().unwrap_or_else(|| PathBuf::from(name));
+            let root = root.clone().unwrap_or_else(crate::authoring::scaffold::default_root);
+            let berth = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("berth"));
+            return match crate::authoring::scaffold::create(name, *lang, &dir, &root, &berth) {
+                Ok(files) => {
+                    for f in files {
+                        println!("created {}", f.display());
+                    }
+                    println!("next: make -C {} && make -C {} test", dir.display(), dir.display());
+                    0
+                }
+                Err(e) => {
+                    eprintln!("berth: new: {e:#}");
+                    2
+                }
+            };
+        }
         _ => {}
     }
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
@@ -283,11 +332,48 @@ async fn run_cli(cli: Cli) -> Result<i32, Usage> {
         eprintln!("berth: warning: skipped component {}: {why}", path.display());
     }
     match cli.command {
-        Command::Serve { .. } | Command::HashToken { .. } | Command::Completions { .. } => unreachable!("handled before discovery"),
-        Command::Actions { json } => {
+        Command::Serve { .. } | Command::HashToken { .. } | Command::Completions { .. } | Command::New { .. } => unreachable!("handled before discovery"),
+        Command::Actions { json, strict } => {
             print_actions(&catalog, json || format == OutputFormat::Json);
+            if strict && !catalog.skipped.is_empty() {
+                eprintln!("berth: {} component(s) skipped (--strict)", catalog.skipped.len());
+                return Ok(1);
+            }
             Ok(0)
         }
+        Command::Check { ref file, json } => match crate::authoring::check(&runtime, file, &catalog, &dir).await {
+            Ok((report, _)) => {
+                print_check(&report, json || format == OutputFormat::Json);
+                Ok(0)
+            }
+            Err(e) => {
+                eprintln!("berth: check {}: {e:#}", file.display());
+                Ok(1)
+            }
+        },
+        Command::Install { ref file, json } => match crate::authoring::install(&runtime, file, &dir).await {
+            Ok(done) => {
+                if json || format == OutputFormat::Json {
+                    println!("{}", serde_json::to_string_pretty(&done).expect("serialises"));
+                } else {
+                    print_check(&done.report, false);
+                    let verb = if done.replaced { "replaced" } else { "installed" };
+                    println!("{verb} {} (family {} {})", done.path.display(), done.report.family.name, done.report.family.version);
+                    if done.precompiled {
+                        println!("precompiled into the cache: the first run compiles nothing");
+                    } else {
+                        println!("no compile cache (--no-cache): each run compiles it");
+                    }
+                    println!("sha256 {}", done.report.sha256);
+                    println!("pin it for a tenant: pins = {{ \"{}\" = \"{}\" }}", done.report.family.name, done.report.sha256);
+                }
+                Ok(0)
+            }
+            Err(e) => {
+                eprintln!("berth: install {}: {e:#}; nothing was installed", file.display());
+                Ok(1)
+            }
+        },
         Command::Describe { ref action, json } => {
             let (comp, spec) = find(&catalog, action)?;
             print_describe(comp, spec, json || format == OutputFormat::Json);
@@ -474,6 +560,7 @@ fn print_actions(catalog: &Catalog, json: bool) {
                 json!({
                     "name": a.name, "kind": a.kind, "read_only": a.read_only, "summary": a.summary,
                     "family": c.family.name, "family_version": c.family.version, "component": c.path, "sha256": c.sha256,
+                    "operations": a.operations,
                 })
             })
             .collect();
@@ -493,13 +580,32 @@ fn print_actions(catalog: &Catalog, json: bool) {
     }
 }
 
+fn print_check(r: &crate::authoring::Report, json: bool) {
+    let mut out = std::io::stdout().lock();
+    if json {
+        let _ = writeln!(out, "{}", serde_json::to_string_pretty(r).expect("serialises"));
+        return;
+    }
+    let _ = writeln!(out, "{}: ok ({} KiB, sha256 {})", r.file.display(), r.size.div_ceil(1024), r.sha256);
+    for p in &r.passed {
+        let _ = writeln!(out, "  ok    {p}");
+    }
+    for w in &r.warnings {
+        let _ = writeln!(out, "  warn  {w}");
+    }
+    for a in &r.family.actions {
+        let ops = if a.operations.is_empty() { "(no operations declared)".to_string() } else { a.operations.join(", ") };
+        let _ = writeln!(out, "  action {:<32} {}", a.name, ops);
+    }
+}
+
 fn print_describe(comp: &crate::runtime::ComponentFile, spec: &ActionSpec, json: bool) {
     let mut out = std::io::stdout().lock();
     if json {
         let v = json!({
             "name": spec.name, "summary": spec.summary, "kind": spec.kind, "read_only": spec.read_only,
             "family": comp.family.name, "component": comp.path,
-            "params": spec.params, "output": spec.output, "schema": spec.json_schema(),
+            "params": spec.params, "output": spec.output, "operations": spec.operations, "schema": spec.json_schema(),
         });
         let _ = writeln!(out, "{}", serde_json::to_string_pretty(&v).unwrap());
         return;
@@ -514,6 +620,9 @@ fn print_describe(comp: &crate::runtime::ComponentFile, spec: &ActionSpec, json:
         let req = if p.required { " (required)" } else { "" };
         let def = p.default.as_ref().map(|d| format!(" [default: {d}]")).unwrap_or_default();
         let _ = writeln!(out, "  {:<16} {:<8}{req}{def}  {}", p.name, p.value_type.name(), p.description);
+    }
+    if !spec.operations.is_empty() {
+        let _ = writeln!(out, "\nengine operations (no others are allowed): {}", spec.operations.join(", "));
     }
     if !spec.output.is_empty() {
         let _ = writeln!(out, "\noutput:");

@@ -7,8 +7,10 @@
 //! - [`spec`]: action specs, param validation, the SOAR `action_result`.
 //! - [`credentials`]: registry credentials, held by the host only.
 //! - [`server`]: `berth serve`, tenants, audit, metrics.
+//! - [`authoring`]: writing your own actions: `berth new`, `check`, `install`.
 //! - [`cli`]: the `berth` command.
 
+pub mod authoring;
 pub mod cli;
 pub mod credentials;
 pub mod engine;

@@ -60,6 +60,10 @@ pub struct ActionSpec {
     pub read_only: bool,
     pub params: Vec<ParamSpec>,
     pub output: Vec<String>,
+    /// Engine API operations (operationIds) the action declares it calls (contract 0.2);
+    /// empty when it declares none, and then nothing is restricted by operation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub operations: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

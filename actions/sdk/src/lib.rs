@@ -15,12 +15,16 @@
 pub mod bindings {
     wit_bindgen::generate!({
         world: "family",
-        path: "../../wit",
+        path: "../../wit/since_v0.2.0",
         pub_export_macro: true,
         export_macro_name: "export_family",
         default_bindings_module: "berth_sdk::bindings",
     });
 }
+
+/// The `berth:connector` contract this SDK builds for, as [`family!`] writes it into the
+/// component's `berth:contract` custom section (the host links the matching binding).
+pub const CONTRACT: [u8; 5] = *b"0.2.0";
 
 pub mod commit;
 pub mod engine;
@@ -232,6 +236,11 @@ macro_rules! family {
             }
         }
         $crate::bindings::export_family!(__BerthFamily with_types_in $crate::bindings);
+
+        /// The contract version this family was built for (read by the host).
+        #[link_section = "berth:contract"]
+        #[used]
+        static __BERTH_CONTRACT: [u8; 5] = $crate::CONTRACT;
     };
 }
 

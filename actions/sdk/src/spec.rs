@@ -24,6 +24,7 @@ impl Action {
                 read_only: false,
                 params: Vec::new(),
                 output: Vec::new(),
+                operations: Vec::new(),
             },
             handler: None,
         }
@@ -44,6 +45,13 @@ impl Action {
     /// Output data paths, relative to `action_result.` (e.g. `data.*.Version`).
     pub fn output(mut self, paths: &[&str]) -> Self {
         self.spec.output.extend(paths.iter().map(|p| format!("action_result.{p}")));
+        self
+    }
+    /// The Engine API operations (operationIds, e.g. `ContainerList`) the action calls. Once
+    /// declared, the host refuses any other: a bug or a hijacked dependency cannot make a
+    /// `list` action delete. The coverage table is checked against these declarations.
+    pub fn ops(mut self, operations: &[&str]) -> Self {
+        self.spec.operations.extend(operations.iter().map(|o| o.to_string()));
         self
     }
     pub fn run(mut self, handler: Handler) -> Self {

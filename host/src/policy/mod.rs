@@ -46,6 +46,9 @@ pub struct Policy {
     pub rules: Arc<EnginePolicy>,
     /// The engine's unix socket, which no bind mount may expose.
     pub engine_socket: Option<String>,
+    /// The Engine API operations the action declared (contract 0.2): any other is refused.
+    /// `None` when it declared none.
+    pub operations: Option<Arc<[String]>>,
 }
 
 impl Policy {
@@ -53,7 +56,13 @@ impl Policy {
     /// still hold.
     pub fn for_action(read_only: bool) -> Self {
         static OPEN: OnceLock<Arc<EnginePolicy>> = OnceLock::new();
-        Policy { read_only, label_scope: None, rules: OPEN.get_or_init(|| Arc::new(EnginePolicy::unrestricted())).clone(), engine_socket: None }
+        Policy { read_only, label_scope: None, rules: OPEN.get_or_init(|| Arc::new(EnginePolicy::unrestricted())).clone(), engine_socket: None, operations: None }
+    }
+
+    /// Restricts the invocation to the operations its action declares (none: no restriction).
+    pub fn declared_operations(mut self, ops: &[String]) -> Self {
+        self.operations = (!ops.is_empty()).then(|| ops.into());
+        self
     }
 }
 
@@ -167,6 +176,18 @@ impl Policy {
                 "{} is read-only: {} {} refused (only GET and HEAD are allowed)",
                 req.action, req.method, req.path
             )));
+        }
+        if let Some(ops) = &self.operations {
+            let op = m.route.operation;
+            if !ops.iter().any(|o| o == op) {
+                return Err(Refusal::Denied(format!(
+                    "{} declares the engine operations {}; {op} ({} {}) is not among them",
+                    req.action,
+                    ops.join(", "),
+                    req.method,
+                    req.path
+                )));
+            }
         }
         let mut query = req.query;
         let registry = self.registry_for(&m, &query, body, req.registry, req.auth_body_registry)?;
@@ -771,7 +792,7 @@ mod tests {
     }
 
     fn red() -> Policy {
-        Policy { read_only: false, label_scope: Some(("team".into(), "red".into())), rules: Arc::new(EnginePolicy::default()), engine_socket: None }
+        Policy { read_only: false, label_scope: Some(("team".into(), "red".into())), rules: Arc::new(EnginePolicy::default()), engine_socket: None, operations: None }
     }
 
     fn objects() -> Objects {
@@ -988,6 +1009,23 @@ mod tests {
         let e = run(&p, &mut o, Method::POST, "/containers/x/stop", &[], None).unwrap_err();
         assert!(e.message().contains("read-only") && e.message().contains("POST /containers/x/stop"), "{e:?}");
         assert!(run(&Policy::for_action(false), &mut o, Method::DELETE, "/containers/x", &[], None).is_ok());
+    }
+
+    #[test]
+    fn declared_operations_are_the_only_ones_allowed() {
+        let p = Policy::for_action(false).declared_operations(&["ContainerInspect".into(), "ContainerStop".into()]);
+        let mut o = objects();
+        assert!(run(&p, &mut o, Method::GET, "/containers/x/json", &[], None).is_ok());
+        assert!(run(&p, &mut o, Method::POST, "/containers/x/stop", &[], None).is_ok());
+        let e = run(&p, &mut o, Method::DELETE, "/containers/x", &[], None).unwrap_err();
+        assert!(e.message().contains("ContainerDelete (DELETE /containers/x) is not among them"), "{e:?}");
+        // The operation is the route's, whatever the path spells: an encoded slash does not
+        // turn a delete into something declared.
+        let e = run(&p, &mut o, Method::POST, "/containers/x%2Fstop", &[], None).unwrap_err();
+        assert!(e.message().contains("not among them") || e.message().contains("not an Engine API route"), "{e:?}");
+        // Declaring nothing restricts nothing.
+        let open = Policy::for_action(false).declared_operations(&[]);
+        assert!(run(&open, &mut o, Method::DELETE, "/containers/x", &[], None).is_ok());
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub struct Route {
     has_param: bool,
     /// Whether the parameter may span several segments (moby's `{name:.*}`).
     pub greedy: bool,
+    /// The spec's operationId, e.g. `ContainerList`.
+    pub operation: &'static str,
 }
 
 /// A request matched to its route, with the object it names (decoded).
@@ -82,6 +84,7 @@ pub fn table() -> &'static [Route] {
                 let mut f = l.split_whitespace();
                 let method = f.next().and_then(|m| m.parse::<Method>().ok()).expect("spec-routes.txt: method");
                 let template = f.next().expect("spec-routes.txt: path");
+                let operation = f.nth(1).expect("spec-routes.txt: operationId");
                 let segs: Vec<&'static str> = template.trim_start_matches('/').split('/').collect();
                 let param_at = segs.iter().position(|s| s.starts_with('{'));
                 let (prefix, suffix, has_param) = match param_at {
@@ -89,7 +92,7 @@ pub fn table() -> &'static [Route] {
                     None => (segs, Vec::new(), false),
                 };
                 let greedy = has_param && prefix.first().is_some_and(|f| GREEDY.contains(f));
-                Route { method, template, prefix, suffix, has_param, greedy }
+                Route { method, template, prefix, suffix, has_param, greedy, operation }
             })
             .collect();
         // Literal routes first (`/images/json` before `/images/{name}/json`), then the longest
@@ -212,6 +215,7 @@ mod tests {
             let mut in_paths = false;
             let mut path = String::new();
             let mut n = 0;
+            let (mut pending, mut ops) = (None::<&str>, 0);
             for line in text.lines() {
                 if line == "paths:" {
                     in_paths = true;
@@ -229,10 +233,16 @@ mod tests {
                         let method: Method = m.parse().unwrap();
                         let got = match_route(&method, &sample(&path, "x")).unwrap();
                         assert_eq!(got.route.template, path, "{v}: {m} {path}");
+                        pending = Some(got.route.operation);
                     }
+                } else if let (Some(op), Some(id)) = (pending, line.trim().strip_prefix("operationId: ")) {
+                    assert_eq!(op, id.trim_matches('"'), "{v}: {path}");
+                    pending = None;
+                    ops += 1;
                 }
             }
             assert!(n >= 106, "{v}: only {n} operations read");
+            assert_eq!(ops, n, "{v}: every operation's operationId is in the route table");
         }
     }
 

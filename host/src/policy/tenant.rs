@@ -67,6 +67,7 @@ impl TenantPolicy {
             label_scope: self.label_scope.clone(),
             rules: self.engine.clone(),
             engine_socket: None,
+            operations: None,
         }
     }
 }

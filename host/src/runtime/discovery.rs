@@ -158,6 +158,7 @@ impl Runtime {
     pub async fn describe_file(&self, path: &Path) -> anyhow::Result<ComponentFile> {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         let sha = cache::sha256_hex(&bytes);
+        super::contract::of_bytes(&bytes)?;
         let prepared = self.prepare_bytes(&sha, Some(bytes))?;
         let family = self.describe(&prepared).await?;
         validate_family(&family)?;
@@ -168,19 +169,30 @@ impl Runtime {
     /// [`describe_caps`].
     pub async fn describe(&self, prepared: &Prepared) -> anyhow::Result<FamilyInfo> {
         let limits = Limits { memory_bytes: describe_caps::MEMORY, cpu: describe_caps::CPU, wall: describe_caps::TIME, ..Limits::default() };
+        Ok(self.describe_under(prepared, limits).await?.0)
+    }
+
+    /// [`Runtime::describe`] under `limits` (tighter than the describe caps only), with the
+    /// guest memory it took: `berth check` runs it under the invocation defaults.
+    pub async fn describe_under(&self, prepared: &Prepared, limits: Limits) -> anyhow::Result<(FamilyInfo, usize)> {
+        let limits = Limits {
+            memory_bytes: limits.memory_bytes.min(describe_caps::MEMORY),
+            cpu: limits.cpu.min(describe_caps::CPU),
+            wall: limits.wall.min(describe_caps::TIME),
+            ..limits
+        };
         let mut store = self.store(HostContext::offline(), "describe", Policy::for_action(true), limits, Artifacts::default());
-        let family = tokio::time::timeout(describe_caps::TIME, async {
-            let inst = prepared.pre.instantiate_async(&mut store).await?;
-            inst.berth_connector_actions().call_describe(&mut store).await
+        let family = tokio::time::timeout(limits.wall, async {
+            prepared.pre.describe(&mut store).await
         })
         .await
-        .map_err(|_| anyhow::anyhow!("describe() did not return within {:?}", describe_caps::TIME))?
+        .map_err(|_| anyhow::anyhow!("describe() did not return within {:?}", limits.wall))?
         .map_err(|e| match store.data().memory.exceeded.clone().or_else(|| store.data().violation.clone()) {
             Some(why) => anyhow::anyhow!("describe() failed: {why}"),
             None => anyhow::anyhow!("describe() failed: {e}"),
         })?;
         check_describe_caps(&family)?;
-        Ok(FamilyInfo::from(family))
+        Ok((FamilyInfo::from(family), store.data().memory.granted))
     }
 }
 
@@ -218,7 +230,7 @@ fn check_describe_caps(f: &wit::FamilyInfo) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn validate_family(f: &FamilyInfo) -> anyhow::Result<()> {
+pub(crate) fn validate_family(f: &FamilyInfo) -> anyhow::Result<()> {
     if f.name.is_empty() {
         anyhow::bail!("the family has no name");
     }
@@ -279,6 +291,7 @@ impl From<wit::FamilyInfo> for FamilyInfo {
                         })
                         .collect(),
                     output: a.output,
+                    operations: a.operations,
                 })
                 .collect(),
         }

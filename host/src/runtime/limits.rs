@@ -88,6 +88,9 @@ pub struct MemoryLimiter {
     inner: StoreLimits,
     cap: usize,
     pub exceeded: Option<String>,
+    /// Linear memory granted so far, all memories together (bytes): what `berth check`
+    /// reports as the component's footprint.
+    pub granted: usize,
 }
 
 impl MemoryLimiter {
@@ -99,7 +102,7 @@ impl MemoryLimiter {
             .memories(8)
             .table_elements(1 << 20)
             .build();
-        MemoryLimiter { inner, cap, exceeded: None }
+        MemoryLimiter { inner, cap, exceeded: None, granted: 0 }
     }
 }
 
@@ -114,7 +117,11 @@ impl ResourceLimiter for MemoryLimiter {
             self.exceeded = Some(why.clone());
             return Err(wasmtime::Error::msg(why));
         }
-        self.inner.memory_growing(current, desired, maximum)
+        let ok = self.inner.memory_growing(current, desired, maximum)?;
+        if ok {
+            self.granted += desired.saturating_sub(current);
+        }
+        Ok(ok)
     }
 
     fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {

@@ -3,6 +3,7 @@
 
 pub mod artifacts;
 pub mod cache;
+pub mod contract;
 pub mod fair;
 pub mod limits;
 pub mod discovery;
@@ -28,20 +29,35 @@ pub use host::{CallRecord, HostContext, HostState, ProgressSink};
 use crate::policy::Policy;
 use crate::spec::{ActionResult, ActionSpec, FailureKind};
 
+/// The current contract's binding at the top; older ones (see [`contract`]) beside it.
 pub(crate) mod bindings {
     wasmtime::component::bindgen!({
         world: "family",
-        path: "../wit",
+        path: "../wit/since_v0.2.0",
         imports: { default: async },
         exports: { default: async },
         with: {
             "berth:connector/engine.body-stream": super::streams::StreamHandle,
         },
     });
+
+    /// berth:connector 0.1: its unchanged `types` and `body-stream` are the current ones.
+    pub mod v0_1 {
+        wasmtime::component::bindgen!({
+            world: "family",
+            path: "../wit/since_v0.1.0",
+            imports: { default: async },
+            exports: { default: async },
+            with: {
+                "berth:connector/types": super::berth::connector::types,
+                "berth:connector/engine.body-stream": super::super::streams::StreamHandle,
+            },
+        });
+    }
 }
 
 use bindings::exports::berth::connector::actions as wit;
-use bindings::{Family, FamilyPre};
+pub use contract::{Contract, FamilyPre};
 
 /// Epoch tick: the CPU deadline's granularity.
 pub const TICK: Duration = Duration::from_millis(10);
@@ -79,7 +95,7 @@ pub struct Runtime {
 
 /// A component ready to instantiate: its `InstancePre` and what it declares.
 pub struct Prepared {
-    pub pre: FamilyPre<HostState>,
+    pub pre: FamilyPre,
     pub sha256: String,
     pub source: Source,
 }
@@ -117,7 +133,9 @@ impl Runtime {
         let engine = Engine::new(&c).map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut linker = Linker::<HostState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| anyhow::anyhow!("{e}"))?;
-        Family::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s).map_err(|e| anyhow::anyhow!("{e}"))?;
+        // One binding per supported contract, side by side in one linker.
+        bindings::Family::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s).map_err(|e| anyhow::anyhow!("{e}"))?;
+        bindings::v0_1::Family::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s).map_err(|e| anyhow::anyhow!("{e}"))?;
         start_epoch_ticker(&engine);
         let cache = Cache::new(cfg.cache_dir, &engine, cfg.map_cache_files);
         Ok(Runtime { engine, linker, cache, prepared: Mutex::new(HashMap::new()), quarantine: Mutex::new(HashMap::new()) })
@@ -152,7 +170,7 @@ impl Runtime {
         self.finish_prepare(&file.sha256, component, source)
     }
 
-    fn prepare_bytes(&self, sha: &str, bytes: Option<Vec<u8>>) -> anyhow::Result<Arc<Prepared>> {
+    pub fn prepare_bytes(&self, sha: &str, bytes: Option<Vec<u8>>) -> anyhow::Result<Arc<Prepared>> {
         if let Some(p) = self.prepared.lock().unwrap().get(sha) {
             return Ok(p.clone());
         }
@@ -163,8 +181,9 @@ impl Runtime {
     }
 
     fn finish_prepare(&self, sha: &str, component: wasmtime::component::Component, source: Source) -> anyhow::Result<Arc<Prepared>> {
+        let contract = contract::of_component(&component, &self.engine)?;
         let pre = self.linker.instantiate_pre(&component).map_err(|e| anyhow::anyhow!("cannot link component: {e}"))?;
-        let pre = FamilyPre::new(pre).map_err(|e| anyhow::anyhow!("not a berth family component: {e}"))?;
+        let pre = FamilyPre::new(contract, pre)?;
         let p = Arc::new(Prepared { pre, sha256: sha.to_string(), source });
         self.prepared.lock().unwrap().insert(sha.to_string(), p.clone());
         Ok(p)
@@ -240,6 +259,7 @@ impl Runtime {
         let started = Instant::now();
         let echo = spec.redact(&params);
         let credentials = ctx.credentials.clone();
+        let policy = policy.declared_operations(&spec.operations);
         let mut store = self.store(ctx, &spec.name, policy, limits, artifacts);
         let params_json = Value::Object(params).to_string();
         let cpu = store.data().ctx.cpu.clone();
@@ -248,8 +268,7 @@ impl Runtime {
                 let p = c.sched.acquire(&c.tenant).await;
                 store.data().held.set(Some(p));
             }
-            let inst = prepared.pre.instantiate_async(&mut store).await?;
-            inst.berth_connector_actions().call_run(&mut store, &spec.name, &params_json).await
+            prepared.pre.run(&mut store, &spec.name, &params_json).await
         })
         .await;
         let state = store.data_mut();
@@ -315,7 +334,7 @@ impl Runtime {
     /// Instantiates without calling anything: the per-invocation fixed cost (benchmarks).
     pub async fn instantiate_only(&self, prepared: &Prepared) -> anyhow::Result<()> {
         let mut store = self.store(HostContext::offline(), "bench", Policy::for_action(true), Limits::default(), Artifacts::default());
-        prepared.pre.instantiate_async(&mut store).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        prepared.pre.instantiate(&mut store).await.map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(())
     }
 }
