@@ -327,7 +327,13 @@ async fn run_cli(cli: Cli) -> Result<i32, Usage> {
     let cache_dir = if cli.no_cache { None } else { cli.cache.clone().or_else(crate::runtime::cache::default_dir) };
     let runtime = Runtime::new(RuntimeConfig { cache_dir, map_cache_files: true, ..Default::default() }).map_err(|e| Usage(format!("cannot start the wasm runtime: {e:#}")))?;
     let dir = cli.actions.clone().unwrap_or_else(default_actions_dir);
-    let catalog = runtime.discover(&dir).await.map_err(|e| Usage(format!("{e:#}")))?;
+    // Checking or installing into an actions directory that does not exist yet: nothing is
+    // installed there (install creates it).
+    let catalog = if matches!(cli.command, Command::Check { .. } | Command::Install { .. }) && !dir.exists() {
+        Catalog::default()
+    } else {
+        runtime.discover(&dir).await.map_err(|e| Usage(format!("{e:#}")))?
+    };
     for (path, why) in &catalog.skipped {
         eprintln!("berth: warning: skipped component {}: {why}", path.display());
     }
