@@ -9,15 +9,29 @@ FAMILIES := system container image network volume swarm node service task secret
 TEST_GUESTS := berth-test-hostile berth-test-bomb berth-test-broken berth-test-legacy-v01
 # A native volume plugin that the plugin tests package (tests/guests/volume-plugin).
 RELEASE_ACTIONS := target/release/actions
+# Families in Python and JavaScript, on the SDKs in actions/sdk-python and actions/sdk-js:
+# examples shipped with berth (actions/<name>/app.py|app.js) and guests for the tests.
+COMPONENTS := target/components
+PY_EXAMPLES := hunt
+JS_EXAMPLES := posture
+PY_TEST_GUESTS := py-probe
+JS_TEST_GUESTS := js-probe
+WIT := wit/since_v0.2.0
+# The guest toolchains, pinned to the versions known to work, installed under target/.
+TOOLCHAINS := $(CURDIR)/target/toolchains
+COMPONENTIZE_PY := $(TOOLCHAINS)/py/bin/componentize-py
+COMPONENTIZE_JS := $(TOOLCHAINS)/js/node_modules/.bin/componentize-js
+PY_SDK := $(wildcard actions/sdk-python/berth_sdk/*.py) actions/sdk-python/stamp.py
+JS_SDK := actions/sdk-js/berth.js actions/sdk-js/stamp.mjs
 TEST_ENGINE_DIR ?= /tmp/berth-test-engine
 DEMO_ENGINE_DIR ?= /tmp/berth-demo-engine
 
-.PHONY: all build toolchain guests host actions test unit demo bench coverage engine-start engine-stop clean
+.PHONY: all build toolchain toolchains guests components host actions test unit demo bench coverage engine-start engine-stop clean
 
 all: build
 
-## build: the guests for wasm32-wasip2, the host, and the actions dir beside the binary
-build: guests host actions
+## build: the guests for wasm32-wasip2 (Rust, Python, JS), the host, and the actions dir beside the binary
+build: guests components host actions
 
 toolchain:
 	@rustup target list --installed 2>/dev/null | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
@@ -25,16 +39,61 @@ toolchain:
 guests: toolchain
 	$(CARGO) build --release --target $(WASM_TARGET) $(foreach f,$(FAMILIES),-p berth-action-$(f)) $(foreach g,$(TEST_GUESTS),-p $(g))
 
+## toolchains: componentize-py 0.25.1 (PyPI) and componentize-js 0.23.0 (npm), under target/toolchains
+toolchains: $(COMPONENTIZE_PY) $(COMPONENTIZE_JS)
+
+$(COMPONENTIZE_PY):
+	python3 -m venv $(TOOLCHAINS)/py
+	$(TOOLCHAINS)/py/bin/pip install --quiet --disable-pip-version-check componentize-py==0.25.1
+
+$(COMPONENTIZE_JS):
+	mkdir -p $(TOOLCHAINS)/js
+	cd $(TOOLCHAINS)/js && echo '{"private":true}' > package.json && npm install --no-audit --no-fund --silent @bytecodealliance/componentize-js@0.23.0
+
+## components: the Python and JavaScript families, stamped with their contract version
+components: $(foreach f,$(PY_EXAMPLES) $(JS_EXAMPLES),$(COMPONENTS)/$(f).wasm) $(foreach g,$(PY_TEST_GUESTS) $(JS_TEST_GUESTS),$(COMPONENTS)/$(g).wasm)
+
+define py_component
+$(COMPONENTS)/$(1).wasm: $(2)/app.py $(PY_SDK) $(WIT)/berth.wit | $(COMPONENTIZE_PY)
+	@mkdir -p $(COMPONENTS)
+	$(COMPONENTIZE_PY) -d $(WIT) -w family componentize app -p $(2) -p actions/sdk-python -o $$@.tmp
+	python3 actions/sdk-python/stamp.py $$@.tmp
+	mv $$@.tmp $$@
+endef
+
+# componentize-js resolves imports inside the source's directory: build from a copy beside the SDK.
+define js_component
+$(COMPONENTS)/$(1).wasm: $(2)/app.js $(JS_SDK) $(WIT)/berth.wit | $(COMPONENTIZE_JS)
+	@mkdir -p $(COMPONENTS)/$(1).src
+	cp $(2)/app.js actions/sdk-js/berth.js $(COMPONENTS)/$(1).src/
+	$(COMPONENTIZE_JS) --wit $(WIT) -n family -d http -d fetch-event -o $$@.tmp $(COMPONENTS)/$(1).src/app.js
+	node actions/sdk-js/stamp.mjs $$@.tmp
+	mv $$@.tmp $$@
+endef
+
+# The same JS family built without `-d http -d fetch-event`: it imports wasi:http, which berth
+# does not give; `berth check` must name that import.
+components: $(COMPONENTS)/js-needs-http.wasm
+$(COMPONENTS)/js-needs-http.wasm: $(COMPONENTS)/posture.wasm
+	$(COMPONENTIZE_JS) --wit $(WIT) -n family -o $@.tmp $(COMPONENTS)/posture.src/app.js
+	mv $@.tmp $@
+
+$(foreach f,$(PY_EXAMPLES),$(eval $(call py_component,$(f),actions/$(f))))
+$(foreach f,$(JS_EXAMPLES),$(eval $(call js_component,$(f),actions/$(f))))
+$(foreach g,$(PY_TEST_GUESTS),$(eval $(call py_component,$(g),tests/guests/$(g))))
+$(foreach g,$(JS_TEST_GUESTS),$(eval $(call js_component,$(g),tests/guests/$(g))))
+
 host:
 	$(CARGO) build --release -p berth
 
-actions: guests
+actions: guests components
 	@mkdir -p $(RELEASE_ACTIONS)
 	@for f in $(FAMILIES); do cp $(WASM_OUT)/berth_action_$$f.wasm $(RELEASE_ACTIONS)/$$f.wasm; done
-	@echo "actions installed in $(RELEASE_ACTIONS): $(FAMILIES)"
+	@for f in $(PY_EXAMPLES) $(JS_EXAMPLES); do cp $(COMPONENTS)/$$f.wasm $(RELEASE_ACTIONS)/$$f.wasm; done
+	@echo "actions installed in $(RELEASE_ACTIONS): $(FAMILIES) $(PY_EXAMPLES) $(JS_EXAMPLES)"
 
 ## test: unit tests, then integration tests against an isolated real dockerd (started and stopped here)
-test: guests
+test: guests components
 	$(CARGO) build -p berth-test-volume-plugin
 	$(CARGO) test -p berth-sdk
 	tests/engine.sh run $(TEST_ENGINE_DIR) -- $(CARGO) test -p berth --no-fail-fast

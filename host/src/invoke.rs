@@ -54,6 +54,7 @@ impl Invocation<'_> {
                 };
             }
         };
+        tracing::debug!(component = %self.file.path.display(), source = ?prepared.source, contract = %prepared.pre.contract(), "component loaded");
         self.runtime.invoke_with(&prepared, self.ctx, self.spec, self.params, self.artifacts, self.limits, self.policy).await
     }
 }

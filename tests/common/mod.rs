@@ -50,6 +50,13 @@ pub fn wasm(crate_name: &str) -> PathBuf {
     p
 }
 
+/// A Python or JavaScript family built by `make components` (target/components/NAME.wasm).
+pub fn component(name: &str) -> PathBuf {
+    let p = target_dir().join("components").join(format!("{name}.wasm"));
+    assert!(p.exists(), "{} is missing: run `make components` first", p.display());
+    p
+}
+
 pub fn system_wasm() -> PathBuf {
     wasm("berth-action-system")
 }

@@ -189,7 +189,7 @@ impl Runtime {
         .map_err(|_| anyhow::anyhow!("describe() did not return within {:?}", limits.wall))?
         .map_err(|e| match store.data().memory.exceeded.clone().or_else(|| store.data().violation.clone()) {
             Some(why) => anyhow::anyhow!("describe() failed: {why}"),
-            None => anyhow::anyhow!("describe() failed: {e}"),
+            None => anyhow::anyhow!("describe() failed: {}", super::crash_message(&e, &store.data().stderr.contents())),
         })?;
         check_describe_caps(&family)?;
         Ok((FamilyInfo::from(family), store.data().memory.granted))

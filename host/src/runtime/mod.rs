@@ -294,13 +294,7 @@ impl Runtime {
                 ActionResult::failed(echo, kind, None, why)
             }
             Ok(Err(trap)) => {
-                let mut msg = format!("the {} component crashed: {}", spec.name, trap_message(&trap));
-                if let Some(panic) = stderr.lines().find(|l| l.contains("panicked at")) {
-                    msg.push_str(&format!("; it said: {}", panic.trim()));
-                    if let Some(next) = stderr.lines().skip_while(|l| !l.contains("panicked at")).nth(1) {
-                        msg.push_str(&format!(" {}", next.trim()));
-                    }
-                }
+                let msg = format!("the {} component crashed: {}", spec.name, crash_message(&trap, stderr.as_bytes()));
                 ActionResult::failed(echo, FailureKind::Internal, None, msg)
             }
             Ok(Ok(Err(e))) => match e {
@@ -362,6 +356,19 @@ fn scrub(result: ActionResult, secrets: &[String]) -> ActionResult {
 
 fn result_fallback() -> ActionResult {
     ActionResult::failed(Map::new(), FailureKind::Internal, None, "result could not be redacted".into())
+}
+
+/// A trap in a line: the trap itself, and the panic message the guest wrote to stderr.
+fn crash_message(trap: &wasmtime::Error, stderr: &[u8]) -> String {
+    let stderr = String::from_utf8_lossy(stderr);
+    let mut msg = trap_message(trap);
+    if let Some(panic) = stderr.lines().find(|l| l.contains("panicked at")) {
+        msg.push_str(&format!("; it said: {}", panic.trim()));
+        if let Some(next) = stderr.lines().skip_while(|l| !l.contains("panicked at")).nth(1) {
+            msg.push_str(&format!(" {}", next.trim()));
+        }
+    }
+    msg
 }
 
 fn trap_message(e: &wasmtime::Error) -> String {

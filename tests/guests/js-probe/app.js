@@ -1,0 +1,59 @@
+// A JavaScript family for the SDK's tests: structured errors, an uncaught error, a stream,
+// and the gate holding an action to its declared operations.
+import { Family, Output, Param, get, seg, denied, BerthError, log } from './berth.js';
+
+const family = new Family('jsprobe', '0.3.0');
+
+function deep(n) {
+  if (n === 0) return null.missingField;
+  return deep(n - 1);
+}
+
+family.action({ name: 'jsprobe.crash', summary: 'Throw an uncaught TypeError three frames down', readOnly: true }, () => deep(3));
+
+family.action({ name: 'jsprobe.refuse', summary: 'Throw a structured denied error', readOnly: true }, () => {
+  throw denied('jsprobe refuses on purpose');
+});
+
+family.action(
+  {
+    name: 'jsprobe.inspect-missing',
+    summary: "Inspect a container that does not exist: the engine's 404 as a structured error",
+    readOnly: true,
+    params: [Param.string('name', { required: true })],
+    operations: ['ContainerInspect'],
+  },
+  (p) => Output.one('found', get(`/containers/${seg(p.req('name'))}/json`).jsonOk()),
+);
+
+family.action(
+  {
+    name: 'jsprobe.events',
+    summary: "Read the engine's event stream up to now, through the body-stream resource",
+    readOnly: true,
+    params: [Param.string('since', { default: '0' }), Param.string('until', { required: true })],
+    operations: ['SystemEvents'],
+    output: ['data.*.Type', 'summary.total_objects'],
+  },
+  (p) => {
+    const rows = [...get('/events').query('since', p.since).query('until', p.until).stream().lines()].map((l) => JSON.parse(l));
+    log.info(`${rows.length} events`);
+    return Output.listed('events', rows);
+  },
+);
+
+family.action(
+  { name: 'jsprobe.undeclared', summary: 'Declares ContainerList, then asks for /info: the host refuses it', readOnly: true, operations: ['ContainerList'] },
+  () => {
+    get('/containers/json').jsonOk();
+    try {
+      get('/info').jsonOk();
+    } catch (e) {
+      if (e instanceof BerthError) return Output.one('refused', { refused: e.message, tag: e.tag });
+      throw e;
+    }
+    return Output.one('allowed', { refused: null });
+  },
+);
+
+export const actions = family.exports();
