@@ -84,6 +84,30 @@ PY
     "$docker_cli" -H "$host" rm -f "$cid" >/dev/null
 fi
 
+# Guest languages: the same engine call (GET /version) from a Rust, a Python and a JS action,
+# whole process, cached; and the first run after `berth install`, which compiles nothing.
+lang=$work/lang
+mkdir -p "$lang/actions"
+cp "$BERTH_ACTIONS/system.wasm" "$lang/actions/"
+for c in py-probe js-probe; do
+    BERTH_CACHE=$lang/cache BERTH_ACTIONS=$lang/actions "$berth" install "target/components/$c.wasm" >/dev/null
+done
+first=$( { /usr/bin/time -f %e env BERTH_CACHE=$lang/cache BERTH_ACTIONS=$lang/actions BERTH_LOG=berth=debug "$berth" run pyprobe.version >/dev/null; } 2>&1 )
+BERTH_CACHE=$lang/cache BERTH_ACTIONS=$lang/actions hf --runs 100 --export-json "$work/lang.json" \
+    "$berth run system.version" "$berth run pyprobe.version" "$berth run jsprobe.version"
+python3 - "$work" "$first" <<'PY'
+import json, sys
+w, first = sys.argv[1], sys.argv[2]
+(r, p, j) = [x["median"] * 1e3 for x in json.load(open(f"{w}/lang.json"))["results"]]
+print("guest languages: GET /version, whole process, cached (median ms)")
+print(f"  Rust   system.version     {r:8.2f}")
+print(f"  Python pyprobe.version    {p:8.2f}   {p / r:5.2f}x Rust   target <= 2x   {'PASS' if p / r <= 2 else 'MISS'}")
+print(f"  JS     jsprobe.version    {j:8.2f}   {j / r:5.2f}x Rust")
+cached = "source=Cached" in first and "source=Compiled" not in first
+secs = first.strip().splitlines()[-1]
+print(f"  first Python run after berth install: {float(secs) * 1e3:.0f} ms, component {'loaded precompiled' if cached else 'COMPILED'}   {'PASS' if cached else 'MISS'}")
+PY
+
 echo "in process"
 target/release/examples/bench_runtime "$BERTH_ACTIONS" "$host" | sed 's/^/  /'
 echo "berth serve (one tenant, pooling allocator)"

@@ -117,3 +117,35 @@ fn the_readme_shows_the_coverage_table() {
         }
     }
 }
+
+/// Actions that declare their engine operations (contract 0.2) are held to them by the gate;
+/// the table must agree: an operation it maps to such an action is among its declarations,
+/// and every declared operation is one of the Engine API's.
+#[test]
+fn declared_operations_agree_with_the_table() {
+    let rows = rows();
+    let known: BTreeSet<String> = std::fs::read_to_string(workspace().join("host/src/policy/spec-routes.txt"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| l.split_whitespace().nth(3).unwrap().to_string())
+        .collect();
+    let b = Berth::families_at(FAMILIES, "unix:///nonexistent/berth-coverage.sock".into());
+    let listed = b.run(&["actions", "--json"]);
+    let mut declaring = 0;
+    for a in listed.json().as_array().unwrap() {
+        let name = a["name"].as_str().unwrap();
+        let ops: BTreeSet<&str> = a["operations"].as_array().unwrap().iter().map(|o| o.as_str().unwrap()).collect();
+        if ops.is_empty() {
+            continue;
+        }
+        declaring += 1;
+        for op in &ops {
+            assert!(known.contains(*op), "{name} declares {op}, which is no Engine API operation");
+        }
+        for r in rows.iter().filter(|r| r.action == name) {
+            assert!(ops.contains(r.op.as_str()), "coverage.tsv maps {} to {name}, which does not declare it (it declares {ops:?})", r.op);
+        }
+    }
+    assert!(declaring >= 20, "only {declaring} actions declare their operations");
+}

@@ -326,6 +326,7 @@ mod tests {
                 p("password", ValueType::String, false, None),
             ],
             output: vec![],
+            operations: vec![],
         }
     }
 

@@ -40,28 +40,28 @@ fn actions() -> Vec<Action> {
         Action::new("system.ping", "Check that the engine answers (GET /_ping, or HEAD)")
             .read_only()
             .output(&["data.*.ok", "data.*.api_version", "data.*.os_type", "data.*.builder_version"])
-            .typed(ping),
+            .ops(&["SystemPing", "SystemPingHead"]).typed(ping),
         Action::new("system.version", "Engine version, API version, OS and components")
             .read_only()
             .output(&["data.*.Version", "data.*.ApiVersion", "data.*.Os", "data.*.Arch", "summary.version", "summary.api_version"])
-            .typed(version),
+            .ops(&["SystemVersion"]).typed(version),
         Action::new("system.info", "System-wide engine information")
             .read_only()
             .output(&["data.*.ServerVersion", "data.*.Containers", "data.*.Images", "summary.containers", "summary.images"])
-            .typed(info),
+            .ops(&["SystemInfo"]).typed(info),
         Action::new("system.df", "Disk usage by images, containers, volumes and build cache")
             .read_only()
             .output(&["data.*.LayersSize", "data.*.Images", "data.*.Containers", "data.*.Volumes", "summary.layers_size"])
-            .typed(df),
-        Action::new("system.auth", "Check registry credentials held by the host (POST /auth)").output(&["data.*.Status", "summary.status"]).typed(auth),
+            .ops(&["SystemDataUsage"]).typed(df),
+        Action::new("system.auth", "Check registry credentials held by the host (POST /auth)").output(&["data.*.Status", "summary.status"]).ops(&["SystemAuth"]).typed(auth),
         Action::new("system.events", "Engine events, bounded by until, a max count or a max duration")
             .read_only()
             .output(&["data.*.Type", "data.*.Action", "data.*.Actor.ID", "data.*.time", "summary.total_events", "summary.ended_by"])
-            .typed(events),
+            .ops(&["SystemEvents"]).typed(events),
         Action::new("system.test-connectivity", "Test connectivity: ping and version, the transport, and TLS details (SOAR convention)")
             .read_only()
             .output(&["summary.version", "summary.api_version", "summary.transport", "data.*.tls.version", "data.*.tls.cipher", "data.*.tls.peer_subject", "data.*.tls.peer_not_after"])
-            .typed(test_connectivity),
+            .ops(&["SystemPing", "SystemVersion"]).typed(test_connectivity),
     ]
 }
 

@@ -56,4 +56,12 @@ family.action(
   },
 );
 
+family.action(
+  { name: 'jsprobe.version', summary: "GET /version, as system.version does: the benchmark's like-for-like call", readOnly: true, operations: ['SystemVersion'], output: ['data.*.Version', 'summary.version'] },
+  () => {
+    const v = get('/version').jsonOk();
+    return Output.one(`Docker ${v.Version}`, v).withSummary('version', v.Version);
+  },
+);
+
 export const actions = family.exports();

@@ -68,4 +68,16 @@ def undeclared(p):
     return Output.one("allowed", {"refused": None})
 
 
+@family.action(
+    "pyprobe.version",
+    "GET /version, as system.version does: the benchmark's like-for-like call",
+    read_only=True,
+    operations=["SystemVersion"],
+    output=["data.*.Version", "summary.version"],
+)
+def version(p):
+    v = get("/version").json_ok()
+    return Output.one(f"Docker {v.get('Version')}", v).with_summary("version", v.get("Version"))
+
+
 Actions = family.exports()
