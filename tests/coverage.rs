@@ -149,3 +149,42 @@ fn declared_operations_agree_with_the_table() {
     }
     assert!(declaring >= 20, "only {declaring} actions declare their operations");
 }
+
+/// Every action of the Splunk SOAR Docker app has a berth alias of the same name that
+/// declares the app's data paths (`tests/data/splunk-docker-v3.tsv`, taken from the app's
+/// manifest), so a playbook written for the app keeps its data paths.
+#[test]
+fn every_splunk_soar_docker_action_has_an_alias_with_its_data_paths() {
+    let text = std::fs::read_to_string(workspace().join("tests/data/splunk-docker-v3.tsv")).unwrap();
+    let mut want: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for l in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+        let mut f = l.split('\t');
+        let action = f.next().unwrap();
+        let e = want.entry(action).or_default();
+        if let Some(path) = f.next() {
+            e.push(path);
+        }
+    }
+    assert_eq!(want.len(), 20, "the app has 20 actions");
+    let b = Berth::families_at(FAMILIES, "unix:///nonexistent/berth-coverage.sock".into());
+    let listed = b.run(&["describe", "list container", "--json"]);
+    listed.expect_code(0);
+    let mut problems = Vec::new();
+    for (action, paths) in &want {
+        let d = b.run(&["describe", action, "--json"]);
+        if d.code != 0 {
+            problems.push(format!("no alias for '{action}'"));
+            continue;
+        }
+        let declared: BTreeSet<String> = d.json()["output"].as_array().unwrap().iter().map(|o| o.as_str().unwrap().to_string()).collect();
+        for p in paths {
+            // `action_result.data` (the data list itself) is declared as `action_result.data`
+            // or by any path below it.
+            let ok = declared.contains(*p) || (*p == "action_result.data" && declared.iter().any(|d| d.starts_with("action_result.data")));
+            if !ok {
+                problems.push(format!("'{action}' does not declare {p} (it declares {declared:?})"));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}

@@ -168,6 +168,9 @@ fn test_connectivity_runs_ping_and_version() {
     assert_eq!(j["summary"]["version"], api_json(Method::GET, "/version", "")["Version"]);
     assert_eq!(j["summary"]["transport"], "unix");
     assert!(j["data"][0]["tls"].is_null());
+    // The Splunk SOAR app's name for it does the same.
+    let soar = Berth::system().run(&["run", "test connectivity"]);
+    assert_eq!(soar.ok()["summary"]["version"], j["summary"]["version"]);
 }
 
 #[test]

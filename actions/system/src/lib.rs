@@ -62,6 +62,11 @@ fn actions() -> Vec<Action> {
             .read_only()
             .output(&["summary.version", "summary.api_version", "summary.transport", "data.*.tls.version", "data.*.tls.cipher", "data.*.tls.peer_subject", "data.*.tls.peer_not_after"])
             .ops(&["SystemPing", "SystemVersion"]).typed(test_connectivity),
+        // The Splunk SOAR Docker app's name for it.
+        Action::new("test connectivity", "Validate the asset configuration for connectivity (Splunk SOAR)")
+            .read_only()
+            .output(&["summary.version", "summary.api_version", "summary.transport"])
+            .ops(&["SystemPing", "SystemVersion"]).typed(test_connectivity),
     ]
 }
 
