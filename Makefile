@@ -4,7 +4,7 @@ CARGO ?= cargo
 WASM_TARGET := wasm32-wasip2
 WASM_OUT := target/$(WASM_TARGET)/release
 # Action families shipped with berth: actions/<family> builds berth_action_<family>.wasm.
-FAMILIES := system container image network volume swarm node service task secret config plugin
+FAMILIES := system container image network volume swarm node service task secret config plugin response
 # Guests used only by the tests.
 TEST_GUESTS := berth-test-hostile berth-test-bomb berth-test-broken berth-test-legacy-v01
 # A native volume plugin that the plugin tests package (tests/guests/volume-plugin).

@@ -1,0 +1,134 @@
+//! The `response` family on the real engine: hunt by indicators, quarantine the match (its
+//! networks and state recorded on the engine), release it exactly, and the timeline that
+//! shows what happened.
+
+mod common;
+
+use common::*;
+use http::Method;
+use serde_json::{json, Value};
+
+fn berth() -> Berth {
+    Berth::families(&["response"])
+}
+
+fn inspect(id: &str) -> Value {
+    api_json(Method::GET, &format!("/containers/{id}/json"), "")
+}
+
+/// An internal network and a container on it with an alias and a fixed address.
+fn victim(tag: &str, offset: u32) -> (String, String, String) {
+    // A subnet of this run's own, so a run that failed before its cleanup does not collide.
+    let octet = 100 + (std::process::id() * 2 + offset) % 150;
+    let net = unique(&format!("irnet-{tag}"));
+    let subnet = format!("172.29.{octet}.0/24");
+    let body = json!({"Name": net, "Internal": true, "IPAM": {"Config": [{"Subnet": subnet}]}});
+    let (st, v) = api(Method::POST, "/networks/create", "", Some(("application/json", body.to_string().into_bytes())));
+    assert_eq!(st, 201, "{}", String::from_utf8_lossy(&v));
+    let name = unique(&format!("victim-{tag}"));
+    let ip = format!("172.29.{octet}.9");
+    let body = json!({
+        "Image": test_image(), "Cmd": ["sh", "-c", "echo evil > /tmp/miner; exec sleep 600"],
+        "Env": ["AWS_SECRET_ACCESS_KEY=AKIA-very-secret"], "Labels": {"berth.test": name},
+        "HostConfig": {"NetworkMode": net},
+        "NetworkingConfig": {"EndpointsConfig": {net.clone(): {"Aliases": ["web"], "IPAMConfig": {"IPv4Address": ip}}}},
+    });
+    let (st, v) = api(Method::POST, "/containers/create", &format!("name={name}"), Some(("application/json", body.to_string().into_bytes())));
+    assert_eq!(st, 201, "{}", String::from_utf8_lossy(&v));
+    let id = serde_json::from_slice::<Value>(&v).unwrap()["Id"].as_str().unwrap().to_string();
+    assert_eq!(api(Method::POST, &format!("/containers/{id}/start"), "", None).0, 204);
+    (id, net, ip)
+}
+
+fn cleanup(id: &str, net: &str) {
+    api(Method::DELETE, &format!("/containers/{id}"), "force=true", None);
+    api(Method::DELETE, &format!("/volumes/berth-quarantine-{id}"), "", None);
+    api(Method::DELETE, &format!("/networks/{net}"), "", None);
+}
+
+#[test]
+fn incident_hunt_quarantine_release_and_timeline() {
+    let b = berth();
+    let (id, net, ip) = victim("a", 0);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+
+    // Hunt: every indicator kind names its evidence; an env value is never shown.
+    let j = b.run(&["run", "response.hunt", "env=AWS_*=AKIA*", "process=sleep", "path=/tmp/miner", &format!("label=berth.test")]).ok().clone();
+    let ours: Vec<&Value> = j["data"].as_array().unwrap().iter().filter(|r| r["Id"] == id.as_str()).collect();
+    let kinds: Vec<&str> = ours.iter().map(|r| r["indicator"].as_str().unwrap()).collect();
+    for k in ["env", "process", "path", "label"] {
+        assert!(kinds.contains(&k), "{k}: {j:#}");
+    }
+    assert!(!j.to_string().contains("very-secret"), "the env value leaked: {j}");
+    let path_hit = ours.iter().find(|r| r["indicator"] == "path").unwrap();
+    assert_eq!(path_hit["evidence"]["stat"]["size"], 5);
+    let none = b.run(&["run", "response.hunt", "process=xmrig-never-here"]).ok().clone();
+    assert!(!none["data"].as_array().unwrap().iter().any(|r| r["Id"] == id.as_str()));
+    b.run(&["run", "response.hunt"]).expect_code(2);
+
+    // Quarantine: off every network, paused, recorded on the engine.
+    let q = b.run(&["run", "response.quarantine", &format!("container={id}"), "ticket=INC-4242"]).ok().clone();
+    assert_eq!(q["summary"]["changed"], true);
+    let c = inspect(&id);
+    assert_eq!(c["State"]["Status"], "paused");
+    assert!(c["NetworkSettings"]["Networks"].as_object().unwrap().is_empty(), "{}", c["NetworkSettings"]);
+    let rec = api_json(Method::GET, &format!("/volumes/berth-quarantine-{id}"), "");
+    assert_eq!(rec["Labels"]["berth.quarantine"], "INC-4242");
+    assert_eq!(rec["Labels"]["berth.quarantine.state"], "running");
+    // Idempotent; another ticket is refused while the first holds.
+    let again = b.run(&["run", "response.quarantine", &format!("container={id}"), "ticket=INC-4242"]).ok().clone();
+    assert_eq!(again["summary"]["changed"], false);
+    let other = b.run(&["run", "response.quarantine", &format!("container={id}"), "ticket=INC-9"]);
+    other.expect_code(2);
+    assert!(other.message().contains("already quarantined under ticket 'INC-4242'"), "{other:#?}");
+
+    // Release restores exactly what was recorded: the network, its alias and address, running.
+    let r = b.run(&["run", "response.release", &format!("container={id}")]).ok().clone();
+    assert_eq!(r["data"][0]["ticket"], "INC-4242");
+    let c = inspect(&id);
+    assert_eq!(c["State"]["Status"], "running");
+    let ep = &c["NetworkSettings"]["Networks"][&net];
+    assert_eq!(ep["IPAddress"], ip.as_str(), "{ep}");
+    assert!(ep["Aliases"].as_array().unwrap().iter().any(|a| a == "web"), "{ep}");
+    assert_eq!(api(Method::GET, &format!("/volumes/berth-quarantine-{id}"), "", None).0, 404, "the record is gone");
+    let twice = b.run(&["run", "response.release", &format!("container={id}")]);
+    twice.expect_code(2);
+    assert!(twice.message().contains("is not quarantined"), "{twice:#?}");
+
+    // The timeline tells it in order.
+    let t = b.run(&["run", "response.timeline", &format!("container={id}")]).ok().clone();
+    let actions: Vec<String> = t["data"].as_array().unwrap().iter().filter(|e| e["source"] == "event").map(|e| e["action"].as_str().unwrap().to_string()).collect();
+    let pos = |a: &str| actions.iter().position(|x| x == a).unwrap_or_else(|| panic!("no {a} in {actions:?}"));
+    assert!(pos("create") < pos("start") && pos("start") < pos("pause") && pos("pause") < pos("unpause"), "{actions:?}");
+    assert!(pos("disconnect") < pos("unpause") && actions.iter().rposition(|x| x == "connect").unwrap() > pos("disconnect"), "{actions:?}");
+    let times: Vec<i64> = t["data"].as_array().unwrap().iter().filter_map(|e| e["time_nano"].as_i64()).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "ordered: {times:?}");
+    cleanup(&id, &net);
+}
+
+#[test]
+fn quarantine_by_stopping_and_bad_input() {
+    let b = berth();
+    let (id, net, _) = victim("b", 1);
+    let q = b.run(&["run", "response.quarantine", &format!("container={id}"), "ticket=INC-7", "mode=stop", "timeout=1"]).ok().clone();
+    assert_eq!(q["data"][0]["mode"], "stop");
+    assert_eq!(inspect(&id)["State"]["Running"], false);
+    b.run(&["run", "response.release", &format!("container={id}")]).ok();
+    let c = inspect(&id);
+    assert_eq!(c["State"]["Status"], "running");
+    assert!(c["NetworkSettings"]["Networks"].get(&net).is_some());
+    for bad in [vec!["mode=freeze", "ticket=x"], vec!["ticket= "], vec!["ticket=x", "timeout=999"]] {
+        let mut args = vec!["run", "response.quarantine"];
+        let cont = format!("container={id}");
+        args.push(&cont);
+        args.extend(bad.iter());
+        b.run(&args).expect_code(2);
+    }
+    // Nothing was half-done by the refused calls.
+    assert_eq!(api(Method::GET, &format!("/volumes/berth-quarantine-{id}"), "", None).0, 404);
+    assert_eq!(inspect(&id)["State"]["Status"], "running");
+    let missing = b.run(&["run", "response.quarantine", "container=no-such-container-at-all", "ticket=x"]);
+    missing.expect_code(1);
+    assert_eq!(missing.json()["error"]["status"], 404);
+    cleanup(&id, &net);
+}
