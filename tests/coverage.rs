@@ -71,7 +71,7 @@ fn every_operation_of_the_spec_has_an_action() {
     let composites = [
         "system.test-connectivity", "container.run", "container.exec", "container.snapshot", "image.import", "swarm.join-tokens", "node.drain",
         "service.scale", "service.rollback", "service.wait-converged", "secret.rotate",
-        "response.quarantine", "response.release", "response.hunt", "response.timeline",
+        "response.quarantine", "response.release", "response.forensic-bundle", "response.hunt", "response.timeline",
     ];
     for a in &actions {
         assert!(covering.contains(a.as_str()) || composites.contains(&a.as_str()) || !a.contains('.'), "action {a} covers no operation and is not a known composite");

@@ -28,7 +28,7 @@ fn victim(tag: &str, offset: u32) -> (String, String, String) {
     let name = unique(&format!("victim-{tag}"));
     let ip = format!("172.29.{octet}.9");
     let body = json!({
-        "Image": test_image(), "Cmd": ["sh", "-c", "echo evil > /tmp/miner; exec sleep 600"],
+        "Image": test_image(), "Cmd": ["sh", "-c", "echo out-line; echo err-line >&2; echo evil > /tmp/miner; exec sleep 600"],
         "Env": ["AWS_SECRET_ACCESS_KEY=AKIA-very-secret"], "Labels": {"berth.test": name},
         "HostConfig": {"NetworkMode": net},
         "NetworkingConfig": {"EndpointsConfig": {net.clone(): {"Aliases": ["web"], "IPAMConfig": {"IPv4Address": ip}}}},
@@ -130,5 +130,58 @@ fn quarantine_by_stopping_and_bad_input() {
     let missing = b.run(&["run", "response.quarantine", "container=no-such-container-at-all", "ticket=x"]);
     missing.expect_code(1);
     assert_eq!(missing.json()["error"]["status"], 404);
+    cleanup(&id, &net);
+}
+
+/// The forensic bundle: one tar, every member hashed in its manifest, the filesystem export
+/// streamed into it, logs apart, the container given back running after a paused capture.
+#[test]
+fn forensic_bundle_members_match_their_manifest() {
+    let b = berth();
+    let (id, net, _) = victim("c", 2);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("bundle.tar");
+    let r = b.run(&["run", "response.forensic-bundle", &format!("container={id}"), "pause=true", "--out", out.to_str().unwrap()]);
+    let j = r.ok().clone();
+    assert_eq!(inspect(&id)["State"]["Status"], "running", "unpaused after the capture");
+    assert_eq!(j["data"][0]["paused_during_collection"], true);
+    let bytes = std::fs::read(&out).unwrap();
+    use sha2::Digest;
+    let sha = hex::encode(sha2::Sha256::digest(&bytes));
+    assert_eq!(j["summary"]["sha256"], sha.as_str(), "the bundle's sha256 is the file's");
+    let mut members = std::collections::BTreeMap::new();
+    let mut ar = tar::Archive::new(&bytes[..]);
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().to_string_lossy().into_owned();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+        members.insert(name, data);
+    }
+    let manifest: Value = serde_json::from_slice(&members["manifest.json"]).unwrap();
+    let listed = manifest["members"].as_array().unwrap();
+    for want in ["container/inspect.json", "container/logs/stdout.log", "container/logs/stderr.log", "container/top.json", "container/changes.json", "container/stats.json", "container/filesystem.tar", "image/inspect.json", "image/history.json", "engine/info.json"] {
+        assert!(listed.iter().any(|m| m["name"] == want), "{want} not in the manifest: {manifest:#}");
+    }
+    for m in listed {
+        let data = &members[m["name"].as_str().unwrap()];
+        assert_eq!(m["size"].as_u64().unwrap(), data.len() as u64, "{m}");
+        assert_eq!(m["sha256"].as_str().unwrap(), hex::encode(sha2::Sha256::digest(data)), "{m}");
+        assert!(m["collected_at"].as_str().unwrap().starts_with("20"), "{m}");
+    }
+    // Logs apart; the export holds the container's file; top saw its process.
+    let (so, se) = (String::from_utf8_lossy(&members["container/logs/stdout.log"]), String::from_utf8_lossy(&members["container/logs/stderr.log"]));
+    assert!(so.contains("out-line") && !so.contains("err-line"), "{so}");
+    assert!(se.contains("err-line") && !se.contains("out-line"), "{se}");
+    let mut fs = tar::Archive::new(&members["container/filesystem.tar"][..]);
+    assert!(fs.entries().unwrap().any(|e| e.unwrap().path().unwrap().to_string_lossy() == "tmp/miner"));
+    assert!(String::from_utf8_lossy(&members["container/top.json"]).contains("sleep 600"));
+    let ins: Value = serde_json::from_slice(&members["container/inspect.json"]).unwrap();
+    assert_eq!(ins["Id"], id.as_str());
+    // Without an `out` artifact: refused before anything is written.
+    let r = b.run(&["run", "response.forensic-bundle", &format!("container={id}")]);
+    assert_ne!(r.code, 0);
+    assert!(r.message().contains("artifact 'out' was not provided"), "{r:#?}");
     cleanup(&id, &net);
 }

@@ -1,6 +1,7 @@
 //! The `response` family: incident response on a container. Quarantine it reversibly (its
 //! networks and state recorded on the engine itself, so any berth can release it), release
-//! it, hunt containers by indicators with the evidence for each match, and a timeline of a
+//! it, collect a forensic bundle (one tar with a manifest of hashes, streamed to disk), hunt
+//! containers by indicators with the evidence for each match, and a timeline of a
 //! container's events and state changes.
 //!
 //! The quarantine record is a volume, `berth-quarantine-<container id>`, whose labels hold the
@@ -20,6 +21,14 @@ params! {
         ticket: String => "Incident ticket the quarantine belongs to (recorded as berth.quarantine)",
         mode: String = "pause" => "pause (keeps memory for forensics) or stop",
         timeout: i64 = 10 => "stop mode: seconds before the engine kills it",
+    }
+}
+
+params! {
+    struct Bundle {
+        container: String => "Container ID or name",
+        pause: bool = false => "Pause the container while collecting, for a consistent capture (unpaused after)",
+        max_log_lines: i64 = 100000 => "Log lines kept (stdout and stderr together)",
     }
 }
 
@@ -62,6 +71,11 @@ fn actions() -> Vec<Action> {
             .ops(&["VolumeInspect", "ContainerInspect", "NetworkConnect", "ContainerUnpause", "ContainerStart", "VolumeDelete"])
             .output(&["data.*.container", "data.*.ticket", "data.*.networks", "data.*.state", "summary.released"])
             .typed(release),
+        Action::new("response.forensic-bundle", "One tar into the `out` artifact: inspect, logs (stdout and stderr apart), top, changes, a stats sample, the filesystem export, the image's inspect and history, engine info, and a manifest.json of every member's sha256, size and collection time")
+            // Not read-only: it may pause (and unpause) the container it collects.
+            .ops(&["ContainerInspect", "ContainerPause", "ContainerUnpause", "ContainerLogs", "ContainerTop", "ContainerChanges", "ContainerStats", "ContainerExport", "ImageInspect", "ImageHistory", "SystemInfo"])
+            .output(&["data.*.container", "data.*.bundle.sha256", "data.*.bundle.size", "data.*.members.*.name", "data.*.members.*.sha256", "summary.sha256", "summary.members"])
+            .typed(forensic_bundle),
         Action::new("response.hunt", "Find containers matching indicators (image, env, label, process, file path, published port), with the evidence for each")
             .read_only()
             .ops(&["ContainerList", "ContainerInspect", "ImageInspect", "ContainerTop", "ContainerArchiveInfo"])
@@ -191,6 +205,95 @@ fn quarantine(p: Quarantine) -> Result<Output> {
         "record": record_name(&id),
     });
     Ok(Output::one(msg, item).summary("changed", changed || !cut.is_empty() || running).summary("ticket", p.ticket))
+}
+
+/// Now, for the manifest (the guest's wall clock is the host's).
+fn now_rfc3339() -> String {
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let s = rfc3339(d.as_secs() as i64);
+    format!("{}.{:09}Z", s.trim_end_matches('Z'), d.subsec_nanos())
+}
+
+fn forensic_bundle(p: Bundle) -> Result<Output> {
+    if p.max_log_lines < 0 {
+        return Err(Error::bad_params("parameter 'max_log_lines' must be >= 0"));
+    }
+    let c = inspect(&p.container)?;
+    let id = c["Id"].as_str().ok_or_else(|| Error::internal("the engine's inspect has no Id"))?.to_string();
+    let cpath = |rest: &str| format!("/containers/{}{rest}", seg(&id));
+    let running = c["State"]["Running"].as_bool() == Some(true);
+    let paused_before = c["State"]["Paused"].as_bool() == Some(true);
+    let pause_now = p.pause && running && !paused_before;
+    if pause_now {
+        post(cpath("/pause")).send_ok()?;
+    }
+    let collected = collect_bundle(&c, &id, running, p.max_log_lines as usize);
+    if pause_now {
+        // Whatever happened, the container is given back as it was.
+        let resumed = post(cpath("/unpause")).send_ok();
+        if let (Ok(_), Err(e)) = (&collected, resumed) {
+            return Err(Error::Engine { status: 0, message: format!("the bundle was written, but unpausing {id} failed: {e}") });
+        }
+    }
+    let (saved, members) = collected?;
+    let n = members.len();
+    let item = json!({
+        "container": id, "name": c["Name"].as_str().unwrap_or("").trim_start_matches('/'),
+        "bundle": {"artifact": saved.name, "size": saved.size, "sha256": saved.sha256},
+        "members": members, "paused_during_collection": pause_now,
+    });
+    Ok(Output::one(format!("Forensic bundle of {id}: {n} members, {} bytes, sha256 {}", saved.size, saved.sha256), item)
+        .summary("sha256", saved.sha256)
+        .summary("size", saved.size)
+        .summary("members", n))
+}
+
+fn collect_bundle(c: &Value, id: &str, running: bool, max_log_lines: usize) -> Result<(berth_sdk::engine::Saved, Vec<Value>)> {
+    use berth_sdk::engine::{Member, Tar};
+    let cpath = |rest: &str| format!("/containers/{}{rest}", seg(id));
+    let tar = Tar::open("out")?;
+    let mut members: Vec<Value> = Vec::new();
+    let mut note = |m: Member, collected_at: String, source: &str| {
+        members.push(json!({"name": m.name, "size": m.size, "sha256": m.sha256, "collected_at": collected_at, "source": source}));
+    };
+    let t = now_rfc3339();
+    note(tar.json("container/inspect.json", c)?, t, "GET /containers/{id}/json");
+    // Logs, stdout and stderr apart (demultiplexed unless the container has a TTY).
+    let t = now_rfc3339();
+    let tty = c["Config"]["Tty"].as_bool().unwrap_or(false);
+    let mut stream = get(cpath("/logs")).query("stdout", true).query("stderr", true).query("timestamps", true).stream()?;
+    let logs = berth_sdk::logs::collect(&mut stream, !tty, Instant::now() + Duration::from_secs(60), max_log_lines)?;
+    note(tar.bytes("container/logs/stdout.log", &logs.stdout)?, t.clone(), "GET /containers/{id}/logs?stdout=1");
+    note(tar.bytes("container/logs/stderr.log", &logs.stderr)?, t, "GET /containers/{id}/logs?stderr=1");
+    if running {
+        let t = now_rfc3339();
+        note(tar.response("container/top.json", get(cpath("/top")))?, t, "GET /containers/{id}/top");
+    }
+    let t = now_rfc3339();
+    note(tar.response("container/changes.json", get(cpath("/changes")))?, t, "GET /containers/{id}/changes");
+    if running {
+        let t = now_rfc3339();
+        note(tar.response("container/stats.json", get(cpath("/stats")).query("stream", false))?, t, "GET /containers/{id}/stats?stream=false");
+    }
+    let t = now_rfc3339();
+    note(tar.response("container/filesystem.tar", get(cpath("/export")))?, t, "GET /containers/{id}/export");
+    if let Some(image) = c["Image"].as_str() {
+        let t = now_rfc3339();
+        note(tar.response("image/inspect.json", get(format!("/images/{}/json", seg(image))))?, t.clone(), "GET /images/{image}/json");
+        note(tar.response("image/history.json", get(format!("/images/{}/history", seg(image))))?, t, "GET /images/{image}/history");
+    }
+    let t = now_rfc3339();
+    note(tar.response("engine/info.json", get("/info"))?, t, "GET /info");
+    let manifest = json!({
+        "format": "berth-forensic-bundle/1",
+        "container": id,
+        "created_at": now_rfc3339(),
+        "logs_ended_by": logs.ended_by,
+        "members": members,
+    });
+    tar.json("manifest.json", &manifest)?;
+    let saved = tar.finish()?;
+    Ok((saved, members))
 }
 
 fn release(p: Release) -> Result<Output> {

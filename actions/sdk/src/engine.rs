@@ -149,6 +149,51 @@ impl Request {
     }
 }
 
+/// An output artifact written by the host as a tar, member by member (`engine.open-tar`):
+/// members from bytes, or from engine responses streamed straight to disk. Nothing appears
+/// until [`Tar::finish`]; dropped unfinished, it leaves nothing.
+pub struct Tar(wit::TarWriter);
+
+/// A member the host added to a [`Tar`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub name: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+impl Tar {
+    pub fn open(artifact: &str) -> Result<Tar> {
+        wit::open_tar(artifact).map(Tar).map_err(Error::from)
+    }
+
+    /// Adds a member holding `data`.
+    pub fn bytes(&self, name: &str, data: &[u8]) -> Result<Member> {
+        let m = self.0.add_bytes(name, data).map_err(Error::from)?;
+        Ok(Member { name: m.name, size: m.size, sha256: m.sha256 })
+    }
+
+    /// Adds a member holding `v` as pretty JSON.
+    pub fn json(&self, name: &str, v: &Value) -> Result<Member> {
+        self.bytes(name, serde_json::to_string_pretty(v).unwrap_or_default().as_bytes())
+    }
+
+    /// Sends `req` and streams its 2xx body into a member; another status is an engine error.
+    pub fn response(&self, name: &str, req: Request) -> Result<Member> {
+        let m = self.0.add_response(name, &req.0).map_err(Error::from)?;
+        if !(200..300).contains(&m.status) {
+            return Err(missing_endpoint(&req.0.method, &req.0.path, engine_failure(m.status, &m.error_body)));
+        }
+        Ok(Member { name: m.name, size: m.size, sha256: m.sha256 })
+    }
+
+    /// Ends the tar; returns the artifact's size and sha256.
+    pub fn finish(self) -> Result<Saved> {
+        let info = self.0.finish().map_err(Error::from)?;
+        Ok(Saved { name: info.name, size: info.size, sha256: info.sha256, headers: Vec::new() })
+    }
+}
+
 /// An output artifact the host wrote, with the response headers.
 #[derive(Debug, Clone)]
 pub struct Saved {

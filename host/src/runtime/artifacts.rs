@@ -96,13 +96,9 @@ impl Artifacts {
     }
 
     /// Streams `body` into the output artifact `name`, through a temp file renamed on success.
-    ///
-    /// Reading from the engine overlaps with hashing and writing: each 1 MiB chunk is hashed
-    /// and written on the blocking pool while the next one is read, so memory stays at about
-    /// two chunks whatever the size. Like `docker export -o`, the data is not fsynced; the
-    /// rename makes a complete file appear at once, and a failure leaves nothing.
-    pub async fn write_output(&self, name: &str, mut body: Body, idle: Duration) -> Result<Written, String> {
-        const CHUNK: usize = 1 << 20;
+    /// Like `docker export -o`, the data is not fsynced; the rename makes a complete file
+    /// appear at once, and a failure leaves nothing.
+    pub async fn write_output(&self, name: &str, body: Body, idle: Duration) -> Result<Written, String> {
         let Artifact::Output(path) = self.lookup(name)? else {
             return Err(format!("artifact '{name}' is an input, not an output"));
         };
@@ -113,6 +109,21 @@ impl Artifacts {
             .tempfile_in(dir)
             .map_err(|e| format!("cannot create a temp file in {}: {e}", dir.display()))?;
         let (file, tmp_path) = tmp.into_parts();
+        let (file, size, sha256) = self.pipe(name, body, file, idle, 0).await?;
+        drop(file);
+        tmp_path.persist(path).map_err(|e| format!("cannot move artifact '{name}' into place at {}: {}", path.display(), e.error))?;
+        self.written.fetch_add(size, std::sync::atomic::Ordering::Relaxed);
+        Ok(Written { path: path.clone(), size, sha256 })
+    }
+
+    /// Streams `body` into `file` at its position, hashing it; returns the file, the bytes
+    /// written and their sha256. `already` bytes of this artifact count against the cap.
+    ///
+    /// Reading from the engine overlaps with hashing and writing: each 1 MiB chunk is hashed
+    /// and written on the blocking pool while the next one is read, so memory stays at about
+    /// two chunks whatever the size.
+    async fn pipe(&self, name: &str, mut body: Body, file: std::fs::File, idle: Duration, already: u64) -> Result<(std::fs::File, u64, String), String> {
+        const CHUNK: usize = 1 << 20;
         let write_err = |e: std::io::Error| format!("writing artifact '{name}' failed: {e}");
         // Two pipelines on the blocking pool, each one chunk behind the reader: one hashes,
         // one writes. The file and the hasher travel with their jobs and come back.
@@ -137,7 +148,7 @@ impl Artifacts {
                 size += data.len() as u64;
                 if let Some(max) = self.max_bytes {
                     let before = self.written.load(std::sync::atomic::Ordering::Relaxed);
-                    if before + size > max {
+                    if before + already + size > max {
                         return Err(format!("{ARTIFACT_LIMIT} of {max} per invocation exceeded while writing '{name}'; nothing was kept"));
                     }
                 }
@@ -182,10 +193,150 @@ impl Artifacts {
             Some(job) => job.await.map_err(joined)?,
             None => hasher_idle.take().expect("the hasher is idle when no hash is in flight"),
         };
+        Ok((file, size, hex::encode(hasher.finalize())))
+    }
+
+    /// Opens the output artifact `name` as a tar (a temp file beside it until finished).
+    pub fn open_tar(&self, name: &str) -> Result<TarFile, String> {
+        let Artifact::Output(path) = self.lookup(name)? else {
+            return Err(format!("artifact '{name}' is an input, not an output"));
+        };
+        let dir = parent_dir(path);
+        let tmp = tempfile::Builder::new()
+            .prefix(".berth-")
+            .suffix(".part")
+            .tempfile_in(dir)
+            .map_err(|e| format!("cannot create a temp file in {}: {e}", dir.display()))?;
+        let (file, tmp) = tmp.into_parts();
+        Ok(TarFile { artifact: name.to_string(), path: path.clone(), tmp: Some(tmp), file: Some(file), size: 0, names: Default::default() })
+    }
+}
+
+/// An output artifact being written as a tar; dropped unfinished, its temp file goes too.
+pub struct TarFile {
+    artifact: String,
+    path: PathBuf,
+    tmp: Option<tempfile::TempPath>,
+    file: Option<std::fs::File>,
+    /// Bytes written so far (headers and padding included).
+    size: u64,
+    names: std::collections::HashSet<String>,
+}
+
+/// Member names: relative, no `..`, printable, at most 100 bytes (a plain ustar name).
+fn member_name_ok(name: &str) -> Result<(), String> {
+    let bad = name.is_empty()
+        || name.len() > 100
+        || name.starts_with('/')
+        || name.split('/').any(|s| s.is_empty() || s == "." || s == "..")
+        || name.chars().any(char::is_control);
+    if bad {
+        return Err(format!("tar member name '{}' must be a relative path of at most 100 bytes without '.', '..' or empty segments", name.escape_debug()));
+    }
+    Ok(())
+}
+
+fn tar_header(name: &str, size: u64) -> Result<tar::Header, String> {
+    let mut h = tar::Header::new_gnu();
+    h.set_path(name).map_err(|e| format!("tar member name '{name}': {e}"))?;
+    h.set_size(size);
+    h.set_mode(0o644);
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mtime(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0));
+    h.set_cksum();
+    Ok(h)
+}
+
+impl TarFile {
+    pub fn check_name(&self, name: &str) -> Result<(), String> {
+        member_name_ok(name)?;
+        if self.names.contains(name) {
+            return Err(format!("tar member '{name}' was already added"));
+        }
+        Ok(())
+    }
+
+    fn file(&mut self) -> &mut std::fs::File {
+        self.file.as_mut().expect("a tar file is open until finished")
+    }
+
+    fn pad(&mut self, len: u64) -> Result<(), String> {
+        use std::io::Write;
+        let pad = (512 - len % 512) % 512;
+        self.file().write_all(&vec![0u8; pad as usize]).map_err(|e| format!("writing the tar failed: {e}"))?;
+        self.size += pad;
+        Ok(())
+    }
+
+    fn over_cap(&self, arts: &Artifacts, more: u64) -> Result<(), String> {
+        if let Some(max) = arts.max_bytes {
+            if arts.written.load(std::sync::atomic::Ordering::Relaxed) + self.size + more > max {
+                return Err(format!("{ARTIFACT_LIMIT} of {max} per invocation exceeded while writing '{}'; nothing was kept", self.artifact));
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds a member holding `data`; returns its size and sha256.
+    pub fn add_bytes(&mut self, arts: &Artifacts, name: &str, data: &[u8]) -> Result<(u64, String), String> {
+        use std::io::Write;
+        self.check_name(name)?;
+        self.over_cap(arts, 512 + data.len() as u64)?;
+        let h = tar_header(name, data.len() as u64)?;
+        let f = self.file();
+        f.write_all(h.as_bytes()).and_then(|_| f.write_all(data)).map_err(|e| format!("writing the tar failed: {e}"))?;
+        self.size += 512 + data.len() as u64;
+        self.pad(data.len() as u64)?;
+        self.names.insert(name.to_string());
+        Ok((data.len() as u64, hex::encode(Sha256::digest(data))))
+    }
+
+    /// Streams `body` into a member: a header with a placeholder size, the data straight to
+    /// disk, then the header rewritten with the size (a file, so it can seek back).
+    pub async fn add_body(&mut self, arts: &Artifacts, name: &str, body: Body, idle: Duration) -> Result<(u64, String), String> {
+        use std::io::{Seek, SeekFrom, Write};
+        self.check_name(name)?;
+        let at = self.size;
+        let placeholder = tar_header(name, 0)?;
+        self.file().write_all(placeholder.as_bytes()).map_err(|e| format!("writing the tar failed: {e}"))?;
+        self.size += 512;
+        let file = self.file.take().expect("open");
+        let piped = arts.pipe(&self.artifact, body, file, idle, self.size).await;
+        let (mut file, len, sha) = piped?;
+        let h = tar_header(name, len)?;
+        let end = file.stream_position().map_err(|e| format!("writing the tar failed: {e}"))?;
+        file.seek(SeekFrom::Start(at))
+            .and_then(|_| file.write_all(h.as_bytes()))
+            .and_then(|_| file.seek(SeekFrom::Start(end)).map(drop))
+            .map_err(|e| format!("writing the tar failed: {e}"))?;
+        self.file = Some(file);
+        self.size += len;
+        self.pad(len)?;
+        self.names.insert(name.to_string());
+        Ok((len, sha))
+    }
+
+    /// Ends the tar (two zero blocks), hashes it and renames it into place.
+    pub fn finish(mut self, arts: &Artifacts) -> Result<Written, String> {
+        use std::io::{Read, Seek, SeekFrom, Write};
+        self.file().write_all(&[0u8; 1024]).map_err(|e| format!("writing the tar failed: {e}"))?;
+        self.size += 1024;
+        let mut file = self.file.take().expect("open");
+        file.seek(SeekFrom::Start(0)).map_err(|e| format!("reading the tar back failed: {e}"))?;
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = file.read(&mut buf).map_err(|e| format!("reading the tar back failed: {e}"))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
         drop(file);
-        tmp_path.persist(path).map_err(|e| format!("cannot move artifact '{name}' into place at {}: {}", path.display(), e.error))?;
-        self.written.fetch_add(size, std::sync::atomic::Ordering::Relaxed);
-        Ok(Written { path: path.clone(), size, sha256: hex::encode(hasher.finalize()) })
+        let tmp = self.tmp.take().expect("open");
+        tmp.persist(&self.path).map_err(|e| format!("cannot move artifact '{}' into place at {}: {}", self.artifact, self.path.display(), e.error))?;
+        arts.written.fetch_add(self.size, std::sync::atomic::Ordering::Relaxed);
+        Ok(Written { path: self.path.clone(), size: self.size, sha256: hex::encode(hasher.finalize()) })
     }
 }
 
@@ -241,6 +392,42 @@ mod tests {
         assert!(!other.exists());
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from("out.tar")]);
+    }
+
+    #[tokio::test]
+    async fn a_tar_of_bytes_and_streamed_members_reads_back_and_hashes() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("bundle.tar");
+        let mut a = Artifacts::default();
+        a.output("out", &target);
+        let mut t = a.open_tar("out").unwrap();
+        assert_eq!(t.add_bytes(&a, "inspect.json", b"{}").unwrap().0, 2);
+        let big = vec![7u8; 3 << 20 | 5];
+        let (len, sha) = t.add_body(&a, "fs/export.tar", crate::engine::full(Bytes::from(big.clone())), Duration::from_secs(5)).await.unwrap();
+        assert_eq!((len, sha.as_str()), (big.len() as u64, hex::encode(Sha256::digest(&big)).as_str()));
+        assert!(t.add_bytes(&a, "inspect.json", b"again").unwrap_err().contains("already added"));
+        assert!(t.add_bytes(&a, "../escape", b"x").unwrap_err().contains("relative path"));
+        assert!(!target.exists(), "nothing appears before finish");
+        let w = t.finish(&a).unwrap();
+        let bytes = std::fs::read(&target).unwrap();
+        assert_eq!((w.size, w.sha256.as_str()), (bytes.len() as u64, hex::encode(Sha256::digest(&bytes)).as_str()));
+        let mut ar = tar::Archive::new(&bytes[..]);
+        let mut seen = Vec::new();
+        for e in ar.entries().unwrap() {
+            let mut e = e.unwrap();
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+            seen.push((e.path().unwrap().to_string_lossy().into_owned(), data.len()));
+        }
+        assert_eq!(seen, vec![("inspect.json".to_string(), 2), ("fs/export.tar".to_string(), big.len())]);
+        // Dropped unfinished: nothing is left.
+        let mut b = Artifacts::default();
+        let other = dir.path().join("other.tar");
+        b.output("o", &other);
+        let mut t = b.open_tar("o").unwrap();
+        t.add_bytes(&b, "x", b"1").unwrap();
+        drop(t);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[tokio::test]

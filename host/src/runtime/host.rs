@@ -68,7 +68,7 @@ impl HostContext {
         self.engine.as_ref().ok_or_else(|| WitError::Denied("no engine calls are allowed here".into()))
     }
 
-    fn body_timeout(&self) -> Duration {
+    pub(super) fn body_timeout(&self) -> Duration {
         self.engine.as_ref().map(|e| e.timeouts.body).unwrap_or(Duration::from_secs(60))
     }
 }
@@ -148,7 +148,7 @@ impl HostState {
     }
 
     /// Records a cap that was hit (see [`HostState::violate`]).
-    fn violate_limit(&mut self, why: String) -> String {
+    pub(super) fn violate_limit(&mut self, why: String) -> String {
         if self.violation.is_none() {
             self.violation_is_limit = true;
         }
@@ -251,7 +251,7 @@ impl HostState {
         e
     }
 
-    async fn send(&mut self, req: &Request) -> Result<http::Response<Body>, WitError> {
+    pub(super) async fn send(&mut self, req: &Request) -> Result<http::Response<Body>, WitError> {
         self.send_with(req, false).await
     }
 
@@ -308,7 +308,7 @@ impl HostState {
         Ok(())
     }
 
-    async fn read_whole(&mut self, body: Body) -> Result<Bytes, WitError> {
+    pub(super) async fn read_whole(&mut self, body: Body) -> Result<Bytes, WitError> {
         let cap = self.limits.body_bytes.min(self.byte_budget()) as usize;
         match read_capped(body, cap, self.ctx.body_timeout()).await {
             Ok(b) => {
@@ -478,6 +478,10 @@ impl engine::Host for HostState {
         let r = self.call_to_artifact_on_host(req, artifact).await;
         self.cpu_on().await;
         r
+    }
+
+    async fn open_tar(&mut self, artifact: String) -> Result<Resource<super::bundle::TarWriter>, WitError> {
+        self.open_tar_impl(artifact)
     }
 
     async fn upgrade(&mut self, req: Request, stdin: types::Body) -> Result<(ResponseHead, Resource<StreamHandle>), WitError> {

@@ -2,6 +2,7 @@
 //! `InstancePre` per component, and sandboxed invocation in a fresh `Store`.
 
 pub mod artifacts;
+mod bundle;
 pub mod cache;
 pub mod contract;
 pub mod fair;
@@ -38,6 +39,7 @@ pub(crate) mod bindings {
         exports: { default: async },
         with: {
             "berth:connector/engine.body-stream": super::streams::StreamHandle,
+            "berth:connector/engine.tar-writer": super::bundle::TarWriter,
         },
     });
 
