@@ -110,6 +110,11 @@ read_only = true
     let audit = s.audit();
     assert!(audit.iter().any(|r| r["tenant"] == "red" && r["action"] == "container.remove" && r["denied"].as_str().is_some_and(|d| d.contains("may not run"))), "{audit:?}");
     assert!(audit.iter().any(|r| r["tenant"] == "blue" && r["action"] == "test.delete-readonly" && r["engine_calls"][0]["refused"].is_string()), "{audit:?}");
+    // Chain of custody: the export's file, size and sha256 are audited.
+    assert!(
+        audit.iter().any(|r| r["tenant"] == "red" && r["action"] == "container.export" && r["artifact"] == "red.tar" && r["sha256"] == j["summary"]["sha256"] && r["size"] == j["summary"]["size"]),
+        "{audit:?}"
+    );
 
     // Metrics.
     assert_eq!(http(&s.addr, "GET", "/metrics", None, None).0, 401, "metrics need their token");

@@ -56,6 +56,24 @@ impl Audit {
     }
 }
 
+impl Audit {
+    /// Chain of custody: one record per output artifact an invocation wrote (a forensic
+    /// bundle, an export), with its file name, size and sha256.
+    pub fn artifacts(&self, tenant: &str, action: &str, written: &[crate::runtime::artifacts::Written]) {
+        let Some(file) = &self.file else { return };
+        for w in written {
+            let ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+            let name = w.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let rec = json!({"ts": ts, "tenant": tenant, "action": action, "artifact": name, "size": w.size, "sha256": w.sha256});
+            let mut line = serde_json::to_vec(&rec).expect("json");
+            line.push(b'\n');
+            if let Err(e) = file.lock().unwrap().write_all(&line) {
+                tracing::error!("cannot write the audit log: {e}");
+            }
+        }
+    }
+}
+
 /// Keys whose values never reach the audit log, wherever they sit in the params.
 fn secretish(key: &str) -> bool {
     let k = key.to_ascii_lowercase().replace('-', "_");

@@ -231,15 +231,16 @@ impl Server {
             }
             .run()
             .await;
-            (outcome.result, outcome.calls, started.elapsed())
+            (outcome.result, outcome.calls, outcome.written, started.elapsed())
         };
         let finish = {
             let me = self.clone();
             let tenant = tenant.clone();
             let action = action_name.clone();
-            move |(result, calls, took): (ActionResult, Vec<crate::runtime::CallRecord>, Duration)| {
+            move |(result, calls, written, took): (ActionResult, Vec<crate::runtime::CallRecord>, Vec<crate::runtime::artifacts::Written>, Duration)| {
                 let denial = result.error.as_ref().filter(|e| matches!(e.kind, FailureKind::Denied | FailureKind::Limit)).map(|_| result.message.clone());
                 me.audit.record(&tenant, &action, &result.parameter, &result, took, &calls, denial.as_deref());
+                me.audit.artifacts(&tenant, &action, &written);
                 me.metrics.observe(&tenant, &action, &result, took, calls.len());
                 result
             }
