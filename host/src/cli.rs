@@ -200,6 +200,13 @@ pub enum Command {
         /// More input artifacts, NAME=PATH.
         #[arg(long = "input-artifact", value_name = "NAME=PATH")]
         input_artifacts: Vec<String>,
+        /// Run on several engines at once (fan-out): NAME=ADDRESS (unix://, tcp://, ssh://) or
+        /// a docker context name; repeat it. Rows get an `asset` field, each engine a status.
+        #[arg(long = "asset", value_name = "NAME=ADDRESS|CONTEXT")]
+        assets: Vec<String>,
+        /// Fan-out: seconds each engine may take before it counts as timed out.
+        #[arg(long, default_value_t = 60.0)]
+        asset_timeout: f64,
     },
 }
 
@@ -385,7 +392,7 @@ async fn run_cli(cli: Cli) -> Result<i32, Usage> {
             print_describe(comp, spec, json || format == OutputFormat::Json);
             Ok(0)
         }
-        Command::Run { ref action, ref params, ref params_json, ref out, ref input, ref artifacts, ref input_artifacts } => {
+        Command::Run { ref action, ref params, ref params_json, ref out, ref input, ref artifacts, ref input_artifacts, ref assets, asset_timeout } => {
             let (comp, spec) = find(&catalog, action)?;
             let tenant_policy = match &cli.policy {
                 None => None,
@@ -422,6 +429,36 @@ async fn run_cli(cli: Cli) -> Result<i32, Usage> {
                         arts.input(name, path);
                     }
                 }
+            }
+            if !assets.is_empty() {
+                if arts.has_outputs() {
+                    return Err(Usage("--asset (fan-out) runs take no output artifacts: each engine would write the same file; run per engine".into()));
+                }
+                let timeout = secs("asset-timeout", asset_timeout).map_err(Usage)?;
+                let policy = crate::invoke::policy_for(tenant_policy.as_ref(), spec);
+                let creds = Arc::new(Credentials::new(cli.credentials.clone(), CredentialStore::docker_config_path()));
+                let mut runs = Vec::new();
+                for a in assets {
+                    let (name, flags) = match a.split_once('=') {
+                        Some((n, addr)) if !n.is_empty() && !addr.is_empty() => (n.to_string(), crate::engine::endpoint::Flags { host: Some(addr.to_string()), ..cli.endpoint_flags() }),
+                        Some(_) => return Err(Usage(format!("--asset '{a}' must be NAME=ADDRESS or a context name"))),
+                        None => (a.clone(), crate::engine::endpoint::Flags { host: None, context: Some(a.clone()), ..cli.endpoint_flags() }),
+                    };
+                    if runs.iter().any(|(n, _)| n == &name) {
+                        return Err(Usage(format!("--asset '{name}' is given twice")));
+                    }
+                    let endpoint = crate::engine::endpoint::resolve(&flags, &crate::engine::endpoint::Env::process()).map_err(|e| Usage(format!("--asset {name}: {e:#}")))?;
+                    let engine = EngineClient::connect_to(&endpoint, timeouts).map_err(|e| Usage(format!("--asset {name}: {e:#}")))?;
+                    let ctx = HostContext::new(Arc::new(engine), creds.clone());
+                    runs.push((name, crate::invoke::Invocation { runtime: &runtime, file: comp, spec, params: params.clone(), artifacts: arts.clone(), limits, policy: policy.clone(), ctx }));
+                }
+                let (result, _) = crate::invoke::fan_out(runs, timeout, 8).await;
+                print_result(&result, format);
+                if let Some(e) = &result.error {
+                    eprintln!("berth: {} failed on every asset: {}", spec.name, one_line(&result.message));
+                    return Ok(e.kind.exit_code());
+                }
+                return Ok(0);
             }
             let endpoint = crate::engine::endpoint::resolve(&cli.endpoint_flags(), &crate::engine::endpoint::Env::process()).map_err(|e| Usage(format!("{e:#}")))?;
             let engine = EngineClient::connect_to(&endpoint, timeouts).map_err(|e| Usage(format!("{e:#}")))?;

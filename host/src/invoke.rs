@@ -58,3 +58,113 @@ impl Invocation<'_> {
         self.runtime.invoke_with(&prepared, self.ctx, self.spec, self.params, self.artifacts, self.limits, self.policy).await
     }
 }
+
+/// Fan-out: one action on several engines (a tenant's assets, or the CLI's `--asset`s), each
+/// in its own sandbox, at most `bound` at once, each within `timeout`. One engine failing or
+/// timing out does not fail the others: the result merges every asset's rows, each tagged
+/// with an `asset` field, and gives a status per asset.
+pub async fn fan_out(runs: Vec<(String, Invocation<'_>)>, timeout: std::time::Duration, bound: usize) -> (ActionResult, Vec<Outcome>) {
+    let gate = tokio::sync::Semaphore::new(bound.max(1));
+    let echo = runs.first().map(|(_, i)| i.spec.redact(&i.params)).unwrap_or_default();
+    let tasks = runs.into_iter().map(|(asset, inv)| {
+        let gate = &gate;
+        async move {
+            let _permit = gate.acquire().await.expect("semaphore open");
+            let started = std::time::Instant::now();
+            match tokio::time::timeout(timeout, inv.run()).await {
+                Ok(outcome) => (asset, Some(outcome), started.elapsed()),
+                Err(_) => (asset, None, started.elapsed()),
+            }
+        }
+    });
+    let done = futures_util::future::join_all(tasks).await;
+    let mut per_asset: Vec<(String, Result<ActionResult, String>)> = Vec::new();
+    let mut outcomes = Vec::new();
+    for (asset, outcome, _took) in done {
+        match outcome {
+            Some(o) => {
+                per_asset.push((asset, Ok(o.result.clone())));
+                outcomes.push(o);
+            }
+            None => per_asset.push((asset, Err(format!("no answer within {timeout:?}")))),
+        }
+    }
+    (merge(echo, per_asset), outcomes)
+}
+
+/// Merges per-asset results: rows tagged with `asset`, a `summary.assets` status per asset,
+/// success when any asset succeeded.
+pub fn merge(echo: Map<String, Value>, per_asset: Vec<(String, Result<ActionResult, String>)>) -> ActionResult {
+    let mut data = Vec::new();
+    let mut assets = Map::new();
+    let (mut ok, mut failed) = (Vec::new(), Vec::new());
+    for (asset, r) in per_asset {
+        let status = match r {
+            Ok(r) if r.error.is_none() => {
+                for row in r.data {
+                    data.push(match row {
+                        Value::Object(mut m) => {
+                            m.insert("asset".into(), Value::String(asset.clone()));
+                            Value::Object(m)
+                        }
+                        other => serde_json::json!({"asset": asset, "value": other}),
+                    });
+                }
+                ok.push(asset.clone());
+                serde_json::json!({"status": "success", "message": r.message, "summary": r.summary})
+            }
+            Ok(r) => {
+                failed.push(format!("{asset}: {}", r.message));
+                serde_json::json!({"status": "failed", "message": r.message, "error": r.error})
+            }
+            Err(why) => {
+                failed.push(format!("{asset}: {why}"));
+                serde_json::json!({"status": "timeout", "message": why})
+            }
+        };
+        assets.insert(asset, status);
+    }
+    let n = ok.len() + failed.len();
+    let mut message = format!("{n} assets: {} succeeded, {} failed", ok.len(), failed.len());
+    if !failed.is_empty() {
+        message.push_str(&format!(" ({})", failed.join("; ")));
+    }
+    let mut summary = Map::new();
+    summary.insert("total_objects".into(), data.len().into());
+    summary.insert("assets_succeeded".into(), ok.len().into());
+    summary.insert("assets_failed".into(), failed.len().into());
+    summary.insert("assets".into(), Value::Object(assets));
+    if ok.is_empty() {
+        let mut r = ActionResult::failed(echo, FailureKind::Engine, None, message);
+        r.summary = summary;
+        return r;
+    }
+    ActionResult::success(echo, message, data, summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn merged_rows_carry_their_asset_and_one_failure_fails_no_other() {
+        let ok = |rows: Vec<Value>| {
+            let Value::Object(s) = json!({"total_objects": rows.len()}) else { unreachable!() };
+            ActionResult::success(Map::new(), "fine".into(), rows, s)
+        };
+        let down = ActionResult::failed(Map::new(), FailureKind::Engine, None, "cannot connect".into());
+        let r = merge(Map::new(), vec![("a".into(), Ok(ok(vec![json!({"Id": 1}), json!(7)]))), ("b".into(), Ok(down)), ("c".into(), Err("no answer within 2s".into()))]);
+        assert!(r.error.is_none(), "{r:?}");
+        assert_eq!(r.data, vec![json!({"Id": 1, "asset": "a"}), json!({"asset": "a", "value": 7})]);
+        assert_eq!(r.summary["assets"]["a"]["status"], "success");
+        assert_eq!(r.summary["assets"]["b"]["status"], "failed");
+        assert_eq!(r.summary["assets"]["c"]["status"], "timeout");
+        assert_eq!((r.summary["assets_succeeded"].clone(), r.summary["assets_failed"].clone()), (json!(1), json!(2)));
+        assert!(r.message.contains("b: cannot connect") && r.message.contains("c: no answer"), "{}", r.message);
+        // All failed: the merged result fails, still with every asset's status.
+        let r = merge(Map::new(), vec![("c".into(), Err("no answer".into()))]);
+        assert!(r.error.is_some());
+        assert_eq!(r.summary["assets"]["c"]["status"], "timeout");
+    }
+}

@@ -172,10 +172,37 @@ impl Server {
             };
             let params = crate::invoke::admit(Some(&t.tenant.policy), &format!("tenant {tenant}"), file, spec, raw).map_err(|r| (status_of(&r), r))?;
             let artifacts = tenant_artifacts(&t.tenant, query).map_err(|e| refuse(StatusCode::BAD_REQUEST, FailureKind::BadParams, e, spec.redact(&params)))?;
-            let asset = query_value(query, "asset").unwrap_or_else(|| "default".into());
-            let Some(engine) = t.engines.get(&asset).cloned() else {
-                let known: Vec<&str> = t.engines.keys().map(String::as_str).collect();
-                return Err(refuse(StatusCode::BAD_REQUEST, FailureKind::BadParams, format!("unknown asset '{asset}' (tenant {tenant} has: {})", known.join(", ")), spec.redact(&params)));
+            let known = || t.engines.keys().map(String::as_str).collect::<Vec<_>>().join(", ");
+            // `?assets=a,b` or `?assets=*`: fan-out, one sandboxed run per engine.
+            let fan = query_value(query, "assets");
+            let names: Vec<String> = match (&fan, query_value(query, "asset")) {
+                (Some(_), Some(_)) => return Err(refuse(StatusCode::BAD_REQUEST, FailureKind::BadParams, "give either asset or assets, not both".into(), spec.redact(&params))),
+                (Some(list), None) if list == "*" => t.engines.keys().cloned().collect(),
+                (Some(list), None) => list.split(',').map(|a| a.trim().to_string()).filter(|a| !a.is_empty()).collect(),
+                (None, one) => vec![one.unwrap_or_else(|| "default".into())],
+            };
+            if names.is_empty() {
+                return Err(refuse(StatusCode::BAD_REQUEST, FailureKind::BadParams, format!("assets names no asset (tenant {tenant} has: {})", known()), spec.redact(&params)));
+            }
+            let mut engines = Vec::new();
+            for asset in names {
+                let Some(engine) = t.engines.get(&asset).cloned() else {
+                    return Err(refuse(StatusCode::BAD_REQUEST, FailureKind::BadParams, format!("unknown asset '{asset}' (tenant {tenant} has: {})", known()), spec.redact(&params)));
+                };
+                if engines.iter().any(|(a, _)| a == &asset) {
+                    return Err(refuse(StatusCode::BAD_REQUEST, FailureKind::BadParams, format!("asset '{asset}' is named twice"), spec.redact(&params)));
+                }
+                engines.push((asset, engine));
+            }
+            if fan.is_some() && artifacts.has_outputs() {
+                return Err(refuse(StatusCode::BAD_REQUEST, FailureKind::BadParams, "a fan-out over assets takes no output artifacts (each engine would write the same file)".into(), spec.redact(&params)));
+            }
+            let asset_timeout = match query_value(query, "asset_timeout") {
+                None => t.tenant.limits.wall,
+                Some(v) => match v.parse::<f64>() {
+                    Ok(s) if s.is_finite() && s > 0.0 => Duration::from_secs_f64(s).min(t.tenant.limits.wall),
+                    _ => return Err(refuse(StatusCode::BAD_REQUEST, FailureKind::BadParams, format!("asset_timeout '{v}' is not a positive number of seconds"), spec.redact(&params))),
+                },
             };
             if !self.take_rate(t) {
                 return Err(refuse(StatusCode::TOO_MANY_REQUESTS, FailureKind::Limit, format!("tenant {tenant} is over {} requests per minute", t.tenant.requests_per_minute), spec.redact(&params)));
@@ -196,9 +223,9 @@ impl Server {
                 let used = dir_bytes(dir);
                 artifacts.cap_bytes(t.tenant.artifact_bytes.min(t.tenant.artifact_quota_bytes.saturating_sub(used)));
             }
-            Ok((file.clone(), spec.clone(), params, artifacts, engine))
+            Ok((file.clone(), spec.clone(), params, artifacts, (engines, fan.is_some(), asset_timeout)))
         })();
-        let (file, spec, params, artifacts, engine) = match checked {
+        let (file, spec, params, artifacts, (engines, fan_out, asset_timeout)) = match checked {
             Ok(x) => x,
             Err((status, result)) => {
                 self.audit.record(&tenant, action, &result.parameter, &result, Duration::ZERO, &[], result.error.as_ref().map(|_| result.message.as_str()));
@@ -219,19 +246,22 @@ impl Server {
             let _mine = t.slots.acquire().await.expect("semaphore open");
             let _global = me.slots.acquire().await.expect("semaphore open");
             let cpu = Some(crate::runtime::fair::CpuShare { sched: me.cpu.clone(), tenant: t.cpu.clone() });
-            let outcome = crate::invoke::Invocation {
-                runtime: &me.runtime,
-                file: &file,
-                spec: &spec,
-                params,
-                artifacts,
-                limits: t.tenant.limits,
-                policy: crate::invoke::policy_for(Some(&t.tenant.policy), &spec),
-                ctx: HostContext { engine: Some(engine), credentials: me.credentials.clone(), progress: None, cpu },
+            let policy = crate::invoke::policy_for(Some(&t.tenant.policy), &spec);
+            let mut runs = Vec::new();
+            for (asset, engine) in engines {
+                let ctx = HostContext { engine: Some(engine), credentials: me.credentials.clone(), progress: None, cpu: cpu.clone() };
+                let inv = crate::invoke::Invocation { runtime: &me.runtime, file: &file, spec: &spec, params: params.clone(), artifacts: artifacts.clone(), limits: t.tenant.limits, policy: policy.clone(), ctx };
+                runs.push((asset, inv));
             }
-            .run()
-            .await;
-            (outcome.result, outcome.calls, outcome.written, started.elapsed())
+            if !fan_out {
+                let (_, inv) = runs.pop().expect("one asset");
+                let outcome = inv.run().await;
+                return (outcome.result, outcome.calls, outcome.written, started.elapsed());
+            }
+            // Each engine in its own sandbox, a few at once; within the tenant's slot.
+            let (result, outcomes) = crate::invoke::fan_out(runs, asset_timeout, 8).await;
+            let calls = outcomes.into_iter().flat_map(|o| o.calls).collect();
+            (result, calls, Vec::new(), started.elapsed())
         };
         let finish = {
             let me = self.clone();

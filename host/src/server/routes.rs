@@ -223,6 +223,8 @@ pub(super) fn openapi() -> &'static Value {
                     "parameters": [action_param,
                         {"name": "async", "in": "query", "schema": {"type": "boolean"}, "description": "202 with a job id instead of waiting"},
                         {"name": "asset", "in": "query", "schema": {"type": "string"}, "description": "the engine (tenant asset) to act on"},
+                        {"name": "assets", "in": "query", "schema": {"type": "string"}, "description": "fan-out: a,b,c or * (every asset of the tenant); rows get an `asset` field, summary.assets a status per engine"},
+                        {"name": "asset_timeout", "in": "query", "schema": {"type": "number"}, "description": "fan-out: seconds each engine may take (at most the tenant's timeout)"},
                         {"name": "out", "in": "query", "schema": {"type": "string"}, "description": "output artifact name in the tenant's directory"},
                         {"name": "in", "in": "query", "schema": {"type": "string"}, "description": "input artifact name in the tenant's directory"}],
                     "requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}},
