@@ -77,7 +77,13 @@ if [[ -n $docker_cli ]]; then
         "$berth run container.export id=$cid --out $work/berth.tar" >/dev/null 2>&1
     rss=$(/usr/bin/time -f %M "$berth" run container.export "id=$cid" --out "$work/berth.tar" 2>&1 >/dev/null | tail -n1)
     size=$(stat -c %s "$work/berth.tar")
-    python3 - "$work" "$rss" "$size" <<'PY'
+    # The forensic bundle of the same container: the export plus everything else, in one tar.
+    hyperfine --style none --warmup 1 --runs 5 --export-json "$work/bundle.json" \
+        --prepare "rm -f $work/docker.tar $work/bundle.tar; sync" \
+        "$docker_cli -H $host export -o $work/docker.tar $cid" \
+        "$berth run response.forensic-bundle container=$cid --out $work/bundle.tar" >/dev/null 2>&1
+    bundle_rss=$(/usr/bin/time -f %M "$berth" run response.forensic-bundle "container=$cid" --out "$work/bundle.tar" 2>&1 >/dev/null | tail -n1)
+    python3 - "$work" "$rss" "$size" "$bundle_rss" <<'PY'
 import json, sys
 w, rss, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 (d, b) = [r["median"] for r in json.load(open(f"{w}/export.json"))["results"]]
@@ -87,6 +93,12 @@ print(f"  berth container.export --out     {size / b / 2**20:8.1f} MiB/s  ({b:.2
 ok = d / b >= 0.9
 print(f"  throughput berth / docker        {d / b:6.2f}x   target >= 0.9x   {'PASS' if ok else 'MISS'}")
 print(f"  berth peak RSS                   {rss / 1024:6.1f} MiB  target <= 64 MiB   {'PASS' if rss <= 64 * 1024 else 'MISS'}")
+(d2, fb) = [r["median"] for r in json.load(open(f"{w}/bundle.json"))["results"]]
+brss = int(sys.argv[4])
+print("forensic bundle of the same container (export + inspect, logs, top, changes, stats, image, info, manifest)")
+print(f"  docker export -o FILE            {d2:6.2f} s")
+print(f"  berth response.forensic-bundle   {fb:6.2f} s   {fb / d2:5.2f}x docker export   target <= 1.2x   {'PASS' if fb / d2 <= 1.2 else 'MISS'}")
+print(f"  berth peak RSS                   {brss / 1024:6.1f} MiB  target <= 64 MiB   {'PASS' if brss <= 64 * 1024 else 'MISS'}")
 PY
     "$docker_cli" -H "$host" rm -f "$cid" >/dev/null
 fi
@@ -114,6 +126,37 @@ cached = "source=Cached" in first and "source=Compiled" not in first
 secs = first.strip().splitlines()[-1]
 print(f"  first Python run after berth install: {float(secs) * 1e3:.0f} ms, component {'loaded precompiled' if cached else 'COMPILED'}   {'PASS' if cached else 'MISS'}")
 PY
+
+# Fan-out: a hunt over three engines with 100 containers each, against the slowest engine
+# hunted alone (one list and 100 inspects per engine).
+if [[ -n $docker_cli ]]; then
+    img=$(tests/bench-image.sh "$host")
+    fan_hosts=()
+    for n in 1 2 3; do
+        d=${engine_dir}-fan$n
+        h=$(tests/engine.sh start "$d")
+        fan_hosts+=("$h")
+        tests/bench-image.sh "$h" >/dev/null
+        have=$("$docker_cli" -H "$h" ps -aq --filter label=berth.bench=fan | wc -l)
+        for i in $(seq $((have + 1)) 100); do
+            "$docker_cli" -H "$h" create --network none -l berth.bench=fan -e "BENCH_TOKEN_$i=x" "$img" true >/dev/null
+        done
+    done
+    trap 'for n in 1 2 3; do tests/engine.sh stop "${engine_dir}-fan$n"; done; rm -rf "$work"' EXIT
+    "$berth" run response.hunt env='BENCH_*' all=true >/dev/null
+    singles=()
+    for h in "${fan_hosts[@]}"; do singles+=("$berth -H $h run response.hunt env=BENCH_* all=true"); done
+    fan="$berth run response.hunt env=BENCH_* all=true --asset a=${fan_hosts[0]} --asset b=${fan_hosts[1]} --asset c=${fan_hosts[2]}"
+    hf --runs 10 --export-json "$work/fan.json" "${singles[@]}" "$fan"
+    python3 - "$work" <<'PY'
+import json, sys
+r = [x["median"] * 1e3 for x in json.load(open(f"{sys.argv[1]}/fan.json"))["results"]]
+slowest = max(r[:3])
+print("fan-out: response.hunt env=BENCH_* over 3 engines x 100 containers (median ms)")
+print(f"  each engine alone                {r[0]:8.1f} {r[1]:8.1f} {r[2]:8.1f}")
+print(f"  all three, one invocation        {r[3]:8.1f}   {r[3] / slowest:5.2f}x the slowest alone   target <= 1.5x   {'PASS' if r[3] / slowest <= 1.5 else 'MISS'}")
+PY
+fi
 
 echo "in process"
 target/release/examples/bench_runtime "$BERTH_ACTIONS" "$host" | sed 's/^/  /'
@@ -143,7 +186,7 @@ tls_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)
 tls_engine_dir=${engine_dir}-tls
 tests/engine.sh start "$tls_engine_dir" --host "tcp://127.0.0.1:$tls_port" --tlsverify \
     --tlscacert "$tls_dir/ca.pem" --tlscert "$tls_dir/server-cert.pem" --tlskey "$tls_dir/server-key.pem" >/dev/null
-trap 'tests/engine.sh stop "$tls_engine_dir"; rm -rf "$work"' EXIT
+trap 'tests/engine.sh stop "$tls_engine_dir"; for n in 1 2 3; do tests/engine.sh stop "${engine_dir}-fan$n" >/dev/null 2>&1 || true; done; rm -rf "$work"' EXIT
 tls_flags="--host tcp://localhost:$tls_port --tlsverify --tlscacert $tls_dir/ca.pem --tlscert $tls_dir/cert.pem --tlskey $tls_dir/key.pem"
 "$berth" $tls_flags run system.version >/dev/null
 if [[ -n $docker_cli ]]; then
