@@ -64,23 +64,64 @@ impl Invocation<'_> {
 /// timing out does not fail the others: the result merges every asset's rows, each tagged
 /// with an `asset` field, and gives a status per asset.
 pub async fn fan_out(runs: Vec<(String, Invocation<'_>)>, timeout: std::time::Duration, bound: usize) -> (ActionResult, Vec<Outcome>) {
-    let gate = tokio::sync::Semaphore::new(bound.max(1));
     let echo = runs.first().map(|(_, i)| i.spec.redact(&i.params)).unwrap_or_default();
+    if matches!(tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()), Ok(tokio::runtime::RuntimeFlavor::MultiThread)) {
+        // In `berth serve` (a multi-thread runtime whose engine clients are shared by every
+        // tenant) the runs stay on the server's runtime, so no pooled connection outlives
+        // the runtime that drives it; the server's workers already run requests in parallel.
+        return fan_out_here(echo, runs, timeout, bound).await;
+    }
+    // Each engine gets a thread and an async runtime of its own, `bound` at a time: the
+    // guests' CPU work and the host's handling of each engine's answers run in parallel
+    // instead of taking turns on the caller's thread.
+    let run_all = move || {
+        let mut done: Vec<(String, Option<Outcome>)> = Vec::new();
+        let mut runs = runs.into_iter().peekable();
+        while runs.peek().is_some() {
+            let batch: Vec<(String, Invocation<'_>)> = runs.by_ref().take(bound.max(1)).collect();
+            std::thread::scope(|s| {
+                let handles: Vec<_> = batch
+                    .into_iter()
+                    .map(|(asset, inv)| {
+                        s.spawn(move || {
+                            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+                            let outcome = match rt {
+                                Ok(rt) => rt.block_on(async { tokio::time::timeout(timeout, inv.run()).await.ok() }),
+                                Err(_) => None,
+                            };
+                            (asset, outcome)
+                        })
+                    })
+                    .collect();
+                for h in handles {
+                    done.push(h.join().expect("a fan-out thread panicked"));
+                }
+            });
+        }
+        done
+    };
+    let done = run_all();
+    collect(echo, done, timeout)
+}
+
+/// The runs on the caller's runtime, `bound` at a time.
+async fn fan_out_here(echo: Map<String, Value>, runs: Vec<(String, Invocation<'_>)>, timeout: std::time::Duration, bound: usize) -> (ActionResult, Vec<Outcome>) {
+    let gate = tokio::sync::Semaphore::new(bound.max(1));
     let tasks = runs.into_iter().map(|(asset, inv)| {
         let gate = &gate;
         async move {
             let _permit = gate.acquire().await.expect("semaphore open");
-            let started = std::time::Instant::now();
-            match tokio::time::timeout(timeout, inv.run()).await {
-                Ok(outcome) => (asset, Some(outcome), started.elapsed()),
-                Err(_) => (asset, None, started.elapsed()),
-            }
+            (asset, tokio::time::timeout(timeout, inv.run()).await.ok())
         }
     });
     let done = futures_util::future::join_all(tasks).await;
+    collect(echo, done, timeout)
+}
+
+fn collect(echo: Map<String, Value>, done: Vec<(String, Option<Outcome>)>, timeout: std::time::Duration) -> (ActionResult, Vec<Outcome>) {
     let mut per_asset: Vec<(String, Result<ActionResult, String>)> = Vec::new();
     let mut outcomes = Vec::new();
-    for (asset, outcome, _took) in done {
+    for (asset, outcome) in done {
         match outcome {
             Some(o) => {
                 per_asset.push((asset, Ok(o.result.clone())));
