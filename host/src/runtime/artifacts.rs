@@ -99,16 +99,8 @@ impl Artifacts {
     /// Like `docker export -o`, the data is not fsynced; the rename makes a complete file
     /// appear at once, and a failure leaves nothing.
     pub async fn write_output(&self, name: &str, body: Body, idle: Duration) -> Result<Written, String> {
-        let Artifact::Output(path) = self.lookup(name)? else {
-            return Err(format!("artifact '{name}' is an input, not an output"));
-        };
-        let dir = parent_dir(path);
-        let tmp = tempfile::Builder::new()
-            .prefix(".berth-")
-            .suffix(".part")
-            .tempfile_in(dir)
-            .map_err(|e| format!("cannot create a temp file in {}: {e}", dir.display()))?;
-        let (file, tmp_path) = tmp.into_parts();
+        let (path, file, tmp_path) = self.temp_output(name)?;
+        let path = &path;
         let (file, size, sha256) = self.pipe(name, body, file, idle, 0).await?;
         drop(file);
         tmp_path.persist(path).map_err(|e| format!("cannot move artifact '{name}' into place at {}: {}", path.display(), e.error))?;
@@ -198,6 +190,12 @@ impl Artifacts {
 
     /// Opens the output artifact `name` as a tar (a temp file beside it until finished).
     pub fn open_tar(&self, name: &str) -> Result<TarFile, String> {
+        let (path, file, tmp) = self.temp_output(name)?;
+        Ok(TarFile { artifact: name.to_string(), path, tmp: Some(tmp), file: Some(file), size: 0, names: Default::default() })
+    }
+
+    /// The output artifact `name`'s path and a temp file beside it (removed unless persisted).
+    fn temp_output(&self, name: &str) -> Result<(PathBuf, std::fs::File, tempfile::TempPath), String> {
         let Artifact::Output(path) = self.lookup(name)? else {
             return Err(format!("artifact '{name}' is an input, not an output"));
         };
@@ -208,7 +206,7 @@ impl Artifacts {
             .tempfile_in(dir)
             .map_err(|e| format!("cannot create a temp file in {}: {e}", dir.display()))?;
         let (file, tmp) = tmp.into_parts();
-        Ok(TarFile { artifact: name.to_string(), path: path.clone(), tmp: Some(tmp), file: Some(file), size: 0, names: Default::default() })
+        Ok((path.clone(), file, tmp))
     }
 }
 
