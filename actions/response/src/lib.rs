@@ -359,6 +359,19 @@ fn env_matches(pattern: &str, entry: &str) -> bool {
     glob(pk, k) && pv.is_none_or(|pv| glob(pv, v))
 }
 
+/// The part of a container inspect an env hunt reads.
+#[derive(serde::Deserialize)]
+struct EnvOnly {
+    #[serde(rename = "Config", default)]
+    config: EnvConfig,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct EnvConfig {
+    #[serde(rename = "Env")]
+    env: Option<Vec<String>>,
+}
+
 fn hunt(p: Hunt) -> Result<Output> {
     if p.image.is_none() && p.env.is_none() && p.label.is_none() && p.process.is_none() && p.path.is_none() && p.port.is_none() {
         return Err(Error::bad_params("give at least one indicator: image, env, label, process, path or port"));
@@ -376,9 +389,9 @@ fn hunt(p: Hunt) -> Result<Output> {
         None => None,
     };
     let list = get("/containers/json").query("all", p.all).json_ok()?;
-    let containers = list.as_array().cloned().unwrap_or_default();
+    let containers = list.as_array().map(Vec::as_slice).unwrap_or_default();
     let mut rows = Vec::new();
-    for s in &containers {
+    for s in containers {
         let id = s["Id"].as_str().unwrap_or("").to_string();
         let name = s["Names"][0].as_str().unwrap_or("").trim_start_matches('/').to_string();
         let mut hit = |indicator: &str, evidence: Value| rows.push(json!({"Id": id, "Name": name, "Image": s["Image"], "State": s["State"], "indicator": indicator, "evidence": evidence}));
@@ -403,8 +416,11 @@ fn hunt(p: Hunt) -> Result<Output> {
             }
         }
         if let Some(pattern) = &p.env {
-            let c = inspect(&id)?;
-            for e in c["Config"]["Env"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+            // Only the environment is read out of the inspect: the rest is skipped by the
+            // parser, not built into a tree (a hunt inspects every container).
+            let body = get(format!("/containers/{}/json", seg(&id))).send_ok()?;
+            let env: EnvOnly = serde_json::from_slice(&body.body).map_err(|e| Error::internal(format!("the engine's inspect of {id} is not what it should be: {e}")))?;
+            for e in env.config.env.iter().flatten() {
                 if env_matches(pattern, e) {
                     // The name is evidence; the value may be a secret: only its length.
                     let (k, v) = e.split_once('=').unwrap_or((e, ""));
