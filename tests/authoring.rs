@@ -116,6 +116,27 @@ fn python_and_js_sdks_map_errors_streams_and_declared_operations() {
         let j = b.run(&["run", &format!("{fam}.events"), &format!("since={since}"), &format!("until={now}")]).ok().clone();
         assert!(j["data"].as_array().unwrap().iter().any(|e| e["Actor"]["ID"] == id.as_str()), "{fam}: {j:#}");
         remove(&id);
+        // A tar written member by member: bytes, and an engine response streamed to disk.
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("b.tar");
+        let j = b.run(&["run", &format!("{fam}.bundle"), "--out", out.to_str().unwrap()]).ok().clone();
+        let bytes = std::fs::read(&out).unwrap();
+        use sha2::Digest;
+        assert_eq!(j["data"][0]["sha256"], hex::encode(sha2::Sha256::digest(&bytes)).as_str(), "{fam}");
+        let mut ar = tar::Archive::new(&bytes[..]);
+        let mut seen = std::collections::BTreeMap::new();
+        for e in ar.entries().unwrap() {
+            let mut e = e.unwrap();
+            let mut d = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut d).unwrap();
+            seen.insert(e.path().unwrap().to_string_lossy().into_owned(), d);
+        }
+        assert_eq!(String::from_utf8_lossy(&seen["note.txt"]), format!("collected by {fam}"));
+        let v: Value = serde_json::from_slice(&seen["engine/version.json"]).unwrap();
+        assert!(v["ApiVersion"].is_string(), "{v}");
+        for (name, data) in &seen {
+            assert_eq!(j["data"][0]["members"][name], hex::encode(sha2::Sha256::digest(data)).as_str(), "{fam} {name}");
+        }
         // Declared ContainerList only: GET /info, which the engine answers directly, is refused.
         let r = b.run(&["run", &format!("{fam}.undeclared")]);
         r.expect_code(3);

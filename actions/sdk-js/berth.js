@@ -210,6 +210,32 @@ export class Request {
   }
 }
 
+/** An output artifact written by the host as a tar, member by member; nothing appears until finish(). */
+export class Tar {
+  constructor(artifact) {
+    this.w = host(() => engine.openTar(artifact));
+  }
+  /** Adds a member holding `data` (a string or bytes); returns { size, sha256 }. */
+  bytes(name, data) {
+    const m = host(() => this.w.addBytes(name, typeof data === 'string' ? utf8.encode(data) : data));
+    return { size: Number(m.size), sha256: m.sha256 };
+  }
+  json(name, value) {
+    return this.bytes(name, JSON.stringify(value, null, 2));
+  }
+  /** Sends `request` and streams its 2xx body into a member; returns { size, sha256 }. */
+  response(name, request) {
+    const m = host(() => this.w.addResponse(name, request.req));
+    if (m.status < 200 || m.status >= 300) new Response(m.status, [], m.errorBody).ok();
+    return { size: Number(m.size), sha256: m.sha256 };
+  }
+  /** Ends the tar; returns the artifact's { name, size, sha256 }. */
+  finish() {
+    const a = host(() => this.w.finish());
+    return { name: a.name, size: Number(a.size), sha256: a.sha256 };
+  }
+}
+
 export const get = (p) => new Request('GET', p);
 export const head = (p) => new Request('HEAD', p);
 export const post = (p) => new Request('POST', p);

@@ -33,7 +33,7 @@ from .contract import CONTRACT
 
 __all__ = [
     "CONTRACT", "Family", "Param", "Output", "Error", "BadParams", "Denied", "EngineFailure",
-    "Internal", "Request", "Response", "Stream", "get", "head", "post", "put", "delete", "seg",
+    "Internal", "Request", "Response", "Stream", "Tar", "get", "head", "post", "put", "delete", "seg",
     "api_version", "log",
 ]
 
@@ -256,6 +256,35 @@ class Request:
             Response(r.status, r.headers, r.error_body).ok()
             raise EngineFailure(r.status, "no artifact was written")
         return r.artifact
+
+
+class Tar:
+    """An output artifact written by the host as a tar, member by member: members from bytes,
+    or from engine responses streamed straight to disk. Nothing appears until finish()."""
+
+    def __init__(self, artifact):
+        self._w = _host(_engine.open_tar, artifact)
+
+    def bytes(self, name, data):
+        """Adds a member holding `data` (bytes or str); returns (size, sha256)."""
+        if isinstance(data, str):
+            data = data.encode()
+        m = _host(self._w.add_bytes, name, data)
+        return m.size, m.sha256
+
+    def json(self, name, value):
+        return self.bytes(name, json.dumps(value, indent=2))
+
+    def response(self, name, request):
+        """Sends `request` and streams its 2xx body into a member; returns (size, sha256)."""
+        m = _host(self._w.add_response, name, request._wit())
+        if not 200 <= m.status < 300:
+            Response(m.status, [], m.error_body).ok()
+        return m.size, m.sha256
+
+    def finish(self):
+        """Ends the tar; returns the artifact's info (name, size, sha256)."""
+        return _host(self._w.finish)
 
 
 def get(path):

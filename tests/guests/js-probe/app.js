@@ -1,6 +1,6 @@
 // A JavaScript family for the SDK's tests: structured errors, an uncaught error, a stream,
 // and the gate holding an action to its declared operations.
-import { Family, Output, Param, get, seg, denied, BerthError, log } from './berth.js';
+import { Family, Output, Param, Tar, get, seg, denied, BerthError, log } from './berth.js';
 
 const family = new Family('jsprobe', '0.3.0');
 
@@ -61,6 +61,17 @@ family.action(
   () => {
     const v = get('/version').jsonOk();
     return Output.one(`Docker ${v.Version}`, v).withSummary('version', v.Version);
+  },
+);
+
+family.action(
+  { name: 'jsprobe.bundle', summary: "A tar into `out`: a bytes member and the engine's /version streamed into another", operations: ['SystemVersion'], output: ['data.*.sha256', 'data.*.members'] },
+  () => {
+    const t = new Tar('out');
+    const note = t.bytes('note.txt', 'collected by jsprobe');
+    const version = t.response('engine/version.json', get('/version'));
+    const info = t.finish();
+    return Output.one('bundled', { sha256: info.sha256, size: info.size, members: { 'note.txt': note.sha256, 'engine/version.json': version.sha256 } });
   },
 );
 

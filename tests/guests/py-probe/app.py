@@ -3,7 +3,7 @@ and the gate holding an action to its declared operations."""
 
 import json
 
-from berth_sdk import Denied, EngineFailure, Family, Output, Param, get, log, seg
+from berth_sdk import Denied, EngineFailure, Family, Output, Param, Tar, get, log, seg
 
 family = Family("pyprobe", version="0.3.0")
 
@@ -78,6 +78,20 @@ def undeclared(p):
 def version(p):
     v = get("/version").json_ok()
     return Output.one(f"Docker {v.get('Version')}", v).with_summary("version", v.get("Version"))
+
+
+@family.action(
+    "pyprobe.bundle",
+    "A tar into `out`: a bytes member and the engine's /version streamed into another",
+    operations=["SystemVersion"],
+    output=["data.*.sha256", "data.*.members"],
+)
+def bundle(p):
+    t = Tar("out")
+    note = t.bytes("note.txt", "collected by pyprobe")
+    version = t.response("engine/version.json", get("/version"))
+    info = t.finish()
+    return Output.one("bundled", {"sha256": info.sha256, "size": info.size, "members": {"note.txt": note[1], "engine/version.json": version[1]}})
 
 
 Actions = family.exports()
