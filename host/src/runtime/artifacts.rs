@@ -254,16 +254,29 @@ impl TarFile {
         Ok(())
     }
 
-    fn file(&mut self) -> &mut std::fs::File {
-        self.file.as_mut().expect("a tar file is open until finished")
+    /// The open file; gone once a write failed, since what it holds is no tar any more (the
+    /// temp file goes when the writer is dropped).
+    fn file(&mut self) -> Result<&mut std::fs::File, String> {
+        let artifact = &self.artifact;
+        self.file.as_mut().ok_or_else(|| format!("tar artifact '{artifact}' can take no more members: an earlier one failed"))
+    }
+
+    /// Appends `parts`; a failed write leaves the tar unusable.
+    fn write(&mut self, parts: &[&[u8]]) -> Result<(), String> {
+        use std::io::Write;
+        let f = self.file()?;
+        let r = parts.iter().try_for_each(|p| f.write_all(p));
+        if let Err(e) = r {
+            self.file = None;
+            return Err(format!("writing the tar failed: {e}"));
+        }
+        self.size += parts.iter().map(|p| p.len() as u64).sum::<u64>();
+        Ok(())
     }
 
     fn pad(&mut self, len: u64) -> Result<(), String> {
-        use std::io::Write;
         let pad = (512 - len % 512) % 512;
-        self.file().write_all(&vec![0u8; pad as usize]).map_err(|e| format!("writing the tar failed: {e}"))?;
-        self.size += pad;
-        Ok(())
+        self.write(&[&vec![0u8; pad as usize]])
     }
 
     fn over_cap(&self, arts: &Artifacts, more: u64) -> Result<(), String> {
@@ -277,30 +290,27 @@ impl TarFile {
 
     /// Adds a member holding `data`; returns its size and sha256.
     pub fn add_bytes(&mut self, arts: &Artifacts, name: &str, data: &[u8]) -> Result<(u64, String), String> {
-        use std::io::Write;
         self.check_name(name)?;
         self.over_cap(arts, 512 + data.len() as u64)?;
         let h = tar_header(name, data.len() as u64)?;
-        let f = self.file();
-        f.write_all(h.as_bytes()).and_then(|_| f.write_all(data)).map_err(|e| format!("writing the tar failed: {e}"))?;
-        self.size += 512 + data.len() as u64;
+        self.write(&[h.as_bytes(), data])?;
         self.pad(data.len() as u64)?;
         self.names.insert(name.to_string());
         Ok((data.len() as u64, hex::encode(Sha256::digest(data))))
     }
 
     /// Streams `body` into a member: a header with a placeholder size, the data straight to
-    /// disk, then the header rewritten with the size (a file, so it can seek back).
+    /// disk, then the header rewritten with the size (a file, so it can seek back). If the
+    /// body fails midway, the tar can take no more members.
     pub async fn add_body(&mut self, arts: &Artifacts, name: &str, body: Body, idle: Duration) -> Result<(u64, String), String> {
         use std::io::{Seek, SeekFrom, Write};
         self.check_name(name)?;
         let at = self.size;
         let placeholder = tar_header(name, 0)?;
-        self.file().write_all(placeholder.as_bytes()).map_err(|e| format!("writing the tar failed: {e}"))?;
-        self.size += 512;
-        let file = self.file.take().expect("open");
-        let piped = arts.pipe(&self.artifact, body, file, idle, self.size).await;
-        let (mut file, len, sha) = piped?;
+        self.write(&[placeholder.as_bytes()])?;
+        let file = self.file.take().ok_or_else(|| format!("tar artifact '{}' can take no more members: an earlier one failed", self.artifact))?;
+        // From here the file is only put back once the member is whole.
+        let (mut file, len, sha) = arts.pipe(&self.artifact, body, file, idle, self.size).await?;
         let h = tar_header(name, len)?;
         let end = file.stream_position().map_err(|e| format!("writing the tar failed: {e}"))?;
         file.seek(SeekFrom::Start(at))
@@ -316,10 +326,9 @@ impl TarFile {
 
     /// Ends the tar (two zero blocks), hashes it and renames it into place.
     pub fn finish(mut self, arts: &Artifacts) -> Result<Written, String> {
-        use std::io::{Read, Seek, SeekFrom, Write};
-        self.file().write_all(&[0u8; 1024]).map_err(|e| format!("writing the tar failed: {e}"))?;
-        self.size += 1024;
-        let mut file = self.file.take().expect("open");
+        use std::io::{Read, Seek, SeekFrom};
+        self.write(&[&[0u8; 1024]])?;
+        let mut file = self.file.take().expect("open after a successful write");
         file.seek(SeekFrom::Start(0)).map_err(|e| format!("reading the tar back failed: {e}"))?;
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; 1 << 20];
@@ -418,6 +427,18 @@ mod tests {
             seen.push((e.path().unwrap().to_string_lossy().into_owned(), data.len()));
         }
         assert_eq!(seen, vec![("inspect.json".to_string(), 2), ("fs/export.tar".to_string(), big.len())]);
+        // A body that fails midway: the member is refused, and so is everything after it
+        // (no panic, no half tar at the target).
+        let mut c = Artifacts::default();
+        let broken = dir.path().join("broken.tar");
+        c.output("b", &broken);
+        let mut t = c.open_tar("b").unwrap();
+        let failing = futures_util::stream::iter(vec![Ok(http_body::Frame::data(Bytes::from_static(b"part"))), Err(Box::new(std::io::Error::other("boom")) as BoxError)]);
+        let e = t.add_body(&c, "fs.tar", http_body_util::StreamBody::new(failing).boxed(), Duration::from_secs(1)).await.unwrap_err();
+        assert!(e.contains("boom"), "{e}");
+        assert!(t.add_bytes(&c, "after", b"x").unwrap_err().contains("an earlier one failed"));
+        assert!(t.finish(&c).unwrap_err().contains("an earlier one failed"));
+        assert!(!broken.exists());
         // Dropped unfinished: nothing is left.
         let mut b = Artifacts::default();
         let other = dir.path().join("other.tar");

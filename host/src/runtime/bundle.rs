@@ -17,11 +17,14 @@ pub struct TarWriter {
     pub(super) file: Option<TarFile>,
 }
 
-impl HostState {
-    fn tar(&mut self, w: &Resource<TarWriter>) -> Result<&mut TarWriter, WitError> {
-        self.table.get_mut(w).map_err(|e| WitError::Invalid(format!("bad tar-writer handle: {e}")))
-    }
+/// The open tar behind a handle (the table's entry, found by field so the artifacts can be
+/// borrowed beside it).
+fn open_file<'a>(table: &'a mut wasmtime::component::ResourceTable, w: &Resource<TarWriter>) -> Result<&'a mut TarFile, WitError> {
+    let tar = table.get_mut(w).map_err(|e| WitError::Invalid(format!("bad tar-writer handle: {e}")))?;
+    tar.file.as_mut().ok_or_else(|| WitError::Invalid("this tar is finished".into()))
+}
 
+impl HostState {
     pub(super) fn open_tar_impl(&mut self, artifact: String) -> Result<Resource<TarWriter>, WitError> {
         let file = self.artifacts.open_tar(&artifact).map_err(WitError::Invalid)?;
         self.table
@@ -36,59 +39,45 @@ impl HostState {
             WitError::Transport(e)
         }
     }
-}
 
-impl engine::HostTarWriter for HostState {
-    async fn add_bytes(&mut self, w: Resource<TarWriter>, name: String, data: Vec<u8>) -> Result<engine::MemberInfo, WitError> {
-        let arts = self.artifacts.clone();
-        let tar = self.tar(&w)?;
-        let file = tar.file.as_mut().ok_or_else(|| WitError::Invalid("this tar is finished".into()))?;
-        let (size, sha256) = file.add_bytes(&arts, &name, &data).map_err(WitError::Invalid)?;
-        Ok(engine::MemberInfo { name, status: 200, size, sha256, error_body: Vec::new() })
-    }
-
-    async fn add_response(&mut self, w: Resource<TarWriter>, name: String, req: Request) -> Result<engine::MemberInfo, WitError> {
+    async fn add_response_on_host(&mut self, w: &Resource<TarWriter>, name: String, req: Request) -> Result<engine::MemberInfo, WitError> {
         // The name is checked before anything is sent.
-        {
-            let tar = self.tar(&w)?;
-            let file = tar.file.as_ref().ok_or_else(|| WitError::Invalid("this tar is finished".into()))?;
-            file.check_name(&name).map_err(WitError::Invalid)?;
-        }
-        self.cpu_off();
-        let sent = self.send(&req).await;
-        let resp = match sent {
-            Ok(r) => r,
-            Err(e) => {
-                self.cpu_on().await;
-                return Err(e);
-            }
-        };
-        let (parts, body) = resp.into_parts();
+        open_file(&mut self.table, w)?.check_name(&name).map_err(WitError::Invalid)?;
+        let (parts, body) = self.send(&req).await?.into_parts();
         let status = parts.status.as_u16();
         if !parts.status.is_success() {
-            let error_body = self.read_whole(body).await;
-            self.cpu_on().await;
-            return Ok(engine::MemberInfo { name, status, size: 0, sha256: String::new(), error_body: error_body?.to_vec() });
+            let error_body = self.read_whole(body).await?.to_vec();
+            return Ok(engine::MemberInfo { name, status, size: 0, sha256: String::new(), error_body });
         }
         let idle = self.ctx.body_timeout();
-        let arts = self.artifacts.clone();
-        let mut file = self.tar(&w)?.file.take().expect("checked above");
-        let added = file.add_body(&arts, &name, body, idle).await;
-        self.tar(&w)?.file = Some(file);
-        self.cpu_on().await;
+        let added = open_file(&mut self.table, w)?.add_body(&self.artifacts, &name, body, idle).await;
         let (size, sha256) = added.map_err(|e| self.tar_error(e))?;
         if let Some(c) = self.calls.last_mut() {
             c.bytes += size;
         }
         Ok(engine::MemberInfo { name, status, size, sha256, error_body: Vec::new() })
     }
+}
+
+impl engine::HostTarWriter for HostState {
+    async fn add_bytes(&mut self, w: Resource<TarWriter>, name: String, data: Vec<u8>) -> Result<engine::MemberInfo, WitError> {
+        let (size, sha256) = open_file(&mut self.table, &w)?.add_bytes(&self.artifacts, &name, &data).map_err(WitError::Invalid)?;
+        Ok(engine::MemberInfo { name, status: 200, size, sha256, error_body: Vec::new() })
+    }
+
+    // Guest CPU slots are given up while the host waits for the engine (server mode).
+    async fn add_response(&mut self, w: Resource<TarWriter>, name: String, req: Request) -> Result<engine::MemberInfo, WitError> {
+        self.cpu_off();
+        let r = self.add_response_on_host(&w, name, req).await;
+        self.cpu_on().await;
+        r
+    }
 
     async fn finish(&mut self, w: Resource<TarWriter>) -> Result<ArtifactInfo, WitError> {
-        let arts = self.artifacts.clone();
-        let tar = self.tar(&w)?;
+        let tar = self.table.get_mut(&w).map_err(|e| WitError::Invalid(format!("bad tar-writer handle: {e}")))?;
         let artifact = tar.artifact.clone();
         let file = tar.file.take().ok_or_else(|| WitError::Invalid("this tar is already finished".into()))?;
-        let written = file.finish(&arts).map_err(|e| self.tar_error(e))?;
+        let written = file.finish(&self.artifacts).map_err(|e| self.tar_error(e))?;
         let info = ArtifactInfo { name: artifact, size: written.size, sha256: written.sha256.clone() };
         self.written.push(written);
         Ok(info)
