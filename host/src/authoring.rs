@@ -51,7 +51,7 @@ pub async fn check(runtime: &Runtime, file: &Path, installed: &Catalog, dir: &Pa
     let mut warnings = Vec::new();
 
     let declared = contract::read(&bytes)?;
-    let contract = contract::of_bytes(&bytes)?;
+    let contract = declared.contract()?;
     match &declared.section {
         Some(s) => passed.push(format!("contract: built for berth:connector {contract} ({} section: {s}); this host supports {}", contract::SECTION, contract::supported_range())),
         None => {

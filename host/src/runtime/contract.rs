@@ -113,16 +113,22 @@ pub fn read(bytes: &[u8]) -> anyhow::Result<Declared> {
 /// The contract a component was built for: its section, checked against what it exports
 /// (a component without the section is taken at its export's word).
 pub fn of_bytes(bytes: &[u8]) -> anyhow::Result<Contract> {
-    let d = read(bytes)?;
-    let Some(exported) = d.exported else {
-        anyhow::bail!("not a berth family component: it exports no berth:connector/actions interface");
-    };
-    let contract = Contract::parse(d.section.as_deref().unwrap_or(&exported))?;
-    let by_export = Contract::parse(&exported)?;
-    if contract != by_export {
-        anyhow::bail!("its {SECTION} section says {contract} but it exports berth:connector/actions@{exported}");
+    read(bytes)?.contract()
+}
+
+impl Declared {
+    /// The contract these declarations name, or why they name none this host links.
+    pub fn contract(&self) -> anyhow::Result<Contract> {
+        let Some(exported) = &self.exported else {
+            anyhow::bail!("not a berth family component: it exports no berth:connector/actions interface");
+        };
+        let contract = Contract::parse(self.section.as_deref().unwrap_or(exported))?;
+        let by_export = Contract::parse(exported)?;
+        if contract != by_export {
+            anyhow::bail!("its {SECTION} section says {contract} but it exports berth:connector/actions@{exported}");
+        }
+        Ok(contract)
     }
-    Ok(contract)
 }
 
 /// The contract of a compiled component, from its exports (for cache hits, whose bytes are
