@@ -93,8 +93,13 @@ berth_sdk::family!(name: "response", actions: actions);
 
 const RECORD_PREFIX: &str = "berth-quarantine-";
 
+/// `/containers/<container><rest>`, the container percent-encoded.
+fn cpath(container: &str, rest: &str) -> String {
+    format!("/containers/{}{rest}", seg(container))
+}
+
 fn inspect(container: &str) -> Result<Value> {
-    get(format!("/containers/{}/json", seg(container))).json_ok()
+    get(cpath(container, "/json")).json_ok()
 }
 
 fn record_name(id: &str) -> String {
@@ -186,9 +191,9 @@ fn quarantine(p: Quarantine) -> Result<Output> {
     let running = c["State"]["Running"].as_bool() == Some(true) && c["State"]["Paused"].as_bool() != Some(true);
     if running {
         if mode == "stop" {
-            post(format!("/containers/{}/stop", seg(&id))).query("t", p.timeout).send_ok()?;
+            post(cpath(&id, "/stop")).query("t", p.timeout).send_ok()?;
         } else {
-            post(format!("/containers/{}/pause", seg(&id))).send_ok()?;
+            post(cpath(&id, "/pause")).send_ok()?;
         }
     }
     let after = inspect(&id)?;
@@ -220,17 +225,16 @@ fn forensic_bundle(p: Bundle) -> Result<Output> {
     }
     let c = inspect(&p.container)?;
     let id = c["Id"].as_str().ok_or_else(|| Error::internal("the engine's inspect has no Id"))?.to_string();
-    let cpath = |rest: &str| format!("/containers/{}{rest}", seg(&id));
     let running = c["State"]["Running"].as_bool() == Some(true);
     let paused_before = c["State"]["Paused"].as_bool() == Some(true);
     let pause_now = p.pause && running && !paused_before;
     if pause_now {
-        post(cpath("/pause")).send_ok()?;
+        post(cpath(&id, "/pause")).send_ok()?;
     }
     let collected = collect_bundle(&c, &id, running, p.max_log_lines as usize);
     if pause_now {
         // Whatever happened, the container is given back as it was.
-        let resumed = post(cpath("/unpause")).send_ok();
+        let resumed = post(cpath(&id, "/unpause")).send_ok();
         if let (Ok(_), Err(e)) = (&collected, resumed) {
             return Err(Error::Engine { status: 0, message: format!("the bundle was written, but unpausing {id} failed: {e}") });
         }
@@ -250,7 +254,6 @@ fn forensic_bundle(p: Bundle) -> Result<Output> {
 
 fn collect_bundle(c: &Value, id: &str, running: bool, max_log_lines: usize) -> Result<(berth_sdk::engine::Saved, Vec<Value>)> {
     use berth_sdk::engine::{Member, Tar};
-    let cpath = |rest: &str| format!("/containers/{}{rest}", seg(id));
     let tar = Tar::open("out")?;
     let mut members: Vec<Value> = Vec::new();
     let mut note = |m: Member, collected_at: String, source: &str| {
@@ -261,22 +264,22 @@ fn collect_bundle(c: &Value, id: &str, running: bool, max_log_lines: usize) -> R
     // Logs, stdout and stderr apart (demultiplexed unless the container has a TTY).
     let t = now_rfc3339();
     let tty = c["Config"]["Tty"].as_bool().unwrap_or(false);
-    let mut stream = get(cpath("/logs")).query("stdout", true).query("stderr", true).query("timestamps", true).stream()?;
+    let mut stream = get(cpath(id, "/logs")).query("stdout", true).query("stderr", true).query("timestamps", true).stream()?;
     let logs = berth_sdk::logs::collect(&mut stream, !tty, Instant::now() + Duration::from_secs(60), max_log_lines)?;
     note(tar.bytes("container/logs/stdout.log", &logs.stdout)?, t.clone(), "GET /containers/{id}/logs?stdout=1");
     note(tar.bytes("container/logs/stderr.log", &logs.stderr)?, t, "GET /containers/{id}/logs?stderr=1");
     if running {
         let t = now_rfc3339();
-        note(tar.response("container/top.json", get(cpath("/top")))?, t, "GET /containers/{id}/top");
+        note(tar.response("container/top.json", get(cpath(id, "/top")))?, t, "GET /containers/{id}/top");
     }
     let t = now_rfc3339();
-    note(tar.response("container/changes.json", get(cpath("/changes")))?, t, "GET /containers/{id}/changes");
+    note(tar.response("container/changes.json", get(cpath(id, "/changes")))?, t, "GET /containers/{id}/changes");
     if running {
         let t = now_rfc3339();
-        note(tar.response("container/stats.json", get(cpath("/stats")).query("stream", false))?, t, "GET /containers/{id}/stats?stream=false");
+        note(tar.response("container/stats.json", get(cpath(id, "/stats")).query("stream", false))?, t, "GET /containers/{id}/stats?stream=false");
     }
     let t = now_rfc3339();
-    note(tar.response("container/filesystem.tar", get(cpath("/export")))?, t, "GET /containers/{id}/export");
+    note(tar.response("container/filesystem.tar", get(cpath(id, "/export")))?, t, "GET /containers/{id}/export");
     if let Some(image) = c["Image"].as_str() {
         let t = now_rfc3339();
         note(tar.response("image/inspect.json", get(format!("/images/{}/json", seg(image))))?, t.clone(), "GET /images/{image}/json");
@@ -322,9 +325,9 @@ fn release(p: Release) -> Result<Output> {
     let before = label(&rec, "berth.quarantine.state");
     if before == "running" {
         if c["State"]["Paused"].as_bool() == Some(true) {
-            post(format!("/containers/{}/unpause", seg(&id))).send_ok()?;
+            post(cpath(&id, "/unpause")).send_ok()?;
         } else if c["State"]["Running"].as_bool() != Some(true) {
-            post(format!("/containers/{}/start", seg(&id))).send_ok()?;
+            post(cpath(&id, "/start")).send_ok()?;
         }
     }
     delete(format!("/volumes/{}", seg(&record_name(&id)))).send_ok()?;
@@ -418,7 +421,7 @@ fn hunt(p: Hunt) -> Result<Output> {
         if let Some(pattern) = &p.env {
             // Only the environment is read out of the inspect: the rest is skipped by the
             // parser, not built into a tree (a hunt inspects every container).
-            let body = get(format!("/containers/{}/json", seg(&id))).send_ok()?;
+            let body = get(cpath(&id, "/json")).send_ok()?;
             let env: EnvOnly = serde_json::from_slice(&body.body).map_err(|e| Error::internal(format!("the engine's inspect of {id} is not what it should be: {e}")))?;
             for e in env.config.env.iter().flatten() {
                 if env_matches(pattern, e) {
@@ -430,7 +433,7 @@ fn hunt(p: Hunt) -> Result<Output> {
         }
         let running = s["State"] == "running";
         if let (Some(proc_name), true) = (&p.process, running) {
-            let top = get(format!("/containers/{}/top", seg(&id))).json_ok()?;
+            let top = get(cpath(&id, "/top")).json_ok()?;
             let cmd_col = top["Titles"].as_array().and_then(|t| t.iter().position(|x| x == "CMD" || x == "COMMAND"));
             for row in top["Processes"].as_array().into_iter().flatten() {
                 let cmd = cmd_col.and_then(|i| row[i].as_str()).unwrap_or("");
@@ -441,7 +444,7 @@ fn hunt(p: Hunt) -> Result<Output> {
             }
         }
         if let Some(path) = &p.path {
-            let r = head(format!("/containers/{}/archive", seg(&id))).query("path", path).send()?;
+            let r = head(cpath(&id, "/archive")).query("path", path).send()?;
             if r.is_success() {
                 let stat = r
                     .header("X-Docker-Container-Path-Stat")
