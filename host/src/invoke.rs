@@ -74,33 +74,28 @@ pub async fn fan_out(runs: Vec<(String, Invocation<'_>)>, timeout: std::time::Du
     // Each engine gets a thread and an async runtime of its own, `bound` at a time: the
     // guests' CPU work and the host's handling of each engine's answers run in parallel
     // instead of taking turns on the caller's thread.
-    let run_all = move || {
-        let mut done: Vec<(String, Option<Outcome>)> = Vec::new();
-        let mut runs = runs.into_iter().peekable();
-        while runs.peek().is_some() {
-            let batch: Vec<(String, Invocation<'_>)> = runs.by_ref().take(bound.max(1)).collect();
-            std::thread::scope(|s| {
-                let handles: Vec<_> = batch
-                    .into_iter()
-                    .map(|(asset, inv)| {
-                        s.spawn(move || {
-                            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
-                            let outcome = match rt {
-                                Ok(rt) => rt.block_on(async { tokio::time::timeout(timeout, inv.run()).await.ok() }),
-                                Err(_) => None,
-                            };
-                            (asset, outcome)
-                        })
+    let mut done: Vec<(String, Option<Outcome>)> = Vec::new();
+    let mut runs = runs.into_iter().peekable();
+    while runs.peek().is_some() {
+        let batch: Vec<(String, Invocation<'_>)> = runs.by_ref().take(bound.max(1)).collect();
+        std::thread::scope(|s| {
+            let handles: Vec<_> = batch
+                .into_iter()
+                .map(|(asset, inv)| {
+                    s.spawn(move || {
+                        let outcome = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                            Ok(rt) => rt.block_on(async { tokio::time::timeout(timeout, inv.run()).await.ok() }),
+                            Err(_) => None,
+                        };
+                        (asset, outcome)
                     })
-                    .collect();
-                for h in handles {
-                    done.push(h.join().expect("a fan-out thread panicked"));
-                }
-            });
-        }
-        done
-    };
-    let done = run_all();
+                })
+                .collect();
+            for h in handles {
+                done.push(h.join().expect("a fan-out thread panicked"));
+            }
+        });
+    }
     collect(echo, done, timeout)
 }
 
