@@ -49,8 +49,10 @@ impl TenantCpu {
 
 struct State {
     free: usize,
-    /// (tenant usage when queued, arrival) → who waits.
-    waiting: BTreeMap<(u64, u64), oneshot::Sender<()>>,
+    /// (tenant usage when queued, arrival) → who waits, and for which tenant.
+    waiting: BTreeMap<(u64, u64), (oneshot::Sender<()>, Arc<TenantCpu>)>,
+    /// The tenants of the slots held now (one entry per slot).
+    holders: Vec<Arc<TenantCpu>>,
     seq: u64,
 }
 
@@ -65,7 +67,7 @@ pub struct CpuScheduler {
 impl CpuScheduler {
     /// `slots` guests run at once; `engine`'s epoch is bumped to preempt them.
     pub fn new(slots: usize, engine: wasmtime::Engine) -> Arc<Self> {
-        Arc::new(CpuScheduler { state: Mutex::new(State { free: slots.max(1), waiting: BTreeMap::new(), seq: 0 }), engine, preemptions: AtomicU64::new(0) })
+        Arc::new(CpuScheduler { state: Mutex::new(State { free: slots.max(1), waiting: BTreeMap::new(), holders: Vec::new(), seq: 0 }), engine, preemptions: AtomicU64::new(0) })
     }
 
     /// One fewer slot than the cores (at least one).
@@ -78,51 +80,88 @@ impl CpuScheduler {
         !self.state.lock().unwrap().waiting.is_empty()
     }
 
-    /// Whether a running guest of `tenant` holding `held` should give its slot up now: a
-    /// tenant with less recent CPU waits, or anyone waits and the guest has had a full slice.
-    pub fn should_yield(&self, tenant: &TenantCpu, held: &Held) -> bool {
-        let first = match self.state.lock().unwrap().waiting.first_key_value() {
-            Some((k, _)) => k.0,
+    /// Whether a running guest of `tenant` holding `held` should give its slot up now:
+    /// another tenant with less recent CPU waits, or anyone waits and the guest has had a
+    /// full slice. (Invocations of one tenant take turns by slices only: preempting each
+    /// other sooner would only add hand-overs.)
+    pub fn should_yield(&self, tenant: &Arc<TenantCpu>, held: &Held) -> bool {
+        let (first, other) = match self.state.lock().unwrap().waiting.first_key_value() {
+            Some((k, (_, who))) => (k.0, !Arc::ptr_eq(who, tenant)),
             None => return false,
         };
         let slice_over = held.0.lock().unwrap().as_ref().is_none_or(|p| p.since.elapsed() >= SLICE);
-        slice_over || first < tenant.decayed() as u64
+        slice_over || (other && first < tenant.decayed() as u64)
     }
 
     /// Waits for a slot, in order of the tenants' recent CPU use.
     pub async fn acquire(self: &Arc<Self>, tenant: &Arc<TenantCpu>) -> CpuPermit {
-        let rx = {
+        let queued = {
             let mut s = self.state.lock().unwrap();
             if s.free > 0 && s.waiting.is_empty() {
                 s.free -= 1;
+                s.holders.push(tenant.clone());
                 None
             } else {
                 let (tx, rx) = oneshot::channel();
                 s.seq += 1;
                 let key = (tenant.decayed() as u64, s.seq);
-                s.waiting.insert(key, tx);
-                Some(rx)
+                s.waiting.insert(key, (tx, tenant.clone()));
+                // Another tenant's guest holds a slot: make every running guest reach its
+                // deadline now, so that one yields if this tenant has used less CPU. Behind
+                // its own tenant's guests only, it waits for a release or a slice's end.
+                let preempt = s.holders.iter().any(|h| !Arc::ptr_eq(h, tenant));
+                Some((Waiter { sched: self, tenant, key, rx: Some(rx) }, preempt))
             }
         };
-        if let Some(rx) = rx {
-            // Make every running guest reach its deadline now, so one of them yields.
-            self.preemptions.fetch_add(1, Ordering::Relaxed);
-            self.engine.increment_epoch();
+        if let Some((mut waiter, preempt)) = queued {
+            if preempt {
+                self.preemptions.fetch_add(1, Ordering::Relaxed);
+                self.engine.increment_epoch();
+            }
             // The sender is only dropped after handing over the slot.
-            let _ = rx.await;
+            let _ = waiter.rx.as_mut().expect("receiver").await;
+            waiter.rx = None;
         }
         CpuPermit { sched: self.clone(), tenant: tenant.clone(), since: Instant::now() }
     }
 
-    fn release(&self) {
+    fn release(&self, tenant: &Arc<TenantCpu>) {
         let mut s = self.state.lock().unwrap();
+        if let Some(i) = s.holders.iter().position(|h| Arc::ptr_eq(h, tenant)) {
+            s.holders.swap_remove(i);
+        }
         // Hand the slot to the first waiter still listening (cancelled invocations drop theirs).
-        while let Some((_, tx)) = s.waiting.pop_first() {
+        while let Some((_, (tx, who))) = s.waiting.pop_first() {
             if tx.send(()).is_ok() {
+                s.holders.push(who);
                 return;
             }
         }
         s.free += 1;
+    }
+}
+
+/// A queued acquire. Dropped before it got its slot (the invocation was cancelled: its client
+/// went away, a timeout fired), it leaves the queue, or, if a releaser handed it the slot in
+/// the meantime, hands that slot on: a cancelled waiter never takes a slot with it.
+struct Waiter<'a> {
+    sched: &'a CpuScheduler,
+    tenant: &'a Arc<TenantCpu>,
+    key: (u64, u64),
+    /// `None` once the slot was received and becomes a [`CpuPermit`].
+    rx: Option<oneshot::Receiver<()>>,
+}
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        if self.rx.is_none() {
+            return;
+        }
+        let queued = self.sched.state.lock().unwrap().waiting.remove(&self.key).is_some();
+        if !queued {
+            // Popped by a release, which sent us the slot while our receiver was alive.
+            self.sched.release(self.tenant);
+        }
     }
 }
 
@@ -136,7 +175,7 @@ pub struct CpuPermit {
 impl Drop for CpuPermit {
     fn drop(&mut self) {
         self.tenant.charge(self.since.elapsed());
-        self.sched.release();
+        self.sched.release(&self.tenant);
     }
 }
 
@@ -188,6 +227,34 @@ mod tests {
         drop(p);
         let (_p, who) = w_heavy.await.unwrap();
         assert_eq!(who, "heavy");
+    }
+
+    #[tokio::test]
+    async fn a_waiter_cancelled_after_the_hand_over_passes_the_slot_on() {
+        let s = CpuScheduler::new(1, wasmtime::Engine::default());
+        let t = TenantCpu::new("t");
+        let held = s.acquire(&t).await;
+        let (s1, t1) = (s.clone(), t.clone());
+        let w = tokio::spawn(async move { s1.acquire(&t1).await });
+        tokio::task::yield_now().await;
+        assert!(s.contended());
+        // The release hands the slot to the queued waiter; the waiter is cancelled before it
+        // runs again (its client went away).
+        drop(held);
+        w.abort();
+        assert!(matches!(w.await, Err(e) if e.is_cancelled()));
+        let again = tokio::time::timeout(Duration::from_secs(2), s.acquire(&t)).await;
+        assert!(again.is_ok(), "the slot went with the cancelled waiter");
+        // A waiter cancelled while still queued leaves the queue.
+        let (s2, t2) = (s.clone(), t.clone());
+        let w = tokio::spawn(async move { s2.acquire(&t2).await });
+        tokio::task::yield_now().await;
+        assert!(s.contended());
+        w.abort();
+        let _ = w.await;
+        assert!(!s.contended());
+        drop(again);
+        assert!(tokio::time::timeout(Duration::from_secs(2), s.acquire(&t)).await.is_ok());
     }
 
     #[test]
