@@ -10,6 +10,7 @@ unset RUST_BACKTRACE # an anyhow error path costs ~70 ms with it set
 
 need=()
 command -v hyperfine >/dev/null || need+=(hyperfine)
+command -v wrk >/dev/null || need+=(wrk)
 [[ -x /usr/bin/time ]] || need+=(time)
 if [[ ${#need[@]} -gt 0 ]]; then
     if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
@@ -213,6 +214,74 @@ u, t = added(sys.argv[1]), added(sys.argv[2])
 ok = t <= 1.2 * u
 print(f"  added p50 over TLS / over the unix socket   {t / u:6.2f}x   target <= 1.2x   {'PASS' if ok else 'MISS'}")
 PY
+# berth serve under a real load generator, as a separate process: wrk against an engine that
+# also listens on loopback TCP (GET /_ping), then against `berth serve` in front of the same
+# engine (POST /v1/actions/system.ping); 32 connections for throughput, one for latency.
+wrk_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+serve_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+tcp_engine_dir=${engine_dir}-tcp
+tcp_host=$(tests/engine.sh start "$tcp_engine_dir" --host "tcp://127.0.0.1:$wrk_port")
+trap 'kill "${serve_pid:-}" 2>/dev/null || true; tests/engine.sh stop "$tcp_engine_dir"; tests/engine.sh stop "$tls_engine_dir"; for n in 1 2 3; do tests/engine.sh stop "${engine_dir}-fan$n" >/dev/null 2>&1 || true; done; rm -rf "$work"' EXIT
+wrk_dir=$work/wrk
+mkdir -p "$wrk_dir/actions"
+cp "$BERTH_ACTIONS/system.wasm" "$wrk_dir/actions/"
+cat >"$wrk_dir/serve.toml" <<TOML
+[server]
+listen = "127.0.0.1:$serve_port"
+cache = "$wrk_dir/cache"
+max_concurrent = 1000
+engine_requests_per_second = 0
+engine_max_connections = 0
+[[tenant]]
+name = "bench"
+token_sha256 = "$(printf bench | sha256sum | cut -d' ' -f1)"
+engine = "$tcp_host"
+allow = ["system.*"]
+[tenant.limits]
+concurrency = 1000
+requests_per_minute = 100000000
+TOML
+cat >"$wrk_dir/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = "{}"
+wrk.headers["Authorization"] = "Bearer bench"
+wrk.headers["Content-Type"] = "application/json"
+LUA
+"$berth" serve --config "$wrk_dir/serve.toml" --actions "$wrk_dir/actions" 2>"$wrk_dir/serve.log" &
+serve_pid=$!
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$serve_port/healthz" >/dev/null && break; sleep 0.1; done
+curl -sf -X POST -H 'Authorization: Bearer bench' "http://127.0.0.1:$serve_port/v1/actions/system.ping" >/dev/null
+wrk -t2 -c32 -d3s "http://127.0.0.1:$wrk_port/_ping" >/dev/null # warm both
+wrk -t2 -c32 -d3s -s "$wrk_dir/post.lua" "http://127.0.0.1:$serve_port/v1/actions/system.ping" >/dev/null
+wrk -t2 -c32 -d10s "http://127.0.0.1:$wrk_port/_ping" >"$wrk_dir/engine32.txt"
+wrk -t2 -c32 -d10s -s "$wrk_dir/post.lua" "http://127.0.0.1:$serve_port/v1/actions/system.ping" >"$wrk_dir/berth32.txt"
+wrk -t1 -c1 -d10s --latency "http://127.0.0.1:$wrk_port/_ping" >"$wrk_dir/engine1.txt"
+wrk -t1 -c1 -d10s --latency -s "$wrk_dir/post.lua" "http://127.0.0.1:$serve_port/v1/actions/system.ping" >"$wrk_dir/berth1.txt"
+python3 - "$wrk_dir" <<'PY'
+import re, sys
+w = sys.argv[1]
+def rps(n):
+    t = open(f"{w}/{n}.txt").read()
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1)), int(bad.group(1)) if bad else 0
+def us(v, unit):
+    return float(v) * {"us": 1, "ms": 1e3, "s": 1e6}[unit]
+def lat(n):
+    t = open(f"{w}/{n}.txt").read()
+    return {p: us(*re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", t).groups()) for p in ("50", "99")}
+(e, _), (b, bad) = rps("engine32"), rps("berth32")
+print("berth serve under wrk (separate processes; engine on loopback TCP)")
+print(f"  engine GET /_ping, 32 connections                    {e:9.0f} req/s")
+print(f"  berth serve POST system.ping, 32 connections         {b:9.0f} req/s   ({bad} non-2xx)")
+ok = b / e >= 0.45 and bad == 0
+print(f"  throughput berth serve / engine                      {b / e:6.2f}x   target >= 0.45x   {'PASS' if ok else 'MISS'}")
+le, lb = lat("engine1"), lat("berth1")
+a50, a99 = lb["50"] - le["50"], lb["99"] - le["99"]
+print(f"  one connection: engine p50 {le['50']:.0f} µs p99 {le['99']:.0f} µs; berth serve p50 {lb['50']:.0f} µs p99 {lb['99']:.0f} µs")
+print(f"  added latency                                        p50 {a50:.0f} µs   p99 {a99:.0f} µs   target p50 <= 50, p99 <= 250   {'PASS' if a50 <= 50 and a99 <= 250 else 'MISS'}")
+PY
+kill "$serve_pid" 2>/dev/null || true
+
 echo "berth serve fair share (two tenants, one flooding with 1000 CPU-bound invocations)"
 fair=$(mktemp -d)
 cp target/wasm32-wasip2/release/berth_action_system.wasm "$fair/system.wasm"
