@@ -2,28 +2,107 @@
 
 use std::time::{Duration, Instant};
 
+use berth_sdk::logs::bounded;
+use berth_sdk::params;
 use berth_sdk::params::set_opt;
 use berth_sdk::prelude::*;
 use berth_sdk::stream::Read;
+use berth_sdk::typed::With;
 use berth_sdk::{seg, Stdin};
 
-use crate::io::{bounded_seconds, collect, stdin_of};
-use crate::{command, cpath, env_list};
+use crate::io::{collect, stdin_of};
+use crate::{command, cpath, env_list, Create};
+
+params! {
+    /// What runs in an exec: `exec.create` and `container.exec`.
+    pub(crate) struct ExecShape {
+        id: String => "Container ID or name",
+        cmd: Value => "Command: a JSON array, or a string split as a shell would (quotes kept together)",
+        env: Option<Value> => "Environment: [\"K=V\"] or {\"K\": \"V\"}",
+        user: Option<String> => "",
+        working_dir: Option<String> => "",
+        tty: bool => "",
+        privileged: bool => "",
+        detach_keys: Option<String> => "",
+        body: Option<Map<String, Value>> => "Full ExecConfig body; structured params override it",
+    }
+}
+
+params! {
+    pub(crate) struct ExecCreate {
+        attach_stdin: bool => "",
+    }
+}
+
+params! {
+    pub(crate) struct ExecStart {
+        id: String => "Exec ID",
+        detach: bool => "",
+        tty: bool => "",
+        stdin: Option<String> => "Text written to stdin, then closed",
+        stdin_artifact: bool => "Write the `in` artifact to stdin instead",
+        timeout: i64 = 30 => "",
+    }
+}
+
+params! {
+    pub(crate) struct ExecId {
+        id: String => "Exec ID",
+    }
+}
+
+params! {
+    pub(crate) struct ExecResize {
+        id: String => "Exec ID",
+        h: i64 => "",
+        w: i64 => "",
+    }
+}
+
+params! {
+    pub(crate) struct ExecRun {
+        fail_on_exit_code: bool => "A non-zero exit code fails the action (default: success, with exit_code)",
+        stdin: Option<String> => "Text written to stdin, then closed",
+        stdin_artifact: bool => "Write the `in` artifact to stdin instead",
+        timeout: i64 = 30 => "Seconds the command may run",
+    }
+}
+
+params! {
+    pub(crate) struct RunOpts {
+        timeout: i64 = 60 => "Seconds the container may run before it is killed",
+        remove: bool = true => "Remove the container afterwards",
+        fail_on_exit_code: bool => "A non-zero exit code fails the action (default: success, with exit_code)",
+    }
+}
+
+params! {
+    pub(crate) struct Snapshot {
+        id: String => "Container ID or name",
+        repo: Option<String> => "",
+        tag: Option<String> => "",
+        comment: Option<String> => "",
+        author: Option<String> => "",
+        pause: bool = true => "Pause the container while committing",
+        changes: Option<Value> => "Dockerfile instructions: a list, or one per line",
+        body: Option<Map<String, Value>> => "Container config for the image",
+    }
+}
 
 fn epath(id: &str, rest: &str) -> String {
     format!("/exec/{}{rest}", seg(id))
 }
 
 /// The ExecConfig body from structured params (or `body`).
-fn exec_config(p: &Params, attach_stdin: bool) -> Result<Value> {
-    let mut body = p.object_or_empty("body");
-    set_opt(&mut body, "Cmd", command(p, "cmd")?);
-    set_opt(&mut body, "Env", env_list(p)?);
-    set_opt(&mut body, "User", p.str("user").map(|s| json!(s)));
-    set_opt(&mut body, "WorkingDir", p.str("working_dir").map(|s| json!(s)));
-    set_opt(&mut body, "Tty", p.bool("tty").map(Value::Bool));
-    set_opt(&mut body, "Privileged", p.bool("privileged").map(Value::Bool));
-    set_opt(&mut body, "DetachKeys", p.str("detach_keys").map(|s| json!(s)));
+fn exec_config(p: &ExecShape, attach_stdin: bool) -> Result<Value> {
+    let mut body = p.body.clone().unwrap_or_default();
+    set_opt(&mut body, "Cmd", command(Some(&p.cmd), "cmd")?);
+    set_opt(&mut body, "Env", env_list(p.env.as_ref())?);
+    set_opt(&mut body, "User", p.user.clone().map(Value::String));
+    set_opt(&mut body, "WorkingDir", p.working_dir.clone().map(Value::String));
+    set_opt(&mut body, "Tty", Some(Value::Bool(p.tty)));
+    set_opt(&mut body, "Privileged", Some(Value::Bool(p.privileged)));
+    set_opt(&mut body, "DetachKeys", p.detach_keys.clone().map(Value::String));
     if body.get("Cmd").and_then(Value::as_array).is_none_or(Vec::is_empty) {
         return Err(Error::bad_params("parameter 'cmd' is required (a JSON array, or a string split as a shell would)"));
     }
@@ -33,30 +112,30 @@ fn exec_config(p: &Params, attach_stdin: bool) -> Result<Value> {
     Ok(Value::Object(body))
 }
 
-pub fn exec_create(p: &Params) -> Result<Output> {
-    let id = p.req_str("id")?;
-    let v = post(cpath(id, "/exec")).json(&exec_config(p, p.flag("attach_stdin"))?).json_ok()?;
+pub fn exec_create(With(shape, opts): With<ExecShape, ExecCreate>) -> Result<Output> {
+    let id = shape.id.as_str();
+    let v = post(cpath(id, "/exec")).json(&exec_config(&shape, opts.attach_stdin)?).json_ok()?;
     let exec_id = v["Id"].clone();
     Ok(Output::one(format!("Created exec {} in {id}", exec_id.as_str().unwrap_or("?")), v).summary("exec_id", exec_id))
 }
 
-pub fn exec_start(p: &Params) -> Result<Output> {
-    let id = p.req_str("id")?;
-    let tty = p.flag("tty");
-    let body = json!({"Detach": p.flag("detach"), "Tty": tty});
-    if p.flag("detach") {
+pub fn exec_start(p: ExecStart) -> Result<Output> {
+    let id = p.id.as_str();
+    let tty = p.tty;
+    let body = json!({"Detach": p.detach, "Tty": tty});
+    if p.detach {
         post(epath(id, "/start")).json(&body).send_ok()?;
         return Ok(Output::one(format!("Started exec {id} detached"), json!({"id": id, "detached": true})));
     }
-    let timeout = bounded_seconds(p, "timeout", 30)?;
-    let mut stream = post(epath(id, "/start")).json(&body).upgrade(stdin_of(p))?;
+    let timeout = bounded(p.timeout, "timeout")?;
+    let mut stream = post(epath(id, "/start")).json(&body).upgrade(stdin_of(p.stdin.as_deref(), p.stdin_artifact))?;
     let c = collect(&mut stream, !tty, Instant::now() + timeout, usize::MAX)?;
     let (nso, nse) = c.lines();
     Ok(Output::one(format!("exec {id}: {nso} stdout and {nse} stderr lines"), c.json(tty)).summary("ended_by", c.ended_by))
 }
 
-pub fn exec_inspect(p: &Params) -> Result<Output> {
-    let id = p.req_str("id")?;
+pub fn exec_inspect(p: ExecId) -> Result<Output> {
+    let id = p.id.as_str();
     let v = get(epath(id, "/json")).json_ok()?;
     Ok(Output::new(format!("exec {id}: running {}, exit code {}", v["Running"], v["ExitCode"]))
         .summary("running", v["Running"].clone())
@@ -64,9 +143,8 @@ pub fn exec_inspect(p: &Params) -> Result<Output> {
         .item(v))
 }
 
-pub fn exec_resize(p: &Params) -> Result<Output> {
-    let id = p.req_str("id")?;
-    let (h, w) = (p.i64("h").unwrap_or(0), p.i64("w").unwrap_or(0));
+pub fn exec_resize(p: ExecResize) -> Result<Output> {
+    let (id, h, w) = (p.id.as_str(), p.h, p.w);
     if h < 1 || w < 1 {
         return Err(Error::bad_params("parameters 'h' and 'w' must be positive"));
     }
@@ -75,12 +153,12 @@ pub fn exec_resize(p: &Params) -> Result<Output> {
 }
 
 /// `container.exec`: create + start (attached) + inspect, under a timeout.
-pub fn exec(p: &Params) -> Result<Output> {
-    let id = p.req_str("id")?;
-    let timeout = bounded_seconds(p, "timeout", 30)?;
-    let stdin = stdin_of(p);
-    let tty = p.flag("tty");
-    let created = post(cpath(id, "/exec")).json(&exec_config(p, stdin != Stdin::None)?).json_ok()?;
+pub fn exec(With(shape, p): With<ExecShape, ExecRun>) -> Result<Output> {
+    let id = shape.id.as_str();
+    let timeout = bounded(p.timeout, "timeout")?;
+    let stdin = stdin_of(p.stdin.as_deref(), p.stdin_artifact);
+    let tty = shape.tty;
+    let created = post(cpath(id, "/exec")).json(&exec_config(&shape, stdin != Stdin::None)?).json_ok()?;
     let exec_id = created["Id"].as_str().ok_or_else(|| Error::internal("the engine returned no exec id"))?.to_string();
     let mut stream = post(epath(&exec_id, "/start")).json(&json!({"Detach": false, "Tty": tty})).upgrade(stdin)?;
     let c = collect(&mut stream, !tty, Instant::now() + timeout, usize::MAX)?;
@@ -99,7 +177,7 @@ pub fn exec(p: &Params) -> Result<Output> {
         )));
     }
     let code = info["ExitCode"].clone();
-    fail_on_exit(p, &code, &c.stderr, &format!("the command in {id}"))?;
+    fail_on_exit(p.fail_on_exit_code, &code, &c.stderr, &format!("the command in {id}"))?;
     let mut item = c.json(tty);
     item["exit_code"] = code.clone();
     item["exec_id"] = json!(exec_id);
@@ -107,8 +185,8 @@ pub fn exec(p: &Params) -> Result<Output> {
 }
 
 /// `fail_on_exit_code=true`: a non-zero exit code fails the action, with the end of stderr.
-fn fail_on_exit(p: &Params, code: &Value, stderr: &[u8], what: &str) -> Result<()> {
-    if !p.flag("fail_on_exit_code") || code.as_i64() == Some(0) {
+fn fail_on_exit(fail_on_exit_code: bool, code: &Value, stderr: &[u8], what: &str) -> Result<()> {
+    if !fail_on_exit_code || code.as_i64() == Some(0) {
         return Ok(());
     }
     let text = String::from_utf8_lossy(stderr);
@@ -117,10 +195,10 @@ fn fail_on_exit(p: &Params, code: &Value, stderr: &[u8], what: &str) -> Result<(
 }
 
 /// `container.run`: create + start + wait + logs, optionally removing the container.
-pub fn run(p: &Params) -> Result<Output> {
-    let timeout = bounded_seconds(p, "timeout", 60)?;
-    let remove = p.bool("remove").unwrap_or(true);
-    let created = crate::create(p)?;
+pub fn run(With(shape, p): With<Create, RunOpts>) -> Result<Output> {
+    let timeout = bounded(p.timeout, "timeout")?;
+    let remove = p.remove;
+    let created = crate::create(shape)?;
     let id = created.summary["id"].as_str().ok_or_else(|| Error::internal("no container id"))?.to_string();
     let result = run_created(&id, timeout);
     if remove {
@@ -130,7 +208,7 @@ pub fn run(p: &Params) -> Result<Output> {
         }
     }
     let (code, logs, tty) = result?;
-    fail_on_exit(p, &code, &logs.stderr, &format!("container {}", &id[..12.min(id.len())]))?;
+    fail_on_exit(p.fail_on_exit_code, &code, &logs.stderr, &format!("container {}", &id[..12.min(id.len())]))?;
     let mut item = logs.json(tty);
     item["id"] = json!(id);
     item["exit_code"] = code.clone();
@@ -170,6 +248,15 @@ fn run_created(id: &str, timeout: Duration) -> Result<(Value, berth_sdk::logs::C
 }
 
 /// `container.snapshot`: commit a container to an image (Splunk's "take container snapshot").
-pub fn snapshot(p: &Params) -> Result<Output> {
-    berth_sdk::commit::commit(p)
+pub fn snapshot(p: Snapshot) -> Result<Output> {
+    berth_sdk::commit::commit(berth_sdk::commit::Commit {
+        container: p.id,
+        repo: p.repo,
+        tag: p.tag,
+        comment: p.comment,
+        author: p.author,
+        pause: p.pause,
+        changes: p.changes,
+        body: p.body.map(Value::Object),
+    })
 }

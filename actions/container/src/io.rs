@@ -2,12 +2,15 @@
 
 use std::time::{Duration, Instant};
 
+use berth_sdk::logs::{bounded, LogParams};
 use berth_sdk::params::base64_decode;
 use berth_sdk::prelude::*;
-pub use berth_sdk::logs::{bounded_seconds, collect};
+use berth_sdk::typed::With;
 use berth_sdk::Stdin;
 
-use crate::cpath;
+pub use berth_sdk::logs::collect;
+
+use crate::{cpath, ArchivePath, ArchivePut, Attach, Id, Resize, Stats};
 
 /// Whether a container's stream is multiplexed: from Content-Type on API >= 1.42 (where the
 /// engine tells), otherwise from the container's Tty setting.
@@ -23,39 +26,39 @@ pub fn container_tty(id: &str) -> Result<bool> {
     Ok(v["Config"]["Tty"].as_bool().unwrap_or(false))
 }
 
-pub fn logs(p: &Params) -> Result<Output> {
-    let id = p.req_str("id")?;
-    berth_sdk::logs::logs(p, id, &cpath(id, "/logs"), |ct| multiplexed(id, ct))
+pub fn logs(With(Id { id }, p): With<Id, LogParams>) -> Result<Output> {
+    let id = id.as_str();
+    berth_sdk::logs::logs(&p, id, &cpath(id, "/logs"), |ct| multiplexed(id, ct))
 }
 
 /// Stdin for attach/exec: the `stdin` param, or the `in` artifact when `stdin_artifact` is set.
-pub fn stdin_of(p: &Params) -> Stdin {
-    if p.flag("stdin_artifact") {
+pub fn stdin_of(stdin: Option<&str>, stdin_artifact: bool) -> Stdin {
+    if stdin_artifact {
         Stdin::Artifact("in".into())
-    } else if let Some(s) = p.get("stdin").and_then(Value::as_str) {
+    } else if let Some(s) = stdin {
         Stdin::Bytes(s.as_bytes().to_vec())
     } else {
         Stdin::None
     }
 }
 
-pub fn attach(p: &Params) -> Result<Output> {
-    let id = p.req_str("id")?;
-    let timeout = bounded_seconds(p, "timeout", 10)?;
-    let stdin = stdin_of(p);
+pub fn attach(p: Attach) -> Result<Output> {
+    let id = p.id.as_str();
+    let timeout = bounded(p.timeout, "timeout")?;
+    let stdin = stdin_of(p.stdin.as_deref(), p.stdin_artifact);
     let info = get(cpath(id, "/json")).json_ok()?;
     // As the docker CLI: attaching to a stopped container would wait for nothing.
-    if info["State"]["Running"].as_bool() != Some(true) && !p.flag("logs") {
+    if info["State"]["Running"].as_bool() != Some(true) && !p.logs {
         return Err(Error::Engine { status: 409, message: format!("cannot attach to a stopped container {id}; start it first (or set logs=true to read its past output)") });
     }
     let tty = info["Config"]["Tty"].as_bool().unwrap_or(false);
     let mut stream = post(cpath(id, "/attach"))
         .query("stream", true)
-        .query("stdout", p.bool("stdout").unwrap_or(true))
-        .query("stderr", p.bool("stderr").unwrap_or(true))
+        .query("stdout", p.stdout)
+        .query("stderr", p.stderr)
         .query("stdin", stdin != Stdin::None)
-        .query("logs", p.flag("logs"))
-        .query_opt("detachKeys", p.str("detach_keys"))
+        .query("logs", p.logs)
+        .query_opt("detachKeys", p.detach_keys.as_deref())
         .upgrade(stdin)?;
     let c = collect(&mut stream, !tty, Instant::now() + timeout, usize::MAX)?;
     let (nso, nse) = c.lines();
@@ -65,16 +68,15 @@ pub fn attach(p: &Params) -> Result<Output> {
         .summary("ended_by", if c.ended_by == "end" { "exit" } else { "timeout" }))
 }
 
-pub fn attach_ws(_: &Params) -> Result<Output> {
+pub fn attach_ws(_: Id) -> Result<Output> {
     Err(Error::bad_params(
         "WebSocket attach (GET /containers/{id}/attach/ws) is an interactive browser protocol; \
          use container.attach, which attaches over a hijacked connection with optional stdin",
     ))
 }
 
-pub fn resize(p: &Params) -> Result<Output> {
-    let id = p.req_str("id")?;
-    let (h, w) = (p.i64("h").unwrap_or(0), p.i64("w").unwrap_or(0));
+pub fn resize(p: Resize) -> Result<Output> {
+    let (id, h, w) = (p.id.as_str(), p.h, p.w);
     if h < 1 || w < 1 {
         return Err(Error::bad_params("parameters 'h' and 'w' must be positive"));
     }
@@ -135,9 +137,8 @@ pub fn stats_figures(s: &Value) -> Value {
     })
 }
 
-pub fn stats(p: &Params) -> Result<Output> {
-    let id = p.req_str("id")?;
-    let samples = p.i64("samples").unwrap_or(1);
+pub fn stats(p: Stats) -> Result<Output> {
+    let (id, samples) = (p.id.as_str(), p.samples);
     if !(1..=600).contains(&samples) {
         return Err(Error::bad_params("parameter 'samples' must be between 1 and 600"));
     }
@@ -173,17 +174,16 @@ fn path_stat(header: Option<&str>) -> Value {
         .unwrap_or(Value::Null)
 }
 
-fn archive_path(p: &Params) -> Result<&str> {
-    let path = p.req_str("path")?;
+fn archive_path(path: &str) -> Result<&str> {
     if !path.starts_with('/') {
         return Err(Error::bad_params(format!("parameter 'path' must be absolute inside the container, got \"{path}\"")));
     }
     Ok(path)
 }
 
-pub fn archive_info(p: &Params) -> Result<Output> {
-    let id = p.req_str("id")?;
-    let path = archive_path(p)?;
+pub fn archive_info(p: ArchivePath) -> Result<Output> {
+    let id = p.id.as_str();
+    let path = archive_path(&p.path)?;
     let r = head(cpath(id, "/archive")).query("path", path).send()?;
     if r.status == 404 {
         return Err(Error::Engine { status: 404, message: format!("No such container or path: {id}:{path}") });
@@ -193,9 +193,9 @@ pub fn archive_info(p: &Params) -> Result<Output> {
     Ok(Output::one(format!("{id}:{path}: {} bytes, mode {}", stat["size"], stat["mode"]), stat.clone()).summary("size", stat["size"].clone()))
 }
 
-pub fn archive_get(p: &Params) -> Result<Output> {
-    let id = p.req_str("id")?;
-    let path = archive_path(p)?;
+pub fn archive_get(p: ArchivePath) -> Result<Output> {
+    let id = p.id.as_str();
+    let path = archive_path(&p.path)?;
     let saved = get(cpath(id, "/archive")).query("path", path).to_artifact("out")?;
     let stat = path_stat(saved.header("X-Docker-Container-Path-Stat"));
     Ok(Output::one(
@@ -206,13 +206,13 @@ pub fn archive_get(p: &Params) -> Result<Output> {
     .summary("sha256", saved.sha256))
 }
 
-pub fn archive_put(p: &Params) -> Result<Output> {
-    let id = p.req_str("id")?;
-    let path = archive_path(p)?;
+pub fn archive_put(p: ArchivePut) -> Result<Output> {
+    let id = p.id.as_str();
+    let path = archive_path(&p.path)?;
     put(cpath(id, "/archive"))
         .query("path", path)
-        .query_opt("noOverwriteDirNonDir", p.bool("no_overwrite_dir_non_dir"))
-        .query_opt("copyUIDGID", p.bool("copy_uid_gid"))
+        .query_opt("noOverwriteDirNonDir", p.no_overwrite_dir_non_dir)
+        .query_opt("copyUIDGID", p.copy_uid_gid)
         .artifact("in", "application/x-tar")
         .send_ok()?;
     Ok(Output::one(format!("Extracted the `in` tar into {id}:{path}"), json!({"id": id, "path": path})))

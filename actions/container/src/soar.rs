@@ -1,19 +1,66 @@
 //! Splunk SOAR Docker app compatibility: its container action names, parameter names and
 //! output data paths, mapped onto the canonical actions.
 
+use berth_sdk::params;
 use berth_sdk::prelude::*;
 use berth_sdk::soar::{counted, with_message, wrap, wrap_each};
 
-fn id() -> Param {
-    Param::string("id").required().describe("ID or Name of the container")
+use crate::{Create, Id, Lifecycle, Update};
+
+params! {
+    struct SoarUpdate {
+        id: String => "ID or Name of the container",
+        request_body: Value => "Configuration (JSON object)",
+    }
 }
 
-fn request_body(required: bool) -> Param {
-    let p = Param::any("request_body").describe("Configuration (JSON object)");
-    if required {
-        p.required()
-    } else {
-        p
+params! {
+    struct SoarRestart {
+        id: String => "ID or Name of the container",
+        delay: i64 = 1 => "Seconds to wait before killing the container",
+    }
+}
+
+params! {
+    struct SoarStart {
+        id: String => "ID or Name of the container",
+        detachkeys: Option<String> => "",
+    }
+}
+
+params! {
+    struct SoarKill {
+        id: String => "ID or Name of the container",
+        signal: String = "SIGKILL" => "",
+    }
+}
+
+params! {
+    struct SoarRemove {
+        id: String => "ID or Name of the container",
+        volumes: bool => "",
+        force: bool => "",
+        link: bool => "",
+    }
+}
+
+params! {
+    struct SoarCreate {
+        name: String => "",
+        request_body: Value => "Configuration (JSON object)",
+    }
+}
+
+params! {
+    struct SoarSnapshot {
+        container: String => "ID or Name of the container to commit",
+        repo: Option<String> => "",
+        tag: Option<String> => "",
+        comment: Option<String> => "",
+        author: Option<String> => "",
+        pause: bool = true => "",
+        changes: Option<Value> => "Dockerfile instructions, one per line",
+        request_body: Option<Value> => "Configuration (JSON object)",
     }
 }
 
@@ -21,131 +68,92 @@ pub fn actions() -> Vec<Action> {
     vec![
         Action::new("list container", "Get a list of containers (Splunk SOAR)")
             .read_only()
-            .param(Param::bool("all").default(false))
-            .param(Param::int("limit"))
-            .param(Param::bool("size").default(false))
-            .param(Param::any("filters"))
             .output(&["data.*.containers.*.Id", "data.*.containers.*.Names", "data.*.containers.*.Ports.*.PublicPort", "summary.total_objects"])
-            .run(|p| Ok(wrap("containers", crate::list(p)?))),
+            .typed(|p: crate::List| Ok(wrap("containers", crate::list(p)?))),
         Action::new("inspect container", "Get low-level information about a container (Splunk SOAR)")
             .read_only()
-            .param(id())
-            .param(Param::bool("size").default(false))
             .output(&["data.*.containerStats", "summary.total_objects"])
-            .run(|p| Ok(wrap_each("containerStats", crate::inspect(p)?))),
+            .typed(|p: crate::Inspect| Ok(wrap_each("containerStats", crate::inspect(p)?))),
         Action::new("get container filesystem changes", "Added, modified or deleted files (Splunk SOAR)")
             .read_only()
-            .param(id())
             .output(&["data.*.filesystem.*.Path", "data.*.filesystem.*.Kind", "summary.total_objects"])
-            .run(|p| Ok(wrap("filesystem", crate::changes(p)?))),
+            .typed(|p: Id| Ok(wrap("filesystem", crate::changes(p)?))),
         Action::new("update container", "Change a container's configuration (Splunk SOAR)")
             .kind(Kind::Generic)
-            .param(id())
-            .param(request_body(true))
             .output(&["data.*.update_stats.message", "data.*.update_stats.Warnings", "summary.total_objects"])
-            .run(|p| {
-                let p = with_body(p, "request_body", "body")?;
-                let out = crate::update(&p)?;
-                Ok(with_message("update_stats", out))
+            .typed(|p: SoarUpdate| {
+                let body = Some(object(p.request_body)?);
+                Ok(with_message("update_stats", crate::update(Update { id: p.id, body, ..Default::default() })?))
             }),
         Action::new("restart container", "Restart a container (Splunk SOAR)")
             .kind(Kind::Generic)
-            .param(id())
-            .param(Param::int("delay").default(1).describe("Seconds to wait before killing the container"))
             .output(&["data", "summary.total_objects"])
-            .run(|p| counted(crate::lifecycle(&renamed(p, &[("delay", "t")]), "restart")?)),
+            .typed(|p: SoarRestart| counted(crate::lifecycle(Lifecycle { id: p.id, t: Some(p.delay), ..Default::default() }, "restart")?)),
         Action::new("export container", "Export a container as a tarball into the `out` artifact (Splunk SOAR)")
             .read_only()
-            .param(id())
             .output(&["data", "summary.total_objects"])
-            .run(|p| counted(crate::export(p)?)),
+            .typed(|p: Id| counted(crate::export(p)?)),
         Action::new("stop container", "Stop a container (Splunk SOAR)")
             .kind(Kind::Generic)
-            .param(id())
             .output(&["data", "summary.total_objects"])
-            .run(|p| counted(crate::lifecycle(p, "stop")?)),
+            .typed(|p: Id| counted(crate::lifecycle(Lifecycle { id: p.id, ..Default::default() }, "stop")?)),
         Action::new("start container", "Start a container (Splunk SOAR)")
             .kind(Kind::Generic)
-            .param(id())
-            .param(Param::string("detachkeys"))
             .output(&["data", "summary.total_objects"])
-            .run(|p| counted(crate::lifecycle(&renamed(p, &[("detachkeys", "detach_keys")]), "start")?)),
+            .typed(|p: SoarStart| counted(crate::lifecycle(Lifecycle { id: p.id, detach_keys: p.detachkeys, ..Default::default() }, "start")?)),
         Action::new("rename container", "Rename a container (Splunk SOAR)")
             .kind(Kind::Generic)
-            .param(id())
-            .param(Param::string("name").required())
             .output(&["data", "summary.total_objects"])
-            .run(|p| counted(crate::rename(p)?)),
+            .typed(|p: crate::Rename| counted(crate::rename(p)?)),
         Action::new("kill container", "Send a signal to a container, SIGKILL by default (Splunk SOAR)")
             .kind(Kind::Generic)
-            .param(id())
-            .param(Param::string("signal").default("SIGKILL"))
             .output(&["data", "summary.total_objects"])
-            .run(|p| counted(crate::lifecycle(p, "kill")?)),
+            .typed(|p: SoarKill| counted(crate::lifecycle(Lifecycle { id: p.id, signal: Some(p.signal), ..Default::default() }, "kill")?)),
         Action::new("remove container", "Remove a container (Splunk SOAR)")
             .kind(Kind::Generic)
-            .param(id())
-            .param(Param::bool("volumes").default(false))
-            .param(Param::bool("force").default(false))
-            .param(Param::bool("link").default(false))
             .output(&["data", "summary.total_objects"])
-            .run(|p| counted(crate::remove(&renamed(p, &[("volumes", "v")]))?)),
+            .typed(|p: SoarRemove| counted(crate::remove(crate::Remove { id: p.id, v: p.volumes, force: p.force, link: p.link })?)),
         Action::new("delete stopped containers", "Delete stopped containers (Splunk SOAR)")
             .kind(Kind::Generic)
-            .param(Param::any("filters"))
             .output(&["data", "summary.total_objects"])
-            .run(crate::prune),
+            .typed(crate::prune),
         Action::new("create container", "Create a container from a configuration (Splunk SOAR)")
             .kind(Kind::Generic)
-            .param(Param::string("name").required())
-            .param(request_body(true))
             .output(&["data.*.create.message", "data.*.create.Warnings", "data.*.create.Id", "summary.total_objects"])
-            .run(|p| {
-                let p = with_body(p, "request_body", "body")?;
+            .typed(|p: SoarCreate| {
+                let body = object(p.request_body)?;
                 // Name this alias's own params: it has no `image`.
-                if !p.get("body").and_then(|b| b.get("Image")).is_some_and(Value::is_string) {
+                if !body.get("Image").is_some_and(Value::is_string) {
                     return Err(Error::bad_params("parameter 'request_body' must be a container config with an \"Image\", e.g. {\"Image\": \"busybox\", \"Cmd\": [\"sleep\", \"60\"]}"));
                 }
-                Ok(with_message("create", crate::create(&p)?))
+                Ok(with_message("create", crate::create(Create { name: Some(p.name), body: Some(body), ..Default::default() })?))
             }),
         Action::new("take container snapshot", "Commit a container to an image (Splunk SOAR)")
             .kind(Kind::Generic)
-            .param(Param::string("container").required().describe("ID or Name of the container to commit"))
-            .param(Param::string("repo"))
-            .param(Param::string("tag"))
-            .param(Param::string("comment"))
-            .param(Param::string("author"))
-            .param(Param::bool("pause").default(true))
-            .param(Param::any("changes").describe("Dockerfile instructions, one per line"))
-            .param(request_body(false))
             .output(&["data.*.Id", "summary.total_objects"])
-            .run(crate::exec::snapshot),
+            .typed(|p: SoarSnapshot| {
+                berth_sdk::commit::commit(berth_sdk::commit::Commit {
+                    container: p.container,
+                    repo: p.repo,
+                    tag: p.tag,
+                    comment: p.comment,
+                    author: p.author,
+                    pause: p.pause,
+                    changes: p.changes,
+                    body: p.request_body,
+                })
+            }),
     ]
 }
 
-/// The params with some keys renamed to the canonical action's names.
-fn renamed(p: &Params, map: &[(&str, &str)]) -> Params {
-    let mut m = p.0.clone();
-    for (from, to) in map {
-        if let Some(v) = m.remove(*from) {
-            m.insert(to.to_string(), v);
-        }
-    }
-    Params(m)
-}
-
-/// `request_body` as a JSON object under the canonical `body` name.
-fn with_body(p: &Params, from: &str, to: &str) -> Result<Params> {
-    let mut m = p.0.clone();
-    let v = match m.remove(from) {
-        Some(Value::String(s)) => serde_json::from_str::<Value>(&s)
+/// `request_body` as a JSON object (the host already parsed JSON text given for it).
+fn object(v: Value) -> Result<Map<String, Value>> {
+    match v {
+        Value::Object(m) => Ok(m),
+        Value::String(s) => serde_json::from_str::<Value>(&s)
             .ok()
-            .filter(Value::is_object)
-            .ok_or_else(|| Error::bad_params(format!("parameter '{from}' must be a JSON object")))?,
-        Some(v @ Value::Object(_)) => v,
-        Some(_) => return Err(Error::bad_params(format!("parameter '{from}' must be a JSON object"))),
-        None => json!({}),
-    };
-    m.insert(to.to_string(), v);
-    Ok(Params(m))
+            .and_then(|v| v.as_object().cloned())
+            .ok_or_else(|| Error::bad_params("parameter 'request_body' must be a JSON object")),
+        _ => Err(Error::bad_params("parameter 'request_body' must be a JSON object")),
+    }
 }

@@ -1,33 +1,54 @@
 //! Splunk SOAR Docker app compatibility: its image action names, parameter names and output
 //! data paths, mapped onto the canonical actions.
 
+use berth_sdk::params;
 use berth_sdk::prelude::*;
 use berth_sdk::soar::{counted, wrap};
+use berth_sdk::typed::Filters;
+
+params! {
+    struct SoarList {
+        all: bool => "",
+        filters: Option<Filters> => "",
+        digests: bool => "",
+    }
+}
+
+params! {
+    struct SoarName {
+        name: String => "Image Name or ID",
+    }
+}
+
+params! {
+    struct SoarRemove {
+        name: String => "Image Name or ID",
+        force: bool => "",
+        noprune: bool => "",
+    }
+}
+
+params! {
+    struct SoarBuildPrune {
+        keep_storage: i64 = 0 => "",
+        all: bool => "",
+        filters: Option<Filters> => "",
+    }
+}
 
 pub fn actions() -> Vec<Action> {
     vec![
         Action::new("list images", "Get a list of images (Splunk SOAR)")
             .read_only()
-            .param(Param::bool("all").default(false))
-            .param(Param::any("filters"))
-            .param(Param::bool("digests").default(false))
             .output(&["data.*.images.*.Id", "data.*.images.*.RepoTags", "data.*.images.*.Created", "data.*.images.*.Size", "summary.total_objects"])
-            .run(|p| Ok(wrap("images", crate::list(p)?))),
+            .typed(|p: SoarList| Ok(wrap("images", crate::list(crate::List { all: p.all, filters: p.filters, digests: p.digests, shared_size: None, manifests: None })?))),
         Action::new("remove image", "Remove an image (Splunk SOAR)")
             .kind(Kind::Generic)
-            .param(Param::string("name").required().describe("Image Name or ID"))
-            .param(Param::bool("force").default(false))
-            .param(Param::bool("noprune").default(false))
             .output(&["data", "summary.total_objects"])
-            .run(|p| counted(crate::remove(p)?)),
-        Action::new("delete unused images", "Delete unused images (Splunk SOAR)")
-            .kind(Kind::Generic)
-            .param(Param::any("filters"))
-            .output(&["data", "summary.total_objects"])
-            .run(crate::prune),
+            .typed(|p: SoarRemove| counted(crate::remove(crate::Remove { name: p.name, force: p.force, noprune: p.noprune })?)),
+        Action::new("delete unused images", "Delete unused images (Splunk SOAR)").kind(Kind::Generic).output(&["data", "summary.total_objects"]).typed(crate::prune),
         Action::new("get image history", "Get the parent layers of an image (Splunk SOAR)")
             .read_only()
-            .param(Param::string("name").required().describe("Image Name or ID"))
             .output(&[
                 "data.*.history.*.Id",
                 "data.*.history.*.Tags",
@@ -37,13 +58,10 @@ pub fn actions() -> Vec<Action> {
                 "data.*.history.*.Comment",
                 "summary.total_objects",
             ])
-            .run(|p| Ok(wrap("history", crate::history(p)?))),
+            .typed(|p: SoarName| Ok(wrap("history", crate::history(crate::Name { name: p.name })?))),
         Action::new("delete builder cache", "Remove build cache (Splunk SOAR)")
             .kind(Kind::Generic)
-            .param(Param::int("keep_storage").default(0))
-            .param(Param::bool("all").default(false))
-            .param(Param::any("filters"))
             .output(&["data", "summary.total_objects"])
-            .run(crate::build_prune),
+            .typed(|p: SoarBuildPrune| crate::build_prune(crate::BuildPrune { keep_storage: Some(p.keep_storage), all: p.all, filters: p.filters })),
     ]
 }

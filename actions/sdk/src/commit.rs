@@ -1,23 +1,35 @@
-//! `POST /commit`, shared by `container.snapshot` and `image.commit`.
+//! `POST /commit`, shared by `container.snapshot`, its Splunk SOAR alias and `image.commit`.
 
 use crate::prelude::*;
 
-/// `POST /commit`: a container to an image. Params: `container` (or `id`), `repo`, `tag`,
-/// `comment`, `author`, `pause` (default true), `changes` (a list, or one instruction per
-/// line) and `body` / `request_body` (the image's container config).
-pub fn commit(p: &Params) -> Result<Output> {
-    let id = p.str("container").or_else(|| p.str("id")).ok_or_else(|| Error::bad_params("parameter 'container' (string) is required"))?;
+/// What a commit takes (each caller declares its own params and fills this in).
+pub struct Commit {
+    pub container: String,
+    pub repo: Option<String>,
+    pub tag: Option<String>,
+    pub comment: Option<String>,
+    pub author: Option<String>,
+    pub pause: bool,
+    /// Dockerfile instructions: a list, or one per line.
+    pub changes: Option<Value>,
+    /// The image's container config: an object, or its JSON text (`request_body`).
+    pub body: Option<Value>,
+}
+
+/// `POST /commit`: a container to an image.
+pub fn commit(p: Commit) -> Result<Output> {
+    let id = p.container.as_str();
     let mut req = post("/commit")
         .query("container", id)
-        .query_opt("repo", p.str("repo"))
-        .query_opt("tag", p.str("tag"))
-        .query_opt("comment", p.str("comment"))
-        .query_opt("author", p.str("author"))
-        .query("pause", p.bool("pause").unwrap_or(true));
-    for change in p.lines_or_list("changes")? {
+        .query_opt("repo", p.repo.as_deref())
+        .query_opt("tag", p.tag.as_deref())
+        .query_opt("comment", p.comment.as_deref())
+        .query_opt("author", p.author.as_deref())
+        .query("pause", p.pause);
+    for change in crate::params::lines_or_list(p.changes.as_ref(), "changes")? {
         req = req.query("changes", change);
     }
-    let body = match p.get("body").or_else(|| p.get("request_body")) {
+    let body = match &p.body {
         Some(Value::Object(m)) => Value::Object(m.clone()),
         Some(Value::String(s)) if !s.trim().is_empty() => serde_json::from_str::<Value>(s)
             .ok()
@@ -27,7 +39,7 @@ pub fn commit(p: &Params) -> Result<Output> {
     };
     let v = req.json(&body).json_ok()?;
     let image = v["Id"].clone();
-    let name = match (p.str("repo"), p.str("tag")) {
+    let name = match (&p.repo, &p.tag) {
         (Some(r), Some(t)) => format!("{r}:{t}"),
         (Some(r), None) => format!("{r}:latest"),
         _ => String::new(),

@@ -4,7 +4,8 @@
 use std::time::{Duration, Instant};
 
 use crate::stream::{Demux, Output as Out, Read, Stream};
-use crate::{get, json, Action, Error, Output, Param, Params, Result, Value};
+use crate::typed::Timestamp;
+use crate::{get, json, Action, Error, Output, Result, Value};
 
 /// Output collected from a log, attach or exec stream.
 pub struct Collected {
@@ -62,10 +63,6 @@ pub fn collect(stream: &mut Stream, mux: bool, deadline: Instant, max_lines: usi
     Ok(Collected { stdout, stderr, ended_by })
 }
 
-pub fn bounded_seconds(p: &Params, name: &str, default: i64) -> Result<Duration> {
-    bounded(p.i64(name).unwrap_or(default), name)
-}
-
 /// Seconds between 1 and 3600, for the param `name`.
 pub fn bounded(s: i64, name: &str) -> Result<Duration> {
     if !(1..=3600).contains(&s) {
@@ -74,45 +71,51 @@ pub fn bounded(s: i64, name: &str) -> Result<Duration> {
     Ok(Duration::from_secs(s as u64))
 }
 
-/// The params of every logs action: `Action::new(..).read_only().param(id)` then this.
-pub fn log_params(a: Action) -> Action {
-    a.param(Param::bool("stdout").default(true))
-        .param(Param::bool("stderr").default(true))
-        .param(Param::string("since").describe("Unix seconds, RFC 3339 or a duration ago (10m)"))
-        .param(Param::string("until").describe("Unix seconds, RFC 3339 or a duration ago"))
-        .param(Param::bool("timestamps").default(false))
-        .param(Param::any("tail").default("all").describe("Lines from the end, or all (-1)"))
-        .param(Param::bool("follow").default(false).describe("Keep reading new output, bounded by max_duration / max_lines"))
-        .param(Param::int("max_duration").default(10).describe("Follow: stop after this many seconds"))
-        .param(Param::int("max_lines").default(10000).describe("Keep at most this many lines: the newest (follow: stop after this many)"))
-        .output(&["data.*.stdout", "data.*.stderr", "summary.stdout_lines", "summary.stderr_lines", "summary.truncated"])
+crate::params! {
+    /// The params of every logs action, after its object's id: `With<Id, LogParams>`.
+    pub struct LogParams {
+        stdout: bool = true => "",
+        stderr: bool = true => "",
+        since: Option<Timestamp> => "Unix seconds, RFC 3339 or a duration ago (10m)",
+        until: Option<Timestamp> => "Unix seconds, RFC 3339 or a duration ago",
+        timestamps: bool => "",
+        tail: Value = "all" => "Lines from the end, or all (-1)",
+        follow: bool => "Keep reading new output, bounded by max_duration / max_lines",
+        max_duration: i64 = 10 => "Follow: stop after this many seconds",
+        max_lines: i64 = 10000 => "Keep at most this many lines: the newest (follow: stop after this many)",
+    }
+}
+
+/// The output paths of every logs action.
+pub fn log_output(a: Action) -> Action {
+    a.output(&["data.*.stdout", "data.*.stderr", "summary.stdout_lines", "summary.stderr_lines", "summary.truncated"])
 }
 
 /// Reads the logs at `path` (`/containers/{id}/logs`, `/services/{id}/logs`, `/tasks/{id}/logs`)
-/// with the params of [`log_params`]. `mux` tells from the response's Content-Type whether the
-/// stream is multiplexed.
-pub fn logs(p: &Params, id: &str, path: &str, mux: impl Fn(Option<&str>) -> Result<bool>) -> Result<Output> {
-    let max_lines = p.i64("max_lines").unwrap_or(10000).max(1) as usize;
-    let max_duration = bounded_seconds(p, "max_duration", 10)?;
+/// with [`LogParams`]. `mux` tells from the response's Content-Type whether the stream is
+/// multiplexed.
+pub fn logs(p: &LogParams, id: &str, path: &str, mux: impl Fn(Option<&str>) -> Result<bool>) -> Result<Output> {
+    let max_lines = p.max_lines.max(1) as usize;
+    let max_duration = bounded(p.max_duration, "max_duration")?;
     // `tail`: a number of lines, or all (-1 too, as the engine and the docker CLI take it).
-    let tail: Option<usize> = match p.get("tail") {
-        None => None,
-        Some(Value::Number(n)) if n.as_i64() == Some(-1) => None,
-        Some(Value::Number(n)) => Some(n.as_u64().ok_or_else(|| Error::bad_params(format!("parameter 'tail' must be a number of lines, -1 or \"all\", got {n}")))? as usize),
-        Some(Value::String(s)) if s == "all" || s == "-1" || s.is_empty() => None,
-        Some(Value::String(s)) => Some(s.parse::<usize>().map_err(|_| Error::bad_params(format!("parameter 'tail' must be a number of lines, -1 or \"all\", got \"{s}\"")))?),
-        Some(other) => return Err(Error::bad_params(format!("parameter 'tail' must be a number of lines, -1 or \"all\", got {other}"))),
+    let tail: Option<usize> = match &p.tail {
+        Value::Null => None,
+        Value::Number(n) if n.as_i64() == Some(-1) => None,
+        Value::Number(n) => Some(n.as_u64().ok_or_else(|| Error::bad_params(format!("parameter 'tail' must be a number of lines, -1 or \"all\", got {n}")))? as usize),
+        Value::String(s) if s == "all" || s == "-1" || s.is_empty() => None,
+        Value::String(s) => Some(s.parse::<usize>().map_err(|_| Error::bad_params(format!("parameter 'tail' must be a number of lines, -1 or \"all\", got \"{s}\"")))?),
+        other => return Err(Error::bad_params(format!("parameter 'tail' must be a number of lines, -1 or \"all\", got {other}"))),
     };
-    let follow = p.flag("follow");
+    let follow = p.follow;
     let read = |tail: Option<usize>| -> Result<(Collected, bool)> {
         let mut stream = get(path)
-            .query("stdout", p.bool("stdout").unwrap_or(true))
-            .query("stderr", p.bool("stderr").unwrap_or(true))
+            .query("stdout", p.stdout)
+            .query("stderr", p.stderr)
             .query("follow", follow)
-            .query("timestamps", p.flag("timestamps"))
+            .query("timestamps", p.timestamps)
             .query("tail", tail.map(|t| t.to_string()).unwrap_or_else(|| "all".into()))
-            .query_opt("since", p.timestamp("since")?)
-            .query_opt("until", p.timestamp("until")?)
+            .query_opt("since", Timestamp::as_query(&p.since))
+            .query_opt("until", Timestamp::as_query(&p.until))
             .stream()?;
         let mux = mux(stream.header("Content-Type"))?;
         let limit = if follow { max_lines } else { usize::MAX };

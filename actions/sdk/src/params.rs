@@ -242,19 +242,17 @@ pub fn set_opt(obj: &mut Map<String, Value>, key: &str, v: Option<Value>) {
     }
 }
 
-impl Params {
-    /// A list of strings given as a JSON array or as text with one item per line (Dockerfile
-    /// `changes`); empty lines are dropped.
-    pub fn lines_or_list(&self, name: &str) -> Result<Vec<String>> {
-        match self.get(name) {
-            Some(Value::Array(list)) => list
-                .iter()
-                .map(|c| c.as_str().map(str::to_string).ok_or_else(|| Error::bad_params(format!("parameter '{name}' must hold strings"))))
-                .collect(),
-            Some(Value::String(s)) => Ok(s.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect()),
-            Some(_) => Err(Error::bad_params(format!("parameter '{name}' must be a list of strings or text, one per line"))),
-            None => Ok(Vec::new()),
-        }
+/// A list of strings given as a JSON array or as text with one item per line (Dockerfile
+/// `changes`); empty lines are dropped.
+pub fn lines_or_list(v: Option<&Value>, name: &str) -> Result<Vec<String>> {
+    match v.filter(|v| !v.is_null()) {
+        Some(Value::Array(list)) => list
+            .iter()
+            .map(|c| c.as_str().map(str::to_string).ok_or_else(|| Error::bad_params(format!("parameter '{name}' must hold strings"))))
+            .collect(),
+        Some(Value::String(s)) => Ok(s.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect()),
+        Some(_) => Err(Error::bad_params(format!("parameter '{name}' must be a list of strings or text, one per line"))),
+        None => Ok(Vec::new()),
     }
 }
 

@@ -67,7 +67,33 @@ macro_rules! plain {
     };
 }
 
-plain!(String, string, "a string", |v: &Value| v.as_str().filter(|s| !s.is_empty()).map(str::to_string));
+// An empty string counts as absent (SOAR forms send "" for a field left blank), as
+// `Params::str` takes it.
+impl FromParam for String {
+    fn spec(name: &str) -> Param {
+        Param::string(name).required()
+    }
+    fn read(p: &Params, name: &str, default: Option<Self>) -> Result<Self> {
+        match p.get(name) {
+            Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+            Some(Value::String(_)) | None => default.ok_or_else(|| missing(name, "a string")),
+            Some(_) => Err(wrong(name, "a string")),
+        }
+    }
+}
+
+impl FromParam for Option<String> {
+    fn spec(name: &str) -> Param {
+        Param::string(name)
+    }
+    fn read(p: &Params, name: &str, default: Option<Self>) -> Result<Self> {
+        match p.get(name) {
+            Some(Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
+            Some(Value::String(_)) | None => Ok(default.flatten()),
+            Some(_) => Err(wrong(name, "a string")),
+        }
+    }
+}
 plain!(i64, int, "an integer", |v: &Value| v.as_i64());
 plain!(f64, number, "a number", |v: &Value| v.as_f64());
 plain!(Map<String, Value>, object, "an object", |v: &Value| v.as_object().cloned());
@@ -207,6 +233,11 @@ mod tests {
         let Value::Object(m) = json!({"force": true}) else { unreachable!() };
         let err = Example::parse(&Params(m)).err().unwrap();
         assert_eq!(err, Error::bad_params("parameter 'name' (a string) is required"));
+        // "" is absent: a required string is missing, an optional one None.
+        let Value::Object(m) = json!({"name": "", "password": ""}) else { unreachable!() };
+        assert_eq!(Example::parse(&Params(m)).err().unwrap(), Error::bad_params("parameter 'name' (a string) is required"));
+        let Value::Object(m) = json!({"name": "x", "password": ""}) else { unreachable!() };
+        assert_eq!(Example::parse(&Params(m)).unwrap().password, None);
     }
 }
 

@@ -3,17 +3,13 @@
 
 use std::time::Duration;
 
-use berth_sdk::logs::{bounded, log_params, logs as read_logs, mux_from_content_type};
+use berth_sdk::logs::{bounded, log_output, logs as read_logs, mux_from_content_type, LogParams};
 use berth_sdk::params;
 use berth_sdk::params::{command_value, key_values, set_opt};
 use berth_sdk::prelude::*;
 use berth_sdk::stream::registry_of;
 use berth_sdk::swarm::{merge, names_value, version_or, versioned, wait_for};
 use berth_sdk::typed::{Filters, With};
-
-fn id() -> Param {
-    Param::string("id").required().describe("Service ID or name")
-}
 
 params! {
     /// What shapes a service: shared by create and update.
@@ -99,7 +95,7 @@ fn actions() -> Vec<Action> {
             .typed(inspect),
         Action::new("service.update", "Update a swarm service").kind(Kind::Generic).output(&["data.*.ID", "data.*.Warnings"]).typed(update),
         Action::new("service.remove", "Remove a swarm service").kind(Kind::Correct).output(&["data.*.id"]).typed(remove),
-        log_params(Action::new("service.logs", "A service's logs (all its tasks), split into stdout and stderr").read_only().param(id())).run(logs),
+        log_output(Action::new("service.logs", "A service's logs (all its tasks), split into stdout and stderr").read_only()).typed(logs),
         Action::new("service.scale", "Set the number of replicas of a replicated service")
             .kind(Kind::Contain)
             .output(&["data.*.ID", "data.*.replicas", "data.*.previous_replicas"])
@@ -268,12 +264,12 @@ fn remove(p: Id) -> Result<Output> {
     Ok(Output::one(format!("Removed service {}", p.id), json!({"id": p.id})))
 }
 
-fn logs(p: &Params) -> Result<Output> {
-    let id = p.req_str("id")?;
-    if p.get("until").is_some() {
+fn logs(With(Id { id }, p): With<Id, LogParams>) -> Result<Output> {
+    let id = id.as_str();
+    if p.until.is_some() {
         return Err(Error::bad_params("parameter 'until' is not supported by service logs"));
     }
-    read_logs(p, id, &format!("{}/logs", spath(id)), |ct| {
+    read_logs(&p, id, &format!("{}/logs", spath(id)), |ct| {
         if let Some(mux) = mux_from_content_type(ct) {
             return Ok(mux);
         }

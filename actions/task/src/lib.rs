@@ -1,13 +1,10 @@
 //! The `task` family: the 3 Task operations of the Engine API.
 
-use berth_sdk::logs::{log_params, logs as read_logs};
+use berth_sdk::logs::{log_output, logs as read_logs, LogParams};
+use berth_sdk::typed::With;
 use berth_sdk::params;
 use berth_sdk::prelude::*;
 use berth_sdk::typed::Filters;
-
-fn id() -> Param {
-    Param::string("id").required().describe("Task ID")
-}
 
 params! {
     struct List {
@@ -31,7 +28,7 @@ fn actions() -> Vec<Action> {
             .read_only()
             .output(&["data.*.ID", "data.*.ServiceID", "data.*.NodeID", "data.*.Status.State", "data.*.Status.ContainerStatus.ContainerID"])
             .typed(inspect),
-        log_params(Action::new("task.logs", "A task's logs, split into stdout and stderr").read_only().param(id())).run(logs),
+        log_output(Action::new("task.logs", "A task's logs, split into stdout and stderr").read_only()).typed(logs),
     ]
 }
 
@@ -56,10 +53,10 @@ fn inspect(p: Inspect) -> Result<Output> {
     .item(v))
 }
 
-fn logs(p: &Params) -> Result<Output> {
-    let id = p.req_str("id")?;
+fn logs(With(Inspect { id }, p): With<Inspect, LogParams>) -> Result<Output> {
+    let id = id.as_str();
     let path = format!("/tasks/{}", berth_sdk::seg(id));
-    read_logs(p, id, &format!("{path}/logs"), |ct| {
+    read_logs(&p, id, &format!("{path}/logs"), |ct| {
         if let Some(mux) = berth_sdk::logs::mux_from_content_type(ct) {
             return Ok(mux);
         }
