@@ -296,6 +296,16 @@ impl EngineClient {
         headers: &HeaderMap,
         body: OutBody,
     ) -> Result<Response<Body>, EngineError> {
+        if path == "/_ping" {
+            // Unversioned in every API version (as the docker CLI sends it): no negotiation,
+            // so a ping is one round trip even as an engine's first request.
+            let pq = if query.is_empty() { path.to_string() } else { format!("{path}?{query}") };
+            let body = match body {
+                OutBody::Stream(b) => b,
+                other => other.replayable().expect("empty and byte bodies replay"),
+            };
+            return self.raw(method, pq, headers, body).await;
+        }
         let version = self.api_version().await?;
         let pq = |v: ApiVersion| if query.is_empty() { format!("/v{v}{path}") } else { format!("/v{v}{path}?{query}") };
         let (first, retry) = match body {
