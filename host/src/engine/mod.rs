@@ -248,6 +248,14 @@ impl EngineClient {
         Ok(negotiated)
     }
 
+    /// A plain-HTTP request answered by a TLS engine (Go's "Client sent an HTTP request to an
+    /// HTTPS server"), explained.
+    fn speaks_tls(&self, body: &[u8]) -> Option<EngineError> {
+        String::from_utf8_lossy(body).contains("HTTP request to an HTTPS server").then(|| {
+            EngineError::Transport(format!("the engine at {} speaks TLS: connect with --tlsverify (or --tls), or DOCKER_TLS_VERIFY=1", self.address()))
+        })
+    }
+
     /// `HEAD /_ping` (falling back to `GET`), then min(ours, the engine's).
     pub async fn negotiate(&self) -> Result<ApiVersion, EngineError> {
         let mut engine_version = None;
@@ -262,11 +270,8 @@ impl EngineClient {
             }
             if get && resp.status() == StatusCode::BAD_REQUEST {
                 let text = read_capped(resp.into_body(), 4096, self.timeouts.body).await.unwrap_or_default();
-                if String::from_utf8_lossy(&text).contains("HTTP request to an HTTPS server") {
-                    return Err(EngineError::Transport(format!(
-                        "the engine at {} speaks TLS: connect with --tlsverify (or --tls), or DOCKER_TLS_VERIFY=1",
-                        self.address()
-                    )));
+                if let Some(e) = self.speaks_tls(&text) {
+                    return Err(e);
                 }
             }
         }
@@ -304,7 +309,16 @@ impl EngineClient {
                 OutBody::Stream(b) => b,
                 other => other.replayable().expect("empty and byte bodies replay"),
             };
-            return self.raw(method, pq, headers, body).await;
+            let resp = self.raw(method, pq, headers, body).await?;
+            if resp.status() != StatusCode::BAD_REQUEST {
+                return Ok(resp);
+            }
+            let (parts, b) = resp.into_parts();
+            let bytes = read_capped(b, 4096, self.timeouts.body).await.unwrap_or_default();
+            if let Some(e) = self.speaks_tls(&bytes) {
+                return Err(e);
+            }
+            return Ok(Response::from_parts(parts, full(bytes)));
         }
         let version = self.api_version().await?;
         let pq = |v: ApiVersion| if query.is_empty() { format!("/v{v}{path}") } else { format!("/v{v}{path}?{query}") };
