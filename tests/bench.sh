@@ -59,7 +59,7 @@ def check(label, ratio, op, target):
     ok = ratio <= target if op == "<=" else ratio >= target
     print(f"  {label:<52} {ratio:6.2f}x   target {op} {target}x   {'PASS' if ok else 'MISS'}")
 print("ratios")
-check("berth system.ping / curl --unix-socket _ping", ping[0][1] / ping[1][1], "<=", 0.6)
+check("berth system.ping / curl --unix-socket _ping", ping[0][1] / ping[1][1], "<=", 0.45)
 if len(version) > 1:
     check("berth system.version / docker version", version[0][1] / version[1][1], "<=", 0.5)
 check("cold (no cache) / cached system.version", cold[0][1] / cold[1][1], ">=", 15)

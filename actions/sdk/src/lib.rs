@@ -212,7 +212,7 @@ pub fn __describe(name: &str, version: &str, actions: Vec<Action>) -> wit::Famil
     wit::FamilyInfo {
         name: name.to_string(),
         version: version.to_string(),
-        actions: actions.into_iter().map(|a| a.spec).collect(),
+        actions: actions.into_iter().map(Action::into_spec).collect(),
     }
 }
 

@@ -11,6 +11,10 @@ pub type BoxedHandler = Box<dyn Fn(&Params) -> Result<Output>>;
 pub struct Action {
     pub spec: ActionSpec,
     pub handler: Option<BoxedHandler>,
+    /// A typed action's params (see [`Action::typed`]): built only when the family is
+    /// described, not on every run (a run builds every action to find its own), and inserted
+    /// where `typed` was called among the `param`s.
+    typed_params: Option<(usize, fn() -> Vec<Param>)>,
 }
 
 impl Action {
@@ -27,7 +31,17 @@ impl Action {
                 operations: Vec::new(),
             },
             handler: None,
+            typed_params: None,
         }
+    }
+
+    /// The whole spec, typed params included (what `describe()` returns).
+    pub fn into_spec(mut self) -> ActionSpec {
+        if let Some((at, specs)) = self.typed_params.take() {
+            let typed: Vec<ParamSpec> = specs().into_iter().map(|p| p.0).collect();
+            self.spec.params.splice(at..at, typed);
+        }
+        self.spec
     }
     pub fn kind(mut self, kind: Kind) -> Self {
         self.spec.kind = kind;
@@ -61,7 +75,7 @@ impl Action {
     /// Declares the params of `T` (a [`crate::params!`] struct) and runs `handler` on them,
     /// parsed: the declaration and the use are one struct and cannot drift.
     pub fn typed<T: crate::typed::Typed + 'static>(mut self, handler: fn(T) -> Result<Output>) -> Self {
-        self.spec.params.extend(T::specs().into_iter().map(|p| p.0));
+        self.typed_params = Some((self.spec.params.len(), T::specs));
         self.handler = Some(Box::new(move |p: &Params| handler(T::parse(p)?)));
         self
     }
