@@ -10,7 +10,7 @@ mod reload;
 mod routes;
 
 use jobs::Job;
-use routes::{query_value, serve_metrics, tenant_artifacts};
+use routes::{serve_metrics, tenant_artifacts, ActionQuery};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -154,7 +154,8 @@ impl Server {
         self.tenants.iter().position(|x| std::ptr::eq(x, t)).expect("tenant of this server")
     }
 
-    async fn run_action(self: Arc<Self>, t: &TenantState, action: &str, body: &[u8], query: &str, is_async: bool) -> Resp {
+    async fn run_action(self: Arc<Self>, t: &TenantState, action: &str, body: &[u8], query: &ActionQuery) -> Resp {
+        let is_async = query.is_async;
         let tenant = t.tenant.name.clone();
         let refuse = |status: StatusCode, kind: FailureKind, msg: String, params: Map<String, Value>| {
             let r = ActionResult::failed(params, kind, None, msg);
@@ -174,8 +175,8 @@ impl Server {
             let artifacts = tenant_artifacts(&t.tenant, query).map_err(|e| refuse(StatusCode::BAD_REQUEST, FailureKind::BadParams, e, spec.redact(&params)))?;
             let known = || t.engines.keys().map(String::as_str).collect::<Vec<_>>().join(", ");
             // `?assets=a,b` or `?assets=*`: fan-out, one sandboxed run per engine.
-            let fan = query_value(query, "assets");
-            let names: Vec<String> = match (&fan, query_value(query, "asset")) {
+            let fan = query.assets.clone();
+            let names: Vec<String> = match (&fan, query.asset.clone()) {
                 (Some(_), Some(_)) => return Err(refuse(StatusCode::BAD_REQUEST, FailureKind::BadParams, "give either asset or assets, not both".into(), spec.redact(&params))),
                 (Some(list), None) if list == "*" => t.engines.keys().cloned().collect(),
                 (Some(list), None) => list.split(',').map(|a| a.trim().to_string()).filter(|a| !a.is_empty()).collect(),
@@ -197,7 +198,7 @@ impl Server {
             if fan.is_some() && artifacts.has_outputs() {
                 return Err(refuse(StatusCode::BAD_REQUEST, FailureKind::BadParams, "a fan-out over assets takes no output artifacts (each engine would write the same file)".into(), spec.redact(&params)));
             }
-            let asset_timeout = match query_value(query, "asset_timeout") {
+            let asset_timeout = match query.asset_timeout.as_deref() {
                 None => t.tenant.limits.wall,
                 Some(v) => match v.parse::<f64>() {
                     Ok(s) if s.is_finite() && s > 0.0 => Duration::from_secs_f64(s).min(t.tenant.limits.wall),

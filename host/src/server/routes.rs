@@ -58,13 +58,15 @@ async fn catalog(State(s): S, headers: HeaderMap) -> Resp {
 
 async fn run(State(s): S, Path(action): Path<String>, RawQuery(query): RawQuery, headers: HeaderMap, body: Body) -> Resp {
     let Some(t) = s.tenant(&headers) else { return unauthorized(&s) };
-    let query = query.unwrap_or_default();
+    let query = match ActionQuery::parse(query.as_deref().unwrap_or_default()) {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e),
+    };
     let body = match read_body(body).await {
         Ok(b) => b,
         Err(r) => return r,
     };
-    let is_async = query_flag(&query, "async");
-    s.clone().run_action(t, &action, &body, &query, is_async).await
+    s.clone().run_action(t, &action, &body, &query).await
 }
 
 async fn job(State(s): S, Path(id): Path<String>, headers: HeaderMap) -> Resp {
@@ -126,35 +128,64 @@ pub(super) fn valid_artifact_name(name: &str) -> bool {
     !name.is_empty() && name.len() <= 200 && !name.starts_with('.') && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
 }
 
+/// The query of `POST /v1/actions/{action}`, parsed as axum's `Query` does
+/// (`form_urlencoded`): known keys only, each at most once (a repeated key is read one way
+/// here and maybe another by a proxy or a client library).
+#[derive(Debug, Default, PartialEq)]
+pub(super) struct ActionQuery {
+    pub is_async: bool,
+    pub out: Option<String>,
+    pub input: Option<String>,
+    pub asset: Option<String>,
+    pub assets: Option<String>,
+    pub asset_timeout: Option<String>,
+}
+
+impl ActionQuery {
+    pub(super) fn parse(query: &str) -> Result<Self, String> {
+        let mut q = ActionQuery::default();
+        let mut seen = std::collections::HashSet::new();
+        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+            if !seen.insert(k.clone()) {
+                return Err(format!("query parameter '{k}' is given more than once"));
+            }
+            let v = v.into_owned();
+            match k.as_ref() {
+                "async" => {
+                    q.is_async = match v.as_str() {
+                        "" | "true" | "1" => true,
+                        "false" | "0" => false,
+                        other => return Err(format!("query parameter 'async' must be true or false, got '{other}'")),
+                    }
+                }
+                "out" => q.out = Some(v),
+                "in" => q.input = Some(v),
+                "asset" => q.asset = Some(v),
+                "assets" => q.assets = Some(v),
+                "asset_timeout" => q.asset_timeout = Some(v),
+                other => return Err(format!("unknown query parameter '{other}' (known: async, out, in, asset, assets, asset_timeout)")),
+            }
+        }
+        Ok(q)
+    }
+}
+
 /// `?out=NAME&in=NAME`: artifacts are plain names inside the tenant's artifacts directory.
-pub(super) fn tenant_artifacts(t: &Tenant, query: &str) -> Result<Artifacts, String> {
+pub(super) fn tenant_artifacts(t: &Tenant, q: &ActionQuery) -> Result<Artifacts, String> {
     let mut arts = Artifacts::default();
-    for (k, v) in query.split('&').filter_map(|kv| kv.split_once('=')) {
-        let is_out = match k {
-            "out" => true,
-            "in" => false,
-            _ => continue,
-        };
-        let v = crate::engine::path::percent_decode_lossy(v);
+    for (v, is_out) in [(&q.out, true), (&q.input, false)] {
+        let Some(v) = v else { continue };
         let Some(dir) = &t.artifacts_dir else { return Err(format!("tenant {} has no artifacts directory", t.name)) };
-        if !valid_artifact_name(&v) {
+        if !valid_artifact_name(v) {
             return Err(format!("artifact '{v}' must be a plain file name"));
         }
         if is_out {
-            arts.output("out", dir.join(&v));
+            arts.output("out", dir.join(v));
         } else {
-            arts.input("in", dir.join(&v));
+            arts.input("in", dir.join(v));
         }
     }
     Ok(arts)
-}
-
-pub(super) fn query_value(query: &str, name: &str) -> Option<String> {
-    query.split('&').filter_map(|kv| kv.split_once('=')).find(|(k, _)| *k == name).map(|(_, v)| crate::engine::path::percent_decode_lossy(v))
-}
-
-pub(super) fn query_flag(query: &str, name: &str) -> bool {
-    query.split('&').any(|kv| kv == name || kv == format!("{name}=true") || kv == format!("{name}=1"))
 }
 
 pub(super) async fn read_body(body: Body) -> Result<Vec<u8>, Resp> {
@@ -248,4 +279,24 @@ pub(super) fn openapi() -> &'static Value {
             }
         })
     })
+}
+
+#[cfg(test)]
+mod query_tests {
+    use super::ActionQuery;
+
+    #[test]
+    fn the_action_query_takes_known_keys_once_each() {
+        let q = ActionQuery::parse("async&out=a%20b.tar&assets=x,y&asset_timeout=2.5").unwrap();
+        assert!(q.is_async);
+        assert_eq!((q.out.as_deref(), q.assets.as_deref(), q.asset_timeout.as_deref()), (Some("a b.tar"), Some("x,y"), Some("2.5")));
+        assert!(!ActionQuery::parse("async=false").unwrap().is_async);
+        assert_eq!(ActionQuery::parse("").unwrap(), ActionQuery::default());
+        let e = ActionQuery::parse("asset=a&asset=b").unwrap_err();
+        assert!(e.contains("'asset' is given more than once"), "{e}");
+        let e = ActionQuery::parse("out=x&as%73et=b&asset=c").unwrap_err();
+        assert!(e.contains("more than once"), "an encoded key is the same key: {e}");
+        assert!(ActionQuery::parse("asynk=1").unwrap_err().contains("unknown query parameter 'asynk'"));
+        assert!(ActionQuery::parse("async=maybe").unwrap_err().contains("true or false"));
+    }
 }
