@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use berth_sdk::commit::CommitOpts;
 use berth_sdk::logs::bounded;
 use berth_sdk::params;
 use berth_sdk::params::set_opt;
@@ -79,12 +80,6 @@ params! {
 params! {
     pub(crate) struct Snapshot {
         id: String => "Container ID or name",
-        repo: Option<String> => "",
-        tag: Option<String> => "",
-        comment: Option<String> => "",
-        author: Option<String> => "",
-        pause: bool = true => "Pause the container while committing",
-        changes: Option<Value> => "Dockerfile instructions: a list, or one per line",
         body: Option<Map<String, Value>> => "Container config for the image",
     }
 }
@@ -248,15 +243,6 @@ fn run_created(id: &str, timeout: Duration) -> Result<(Value, berth_sdk::logs::C
 }
 
 /// `container.snapshot`: commit a container to an image (Splunk's "take container snapshot").
-pub fn snapshot(p: Snapshot) -> Result<Output> {
-    berth_sdk::commit::commit(berth_sdk::commit::Commit {
-        container: p.id,
-        repo: p.repo,
-        tag: p.tag,
-        comment: p.comment,
-        author: p.author,
-        pause: p.pause,
-        changes: p.changes,
-        body: p.body.map(Value::Object),
-    })
+pub fn snapshot(With(p, opts): With<Snapshot, CommitOpts>) -> Result<Output> {
+    berth_sdk::commit::commit(&p.id, opts, p.body.map(Value::Object).as_ref())
 }

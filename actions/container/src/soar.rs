@@ -1,7 +1,9 @@
 //! Splunk SOAR Docker app compatibility: its container action names, parameter names and
 //! output data paths, mapped onto the canonical actions.
 
+use berth_sdk::commit::CommitOpts;
 use berth_sdk::params;
+use berth_sdk::typed::With;
 use berth_sdk::prelude::*;
 use berth_sdk::soar::{counted, with_message, wrap, wrap_each};
 
@@ -54,12 +56,6 @@ params! {
 params! {
     struct SoarSnapshot {
         container: String => "ID or Name of the container to commit",
-        repo: Option<String> => "",
-        tag: Option<String> => "",
-        comment: Option<String> => "",
-        author: Option<String> => "",
-        pause: bool = true => "",
-        changes: Option<Value> => "Dockerfile instructions, one per line",
         request_body: Option<Value> => "Configuration (JSON object)",
     }
 }
@@ -131,18 +127,7 @@ pub fn actions() -> Vec<Action> {
         Action::new("take container snapshot", "Commit a container to an image (Splunk SOAR)")
             .kind(Kind::Generic)
             .output(&["data.*.Id", "summary.total_objects"])
-            .typed(|p: SoarSnapshot| {
-                berth_sdk::commit::commit(berth_sdk::commit::Commit {
-                    container: p.container,
-                    repo: p.repo,
-                    tag: p.tag,
-                    comment: p.comment,
-                    author: p.author,
-                    pause: p.pause,
-                    changes: p.changes,
-                    body: p.request_body,
-                })
-            }),
+            .typed(|With(p, opts): With<SoarSnapshot, CommitOpts>| berth_sdk::commit::commit(&p.container, opts, p.request_body.as_ref())),
     ]
 }
 

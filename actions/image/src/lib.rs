@@ -10,7 +10,8 @@ use berth_sdk::engine::need_api;
 use berth_sdk::params;
 use berth_sdk::prelude::*;
 use berth_sdk::stream::registry_of;
-use berth_sdk::typed::Filters;
+use berth_sdk::commit::CommitOpts;
+use berth_sdk::typed::{Filters, With};
 
 
 params! {
@@ -115,13 +116,7 @@ params! {
 
 params! {
     struct Commit {
-        container: String => "",
-        repo: Option<String> => "",
-        tag: Option<String> => "",
-        comment: Option<String> => "",
-        author: Option<String> => "",
-        pause: bool = true => "",
-        changes: Option<Value> => "Dockerfile instructions: a list, or one per line",
+        container: String => "Container ID or name",
         body: Option<Map<String, Value>> => "Container config for the image",
     }
 }
@@ -468,17 +463,8 @@ fn get_all(p: GetAll) -> Result<Output> {
     Ok(saved_output(&names, saved))
 }
 
-fn commit(p: Commit) -> Result<Output> {
-    berth_sdk::commit::commit(berth_sdk::commit::Commit {
-        container: p.container,
-        repo: p.repo,
-        tag: p.tag,
-        comment: p.comment,
-        author: p.author,
-        pause: p.pause,
-        changes: p.changes,
-        body: p.body.map(Value::Object),
-    })
+fn commit(With(p, opts): With<Commit, CommitOpts>) -> Result<Output> {
+    berth_sdk::commit::commit(&p.container, opts, p.body.map(Value::Object).as_ref())
 }
 
 fn saved_output(names: &[String], saved: berth_sdk::engine::Saved) -> Output {

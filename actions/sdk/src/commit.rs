@@ -2,23 +2,23 @@
 
 use crate::prelude::*;
 
-/// What a commit takes (each caller declares its own params and fills this in).
-pub struct Commit {
-    pub container: String,
-    pub repo: Option<String>,
-    pub tag: Option<String>,
-    pub comment: Option<String>,
-    pub author: Option<String>,
-    pub pause: bool,
-    /// Dockerfile instructions: a list, or one per line.
-    pub changes: Option<Value>,
-    /// The image's container config: an object, or its JSON text (`request_body`).
-    pub body: Option<Value>,
+crate::params! {
+    /// What every commit action takes besides the container and the image's config: each
+    /// declares those two under its own names and composes them with this (`With<_, CommitOpts>`).
+    pub struct CommitOpts {
+        repo: Option<String> => "Repository for the new image",
+        tag: Option<String> => "Tag (default latest)",
+        comment: Option<String> => "Commit message",
+        author: Option<String> => "",
+        pause: bool = true => "Pause the container while committing",
+        changes: Option<Value> => "Dockerfile instructions: a list, or one per line",
+    }
 }
 
-/// `POST /commit`: a container to an image.
-pub fn commit(p: Commit) -> Result<Output> {
-    let id = p.container.as_str();
+/// `POST /commit`: `container` to an image, with `body` (an object, or its JSON text) as the
+/// image's container config.
+pub fn commit(container: &str, p: CommitOpts, body: Option<&Value>) -> Result<Output> {
+    let id = container;
     let mut req = post("/commit")
         .query("container", id)
         .query_opt("repo", p.repo.as_deref())
@@ -29,7 +29,7 @@ pub fn commit(p: Commit) -> Result<Output> {
     for change in crate::params::lines_or_list(p.changes.as_ref(), "changes")? {
         req = req.query("changes", change);
     }
-    let body = match &p.body {
+    let body = match body {
         Some(Value::Object(m)) => Value::Object(m.clone()),
         Some(Value::String(s)) if !s.trim().is_empty() => serde_json::from_str::<Value>(s)
             .ok()
