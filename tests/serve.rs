@@ -462,3 +462,46 @@ fn an_engine_busy_past_the_wait_fails_clearly() {
     let m = String::from_utf8_lossy(&m);
     assert!(m.lines().any(|l| l.starts_with("berth_engine_busy_total{") && !l.ends_with(" 0")), "{m}");
 }
+
+/// Clients that hang up while their invocations wait for a guest CPU slot: each cancelled
+/// invocation must leave the slot to the next, so the server keeps answering. (A queued
+/// invocation handed the slot just before its client went away once kept it: with one slot on
+/// two cores, every later invocation then waited out its wall-clock limit.)
+#[test]
+fn clients_that_hang_up_mid_invocation_leave_the_server_answering() {
+    let tenants = format!(
+        "[[tenant]]\nname = \"t\"\ntoken_sha256 = \"{}\"\nengine = \"{{engine}}\"\nallow = [\"system.*\"]\n[tenant.limits]\nconcurrency = 64\nmax_queued = 1000\nrequests_per_minute = 1000000\n",
+        hash("token-t")
+    );
+    let s = Serve::start(&[("system.wasm", system_wasm())], &tenants);
+    let req = "POST /v1/actions/system.version HTTP/1.1\r\nHost: berth\r\nAuthorization: Bearer token-t\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
+    let hang_ups: Vec<_> = (0..32)
+        .map(|w| {
+            let addr = s.addr.clone();
+            std::thread::spawn(move || {
+                for i in 0..25u64 {
+                    if let Ok(mut c) = TcpStream::connect(&addr) {
+                        let _ = c.write_all(req.as_bytes());
+                        // Hang up at once or a moment later: while queued, while running.
+                        std::thread::sleep(Duration::from_micros((w * 37 + i * 211) % 3000));
+                    }
+                }
+            })
+        })
+        .collect();
+    for h in hang_ups {
+        h.join().unwrap();
+    }
+    // Every slot is free again: plain invocations answer at once.
+    for _ in 0..20 {
+        let t = Instant::now();
+        let addr = s.addr.clone();
+        let done = std::thread::spawn(move || http(&addr, "POST", "/v1/actions/system.ping", Some("token-t"), Some("{}")));
+        while !done.is_finished() && t.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(done.is_finished(), "system.ping got no answer within 20 s after clients hung up: a CPU slot was lost");
+        let (st, j) = done.join().unwrap();
+        assert_eq!((st, j["status"].as_str()), (200, Some("success")), "{j}");
+    }
+}
