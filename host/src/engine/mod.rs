@@ -301,27 +301,13 @@ impl EngineClient {
         headers: &HeaderMap,
         body: OutBody,
     ) -> Result<Response<Body>, EngineError> {
-        if path == "/_ping" {
-            // Unversioned in every API version (as the docker CLI sends it): no negotiation,
-            // so a ping is one round trip even as an engine's first request.
-            let pq = if query.is_empty() { path.to_string() } else { format!("{path}?{query}") };
-            let body = match body {
-                OutBody::Stream(b) => b,
-                other => other.replayable().expect("empty and byte bodies replay"),
-            };
-            let resp = self.raw(method, pq, headers, body).await?;
-            if resp.status() != StatusCode::BAD_REQUEST {
-                return Ok(resp);
-            }
-            let (parts, b) = resp.into_parts();
-            let bytes = read_capped(b, 4096, self.timeouts.body).await.unwrap_or_default();
-            if let Some(e) = self.speaks_tls(&bytes) {
-                return Err(e);
-            }
-            return Ok(Response::from_parts(parts, full(bytes)));
-        }
-        let version = self.api_version().await?;
-        let pq = |v: ApiVersion| if query.is_empty() { format!("/v{v}{path}") } else { format!("/v{v}{path}?{query}") };
+        // `/_ping` is unversioned in every API version (as the docker CLI sends it): no
+        // negotiation, so a ping is one round trip even as an engine's first request.
+        let version = if path == "/_ping" { None } else { Some(self.api_version().await?) };
+        let pq = |v: Option<ApiVersion>| {
+            let prefix = v.map(|v| format!("/v{v}")).unwrap_or_default();
+            if query.is_empty() { format!("{prefix}{path}") } else { format!("{prefix}{path}?{query}") }
+        };
         let (first, retry) = match body {
             OutBody::Stream(b) => (b, None),
             other => (other.replayable().expect("empty and byte bodies replay"), Some(other)),
@@ -330,19 +316,22 @@ impl EngineClient {
         if resp.status() != StatusCode::BAD_REQUEST {
             return Ok(resp);
         }
-        // Read the (small) 400 body to see whether the engine refused our version.
+        // Read the (small) 400 body: a TLS engine answering plain HTTP, or our version refused.
         let (parts, b) = resp.into_parts();
         let bytes = read_capped(b, 64 * 1024, self.timeouts.body).await.unwrap_or_default();
-        let text = String::from_utf8_lossy(&bytes);
-        if !is_version_refusal(&text) {
-            return Ok(Response::from_parts(parts, full(bytes)));
+        if let Some(e) = self.speaks_tls(&bytes) {
+            return Err(e);
         }
+        let text = String::from_utf8_lossy(&bytes);
+        let Some(version) = version.filter(|_| is_version_refusal(&text)) else {
+            return Ok(Response::from_parts(parts, full(bytes)));
+        };
         let renegotiated = self.negotiate().await?;
         *self.version.lock().await = Some(renegotiated);
         match retry.and_then(|b| b.replayable()) {
             Some(b) if renegotiated != version => {
                 tracing::info!(from = %version, to = %renegotiated, "engine refused the API version; renegotiated");
-                self.raw(method, pq(renegotiated), headers, b).await
+                self.raw(method, pq(Some(renegotiated)), headers, b).await
             }
             _ => Err(EngineError::Version(format!(
                 "the engine at {} refused API {version}: {}",
