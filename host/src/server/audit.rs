@@ -33,10 +33,11 @@ impl Audit {
     /// action_result echo is); environment values and secret-like fields are redacted here.
     #[allow(clippy::too_many_arguments)]
     pub fn record(&self, tenant: &str, action: &str, params: &Map<String, Value>, result: &ActionResult, took: Duration, calls: &[CallRecord], denial: Option<&str>) {
-        let Some(file) = &self.file else { return };
-        let ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
-        let rec = json!({
-            "ts": ts,
+        if self.file.is_none() {
+            return;
+        }
+        self.write(&json!({
+            "ts": now(),
             "tenant": tenant,
             "action": action,
             "params": redact_secretish(&Value::Object(params.clone())),
@@ -46,32 +47,33 @@ impl Audit {
             "duration_ms": took.as_secs_f64() * 1e3,
             "engine_calls": calls,
             "denied": denial,
-        });
-        let mut line = serde_json::to_vec(&rec).expect("json");
+        }));
+    }
+
+    /// Chain of custody: one record per output artifact an invocation wrote (a forensic
+    /// bundle, an export), with its file name, size and sha256.
+    pub fn artifacts(&self, tenant: &str, action: &str, written: &[crate::runtime::artifacts::Written]) {
+        for w in written {
+            let name = w.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            self.write(&json!({"ts": now(), "tenant": tenant, "action": action, "artifact": name, "size": w.size, "sha256": w.sha256}));
+        }
+    }
+
+    /// One record, one line. One write per record on an O_APPEND file: records never
+    /// interleave.
+    fn write(&self, rec: &Value) {
+        let Some(file) = &self.file else { return };
+        let mut line = serde_json::to_vec(rec).expect("json");
         line.push(b'\n');
-        // One write per record on an O_APPEND file: records never interleave.
         if let Err(e) = file.lock().unwrap().write_all(&line) {
             tracing::error!("cannot write the audit log: {e}");
         }
     }
 }
 
-impl Audit {
-    /// Chain of custody: one record per output artifact an invocation wrote (a forensic
-    /// bundle, an export), with its file name, size and sha256.
-    pub fn artifacts(&self, tenant: &str, action: &str, written: &[crate::runtime::artifacts::Written]) {
-        let Some(file) = &self.file else { return };
-        for w in written {
-            let ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
-            let name = w.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            let rec = json!({"ts": ts, "tenant": tenant, "action": action, "artifact": name, "size": w.size, "sha256": w.sha256});
-            let mut line = serde_json::to_vec(&rec).expect("json");
-            line.push(b'\n');
-            if let Err(e) = file.lock().unwrap().write_all(&line) {
-                tracing::error!("cannot write the audit log: {e}");
-            }
-        }
-    }
+/// Seconds since the epoch, for a record's `ts`.
+fn now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
 /// Keys whose values never reach the audit log, wherever they sit in the params.
