@@ -29,6 +29,8 @@ berth=$PWD/target/release/berth
 docker_cli=$(command -v docker || true)
 
 "$berth" run system.version >/dev/null # warm the cache and the index
+# A loopback TCP port nothing listens on.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 hf() { hyperfine -N --style none --warmup 10 "$@" 2>/dev/null >/dev/null; }
 hf --runs 200 --export-json "$work/ping.json" "$berth run system.ping" "curl -sf --unix-socket $sock http://docker/_ping"
 if [[ -n $docker_cli ]]; then
@@ -183,7 +185,7 @@ mkdir -p "$tls_dir"
         -extfile <(printf 'extendedKeyUsage=clientAuth\n') 2>/dev/null
     cp client-key.pem key.pem
 )
-tls_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+tls_port=$(free_port)
 tls_engine_dir=${engine_dir}-tls
 tests/engine.sh start "$tls_engine_dir" --host "tcp://127.0.0.1:$tls_port" --tlsverify \
     --tlscacert "$tls_dir/ca.pem" --tlscert "$tls_dir/server-cert.pem" --tlskey "$tls_dir/server-key.pem" >/dev/null
@@ -217,8 +219,8 @@ PY
 # berth serve under a real load generator, as a separate process: wrk against an engine that
 # also listens on loopback TCP (GET /_ping), then against `berth serve` in front of the same
 # engine (POST /v1/actions/system.ping); 32 connections for throughput, one for latency.
-wrk_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-serve_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+wrk_port=$(free_port)
+serve_port=$(free_port)
 tcp_engine_dir=${engine_dir}-tcp
 tcp_host=$(tests/engine.sh start "$tcp_engine_dir" --host "tcp://127.0.0.1:$wrk_port")
 trap 'kill "${serve_pid:-}" 2>/dev/null || true; tests/engine.sh stop "$tcp_engine_dir"; tests/engine.sh stop "$tls_engine_dir"; for n in 1 2 3; do tests/engine.sh stop "${engine_dir}-fan$n" >/dev/null 2>&1 || true; done; rm -rf "$work"' EXIT

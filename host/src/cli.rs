@@ -359,7 +359,7 @@ async fn run_cli(cli: Cli) -> Result<i32, Usage> {
             }
             Ok(0)
         }
-        Command::Check { ref file, json } => match crate::authoring::check(&runtime, file, &catalog, &dir).await {
+        Command::Check { ref file, json } => match crate::authoring::check(runtime, file, &catalog, &dir).await {
             Ok((report, _)) => {
                 print_check(&report, json || format == OutputFormat::Json);
                 Ok(0)
@@ -369,7 +369,7 @@ async fn run_cli(cli: Cli) -> Result<i32, Usage> {
                 Ok(1)
             }
         },
-        Command::Install { ref file, json } => match crate::authoring::install(&runtime, file, &dir).await {
+        Command::Install { ref file, json } => match crate::authoring::install(runtime, file, &dir).await {
             Ok(done) => {
                 if json || format == OutputFormat::Json {
                     println!("{}", serde_json::to_string_pretty(&done).expect("serialises"));
@@ -455,7 +455,7 @@ async fn run_cli(cli: Cli) -> Result<i32, Usage> {
                     let endpoint = crate::engine::endpoint::resolve(&flags, &crate::engine::endpoint::Env::process()).map_err(|e| Usage(format!("--asset {name}: {e:#}")))?;
                     let engine = EngineClient::connect_to(&endpoint, timeouts).map_err(|e| Usage(format!("--asset {name}: {e:#}")))?;
                     let ctx = HostContext::new(Arc::new(engine), creds.clone());
-                    runs.push((name, crate::invoke::Invocation { runtime: &runtime, file: comp, spec, params: params.clone(), artifacts: arts.clone(), limits, policy: policy.clone(), ctx }));
+                    runs.push((name, crate::invoke::Invocation { runtime, file: comp, spec, params: params.clone(), artifacts: arts.clone(), limits, policy: policy.clone(), ctx }));
                 }
                 let (result, _) = crate::invoke::fan_out(runs, timeout, 8).await;
                 print_result(&result, format);
@@ -476,7 +476,7 @@ async fn run_cli(cli: Cli) -> Result<i32, Usage> {
             let input_pack;
             (arts, input_pack) = pack_input_dir(arts, input.as_deref())?;
             let policy = crate::invoke::policy_for(tenant_policy.as_ref(), spec);
-            let outcome = crate::invoke::Invocation { runtime: &runtime, file: comp, spec, params, artifacts: arts, limits, policy, ctx }.run().await;
+            let outcome = crate::invoke::Invocation { runtime, file: comp, spec, params, artifacts: arts, limits, policy, ctx }.run().await;
             drop(input_pack);
             if let Some(bar) = &bar {
                 bar.finish();

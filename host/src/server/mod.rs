@@ -155,7 +155,6 @@ impl Server {
     }
 
     async fn run_action(self: Arc<Self>, t: &TenantState, action: &str, body: &[u8], query: &ActionQuery) -> Resp {
-        let is_async = query.is_async;
         let tenant = t.tenant.name.clone();
         let refuse = |status: StatusCode, kind: FailureKind, msg: String, params: Map<String, Value>| {
             let r = ActionResult::failed(params, kind, None, msg);
@@ -175,12 +174,12 @@ impl Server {
             let artifacts = tenant_artifacts(&t.tenant, query).map_err(|e| refuse(StatusCode::BAD_REQUEST, FailureKind::BadParams, e, spec.redact(&params)))?;
             let known = || t.engines.keys().map(String::as_str).collect::<Vec<_>>().join(", ");
             // `?assets=a,b` or `?assets=*`: fan-out, one sandboxed run per engine.
-            let fan = query.assets.clone();
-            let names: Vec<String> = match (&fan, query.asset.clone()) {
+            let fan = query.assets.as_deref();
+            let names: Vec<String> = match (fan, query.asset.as_deref()) {
                 (Some(_), Some(_)) => return Err(refuse(StatusCode::BAD_REQUEST, FailureKind::BadParams, "give either asset or assets, not both".into(), spec.redact(&params))),
-                (Some(list), None) if list == "*" => t.engines.keys().cloned().collect(),
+                (Some("*"), None) => t.engines.keys().cloned().collect(),
                 (Some(list), None) => list.split(',').map(|a| a.trim().to_string()).filter(|a| !a.is_empty()).collect(),
-                (None, one) => vec![one.unwrap_or_else(|| "default".into())],
+                (None, one) => vec![one.unwrap_or("default").to_string()],
             };
             if names.is_empty() {
                 return Err(refuse(StatusCode::BAD_REQUEST, FailureKind::BadParams, format!("assets names no asset (tenant {tenant} has: {})", known()), spec.redact(&params)));
@@ -212,7 +211,7 @@ impl Server {
             if t.in_flight.load(std::sync::atomic::Ordering::Relaxed) >= cap {
                 return Err(refuse(StatusCode::TOO_MANY_REQUESTS, FailureKind::Limit, format!("tenant {tenant} has {cap} invocations running or queued (limits.concurrency + limits.max_queued)"), spec.redact(&params)));
             }
-            if is_async {
+            if query.is_async {
                 let running = self.running_jobs(&tenant);
                 if running >= t.tenant.max_jobs as usize {
                     return Err(refuse(StatusCode::TOO_MANY_REQUESTS, FailureKind::Limit, format!("tenant {tenant} has {running} async jobs running (limits.max_jobs)"), spec.redact(&params)));
@@ -276,7 +275,7 @@ impl Server {
                 result
             }
         };
-        if !is_async {
+        if !query.is_async {
             let result = finish(work.await);
             return json_response(status_of(&result), &serde_json::to_value(&result).expect("json"));
         }
