@@ -11,19 +11,25 @@ use serde::{Deserialize, Deserializer};
 #[derive(Clone)]
 pub struct Globs {
     patterns: Vec<String>,
-    set: GlobSet,
+    /// `None` when a pattern is a bare `*`: everything matches, and nothing is compiled (a
+    /// glob set is a regex; the open policy of every CLI run holds nine of these lists).
+    set: Option<GlobSet>,
 }
 
 impl Globs {
     pub fn new<S: AsRef<str>>(patterns: &[S]) -> Result<Self, String> {
+        let owned = patterns.iter().map(|p| p.as_ref().to_string()).collect();
         let mut b = GlobSetBuilder::new();
         for p in patterns {
             let p = p.as_ref();
             let g = GlobBuilder::new(p).case_insensitive(true).literal_separator(false).build().map_err(|e| format!("\"{p}\" is not a glob: {e}"))?;
             b.add(g);
         }
+        if patterns.iter().any(|p| p.as_ref() == "*") {
+            return Ok(Globs { patterns: owned, set: None });
+        }
         let set = b.build().map_err(|e| e.to_string())?;
-        Ok(Globs { patterns: patterns.iter().map(|p| p.as_ref().to_string()).collect(), set })
+        Ok(Globs { patterns: owned, set: Some(set) })
     }
 
     /// Matches everything.
@@ -36,7 +42,7 @@ impl Globs {
     }
 
     pub fn is_match(&self, s: &str) -> bool {
-        self.set.is_match(s)
+        self.set.as_ref().is_none_or(|set| set.is_match(s))
     }
 
     pub fn patterns(&self) -> &[String] {
@@ -89,5 +95,8 @@ mod tests {
         assert!(Globs::new(&["NET_*"]).unwrap().is_match("net_admin"), "case is ignored");
         assert!(Globs::new(&["a[b"]).is_err());
         assert!(Globs::any().is_match("anything") && !Globs::none().is_match("x"));
+        assert!(Globs::any().is_match("") && Globs::any().is_match("a/b:c"), "* matches everything, the empty name too");
+        let g = Globs::new(&["x[", "*"]);
+        assert!(g.is_err(), "a bad glob beside * is still an error");
     }
 }
