@@ -223,9 +223,9 @@ impl Server {
                 let used = dir_bytes(dir);
                 artifacts.cap_bytes(t.tenant.artifact_bytes.min(t.tenant.artifact_quota_bytes.saturating_sub(used)));
             }
-            Ok((file.clone(), spec.clone(), params, artifacts, (engines, fan.is_some(), asset_timeout)))
+            Ok((catalog.clone(), params, artifacts, (engines, fan.is_some(), asset_timeout)))
         })();
-        let (file, spec, params, artifacts, (engines, fan_out, asset_timeout)) = match checked {
+        let (catalog, params, artifacts, (engines, fan_out, asset_timeout)) = match checked {
             Ok(x) => x,
             Err((status, result)) => {
                 self.audit.record(&tenant, action, &result.parameter, &result, Duration::ZERO, &[], result.error.as_ref().map(|_| result.message.as_str()));
@@ -237,20 +237,23 @@ impl Server {
         let me = self.clone();
         let action_name = action.to_string();
         let in_flight = InFlight::enter(self.clone(), idx);
+        let resolved = action_name.clone();
         let work = async move {
             let _in_flight = in_flight;
             let t = &me.tenants[idx];
+            // The catalog this request was checked against (a reload may swap the server's).
+            let (file, spec) = catalog.action(&resolved).expect("resolved when checked");
             let started = Instant::now();
             // Fair share: a tenant first takes one of its own slots, then a global one, so a
             // flooding tenant holds at most its `concurrency` of the pool.
             let _mine = t.slots.acquire().await.expect("semaphore open");
             let _global = me.slots.acquire().await.expect("semaphore open");
             let cpu = Some(crate::runtime::fair::CpuShare { sched: me.cpu.clone(), tenant: t.cpu.clone() });
-            let policy = crate::invoke::policy_for(Some(&t.tenant.policy), &spec);
+            let policy = crate::invoke::policy_for(Some(&t.tenant.policy), spec);
             let mut runs = Vec::new();
             for (asset, engine) in engines {
                 let ctx = HostContext { engine: Some(engine), credentials: me.credentials.clone(), progress: None, cpu: cpu.clone() };
-                let inv = crate::invoke::Invocation { runtime: &me.runtime, file: &file, spec: &spec, params: params.clone(), artifacts: artifacts.clone(), limits: t.tenant.limits, policy: policy.clone(), ctx };
+                let inv = crate::invoke::Invocation { runtime: &me.runtime, file, spec, params: params.clone(), artifacts: artifacts.clone(), limits: t.tenant.limits, policy: policy.clone(), ctx };
                 runs.push((asset, inv));
             }
             if !fan_out {
