@@ -2,10 +2,14 @@
 //!
 //! - `<sha256>-<engine>.cwasm`: a precompiled component, keyed by the component's content hash
 //!   and the engine's compatibility hash, in wasmtime's own format so it can be mapped
-//!   straight from disk. Beside it, `.cwasm.sum` holds its XXH3-128 checksum: a corrupt,
-//!   truncated, unchecked or stale entry is recompiled and rewritten, never trusted.
-//! - `index.json`: per component file, its stat fingerprint, content hash and `describe()`
-//!   output, so a CLI run knows which component owns an action without loading any other.
+//!   straight from disk. Beside it, `.cwasm.sum` holds its XXH3-128 checksum and the entry's
+//!   size, inode, mtime and ctime when that checksum was last verified: a corrupt, truncated,
+//!   unchecked or stale entry is recompiled and rewritten, never trusted. A CLI run hashes an
+//!   entry again only when its inode changed since; `berth serve` always does.
+//! - `index.json`: per component file, its stat fingerprint, content hash, family and action
+//!   names, and `describe()` output, so a CLI run knows which component owns an action
+//!   without loading any other; a family's full description is parsed only when it is used
+//!   (see [`super::discovery::Family`]).
 
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
@@ -18,10 +22,9 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::Engine;
 
-use crate::spec::FamilyInfo;
 
 const SUM_PREFIX: &str = "xxh3-128:";
-const INDEX_FORMAT: u32 = 1;
+const INDEX_FORMAT: u32 = 2;
 
 /// A directory of compiled components; `None` compiles every time.
 #[derive(Debug, Clone)]
@@ -104,17 +107,7 @@ impl Cache {
 
     /// The discovery index (empty when absent or unreadable: it is rebuilt).
     pub fn read_index(&self) -> Index {
-        let Some(p) = self.index_path() else { return Index::default() };
-        match std::fs::read(&p) {
-            Ok(b) => match serde_json::from_slice::<Index>(&b) {
-                Ok(i) if i.format == INDEX_FORMAT => i,
-                _ => {
-                    tracing::warn!(path = %p.display(), "discarding unreadable discovery index");
-                    Index::default()
-                }
-            },
-            Err(_) => Index::default(),
-        }
+        read_index_in(self.dir.as_deref())
     }
 
     pub fn write_index(&self, index: &Index) {
@@ -123,6 +116,21 @@ impl Cache {
         if let Err(e) = atomic_write(&p, &[&json]) {
             tracing::warn!(path = %p.display(), "cannot write discovery index: {e:#}");
         }
+    }
+}
+
+/// The discovery index in cache directory `dir` (needs no engine: see [`Cache::read_index`]).
+pub fn read_index_in(dir: Option<&Path>) -> Index {
+    let Some(p) = dir.map(|d| d.join("index.json")) else { return Index::default() };
+    match std::fs::read(&p) {
+        Ok(b) => match serde_json::from_slice::<Index>(&b) {
+            Ok(i) if i.format == INDEX_FORMAT => i,
+            _ => {
+                tracing::warn!(path = %p.display(), "discarding unreadable discovery index");
+                Index::default()
+            }
+        },
+        Err(_) => Index::default(),
     }
 }
 
@@ -152,19 +160,31 @@ fn load_entry(engine: &Engine, path: &Path, map_files: bool) -> anyhow::Result<O
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e.into()),
     };
+    let (want, stamped) = match want.split_once(' ') {
+        Some((sum, fp)) => (sum.trim(), Some(fp.trim())),
+        None => (want.trim(), None),
+    };
     if map_files {
-        // Hash through a shared mapping (no copy; the pages stay in the page cache for the
-        // mapping wasmtime makes next). Cache files are replaced by rename, never rewritten
-        // in place.
-        if file.metadata()?.len() == 0 {
+        let meta = file.metadata()?;
+        if meta.len() == 0 {
             anyhow::bail!("empty cache entry");
         }
-        // Safety: see above; this process only reads the mapping.
-        let map = unsafe { memmap2::Mmap::map(&file)? };
-        if want.trim() != checksum(&map) {
-            anyhow::bail!("checksum mismatch (corrupt, truncated or half-written)");
+        // The checksum was verified (or computed, when the entry was written) for this very
+        // inode as it is now: its size, mtime and ctime change with any write to it, so it is
+        // not read again on every run (the discovery index trusts component files the same
+        // way). Otherwise hash it through a shared mapping (no copy; the pages stay in the
+        // page cache for the mapping wasmtime makes next) and stamp the checksum file.
+        let now = stamp(&meta);
+        if stamped != Some(now.as_str()) {
+            // Safety: cache files are replaced by rename, never rewritten in place by berth;
+            // this process only reads the mapping.
+            let map = unsafe { memmap2::Mmap::map(&file)? };
+            if want != checksum(&map) {
+                anyhow::bail!("checksum mismatch (corrupt, truncated or half-written)");
+            }
+            drop(map);
+            let _ = atomic_write(&sum_path(path), &[format!("{want} {now}").as_bytes()]);
         }
-        drop(map);
         // Safety: the file is byte-for-byte what this host wrote (checksum verified), and
         // wasmtime itself refuses artifacts from an incompatible engine or version.
         let c = unsafe { Component::deserialize_file(engine, path).map_err(wt)? };
@@ -172,7 +192,8 @@ fn load_entry(engine: &Engine, path: &Path, map_files: bool) -> anyhow::Result<O
     }
     let mut bytes = Vec::new();
     std::io::Read::read_to_end(&mut &file, &mut bytes)?;
-    if want.trim() != checksum(&bytes) {
+    // A long-running host reads the whole entry anyway: it always checks it.
+    if want != checksum(&bytes) {
         anyhow::bail!("checksum mismatch (corrupt, truncated or half-written)");
     }
     // Safety: as above.
@@ -182,10 +203,17 @@ fn load_entry(engine: &Engine, path: &Path, map_files: bool) -> anyhow::Result<O
 
 fn write_entry(path: &Path, compiled: &[u8]) -> anyhow::Result<()> {
     let sum = checksum(compiled);
-    // The artifact first, then its checksum: a crash in between leaves an unchecked entry,
-    // which is rebuilt.
+    // The artifact first, then its checksum, stamped with the artifact's inode as it is now:
+    // a crash in between leaves an unchecked entry, which is rebuilt.
     atomic_write(path, &[compiled])?;
-    atomic_write(&sum_path(path), &[sum.as_bytes()])
+    let now = stamp(&std::fs::metadata(path)?);
+    atomic_write(&sum_path(path), &[format!("{sum} {now}").as_bytes()])
+}
+
+/// Size, inode, mtime and ctime of a cache entry, as its checksum file records them.
+fn stamp(meta: &std::fs::Metadata) -> String {
+    let f = Fingerprint::of(meta);
+    format!("{}:{}:{}:{}", f.size, f.ino, f.mtime_ns, f.ctime_ns)
 }
 
 /// Writes `parts` to a temp file beside `path`, then renames it into place.
@@ -211,7 +239,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// The discovery index.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Index {
     pub format: u32,
     pub files: BTreeMap<String, IndexEntry>,
@@ -223,11 +251,17 @@ impl Default for Index {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IndexEntry {
     pub fingerprint: Fingerprint,
     pub sha256: String,
-    pub family: FamilyInfo,
+    /// The family's name, version and action names, read on every run.
+    pub name: String,
+    pub version: String,
+    pub actions: Vec<String>,
+    /// The whole `describe()` output ([`crate::spec::FamilyInfo`]), kept as JSON text until
+    /// the family is used.
+    pub family: Box<serde_json::value::RawValue>,
 }
 
 /// Size, inode, mtime and ctime: any write to the file changes at least the ctime.

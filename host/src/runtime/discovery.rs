@@ -4,8 +4,10 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use anyhow::Context;
+use serde_json::value::RawValue;
 
 use super::bindings::exports::berth::connector::actions as wit;
 use super::{cache, Artifacts, HostContext, Limits, Prepared, Runtime};
@@ -38,7 +40,75 @@ pub mod describe_caps {
 pub struct ComponentFile {
     pub path: PathBuf,
     pub sha256: String,
-    pub family: FamilyInfo,
+    /// Shared: the server hands a component to every invocation of its actions.
+    pub family: Arc<Family>,
+}
+
+/// A component's description. Its name, version and action names are known at once; the
+/// rest (summaries, params, outputs) is parsed from the index's JSON the first time it is
+/// used, so a CLI run parses one family's description, not all of them (~0.5 ms of a
+/// `berth run` here). Derefs to the parsed [`FamilyInfo`].
+#[derive(Debug)]
+pub struct Family {
+    name: String,
+    version: String,
+    action_names: Vec<String>,
+    raw: Option<Box<RawValue>>,
+    info: OnceLock<FamilyInfo>,
+}
+
+impl Family {
+    /// A description just returned by `describe()`.
+    pub fn parsed(info: FamilyInfo) -> Self {
+        Family {
+            name: info.name.clone(),
+            version: info.version.clone(),
+            action_names: info.actions.iter().map(|a| a.name.clone()).collect(),
+            raw: None,
+            info: OnceLock::from(info),
+        }
+    }
+
+    /// A description from the index, parsed on first use.
+    fn indexed(e: cache::IndexEntry) -> Self {
+        Family { name: e.name, version: e.version, action_names: e.actions, raw: Some(e.family), info: OnceLock::new() }
+    }
+
+    /// The names of its actions, in declaration order (without parsing the description).
+    pub fn action_names(&self) -> &[String] {
+        &self.action_names
+    }
+
+    /// The whole description. An index entry that no longer parses (written by another
+    /// berth with the same index format) gives a family without actions, and a warning.
+    pub fn info(&self) -> &FamilyInfo {
+        self.info.get_or_init(|| {
+            let raw = self.raw.as_ref().map(|r| r.get()).unwrap_or("{}");
+            serde_json::from_str::<FamilyInfo>(raw)
+                .ok()
+                .filter(|f| f.name == self.name && f.actions.iter().map(|a| &a.name).eq(self.action_names.iter()))
+                .unwrap_or_else(|| {
+                    tracing::warn!(family = %self.name, "the discovery index's description of this family is unreadable; delete index.json in the cache directory to rebuild it");
+                    FamilyInfo { name: self.name.clone(), version: self.version.clone(), actions: Vec::new() }
+                })
+        })
+    }
+
+    /// The index entry for this family.
+    fn index_entry(&self, fingerprint: cache::Fingerprint, sha256: &str) -> cache::IndexEntry {
+        let family = match &self.raw {
+            Some(r) => r.clone(),
+            None => serde_json::value::to_raw_value(self.info()).expect("a family serialises"),
+        };
+        cache::IndexEntry { fingerprint, sha256: sha256.to_string(), name: self.name.clone(), version: self.version.clone(), actions: self.action_names.clone(), family }
+    }
+}
+
+impl std::ops::Deref for Family {
+    type Target = FamilyInfo;
+    fn deref(&self) -> &FamilyInfo {
+        self.info()
+    }
 }
 
 /// Every action found, by name.
@@ -54,11 +124,39 @@ impl Catalog {
     pub fn action(&self, name: &str) -> Option<(&ComponentFile, &ActionSpec)> {
         let &(c, a) = self.actions.get(name)?;
         let comp = &self.components[c];
-        Some((comp, &comp.family.actions[a]))
+        Some((comp, comp.family.actions.get(a)?))
     }
 
     pub fn actions(&self) -> impl Iterator<Item = (&ComponentFile, &ActionSpec)> {
-        self.actions.values().map(|&(c, a)| (&self.components[c], &self.components[c].family.actions[a]))
+        self.actions.values().filter_map(|&(c, a)| Some((&self.components[c], self.components[c].family.actions.get(a)?)))
+    }
+}
+
+/// The part of discovery that needs no wasm engine: the directory's `*.wasm` files with their
+/// fingerprints, and the index. The CLI makes it while its engine is being built.
+pub struct Scan {
+    dir: PathBuf,
+    files: Vec<(PathBuf, cache::Fingerprint)>,
+    index: cache::Index,
+}
+
+impl Scan {
+    /// Lists `dir` and reads the index in cache directory `cache_dir`.
+    pub fn new(cache_dir: Option<&Path>, dir: &Path) -> anyhow::Result<Scan> {
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+            .with_context(|| format!("cannot read actions directory {}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
+            .collect();
+        paths.sort();
+        let files = paths
+            .into_iter()
+            .filter_map(|p| match std::fs::metadata(&p) {
+                Ok(m) if m.is_file() => Some((p, cache::Fingerprint::of(&m))),
+                _ => None,
+            })
+            .collect();
+        Ok(Scan { dir: dir.to_path_buf(), files, index: cache::read_index_in(cache_dir) })
     }
 }
 
@@ -68,13 +166,14 @@ impl Runtime {
     /// broken component is skipped with a warning; two components declaring the same action
     /// is an error naming both files.
     pub async fn discover(&self, dir: &Path) -> anyhow::Result<Catalog> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-            .with_context(|| format!("cannot read actions directory {}", dir.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
-            .collect();
-        files.sort();
-        let mut index = self.cache.read_index();
+        self.discover_scanned(Scan::new(self.cache.dir(), dir)?).await
+    }
+
+    /// [`Runtime::discover`] from a [`Scan`] made beforehand (with this runtime's cache
+    /// directory).
+    pub async fn discover_scanned(&self, scan: Scan) -> anyhow::Result<Catalog> {
+        let Scan { dir, files, mut index } = scan;
+        let dir = dir.as_path();
         let mut index_changed = false;
         let mut catalog = Catalog::default();
         // Fingerprints of the catalog's components, in the same order. Index hits are moved
@@ -83,16 +182,12 @@ impl Runtime {
         let mut fingerprints = Vec::new();
         let prefix = format!("{}/", dir.to_string_lossy().trim_end_matches('/'));
         let stale_before = index.files.keys().filter(|k| k.starts_with(&prefix)).count();
-        for path in files {
+        for (path, fp) in files {
             let key = path.to_string_lossy().into_owned();
-            let meta = match std::fs::metadata(&path) {
-                Ok(m) if m.is_file() => m,
-                _ => continue,
-            };
-            let fp = cache::Fingerprint::of(&meta);
             if index.files.get(&key).is_some_and(|e| e.fingerprint == fp) {
-                let e = index.files.remove(&key).expect("checked above");
-                catalog.components.push(ComponentFile { path, sha256: e.sha256, family: e.family });
+                let mut e = index.files.remove(&key).expect("checked above");
+                let sha256 = std::mem::take(&mut e.sha256);
+                catalog.components.push(ComponentFile { path, sha256, family: Arc::new(Family::indexed(e)) });
                 fingerprints.push(fp);
                 continue;
             }
@@ -122,10 +217,7 @@ impl Runtime {
         if index_changed || leftover > 0 || stale_before != catalog.components.len() + leftover {
             index.files.retain(|k, _| !k.starts_with(&prefix));
             for (c, fp) in catalog.components.iter().zip(&fingerprints) {
-                index.files.insert(
-                    c.path.to_string_lossy().into_owned(),
-                    cache::IndexEntry { fingerprint: *fp, sha256: c.sha256.clone(), family: c.family.clone() },
-                );
+                index.files.insert(c.path.to_string_lossy().into_owned(), c.family.index_entry(*fp, &c.sha256));
             }
             self.cache.write_index(&index);
         }
@@ -133,7 +225,7 @@ impl Runtime {
         // others keep working.
         let components = std::mem::take(&mut catalog.components);
         for comp in components {
-            let clash = comp.family.actions.iter().find_map(|a| catalog.actions.get(&a.name).map(|&(other, _)| (a.name.clone(), other)));
+            let clash = comp.family.action_names().iter().find_map(|a| catalog.actions.get(a).map(|&(other, _)| (a.clone(), other)));
             if let Some((name, other)) = clash {
                 let why = format!(
                     "action '{name}' is declared by two components: {} and {}; {} is skipped",
@@ -146,8 +238,8 @@ impl Runtime {
                 continue;
             }
             let ci = catalog.components.len();
-            for (ai, a) in comp.family.actions.iter().enumerate() {
-                catalog.actions.insert(a.name.clone(), (ci, ai));
+            for (ai, a) in comp.family.action_names().iter().enumerate() {
+                catalog.actions.insert(a.clone(), (ci, ai));
             }
             catalog.components.push(comp);
         }
@@ -162,7 +254,7 @@ impl Runtime {
         let prepared = self.prepare_bytes(&sha, Some(bytes))?;
         let family = self.describe(&prepared).await?;
         validate_family(&family)?;
-        Ok(ComponentFile { path: path.to_path_buf(), sha256: sha, family })
+        Ok(ComponentFile { path: path.to_path_buf(), sha256: sha, family: Arc::new(Family::parsed(family)) })
     }
 
     /// Instantiates a component in a fresh, engine-less store and calls `describe()`, within
