@@ -67,7 +67,7 @@ pub struct Server {
 
 type Resp = Response<Body>;
 
-fn json_response(status: StatusCode, v: &Value) -> Resp {
+fn json_response(status: StatusCode, v: &impl serde::Serialize) -> Resp {
     let body = Full::new(Bytes::from(serde_json::to_vec(v).expect("json"))).map_err(|n| match n {}).boxed();
     Response::builder().status(status).header("content-type", "application/json").body(body).expect("response")
 }
@@ -230,7 +230,7 @@ impl Server {
             Err((status, result)) => {
                 self.audit.record(&tenant, action, &result.parameter, &result, Duration::ZERO, &[], result.error.as_ref().map(|_| result.message.as_str()));
                 self.metrics.observe(&tenant, action, &result, Duration::ZERO, 0);
-                return json_response(status, &serde_json::to_value(&result).expect("json"));
+                return json_response(status, &result);
             }
         };
         let idx = self.tenant_index(t);
@@ -280,7 +280,7 @@ impl Server {
         };
         if !query.is_async {
             let result = finish(work.await);
-            return json_response(status_of(&result), &serde_json::to_value(&result).expect("json"));
+            return json_response(status_of(&result), &result);
         }
         let id = self.start_job(t, &tenant, action_name, work, finish);
         json_response(StatusCode::ACCEPTED, &json!({"job": id, "status": "running"}))
