@@ -92,11 +92,22 @@ actions: guests components
 	@for f in $(PY_EXAMPLES) $(JS_EXAMPLES); do cp $(COMPONENTS)/$$f.wasm $(RELEASE_ACTIONS)/$$f.wasm; done
 	@echo "actions installed in $(RELEASE_ACTIONS): $(FAMILIES) $(PY_EXAMPLES) $(JS_EXAMPLES)"
 
-## test: unit tests, then integration tests against an isolated real dockerd (started and stopped here)
+## test: unit tests, then integration tests against isolated real dockerds (started and stopped here)
+# The authoring tests (they build Python and JS components: CPU-bound, ~2 min) run beside all
+# the others (mostly waiting on the engine), against an engine of their own so neither sees
+# the other's containers; both share one compile cache. Their output follows the others'.
+INTEGRATION := $(basename $(notdir $(wildcard tests/*.rs)))
 test: guests components
 	$(CARGO) build -p berth-test-volume-plugin
 	$(CARGO) test -p berth-sdk
-	tests/engine.sh run $(TEST_ENGINE_DIR) -- $(CARGO) test -p berth --no-fail-fast
+	$(CARGO) test -p berth --no-run
+	tests/engine.sh ensure
+	@mkdir -p target
+	@export BERTH_TEST_CACHE=$(TEST_ENGINE_DIR)-cache; \
+	  tests/engine.sh run $(TEST_ENGINE_DIR)-authoring -- $(CARGO) test -p berth --test authoring >target/authoring-tests.log 2>&1 & pid=$$!; \
+	  tests/engine.sh run $(TEST_ENGINE_DIR) -- $(CARGO) test -p berth --no-fail-fast --lib --bins $(foreach t,$(filter-out authoring,$(INTEGRATION)),--test $(t)); rc=$$?; \
+	  wait $$pid; arc=$$?; echo "--- tests/authoring.rs (run beside the others)"; cat target/authoring-tests.log; \
+	  [ $$rc -eq 0 ] && [ $$arc -eq 0 ]
 
 ## demo: build, make sure an isolated engine runs, then list actions and run a few
 demo: build

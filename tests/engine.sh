@@ -178,8 +178,8 @@ case $cmd in
         trap 'stop "$dir"' EXIT
         podman_host=$(podman_start "$dir/podman")
         trap 'podman_stop "$dir/podman"; stop "$dir"' EXIT
-        # One compile cache for every test binary of the run.
-        BERTH_TEST_DOCKER_HOST=$host BERTH_TEST_PODMAN_HOST=$podman_host BERTH_TEST_CACHE=$dir/cache "$@"
+        # One compile cache for every test binary of the run (or the caller's, shared by runs).
+        BERTH_TEST_DOCKER_HOST=$host BERTH_TEST_PODMAN_HOST=$podman_host BERTH_TEST_CACHE=${BERTH_TEST_CACHE:-$dir/cache} "$@"
         ;;
     *)
         sed -n '2,13p' "$0" >&2
