@@ -101,17 +101,8 @@ impl Cache {
         Ok((component, Source::Compiled))
     }
 
-    fn index_path(&self) -> Option<PathBuf> {
-        Some(self.dir.as_ref()?.join("index.json"))
-    }
-
-    /// The discovery index (empty when absent or unreadable: it is rebuilt).
-    pub fn read_index(&self) -> Index {
-        read_index_in(self.dir.as_deref())
-    }
-
     pub fn write_index(&self, index: &Index) {
-        let Some(p) = self.index_path() else { return };
+        let Some(p) = self.dir.as_deref().map(index_file) else { return };
         let json = serde_json::to_vec(index).expect("index serialises");
         if let Err(e) = atomic_write(&p, &[&json]) {
             tracing::warn!(path = %p.display(), "cannot write discovery index: {e:#}");
@@ -119,9 +110,14 @@ impl Cache {
     }
 }
 
-/// The discovery index in cache directory `dir` (needs no engine: see [`Cache::read_index`]).
+fn index_file(cache_dir: &Path) -> PathBuf {
+    cache_dir.join("index.json")
+}
+
+/// The discovery index in cache directory `dir` (empty when absent or unreadable: it is
+/// rebuilt). Needs no engine, so the CLI reads it while its engine is being built.
 pub fn read_index_in(dir: Option<&Path>) -> Index {
-    let Some(p) = dir.map(|d| d.join("index.json")) else { return Index::default() };
+    let Some(p) = dir.map(index_file) else { return Index::default() };
     match std::fs::read(&p) {
         Ok(b) => match serde_json::from_slice::<Index>(&b) {
             Ok(i) if i.format == INDEX_FORMAT => i,
@@ -183,7 +179,7 @@ fn load_entry(engine: &Engine, path: &Path, map_files: bool) -> anyhow::Result<O
                 anyhow::bail!("checksum mismatch (corrupt, truncated or half-written)");
             }
             drop(map);
-            let _ = atomic_write(&sum_path(path), &[format!("{want} {now}").as_bytes()]);
+            let _ = write_sum(path, want, &now);
         }
         // Safety: the file is byte-for-byte what this host wrote (checksum verified), and
         // wasmtime itself refuses artifacts from an incompatible engine or version.
@@ -206,8 +202,12 @@ fn write_entry(path: &Path, compiled: &[u8]) -> anyhow::Result<()> {
     // The artifact first, then its checksum, stamped with the artifact's inode as it is now:
     // a crash in between leaves an unchecked entry, which is rebuilt.
     atomic_write(path, &[compiled])?;
-    let now = stamp(&std::fs::metadata(path)?);
-    atomic_write(&sum_path(path), &[format!("{sum} {now}").as_bytes()])
+    write_sum(path, &sum, &stamp(&std::fs::metadata(path)?))
+}
+
+/// The checksum file of entry `path`: `xxh3-128:<hex> <stamp>`.
+fn write_sum(path: &Path, sum: &str, stamp: &str) -> anyhow::Result<()> {
+    atomic_write(&sum_path(path), &[format!("{sum} {stamp}").as_bytes()])
 }
 
 /// Size, inode, mtime and ctime of a cache entry, as its checksum file records them.
