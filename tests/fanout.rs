@@ -139,6 +139,7 @@ fn incident_scenario_across_assets() {
     }
     let manifest: Value = serde_json::from_slice(&members["manifest.json"]).unwrap();
     for m in manifest["members"].as_array().unwrap() {
+        // A member over one tar part (8 MiB) would be NAME.0000, …; this container's are smaller.
         let data = &members[m["name"].as_str().unwrap()];
         assert_eq!(m["sha256"].as_str().unwrap(), hex::encode(sha2::Sha256::digest(data)), "{m}");
     }

@@ -139,6 +139,19 @@ fn quarantine_by_stopping_and_bad_input() {
 fn forensic_bundle_members_match_their_manifest() {
     let b = berth();
     let (id, net, _) = victim("c", 2);
+    // A 12 MiB file, so that the export is over one tar part (8 MiB) and is stored in parts.
+    let body = json!({"Cmd": ["sh", "-c", "head -c 12582912 /dev/urandom > /tmp/ballast"]});
+    let (st, v) = api(Method::POST, &format!("/containers/{id}/exec"), "", Some(("application/json", body.to_string().into_bytes())));
+    assert_eq!(st, 201, "{}", String::from_utf8_lossy(&v));
+    let exec = serde_json::from_slice::<Value>(&v).unwrap()["Id"].as_str().unwrap().to_string();
+    assert_eq!(api(Method::POST, &format!("/exec/{exec}/start"), "", Some(("application/json", br#"{"Detach":true}"#.to_vec()))).0, 200);
+    for _ in 0..100 {
+        let (_, v) = api(Method::GET, &format!("/exec/{exec}/json"), "", None);
+        if serde_json::from_slice::<Value>(&v).unwrap()["Running"] == false {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     std::thread::sleep(std::time::Duration::from_millis(300));
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("bundle.tar");
@@ -164,8 +177,19 @@ fn forensic_bundle_members_match_their_manifest() {
     for want in ["container/inspect.json", "container/logs/stdout.log", "container/logs/stderr.log", "container/top.json", "container/changes.json", "container/stats.json", "container/filesystem.tar", "image/inspect.json", "image/history.json", "engine/info.json"] {
         assert!(listed.iter().any(|m| m["name"] == want), "{want} not in the manifest: {manifest:#}");
     }
+    // A member over one part (the export) is stored as NAME.0000, NAME.0001, …: joined in
+    // order they are what the manifest hashed.
+    let joined = |name: &str| -> Vec<u8> {
+        if let Some(d) = members.get(name) {
+            return d.clone();
+        }
+        let parts: Vec<&Vec<u8>> = (0..).map_while(|i| members.get(&format!("{name}.{i:04}"))).collect();
+        assert!(parts.len() >= 2, "{name}: neither a member nor parts");
+        parts.into_iter().flatten().copied().collect()
+    };
+    assert!(members.contains_key("container/filesystem.tar.0001") && !members.contains_key("container/filesystem.tar"), "the 12 MiB export is in parts: {:?}", members.keys());
     for m in listed {
-        let data = &members[m["name"].as_str().unwrap()];
+        let data = &joined(m["name"].as_str().unwrap());
         assert_eq!(m["size"].as_u64().unwrap(), data.len() as u64, "{m}");
         assert_eq!(m["sha256"].as_str().unwrap(), hex::encode(sha2::Sha256::digest(data)), "{m}");
         assert!(m["collected_at"].as_str().unwrap().starts_with("20"), "{m}");
@@ -174,8 +198,9 @@ fn forensic_bundle_members_match_their_manifest() {
     let (so, se) = (String::from_utf8_lossy(&members["container/logs/stdout.log"]), String::from_utf8_lossy(&members["container/logs/stderr.log"]));
     assert!(so.contains("out-line") && !so.contains("err-line"), "{so}");
     assert!(se.contains("err-line") && !se.contains("out-line"), "{se}");
-    let mut fs = tar::Archive::new(&members["container/filesystem.tar"][..]);
-    assert!(fs.entries().unwrap().any(|e| e.unwrap().path().unwrap().to_string_lossy() == "tmp/miner"));
+    let export = joined("container/filesystem.tar");
+    let names: Vec<String> = tar::Archive::new(&export[..]).entries().unwrap().map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned()).collect();
+    assert!(names.iter().any(|n| n == "tmp/miner") && names.iter().any(|n| n == "tmp/ballast"), "{names:?}");
     assert!(String::from_utf8_lossy(&members["container/top.json"]).contains("sleep 600"));
     let ins: Value = serde_json::from_slice(&members["container/inspect.json"]).unwrap();
     assert_eq!(ins["Id"], id.as_str());

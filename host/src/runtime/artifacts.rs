@@ -191,7 +191,7 @@ impl Artifacts {
     /// Opens the output artifact `name` as a tar (a temp file beside it until finished).
     pub fn open_tar(&self, name: &str) -> Result<TarFile, String> {
         let (path, file, tmp) = self.temp_output(name)?;
-        Ok(TarFile { artifact: name.to_string(), path, tmp: Some(tmp), file: Some(file), size: 0, names: Default::default() })
+        Ok(TarFile { artifact: name.to_string(), path, tmp: Some(tmp), file: Some(file), size: 0, hasher: Sha256::new(), names: Default::default() })
     }
 
     /// The output artifact `name`'s path and a temp file beside it (removed unless persisted).
@@ -218,6 +218,8 @@ pub struct TarFile {
     file: Option<std::fs::File>,
     /// Bytes written so far (headers and padding included).
     size: u64,
+    /// The sha256 of those bytes.
+    hasher: Sha256,
     names: std::collections::HashSet<String>,
 }
 
@@ -270,6 +272,9 @@ impl TarFile {
             self.file = None;
             return Err(format!("writing the tar failed: {e}"));
         }
+        for p in parts {
+            self.hasher.update(p);
+        }
         self.size += parts.iter().map(|p| p.len() as u64).sum::<u64>();
         Ok(())
     }
@@ -299,51 +304,177 @@ impl TarFile {
         Ok((data.len() as u64, hex::encode(Sha256::digest(data))))
     }
 
-    /// Streams `body` into a member: a header with a placeholder size, the data straight to
-    /// disk, then the header rewritten with the size (a file, so it can seek back). If the
-    /// body fails midway, the tar can take no more members.
-    pub async fn add_body(&mut self, arts: &Artifacts, name: &str, body: Body, idle: Duration) -> Result<(u64, String), String> {
-        use std::io::{Seek, SeekFrom, Write};
+    /// Streams `body` into the tar, one part of at most [`PART_BYTES`] at a time, each written
+    /// and hashed on the blocking pool while the next is read: a body that fits in one part is
+    /// one member `name`; a bigger one is stored as consecutive members `name.0000`,
+    /// `name.0001`, … (concatenated in order they are the body). Every header is written
+    /// knowing its member's size, so nothing is patched afterwards and the tar's own sha256 is
+    /// computed as it is written. Returns the whole body's size and sha256. If the body fails
+    /// midway, the tar can take no more members.
+    pub async fn add_body(&mut self, arts: &Artifacts, name: &str, mut body: Body, idle: Duration) -> Result<(u64, String), String> {
         self.check_name(name)?;
-        let at = self.size;
-        let placeholder = tar_header(name, 0)?;
-        self.write(&[placeholder.as_bytes()])?;
-        let file = self.file.take().ok_or_else(|| format!("tar artifact '{}' can take no more members: an earlier one failed", self.artifact))?;
+        let artifact = self.artifact.clone();
+        let file = self.file.take().ok_or_else(|| format!("tar artifact '{artifact}' can take no more members: an earlier one failed"))?;
         // From here the file is only put back once the member is whole.
-        let (mut file, len, sha) = arts.pipe(&self.artifact, body, file, idle, self.size).await?;
-        let h = tar_header(name, len)?;
-        let end = file.stream_position().map_err(|e| format!("writing the tar failed: {e}"))?;
-        file.seek(SeekFrom::Start(at))
-            .and_then(|_| file.write_all(h.as_bytes()))
-            .and_then(|_| file.seek(SeekFrom::Start(end)).map(drop))
-            .map_err(|e| format!("writing the tar failed: {e}"))?;
+        let mut jobs = PartJobs { file: Some(file), tar_hash: Some(std::mem::take(&mut self.hasher)), body_hash: Some(Sha256::new()), writing: None, hashing: None, summing: None, in_flight: None, spare: None };
+        // Frames are copied into the part's buffer (two buffers in all, reused): a frame is a
+        // slice of a bigger read buffer, and holding frames would hold those.
+        let mut part: Vec<u8> = Vec::new();
+        let mut parts = 0usize;
+        let mut names = Vec::new();
+        let mut size = 0u64;
+        let mut tar_bytes = 0u64;
+        loop {
+            let frame = match tokio::time::timeout(idle, body.frame()).await {
+                Err(_) => return Err(format!("the engine stopped sending for {idle:?} while writing '{name}' into artifact '{artifact}'")),
+                Ok(None) => break,
+                Ok(Some(Err(e))) => return Err(format!("reading the engine's response for '{name}' in artifact '{artifact}' failed: {e}")),
+                Ok(Some(Ok(f))) => f,
+            };
+            let Ok(mut data) = frame.into_data() else { continue };
+            size += data.len() as u64;
+            if let Some(max) = arts.max_bytes {
+                let before = arts.written.load(std::sync::atomic::Ordering::Relaxed);
+                if before + self.size + tar_bytes + 512 + size > max {
+                    return Err(format!("{ARTIFACT_LIMIT} of {max} per invocation exceeded while writing '{name}' into '{artifact}'; nothing was kept"));
+                }
+            }
+            while !data.is_empty() {
+                if part.len() == PART_BYTES {
+                    // A full part with more to come: the body takes several members.
+                    let part_name = self.part_name(name, parts)?;
+                    let next = jobs.buffer();
+                    tar_bytes += jobs.emit(&part_name, std::mem::replace(&mut part, next)).await?;
+                    names.push(part_name);
+                    parts += 1;
+                }
+                if part.capacity() == 0 {
+                    part.reserve_exact(PART_BYTES);
+                }
+                let piece = data.split_to((PART_BYTES - part.len()).min(data.len()));
+                part.extend_from_slice(&piece);
+            }
+        }
+        let last = if parts == 0 { name.to_string() } else { self.part_name(name, parts)? };
+        tar_bytes += jobs.emit(&last, part).await?;
+        names.push(last);
+        let (file, tar_hash, body_hash) = jobs.settle().await?;
         self.file = Some(file);
-        self.size += len;
-        self.pad(len)?;
+        self.hasher = tar_hash;
+        self.size += tar_bytes;
         self.names.insert(name.to_string());
-        Ok((len, sha))
+        self.names.extend(names);
+        Ok((size, hex::encode(body_hash.finalize())))
     }
 
-    /// Ends the tar (two zero blocks), hashes it and renames it into place.
-    pub fn finish(mut self, arts: &Artifacts) -> Result<Written, String> {
-        use std::io::{Read, Seek, SeekFrom};
-        self.write(&[&[0u8; 1024]])?;
-        let mut file = self.file.take().expect("open after a successful write");
-        file.seek(SeekFrom::Start(0)).map_err(|e| format!("reading the tar back failed: {e}"))?;
-        let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = file.read(&mut buf).map_err(|e| format!("reading the tar back failed: {e}"))?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
+    /// The name of part `index` of the streamed member `name`.
+    fn part_name(&self, name: &str, index: usize) -> Result<String, String> {
+        if index >= MAX_PARTS {
+            return Err(format!("tar member '{name}' is over {MAX_PARTS} parts of {PART_BYTES} bytes"));
         }
-        drop(file);
+        let part = format!("{name}.{index:04}");
+        self.check_name(&part).map_err(|e| format!("{e} (tar member '{name}' is bigger than {PART_BYTES} bytes and is stored in parts)"))?;
+        Ok(part)
+    }
+
+    /// Ends the tar (two zero blocks) and renames it into place; its sha256 was computed as
+    /// it was written.
+    pub fn finish(mut self, arts: &Artifacts) -> Result<Written, String> {
+        self.write(&[&[0u8; 1024]])?;
+        drop(self.file.take().expect("open after a successful write"));
         let tmp = self.tmp.take().expect("open");
         tmp.persist(&self.path).map_err(|e| format!("cannot move artifact '{}' into place at {}: {}", self.artifact, self.path.display(), e.error))?;
         arts.written.fetch_add(self.size, std::sync::atomic::Ordering::Relaxed);
-        Ok(Written { path: self.path.clone(), size: self.size, sha256: hex::encode(hasher.finalize()) })
+        let sha256 = hex::encode(std::mem::take(&mut self.hasher).finalize());
+        Ok(Written { path: self.path.clone(), size: self.size, sha256 })
+    }
+}
+
+/// Bytes of a streamed body per tar member: a bigger body is stored in parts of this size.
+pub const PART_BYTES: usize = 8 << 20;
+/// Parts one streamed member may take (80 GiB); the suffix keeps four digits so that the
+/// parts sort in order.
+const MAX_PARTS: usize = 10_000;
+
+/// The three jobs a streamed member's parts go through on the blocking pool, each one part
+/// behind the reader and in order: writing to the file, hashing the tar, hashing the body.
+/// The file and the hashers travel with their jobs and come back.
+struct PartJobs {
+    file: Option<std::fs::File>,
+    tar_hash: Option<Sha256>,
+    body_hash: Option<Sha256>,
+    writing: Option<tokio::task::JoinHandle<std::io::Result<std::fs::File>>>,
+    hashing: Option<tokio::task::JoinHandle<Sha256>>,
+    summing: Option<tokio::task::JoinHandle<Sha256>>,
+    /// The part the jobs are on, and a buffer for the next one once they are through.
+    in_flight: Option<std::sync::Arc<Vec<u8>>>,
+    spare: Option<Vec<u8>>,
+}
+
+fn joined(e: tokio::task::JoinError) -> String {
+    format!("the tar writer failed: {e}")
+}
+
+impl PartJobs {
+    /// Waits for the jobs in flight; the file and the hashers are back.
+    async fn idle(&mut self) -> Result<(), String> {
+        if let Some(job) = self.writing.take() {
+            self.file = Some(job.await.map_err(joined)?.map_err(|e| format!("writing the tar failed: {e}"))?);
+        }
+        if let Some(job) = self.hashing.take() {
+            self.tar_hash = Some(job.await.map_err(joined)?);
+        }
+        if let Some(job) = self.summing.take() {
+            self.body_hash = Some(job.await.map_err(joined)?);
+        }
+        // The jobs dropped their handles on the part: its buffer can take the next one.
+        if let Some(mut buf) = self.in_flight.take().and_then(|a| std::sync::Arc::try_unwrap(a).ok()) {
+            buf.clear();
+            self.spare = Some(buf);
+        }
+        Ok(())
+    }
+
+    /// An empty buffer for the next part: the one the jobs gave back, if they are through.
+    fn buffer(&mut self) -> Vec<u8> {
+        self.spare.take().unwrap_or_default()
+    }
+
+    /// Hands one member (header, `part`, padding) to the jobs once the previous one is
+    /// through; returns the bytes it adds to the tar.
+    async fn emit(&mut self, name: &str, part: Vec<u8>) -> Result<u64, String> {
+        self.idle().await?;
+        let len = part.len();
+        let header = *tar_header(name, len as u64)?.as_bytes();
+        let pad = (512 - len % 512) % 512;
+        let chunks = std::sync::Arc::new(part);
+        self.in_flight = Some(chunks.clone());
+        let (mut file, mut tar_hash, mut body_hash) = (self.file.take().expect("idle"), self.tar_hash.take().expect("idle"), self.body_hash.take().expect("idle"));
+        let for_write = chunks.clone();
+        self.writing = Some(tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            file.write_all(&header)?;
+            file.write_all(&for_write)?;
+            file.write_all(&[0u8; 512][..pad])?;
+            Ok(file)
+        }));
+        let for_tar = chunks.clone();
+        self.hashing = Some(tokio::task::spawn_blocking(move || {
+            tar_hash.update(header);
+            tar_hash.update(&*for_tar);
+            tar_hash.update(&[0u8; 512][..pad]);
+            tar_hash
+        }));
+        self.summing = Some(tokio::task::spawn_blocking(move || {
+            body_hash.update(&*chunks);
+            body_hash
+        }));
+        Ok((512 + len + pad) as u64)
+    }
+
+    async fn settle(mut self) -> Result<(std::fs::File, Sha256, Sha256), String> {
+        self.idle().await?;
+        Ok((self.file.expect("idle"), self.tar_hash.expect("idle"), self.body_hash.expect("idle")))
     }
 }
 
@@ -447,6 +578,66 @@ mod tests {
         t.add_bytes(&b, "x", b"1").unwrap();
         drop(t);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    /// Frames of `sizes` bytes, numbered so that a part in the wrong place shows.
+    fn frames(sizes: &[usize]) -> (Body, Vec<u8>) {
+        let mut all = Vec::new();
+        let mut frames = Vec::new();
+        for (i, &n) in sizes.iter().enumerate() {
+            let f: Vec<u8> = (0..n).map(|j| (i * 7 + j / 4096) as u8).collect();
+            all.extend_from_slice(&f);
+            frames.push(Ok::<_, BoxError>(http_body::Frame::data(Bytes::from(f))));
+        }
+        (http_body_util::StreamBody::new(futures_util::stream::iter(frames)).boxed(), all)
+    }
+
+    #[tokio::test]
+    async fn a_body_over_one_part_is_stored_in_ordered_parts_and_the_tar_hash_is_the_file_s() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("bundle.tar");
+        let mut a = Artifacts::default();
+        a.output("out", &target);
+        let mut t = a.open_tar("out").unwrap();
+        t.add_bytes(&a, "first.json", b"[]").unwrap();
+        // Two full parts and five bytes, in frames that straddle the part boundaries.
+        let (big, big_bytes) = frames(&[3 << 20, PART_BYTES, PART_BYTES - (3 << 20), 5]);
+        let (len, sha) = t.add_body(&a, "fs/export.tar", big, Duration::from_secs(5)).await.unwrap();
+        assert_eq!((len, sha.as_str()), (big_bytes.len() as u64, hex::encode(Sha256::digest(&big_bytes)).as_str()));
+        // Exactly one part's worth stays one member under its own name.
+        let (exact, exact_bytes) = frames(&[PART_BYTES / 2, PART_BYTES / 2]);
+        assert_eq!(t.add_body(&a, "exact.bin", exact, Duration::from_secs(5)).await.unwrap().0, PART_BYTES as u64);
+        assert!(t.add_bytes(&a, "fs/export.tar.0001", b"x").unwrap_err().contains("already added"), "a part's name is taken");
+        let (empty, _) = frames(&[]);
+        assert_eq!(t.add_body(&a, "empty", empty, Duration::from_secs(5)).await.unwrap().0, 0);
+        let w = t.finish(&a).unwrap();
+        let bytes = std::fs::read(&target).unwrap();
+        assert_eq!((w.size, w.sha256.as_str()), (bytes.len() as u64, hex::encode(Sha256::digest(&bytes)).as_str()));
+        let mut seen = Vec::new();
+        let mut joined = Vec::new();
+        for e in tar::Archive::new(&bytes[..]).entries().unwrap() {
+            let mut e = e.unwrap();
+            let name = e.path().unwrap().to_string_lossy().into_owned();
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+            if name.starts_with("fs/export.tar.") {
+                joined.extend_from_slice(&data);
+            }
+            if name == "exact.bin" {
+                assert_eq!(data, exact_bytes);
+            }
+            seen.push((name, data.len()));
+        }
+        let want = [("first.json", 2), ("fs/export.tar.0000", PART_BYTES), ("fs/export.tar.0001", PART_BYTES), ("fs/export.tar.0002", 5), ("exact.bin", PART_BYTES), ("empty", 0)];
+        assert_eq!(seen, want.iter().map(|(n, l)| (n.to_string(), *l)).collect::<Vec<_>>());
+        assert_eq!(joined, big_bytes, "the parts, in order, are the body");
+        // A name too long for its part suffix is refused clearly once the body needs parts.
+        let mut c = Artifacts::default();
+        c.output("c", dir.path().join("c.tar"));
+        let mut t = c.open_tar("c").unwrap();
+        let (body, _) = frames(&[PART_BYTES + 1]);
+        let e = t.add_body(&c, &"n".repeat(98), body, Duration::from_secs(5)).await.unwrap_err();
+        assert!(e.contains("stored in parts"), "{e}");
     }
 
     #[tokio::test]
