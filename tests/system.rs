@@ -210,11 +210,16 @@ fn engine_down_is_a_clear_error_without_hanging() {
     let dir = tempfile::tempdir().unwrap();
     let mut b = Berth::system();
     b.host = format!("unix://{}/nothing-here.sock", dir.path().display());
+    b.env.push(("BERTH_LOG".into(), "berth=info".into()));
     let r = b.run_within(Duration::from_secs(30), &["run", "system.version"]);
     r.expect_code(1);
     assert!(r.message().contains("cannot connect to the Docker engine at unix://"), "{r:#?}");
     assert!(r.message().contains("is dockerd running?"), "{r:#?}");
     assert!(r.stderr.contains("system.version failed"), "{r:#?}");
+    // No socket at the path: failed at once, like the docker CLI, not retried with back-off
+    // (a socket nobody listens on, a daemon restarting, is still retried).
+    assert!(!r.stderr.contains("retrying"), "{r:#?}");
+    b.env.pop();
 
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let r = b.run(&["--host", &format!("tcp://127.0.0.1:{closed}"), "run", "system.version"]);

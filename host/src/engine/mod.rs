@@ -401,6 +401,7 @@ impl EngineClient {
             Ok(Err(TransportError::ConnectTimeout { addr, after })) => {
                 (Err(EngineError::Timeout(format!("timed out connecting to the Docker engine at {addr} after {after:?}"))), true)
             }
+            Ok(Err(e @ TransportError::NoEngine { .. })) => (Err(EngineError::Transport(e.to_string())), false),
             Ok(Err(e)) => (Err(EngineError::Transport(e.to_string())), true),
             Err(_) => (
                 Err(EngineError::Timeout(format!("the Docker engine at {} sent no response headers within {:?}", self.address(), self.timeouts.headers))),

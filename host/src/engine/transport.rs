@@ -29,6 +29,10 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub enum TransportError {
     #[error("cannot connect to the Docker engine at {addr}: {reason}")]
     Connect { addr: String, reason: String },
+    /// No socket at the path, or no permission to use it: waiting does not change that, so
+    /// it is not retried (like the docker CLI, which fails at once).
+    #[error("cannot connect to the Docker engine at {addr}: {reason}")]
+    NoEngine { addr: String, reason: String },
     #[error("timed out connecting to the Docker engine at {addr} after {after:?}")]
     ConnectTimeout { addr: String, after: Duration },
     #[error("connection to the Docker engine at {addr} failed: {reason}")]
@@ -189,7 +193,11 @@ fn classify(addr: &str, e: hyper_util::client::legacy::Error) -> TransportError 
     use std::error::Error;
     let mut src: Option<&(dyn Error + 'static)> = e.source();
     let mut reason = e.to_string();
+    let mut kind = None;
     while let Some(s) = src {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            kind = kind.or(Some(io.kind()));
+        }
         if let Some(t) = s.downcast_ref::<ConnectTimedOut>() {
             return TransportError::ConnectTimeout { addr: addr.to_string(), after: t.0 };
         }
@@ -211,7 +219,11 @@ fn classify(addr: &str, e: hyper_util::client::legacy::Error) -> TransportError 
         } else {
             ""
         };
-        TransportError::Connect { addr: addr.to_string(), reason: format!("{reason}{hint}") }
+        let reason = format!("{reason}{hint}");
+        match kind {
+            Some(std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied) if addr.starts_with("unix://") => TransportError::NoEngine { addr: addr.to_string(), reason },
+            _ => TransportError::Connect { addr: addr.to_string(), reason },
+        }
     } else {
         TransportError::Io { addr: addr.to_string(), reason }
     }
