@@ -192,7 +192,7 @@ pub mod log {
 pub fn __run(actions: Vec<Action>, action: &str, params: &str) -> Result<wit::ActionOutput, wit::ActionError> {
     let act = actions
         .into_iter()
-        .find(|a| a.spec.name == action)
+        .find(|a| a.name() == action)
         .ok_or_else(|| wit::ActionError::BadParams(format!("unknown action '{action}'")))?;
     let params = match serde_json::from_str::<Value>(params) {
         Ok(Value::Object(m)) => Params(m),

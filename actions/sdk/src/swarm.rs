@@ -183,20 +183,20 @@ fn name_of(v: &Value) -> &str {
 pub fn object_actions<O: Object>() -> Vec<Action> {
     let (k, pl) = (O::KIND, O::PLURAL);
     vec![
-        Action::new(&format!("{k}.list"), &format!("List {pl}"))
+        Action::new(format!("{k}.list"), format!("List {pl}"))
             .read_only()
             .output(&["data.*.ID", "data.*.Spec.Name", "data.*.Spec.Labels", "data.*.CreatedAt", "summary.total_objects"])
             .typed(list::<O>),
-        Action::new(&format!("{k}.create"), &format!("Create a {k}")).kind(Kind::Generic).output(&["data.*.ID", "data.*.name", "summary.id"]).typed(create::<O>),
-        Action::new(&format!("{k}.inspect"), &format!("Inspect a {k}"))
+        Action::new(format!("{k}.create"), format!("Create a {k}")).kind(Kind::Generic).output(&["data.*.ID", "data.*.name", "summary.id"]).typed(create::<O>),
+        Action::new(format!("{k}.inspect"), format!("Inspect a {k}"))
             .read_only()
             .output(&["data.*.ID", "data.*.Spec.Name", "data.*.Spec.Labels", "data.*.Version.Index"])
             .typed(inspect::<O>),
-        Action::new(&format!("{k}.update"), &format!("Update a {k}'s labels (the only field the engine lets change)"))
+        Action::new(format!("{k}.update"), format!("Update a {k}'s labels (the only field the engine lets change)"))
             .kind(Kind::Generic)
             .output(&["data.*.ID", "data.*.labels"])
             .typed(update::<O>),
-        Action::new(&format!("{k}.remove"), &format!("Remove a {k}")).kind(Kind::Correct).output(&["data.*.id"]).typed(remove::<O>),
+        Action::new(format!("{k}.remove"), format!("Remove a {k}")).kind(Kind::Correct).output(&["data.*.id"]).typed(remove::<O>),
     ]
 }
 
