@@ -90,6 +90,10 @@ pub trait Object {
     const KIND: &'static str;
     /// `secrets` or `configs`: the path and the family.
     const PLURAL: &'static str;
+    /// `Secret` or `Config`: the Engine API's operationIds are this and the verb
+    /// (`SecretList`, `ConfigUpdate`), which each action declares so that the gate holds it
+    /// to them.
+    const OP: &'static str;
     /// The create params: the same fields, the data `#[secret]` for secrets.
     type Create: Typed + Into<NewObject> + 'static;
 }
@@ -141,6 +145,7 @@ pub struct Secret;
 impl Object for Secret {
     const KIND: &'static str = "secret";
     const PLURAL: &'static str = "secrets";
+    const OP: &'static str = "Secret";
     type Create = SecretCreate;
 }
 
@@ -148,6 +153,7 @@ pub struct Config;
 impl Object for Config {
     const KIND: &'static str = "config";
     const PLURAL: &'static str = "configs";
+    const OP: &'static str = "Config";
     type Create = ConfigCreate;
 }
 
@@ -182,21 +188,25 @@ fn name_of(v: &Value) -> &str {
 /// The standard actions of a secret or config family.
 pub fn object_actions<O: Object>() -> Vec<Action> {
     let (k, pl) = (O::KIND, O::PLURAL);
+    let op = |verb: &str| format!("{}{verb}", O::OP);
     vec![
         Action::new(format!("{k}.list"), format!("List {pl}"))
             .read_only()
             .output(&["data.*.ID", "data.*.Spec.Name", "data.*.Spec.Labels", "data.*.CreatedAt", "summary.total_objects"])
+            .ops(&[&op("List")])
             .typed(list::<O>),
-        Action::new(format!("{k}.create"), format!("Create a {k}")).kind(Kind::Generic).output(&["data.*.ID", "data.*.name", "summary.id"]).typed(create::<O>),
+        Action::new(format!("{k}.create"), format!("Create a {k}")).kind(Kind::Generic).output(&["data.*.ID", "data.*.name", "summary.id"]).ops(&[&op("Create")]).typed(create::<O>),
         Action::new(format!("{k}.inspect"), format!("Inspect a {k}"))
             .read_only()
             .output(&["data.*.ID", "data.*.Spec.Name", "data.*.Spec.Labels", "data.*.Version.Index"])
+            .ops(&[&op("Inspect")])
             .typed(inspect::<O>),
         Action::new(format!("{k}.update"), format!("Update a {k}'s labels (the only field the engine lets change)"))
             .kind(Kind::Generic)
             .output(&["data.*.ID", "data.*.labels"])
+            .ops(&[&op("Inspect"), &op("Update")])
             .typed(update::<O>),
-        Action::new(format!("{k}.remove"), format!("Remove a {k}")).kind(Kind::Correct).output(&["data.*.id"]).typed(remove::<O>),
+        Action::new(format!("{k}.remove"), format!("Remove a {k}")).kind(Kind::Correct).output(&["data.*.id"]).ops(&[&op("Delete")]).typed(remove::<O>),
     ]
 }
 
