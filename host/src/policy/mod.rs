@@ -158,6 +158,9 @@ fn seg(s: &str) -> String {
     out
 }
 
+/// Operations an action may call without declaring them: they only tell who the engine is.
+const IDENTITY_OPERATIONS: [&str; 3] = ["SystemPing", "SystemPingHead", "SystemVersion"];
+
 impl Policy {
     /// The one check every engine request passes before the transport. May rewrite the path
     /// (to the object's full id), the query (merged filters, forced labels) and a JSON body
@@ -179,7 +182,9 @@ impl Policy {
         }
         if let Some(ops) = &self.operations {
             let op = m.route.operation;
-            if !ops.iter().any(|o| o == op) {
+            // The engine's identity is every action's to read, declared or not: the SDK names
+            // the engine (from /version) when a 404 says it lacks an endpoint.
+            if !IDENTITY_OPERATIONS.contains(&op) && !ops.iter().any(|o| o == op) {
                 return Err(Refusal::Denied(format!(
                     "{} declares the engine operations {}; {op} ({} {}) is not among them",
                     req.action,
@@ -1025,6 +1030,10 @@ mod tests {
         assert!(e.message().contains("ContainerDelete"), "{e:?}");
         // And `/containers/x%2Fstop` is the engine's stop of `x`: declared, so allowed.
         assert!(run(&p, &mut o, Method::POST, "/containers/x%2Fstop", &[], None).is_ok());
+        // The engine's identity needs no declaration (an error message names the engine).
+        assert!(run(&p, &mut o, Method::GET, "/version", &[], None).is_ok());
+        assert!(run(&p, &mut o, Method::HEAD, "/_ping", &[], None).is_ok());
+        assert!(run(&p, &mut o, Method::GET, "/info", &[], None).unwrap_err().message().contains("SystemInfo"));
         // Declaring nothing restricts nothing.
         let open = Policy::for_action(false).declared_operations(&[]);
         assert!(run(&open, &mut o, Method::DELETE, "/containers/x", &[], None).is_ok());
