@@ -89,6 +89,22 @@ pub fn shared_cache() -> PathBuf {
     }
 }
 
+/// A process's memory as `Berth::run_peak_rss` saw it (KiB). The anonymous part is what a
+/// buffered body would grow; the file-backed part is the mapped binary and compiled
+/// components, which do not grow with the data.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Peak {
+    pub hwm_kib: u64,
+    pub anon_kib: u64,
+    pub file_kib: u64,
+}
+
+impl std::fmt::Display for Peak {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "peak RSS {} KiB (anonymous {} KiB, file-backed {} KiB)", self.hwm_kib, self.anon_kib, self.file_kib)
+    }
+}
+
 impl Berth {
     /// `berth` with the given components installed (file name, source path).
     pub fn with(components: &[(&str, PathBuf)]) -> Self {
@@ -156,13 +172,16 @@ impl Berth {
         self.run_sampled(limit, args, |_| {})
     }
 
-    /// Runs `berth ARGS` and samples its peak RSS (VmHWM, KiB) until it exits.
-    pub fn run_peak_rss(&self, args: &[&str]) -> (Run, u64) {
-        let mut peak = 0u64;
+    /// Runs `berth ARGS` and samples its memory until it exits: the kernel's high-water mark
+    /// of its resident set, and the peaks of its anonymous and file-backed parts as sampled.
+    pub fn run_peak_rss(&self, args: &[&str]) -> (Run, Peak) {
+        let mut peak = Peak::default();
         let run = self.run_sampled(Duration::from_secs(300), args, |pid| {
             if let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
-                let hwm = s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok());
-                peak = peak.max(hwm.unwrap_or(0));
+                let kib = |key: &str| s.lines().find(|l| l.starts_with(key)).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()).unwrap_or(0);
+                peak.hwm_kib = peak.hwm_kib.max(kib("VmHWM:"));
+                peak.anon_kib = peak.anon_kib.max(kib("RssAnon:"));
+                peak.file_kib = peak.file_kib.max(kib("RssFile:"));
             }
         });
         (run, peak)
@@ -523,4 +542,15 @@ pub fn count_requests(bytes: &[u8], method: &str, path: &str) -> usize {
             m == method && p.starts_with(path)
         })
         .count()
+}
+
+/// Asserts that a run which streamed `size` bytes to a file kept its memory flat: under 24 MiB
+/// of anonymous memory (4-7 MiB measured; what buffering would grow: frames kept while the
+/// writer catches up once reached 40 MiB more in CI) and under 64 MiB resident in all (a debug
+/// build maps ~29 MiB of its own code). It must have loaded its family from the compile cache
+/// (`BERTH_LOG=berth=debug` says so): a compile is not what is measured.
+pub fn assert_memory_flat(r: &Run, peak: Peak, size: u64) {
+    eprintln!("{peak} while streaming {size} bytes");
+    assert!(r.stderr.contains("source=Cached"), "the measured run compiled its family instead of loading it: {}", r.stderr);
+    assert!(peak.anon_kib < 24 * 1024 && peak.hwm_kib < 64 * 1024, "{peak} while streaming {size} bytes");
 }

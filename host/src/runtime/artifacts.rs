@@ -98,94 +98,44 @@ impl Artifacts {
     /// Streams `body` into the output artifact `name`, through a temp file renamed on success.
     /// Like `docker export -o`, the data is not fsynced; the rename makes a complete file
     /// appear at once, and a failure leaves nothing.
-    pub async fn write_output(&self, name: &str, body: Body, idle: Duration) -> Result<Written, String> {
-        let (path, file, tmp_path) = self.temp_output(name)?;
-        let path = &path;
-        let (file, size, sha256) = self.pipe(name, body, file, idle, 0).await?;
-        drop(file);
-        tmp_path.persist(path).map_err(|e| format!("cannot move artifact '{name}' into place at {}: {}", path.display(), e.error))?;
-        self.written.fetch_add(size, std::sync::atomic::Ordering::Relaxed);
-        Ok(Written { path: path.clone(), size, sha256 })
-    }
-
-    /// Streams `body` into `file` at its position, hashing it; returns the file, the bytes
-    /// written and their sha256. `already` bytes of this artifact count against the cap.
     ///
-    /// Reading from the engine overlaps with hashing and writing: each 1 MiB chunk is hashed
-    /// and written on the blocking pool while the next one is read, so memory stays at about
-    /// two chunks whatever the size.
-    async fn pipe(&self, name: &str, mut body: Body, file: std::fs::File, idle: Duration, already: u64) -> Result<(std::fs::File, u64, String), String> {
-        const CHUNK: usize = 1 << 20;
-        let write_err = |e: std::io::Error| format!("writing artifact '{name}' failed: {e}");
-        // Two pipelines on the blocking pool, each one chunk behind the reader: one hashes,
-        // one writes. The file and the hasher travel with their jobs and come back.
-        let mut file_idle = Some(file);
-        let mut hasher_idle = Some(Sha256::new());
-        let mut writing: Option<tokio::task::JoinHandle<std::io::Result<std::fs::File>>> = None;
-        let mut hashing: Option<tokio::task::JoinHandle<Sha256>> = None;
-        let joined = |e: tokio::task::JoinError| format!("artifact writer failed: {e}");
-        // Frames are kept as they arrive (no copy) until a chunk's worth is pending.
-        let mut pending: Vec<Bytes> = Vec::new();
-        let mut pending_len = 0usize;
+    /// Reading from the engine overlaps with hashing and writing: each [`CHUNK_BYTES`] chunk is
+    /// hashed and written on the blocking pool while the next one is read, so memory stays at
+    /// two chunks whatever the size and however the engine's frames are cut.
+    pub async fn write_output(&self, name: &str, mut body: Body, idle: Duration) -> Result<Written, String> {
+        let (path, file, tmp_path) = self.temp_output(name)?;
+        let what = format!("artifact '{name}'");
+        let mut jobs = Jobs::new(file, None, CHUNK_BYTES);
         let mut size = 0u64;
-        loop {
-            let frame = match tokio::time::timeout(idle, body.frame()).await {
-                Err(_) => return Err(format!("the engine stopped sending for {idle:?} while writing artifact '{name}'")),
-                Ok(None) => None,
-                Ok(Some(Err(e))) => return Err(format!("reading the engine's response for artifact '{name}' failed: {e}")),
-                Ok(Some(Ok(f))) => Some(f),
-            };
-            let done = frame.is_none();
-            if let Some(data) = frame.and_then(|f| f.into_data().ok()) {
-                size += data.len() as u64;
-                if let Some(max) = self.max_bytes {
-                    let before = self.written.load(std::sync::atomic::Ordering::Relaxed);
-                    if before + already + size > max {
-                        return Err(format!("{ARTIFACT_LIMIT} of {max} per invocation exceeded while writing '{name}'; nothing was kept"));
-                    }
+        while let Some(mut data) = next_data(&mut body, idle, &what).await? {
+            size += data.len() as u64;
+            self.check_cap(size, &format!("'{name}'"))?;
+            while !data.is_empty() {
+                if jobs.is_full() {
+                    jobs.emit(None).await?;
                 }
-                pending_len += data.len();
-                pending.push(data);
-            }
-            if pending_len >= CHUNK || (done && pending_len > 0) {
-                let chunk = std::sync::Arc::new(std::mem::take(&mut pending));
-                pending_len = 0;
-                let mut file = match writing.take() {
-                    Some(job) => job.await.map_err(joined)?.map_err(write_err)?,
-                    None => file_idle.take().expect("the file is idle when no write is in flight"),
-                };
-                let mut hasher = match hashing.take() {
-                    Some(job) => job.await.map_err(joined)?,
-                    None => hasher_idle.take().expect("the hasher is idle when no hash is in flight"),
-                };
-                let for_hash = chunk.clone();
-                hashing = Some(tokio::task::spawn_blocking(move || {
-                    for piece in for_hash.iter() {
-                        hasher.update(piece);
-                    }
-                    hasher
-                }));
-                writing = Some(tokio::task::spawn_blocking(move || {
-                    use std::io::Write;
-                    for piece in chunk.iter() {
-                        file.write_all(piece)?;
-                    }
-                    Ok(file)
-                }));
-            }
-            if done {
-                break;
+                jobs.fill(&mut data);
             }
         }
-        let file = match writing.take() {
-            Some(job) => job.await.map_err(joined)?.map_err(write_err)?,
-            None => file_idle.take().expect("the file is idle when no write is in flight"),
-        };
-        let hasher = match hashing.take() {
-            Some(job) => job.await.map_err(joined)?,
-            None => hasher_idle.take().expect("the hasher is idle when no hash is in flight"),
-        };
-        Ok((file, size, hex::encode(hasher.finalize())))
+        if !jobs.is_empty() {
+            jobs.emit(None).await?;
+        }
+        let (file, _, sha256) = jobs.settle().await?;
+        drop(file);
+        tmp_path.persist(&path).map_err(|e| format!("cannot move artifact '{name}' into place at {}: {}", path.display(), e.error))?;
+        self.written.fetch_add(size, std::sync::atomic::Ordering::Relaxed);
+        Ok(Written { path, size, sha256: hex::encode(sha256.finalize()) })
+    }
+
+    /// Refuses `more` bytes beyond what the invocation's output artifacts already hold, if
+    /// that goes over its cap (`what` names where they were going).
+    fn check_cap(&self, more: u64, what: &str) -> Result<(), String> {
+        if let Some(max) = self.max_bytes {
+            if self.written.load(std::sync::atomic::Ordering::Relaxed) + more > max {
+                return Err(format!("{ARTIFACT_LIMIT} of {max} per invocation exceeded while writing {what}; nothing was kept"));
+            }
+        }
+        Ok(())
     }
 
     /// Opens the output artifact `name` as a tar (a temp file beside it until finished).
@@ -285,12 +235,7 @@ impl TarFile {
     }
 
     fn over_cap(&self, arts: &Artifacts, more: u64) -> Result<(), String> {
-        if let Some(max) = arts.max_bytes {
-            if arts.written.load(std::sync::atomic::Ordering::Relaxed) + self.size + more > max {
-                return Err(format!("{ARTIFACT_LIMIT} of {max} per invocation exceeded while writing '{}'; nothing was kept", self.artifact));
-            }
-        }
-        Ok(())
+        arts.check_cap(self.size + more, &format!("'{}'", self.artifact))
     }
 
     /// Adds a member holding `data`; returns its size and sha256.
@@ -316,51 +261,30 @@ impl TarFile {
         let artifact = self.artifact.clone();
         let file = self.file.take().ok_or_else(|| format!("tar artifact '{artifact}' can take no more members: an earlier one failed"))?;
         // From here the file is only put back once the member is whole.
-        let mut jobs = PartJobs { file: Some(file), tar_hash: Some(std::mem::take(&mut self.hasher)), body_hash: Some(Sha256::new()), writing: None, hashing: None, summing: None, in_flight: None, spare: None };
-        // Frames are copied into the part's buffer (two buffers in all, reused): a frame is a
-        // slice of a bigger read buffer, and holding frames would hold those.
-        let mut part: Vec<u8> = Vec::new();
-        let mut parts = 0usize;
+        let mut jobs = Jobs::new(file, Some(std::mem::take(&mut self.hasher)), PART_BYTES);
+        let what = format!("'{name}' in artifact '{artifact}'");
         let mut names = Vec::new();
         let mut size = 0u64;
         let mut tar_bytes = 0u64;
-        loop {
-            let frame = match tokio::time::timeout(idle, body.frame()).await {
-                Err(_) => return Err(format!("the engine stopped sending for {idle:?} while writing '{name}' into artifact '{artifact}'")),
-                Ok(None) => break,
-                Ok(Some(Err(e))) => return Err(format!("reading the engine's response for '{name}' in artifact '{artifact}' failed: {e}")),
-                Ok(Some(Ok(f))) => f,
-            };
-            let Ok(mut data) = frame.into_data() else { continue };
+        while let Some(mut data) = next_data(&mut body, idle, &what).await? {
             size += data.len() as u64;
-            if let Some(max) = arts.max_bytes {
-                let before = arts.written.load(std::sync::atomic::Ordering::Relaxed);
-                if before + self.size + tar_bytes + 512 + size > max {
-                    return Err(format!("{ARTIFACT_LIMIT} of {max} per invocation exceeded while writing '{name}' into '{artifact}'; nothing was kept"));
-                }
-            }
+            arts.check_cap(self.size + tar_bytes + 512 + size, &format!("'{name}' into '{artifact}'"))?;
             while !data.is_empty() {
-                if part.len() == PART_BYTES {
+                if jobs.is_full() {
                     // A full part with more to come: the body takes several members.
-                    let part_name = self.part_name(name, parts)?;
-                    let next = jobs.buffer();
-                    tar_bytes += jobs.emit(&part_name, std::mem::replace(&mut part, next)).await?;
+                    let part_name = self.part_name(name, names.len())?;
+                    tar_bytes += jobs.emit(Some(&part_name)).await?;
                     names.push(part_name);
-                    parts += 1;
                 }
-                if part.capacity() == 0 {
-                    part.reserve_exact(PART_BYTES);
-                }
-                let piece = data.split_to((PART_BYTES - part.len()).min(data.len()));
-                part.extend_from_slice(&piece);
+                jobs.fill(&mut data);
             }
         }
-        let last = if parts == 0 { name.to_string() } else { self.part_name(name, parts)? };
-        tar_bytes += jobs.emit(&last, part).await?;
+        let last = if names.is_empty() { name.to_string() } else { self.part_name(name, names.len())? };
+        tar_bytes += jobs.emit(Some(&last)).await?;
         names.push(last);
         let (file, tar_hash, body_hash) = jobs.settle().await?;
         self.file = Some(file);
-        self.hasher = tar_hash;
+        self.hasher = tar_hash.expect("a tar's jobs hash the tar");
         self.size += tar_bytes;
         self.names.insert(name.to_string());
         self.names.extend(names);
@@ -396,30 +320,82 @@ pub const PART_BYTES: usize = 8 << 20;
 /// parts sort in order.
 const MAX_PARTS: usize = 10_000;
 
-/// The three jobs a streamed member's parts go through on the blocking pool, each one part
-/// behind the reader and in order: writing to the file, hashing the tar, hashing the body.
-/// The file and the hashers travel with their jobs and come back.
-struct PartJobs {
+/// Bytes of a plain output artifact per write (and hash) job.
+const CHUNK_BYTES: usize = 1 << 20;
+
+/// The next data frame of `body` (trailers are skipped), `None` at its end; an error names
+/// `what` was being written, also when the engine sent nothing for `idle`.
+async fn next_data(body: &mut Body, idle: Duration, what: &str) -> Result<Option<Bytes>, String> {
+    loop {
+        match tokio::time::timeout(idle, body.frame()).await {
+            Err(_) => return Err(format!("the engine stopped sending for {idle:?} while writing {what}")),
+            Ok(None) => return Ok(None),
+            Ok(Some(Err(e))) => return Err(format!("reading the engine's response for {what} failed: {e}")),
+            Ok(Some(Ok(f))) => {
+                if let Ok(data) = f.into_data() {
+                    return Ok(Some(data));
+                }
+            }
+        }
+    }
+}
+
+/// A streamed body's way to a file: its bytes are copied into a buffer of at most `cap`
+/// bytes, and each full buffer is handed to jobs on the blocking pool (writing to the file,
+/// hashing the body, and for a tar member hashing the tar too) while the next one fills. The
+/// jobs run one buffer behind the reader and in order; the file and the hashers travel with
+/// them and come back. Two buffers in all, reused.
+///
+/// Frames are copied, never kept: a frame is a slice of the connection's read buffer (256
+/// KiB), so keeping small frames until a buffer's worth arrived would keep a read buffer per
+/// frame alive — tens of MiB when the engine's writes come in small pieces.
+struct Jobs {
     file: Option<std::fs::File>,
+    /// The tar's hasher, for tar members (`None` for a plain artifact, where the file is the body).
     tar_hash: Option<Sha256>,
     body_hash: Option<Sha256>,
     writing: Option<tokio::task::JoinHandle<std::io::Result<std::fs::File>>>,
     hashing: Option<tokio::task::JoinHandle<Sha256>>,
     summing: Option<tokio::task::JoinHandle<Sha256>>,
-    /// The part the jobs are on, and a buffer for the next one once they are through.
+    /// The buffer filling now, and the one the jobs are on (back for reuse once they are through).
+    part: Vec<u8>,
     in_flight: Option<std::sync::Arc<Vec<u8>>>,
-    spare: Option<Vec<u8>>,
+    cap: usize,
 }
 
 fn joined(e: tokio::task::JoinError) -> String {
-    format!("the tar writer failed: {e}")
+    format!("the artifact writer failed: {e}")
 }
 
-impl PartJobs {
+impl Jobs {
+    fn new(file: std::fs::File, tar_hash: Option<Sha256>, cap: usize) -> Self {
+        Jobs { file: Some(file), tar_hash, body_hash: Some(Sha256::new()), writing: None, hashing: None, summing: None, part: Vec::new(), in_flight: None, cap }
+    }
+
+    fn is_full(&self) -> bool {
+        self.part.len() == self.cap
+    }
+
+    fn is_empty(&self) -> bool {
+        self.part.is_empty()
+    }
+
+    /// Moves as much of `data` into the filling buffer as fits. The buffer grows with what
+    /// it holds (a small member never takes `cap`), doubling up to `cap`.
+    fn fill(&mut self, data: &mut Bytes) {
+        let n = (self.cap - self.part.len()).min(data.len());
+        let want = self.part.len() + n;
+        if want > self.part.capacity() {
+            let target = want.max((2 * self.part.capacity()).min(self.cap));
+            self.part.reserve_exact(target - self.part.len());
+        }
+        self.part.extend_from_slice(&data.split_to(n));
+    }
+
     /// Waits for the jobs in flight; the file and the hashers are back.
     async fn idle(&mut self) -> Result<(), String> {
         if let Some(job) = self.writing.take() {
-            self.file = Some(job.await.map_err(joined)?.map_err(|e| format!("writing the tar failed: {e}"))?);
+            self.file = Some(job.await.map_err(joined)?.map_err(|e| format!("writing the artifact failed: {e}"))?);
         }
         if let Some(job) = self.hashing.take() {
             self.tar_hash = Some(job.await.map_err(joined)?);
@@ -427,54 +403,62 @@ impl PartJobs {
         if let Some(job) = self.summing.take() {
             self.body_hash = Some(job.await.map_err(joined)?);
         }
-        // The jobs dropped their handles on the part: its buffer can take the next one.
-        if let Some(mut buf) = self.in_flight.take().and_then(|a| std::sync::Arc::try_unwrap(a).ok()) {
-            buf.clear();
-            self.spare = Some(buf);
-        }
         Ok(())
     }
 
-    /// An empty buffer for the next part: the one the jobs gave back, if they are through.
-    fn buffer(&mut self) -> Vec<u8> {
-        self.spare.take().unwrap_or_default()
-    }
-
-    /// Hands one member (header, `part`, padding) to the jobs once the previous one is
-    /// through; returns the bytes it adds to the tar.
-    async fn emit(&mut self, name: &str, part: Vec<u8>) -> Result<u64, String> {
+    /// Hands the filled buffer to the jobs once the previous one is through, as a tar
+    /// member named `member` (header, data, padding) or as plain bytes; returns the bytes it
+    /// adds to the file. The buffer the jobs gave back fills next.
+    async fn emit(&mut self, member: Option<&str>) -> Result<u64, String> {
         self.idle().await?;
-        let len = part.len();
-        let header = *tar_header(name, len as u64)?.as_bytes();
-        let pad = (512 - len % 512) % 512;
-        let chunks = std::sync::Arc::new(part);
-        self.in_flight = Some(chunks.clone());
-        let (mut file, mut tar_hash, mut body_hash) = (self.file.take().expect("idle"), self.tar_hash.take().expect("idle"), self.body_hash.take().expect("idle"));
-        let for_write = chunks.clone();
+        // The jobs dropped their handles on the last buffer: it takes the next one.
+        let spare = match self.in_flight.take().map(std::sync::Arc::try_unwrap) {
+            Some(Ok(mut buf)) => {
+                buf.clear();
+                buf
+            }
+            _ => Vec::new(),
+        };
+        let data = std::sync::Arc::new(std::mem::replace(&mut self.part, spare));
+        self.in_flight = Some(data.clone());
+        let len = data.len();
+        let (header, pad) = match member {
+            Some(name) => (Some(*tar_header(name, len as u64)?.as_bytes()), (512 - len % 512) % 512),
+            None => (None, 0),
+        };
+        let mut file = self.file.take().expect("idle");
+        let for_write = data.clone();
         self.writing = Some(tokio::task::spawn_blocking(move || {
             use std::io::Write;
-            file.write_all(&header)?;
+            if let Some(h) = &header {
+                file.write_all(h)?;
+            }
             file.write_all(&for_write)?;
             file.write_all(&[0u8; 512][..pad])?;
             Ok(file)
         }));
-        let for_tar = chunks.clone();
-        self.hashing = Some(tokio::task::spawn_blocking(move || {
-            tar_hash.update(header);
-            tar_hash.update(&*for_tar);
-            tar_hash.update(&[0u8; 512][..pad]);
-            tar_hash
-        }));
+        if let Some(h) = header {
+            let mut tar_hash = self.tar_hash.take().expect("a tar member's jobs hash the tar");
+            let for_tar = data.clone();
+            self.hashing = Some(tokio::task::spawn_blocking(move || {
+                tar_hash.update(h);
+                tar_hash.update(&*for_tar);
+                tar_hash.update(&[0u8; 512][..pad]);
+                tar_hash
+            }));
+        }
+        let mut body_hash = self.body_hash.take().expect("idle");
         self.summing = Some(tokio::task::spawn_blocking(move || {
-            body_hash.update(&*chunks);
+            body_hash.update(&*data);
             body_hash
         }));
-        Ok((512 + len + pad) as u64)
+        Ok((header.map_or(0, |_| 512) + len + pad) as u64)
     }
 
-    async fn settle(mut self) -> Result<(std::fs::File, Sha256, Sha256), String> {
+    /// Waits for the last jobs: the file, the tar's hasher (if a tar) and the body's.
+    async fn settle(mut self) -> Result<(std::fs::File, Option<Sha256>, Sha256), String> {
         self.idle().await?;
-        Ok((self.file.expect("idle"), self.tar_hash.expect("idle"), self.body_hash.expect("idle")))
+        Ok((self.file.expect("idle"), self.tar_hash, self.body_hash.expect("idle")))
     }
 }
 
@@ -638,6 +622,51 @@ mod tests {
         let (body, _) = frames(&[PART_BYTES + 1]);
         let e = t.add_body(&c, &"n".repeat(98), body, Duration::from_secs(5)).await.unwrap_err();
         assert!(e.contains("stored in parts"), "{e}");
+    }
+
+    /// A frame that counts itself alive in `live` until dropped, like a slice of a read buffer.
+    struct Counted(Vec<u8>, std::sync::Arc<std::sync::atomic::AtomicUsize>);
+    impl AsRef<[u8]> for Counted {
+        fn as_ref(&self) -> &[u8] {
+            &self.0
+        }
+    }
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.1.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// `n` frames of `len` bytes; `most` ends as the most frames alive when one more was asked.
+    fn counted_frames(n: usize, len: usize, most: std::sync::Arc<std::sync::atomic::AtomicUsize>) -> Body {
+        use std::sync::atomic::Ordering::SeqCst;
+        let live = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let stream = futures_util::StreamExt::map(futures_util::stream::iter(0..n), move |i| {
+            most.fetch_max(live.load(SeqCst), SeqCst);
+            live.fetch_add(1, SeqCst);
+            Ok::<_, BoxError>(http_body::Frame::data(Bytes::from_owner(Counted(vec![i as u8; len], live.clone()))))
+        });
+        http_body_util::StreamBody::new(stream).boxed()
+    }
+
+    #[tokio::test]
+    async fn small_frames_are_copied_not_kept() {
+        // 16 KiB frames, as when the engine's writes arrive one by one: were frames kept until
+        // a chunk's worth had come, 64 of them (and their read buffers) would be alive.
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = Artifacts::default();
+        a.output("out", dir.path().join("out.bin"));
+        a.output("tar", dir.path().join("out.tar"));
+        let most = std::sync::Arc::new(AtomicUsize::new(0));
+        let w = a.write_output("out", counted_frames(1024, 16 << 10, most.clone()), Duration::from_secs(5)).await.unwrap();
+        assert_eq!(w.size, 16 << 20);
+        assert!(most.load(SeqCst) <= 1, "{} frames were alive at once", most.load(SeqCst));
+        let most = std::sync::Arc::new(AtomicUsize::new(0));
+        let mut t = a.open_tar("tar").unwrap();
+        assert_eq!(t.add_body(&a, "m", counted_frames(1024, 16 << 10, most.clone()), Duration::from_secs(5)).await.unwrap().0, 16 << 20);
+        assert!(most.load(SeqCst) <= 1, "{} frames were alive at once", most.load(SeqCst));
+        t.finish(&a).unwrap();
     }
 
     #[tokio::test]
