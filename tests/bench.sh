@@ -32,11 +32,35 @@ docker_cli=$(command -v docker || true)
 # A loopback TCP port nothing listens on.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 hf() { hyperfine -N --style none --warmup 10 "$@" 2>/dev/null >/dev/null; }
-hf --runs 200 --export-json "$work/ping.json" "$berth run system.ping" "curl -sf --unix-socket $sock http://docker/_ping"
+# hfi NAME ROUNDS RUNS CMD...: whole-process comparisons in ROUNDS short hyperfine blocks of
+# RUNS runs per command, the commands' order reversed every other block, so that a phase of
+# this shared machine (another process, writeback) falls on every command alike rather than on
+# whichever ran then; $work/NAME.json gets every run's time and the medians, commands in order.
+hfi() {
+    local name=$1 rounds=$2 runs=$3 i j
+    shift 3
+    local fwd=("$@") rev=()
+    for ((j = $#; j > 0; j--)); do rev+=("${!j}"); done
+    for ((i = 0; i < rounds; i++)); do
+        if ((i % 2)); then set -- "${rev[@]}"; else set -- "${fwd[@]}"; fi
+        hyperfine -N --style none --warmup 2 --runs "$runs" --export-json "$work/$name.$i.json" "$@" >/dev/null 2>&1
+    done
+    python3 - "$work" "$name" "$rounds" "${fwd[@]}" <<'PY'
+import json, statistics, sys
+w, name, rounds, cmds = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
+times = {c: [] for c in cmds}
+for i in range(rounds):
+    for r in json.load(open(f"{w}/{name}.{i}.json"))["results"]:
+        times[r["command"]].extend(r["times"])
+res = [{"command": c, "median": statistics.median(times[c]), "mean": statistics.mean(times[c]), "times": times[c]} for c in cmds]
+json.dump({"results": res}, open(f"{w}/{name}.json", "w"))
+PY
+}
+hfi ping 20 10 "$berth run system.ping" "curl -sf --unix-socket $sock http://docker/_ping"
 if [[ -n $docker_cli ]]; then
-    hf --runs 100 --export-json "$work/version.json" "$berth run system.version" "$docker_cli -H $host version"
+    hfi version 10 10 "$berth run system.version" "$docker_cli -H $host version"
 else
-    hf --runs 100 --export-json "$work/version.json" "$berth run system.version"
+    hfi version 10 10 "$berth run system.version"
 fi
 # Cold: the twelve Rust families only (the Python and JS examples alone take ~30 s to compile;
 # `berth install` precompiles them, measured below).
@@ -115,7 +139,7 @@ for c in py-probe js-probe; do
     BERTH_CACHE=$lang/cache BERTH_ACTIONS=$lang/actions "$berth" install "target/components/$c.wasm" >/dev/null
 done
 first=$( { /usr/bin/time -f %e env BERTH_CACHE=$lang/cache BERTH_ACTIONS=$lang/actions BERTH_LOG=berth=debug "$berth" run pyprobe.version >/dev/null; } 2>&1 )
-BERTH_CACHE=$lang/cache BERTH_ACTIONS=$lang/actions hf --runs 100 --export-json "$work/lang.json" \
+BERTH_CACHE=$lang/cache BERTH_ACTIONS=$lang/actions hfi lang 10 10 \
     "$berth run system.version" "$berth run pyprobe.version" "$berth run jsprobe.version"
 python3 - "$work" "$first" <<'PY'
 import json, sys
@@ -193,7 +217,7 @@ trap 'tests/engine.sh stop "$tls_engine_dir"; for n in 1 2 3; do tests/engine.sh
 tls_flags="--host tcp://localhost:$tls_port --tlsverify --tlscacert $tls_dir/ca.pem --tlscert $tls_dir/cert.pem --tlskey $tls_dir/key.pem"
 "$berth" $tls_flags run system.version >/dev/null
 if [[ -n $docker_cli ]]; then
-    hf --runs 100 --export-json "$work/tls.json" "$berth $tls_flags run system.version" "$docker_cli $tls_flags version"
+    hfi tls 10 10 "$berth $tls_flags run system.version" "$docker_cli $tls_flags version"
     python3 - "$work" <<'PY'
 import json, sys
 (b, d) = [r["median"] * 1e3 for r in json.load(open(f"{sys.argv[1]}/tls.json"))["results"]]
