@@ -234,7 +234,7 @@ fn idempotent_calls_are_retried_across_a_restart_and_creates_never() {
     let mut engines = Engines(Vec::new());
     let unix = engines.start(dir.clone(), &[]);
     build_test_image(&unix);
-    let (relay, seen) = counting_relay(unix.strip_prefix("unix://").unwrap());
+    let (relay, seen, gate) = counting_relay(unix.strip_prefix("unix://").unwrap());
     let b = Berth::families_at(&["system", "container"], relay.clone());
     b.run(&["run", "system.version"]).ok();
 
@@ -261,12 +261,20 @@ fn idempotent_calls_are_retried_across_a_restart_and_creates_never() {
     assert!(r.is_err());
     assert_eq!(count_requests(&seen.lock().unwrap().clone(), "GET", "/version"), 1 + client.retry.attempts as usize);
 
-    // A GET sent while the daemon is down succeeds once it is back.
+    // A GET sent while the daemon is down succeeds once it is back. The daemon restarts
+    // behind the shut gate of the relay (still down to berth: each connection is closed
+    // unanswered); the gate opens once berth's first try has been refused, so that the try
+    // happens while down whatever the machine's speed, and the back-off has tries left.
+    gate.store(false, std::sync::atomic::Ordering::SeqCst);
+    engines.start(dir.clone(), &[]);
     seen.lock().unwrap().clear();
     let b2 = b.clone();
     let pending = std::thread::spawn(move || b2.run_within(Duration::from_secs(60), &["run", "system.version"]));
-    std::thread::sleep(Duration::from_millis(800));
-    engines.start(dir.clone(), &[]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count_requests(&seen.lock().unwrap(), "HEAD", "/_ping") == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    gate.store(true, std::sync::atomic::Ordering::SeqCst);
     let r = pending.join().unwrap();
     r.ok();
     let tries = count_requests(&seen.lock().unwrap(), "HEAD", "/_ping");

@@ -487,16 +487,19 @@ pub fn free_port() -> u16 {
 }
 
 /// [`tcp_relay`] that also keeps every byte clients sent, to count the requests that reached
-/// the engine's side. When the engine is down, a client's connection is closed at once.
-pub fn counting_relay(socket: &str) -> (String, Arc<std::sync::Mutex<Vec<u8>>>) {
+/// the engine's side. When the engine is down, or while the gate (third value) is shut, a
+/// client's connection is closed once its request is read, as a stopped daemon's would be.
+pub fn counting_relay(socket: &str) -> (String, Arc<std::sync::Mutex<Vec<u8>>>, Arc<std::sync::atomic::AtomicBool>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let socket = socket.to_string();
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let log = seen.clone();
+    let open = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let gate = open.clone();
     std::thread::spawn(move || {
         for client in listener.incoming().flatten() {
-            let upstream = std::os::unix::net::UnixStream::connect(&socket).ok();
+            let upstream = if gate.load(std::sync::atomic::Ordering::SeqCst) { std::os::unix::net::UnixStream::connect(&socket).ok() } else { None };
             let (mut c1, log) = (client.try_clone().unwrap(), log.clone());
             let mut u1 = upstream.as_ref().map(|u| u.try_clone().unwrap());
             std::thread::spawn(move || {
@@ -527,7 +530,7 @@ pub fn counting_relay(socket: &str) -> (String, Arc<std::sync::Mutex<Vec<u8>>>) 
             }
         }
     });
-    (format!("tcp://{addr}"), seen)
+    (format!("tcp://{addr}"), seen, open)
 }
 
 /// How many requests in `bytes` start with `method path-prefix` (e.g. `POST`, `/containers/create`,
