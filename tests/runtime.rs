@@ -133,3 +133,45 @@ fn the_runtime_survives_hostile_invocations_and_reuses_instance_pre() {
         assert_eq!(r.loaded(), 2, "each component prepared once");
     });
 }
+
+#[test]
+fn a_spinning_guest_leaves_its_thread_to_timers_and_sockets() {
+    // One worker (`berth serve` on a small machine) runs a guest that spins through 1 s of
+    // CPU and, beside it, a task that sleeps 1 ms at a time. At every epoch tick (10 ms) the
+    // guest yields and the worker polls its timers and sockets before running the guest
+    // again, so the sleeper wakes up to a hundred times (47 seen on a loaded machine). When
+    // the guest was only woken again, the worker polled its driver every 61st task poll (0.6 s
+    // here): the sleeper woke once, and `berth serve` on one worker starved its accepts and
+    // engine answers (the fair-share bench never finished).
+    let b = Berth::hostile();
+    let cache = tempfile::tempdir().unwrap();
+    let one = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let dir = cache.path().to_path_buf();
+    // Both tasks on the one worker (`block_on` itself runs on the caller's thread).
+    one.block_on(async {
+        tokio::spawn(async move {
+            let r = runtime(&dir);
+            let catalog = r.discover(b.actions.path()).await.unwrap();
+            let (file, spec) = catalog.action("test.spin").unwrap();
+            let p = r.prepare(file).unwrap();
+            let params = spec.validate(RawParams::Pairs(vec![])).unwrap();
+            let woke = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let count = woke.clone();
+            let sleeper = tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            });
+            let limits = Limits { cpu: Duration::from_secs(1), ..Limits::default() };
+            let spin = r.invoke(&p, ctx(), spec, params, Artifacts::default(), limits).await;
+            drop(b);
+            sleeper.abort();
+            assert!(spin.result.message.contains("CPU limit"), "{:?}", spin.result);
+            let woke = woke.load(std::sync::atomic::Ordering::SeqCst);
+            assert!(woke >= 10, "the sleeper woke {woke} times while the guest spun for 1 s");
+        })
+        .await
+    })
+    .unwrap();
+}

@@ -255,8 +255,12 @@ impl Runtime {
                     ));
                 }
             }
-            // Yield so the wall-clock timeout can fire even while the guest spins.
-            Ok(UpdateDeadline::Yield(1))
+            // Yield so the wall-clock timeout can fire even while the guest spins, and let the
+            // runtime poll its I/O driver first: `yield_now` defers the guest until the driver
+            // has been polled, where a plain wake would run it again at once and a worker busy
+            // with spinning guests would see its sockets only every 61st task poll (tokio's
+            // event interval: 0.6 s at this tick), starving accepts and engine answers.
+            Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())))
         });
         store
     }
