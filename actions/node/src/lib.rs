@@ -52,16 +52,19 @@ fn actions() -> Vec<Action> {
         Action::new("node.list", "List swarm nodes")
             .read_only()
             .output(&["data.*.ID", "data.*.Description.Hostname", "data.*.Spec.Role", "data.*.Spec.Availability", "data.*.Status.State", "summary.total_objects"])
+            .ops(&["NodeList"])
             .typed(list),
         Action::new("node.inspect", "Inspect a swarm node")
             .read_only()
             .output(&["data.*.ID", "data.*.Description.Hostname", "data.*.Spec.Availability", "data.*.Status.State", "data.*.ManagerStatus.Leader"])
+            .ops(&["NodeInspect"])
             .typed(inspect),
-        Action::new("node.update", "Change a node's availability, role, name or labels").kind(Kind::Generic).output(&["data.*.ID", "data.*.Spec"]).typed(update),
-        Action::new("node.remove", "Remove a node from the swarm").kind(Kind::Correct).output(&["data.*.id"]).typed(remove),
+        Action::new("node.update", "Change a node's availability, role, name or labels").kind(Kind::Generic).output(&["data.*.ID", "data.*.Spec"]).ops(&["NodeInspect", "NodeUpdate"]).typed(update),
+        Action::new("node.remove", "Remove a node from the swarm").kind(Kind::Correct).output(&["data.*.id"]).ops(&["NodeDelete"]).typed(remove),
         Action::new("node.drain", "Drain a node and wait until its tasks have moved or stopped")
             .kind(Kind::Contain)
             .output(&["data.*.ID", "data.*.availability", "data.*.tasks_left", "summary.tasks_left"])
+            .ops(&["NodeInspect", "NodeUpdate", "TaskList"])
             .typed(drain),
     ]
 }

@@ -23,12 +23,14 @@ fn actions() -> Vec<Action> {
         Action::new("task.list", "List swarm tasks")
             .read_only()
             .output(&["data.*.ID", "data.*.ServiceID", "data.*.NodeID", "data.*.Status.State", "data.*.DesiredState", "summary.total_objects"])
+            .ops(&["TaskList"])
             .typed(list),
         Action::new("task.inspect", "Inspect a swarm task")
             .read_only()
             .output(&["data.*.ID", "data.*.ServiceID", "data.*.NodeID", "data.*.Status.State", "data.*.Status.ContainerStatus.ContainerID"])
+            .ops(&["TaskInspect"])
             .typed(inspect),
-        log_output(Action::new("task.logs", "A task's logs, split into stdout and stderr").read_only()).typed(logs),
+        log_output(Action::new("task.logs", "A task's logs, split into stdout and stderr").read_only()).ops(&["TaskLogs", "TaskInspect"]).typed(logs),
     ]
 }
 
