@@ -68,16 +68,18 @@ fn actions() -> Vec<Action> {
         Action::new("swarm.inspect", "Inspect the swarm (join tokens are left out: see swarm.join-tokens)")
             .read_only()
             .output(&["data.*.ID", "data.*.CreatedAt", "data.*.Spec.Name", "data.*.Version.Index", "summary.id"])
+            .ops(&["SwarmInspect"])
             .typed(inspect),
-        Action::new("swarm.init", "Make this engine the first manager of a new swarm").kind(Kind::Generic).output(&["data.*.node_id", "data.*.unlock_key", "summary.node_id"]).typed(init),
-        Action::new("swarm.join", "Join this engine to an existing swarm").kind(Kind::Generic).output(&["data.*.joined", "data.*.node_id"]).typed(join),
-        Action::new("swarm.leave", "Leave the swarm").kind(Kind::Contain).output(&["data.*.left"]).typed(leave),
-        Action::new("swarm.update", "Update the swarm's spec; rotate tokens or the unlock key").kind(Kind::Generic).output(&["data.*.ID", "data.*.Spec", "data.*.rotated"]).typed(update),
-        Action::new("swarm.unlockkey", "The key that unlocks a locked manager (secret output)").read_only().output(&["data.*.unlock_key"]).typed(unlockkey),
-        Action::new("swarm.unlock", "Unlock a locked manager").kind(Kind::Generic).output(&["data.*.unlocked"]).typed(unlock),
+        Action::new("swarm.init", "Make this engine the first manager of a new swarm").kind(Kind::Generic).output(&["data.*.node_id", "data.*.unlock_key", "summary.node_id"]).ops(&["SwarmInit", "SwarmUnlockkey"]).typed(init),
+        Action::new("swarm.join", "Join this engine to an existing swarm").kind(Kind::Generic).output(&["data.*.joined", "data.*.node_id"]).ops(&["SwarmJoin", "SystemInfo"]).typed(join),
+        Action::new("swarm.leave", "Leave the swarm").kind(Kind::Contain).output(&["data.*.left"]).ops(&["SwarmLeave"]).typed(leave),
+        Action::new("swarm.update", "Update the swarm's spec; rotate tokens or the unlock key").kind(Kind::Generic).output(&["data.*.ID", "data.*.Spec", "data.*.rotated"]).ops(&["SwarmInspect", "SwarmUpdate"]).typed(update),
+        Action::new("swarm.unlockkey", "The key that unlocks a locked manager (secret output)").read_only().output(&["data.*.unlock_key"]).ops(&["SwarmUnlockkey"]).typed(unlockkey),
+        Action::new("swarm.unlock", "Unlock a locked manager").kind(Kind::Generic).output(&["data.*.unlocked"]).ops(&["SwarmUnlock"]).typed(unlock),
         Action::new("swarm.join-tokens", "The worker and manager join tokens (secret output); optionally rotate them first")
             .kind(Kind::Generic)
             .output(&["data.*.worker", "data.*.manager", "data.*.manager_addrs"])
+            .ops(&["SwarmInspect", "SwarmUpdate", "SystemInfo"])
             .typed(join_tokens),
     ]
 }
