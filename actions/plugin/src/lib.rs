@@ -94,23 +94,26 @@ fn actions() -> Vec<Action> {
         Action::new("plugin.list", "List installed plugins")
             .read_only()
             .output(&["data.*.Id", "data.*.Name", "data.*.Enabled", "data.*.Config.Interface.Types", "summary.total_objects"])
+            .ops(&["PluginList"])
             .typed(list),
         Action::new("plugin.privileges", "The privileges a plugin in a registry asks for")
             .read_only()
             .output(&["data.*.Name", "data.*.Value", "summary.total_objects"])
+            .ops(&["GetPluginPrivileges"])
             .typed(privileges),
-        Action::new("plugin.pull", "Install a plugin from a registry").kind(Kind::Generic).output(&["data.*.name", "data.*.privileges", "data.*.enabled"]).typed(pull),
+        Action::new("plugin.pull", "Install a plugin from a registry").kind(Kind::Generic).output(&["data.*.name", "data.*.privileges", "data.*.enabled"]).ops(&["GetPluginPrivileges", "PluginPull", "PluginEnable"]).typed(pull),
         Action::new("plugin.inspect", "Inspect an installed plugin")
             .read_only()
             .output(&["data.*.Id", "data.*.Name", "data.*.Enabled", "data.*.Settings", "data.*.PluginReference"])
+            .ops(&["PluginInspect"])
             .typed(inspect),
-        Action::new("plugin.remove", "Remove a plugin").kind(Kind::Correct).output(&["data.*.name", "data.*.id"]).typed(remove),
-        Action::new("plugin.enable", "Enable a plugin").kind(Kind::Generic).output(&["data.*.name", "data.*.enabled"]).typed(enable),
-        Action::new("plugin.disable", "Disable a plugin").kind(Kind::Contain).output(&["data.*.name", "data.*.enabled"]).typed(disable),
-        Action::new("plugin.upgrade", "Upgrade a disabled plugin from a registry").kind(Kind::Generic).output(&["data.*.name", "data.*.remote", "data.*.privileges"]).typed(upgrade),
-        Action::new("plugin.create", "Create a plugin from the `in` artifact: a tar of config.json and rootfs/").kind(Kind::Generic).output(&["data.*.name", "summary.name"]).typed(create),
-        Action::new("plugin.push", "Push a plugin to its registry").kind(Kind::Generic).output(&["data.*.name", "data.*.statuses"]).typed(push),
-        Action::new("plugin.set", "Change a plugin's settings (env, mounts' sources, devices, args)").kind(Kind::Generic).output(&["data.*.name", "data.*.settings"]).typed(set),
+        Action::new("plugin.remove", "Remove a plugin").kind(Kind::Correct).output(&["data.*.name", "data.*.id"]).ops(&["PluginDelete"]).typed(remove),
+        Action::new("plugin.enable", "Enable a plugin").kind(Kind::Generic).output(&["data.*.name", "data.*.enabled"]).ops(&["PluginEnable"]).typed(enable),
+        Action::new("plugin.disable", "Disable a plugin").kind(Kind::Contain).output(&["data.*.name", "data.*.enabled"]).ops(&["PluginDisable"]).typed(disable),
+        Action::new("plugin.upgrade", "Upgrade a disabled plugin from a registry").kind(Kind::Generic).output(&["data.*.name", "data.*.remote", "data.*.privileges"]).ops(&["GetPluginPrivileges", "PluginUpgrade"]).typed(upgrade),
+        Action::new("plugin.create", "Create a plugin from the `in` artifact: a tar of config.json and rootfs/").kind(Kind::Generic).output(&["data.*.name", "summary.name"]).ops(&["PluginCreate"]).typed(create),
+        Action::new("plugin.push", "Push a plugin to its registry").kind(Kind::Generic).output(&["data.*.name", "data.*.statuses"]).ops(&["PluginPush"]).typed(push),
+        Action::new("plugin.set", "Change a plugin's settings (env, mounts' sources, devices, args)").kind(Kind::Generic).output(&["data.*.name", "data.*.settings"]).ops(&["PluginSet"]).typed(set),
     ]
 }
 
