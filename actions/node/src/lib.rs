@@ -64,7 +64,7 @@ fn actions() -> Vec<Action> {
         Action::new("node.drain", "Drain a node and wait until its tasks have moved or stopped")
             .kind(Kind::Contain)
             .output(&["data.*.ID", "data.*.availability", "data.*.tasks_left", "summary.tasks_left"])
-            .ops(&["NodeInspect", "NodeUpdate", "TaskList"])
+            .ops(&["NodeInspect", "NodeUpdate", "TaskList", "SystemEvents"])
             .typed(drain),
     ]
 }

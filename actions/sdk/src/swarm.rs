@@ -55,7 +55,8 @@ fn unix_now() -> f64 {
 
 /// Waits `d` on the engine (an event stream that ends at `until`), so that a waiting guest
 /// holds no CPU slot on the host. Falls back to sleeping for what is left if the engine's
-/// clock runs ahead.
+/// clock runs ahead. An action that declares its operations and waits (through this or
+/// [`wait_for`]) declares `SystemEvents` too.
 pub fn pause(d: Duration) {
     let start = Instant::now();
     let now = unix_now();

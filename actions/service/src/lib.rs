@@ -87,23 +87,27 @@ fn actions() -> Vec<Action> {
         Action::new("service.list", "List swarm services")
             .read_only()
             .output(&["data.*.ID", "data.*.Spec.Name", "data.*.Spec.TaskTemplate.ContainerSpec.Image", "data.*.ServiceStatus.RunningTasks", "summary.total_objects"])
+            .ops(&["ServiceList"])
             .typed(list),
-        Action::new("service.create", "Create a swarm service").kind(Kind::Generic).output(&["data.*.ID", "data.*.Warnings", "summary.id"]).typed(create),
+        Action::new("service.create", "Create a swarm service").kind(Kind::Generic).output(&["data.*.ID", "data.*.Warnings", "summary.id"]).ops(&["ServiceCreate", "SecretInspect", "ConfigInspect"]).typed(create),
         Action::new("service.inspect", "Inspect a swarm service")
             .read_only()
             .output(&["data.*.ID", "data.*.Spec.Name", "data.*.Spec.Mode", "data.*.Version.Index", "data.*.UpdateStatus.State"])
+            .ops(&["ServiceInspect"])
             .typed(inspect),
-        Action::new("service.update", "Update a swarm service").kind(Kind::Generic).output(&["data.*.ID", "data.*.Warnings"]).typed(update),
-        Action::new("service.remove", "Remove a swarm service").kind(Kind::Correct).output(&["data.*.id"]).typed(remove),
-        log_output(Action::new("service.logs", "A service's logs (all its tasks), split into stdout and stderr").read_only()).typed(logs),
+        Action::new("service.update", "Update a swarm service").kind(Kind::Generic).output(&["data.*.ID", "data.*.Warnings"]).ops(&["ServiceInspect", "ServiceUpdate", "SecretInspect", "ConfigInspect"]).typed(update),
+        Action::new("service.remove", "Remove a swarm service").kind(Kind::Correct).output(&["data.*.id"]).ops(&["ServiceDelete"]).typed(remove),
+        log_output(Action::new("service.logs", "A service's logs (all its tasks), split into stdout and stderr").read_only()).ops(&["ServiceLogs", "ServiceInspect"]).typed(logs),
         Action::new("service.scale", "Set the number of replicas of a replicated service")
             .kind(Kind::Contain)
             .output(&["data.*.ID", "data.*.replicas", "data.*.previous_replicas"])
+            .ops(&["ServiceInspect", "ServiceUpdate", "TaskList", "SystemEvents"])
             .typed(scale),
-        Action::new("service.rollback", "Roll a service back to its previous spec").kind(Kind::Correct).output(&["data.*.ID", "data.*.Warnings"]).typed(rollback),
+        Action::new("service.rollback", "Roll a service back to its previous spec").kind(Kind::Correct).output(&["data.*.ID", "data.*.Warnings"]).ops(&["ServiceInspect", "ServiceUpdate"]).typed(rollback),
         Action::new("service.wait-converged", "Wait until a service's running tasks match its desired state")
             .read_only()
             .output(&["data.*.ID", "data.*.running", "data.*.desired", "data.*.converged"])
+            .ops(&["ServiceInspect", "TaskList", "SystemEvents"])
             .typed(wait_converged),
     ]
 }
