@@ -109,7 +109,7 @@ impl Artifacts {
         let mut size = 0u64;
         while let Some(mut data) = next_data(&mut body, idle, &what).await? {
             size += data.len() as u64;
-            self.check_cap(size, &format!("'{name}'"))?;
+            self.check_cap(size, || format!("'{name}'"))?;
             while !data.is_empty() {
                 if jobs.is_full() {
                     jobs.emit(None).await?;
@@ -128,11 +128,12 @@ impl Artifacts {
     }
 
     /// Refuses `more` bytes beyond what the invocation's output artifacts already hold, if
-    /// that goes over its cap (`what` names where they were going).
-    fn check_cap(&self, more: u64, what: &str) -> Result<(), String> {
+    /// that goes over its cap (`what` names where they were going; called per frame, so it is
+    /// only spelled out for the refusal).
+    fn check_cap(&self, more: u64, what: impl FnOnce() -> String) -> Result<(), String> {
         if let Some(max) = self.max_bytes {
             if self.written.load(std::sync::atomic::Ordering::Relaxed) + more > max {
-                return Err(format!("{ARTIFACT_LIMIT} of {max} per invocation exceeded while writing {what}; nothing was kept"));
+                return Err(format!("{ARTIFACT_LIMIT} of {max} per invocation exceeded while writing {}; nothing was kept", what()));
             }
         }
         Ok(())
@@ -235,7 +236,7 @@ impl TarFile {
     }
 
     fn over_cap(&self, arts: &Artifacts, more: u64) -> Result<(), String> {
-        arts.check_cap(self.size + more, &format!("'{}'", self.artifact))
+        arts.check_cap(self.size + more, || format!("'{}'", self.artifact))
     }
 
     /// Adds a member holding `data`; returns its size and sha256.
@@ -268,7 +269,7 @@ impl TarFile {
         let mut tar_bytes = 0u64;
         while let Some(mut data) = next_data(&mut body, idle, &what).await? {
             size += data.len() as u64;
-            arts.check_cap(self.size + tar_bytes + 512 + size, &format!("'{name}' into '{artifact}'"))?;
+            arts.check_cap(self.size + tar_bytes + 512 + size, || format!("'{name}' into '{artifact}'"))?;
             while !data.is_empty() {
                 if jobs.is_full() {
                     // A full part with more to come: the body takes several members.
