@@ -259,10 +259,7 @@ fn export_keeps_memory_flat_on_a_large_container() {
     assert_eq!(run_ok(&b, &["run", "container.wait", &format!("id={id}")])["summary"]["exit_code"], 0);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("big.tar");
-    // As in image.rs: the measured run loads the family from a cache of its own, filled just
-    // before, and logs whether it did.
-    let own = b.clone_with_env("BERTH_CACHE", dir.path().join("cache").to_str().unwrap()).env("BERTH_LOG", "berth=debug");
-    run_ok(&own, &["run", "container.inspect", &format!("id={id}")]);
+    let own = b.measured(&dir.path().join("cache"), &["run", "container.inspect", &format!("id={id}")]);
     let (r, peak) = own.run_peak_rss(&["run", "container.export", &format!("id={id}"), "--out", out.to_str().unwrap()]);
     let j = r.ok();
     let size = std::fs::metadata(&out).unwrap().len();

@@ -286,11 +286,7 @@ fn saving_a_large_image_keeps_memory_flat() {
     run_ok(&b, &["run", "image.commit", &format!("container={cid}"), &format!("repo={repo}"), "tag=big"]);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("large.tar");
-    // The measured run loads the image family from a compile cache of its own, filled just
-    // before: what is measured is the save, not a Cranelift compile (the shared test cache is
-    // also written by the authoring tests running beside this binary).
-    let own = b.clone_with_env("BERTH_CACHE", dir.path().join("cache").to_str().unwrap()).env("BERTH_LOG", "berth=debug");
-    run_ok(&own, &["run", "image.inspect", &format!("name={repo}:big")]);
+    let own = b.measured(&dir.path().join("cache"), &["run", "image.inspect", &format!("name={repo}:big")]);
     let (r, peak) = own.run_peak_rss(&["run", "image.get", &format!("name={repo}:big"), "--out", out.to_str().unwrap()]);
     r.ok();
     let size = std::fs::metadata(&out).unwrap().len();

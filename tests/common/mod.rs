@@ -172,6 +172,16 @@ impl Berth {
         self.run_sampled(limit, args, |_| {})
     }
 
+    /// The same `berth` with a compile cache of its own at `cache`, filled by running `warm`
+    /// (an action of the family to measure), and a debug log: a run measured with it loads
+    /// its family rather than compiling it (the shared test cache is also written by the
+    /// authoring tests running beside the others), and [`assert_memory_flat`] checks it did.
+    pub fn measured(&self, cache: &Path, warm: &[&str]) -> Berth {
+        let own = self.clone_with_env("BERTH_CACHE", cache.to_str().unwrap()).env("BERTH_LOG", "berth=debug");
+        own.run_within(Duration::from_secs(60), warm).ok();
+        own
+    }
+
     /// Runs `berth ARGS` and samples its memory until it exits: the kernel's high-water mark
     /// of its resident set, and the peaks of its anonymous and file-backed parts as sampled.
     pub fn run_peak_rss(&self, args: &[&str]) -> (Run, Peak) {
