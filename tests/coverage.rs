@@ -133,14 +133,14 @@ fn declared_operations_agree_with_the_table() {
         .collect();
     let b = Berth::families_at(FAMILIES, "unix:///nonexistent/berth-coverage.sock".into());
     let listed = b.run(&["actions", "--json"]);
-    let mut declaring = 0;
+    let mut undeclared = Vec::new();
     for a in listed.json().as_array().unwrap() {
         let name = a["name"].as_str().unwrap();
         let ops: BTreeSet<&str> = a["operations"].as_array().unwrap().iter().map(|o| o.as_str().unwrap()).collect();
         if ops.is_empty() {
+            undeclared.push(name.to_string());
             continue;
         }
-        declaring += 1;
         for op in &ops {
             assert!(known.contains(*op), "{name} declares {op}, which is no Engine API operation");
         }
@@ -148,7 +148,9 @@ fn declared_operations_agree_with_the_table() {
             assert!(ops.contains(r.op.as_str()), "coverage.tsv maps {} to {name}, which does not declare it (it declares {ops:?})", r.op);
         }
     }
-    assert!(declaring >= 20, "only {declaring} actions declare their operations");
+    // Every shipped action is held to its operations: one that declares none would be open
+    // to the whole API (the gate cannot tell what it needs).
+    assert!(undeclared.is_empty(), "these actions declare no engine operations: {undeclared:?}");
 }
 
 /// Every action of the Splunk SOAR Docker app has a berth alias of the same name that

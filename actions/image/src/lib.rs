@@ -165,48 +165,48 @@ fn actions() -> Vec<Action> {
         Action::new("image.list", "List images")
             .read_only()
             .output(&["data.*.Id", "data.*.RepoTags", "data.*.Created", "data.*.Size", "summary.total_objects"])
-            .typed(list),
-        Action::new("image.inspect", "Low-level information on an image").read_only().output(&["data.*.Id", "data.*.RepoTags", "data.*.Config", "summary.id"]).typed(inspect),
+            .ops(&["ImageList"]).typed(list),
+        Action::new("image.inspect", "Low-level information on an image").read_only().output(&["data.*.Id", "data.*.RepoTags", "data.*.Config", "summary.id"]).ops(&["ImageInspect"]).typed(inspect),
         Action::new("image.history", "Parent layers of an image")
             .read_only()
             .output(&["data.*.Id", "data.*.Tags", "data.*.CreatedBy", "data.*.Created", "data.*.Size", "data.*.Comment", "summary.total_objects"])
-            .typed(history),
-        Action::new("image.tag", "Tag an image").kind(Kind::Generic).output(&["data.*.image", "summary.image"]).typed(tag),
+            .ops(&["ImageHistory"]).typed(history),
+        Action::new("image.tag", "Tag an image").kind(Kind::Generic).output(&["data.*.image", "summary.image"]).ops(&["ImageTag"]).typed(tag),
         Action::new("image.remove", "Remove an image")
             .kind(Kind::Correct)
             .output(&["data.*.Untagged", "data.*.Deleted", "summary.deleted", "summary.untagged"])
-            .typed(remove),
+            .ops(&["ImageDelete"]).typed(remove),
         Action::new("image.prune", "Delete unused images (dangling by default)")
             .kind(Kind::Correct)
             .output(&["data.*.ImagesDeleted", "summary.total_objects", "summary.space_reclaimed"])
-            .typed(prune),
+            .ops(&["ImagePrune"]).typed(prune),
         Action::new("image.search", "Search a registry for images")
             .read_only()
             .output(&["data.*.name", "data.*.description", "data.*.star_count", "summary.total_objects"])
-            .typed(search),
-        Action::new("image.pull", "Pull an image from a registry, with progress").kind(Kind::Generic).output(&["data.*.image", "data.*.statuses", "summary.id"]).typed(pull),
-        Action::new("image.import", "Create an image from the `in` rootfs tar artifact").kind(Kind::Generic).output(&["data.*.id", "summary.id"]).typed(import),
-        Action::new("image.push", "Push an image to a registry, with progress").kind(Kind::Generic).output(&["data.*.digest", "summary.digest"]).typed(push),
+            .ops(&["ImageSearch"]).typed(search),
+        Action::new("image.pull", "Pull an image from a registry, with progress").kind(Kind::Generic).output(&["data.*.image", "data.*.statuses", "summary.id"]).ops(&["ImageCreate", "ImageInspect"]).typed(pull),
+        Action::new("image.import", "Create an image from the `in` rootfs tar artifact").kind(Kind::Generic).output(&["data.*.id", "summary.id"]).ops(&["ImageCreate"]).typed(import),
+        Action::new("image.push", "Push an image to a registry, with progress").kind(Kind::Generic).output(&["data.*.digest", "summary.digest"]).ops(&["ImagePush"]).typed(push),
         Action::new("image.build", "Build an image from the `in` artifact (a tar, or a directory the CLI packs)")
             .kind(Kind::Generic)
             .output(&["data.*.id", "data.*.output", "summary.id"])
-            .typed(build),
-        Action::new("image.commit", "Create an image from a container's changes").kind(Kind::Generic).output(&["data.*.Id", "summary.image_id"]).typed(commit),
-        Action::new("image.get", "Save an image (a tar) into the `out` artifact").read_only().output(&["data.*.size", "data.*.sha256", "summary.size"]).typed(get_one),
+            .ops(&["ImageBuild"]).typed(build),
+        Action::new("image.commit", "Create an image from a container's changes").kind(Kind::Generic).output(&["data.*.Id", "summary.image_id"]).ops(&["ImageCommit"]).typed(commit),
+        Action::new("image.get", "Save an image (a tar) into the `out` artifact").read_only().output(&["data.*.size", "data.*.sha256", "summary.size"]).ops(&["ImageGet"]).typed(get_one),
         Action::new("image.get-all", "Save several images into one tar in the `out` artifact")
             .read_only()
             .output(&["data.*.size", "data.*.sha256", "summary.size"])
-            .typed(get_all),
-        Action::new("image.load", "Load images from the `in` tar artifact, with progress").kind(Kind::Generic).output(&["data.*.loaded", "summary.loaded"]).typed(load),
-        Action::new("image.build-prune", "Delete builder cache").kind(Kind::Correct).output(&["data.*.CachesDeleted", "summary.space_reclaimed"]).typed(build_prune),
+            .ops(&["ImageGetAll"]).typed(get_all),
+        Action::new("image.load", "Load images from the `in` tar artifact, with progress").kind(Kind::Generic).output(&["data.*.loaded", "summary.loaded"]).ops(&["ImageLoad"]).typed(load),
+        Action::new("image.build-prune", "Delete builder cache").kind(Kind::Correct).output(&["data.*.CachesDeleted", "summary.space_reclaimed"]).ops(&["BuildPrune"]).typed(build_prune),
         Action::new("image.distribution-inspect", "Manifest and platforms of an image, from its registry")
             .read_only()
             .output(&["data.*.Descriptor.digest", "data.*.Platforms", "summary.digest"])
-            .typed(distribution),
+            .ops(&["DistributionInspect"]).typed(distribution),
         Action::new("image.attestations", "In-toto attestations attached to an image (API >= 1.56)")
             .read_only()
             .output(&["data.*.predicateType", "summary.total_objects"])
-            .typed(attestations),
+            .ops(&["ImageAttestations"]).typed(attestations),
     ]
     .into_iter()
     .chain(soar::actions())

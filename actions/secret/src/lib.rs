@@ -23,6 +23,7 @@ fn actions() -> Vec<Action> {
         Action::new("secret.rotate", "Rotate a secret: create the new one, move every service that uses the old one onto it, remove the old one")
             .kind(Kind::Correct)
             .output(&["data.*.old_id", "data.*.new_id", "data.*.new_name", "data.*.services", "summary.services_updated"])
+            .ops(&["SecretInspect", "SecretCreate", "ServiceList", "ServiceInspect", "ServiceUpdate", "SecretDelete"])
             .typed(rotate),
     );
     all
