@@ -369,14 +369,14 @@ async fn run_cli(cli: Cli, parts: impl FnOnce() -> anyhow::Result<crate::runtime
     match cli.command {
         Command::Serve { .. } | Command::HashToken { .. } | Command::Completions { .. } | Command::New { .. } => unreachable!("handled before discovery"),
         Command::Actions { json, strict } => {
-            print_actions(&catalog, json || format == OutputFormat::Json);
+            print_actions(catalog, json || format == OutputFormat::Json);
             if strict && !catalog.skipped.is_empty() {
                 eprintln!("berth: {} component(s) skipped (--strict)", catalog.skipped.len());
                 return Ok(1);
             }
             Ok(0)
         }
-        Command::Check { ref file, json } => match crate::authoring::check(runtime, file, &catalog, &dir).await {
+        Command::Check { ref file, json } => match crate::authoring::check(runtime, file, catalog, &dir).await {
             Ok((report, _)) => {
                 print_check(&report, json || format == OutputFormat::Json);
                 Ok(0)
@@ -410,12 +410,12 @@ async fn run_cli(cli: Cli, parts: impl FnOnce() -> anyhow::Result<crate::runtime
             }
         },
         Command::Describe { ref action, json } => {
-            let (comp, spec) = find(&catalog, action)?;
+            let (comp, spec) = find(catalog, action)?;
             print_describe(comp, spec, json || format == OutputFormat::Json);
             Ok(0)
         }
         Command::Run { ref action, ref params, ref params_json, ref out, ref input, ref artifacts, ref input_artifacts, ref assets, asset_timeout } => {
-            let (comp, spec) = find(&catalog, action)?;
+            let (comp, spec) = find(catalog, action)?;
             let tenant_policy = match &cli.policy {
                 None => None,
                 Some(p) => {
