@@ -128,7 +128,7 @@ fn blue() -> Blue {
 fn build_image(tag: &str, label: &str, cleanup: &mut Vec<(Method, String)>) {
     let dockerfile = format!("FROM {}\nLABEL {label}\n", test_image());
     let ctx = tar_of(&[("Dockerfile", dockerfile.as_bytes(), 0o644)]);
-    let q = format!("t={}&networkmode=none&rm=1&nocache=1", tag.replace('/', "%2F").replace(':', "%3A"));
+    let q = format!("t={}&networkmode=none&rm=1&nocache=1", urlenc(tag));
     let (st, body) = api(Method::POST, "/build", &q, Some(("application/x-tar", ctx)));
     assert!(st == 200 && !String::from_utf8_lossy(&body).contains("\"error\""), "build {tag}: {}", String::from_utf8_lossy(&body));
     cleanup.push((Method::DELETE, format!("/images/{}", tag.replace('/', "%2F"))));
