@@ -93,10 +93,14 @@ actions: guests components
 	@echo "actions installed in $(RELEASE_ACTIONS): $(FAMILIES) $(PY_EXAMPLES) $(JS_EXAMPLES)"
 
 ## test: unit tests, then integration tests against isolated real dockerds (started and stopped here)
-# The authoring tests (they build Python and JS components: CPU-bound, ~2 min) run beside all
-# the others (mostly waiting on the engine), against an engine of their own so neither sees
-# the other's containers; both share one compile cache. Their output follows the others'.
+# The integration binaries mostly wait on their engine, so they run in two groups side by side,
+# each against an isolated engine of its own (neither sees the other's containers, images or
+# prunes). The authoring tests (they build Python and JS components: CPU-bound, ~4 min) run
+# beside both, against a third engine. All share one compile cache. The second group's and the
+# authoring tests' output follow the first group's.
 INTEGRATION := $(basename $(notdir $(wildcard tests/*.rs)))
+TEST_GROUP_B := remote swarm isolation serve system fanout netvol
+TEST_GROUP_A := $(filter-out authoring $(TEST_GROUP_B),$(INTEGRATION))
 test: guests components
 	$(CARGO) build -p berth-test-volume-plugin
 	$(CARGO) test -p berth-sdk
@@ -104,10 +108,12 @@ test: guests components
 	tests/engine.sh ensure
 	@mkdir -p target
 	@export BERTH_TEST_CACHE=$(TEST_ENGINE_DIR)-cache; \
-	  tests/engine.sh run $(TEST_ENGINE_DIR)-authoring -- $(CARGO) test -p berth --test authoring >target/authoring-tests.log 2>&1 & pid=$$!; \
-	  tests/engine.sh run $(TEST_ENGINE_DIR) -- $(CARGO) test -p berth --no-fail-fast --lib --bins $(foreach t,$(filter-out authoring,$(INTEGRATION)),--test $(t)); rc=$$?; \
-	  wait $$pid; arc=$$?; echo "--- tests/authoring.rs (run beside the others)"; cat target/authoring-tests.log; \
-	  [ $$rc -eq 0 ] && [ $$arc -eq 0 ]
+	  tests/engine.sh run $(TEST_ENGINE_DIR)-authoring -- $(CARGO) test -p berth --test authoring >target/authoring-tests.log 2>&1 & apid=$$!; \
+	  tests/engine.sh run $(TEST_ENGINE_DIR)-b -- $(CARGO) test -p berth --no-fail-fast $(foreach t,$(TEST_GROUP_B),--test $(t)) >target/group-b-tests.log 2>&1 & bpid=$$!; \
+	  tests/engine.sh run $(TEST_ENGINE_DIR) -- $(CARGO) test -p berth --no-fail-fast --lib --bins $(foreach t,$(TEST_GROUP_A),--test $(t)); rc=$$?; \
+	  wait $$bpid; brc=$$?; echo "--- $(foreach t,$(TEST_GROUP_B),tests/$(t).rs) (run beside the others)"; cat target/group-b-tests.log; \
+	  wait $$apid; arc=$$?; echo "--- tests/authoring.rs (run beside the others)"; cat target/authoring-tests.log; \
+	  [ $$rc -eq 0 ] && [ $$brc -eq 0 ] && [ $$arc -eq 0 ]
 
 ## demo: build, make sure an isolated engine runs, then list actions and run a few
 demo: build
