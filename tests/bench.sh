@@ -36,14 +36,16 @@ hf() { hyperfine -N --style none --warmup 10 "$@" 2>/dev/null >/dev/null; }
 # RUNS runs per command, the commands' order reversed every other block, so that a phase of
 # this shared machine (another process, writeback) falls on every command alike rather than on
 # whichever ran then; $work/NAME.json gets every run's time and the medians, commands in order.
+# HFI_WARMUP (2) warm-up runs per command and block; HFI_PREPARE, a command run before each run.
 hfi() {
     local name=$1 rounds=$2 runs=$3 i j
     shift 3
-    local fwd=("$@") rev=()
+    local fwd=("$@") rev=() opts=(-N --warmup "${HFI_WARMUP:-2}")
+    [[ -n ${HFI_PREPARE:-} ]] && opts=(--warmup "${HFI_WARMUP:-2}" --prepare "$HFI_PREPARE")
     for ((j = $#; j > 0; j--)); do rev+=("${!j}"); done
     for ((i = 0; i < rounds; i++)); do
         if ((i % 2)); then set -- "${rev[@]}"; else set -- "${fwd[@]}"; fi
-        hyperfine -N --style none --warmup 2 --runs "$runs" --export-json "$work/$name.$i.json" "$@" >/dev/null 2>&1
+        hyperfine --style none "${opts[@]}" --runs "$runs" --export-json "$work/$name.$i.json" "$@" >/dev/null 2>&1
     done
     python3 - "$work" "$name" "$rounds" "${fwd[@]}" <<'PY'
 import json, statistics, sys
@@ -97,18 +99,18 @@ if [[ -n $docker_cli ]]; then
     cid=$("$docker_cli" -H "$host" create --network none "$img" sh -c 'dd if=/dev/urandom of=/big bs=1048576 count=1024 2>/dev/null')
     "$docker_cli" -H "$host" start -a "$cid" >/dev/null
     # Each run starts with no file and no dirty pages, so writeback of the previous run's
-    # gigabyte does not throttle the next one.
-    hyperfine --style none --warmup 1 --runs 5 --export-json "$work/export.json" \
-        --prepare "rm -f $work/docker.tar $work/berth.tar; sync" \
+    # gigabyte does not throttle the next one; the two commands alternate in short blocks
+    # (hfi), so that a slow phase of the machine's disk falls on both alike.
+    "$docker_cli" -H "$host" export -o "$work/docker.tar" "$cid"
+    HFI_WARMUP=0 HFI_PREPARE="rm -f $work/docker.tar $work/berth.tar $work/bundle.tar; sync" hfi export 4 2 \
         "$docker_cli -H $host export -o $work/docker.tar $cid" \
-        "$berth run container.export id=$cid --out $work/berth.tar" >/dev/null 2>&1
+        "$berth run container.export id=$cid --out $work/berth.tar"
     rss=$(/usr/bin/time -f %M "$berth" run container.export "id=$cid" --out "$work/berth.tar" 2>&1 >/dev/null | tail -n1)
     size=$(stat -c %s "$work/berth.tar")
     # The forensic bundle of the same container: the export plus everything else, in one tar.
-    hyperfine --style none --warmup 1 --runs 5 --export-json "$work/bundle.json" \
-        --prepare "rm -f $work/docker.tar $work/bundle.tar; sync" \
+    HFI_WARMUP=0 HFI_PREPARE="rm -f $work/docker.tar $work/berth.tar $work/bundle.tar; sync" hfi bundle 4 2 \
         "$docker_cli -H $host export -o $work/docker.tar $cid" \
-        "$berth run response.forensic-bundle container=$cid --out $work/bundle.tar" >/dev/null 2>&1
+        "$berth run response.forensic-bundle container=$cid --out $work/bundle.tar"
     bundle_rss=$(/usr/bin/time -f %M "$berth" run response.forensic-bundle "container=$cid" --out "$work/bundle.tar" 2>&1 >/dev/null | tail -n1)
     python3 - "$work" "$rss" "$size" "$bundle_rss" <<'PY'
 import json, sys
