@@ -304,6 +304,10 @@ wrk -t2 -c32 -d10s "http://127.0.0.1:$wrk_port/_ping" >"$wrk_dir/engine32.txt"
 wrk -t2 -c32 -d10s -s "$wrk_dir/post.lua" "http://127.0.0.1:$serve_port/v1/actions/system.ping" >"$wrk_dir/berth32.txt"
 wrk -t1 -c1 -d10s --latency "http://127.0.0.1:$wrk_port/_ping" >"$wrk_dir/engine1.txt"
 wrk -t1 -c1 -d10s --latency -s "$wrk_dir/post.lua" "http://127.0.0.1:$serve_port/v1/actions/system.ping" >"$wrk_dir/berth1.txt"
+# berth serve's own HTTP, with no engine call and no sandbox: what any served action pays
+# before it does anything, so a floor under the added latency and a ceiling on throughput.
+wrk -t2 -c32 -d5s "http://127.0.0.1:$serve_port/healthz" >"$wrk_dir/healthz32.txt"
+wrk -t1 -c1 -d5s --latency "http://127.0.0.1:$serve_port/healthz" >"$wrk_dir/healthz1.txt"
 python3 - "$wrk_dir" <<'PY'
 import re, sys
 w = sys.argv[1]
@@ -326,6 +330,9 @@ le, lb = lat("engine1"), lat("berth1")
 a50, a99 = lb["50"] - le["50"], lb["99"] - le["99"]
 print(f"  one connection: engine p50 {le['50']:.0f} µs p99 {le['99']:.0f} µs; berth serve p50 {lb['50']:.0f} µs p99 {lb['99']:.0f} µs")
 print(f"  added latency                                        p50 {a50:.0f} µs   p99 {a99:.0f} µs   target p50 <= 50, p99 <= 250   {'PASS' if a50 <= 50 and a99 <= 250 else 'MISS'}")
+(h, _), lh = rps("healthz32"), lat("healthz1")
+print(f"  berth serve's HTTP alone (GET /healthz: no engine call, no sandbox), the floor under both figures:")
+print(f"    one connection p50 {lh['50']:.0f} µs p99 {lh['99']:.0f} µs; 32 connections {h:.0f} req/s = {h / e:.2f}x the engine's _ping")
 PY
 kill "$serve_pid" 2>/dev/null || true
 
