@@ -342,27 +342,39 @@ async fn next_data(body: &mut Body, idle: Duration, what: &str) -> Result<Option
 }
 
 /// A streamed body's way to a file: its bytes are copied into a buffer of at most `cap`
-/// bytes, and each full buffer is handed to jobs on the blocking pool (writing to the file,
-/// hashing the body, and for a tar member hashing the tar too) while the next one fills. The
-/// jobs run one buffer behind the reader and in order; the file and the hashers travel with
-/// them and come back. Two buffers in all, reused.
+/// bytes, and each full buffer is handed to one job on the blocking pool while the next one
+/// fills. The job walks the buffer in [`SLICE_BYTES`] slices and does everything to a slice
+/// while it is in the core's cache: for a tar member it hashes the tar (header, data,
+/// padding), it hashes the body, and it writes the slice to the file. Read once from memory
+/// instead of once per hasher and once for the write, a gigabyte costs about a second less
+/// of CPU (most of it the kernel's copy out of a buffer no longer in cache). The job runs
+/// one buffer behind the reader; the file and the hashers travel with it and come back. Two
+/// buffers in all, reused.
 ///
 /// Frames are copied, never kept: a frame is a slice of the connection's read buffer (256
 /// KiB), so keeping small frames until a buffer's worth arrived would keep a read buffer per
 /// frame alive — tens of MiB when the engine's writes come in small pieces.
 struct Jobs {
-    file: Option<std::fs::File>,
-    /// The tar's hasher, for tar members (`None` for a plain artifact, where the file is the body).
-    tar_hash: Option<Sha256>,
-    body_hash: Option<Sha256>,
-    writing: Option<tokio::task::JoinHandle<std::io::Result<std::fs::File>>>,
-    hashing: Option<tokio::task::JoinHandle<Sha256>>,
-    summing: Option<tokio::task::JoinHandle<Sha256>>,
-    /// The buffer filling now, and the one the jobs are on (back for reuse once they are through).
+    /// The file and the hashers, here while no job holds them.
+    state: Option<JobState>,
+    /// The job in flight gives back its buffer with the file and the hashers.
+    job: Option<tokio::task::JoinHandle<(Vec<u8>, std::io::Result<JobState>)>>,
+    /// The buffer filling now, and the last one a job gave back (to fill next).
     part: Vec<u8>,
-    in_flight: Option<std::sync::Arc<Vec<u8>>>,
+    spare: Vec<u8>,
     cap: usize,
 }
+
+struct JobState {
+    file: std::fs::File,
+    /// The tar's hasher, for tar members (`None` for a plain artifact, where the file is the body).
+    tar_hash: Option<Sha256>,
+    body_hash: Sha256,
+}
+
+/// Bytes a job hashes and writes at a time: small enough to stay in a core's L2 cache
+/// between the hashers and the write.
+const SLICE_BYTES: usize = 128 << 10;
 
 fn joined(e: tokio::task::JoinError) -> String {
     format!("the artifact writer failed: {e}")
@@ -370,7 +382,7 @@ fn joined(e: tokio::task::JoinError) -> String {
 
 impl Jobs {
     fn new(file: std::fs::File, tar_hash: Option<Sha256>, cap: usize) -> Self {
-        Jobs { file: Some(file), tar_hash, body_hash: Some(Sha256::new()), writing: None, hashing: None, summing: None, part: Vec::new(), in_flight: None, cap }
+        Jobs { state: Some(JobState { file, tar_hash, body_hash: Sha256::new() }), job: None, part: Vec::new(), spare: Vec::new(), cap }
     }
 
     fn is_full(&self) -> bool {
@@ -393,73 +405,59 @@ impl Jobs {
         self.part.extend_from_slice(&data.split_to(n));
     }
 
-    /// Waits for the jobs in flight; the file and the hashers are back.
+    /// Waits for the job in flight; the file and the hashers are back.
     async fn idle(&mut self) -> Result<(), String> {
-        if let Some(job) = self.writing.take() {
-            self.file = Some(job.await.map_err(joined)?.map_err(|e| format!("writing the artifact failed: {e}"))?);
-        }
-        if let Some(job) = self.hashing.take() {
-            self.tar_hash = Some(job.await.map_err(joined)?);
-        }
-        if let Some(job) = self.summing.take() {
-            self.body_hash = Some(job.await.map_err(joined)?);
+        if let Some(job) = self.job.take() {
+            let (buf, done) = job.await.map_err(joined)?;
+            self.spare = buf;
+            self.state = Some(done.map_err(|e| format!("writing the artifact failed: {e}"))?);
         }
         Ok(())
     }
 
-    /// Hands the filled buffer to the jobs once the previous one is through, as a tar
-    /// member named `member` (header, data, padding) or as plain bytes; returns the bytes it
-    /// adds to the file. The buffer the jobs gave back fills next.
+    /// Hands the filled buffer to a job once the previous one is through, as a tar member
+    /// named `member` (header, data, padding) or as plain bytes; returns the bytes it adds
+    /// to the file. The buffer the job gave back fills next.
     async fn emit(&mut self, member: Option<&str>) -> Result<u64, String> {
         self.idle().await?;
-        // The jobs dropped their handles on the last buffer: it takes the next one.
-        let spare = match self.in_flight.take().map(std::sync::Arc::try_unwrap) {
-            Some(Ok(mut buf)) => {
-                buf.clear();
-                buf
-            }
-            _ => Vec::new(),
-        };
-        let data = std::sync::Arc::new(std::mem::replace(&mut self.part, spare));
-        self.in_flight = Some(data.clone());
+        let mut spare = std::mem::take(&mut self.spare);
+        spare.clear();
+        let data = std::mem::replace(&mut self.part, spare);
         let len = data.len();
         let (header, pad) = match member {
             Some(name) => (Some(*tar_header(name, len as u64)?.as_bytes()), (512 - len % 512) % 512),
             None => (None, 0),
         };
-        let mut file = self.file.take().expect("idle");
-        let for_write = data.clone();
-        self.writing = Some(tokio::task::spawn_blocking(move || {
+        let mut st = self.state.take().expect("idle");
+        assert_eq!(header.is_some(), st.tar_hash.is_some(), "a tar member's job hashes the tar");
+        self.job = Some(tokio::task::spawn_blocking(move || {
             use std::io::Write;
-            if let Some(h) = &header {
-                file.write_all(h)?;
-            }
-            file.write_all(&for_write)?;
-            file.write_all(&[0u8; 512][..pad])?;
-            Ok(file)
-        }));
-        if let Some(h) = header {
-            let mut tar_hash = self.tar_hash.take().expect("a tar member's jobs hash the tar");
-            let for_tar = data.clone();
-            self.hashing = Some(tokio::task::spawn_blocking(move || {
-                tar_hash.update(h);
-                tar_hash.update(&*for_tar);
-                tar_hash.update(&[0u8; 512][..pad]);
-                tar_hash
-            }));
-        }
-        let mut body_hash = self.body_hash.take().expect("idle");
-        self.summing = Some(tokio::task::spawn_blocking(move || {
-            body_hash.update(&*data);
-            body_hash
+            let tar_bytes = |st: &mut JobState, bytes: &[u8]| -> std::io::Result<()> {
+                if let Some(h) = &mut st.tar_hash {
+                    h.update(bytes);
+                }
+                st.file.write_all(bytes)
+            };
+            let done = (|| {
+                if let Some(h) = &header {
+                    tar_bytes(&mut st, h)?;
+                }
+                for slice in data.chunks(SLICE_BYTES) {
+                    st.body_hash.update(slice);
+                    tar_bytes(&mut st, slice)?;
+                }
+                tar_bytes(&mut st, &[0u8; 512][..pad])
+            })();
+            (data, done.map(|()| st))
         }));
         Ok((header.map_or(0, |_| 512) + len + pad) as u64)
     }
 
-    /// Waits for the last jobs: the file, the tar's hasher (if a tar) and the body's.
+    /// Waits for the last job: the file, the tar's hasher (if a tar) and the body's.
     async fn settle(mut self) -> Result<(std::fs::File, Option<Sha256>, Sha256), String> {
         self.idle().await?;
-        Ok((self.file.expect("idle"), self.tar_hash, self.body_hash.expect("idle")))
+        let st = self.state.expect("idle");
+        Ok((st.file, st.tar_hash, st.body_hash))
     }
 }
 
