@@ -40,8 +40,9 @@ hf() { hyperfine -N --style none --warmup 10 "$@" 2>/dev/null >/dev/null; }
 hfi() {
     local name=$1 rounds=$2 runs=$3 i j
     shift 3
-    local fwd=("$@") rev=() opts=(-N --warmup "${HFI_WARMUP:-2}")
-    [[ -n ${HFI_PREPARE:-} ]] && opts=(--warmup "${HFI_WARMUP:-2}" --prepare "$HFI_PREPARE")
+    local fwd=("$@") rev=() opts=(--warmup "${HFI_WARMUP:-2}")
+    # A prepare command needs a shell (hyperfine's -N runs it without one).
+    if [[ -n ${HFI_PREPARE:-} ]]; then opts+=(--prepare "$HFI_PREPARE"); else opts+=(-N); fi
     for ((j = $#; j > 0; j--)); do rev+=("${!j}"); done
     for ((i = 0; i < rounds; i++)); do
         if ((i % 2)); then set -- "${rev[@]}"; else set -- "${fwd[@]}"; fi
@@ -102,13 +103,14 @@ if [[ -n $docker_cli ]]; then
     # gigabyte does not throttle the next one; the two commands alternate in short blocks
     # (hfi), so that a slow phase of the machine's disk falls on both alike.
     "$docker_cli" -H "$host" export -o "$work/docker.tar" "$cid"
-    HFI_WARMUP=0 HFI_PREPARE="rm -f $work/docker.tar $work/berth.tar $work/bundle.tar; sync" hfi export 4 2 \
+    fresh="rm -f $work/docker.tar $work/berth.tar $work/bundle.tar; sync"
+    HFI_WARMUP=0 HFI_PREPARE=$fresh hfi export 4 2 \
         "$docker_cli -H $host export -o $work/docker.tar $cid" \
         "$berth run container.export id=$cid --out $work/berth.tar"
     rss=$(/usr/bin/time -f %M "$berth" run container.export "id=$cid" --out "$work/berth.tar" 2>&1 >/dev/null | tail -n1)
     size=$(stat -c %s "$work/berth.tar")
     # The forensic bundle of the same container: the export plus everything else, in one tar.
-    HFI_WARMUP=0 HFI_PREPARE="rm -f $work/docker.tar $work/berth.tar $work/bundle.tar; sync" hfi bundle 4 2 \
+    HFI_WARMUP=0 HFI_PREPARE=$fresh hfi bundle 4 2 \
         "$docker_cli -H $host export -o $work/docker.tar $cid" \
         "$berth run response.forensic-bundle container=$cid --out $work/bundle.tar"
     bundle_rss=$(/usr/bin/time -f %M "$berth" run response.forensic-bundle "container=$cid" --out "$work/bundle.tar" 2>&1 >/dev/null | tail -n1)

@@ -372,6 +372,31 @@ struct JobState {
     body_hash: Sha256,
 }
 
+impl JobState {
+    /// Hashes and writes a tar member (`header`, `data`, `pad` zeros) or plain `data`, one
+    /// [`SLICE_BYTES`] slice at a time: the body's hasher takes the data, the tar's hasher
+    /// everything that goes into the file.
+    fn write(&mut self, header: Option<&[u8]>, data: &[u8], pad: usize) -> std::io::Result<()> {
+        if let Some(h) = header {
+            self.put(h)?;
+        }
+        for slice in data.chunks(SLICE_BYTES) {
+            self.body_hash.update(slice);
+            self.put(slice)?;
+        }
+        self.put(&[0u8; 512][..pad])
+    }
+
+    /// Bytes that go into the file as they are: into the tar's hash (if a tar) and the file.
+    fn put(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        use std::io::Write;
+        if let Some(h) = &mut self.tar_hash {
+            h.update(bytes);
+        }
+        self.file.write_all(bytes)
+    }
+}
+
 /// Bytes a job hashes and writes at a time: small enough to stay in a core's L2 cache
 /// between the hashers and the write.
 const SLICE_BYTES: usize = 128 << 10;
@@ -431,23 +456,7 @@ impl Jobs {
         let mut st = self.state.take().expect("idle");
         assert_eq!(header.is_some(), st.tar_hash.is_some(), "a tar member's job hashes the tar");
         self.job = Some(tokio::task::spawn_blocking(move || {
-            use std::io::Write;
-            let tar_bytes = |st: &mut JobState, bytes: &[u8]| -> std::io::Result<()> {
-                if let Some(h) = &mut st.tar_hash {
-                    h.update(bytes);
-                }
-                st.file.write_all(bytes)
-            };
-            let done = (|| {
-                if let Some(h) = &header {
-                    tar_bytes(&mut st, h)?;
-                }
-                for slice in data.chunks(SLICE_BYTES) {
-                    st.body_hash.update(slice);
-                    tar_bytes(&mut st, slice)?;
-                }
-                tar_bytes(&mut st, &[0u8; 512][..pad])
-            })();
+            let done = st.write(header.as_ref().map(|h| &h[..]), &data, pad);
             (data, done.map(|()| st))
         }));
         Ok((header.map_or(0, |_| 512) + len + pad) as u64)
