@@ -93,10 +93,12 @@ fn discovery_uses_the_index_and_loads_only_the_owner() {
         std::fs::copy(hostile_wasm(), b.actions.path().join("system.wasm")).unwrap();
         let r3 = runtime(cache.path());
         let c3 = r3.discover(b.actions.path()).await.unwrap();
-        assert!(c3.action("test.spin").is_some(), "the replaced component was described again");
-        // It declares what another component already owns: refused alone, the owner stays.
+        // It declares the family another file holds: both are refused, each naming both.
         assert!(c3.action("system.ping").is_none(), "system.wasm no longer holds the system family");
-        assert!(c3.skipped.iter().any(|(p, why)| p.ends_with("test.wasm") && why.contains("declared by two components")), "{:?}", c3.skipped);
+        assert!(c3.action("test.spin").is_none(), "two files declare the test family: neither is loaded");
+        for f in ["test.wasm", "system.wasm"] {
+            assert!(c3.skipped.iter().any(|(p, why)| p.ends_with(f) && why.contains("family 'test' is declared by")), "{f}: {:?}", c3.skipped);
+        }
     });
 }
 

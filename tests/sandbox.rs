@@ -86,16 +86,18 @@ fn corrupt_wasm_is_skipped_with_a_warning() {
 }
 
 #[test]
-fn a_component_declaring_an_owned_action_is_refused_alone() {
+fn files_declaring_the_same_family_are_all_refused_and_named() {
+    // Never settled by file order: both copies are refused, each naming both files; the
+    // other families keep working.
     let b = Berth::with(&[("a-system.wasm", system_wasm()), ("b-system.wasm", system_wasm()), ("test.wasm", hostile_wasm())]);
     let r = b.run(&["actions", "-o", "pretty"]);
     r.expect_code(0);
-    assert!(r.stderr.contains("declared by two components") && r.stderr.contains("a-system.wasm") && r.stderr.contains("b-system.wasm"), "{r:#?}");
-    // The listing names the skipped component and why; the others keep working.
+    assert!(r.stderr.contains("family 'system' is declared by") && r.stderr.contains("a-system.wasm") && r.stderr.contains("b-system.wasm"), "{r:#?}");
     let skipped = r.stdout.split("SKIPPED COMPONENTS").nth(1).unwrap_or_else(|| panic!("no skipped section: {r:#?}"));
-    assert!(skipped.contains("b-system.wasm") && skipped.contains("is skipped"), "{r:#?}");
-    assert!(r.stdout.contains("system.ping") && r.stdout.contains("test.raw"), "{r:#?}");
-    b.run(&["run", "system.ping"]).ok();
+    assert!(skipped.contains("a-system.wasm") && skipped.contains("b-system.wasm") && skipped.contains("each is refused"), "{r:#?}");
+    assert!(r.stdout.contains("test.raw"), "{r:#?}");
+    b.run(&["run", "system.ping"]).expect_code(2);
+    b.run(&["run", "test.raw", "method=GET", "path=/_ping"]).ok();
 }
 
 #[test]

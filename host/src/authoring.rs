@@ -122,7 +122,7 @@ fn check_names(f: &FamilyInfo) -> anyhow::Result<()> {
     let known: std::collections::HashSet<&str> = crate::policy::routes::table().iter().map(|r| r.operation).collect();
     for a in &f.actions {
         let alias = a.name.contains(' ');
-        if !alias && !a.name.strip_prefix(&f.name).is_some_and(|rest| rest.starts_with('.') && rest.len() > 1) {
+        if !alias && !crate::runtime::discovery::owns(&f.name, &a.name) {
             anyhow::bail!("action '{}' is not prefixed with its family name ('{}.…')", a.name.escape_debug(), f.name);
         }
         if a.name.chars().any(|c| c.is_control()) {
@@ -165,13 +165,17 @@ pub struct Installed {
 
 /// Checks `file`, then copies it into `dir` as `<family>.wasm` (atomically: a temp file
 /// renamed into place), precompiles it into the cache and refreshes the discovery index.
-pub async fn install(runtime: &Runtime, file: &Path, dir: &Path) -> anyhow::Result<Installed> {
+/// A family already installed is replaced only when `replace` says so.
+pub async fn install(runtime: &Runtime, file: &Path, dir: &Path, replace: bool) -> anyhow::Result<Installed> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create the actions directory {}", dir.display()))?;
     let installed = runtime.discover(dir).await?;
     let (report, bytes) = check(runtime, file, &installed, dir).await?;
     let dest = dir.join(format!("{}.wasm", report.family.name));
     let replaced = dest.exists();
     let same_file = std::fs::canonicalize(&dest).ok().zip(std::fs::canonicalize(file).ok()).is_some_and(|(a, b)| a == b);
+    if replaced && !same_file && !replace {
+        anyhow::bail!("family '{}' is already installed as {}; give --replace to replace it", report.family.name, dest.display());
+    }
     if !same_file {
         cache::atomic_write(&dest, &[&bytes]).with_context(|| format!("cannot write {}", dest.display()))?;
     }

@@ -156,9 +156,14 @@ pub enum Command {
     /// Check a component, copy it into the actions directory (atomically), precompile it and
     /// print its sha256 for tenant pins.
     Install {
+        /// The component (.wasm) to check and install.
         file: PathBuf,
+        /// Print the check and the install as JSON.
         #[arg(long)]
         json: bool,
+        /// Replace an installed family of the same name (otherwise refused).
+        #[arg(long)]
+        replace: bool,
     },
     /// Scaffold a new action family that builds and passes its own test.
     New {
@@ -386,7 +391,7 @@ async fn run_cli(cli: Cli, parts: impl FnOnce() -> anyhow::Result<crate::runtime
                 Ok(1)
             }
         },
-        Command::Install { ref file, json } => match crate::authoring::install(runtime, file, &dir).await {
+        Command::Install { ref file, json, replace } => match crate::authoring::install(runtime, file, &dir, replace).await {
             Ok(done) => {
                 if json || format == OutputFormat::Json {
                     println!("{}", serde_json::to_string_pretty(&done).expect("serialises"));

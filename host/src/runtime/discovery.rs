@@ -2,7 +2,7 @@
 //! cache and the index), within caps, with broken components quarantined and clashing ones
 //! refused alone.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
@@ -221,19 +221,33 @@ impl Runtime {
             }
             self.cache.write_index(&index);
         }
-        // A component declaring an action another one already owns is refused alone; the
-        // others keep working.
+        // What is not a component's own is refused, and never settled by file order: an
+        // action outside its family's prefix refuses its component; two files declaring the
+        // same family, or the same action, are all refused and named.
         let components = std::mem::take(&mut catalog.components);
-        for comp in components {
-            let clash = comp.family.action_names().iter().find_map(|a| catalog.actions.get(a).map(|&(other, _)| (a.clone(), other)));
-            if let Some((name, other)) = clash {
-                let why = format!(
-                    "action '{name}' is declared by two components: {} and {}; {} is skipped",
-                    catalog.components[other].path.display(),
-                    comp.path.display(),
-                    comp.path.display()
-                );
-                tracing::warn!("{why}");
+        let mut owners: HashMap<&str, Vec<usize>> = HashMap::new();
+        let mut family_files: HashMap<&str, Vec<usize>> = HashMap::new();
+        let mut refused: Vec<Option<String>> = components.iter().map(|c| unprefixed(&c.family)).collect();
+        for (i, c) in components.iter().enumerate() {
+            family_files.entry(c.family.name.as_str()).or_default().push(i);
+            for a in c.family.action_names() {
+                owners.entry(a.as_str()).or_default().push(i);
+            }
+        }
+        let files = |ix: &[usize]| ix.iter().map(|&i| components[i].path.display().to_string()).collect::<Vec<_>>().join(" and ");
+        for (family, ix) in family_files.iter().filter(|(_, ix)| ix.len() > 1) {
+            for &i in ix {
+                refused[i].get_or_insert_with(|| format!("family '{family}' is declared by {}; each is refused until one remains", files(ix)));
+            }
+        }
+        for (action, ix) in owners.iter().filter(|(_, ix)| ix.len() > 1) {
+            for &i in ix {
+                refused[i].get_or_insert_with(|| format!("action '{action}' is declared by {}; each is refused until one remains", files(ix)));
+            }
+        }
+        for (comp, why) in components.into_iter().zip(refused) {
+            if let Some(why) = why {
+                tracing::warn!(path = %comp.path.display(), "{why}");
                 catalog.skipped.push((comp.path.clone(), why));
                 continue;
             }
@@ -322,6 +336,23 @@ fn check_describe_caps(f: &wit::FamilyInfo) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Prefixes a family owns besides its name: the Engine API's exec operations belong to the
+/// container family.
+const MORE_PREFIXES: &[(&str, &str)] = &[("container", "exec")];
+
+/// Whether `action` is `<prefix>.<name>` for one of `family`'s prefixes.
+pub(crate) fn owns(family: &str, action: &str) -> bool {
+    let under = |p: &str| action.strip_prefix(p).is_some_and(|rest| rest.starts_with('.') && rest.len() > 1);
+    under(family) || MORE_PREFIXES.iter().any(|(f, p)| *f == family && under(p))
+}
+
+/// Why a family may not be loaded because it declares an action outside its own prefix
+/// (`<family>.<name>`; SOAR display aliases, names with a space, excepted).
+fn unprefixed(f: &Family) -> Option<String> {
+    let bad = f.action_names().iter().find(|a| !a.contains(' ') && !owns(&f.name, a))?;
+    Some(format!("family '{}' declares action '{}', outside its prefix '{}.'", f.name, bad.escape_debug(), f.name))
+}
+
 pub(crate) fn validate_family(f: &FamilyInfo) -> anyhow::Result<()> {
     if f.name.is_empty() {
         anyhow::bail!("the family has no name");
@@ -390,3 +421,26 @@ impl From<wit::FamilyInfo> for FamilyInfo {
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn family(name: &str, actions: &[&str]) -> Family {
+        let json = serde_json::json!({"name": name, "version": "1", "actions": actions.iter().map(|a| serde_json::json!({
+            "name": a, "summary": "", "kind": "investigate", "read_only": true, "params": [], "output": []
+        })).collect::<Vec<_>>()});
+        Family::parsed(serde_json::from_value(json).unwrap())
+    }
+
+    #[test]
+    fn actions_outside_the_family_prefix_refuse_their_component() {
+        assert_eq!(unprefixed(&family("system", &["system.ping", "system.info", "test connectivity"])), None);
+        let why = unprefixed(&family("clash", &["clash.a", "system.info"])).unwrap();
+        assert!(why.contains("'system.info', outside its prefix 'clash.'"), "{why}");
+        assert!(unprefixed(&family("sys", &["system.info"])).is_some(), "a prefix of the family name is not enough");
+        assert!(unprefixed(&family("system", &["system."])).is_some());
+        assert_eq!(unprefixed(&family("container", &["container.list", "exec.start"])), None, "exec belongs to the container family");
+        assert!(unprefixed(&family("clash", &["exec.start"])).is_some());
+    }
+}
