@@ -228,6 +228,11 @@ impl EngineClient {
         self.throttle = Some(Throttle { limits, rate, connections, waited, refused });
     }
 
+    /// How long a request may wait for the engine's rate or a connection (server mode).
+    pub fn max_wait(&self) -> Duration {
+        self.throttle.as_ref().map(|t| t.limits.max_wait).unwrap_or(EngineLimits::default().max_wait)
+    }
+
     /// `unix`, `tcp`, `tls` or `ssh`.
     pub fn transport_kind(&self) -> &'static str {
         self.transport.kind()

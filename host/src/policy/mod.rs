@@ -16,7 +16,10 @@
 //!
 //! Tenant-level checks (the action allowlist, pins, the read-only flag) are in [`tenant`].
 
+pub mod canonical;
+pub mod dockerfile;
 pub mod globs;
+pub mod reference;
 pub mod routes;
 pub mod rules;
 pub mod tenant;
@@ -110,6 +113,9 @@ pub struct Admitted {
     pub query: Vec<(String, String)>,
     /// The registry to attach `X-Registry-Auth` for: the one the request itself goes to.
     pub registry: Option<String>,
+    /// Safe defaults applied where the request was silent ("field: value (why)"), for the
+    /// action's result.
+    pub applied: Vec<String>,
 }
 
 /// Query keys the engine reads as lists, per route.
@@ -121,41 +127,43 @@ fn q<'a>(query: &'a [(String, String)], key: &str) -> Option<&'a str> {
     query.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
-/// The registry host of an image reference, as the docker CLI reads it.
+/// The registry host of an image reference, as the engine reads it.
 pub fn registry_of(image: &str) -> String {
-    let r = match image.split_once('/') {
-        Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => first,
-        _ => "docker.io",
+    let r = match reference::Reference::parse(image) {
+        Ok(r) => r.domain,
+        Err(_) => match image.split_once('/') {
+            Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => first.to_string(),
+            _ => reference::DEFAULT_DOMAIN.to_string(),
+        },
     };
-    crate::credentials::normalize(r)
+    crate::credentials::normalize(&r)
 }
 
-/// Image references a repo/tag pair may name. Engines differ on `repo=name:t1&tag=t2`
-/// (`name:t2` or `name:t1`), so every reading is checked: `name:tag`, `name:own_tag`, and
-/// `name:latest` when neither is given. Digests are kept whole.
-fn destinations(repo: &str, tag: Option<&str>) -> Vec<String> {
+/// Image references a repo/tag pair may name, normalised as the engine normalises them.
+/// Engines differ on `repo=name:t1&tag=t2` (`name:t2` or `name:t1`), so every reading is
+/// checked: `name:tag`, `name:own_tag`, and `name:latest` when neither is given. A digest
+/// is kept whole. A reference the engine would refuse is refused here, naming `field`.
+fn destinations(field: &str, repo: &str, tag: Option<&str>) -> Result<Vec<String>, Refusal> {
+    let r = reference::Reference::parse(repo).map_err(|e| Refusal::Invalid(format!("{field}: {e}")))?;
     let mut out: Vec<String> = Vec::new();
-    let (name, own) = match repo.rsplit_once(':') {
-        Some((n, t)) if !t.contains('/') && !repo.contains('@') => (n, Some(t)),
-        _ => (repo, None),
-    };
-    if repo.contains('@') {
-        out.push(repo.to_string());
+    if r.digest.is_some() {
+        out.push(r.familiar());
     }
-    for t in [tag.filter(|t| !t.is_empty()), own].into_iter().flatten() {
-        out.push(format!("{name}:{t}"));
+    let name = r.familiar_name();
+    for t in [tag.filter(|t| !t.is_empty()), r.tag.as_deref()].into_iter().flatten() {
+        let d = format!("{name}:{t}");
+        reference::Reference::parse(&d).map_err(|e| Refusal::Invalid(format!("{field}: {e}")))?;
+        out.push(d);
     }
     if out.is_empty() {
         out.push(format!("{name}:latest"));
     }
     out.dedup();
-    out
+    Ok(out)
 }
 
 fn seg(s: &str) -> String {
-    let mut out = String::new();
-    routes::encode_segment(s, &mut out);
-    out
+    routes::segment(s)
 }
 
 /// Operations an action may call without declaring them: they only tell who the engine is.
@@ -194,11 +202,14 @@ impl Policy {
                 )));
             }
         }
+        if self.policed() {
+            canonical_body(&m, body)?;
+        }
         let mut query = req.query;
         let registry = self.registry_for(&m, &query, body, req.registry, req.auth_body_registry)?;
-        let mut gate = Gate { policy: self, insp, scope: self.label_scope.clone() };
+        let mut gate = Gate { policy: self, insp, scope: self.label_scope.clone(), applied: Vec::new() };
         let path = gate.check(&m, &mut query, body).await?;
-        Ok(Admitted { path, query, registry })
+        Ok(Admitted { path, query, registry, applied: gate.applied })
     }
 
     /// The registry a request goes to, derived from the request itself; a guest's `registry`
@@ -236,11 +247,31 @@ impl Policy {
     }
 }
 
+impl Policy {
+    /// Whether requests are policed at all (a label scope or an engine policy).
+    pub fn policed(&self) -> bool {
+        self.label_scope.is_some() || !self.rules.open
+    }
+
+    /// Checks a container as the engine stored it after a create (see
+    /// [`EnginePolicy::verify_container`]), and its scope label.
+    pub fn verify_container(&self, stored: &Value) -> Result<(), String> {
+        self.rules.verify_container(stored, self.engine_socket.as_deref())?;
+        if let Some((key, value)) = &self.label_scope {
+            if stored["Config"]["Labels"][key.as_str()].as_str() != Some(value.as_str()) {
+                return Err(format!("Labels as stored by the engine: the scope label {key}={value} is missing"));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The per-request state of a check.
 struct Gate<'p, 'i, I> {
     policy: &'p Policy,
     insp: &'i mut I,
     scope: Option<(String, String)>,
+    applied: Vec<String>,
 }
 
 /// The kinds of object the gate can look up.
@@ -295,6 +326,23 @@ fn json_body(body: &OutBody, what: &str, empty_ok: bool) -> Result<Value, Refusa
     }
 }
 
+/// A policed tenant's JSON body, decoded as the engine will decode it and re-encoded: what the
+/// gate checks next is exactly what the engine receives ([`canonical`]).
+fn canonical_body(m: &Matched, body: &mut OutBody) -> Result<(), Refusal> {
+    let Some(node) = canonical::schema(m.route.method.as_str(), m.route.template) else { return Ok(()) };
+    let op = m.route.operation;
+    match body {
+        OutBody::Empty => Ok(()),
+        OutBody::Bytes(b) if b.is_empty() => Ok(()),
+        OutBody::Bytes(b) => {
+            let v = canonical::decode(node, b).map_err(|e| Refusal::Denied(format!("{op} body: {e}")))?;
+            set_body(body, &v);
+            Ok(())
+        }
+        OutBody::Stream(_) => Err(Refusal::Denied(format!("{op}: a JSON body is sent whole, not streamed"))),
+    }
+}
+
 fn set_body(body: &mut OutBody, v: &Value) {
     *body = OutBody::Bytes(Bytes::from(v.to_string()));
 }
@@ -327,6 +375,7 @@ impl<I: Inspector> Gate<'_, '_, I> {
             ("POST", "/containers/create") => {
                 let mut v = json_body(body, "container create", false)?;
                 let refs = self.rules().container_create(&mut v, self.socket()).map_err(denied)?;
+                self.applied.extend(refs.applied.iter().cloned());
                 if scoped {
                     self.check_refs(&refs).await?;
                     self.force_label(&mut v, "Labels")?;
@@ -347,6 +396,15 @@ impl<I: Inspector> Gate<'_, '_, I> {
                 self.rules().exec_create(&v).map_err(denied)?;
                 Ok(m.path_with(Some(&id)))
             }
+            ("POST", "/containers/{id}/start" | "/containers/{id}/restart") if !self.rules().open => {
+                // What a bind's path names on the host may have changed since the create:
+                // checked again on the container the engine holds, at every start.
+                let id = self.object(Kind::Container, &param).await?;
+                if let Some(v) = self.lookup(Kind::Container, &id).await? {
+                    self.rules().recheck_binds(&v["HostConfig"], self.socket()).map_err(denied)?;
+                }
+                Ok(m.path_with(Some(&id)))
+            }
             (_, t) if t.starts_with("/containers/{id}") => {
                 let id = self.object(Kind::Container, &param).await?;
                 Ok(m.path_with(Some(&id)))
@@ -364,10 +422,19 @@ impl<I: Inspector> Gate<'_, '_, I> {
                 let volume = t == "/volumes/create";
                 let mut v = json_body(body, if volume { "volume create" } else { "network create" }, false)?;
                 if volume { self.rules().volume_create(&v) } else { self.rules().network_create(&v) }.map_err(denied)?;
+                if !volume && self.policy.policed() {
+                    // The engine lets two networks share a name; lookups by that name then
+                    // fail for the tenant that had it first.
+                    let name = v["Name"].as_str().unwrap_or("").to_string();
+                    if !name.is_empty() && self.lookup(Kind::Network, &name).await?.is_some() {
+                        return Err(Refusal::Denied(format!("Name: a network named or identified by '{name}' already exists")));
+                    }
+                    v["CheckDuplicate"] = json!(true);
+                }
                 if scoped {
                     self.force_label(&mut v, "Labels")?;
-                    set_body(body, &v);
                 }
+                set_body(body, &v);
                 Ok(m.path_with(None))
             }
             ("GET" | "DELETE", "/volumes/{name}") => {
@@ -408,6 +475,24 @@ impl<I: Inspector> Gate<'_, '_, I> {
                 }
                 Ok(m.path_with(None))
             }
+            ("POST", "/images/{name}/push") => {
+                // The engine pushes `name:tag`, the name's own tag, or, with neither, every
+                // tag of the repository: a scoped tenant's push is made explicit (`latest`).
+                let r = reference::Reference::parse(&param).map_err(|e| Refusal::Invalid(format!("name: {e}")))?;
+                let target = match q(query, "tag").filter(|t| !t.is_empty()) {
+                    Some(t) => format!("{}:{t}", r.familiar_name()),
+                    None if r.tag.is_some() || r.digest.is_some() => r.familiar(),
+                    None if scoped => {
+                        query.retain(|(k, _)| k != "tag");
+                        query.push(("tag".into(), "latest".into()));
+                        self.applied.push("tag: latest (a push without a tag pushes every tag of the repository)".into());
+                        format!("{}:latest", r.familiar_name())
+                    }
+                    None => param.clone(),
+                };
+                self.object(Kind::Image, &target).await?;
+                Ok(m.path_with(None))
+            }
             (_, "/images/{name}" | "/images/{name}/json" | "/images/{name}/history" | "/images/{name}/get" | "/images/{name}/push" | "/images/{name}/attestations") => {
                 self.object(Kind::Image, &param).await?;
                 Ok(m.path_with(None))
@@ -425,6 +510,13 @@ impl<I: Inspector> Gate<'_, '_, I> {
             ("POST", "/images/create") => {
                 if let Some(from) = q(query, "fromImage").filter(|s| !s.is_empty()).map(str::to_string) {
                     if scoped {
+                        // Without a tag the engine pulls every tag of the repository.
+                        let r = reference::Reference::parse(&from).map_err(|e| Refusal::Invalid(format!("fromImage: {e}")))?;
+                        if r.tag.is_none() && r.digest.is_none() && q(query, "tag").is_none_or(str::is_empty) {
+                            query.retain(|(k, _)| k != "tag");
+                            query.push(("tag".into(), "latest".into()));
+                            self.applied.push("tag: latest (a pull without a tag pulls every tag of the repository)".into());
+                        }
                         self.destinations("fromImage", &from, q(query, "tag")).await?;
                     }
                 } else {
@@ -662,7 +754,7 @@ impl<I: Inspector> Gate<'_, '_, I> {
     /// image outside the scope, nor a name reserved as a base image.
     async fn destinations(&mut self, field: &str, repo: &str, tag: Option<&str>) -> Result<(), Refusal> {
         let (key, value) = self.scope.clone().expect("scoped");
-        for dest in destinations(repo, tag) {
+        for dest in destinations(field, repo, tag)? {
             if self.rules().image_allowlisted(&dest) && field != "fromImage" {
                 return Err(Refusal::Denied(format!("{field}: {dest} is a base image name from the images allowlist; it cannot be overwritten")));
             }
@@ -745,20 +837,18 @@ impl<I: Inspector> Gate<'_, '_, I> {
         Ok(())
     }
 
-    /// `changes` may not set the scope key; a last `LABEL` sets it to the tenant's value.
+    /// `changes` may not set the scope key, and is read as the one Dockerfile the engine
+    /// parses ([`dockerfile`]); a last `LABEL`, on a line of its own, sets the key to the
+    /// tenant's value.
     fn force_changes_label(&self, query: &mut Vec<(String, String)>) -> Result<(), Refusal> {
         let (key, value) = self.scope.clone().expect("scoped");
-        for (k, v) in query.iter() {
-            if k == "changes" && rules::changes_set_label(v, &key) {
-                return Err(Refusal::Denied(format!("changes: a LABEL may not set the scope key '{key}'")));
-            }
-        }
+        let changes: Vec<&str> = query.iter().filter(|(k, _)| k == "changes").map(|(_, v)| v.as_str()).collect();
+        dockerfile::check_changes(&changes, &key).map_err(|e| Refusal::Denied(format!("changes: {e}")))?;
         query.push(("changes".into(), format!("LABEL {}={}", serde_json::to_string(&key).expect("str"), serde_json::to_string(&value).expect("str"))));
         Ok(())
     }
 }
 
-/// The methods the Engine API uses; anything else is refused as invalid.
 pub fn parse_method(m: &str) -> Result<Method, String> {
     match m.to_ascii_uppercase().as_str() {
         "GET" => Ok(Method::GET),
@@ -1049,10 +1139,15 @@ mod tests {
 
     #[test]
     fn destination_names() {
-        assert_eq!(destinations("fresh", Some("v9")), ["fresh:v9"]);
-        assert_eq!(destinations("fresh:v9", None), ["fresh:v9"]);
-        assert_eq!(destinations("fresh:v9", Some("x")), ["fresh:x", "fresh:v9"]);
-        assert_eq!(destinations("fresh:v9", Some("v9")), ["fresh:v9"]);
-        assert_eq!(destinations("reg:5000/a", None), ["reg:5000/a:latest"]);
+        let d = |r: &str, t: Option<&str>| destinations("repo", r, t).unwrap();
+        assert_eq!(d("fresh", Some("v9")), ["fresh:v9"]);
+        assert_eq!(d("fresh:v9", None), ["fresh:v9"]);
+        assert_eq!(d("fresh:v9", Some("x")), ["fresh:x", "fresh:v9"]);
+        assert_eq!(d("fresh:v9", Some("v9")), ["fresh:v9"]);
+        assert_eq!(d("reg:5000/a", None), ["reg:5000/a:latest"]);
+        assert_eq!(d("docker.io/library/fresh", None), ["fresh:latest"]);
+        assert_eq!(d("index.docker.io/team/app:2", None), ["team/app:2"]);
+        assert!(destinations("repo", "x:v9:v8", None).unwrap_err().message().starts_with("repo: 'x:v9:v8' is not a valid image reference"));
+        assert!(destinations("repo", "Fresh", None).is_err());
     }
 }

@@ -150,6 +150,13 @@ fn percent_decode(s: &str) -> Option<String> {
 /// What a path segment keeps unescaped: unreserved characters, `:` and `@`.
 const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~').remove(b':').remove(b'@');
 
+/// `s` encoded as one path segment ([`encode_segment`]).
+pub fn segment(s: &str) -> String {
+    let mut out = String::new();
+    encode_segment(s, &mut out);
+    out
+}
+
 /// Percent-encodes one path segment: everything but unreserved characters, `:` and `@`.
 pub fn encode_segment(s: &str, out: &mut String) {
     out.extend(percent_encoding::utf8_percent_encode(s, SEGMENT));

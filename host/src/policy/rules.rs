@@ -135,8 +135,18 @@ impl EnginePolicy {
 
     pub fn validate(&self) -> Result<(), String> {
         for p in &self.host_paths {
-            if !p.starts_with('/') || p.split('/').any(|s| s == ".." || s == ".") {
-                return Err(format!("host_paths: \"{p}\" must be an absolute path without . or .."));
+            let bare = p.strip_suffix(":ro").unwrap_or(p);
+            if !bare.starts_with('/') || bare.split('/').any(|s| s == ".." || s == ".") {
+                return Err(format!("host_paths: \"{p}\" must be an absolute path without . or .. (and an optional :ro)"));
+            }
+        }
+        let listed: Vec<HostPath> = self.host_paths.iter().map(|p| HostPath::parse(p)).collect();
+        for outer in listed.iter().filter(|o| !o.read_only) {
+            if let Some(inner) = listed.iter().find(|i| i.path != outer.path && under(&i.path, &outer.path)) {
+                return Err(format!(
+                    "host_paths: \"{}\" lies inside \"{}\", which a container could write through to replace it with a symlink (list the outer one with :ro, or neither)",
+                    inner.path, outer.path
+                ));
             }
         }
         if !(self.cpus >= 0.0 && self.cpus.is_finite()) || self.pids_limit < 0 {
@@ -152,36 +162,98 @@ impl EnginePolicy {
         self.registries.is_match(registry)
     }
 
+    /// Whether `image` is a base image of the allowlist, however it is spelled: the globs are
+    /// matched against the reference as the engine normalises it, in the docker CLI's form
+    /// (`busybox:latest`) and in full (`docker.io/library/busybox:latest`).
     pub fn image_allowlisted(&self, image: &str) -> bool {
-        let full = if image.contains(':') || image.contains('@') { image.to_string() } else { format!("{image}:latest") };
-        self.images.is_match(image) || self.images.is_match(&full)
+        match super::reference::Reference::parse(image) {
+            Ok(r) => {
+                let bare = (r.tag.is_none() && r.digest.is_none()).then(|| r.familiar_name());
+                r.with_default_tag().spellings().iter().chain(bare.as_ref()).any(|s| self.images.is_match(s))
+            }
+            Err(_) => false,
+        }
     }
 
-    /// Whether `source` (a host path) may be bind-mounted. The engine's socket, and any
-    /// directory holding it, never may.
-    pub fn host_path_allowed(&self, source: &str, engine_socket: Option<&str>) -> Result<(), String> {
+    /// Whether `source` (a host path) may be bind-mounted (`read_only`: the bind is). Only a
+    /// listed path itself may be, never a path below it: a tenant that can write into a
+    /// bound directory could turn a directory inside it into a symlink between the check and
+    /// the engine's mount. The engine's socket, and any directory holding it, never may.
+    pub fn host_path_allowed(&self, source: &str, engine_socket: Option<&str>, read_only: bool) -> Result<(), String> {
         if self.open {
             return Ok(());
         }
         let clean = clean_path(source).ok_or_else(|| format!("'{source}' must be an absolute path without . or .."))?;
-        let mut candidates = vec![clean.clone()];
         // Symlinks resolve on the engine's host; where that is this host, check the target too.
-        if let Ok(real) = std::fs::canonicalize(&clean) {
-            candidates.push(real.to_string_lossy().into_owned());
-        }
+        let real = std::fs::canonicalize(&clean).ok().map(|r| r.to_string_lossy().into_owned());
         let sockets = ["/var/run/docker.sock", "/run/docker.sock", "/run/containerd/containerd.sock"];
-        for c in &candidates {
+        for c in std::iter::once(&clean).chain(real.as_ref()) {
             for sock in sockets.iter().copied().chain(engine_socket) {
                 if under(sock, c) {
                     return Err(format!("'{source}' exposes the engine's socket {sock}"));
                 }
             }
-            if !self.host_paths.iter().any(|allowed| under(c, allowed)) {
-                return Err(format!("'{source}' is not under an allowed host path ({})", if self.host_paths.is_empty() { "none are allowed".to_string() } else { self.host_paths.join(", ") }));
+        }
+        let listed: Vec<HostPath> = self.host_paths.iter().map(|p| HostPath::parse(p)).collect();
+        let Some(entry) = listed.iter().find(|h| h.path == clean) else {
+            return Err(format!(
+                "'{source}' is not one of the allowed host paths ({}); only a listed path itself may be bound",
+                if listed.is_empty() { "none are allowed".to_string() } else { self.host_paths.join(", ") }
+            ));
+        };
+        if entry.read_only && !read_only {
+            return Err(format!("'{source}' may only be bound read-only"));
+        }
+        if let Some(real) = real.filter(|r| *r != clean) {
+            return Err(format!("'{source}' leads to {real} through a symlink"));
+        }
+        Ok(())
+    }
+
+    /// The binds of a container the engine holds (`HostConfig` of an inspect), checked again
+    /// before it starts: what a path names on the host can change after the create.
+    pub fn recheck_binds(&self, hc: &Value, engine_socket: Option<&str>) -> Result<(), String> {
+        for b in strings(hc.get("Binds"), "HostConfig.Binds")? {
+            if let Some((src, read_only)) = bind_source(b) {
+                if src.starts_with('/') {
+                    self.host_path_allowed(src, engine_socket, read_only).map_err(|e| denied("HostConfig.Binds", e))?;
+                }
+            }
+        }
+        for m in hc.get("Mounts").and_then(Value::as_array).into_iter().flatten() {
+            if m.get("Type").and_then(Value::as_str) == Some("bind") {
+                let src = m.get("Source").and_then(Value::as_str).unwrap_or("");
+                let ro = m.get("ReadOnly").and_then(Value::as_bool).unwrap_or(false);
+                self.host_path_allowed(src, engine_socket, ro).map_err(|e| denied("HostConfig.Mounts", e))?;
             }
         }
         Ok(())
     }
+}
+
+/// An entry of `host_paths`: `/srv/red`, or `/srv/red:ro` (read-only binds only).
+struct HostPath {
+    path: String,
+    read_only: bool,
+}
+
+impl HostPath {
+    fn parse(entry: &str) -> HostPath {
+        let (p, read_only) = match entry.strip_suffix(":ro") {
+            Some(p) => (p, true),
+            None => (entry, false),
+        };
+        HostPath { path: clean_path(p).unwrap_or_else(|| p.to_string()), read_only }
+    }
+}
+
+/// `src:dst[:opts]` → (src, read-only); `None` for an anonymous volume (`/dst`).
+fn bind_source(b: &str) -> Option<(&str, bool)> {
+    let mut parts = b.splitn(3, ':');
+    let src = parts.next().unwrap_or("");
+    parts.next()?;
+    let ro = parts.next().is_some_and(|o| o.split(',').any(|x| x == "ro"));
+    Some((src, ro))
 }
 
 /// `path` equals `dir` or lies below it (component-wise).
@@ -233,6 +305,8 @@ pub struct References {
     pub secrets: Vec<(String, String)>,
     /// (field, config id or name): services only
     pub configs: Vec<(String, String)>,
+    /// Safe defaults the gate applied where the request was silent: "field: value (why)".
+    pub applied: Vec<String>,
 }
 
 fn denied(field: &str, why: impl std::fmt::Display) -> String {
@@ -271,11 +345,19 @@ impl EnginePolicy {
         if let Some(img) = obj.get("Image").and_then(Value::as_str) {
             refs.images.push(("Image".into(), img.to_string()));
         }
+        // One network joined by name and no NetworkMode: the engine's reading (and the docker
+        // CLI's `--network`) is that network, not the default bridge.
+        let joined: Vec<String> = obj.get("NetworkingConfig").and_then(|n| n.get("EndpointsConfig")).and_then(Value::as_object).map(|e| e.keys().cloned().collect()).unwrap_or_default();
         let hc = obj.entry("HostConfig").or_insert_with(|| json!({}));
         if hc.is_null() {
             *hc = json!({});
         }
         let hc = hc.as_object_mut().ok_or("HostConfig must be a JSON object")?;
+        if let [only] = joined.as_slice() {
+            if hc.get("NetworkMode").and_then(Value::as_str).is_none_or(str::is_empty) {
+                hc.insert("NetworkMode".into(), json!(only));
+            }
+        }
         self.host_config(hc, "HostConfig", &mut refs, engine_socket, true)?;
         // Networks joined at create time.
         if let Some(eps) = obj.get("NetworkingConfig").and_then(|n| n.get("EndpointsConfig")).and_then(Value::as_object) {
@@ -353,10 +435,18 @@ impl EnginePolicy {
         for k in ["PidMode", "IpcMode", "UTSMode", "UsernsMode", "CgroupnsMode"] {
             self.mode(hc, k, refs)?;
         }
-        if let Some(nm) = hc.get("NetworkMode").and_then(Value::as_str).map(str::to_string) {
-            self.network_name(&f("NetworkMode"), &nm, refs)?;
-        } else if create {
-            self.network_name(&f("NetworkMode"), "default", refs)?;
+        // The engine's own default may be the host's cgroup namespace (cgroup v1).
+        if create && !self.host_namespaces && hc.get("CgroupnsMode").and_then(Value::as_str).is_none_or(str::is_empty) {
+            hc.insert("CgroupnsMode".into(), json!("private"));
+        }
+        match hc.get("NetworkMode").and_then(Value::as_str).filter(|n| !n.is_empty()).map(str::to_string) {
+            Some(nm) => self.network_name(&f("NetworkMode"), &nm, refs)?,
+            // A create that names no network gets the safe one, not a refusal.
+            None if create && !self.default_bridge => {
+                hc.insert("NetworkMode".into(), json!("none"));
+                refs.applied.push(format!("{}: none (the shared default bridge is not allowed; give a network of your own to join one)", f("NetworkMode")));
+            }
+            None => {}
         }
         let mut has_nnp = false;
         for opt in strings(hc.get("SecurityOpt"), &f("SecurityOpt"))? {
@@ -396,13 +486,9 @@ impl EnginePolicy {
             }
         }
         for b in strings(hc.get("Binds"), &f("Binds"))? {
-            let mut parts = b.splitn(3, ':');
-            let src = parts.next().unwrap_or("");
-            if parts.next().is_none() {
-                continue; // "/path": an anonymous volume
-            }
+            let Some((src, read_only)) = bind_source(b) else { continue }; // "/path": an anonymous volume
             if src.starts_with('/') {
-                self.host_path_allowed(src, engine_socket).map_err(|e| denied(&f("Binds"), e))?;
+                self.host_path_allowed(src, engine_socket, read_only).map_err(|e| denied(&f("Binds"), e))?;
             } else {
                 refs.volumes.push((f("Binds"), src.to_string()));
             }
@@ -413,7 +499,10 @@ impl EnginePolicy {
                 let ty = m.get("Type").and_then(Value::as_str).unwrap_or("volume");
                 let src = m.get("Source").and_then(Value::as_str).unwrap_or("");
                 match ty {
-                    "bind" => self.host_path_allowed(src, engine_socket).map_err(|e| denied(&f("Mounts"), e))?,
+                    "bind" => {
+                        let ro = m.get("ReadOnly").and_then(Value::as_bool).unwrap_or(false);
+                        self.host_path_allowed(src, engine_socket, ro).map_err(|e| denied(&f("Mounts"), e))?
+                    }
                     "volume" => {
                         if !src.is_empty() {
                             refs.volumes.push((f("Mounts"), src.to_string()));
@@ -465,17 +554,35 @@ impl EnginePolicy {
         Ok(())
     }
 
-    /// Memory, pids and CPUs: injected when absent (creates), capped when above.
+    /// Memory, pids and CPUs: injected when absent (creates), capped when above; and every
+    /// other resource field that would lift, bypass or outweigh those caps, bounded as the
+    /// engine applies it (a negative or zero value often means "unlimited" there).
     fn force_resources(&self, hc: &mut Map<String, Value>, at: &str, create: bool) -> Result<(), String> {
+        let f = |k: &str| format!("{at}.{k}");
+        let int = |hc: &Map<String, Value>, k: &str| hc.get(k).and_then(Value::as_i64);
+        let capped = self.memory_mb > 0 || self.pids_limit > 0 || self.cpus > 0.0;
         if self.memory_mb > 0 {
             let cap = (self.memory_mb << 20) as i64;
-            let given = hc.get("Memory").and_then(Value::as_i64).unwrap_or(0);
-            if given > cap || (create && given <= 0) {
+            // -1 and other negatives mean unlimited; 0 on an update leaves the limit as it is.
+            let given = int(hc, "Memory");
+            if given.is_some_and(|g| g < 0 || g > cap) || (create && given.is_none_or(|g| g <= 0)) {
                 hc.insert("Memory".into(), json!(cap));
             }
-            let swap = hc.get("MemorySwap").and_then(Value::as_i64).unwrap_or(0);
+            let swap = int(hc, "MemorySwap").unwrap_or(0);
             if swap < 0 || swap > cap.saturating_mul(2) {
                 hc.insert("MemorySwap".into(), json!(cap.saturating_mul(2)));
+            }
+            for k in ["MemoryReservation", "ShmSize"] {
+                if let Some(v) = int(hc, k) {
+                    if v < 0 || v > cap {
+                        return Err(denied(&f(k), format!("{v} is outside 0..={cap} (this tenant's memory cap)")));
+                    }
+                }
+            }
+            for k in ["KernelMemory", "KernelMemoryTCP"] {
+                if int(hc, k).is_some_and(|v| v != 0) {
+                    return Err(denied(&f(k), "kernel memory limits are not allowed (the memory cap covers them)"));
+                }
             }
         }
         if self.pids_limit > 0 {
@@ -490,15 +597,89 @@ impl EnginePolicy {
         }
         if self.cpus > 0.0 {
             let cap = (self.cpus * 1e9) as i64;
-            let nano = hc.get("NanoCpus").and_then(Value::as_i64).unwrap_or(0);
-            let quota = hc.get("CpuQuota").and_then(Value::as_i64).unwrap_or(0);
-            let period = hc.get("CpuPeriod").and_then(Value::as_i64).filter(|p| *p > 0).unwrap_or(100_000);
+            let nano = int(hc, "NanoCpus").unwrap_or(0);
+            let quota = int(hc, "CpuQuota").unwrap_or(0);
+            let period = int(hc, "CpuPeriod").unwrap_or(0);
+            // The engine applies CpuQuota and CpuPeriod after NanoCpus: -1 lifts the cap.
+            if quota < 0 || period < 0 {
+                return Err(denied(&f(if quota < 0 { "CpuQuota" } else { "CpuPeriod" }), "a negative value removes the CPU cap"));
+            }
+            if period != 0 && !(1000..=1_000_000).contains(&period) {
+                return Err(denied(&f("CpuPeriod"), format!("{period} is outside 1000..=1000000 µs")));
+            }
+            if period != 0 && quota == 0 {
+                return Err(denied(&f("CpuPeriod"), "a CPU period needs a CpuQuota beside it (or give NanoCpus)"));
+            }
             if quota > 0 {
-                if quota as f64 / period as f64 > self.cpus {
-                    return Err(format!("{at}.CpuQuota: {:.2} CPUs is above this tenant's cap of {}", quota as f64 / period as f64, self.cpus));
+                let p = if period > 0 { period } else { 100_000 };
+                if quota as f64 / p as f64 > self.cpus {
+                    return Err(format!("{at}.CpuQuota: {:.2} CPUs is above this tenant's cap of {}", quota as f64 / p as f64, self.cpus));
                 }
-            } else if nano > cap || (create && nano <= 0) {
+                if nano != 0 {
+                    return Err(denied(&f("NanoCpus"), "give either NanoCpus or CpuQuota, not both"));
+                }
+            } else if nano < 0 || nano > cap || (create && nano == 0) {
                 hc.insert("NanoCpus".into(), json!(cap));
+            }
+            for k in ["CpuRealtimePeriod", "CpuRealtimeRuntime"] {
+                if int(hc, k).is_some_and(|v| v != 0) {
+                    return Err(denied(&f(k), "real-time CPU scheduling is not allowed"));
+                }
+            }
+            // Relative weight against every other container on the engine: at most the default.
+            if let Some(v) = int(hc, "CpuShares").filter(|v| *v != 0) {
+                if !(2..=1024).contains(&v) {
+                    return Err(denied(&f("CpuShares"), format!("{v} is outside 2..=1024 (1024 is the default weight)")));
+                }
+            }
+        }
+        if capped {
+            for k in ["CpuCount", "CpuPercent", "IOMaximumBandwidth", "IOMaximumIOps"] {
+                if int(hc, k).is_some_and(|v| v != 0) {
+                    return Err(denied(&f(k), "Windows-only resource fields are not allowed"));
+                }
+            }
+            if let Some(v) = int(hc, "BlkioWeight").filter(|v| *v != 0) {
+                if !(10..=500).contains(&v) {
+                    return Err(denied(&f("BlkioWeight"), format!("{v} is outside 10..=500 (500 is the default weight)")));
+                }
+            }
+            for k in ["BlkioWeightDevice", "BlkioDeviceReadBps", "BlkioDeviceWriteBps", "BlkioDeviceReadIOps", "BlkioDeviceWriteIOps"] {
+                if nonempty(hc.get(k)) && !self.devices {
+                    return Err(denied(&f(k), "per-device I/O settings name host devices, which are not allowed"));
+                }
+            }
+            // Below zero, the container's processes outlive the host's under memory pressure.
+            if let Some(v) = int(hc, "OomScoreAdj").filter(|v| *v != 0) {
+                if !(0..=1000).contains(&v) {
+                    return Err(denied(&f("OomScoreAdj"), format!("{v} is outside 0..=1000")));
+                }
+            }
+            if nonempty(hc.get("StorageOpt")) {
+                return Err(denied(&f("StorageOpt"), "storage driver options are not allowed"));
+            }
+            if nonempty(hc.get("Annotations")) {
+                return Err(denied(&f("Annotations"), "OCI runtime annotations are not allowed"));
+            }
+            self.ulimits(hc, &f("Ulimits"))?;
+        }
+        Ok(())
+    }
+
+    /// Ulimits a tenant may set: only those that bound its own processes, within bounds.
+    fn ulimits(&self, hc: &Map<String, Value>, field: &str) -> Result<(), String> {
+        const ALLOWED: [(&str, i64); 8] =
+            [("nofile", 1 << 20), ("nproc", 1 << 20), ("core", 0), ("stack", 64 << 20), ("fsize", i64::MAX), ("cpu", i64::MAX), ("locks", 1 << 20), ("sigpending", 1 << 16)];
+        for u in hc.get("Ulimits").and_then(Value::as_array).into_iter().flatten() {
+            let name = u.get("Name").and_then(Value::as_str).unwrap_or("");
+            let Some((_, max)) = ALLOWED.iter().find(|(n, _)| *n == name) else {
+                return Err(denied(field, format!("ulimit '{name}' is not allowed (allowed: nofile, nproc, core, stack, fsize, cpu, locks, sigpending)")));
+            };
+            for k in ["Soft", "Hard"] {
+                let v = u.get(k).and_then(Value::as_i64).unwrap_or(0);
+                if v < 0 || v > *max {
+                    return Err(denied(field, format!("{name} {k} {v} is outside 0..={max}")));
+                }
             }
         }
         Ok(())
@@ -581,8 +762,9 @@ impl EnginePolicy {
         let cs = cs.as_object_mut().ok_or("TaskTemplate.ContainerSpec must be a JSON object")?;
         let at = "TaskTemplate.ContainerSpec";
         if let Some(img) = cs.get("Image").and_then(Value::as_str) {
-            // A digest pinned by the CLI (`image:tag@sha256:…`) names the same image.
-            refs.images.push((format!("{at}.Image"), img.split('@').next().unwrap_or(img).to_string()));
+            // A digest pinned by the CLI (`image:tag@sha256:…`) is what the engine runs: the
+            // image checked is the one at the digest.
+            refs.images.push((format!("{at}.Image"), img.to_string()));
         }
         // The container spec, seen as the HostConfig the task's container will get.
         let mut hc = Map::new();
@@ -630,6 +812,59 @@ impl EnginePolicy {
         let obj = body.as_object_mut().ok_or("the update must be a JSON object")?;
         let mut refs = References::default();
         self.host_config(obj, "update", &mut refs, None, false)
+    }
+
+    /// The second line of defence: a container as the engine stored it (an inspect), checked
+    /// against the policy independently of how its create was read. Any difference is named.
+    pub fn verify_container(&self, stored: &Value, engine_socket: Option<&str>) -> Result<(), String> {
+        if self.open {
+            return Ok(());
+        }
+        let hc = &stored["HostConfig"];
+        let s = |k: &str| hc[k].as_str().unwrap_or("");
+        let i = |k: &str| hc[k].as_i64().unwrap_or(0);
+        let stored_as = |k: &str, why: &str| Err(format!("HostConfig.{k} as stored by the engine: {why}"));
+        if hc["Privileged"].as_bool() == Some(true) && !self.privileged {
+            return stored_as("Privileged", "a privileged container");
+        }
+        for cap in hc["CapAdd"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+            let c = cap.to_ascii_uppercase();
+            if !self.cap_add.is_match(c.strip_prefix("CAP_").unwrap_or(&c)) {
+                return stored_as("CapAdd", &format!("capability {cap}"));
+            }
+        }
+        for k in ["PidMode", "IpcMode", "UTSMode", "UsernsMode", "CgroupnsMode", "NetworkMode"] {
+            if s(k) == "host" && !self.host_namespaces {
+                return stored_as(k, "the host namespace");
+            }
+        }
+        if matches!(s("NetworkMode"), "default" | "bridge") && !self.default_bridge {
+            return stored_as("NetworkMode", "the shared default bridge");
+        }
+        for k in ["Devices", "DeviceRequests", "DeviceCgroupRules"] {
+            if nonempty(hc.get(k)) && !self.devices {
+                return stored_as(k, "host devices");
+            }
+        }
+        self.recheck_binds(hc, engine_socket).map_err(|e| e.replacen(": ", " as stored by the engine: ", 1))?;
+        if self.memory_mb > 0 && !(1..=(self.memory_mb << 20) as i64).contains(&i("Memory")) {
+            return stored_as("Memory", &format!("{} is not within this tenant's cap of {} MiB", i("Memory"), self.memory_mb));
+        }
+        if self.pids_limit > 0 && !(1..=self.pids_limit).contains(&i("PidsLimit")) {
+            return stored_as("PidsLimit", &format!("{} is not within this tenant's cap of {}", i("PidsLimit"), self.pids_limit));
+        }
+        if self.cpus > 0.0 {
+            let (nano, quota, period) = (i("NanoCpus"), i("CpuQuota"), i("CpuPeriod"));
+            let p = if period > 0 { period } else { 100_000 };
+            let ok = quota >= 0 && period >= 0 && i("CpuRealtimeRuntime") == 0 && if quota > 0 { quota as f64 / p as f64 <= self.cpus } else { nano > 0 && nano <= (self.cpus * 1e9) as i64 };
+            if !ok {
+                return stored_as("NanoCpus", &format!("NanoCpus {nano}, CpuQuota {quota}, CpuPeriod {period} lift this tenant's cap of {} CPUs", self.cpus));
+            }
+        }
+        if self.no_new_privileges && !hc["SecurityOpt"].as_array().into_iter().flatten().any(|o| matches!(o.as_str(), Some("no-new-privileges" | "no-new-privileges:true" | "no-new-privileges=true"))) {
+            return stored_as("SecurityOpt", "no-new-privileges is missing");
+        }
+        Ok(())
     }
 
     /// `POST /containers/{id}/exec`.
@@ -703,20 +938,6 @@ impl EnginePolicy {
     }
 }
 
-/// Whether a Dockerfile instruction list (`changes`) sets the label `key`.
-pub fn changes_set_label(changes: &str, key: &str) -> bool {
-    changes.lines().any(|line| {
-        let t = line.trim_start();
-        let Some(word) = t.split_whitespace().next() else { return false };
-        if !word.eq_ignore_ascii_case("LABEL") {
-            return false;
-        }
-        // Quotes and escapes are stripped before looking for the key: conservative.
-        let plain: String = t[word.len()..].chars().filter(|c| !matches!(c, '"' | '\'' | '\\')).collect();
-        plain.contains(key)
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -752,7 +973,7 @@ mod tests {
             (json!({"HostConfig": {"MaskedPaths": []}}), "HostConfig.MaskedPaths"),
             (json!({"HostConfig": {"ReadonlyPaths": []}}), "HostConfig.ReadonlyPaths"),
             (json!({"HostConfig": {"NetworkMode": "none", "Mounts": [{"Type": "volume", "Target": "/x", "VolumeOptions": {"DriverConfig": {"Name": "local", "Options": {"type": "none", "o": "bind", "device": "/etc"}}}}]}}), "HostConfig.Mounts.VolumeOptions.DriverConfig.Options"),
-            (json!({"HostConfig": {}}), "HostConfig.NetworkMode"),
+            (json!({"HostConfig": {"NetworkMode": "bridge"}}), "HostConfig.NetworkMode"),
             (json!({"HostConfig": {"NetworkMode": "none", "LogConfig": {"Type": "syslog"}}}), "HostConfig.LogConfig.Type"),
         ] {
             let mut body = body;
@@ -778,11 +999,115 @@ mod tests {
             let e = create(&p, json!({"HostConfig": {"Binds": [format!("{src}:/x")], "NetworkMode": "none"}})).unwrap_err();
             assert!(e.contains("socket"), "{src}: {e}");
         }
-        assert!(create(&p, json!({"HostConfig": {"Binds": ["/srv/data:/x:ro"], "NetworkMode": "none"}})).is_ok());
-        p.host_paths = vec!["/srv/red".into()];
-        assert!(create(&p, json!({"HostConfig": {"Binds": ["/srv/red/a:/x"], "NetworkMode": "none"}})).is_ok());
-        assert!(create(&p, json!({"HostConfig": {"Binds": ["/srv/redder:/x"], "NetworkMode": "none"}})).is_err());
-        assert!(create(&p, json!({"HostConfig": {"Binds": ["/srv/red/../blue:/x"], "NetworkMode": "none"}})).is_err());
+        p.host_paths = vec!["/srv/red".into(), "/srv/ro:ro".into()];
+        let bind = |b: &str| create(&p, json!({"HostConfig": {"Binds": [b], "NetworkMode": "none"}}));
+        assert!(bind("/srv/red:/x").is_ok());
+        assert!(bind("/srv//red/:/x").is_ok());
+        assert!(bind("/srv/red/a:/x").unwrap_err().contains("only a listed path itself"), "a path below a listed one could be swapped for a symlink");
+        assert!(bind("/srv/redder:/x").is_err());
+        assert!(bind("/srv/red/../blue:/x").is_err());
+        assert!(bind("/srv/ro:/x:ro").is_ok());
+        assert!(bind("/srv/ro:/x:rw").unwrap_err().contains("read-only"));
+        assert!(create(&p, json!({"HostConfig": {"NetworkMode": "none", "Mounts": [{"Type": "bind", "Source": "/srv/ro", "Target": "/x"}]}})).unwrap_err().contains("read-only"));
+        assert!(create(&p, json!({"HostConfig": {"NetworkMode": "none", "Mounts": [{"Type": "bind", "Source": "/srv/ro", "Target": "/x", "ReadOnly": true}]}})).is_ok());
+    }
+
+    #[test]
+    fn nested_host_paths_are_refused_unless_the_outer_is_read_only() {
+        let p = |paths: &[&str]| EnginePolicy { host_paths: paths.iter().map(|s| s.to_string()).collect(), ..Default::default() }.validate();
+        assert!(p(&["/srv/a", "/srv/a/b"]).unwrap_err().contains("lies inside"));
+        assert!(p(&["/srv/a:ro", "/srv/a/b"]).is_ok());
+        assert!(p(&["/srv/a", "/srv/ab"]).is_ok());
+        assert!(p(&["srv"]).is_err());
+    }
+
+    #[test]
+    fn a_symlink_in_a_host_path_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink("/etc", &link).unwrap();
+        let p = EnginePolicy { host_paths: vec![real.display().to_string(), link.display().to_string()], ..Default::default() };
+        assert!(p.host_path_allowed(&real.display().to_string(), None, false).is_ok());
+        assert!(p.host_path_allowed(&link.display().to_string(), None, false).unwrap_err().contains("through a symlink"));
+        let stored = json!({"Binds": [format!("{}:/x", link.display())]});
+        assert!(p.recheck_binds(&stored, None).unwrap_err().contains("through a symlink"));
+    }
+
+    #[test]
+    fn network_silence_gets_none_and_a_single_joined_network_is_the_mode() {
+        let p = EnginePolicy::default();
+        let (b, r) = create(&p, json!({"HostConfig": {}})).unwrap();
+        assert_eq!(b["HostConfig"]["NetworkMode"], "none");
+        assert!(r.applied[0].starts_with("HostConfig.NetworkMode: none"));
+        let (b, r) = create(&p, json!({"NetworkingConfig": {"EndpointsConfig": {"mine": {}}}})).unwrap();
+        assert_eq!(b["HostConfig"]["NetworkMode"], "mine");
+        assert!(r.applied.is_empty() && r.networks.iter().any(|(_, n)| n == "mine"));
+    }
+
+    #[test]
+    fn caps_hold_against_values_that_lift_them() {
+        let p = EnginePolicy::default();
+        let hc = |v: Value| create(&p, json!({"HostConfig": v})).map(|(b, _)| b["HostConfig"].clone());
+        for (v, field) in [
+            (json!({"CpuQuota": -1}), "CpuQuota"),
+            (json!({"CpuPeriod": -1}), "CpuPeriod"),
+            (json!({"CpuPeriod": 500}), "CpuPeriod"),
+            (json!({"CpuQuota": 200_000}), "CpuQuota"),
+            (json!({"CpuQuota": 50_000, "NanoCpus": 1}), "NanoCpus"),
+            (json!({"CpuShares": 4096}), "CpuShares"),
+            (json!({"CpuShares": -2}), "CpuShares"),
+            (json!({"CpuRealtimePeriod": 1000}), "CpuRealtimePeriod"),
+            (json!({"OomScoreAdj": -500}), "OomScoreAdj"),
+            (json!({"BlkioWeight": 1000}), "BlkioWeight"),
+            (json!({"BlkioWeightDevice": [{"Path": "/dev/sda", "Weight": 1000}]}), "BlkioWeightDevice"),
+            (json!({"MemoryReservation": 1i64 << 40}), "MemoryReservation"),
+            (json!({"ShmSize": -1}), "ShmSize"),
+            (json!({"KernelMemoryTCP": 1}), "KernelMemoryTCP"),
+            (json!({"CpuCount": 8}), "CpuCount"),
+            (json!({"Ulimits": [{"Name": "memlock", "Soft": -1, "Hard": -1}]}), "Ulimits"),
+            (json!({"Ulimits": [{"Name": "nofile", "Soft": 1, "Hard": 1i64 << 40}]}), "Ulimits"),
+            (json!({"StorageOpt": {"size": "1T"}}), "StorageOpt"),
+            (json!({"Annotations": {"x": "y"}}), "Annotations"),
+        ] {
+            let e = hc(v.clone()).unwrap_err();
+            assert!(e.starts_with(&format!("HostConfig.{field}")), "{v}: {e}");
+        }
+        let got = hc(json!({"Memory": -1, "MemorySwap": -1, "PidsLimit": -1, "NanoCpus": -1})).unwrap();
+        assert_eq!((got["Memory"].as_i64(), got["MemorySwap"].as_i64(), got["PidsLimit"].as_i64(), got["NanoCpus"].as_i64()), (Some(512 << 20), Some(1024 << 20), Some(512), Some(1_000_000_000)));
+        let got = hc(json!({"CpuQuota": 50_000, "CpuPeriod": 100_000, "CpuShares": 512, "OomScoreAdj": 100, "Ulimits": [{"Name": "nofile", "Soft": 1024, "Hard": 4096}]})).unwrap();
+        assert!(got.get("NanoCpus").is_none(), "a quota within the cap stands alone: {got}");
+        // Updates: the same caps; 0 leaves a limit as it is.
+        let mut u = json!({"Memory": -1, "CpuQuota": -1});
+        assert!(p.container_update(&mut u).unwrap_err().starts_with("update.CpuQuota"));
+        let mut u = json!({"Memory": -1});
+        p.container_update(&mut u).unwrap();
+        assert_eq!(u["Memory"], json!(512i64 << 20));
+    }
+
+    #[test]
+    fn what_the_engine_stored_is_verified() {
+        let p = EnginePolicy::default();
+        let good = json!({"HostConfig": {"NetworkMode": "none", "Memory": 512i64 << 20, "PidsLimit": 512, "NanoCpus": 1_000_000_000i64, "SecurityOpt": ["no-new-privileges"], "MaskedPaths": ["/proc/kcore"], "Binds": null}});
+        p.verify_container(&good, None).unwrap();
+        for (k, v, what) in [
+            ("Privileged", json!(true), "Privileged"),
+            ("PidMode", json!("host"), "PidMode"),
+            ("NetworkMode", json!("bridge"), "NetworkMode"),
+            ("Binds", json!(["/:/host"]), "Binds"),
+            ("Memory", json!(0), "Memory"),
+            ("PidsLimit", json!(-1), "PidsLimit"),
+            ("CpuQuota", json!(-1), "NanoCpus"),
+            ("SecurityOpt", json!([]), "SecurityOpt"),
+            ("CapAdd", json!(["SYS_ADMIN"]), "CapAdd"),
+        ] {
+            let mut bad = good.clone();
+            bad["HostConfig"][k] = v;
+            let e = p.verify_container(&bad, None).unwrap_err();
+            assert!(e.contains(what) && e.contains("as stored by the engine"), "{k}: {e}");
+        }
+        EnginePolicy::unrestricted().verify_container(&json!({"HostConfig": {"Privileged": true}}), None).unwrap();
     }
 
     #[test]
@@ -818,14 +1143,6 @@ mod tests {
         let orig = json!({"HostConfig": {"Privileged": true, "Binds": ["/:/host"], "NetworkMode": "host"}});
         let (body, _) = create(&u, orig.clone()).unwrap();
         assert_eq!(body, orig);
-    }
-
-    #[test]
-    fn changes_labels() {
-        assert!(changes_set_label("LABEL team=blue", "team"));
-        assert!(changes_set_label("label \"te\\am\"=\"blue\"", "team"));
-        assert!(!changes_set_label("ENV team=blue\nCMD x", "team"));
-        assert!(changes_set_label("ENV a=b\n  LABEL x=1 team=2", "team"));
     }
 
     #[test]

@@ -50,18 +50,21 @@ pub struct HostContext {
     pub progress: Option<Arc<dyn ProgressSink>>,
     /// The fair CPU scheduler and this invocation's tenant (server mode).
     pub cpu: Option<super::fair::CpuShare>,
+    /// The tenant's share of the engine's connections (server mode): a permit is held from
+    /// each request until its response body is dropped.
+    pub engine_share: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl HostContext {
     pub fn new(engine: Arc<EngineClient>, credentials: Arc<Credentials>) -> Self {
-        HostContext { engine: Some(engine), credentials, progress: None, cpu: None }
+        HostContext { engine: Some(engine), credentials, progress: None, cpu: None, engine_share: None }
     }
 
     /// No engine and no credentials: for describe() and benchmarks.
     pub fn offline() -> Self {
         static NONE: std::sync::OnceLock<Arc<Credentials>> = std::sync::OnceLock::new();
         let credentials = NONE.get_or_init(|| Arc::new(Credentials::from_store(Default::default()))).clone();
-        HostContext { engine: None, credentials, progress: None, cpu: None }
+        HostContext { engine: None, credentials, progress: None, cpu: None, engine_share: None }
     }
 
     fn engine(&self) -> Result<&Arc<EngineClient>, WitError> {
@@ -102,6 +105,8 @@ pub struct HostState {
     pub violation_is_limit: bool,
     /// Output artifacts written.
     pub written: Vec<crate::runtime::artifacts::Written>,
+    /// Safe defaults the policy applied to this invocation's requests.
+    pub applied: Vec<String>,
 }
 
 
@@ -144,6 +149,7 @@ impl HostState {
             violation: None,
             violation_is_limit: false,
             written: Vec::new(),
+            applied: Vec::new(),
         }
     }
 
@@ -213,6 +219,11 @@ impl HostState {
                 return Err(self.refuse(&req.method, &req.path, &req.query, WitError::Denied(why)));
             }
         };
+        for a in &admitted.applied {
+            if !self.applied.contains(a) {
+                self.applied.push(a.clone());
+            }
+        }
         if let Some(reg) = &admitted.registry {
             // Without held credentials an empty config goes (the engine insists on the header
             // for pushes), so the registry sees an anonymous client.
@@ -264,8 +275,32 @@ impl HostState {
         }
         let engine = self.ctx.engine()?.clone();
         let ping = send_path == "/_ping";
+        let verify = method == http::Method::POST && send_path == "/containers/create" && self.policy.policed();
+        let share = match self.ctx.engine_share.clone() {
+            None => None,
+            Some(sem) => {
+                let total = sem.available_permits();
+                match tokio::time::timeout(engine.max_wait(), sem.acquire_owned()).await {
+                    Ok(Ok(p)) => Some(p),
+                    _ => {
+                        let why = self.violate_limit(format!("this tenant's share of the engine's connections is in use (still waiting after {:?}; {total} were free when this request came)", engine.max_wait()));
+                        return Err(self.refuse(&req.method, &send_path, &[], WitError::Limit(why)));
+                    }
+                }
+            }
+        };
         match engine.send(method, &send_path, &query, &headers, body).await {
             Ok(mut resp) => {
+                if let Some(p) = share {
+                    use http_body_util::BodyExt;
+                    resp = resp.map(|b| {
+                        b.map_frame(move |f| {
+                            let _held = &p;
+                            f
+                        })
+                        .boxed()
+                    });
+                }
                 if ping {
                     annotate_transport(&mut resp, engine.transport_kind());
                 }
@@ -277,6 +312,9 @@ impl HostState {
                     bytes: 0,
                     refused: None,
                 });
+                if verify && resp.status() == http::StatusCode::CREATED {
+                    resp = self.verify_created(&engine, resp).await?;
+                }
                 Ok(resp)
             }
             Err(e) => {
@@ -289,6 +327,31 @@ impl HostState {
                 Err(self.refuse(&req.method, &send_path, &[], werr))
             }
         }
+    }
+
+    /// The second line of defence after a container create: what the engine stored is
+    /// inspected and checked against the policy before anything can start it; on any
+    /// difference the container is removed and the request refused.
+    async fn verify_created(&mut self, engine: &EngineClient, resp: http::Response<Body>) -> Result<http::Response<Body>, WitError> {
+        use http_body_util::BodyExt;
+        let (parts, body) = resp.into_parts();
+        let bytes = read_capped(body, 64 << 10, engine.timeouts.body).await.map_err(|e| WitError::Transport(format!("reading the create response: {e}")))?;
+        let id = serde_json::from_slice::<serde_json::Value>(&bytes).ok().and_then(|v| v["Id"].as_str().map(str::to_string)).unwrap_or_default();
+        let mut insp = HostInspector { engine: Some(engine), calls: &mut self.calls, max_calls: self.limits.engine_calls.saturating_add(2) };
+        let seg = policy::routes::segment(&id);
+        let verdict = match insp.inspect(&format!("/containers/{seg}/json")).await {
+            Ok(Some(stored)) => self.policy.verify_container(&stored),
+            Ok(None) => Err(format!("the created container {id} is not on the engine")),
+            Err(e) => Err(e.message().to_string()),
+        };
+        if let Err(why) = verdict {
+            if !id.is_empty() {
+                let _ = engine.send(http::Method::DELETE, &format!("/containers/{seg}"), "force=1&v=1", &HeaderMap::new(), OutBody::Empty).await;
+            }
+            let why = self.violate(format!("{why}; the container was removed"));
+            return Err(WitError::Denied(why));
+        }
+        Ok(http::Response::from_parts(parts, http_body_util::Full::new(bytes).map_err(|e| match e {}).boxed()))
     }
 
     /// Bytes the guest may still receive.

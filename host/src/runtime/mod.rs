@@ -342,7 +342,12 @@ impl Runtime {
                 wit::ActionError::Internal(m) => ActionResult::failed(echo, FailureKind::Internal, None, m),
             },
             Ok(Ok(Ok(out))) => match (serde_json::from_str::<Value>(&out.data), serde_json::from_str::<Value>(&out.summary)) {
-                (Ok(Value::Array(data)), Ok(Value::Object(summary))) => ActionResult::success(echo, out.message, data, summary),
+                (Ok(Value::Array(data)), Ok(Value::Object(mut summary))) => {
+                    if !state.applied.is_empty() {
+                        summary.insert("policy_applied".into(), Value::from(state.applied.clone()));
+                    }
+                    ActionResult::success(echo, out.message, data, summary)
+                }
                 _ => ActionResult::failed(echo, FailureKind::Internal, None, format!("the {} component returned malformed data or summary JSON", spec.name)),
             },
         };

@@ -40,6 +40,8 @@ struct TenantState {
     tenant: Tenant,
     /// One client per asset (engine) the tenant may talk to.
     engines: std::collections::BTreeMap<String, Arc<EngineClient>>,
+    /// This tenant's share of each asset's engine connection cap (long streams included).
+    shares: std::collections::BTreeMap<String, Arc<Semaphore>>,
     slots: Semaphore,
     rate: governor::DefaultDirectRateLimiter,
     /// Invocations admitted and not finished (waiting for a slot or running).
@@ -102,7 +104,15 @@ impl Server {
                 std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("tenant {}: artifacts_dir {}: {e}", t.name, dir.display()))?;
             }
             let mut engines = std::collections::BTreeMap::new();
+            let mut shares = std::collections::BTreeMap::new();
             for (asset, ep) in &t.assets {
+                // Each tenant that reaches an engine gets an equal part of its connection cap,
+                // so one tenant's streams cannot hold every connection.
+                if cfg.engine_limits.max_connections > 0 {
+                    let users = cfg.tenants.iter().filter(|o| o.assets.values().any(|e| e == ep)).count().max(1);
+                    let share = (cfg.engine_limits.max_connections as usize / users).max(1);
+                    shares.insert(asset.clone(), Arc::new(Semaphore::new(share)));
+                }
                 // One client per engine, shared by every tenant and asset that names it: one
                 // connection pool, one rate limit and one connection cap per daemon.
                 let client = match shared.iter().find(|(e, _)| e == ep) {
@@ -120,6 +130,7 @@ impl Server {
             }
             tenants.push(TenantState {
                 engines,
+                shares,
                 slots: Semaphore::new(t.concurrency as usize),
                 rate: governor::RateLimiter::direct(governor::Quota::per_minute(std::num::NonZeroU32::new(t.requests_per_minute.max(1)).expect("at least 1"))),
                 in_flight: std::sync::atomic::AtomicU32::new(0),
@@ -252,7 +263,8 @@ impl Server {
             let policy = crate::invoke::policy_for(Some(&t.tenant.policy), spec);
             let mut runs = Vec::new();
             for (asset, engine) in engines {
-                let ctx = HostContext { engine: Some(engine), credentials: me.credentials.clone(), progress: None, cpu: cpu.clone() };
+                let engine_share = t.shares.get(&asset).cloned();
+                let ctx = HostContext { engine: Some(engine), credentials: me.credentials.clone(), progress: None, cpu: cpu.clone(), engine_share };
                 let inv = crate::invoke::Invocation { runtime: &me.runtime, file, spec, params: params.clone(), artifacts: artifacts.clone(), limits: t.tenant.limits, policy: policy.clone(), ctx };
                 runs.push((asset, inv));
             }
