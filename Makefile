@@ -99,7 +99,7 @@ actions: guests components
 # beside both, against a third engine. All share one compile cache. The second group's and the
 # authoring tests' output follow the first group's.
 INTEGRATION := $(basename $(notdir $(wildcard tests/*.rs)))
-TEST_GROUP_B := remote swarm isolation serve system fanout netvol
+TEST_GROUP_B := remote swarm isolation gate serve system fanout netvol
 TEST_GROUP_A := $(filter-out authoring $(TEST_GROUP_B),$(INTEGRATION))
 test: guests components
 	$(CARGO) build -p berth-test-volume-plugin

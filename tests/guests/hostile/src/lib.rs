@@ -38,6 +38,7 @@ fn actions() -> Vec<Action> {
             .param(Param::string("path").required())
             .param(Param::array("query").describe("[[key, value], ...], repeats kept"))
             .param(Param::any("body"))
+            .param(Param::string("raw_body").describe("sent as the body's exact bytes (repeated keys, odd spellings)"))
             .param(Param::string("registry"))
             .run(raw),
         Action::new("test.big-read", "Read /info `n` times, keeping every body")
@@ -153,7 +154,9 @@ fn raw(p: &Params) -> Result<Output> {
             req = req.query(k, v);
         }
     }
-    if let Some(b) = p.get("body").filter(|b| !b.is_null()) {
+    if let Some(raw) = p.str("raw_body") {
+        req = req.bytes(raw.as_bytes().to_vec(), "application/json");
+    } else if let Some(b) = p.get("body").filter(|b| !b.is_null()) {
         req = req.json(b);
     }
     if let Some(r) = p.str("registry") {

@@ -1,0 +1,380 @@
+//! The gate decides on the request as the engine will read it. For each class, the attack is
+//! first shown working against the engine directly, then its variants are sent through
+//! `berth serve` as a label-scoped tenant, and the engine's stored state is inspected to
+//! prove that none landed. Ordinary use keeps working, with safe defaults applied.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::serve::*;
+use common::*;
+use http::Method;
+use serde_json::{json, Value};
+
+const RED: &str = "red-token";
+
+fn components() -> Vec<(&'static str, PathBuf)> {
+    vec![
+        ("container.wasm", wasm("berth-action-container")),
+        ("image.wasm", wasm("berth-action-image")),
+        ("network.wasm", wasm("berth-action-network")),
+        ("test.wasm", hostile_wasm()),
+    ]
+}
+
+fn tenant(scope: &str, extra: &str) -> String {
+    format!(
+        r#"
+[[tenant]]
+name = "red"
+token_sha256 = "{}"
+engine = "{{engine}}"
+allow = ["*"]
+label_scope = "team={scope}"
+artifacts_dir = "{{dir}}/red"
+[tenant.engine_policy]
+images = ["berth-test/busybox:*"]
+host_paths = ["{{dir}}/red-data"]
+{extra}
+"#,
+        hash(RED)
+    )
+}
+
+fn post_raw(path: &str, query: &str, body: &str) -> (u16, Value) {
+    let (st, b) = api(Method::POST, path, query, Some(("application/json", body.as_bytes().to_vec())));
+    (st, serde_json::from_slice(&b).unwrap_or(Value::Null))
+}
+
+fn inspect(id: &str) -> Value {
+    api_json(Method::GET, &format!("/containers/{id}/json"), "")
+}
+
+fn remove(id: &str) {
+    api(Method::DELETE, &format!("/containers/{id}"), "force=1", None);
+}
+
+/// Creates a container on the engine directly from raw body bytes; returns what it stored.
+fn stored_directly(body: &str) -> Value {
+    let (st, v) = post_raw("/containers/create", "", body);
+    assert_eq!(st, 201, "the engine refused {body}: {v}");
+    let id = v["Id"].as_str().unwrap().to_string();
+    let stored = inspect(&id);
+    remove(&id);
+    stored
+}
+
+/// Asserts a 403 naming `field`, and that no container named `name` landed on the engine.
+fn refused_and_absent(s: &Serve, action: &str, params: Value, field: &str, name: &str) -> String {
+    let (st, j) = s.run(RED, action, params.clone());
+    let msg = j["message"].as_str().unwrap_or_default().to_string();
+    assert_eq!(st, 403, "{action} {params} should be refused: {j}");
+    assert!(msg.contains(field), "{action}: the refusal should name '{field}': {msg}");
+    let (st, _) = api(Method::GET, &format!("/containers/{name}/json"), "", None);
+    assert_eq!(st, 404, "{params}: a container landed on the engine");
+    msg
+}
+
+#[test]
+fn json_keys_are_read_as_the_engine_reads_them() {
+    let s = Serve::start(&components(), &tenant("red-case", ""));
+    let img = test_image();
+    let hostname = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+
+    // Directly, a lower-case `binds` is the engine's `Binds`: the host's root is mounted.
+    let (st, v) = post_raw("/containers/create", "", &json!({"Image": img, "Cmd": ["cat", "/host/etc/hostname"], "HostConfig": {"NetworkMode": "none", "binds": ["/:/host:ro"]}}).to_string());
+    assert_eq!(st, 201, "{v}");
+    let id = v["Id"].as_str().unwrap().to_string();
+    assert_eq!(inspect(&id)["HostConfig"]["Binds"], json!(["/:/host:ro"]), "the engine folded binds into Binds");
+    api(Method::POST, &format!("/containers/{id}/start"), "", None);
+    api(Method::POST, &format!("/containers/{id}/wait"), "", None);
+    let (_, logs) = api(Method::GET, &format!("/containers/{id}/logs"), "stdout=1", None);
+    remove(&id);
+    assert!(String::from_utf8_lossy(&logs).contains(hostname.trim()), "directly, the container read the host's files");
+    // And a long s (or a Kelvin sign) folds too, as Go folds.
+    let stored = stored_directly(&json!({"Image": img, "HostConfig": {"NetworkMode": "none", "\u{17F}ecurityOpt": ["seccomp=unconfined"]}}).to_string());
+    assert_eq!(stored["HostConfig"]["SecurityOpt"], json!(["seccomp=unconfined"]), "the engine read \u{17F}ecurityOpt as SecurityOpt");
+
+    // Through berth, every spelling that is not the field's own is refused, naming it.
+    let variants = [
+        json!({"HostConfig": {"NetworkMode": "none", "binds": ["/:/host"]}}),
+        json!({"HostConfig": {"NetworkMode": "none", "BINDS": ["/:/host"]}}),
+        json!({"HostConfig": {"NetworkMode": "none", "Bind\u{17F}": ["/:/host"]}}),
+        json!({"HostConfig": {"NetworkMode": "none"}, "hostConfig": {"Binds": ["/:/host"]}}),
+        json!({"hostconfig": {"NetworkMode": "none", "Privileged": true}}),
+        json!({"HostConfig": {"NetworkMode": "none", "privileged": true}}),
+        json!({"HostConfig": {"NetworkMode": "none", "pidMode": "host"}}),
+        json!({"HostConfig": {"NetworkMode": "none", "\u{17F}ecurityOpt": ["seccomp=unconfined"]}}),
+        json!({"HostConfig": {"NetworkMode": "none", "Lin\u{212A}s": ["x:y"]}}),
+        json!({"HostConfig": {"NetworkMode": "none", "capAdd": ["SYS_ADMIN"]}}),
+        json!({"HostConfig": {"NetworkMode": "none", "securityOpt": ["seccomp=unconfined"]}}),
+        json!({"HostConfig": {"NetworkMode": "none", "memory": 0}}),
+        json!({"HostConfig": {"NetworkMode": "none", "pidsLimit": -1}}),
+        json!({"HostConfig": {"NetworkMode": "none", "volumesFrom": ["x"]}}),
+        json!({"HostConfig": {"NetworkMode": "none"}, "labels": {"team": "blue"}}),
+        json!({"HostConfig": {"NetworkMode": "none"}, "image": "blue-app:1"}),
+        json!({"HostConfig": {"NetworkMode": "none", "Unknown": 1}}),
+        json!({"HostConfig": {"NetworkMode": "none", "Memory": "0"}}),
+        json!({"HostConfig": {"NetworkMode": "none", "Binds": "/:/host"}}),
+    ];
+    for body in variants {
+        let name = unique("case");
+        let msg = refused_and_absent(&s, "container.create", json!({"image": img, "name": name, "body": body}), "ContainerCreate body:", &name);
+        assert!(msg.contains("not a field") || msg.contains("must be"), "{body}: {msg}");
+    }
+
+    // Repeated objects merge in the engine: directly, the second HostConfig's Privileged wins.
+    let repeated = format!(r#"{{"Image":"{img}","HostConfig":{{"NetworkMode":"none"}},"HostConfig":{{"Privileged":true}}}}"#);
+    assert_eq!(stored_directly(&repeated)["HostConfig"]["Privileged"], true, "the engine merged the repeated object");
+    let name = unique("rep");
+    let msg = refused_and_absent(&s, "test.raw", json!({"method": "POST", "path": "/containers/create", "query": [["name", name]], "raw_body": repeated}), "HostConfig: the key is repeated", &name);
+    assert!(msg.starts_with("ContainerCreate body:"), "{msg}");
+    for raw in [
+        format!(r#"{{"Image":"{img}","Labels":{{"team":"red-case","team":"blue"}}}}"#),
+        format!(r#"{{"Image":"{img}","Image":"blue-app:1"}}"#),
+        format!(r#"{{"Image":"{img}","HostConfig":{{"NetworkMode":"none","Binds":[],"Binds":["/:/host"]}}}}"#),
+    ] {
+        let name = unique("rep");
+        refused_and_absent(&s, "test.raw", json!({"method": "POST", "path": "/containers/create", "query": [["name", name]], "raw_body": raw}), "the key is repeated", &name);
+    }
+
+    // Exec, network connect and volume bodies go through the same reading.
+    let (st, j) = s.run(RED, "container.create", json!({"image": img, "cmd": ["sleep", "60"]}));
+    assert_eq!(st, 200, "{j}");
+    let mine = j["summary"]["id"].as_str().unwrap().to_string();
+    let (st, j) = s.run(RED, "test.raw", json!({"method": "POST", "path": format!("/containers/{mine}/exec"), "raw_body": r#"{"Cmd":["id"],"privileged":true}"#}));
+    assert_eq!(st, 403, "{j}");
+    assert!(j["message"].as_str().unwrap().contains("privileged: not a field; the engine would read it as Privileged"), "{j}");
+    let (st, j) = s.run(RED, "test.raw", json!({"method": "POST", "path": "/networks/none/connect", "raw_body": format!(r#"{{"Container":"{mine}","container":"other"}}"#)}));
+    assert_eq!(st, 403, "{j}");
+    assert!(j["message"].as_str().unwrap().contains("the engine would read it as Container"), "{j}");
+    remove(&mine);
+}
+
+#[test]
+fn resource_caps_hold_as_the_engine_applies_them() {
+    let s = Serve::start(&components(), &tenant("red-caps", ""));
+    let img = test_image();
+    // Directly, CpuQuota -1 beside NanoCpus leaves no CPU cap: the engine keeps both.
+    let stored = stored_directly(&json!({"Image": img, "HostConfig": {"NetworkMode": "none", "NanoCpus": 1_000_000_000i64, "CpuQuota": -1}}).to_string());
+    assert_eq!(stored["HostConfig"]["CpuQuota"], -1, "{}", stored["HostConfig"]);
+    let stored = stored_directly(&json!({"Image": img, "HostConfig": {"NetworkMode": "none", "OomScoreAdj": -1000, "CpuShares": 262144, "BlkioWeight": 1000}}).to_string());
+    assert_eq!((stored["HostConfig"]["OomScoreAdj"].clone(), stored["HostConfig"]["CpuShares"].clone()), (json!(-1000), json!(262144)));
+
+    for (hc, field) in [
+        (json!({"CpuQuota": -1}), "CpuQuota"),
+        (json!({"NanoCpus": 500_000_000, "CpuQuota": -1}), "CpuQuota"),
+        (json!({"CpuPeriod": -1}), "CpuPeriod"),
+        (json!({"CpuPeriod": 1_000_000}), "CpuPeriod"),
+        (json!({"CpuQuota": 400_000, "CpuPeriod": 100_000}), "CpuQuota"),
+        (json!({"CpuShares": 262144}), "CpuShares"),
+        (json!({"CpuRealtimeRuntime": 950000}), "CpuRealtimeRuntime"),
+        (json!({"OomScoreAdj": -1000}), "OomScoreAdj"),
+        (json!({"OomScoreAdj": -1}), "OomScoreAdj"),
+        (json!({"BlkioWeight": 1000}), "BlkioWeight"),
+        (json!({"BlkioDeviceReadBps": [{"Path": "/dev/sda", "Rate": 1}]}), "BlkioDeviceReadBps"),
+        (json!({"MemoryReservation": 8i64 << 30}), "MemoryReservation"),
+        (json!({"MemoryReservation": -1}), "MemoryReservation"),
+        (json!({"ShmSize": 8i64 << 30}), "ShmSize"),
+        (json!({"KernelMemory": 8i64 << 30}), "KernelMemory"),
+        (json!({"Ulimits": [{"Name": "rtprio", "Soft": 99, "Hard": 99}]}), "Ulimits"),
+        (json!({"Ulimits": [{"Name": "nofile", "Soft": -1, "Hard": -1}]}), "Ulimits"),
+        (json!({"StorageOpt": {"size": "100G"}}), "StorageOpt"),
+        (json!({"OomKillDisable": true}), "OomKillDisable"),
+    ] {
+        let mut hc = hc;
+        hc["NetworkMode"] = json!("none");
+        let name = unique("cap");
+        refused_and_absent(&s, "container.create", json!({"image": img, "name": name, "body": {"HostConfig": hc}}), &format!("HostConfig.{field}"), &name);
+    }
+    // Values meaning "unlimited" are replaced by the caps, as the engine then stores them.
+    for hc in [json!({"Memory": -1, "MemorySwap": -1, "PidsLimit": -1, "NanoCpus": -5}), json!({"Memory": 0, "PidsLimit": 0, "NanoCpus": 0}), json!({})] {
+        let (st, j) = s.run(RED, "container.create", json!({"image": img, "body": {"HostConfig": hc}}));
+        assert_eq!(st, 200, "{j}");
+        let id = j["summary"]["id"].as_str().unwrap().to_string();
+        let got = inspect(&id)["HostConfig"].clone();
+        remove(&id);
+        assert_eq!((got["Memory"].clone(), got["MemorySwap"].clone()), (json!(512i64 << 20), json!(1024i64 << 20)), "{hc}");
+        assert_eq!((got["PidsLimit"].clone(), got["NanoCpus"].clone(), got["CpuQuota"].clone()), (json!(512), json!(1_000_000_000i64), json!(0)), "{hc}");
+    }
+    // Within the caps, CPU by quota works.
+    let (st, j) = s.run(RED, "container.create", json!({"image": img, "body": {"HostConfig": {"CpuQuota": 50_000, "CpuPeriod": 100_000, "CpuShares": 512, "OomScoreAdj": 500}}}));
+    assert_eq!(st, 200, "{j}");
+    remove(j["summary"]["id"].as_str().unwrap());
+}
+
+#[test]
+fn plain_creates_get_the_safe_defaults_applied() {
+    let s = Serve::start(&components(), &tenant("red-plain", ""));
+    let img = test_image();
+    // No network named: `none` is applied, and the result says so.
+    let (st, j) = s.run(RED, "container.create", json!({"image": img, "cmd": ["true"]}));
+    assert_eq!(st, 200, "{j}");
+    let id = j["summary"]["id"].as_str().unwrap().to_string();
+    assert!(j["summary"]["policy_applied"].to_string().contains("HostConfig.NetworkMode: none"), "{j}");
+    let stored = inspect(&id);
+    remove(&id);
+    assert_eq!(stored["HostConfig"]["NetworkMode"], "none");
+    assert_eq!(stored["Config"]["Labels"]["team"], "red-plain");
+    // container.run, and the SOAR alias, in the same plain form.
+    let (st, j) = s.run(RED, "container.run", json!({"image": img, "cmd": ["echo", "hello"]}));
+    assert_eq!(st, 200, "{j}");
+    assert!(j.to_string().contains("hello"), "{j}");
+    // Asking for the shared bridge is still refused.
+    let name = unique("bridge");
+    refused_and_absent(&s, "container.create", json!({"image": img, "name": name, "network_mode": "bridge"}), "default bridge", &name);
+}
+
+#[test]
+fn changes_are_read_as_one_dockerfile() {
+    let s = Serve::start(&components(), &tenant("red-changes", ""));
+    let img = test_image();
+    let (st, j) = s.run(RED, "container.create", json!({"image": img, "cmd": ["true"]}));
+    assert_eq!(st, 200, "{j}");
+    let mine = j["summary"]["id"].as_str().unwrap().to_string();
+    // Directly, a trailing backslash joins the next change to it: the LABEL after it is lost
+    // (read as part of the ENV).
+    let direct = unique("swallowed");
+    let q = format!("container={mine}&repo={direct}&tag=1&changes={}&changes={}", urlenc("ENV y=\\"), urlenc("LABEL marker=1"));
+    let (st, b) = api(Method::POST, "/commit", &q, None);
+    assert_eq!(st, 201, "{}", String::from_utf8_lossy(&b));
+    let cfg = api_json(Method::GET, &format!("/images/{direct}:1/json"), "")["Config"].clone();
+    api(Method::DELETE, &format!("/images/{direct}:1"), "force=1", None);
+    assert!(cfg["Labels"]["marker"].is_null(), "directly, the label was swallowed: {cfg}");
+    assert!(cfg["Env"].to_string().contains("y=LABEL"), "{cfg}");
+
+    for changes in [json!(["ENV x=1 \\"]), json!(["ENV x=1 \\  "]), json!(["# escape=`", "ENV x=1 `"]), json!(["LABEL \\", "team=blue"]), json!(["ONBUILD LABEL team=blue"]), json!(["CMD [\"sh\"]", "ENV a=1 \\"])] {
+        let repo = unique("red-commit");
+        let (st, j) = s.run(RED, "image.commit", json!({"container": mine, "repo": repo, "tag": "1", "changes": changes}));
+        assert_eq!(st, 403, "{changes}: {j}");
+        assert!(j["message"].as_str().unwrap().starts_with("changes:"), "{j}");
+        let (st, _) = api(Method::GET, &format!("/images/{repo}:1/json"), "", None);
+        assert_eq!(st, 404, "{changes}: an image landed");
+    }
+    // Ordinary changes work, and the image carries the tenant's label.
+    let repo = unique("red-commit");
+    let (st, j) = s.run(RED, "image.commit", json!({"container": mine, "repo": repo, "tag": "1", "changes": ["ENV a=1", "CMD [\"sh\"]"]}));
+    assert_eq!(st, 200, "{j}");
+    let cfg = api_json(Method::GET, &format!("/images/{repo}:1/json"), "")["Config"].clone();
+    api(Method::DELETE, &format!("/images/{repo}:1"), "force=1", None);
+    assert_eq!(cfg["Labels"]["team"], "red-changes");
+    assert!(cfg["Env"].to_string().contains("a=1"), "{cfg}");
+    remove(&mine);
+}
+
+#[test]
+fn image_references_are_normalised_as_the_engine_does() {
+    let s = Serve::start(&components(), &tenant("red-refs", ""));
+    let img = test_image();
+    // Directly, a full spelling names the same image as the base image's short one.
+    let full = format!("docker.io/{img}");
+    let (st, _) = api(Method::GET, &format!("/images/{}/json", full.replace('/', "%2F")), "", None);
+    assert_eq!(st, 200, "the engine normalises {full} to {img}");
+    // A tenant may not tag over the base image under any spelling.
+    let (st, j) = s.run(RED, "container.create", json!({"image": img, "cmd": ["true"]}));
+    assert_eq!(st, 200, "{j}");
+    let mine = j["summary"]["id"].as_str().unwrap().to_string();
+    let (name, tag) = img.rsplit_once(':').unwrap();
+    for repo in [format!("docker.io/{name}"), format!("index.docker.io/{name}"), name.to_string()] {
+        let (st, j) = s.run(RED, "image.commit", json!({"container": mine, "repo": repo, "tag": "evil"}));
+        assert_eq!(st, 403, "{repo}: {j}");
+        assert!(j["message"].as_str().unwrap().contains("base image name"), "{repo}: {j}");
+    }
+    let _ = tag;
+    assert_eq!(api(Method::GET, &format!("/images/{name}:evil/json"), "", None).0, 404);
+    // A reference the engine would read otherwise is refused (tagging the tenant's own image).
+    let own = unique("red-own");
+    let (st, j) = s.run(RED, "image.commit", json!({"container": mine, "repo": own, "tag": "1"}));
+    assert_eq!(st, 200, "{j}");
+    for (repo, tag) in [("x:v9:v8", ""), ("UPPER", "1"), ("a//b", "")] {
+        let (st, j) = s.run(RED, "test.raw", json!({"method": "POST", "path": format!("/images/{own}:1/tag"), "query": [["repo", repo], ["tag", tag]]}));
+        assert!(st == 403 || st == 400 || st == 422, "{repo}: {j}");
+        assert!(j["message"].as_str().unwrap_or("").contains("not a valid image reference"), "{repo}: {j}");
+    }
+    api(Method::DELETE, &format!("/images/{own}:1"), "force=1", None);
+    // Digests are checked as the digest, and the base image by digest is usable.
+    let digest_ref = api_json(Method::GET, &format!("/images/{img}/json"), "")["Id"].as_str().unwrap().to_string();
+    let (st, j) = s.run(RED, "container.create", json!({"image": digest_ref, "cmd": ["true"]}));
+    assert_eq!(st, 403, "an image id is not an allowlisted name: {j}");
+    remove(&mine);
+}
+
+#[test]
+fn host_paths_are_exact_and_checked_again_at_start() {
+    let s = Serve::start(&components(), &tenant("red-paths", ""));
+    let img = test_image();
+    let data = s.path().join("red-data");
+    std::fs::create_dir_all(data.join("sub")).unwrap();
+    std::fs::write(data.join("hello"), "red data").unwrap();
+    // Only the listed path itself may be bound, not a path below it.
+    let name = unique("below");
+    refused_and_absent(&s, "container.create", json!({"image": img, "name": name, "binds": [format!("{}/sub:/d", data.display())]}), "only a listed path itself", &name);
+    // The listed path, bound and started.
+    let bind = format!("{}:/d:ro", data.display());
+    let (st, j) = s.run(RED, "container.create", json!({"image": img, "cmd": ["cat", "/d/hostname"], "binds": [bind]}));
+    assert_eq!(st, 200, "{j}");
+    let id = j["summary"]["id"].as_str().unwrap().to_string();
+    // Between create and start, the directory becomes a symlink to /etc: directly, the
+    // engine follows it at start.
+    let moved = s.path().join("red-data.real");
+    std::fs::rename(&data, &moved).unwrap();
+    std::os::unix::fs::symlink("/etc", &data).unwrap();
+    let direct = stored_directly_started(&json!({"Image": img, "Cmd": ["cat", "/d/hostname"], "HostConfig": {"NetworkMode": "none", "Binds": [format!("{}:/d:ro", data.display())]}}).to_string());
+    let hostname = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    assert_eq!(direct.trim(), hostname.trim(), "directly, the swapped path mounts the host's /etc");
+    let (st, j) = s.run(RED, "container.start", json!({"id": id}));
+    assert_eq!(st, 403, "{j}");
+    assert!(j["message"].as_str().unwrap().contains("through a symlink"), "{j}");
+    assert_eq!(inspect(&id)["State"]["Running"], false);
+    assert!(inspect(&id)["State"]["StartedAt"].as_str().unwrap_or("").starts_with("0001"), "it never started");
+    std::fs::remove_file(&data).unwrap();
+    std::fs::rename(&moved, &data).unwrap();
+    remove(&id);
+}
+
+fn stored_directly_started(body: &str) -> String {
+    let (st, v) = post_raw("/containers/create", "", body);
+    assert_eq!(st, 201, "{v}");
+    let id = v["Id"].as_str().unwrap().to_string();
+    api(Method::POST, &format!("/containers/{id}/start"), "", None);
+    api(Method::POST, &format!("/containers/{id}/wait"), "", None);
+    let (_, raw) = api(Method::GET, &format!("/containers/{id}/logs"), "stdout=1", None);
+    remove(&id);
+    let mut b = &raw[..];
+    let mut out = Vec::new();
+    while b.len() >= 8 {
+        let n = u32::from_be_bytes([b[4], b[5], b[6], b[7]]) as usize;
+        out.extend_from_slice(&b[8..(8 + n).min(b.len())]);
+        b = &b[(8 + n).min(b.len())..];
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn network_names_cannot_be_taken_twice() {
+    let s = Serve::start(&components(), &tenant("red-nets", ""));
+    let name = unique("shared-name");
+    // Directly, the engine lets a second network take the name.
+    let (st, a) = post_raw("/networks/create", "", &json!({"Name": name, "Internal": true, "Labels": {"team": "blue"}}).to_string());
+    assert_eq!(st, 201, "{a}");
+    let (st, b) = post_raw("/networks/create", "", &json!({"Name": name, "Internal": true, "CheckDuplicate": false}).to_string());
+    let second = (st == 201).then(|| b["Id"].as_str().unwrap().to_string());
+    if let Some(id) = &second {
+        api(Method::DELETE, &format!("/networks/{id}"), "", None);
+    }
+    let (st, j) = s.run(RED, "network.create", json!({"name": name, "internal": true}));
+    assert_eq!(st, 403, "{j}");
+    assert!(j["message"].as_str().unwrap().contains("already exists"), "{j}");
+    api(Method::DELETE, &format!("/networks/{}", a["Id"].as_str().unwrap()), "", None);
+    assert!(second.is_some(), "directly, the engine took the name twice: {b}");
+}
+
+fn urlenc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
