@@ -378,3 +378,38 @@ fn urlenc(s: &str) -> String {
         })
         .collect()
 }
+
+#[test]
+fn one_tenant_cannot_hold_every_engine_connection() {
+    const BLUE: &str = "blue-token";
+    let blue = format!(
+        "\n[[tenant]]\nname = \"blue\"\ntoken_sha256 = \"{}\"\nengine = \"{{engine}}\"\nallow = [\"*\"]\nlabel_scope = \"team=blue-share\"\nartifacts_dir = \"{{dir}}/blue\"\n",
+        hash(BLUE)
+    );
+    let mut comps = components();
+    comps.push(("system.wasm", system_wasm()));
+    // Four connections to the engine in all: two for each of the two tenants.
+    let s = Serve::start_with(&comps, "engine_max_connections = 4\nengine_max_wait_secs = 1", &format!("{}{blue}", tenant("red-share", "")));
+    // Red opens as many long streams as the engine's whole cap: without shares, they would
+    // hold every connection and blue's calls would fail after the wait.
+    let mut jobs = Vec::new();
+    for _ in 0..4 {
+        let (st, j) = http(&s.addr, "POST", "/v1/actions/system.events?async=true", Some(RED), Some(r#"{"max_duration": 20}"#));
+        assert!(st == 202 || st == 200, "{j}");
+        jobs.push(j["id"].as_str().unwrap_or_default().to_string());
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    // Red's third and fourth streams wait for its own share and fail; blue's calls go through.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    for _ in 0..3 {
+        let (st, j) = s.run(BLUE, "system.ping", json!({}));
+        assert_eq!(st, 200, "blue is not starved by red's streams: {j}");
+    }
+    let (st, j) = s.run(RED, "system.ping", json!({}));
+    assert!(st == 403 || st == 429, "red's own share is held by its streams: {j}");
+    assert_eq!(j["error"]["kind"], "limit", "{j}");
+    assert!(j["message"].as_str().unwrap_or("").contains("share of the engine's connections"), "{j}");
+    for id in jobs.iter().filter(|i| !i.is_empty()) {
+        http(&s.addr, "DELETE", &format!("/v1/jobs/{id}"), Some(RED), None);
+    }
+}
