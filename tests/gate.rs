@@ -413,3 +413,35 @@ fn one_tenant_cannot_hold_every_engine_connection() {
         http(&s.addr, "DELETE", &format!("/v1/jobs/{id}"), Some(RED), None);
     }
 }
+
+#[test]
+fn per_tenant_quotas_hold() {
+    let s = Serve::start(&components(), &tenant("red-quota", "max_containers = 2\nmax_networks = 1"));
+    let img = test_image();
+    let mut made = Vec::new();
+    for _ in 0..2 {
+        let (st, j) = s.run(RED, "container.create", json!({"image": img, "cmd": ["true"]}));
+        assert_eq!(st, 200, "{j}");
+        made.push(j["summary"]["id"].as_str().unwrap().to_string());
+    }
+    let name = unique("over");
+    let (st, j) = s.run(RED, "container.create", json!({"image": img, "name": name, "cmd": ["true"]}));
+    assert_eq!((st, j["error"]["kind"].as_str()), (403, Some("limit")), "{j}");
+    assert!(j["message"].as_str().unwrap().contains("engine_policy.max_containers"), "{j}");
+    assert_eq!(api(Method::GET, &format!("/containers/{name}/json"), "", None).0, 404);
+    // Removing one makes room again.
+    remove(&made.pop().unwrap());
+    let (st, j) = s.run(RED, "container.create", json!({"image": img, "cmd": ["true"]}));
+    assert_eq!(st, 200, "{j}");
+    made.push(j["summary"]["id"].as_str().unwrap().to_string());
+    let (st, j) = s.run(RED, "network.create", json!({"name": unique("q1"), "internal": true}));
+    assert_eq!(st, 200, "{j}");
+    let net = j["summary"]["id"].as_str().unwrap().to_string();
+    let (st, j) = s.run(RED, "network.create", json!({"name": unique("q2"), "internal": true}));
+    assert_eq!(st, 403, "{j}");
+    assert!(j["message"].as_str().unwrap().contains("max_networks"), "{j}");
+    api(Method::DELETE, &format!("/networks/{net}"), "", None);
+    for id in made {
+        remove(&id);
+    }
+}

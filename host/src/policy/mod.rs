@@ -373,6 +373,9 @@ impl<I: Inspector> Gate<'_, '_, I> {
                 Ok(m.path_with(None))
             }
             ("POST", "/containers/create") => {
+                if scoped {
+                    self.quota(Kind::Container, self.rules().max_containers).await?;
+                }
                 let mut v = json_body(body, "container create", false)?;
                 let refs = self.rules().container_create(&mut v, self.socket()).map_err(denied)?;
                 self.applied.extend(refs.applied.iter().cloned());
@@ -432,6 +435,8 @@ impl<I: Inspector> Gate<'_, '_, I> {
                     v["CheckDuplicate"] = json!(true);
                 }
                 if scoped {
+                    let (kind, cap) = if volume { (Kind::Volume, self.rules().max_volumes) } else { (Kind::Network, self.rules().max_networks) };
+                    self.quota(kind, cap).await?;
                     self.force_label(&mut v, "Labels")?;
                 }
                 set_body(body, &v);
@@ -768,6 +773,26 @@ impl<I: Inspector> Gate<'_, '_, I> {
                 // A pulled image carries no scope label, so the tenant could not use it anyway.
                 return Err(Refusal::Denied(format!("fromImage: {dest} is not in this tenant's images allowlist")));
             }
+        }
+        Ok(())
+    }
+
+    /// A scoped tenant's count of `kind` on this engine must stay below `cap` (0: no cap).
+    async fn quota(&mut self, kind: Kind, cap: u32) -> Result<(), Refusal> {
+        if cap == 0 {
+            return Ok(());
+        }
+        let (key, value) = self.scope.clone().expect("scoped");
+        let filters = json!({"label": [format!("{key}={value}")]}).to_string();
+        let q = crate::engine::path::encode_query(&[("filters".into(), filters)]);
+        let list = match kind {
+            Kind::Container => self.insp.inspect(&format!("/containers/json?all=1&{q}")).await?,
+            Kind::Volume => self.insp.inspect(&format!("/volumes?{q}")).await?.map(|v| v["Volumes"].clone()),
+            _ => self.insp.inspect(&format!("/networks?{q}")).await?,
+        };
+        let n = list.as_ref().and_then(Value::as_array).map_or(0, Vec::len);
+        if n >= cap as usize {
+            return Err(Refusal::Limit(format!("this tenant has {n} {}s on the engine, its cap (engine_policy.max_{}s)", kind.name(), kind.name())));
         }
         Ok(())
     }

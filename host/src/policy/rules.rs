@@ -59,6 +59,12 @@ pub struct EnginePolicy {
     pub cpus: f64,
     /// Adds `no-new-privileges` to every container.
     pub no_new_privileges: bool,
+    /// A label-scoped tenant's containers (all states), networks and volumes on one engine,
+    /// and replicas of one service. 0: no cap.
+    pub max_containers: u32,
+    pub max_networks: u32,
+    pub max_volumes: u32,
+    pub max_replicas: u64,
     /// `max-size` forced on json-file/local logs, e.g. "10m". Empty: none.
     pub log_max_size: String,
     /// Set only by [`EnginePolicy::unrestricted`]: bind mounts are not checked at all.
@@ -94,6 +100,10 @@ impl Default for EnginePolicy {
             cpus: 1.0,
             no_new_privileges: true,
             log_max_size: "10m".into(),
+            max_containers: 64,
+            max_networks: 16,
+            max_volumes: 32,
+            max_replicas: 16,
             open: false,
         }
     }
@@ -129,6 +139,10 @@ impl EnginePolicy {
             cpus: 0.0,
             no_new_privileges: false,
             log_max_size: String::new(),
+            max_containers: 0,
+            max_networks: 0,
+            max_volumes: 0,
+            max_replicas: 0,
             open: true,
         }
     }
@@ -254,6 +268,15 @@ fn bind_source(b: &str) -> Option<(&str, bool)> {
     parts.next()?;
     let ro = parts.next().is_some_and(|o| o.split(',').any(|x| x == "ro"));
     Some((src, ro))
+}
+
+/// Replica counts a service `Mode` asks for: (field, count).
+fn obj_mode(mode: Value) -> Vec<(&'static str, u64)> {
+    let n = |v: &Value| v.as_u64().unwrap_or(0);
+    let mut out = vec![("Mode.Replicated.Replicas", n(&mode["Replicated"]["Replicas"]))];
+    out.push(("Mode.ReplicatedJob.MaxConcurrent", n(&mode["ReplicatedJob"]["MaxConcurrent"])));
+    out.push(("Mode.ReplicatedJob.TotalCompletions", n(&mode["ReplicatedJob"]["TotalCompletions"])));
+    out
 }
 
 /// `path` equals `dir` or lies below it (component-wise).
@@ -690,6 +713,7 @@ impl EnginePolicy {
     /// container create, mapped field by field; its task resources get the forced caps; its
     /// networks, secrets, configs, volumes and image are returned as references.
     pub fn service_spec(&self, spec: &mut Value, engine_socket: Option<&str>) -> Result<References, String> {
+        let spec_mode = spec.get("Mode").cloned().unwrap_or(Value::Null);
         let obj = spec.as_object_mut().ok_or("the service spec must be a JSON object")?;
         let mut refs = References::default();
         for n in obj.get("Networks").and_then(Value::as_array).into_iter().flatten() {
@@ -701,6 +725,14 @@ impl EnginePolicy {
             *tt = json!({});
         }
         let tt = tt.as_object_mut().ok_or("TaskTemplate must be a JSON object")?;
+        if self.max_replicas > 0 {
+            let mode = obj_mode(spec_mode);
+            for (field, n) in mode {
+                if n > self.max_replicas {
+                    return Err(denied(field, format!("{n} replicas is above this tenant's cap of {}", self.max_replicas)));
+                }
+            }
+        }
         let runtime = tt.get("Runtime").and_then(Value::as_str).unwrap_or("");
         if !(runtime.is_empty() || runtime == "container" || self.privileged) {
             return Err(denied("TaskTemplate.Runtime", format!("'{runtime}' tasks are not allowed (plugin tasks install engine plugins)")));
@@ -1084,6 +1116,17 @@ mod tests {
         let mut u = json!({"Memory": -1});
         p.container_update(&mut u).unwrap();
         assert_eq!(u["Memory"], json!(512i64 << 20));
+    }
+
+    #[test]
+    fn service_replicas_are_capped() {
+        let p = EnginePolicy::default();
+        let mut spec = json!({"Mode": {"Replicated": {"Replicas": 17}}, "TaskTemplate": {"ContainerSpec": {"Image": "x"}}, "Networks": [{"Target": "mine"}]});
+        assert!(p.service_spec(&mut spec, None).unwrap_err().starts_with("Mode.Replicated.Replicas"));
+        let mut spec = json!({"Mode": {"ReplicatedJob": {"MaxConcurrent": 1, "TotalCompletions": 1000}}, "TaskTemplate": {"ContainerSpec": {"Image": "x"}}});
+        assert!(p.service_spec(&mut spec, None).unwrap_err().starts_with("Mode.ReplicatedJob.TotalCompletions"));
+        let mut spec = json!({"Mode": {"Replicated": {"Replicas": 2}}, "TaskTemplate": {"ContainerSpec": {"Image": "x"}}});
+        p.service_spec(&mut spec, None).unwrap();
     }
 
     #[test]

@@ -406,8 +406,10 @@ impl Inspector for HostInspector<'_> {
         if self.calls.len() as u32 >= self.max_calls {
             return Err(Refusal::Limit(format!("engine call limit of {} per invocation reached (policy inspections count)", self.max_calls)));
         }
-        let mut record = CallRecord { method: "GET".into(), path: path.to_string(), query: String::new(), status: 0, bytes: 0, refused: None };
-        let resp = match engine.send(http::Method::GET, path, "", &HeaderMap::new(), OutBody::Empty).await {
+        // A list's filters ride in the path: `/containers/json?all=1&filters=…`.
+        let (path, query) = path.split_once('?').unwrap_or((path, ""));
+        let mut record = CallRecord { method: "GET".into(), path: path.to_string(), query: query.to_string(), status: 0, bytes: 0, refused: None };
+        let resp = match engine.send(http::Method::GET, path, query, &HeaderMap::new(), OutBody::Empty).await {
             Ok(r) => r,
             Err(e) => {
                 record.refused = Some(format!("policy inspection failed: {e}"));
