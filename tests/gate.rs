@@ -43,7 +43,12 @@ host_paths = ["{{dir}}/red-data"]
 }
 
 fn post_raw(path: &str, query: &str, body: &str) -> (u16, Value) {
-    let (st, b) = api(Method::POST, path, query, Some(("application/json", body.as_bytes().to_vec())));
+    let (st, b) = api(
+        Method::POST,
+        path,
+        query,
+        Some(("application/json", body.as_bytes().to_vec())),
+    );
     (st, serde_json::from_slice(&b).unwrap_or(Value::Null))
 }
 
@@ -52,7 +57,12 @@ fn inspect(id: &str) -> Value {
 }
 
 fn remove(id: &str) {
-    api(Method::DELETE, &format!("/containers/{id}"), "force=1", None);
+    api(
+        Method::DELETE,
+        &format!("/containers/{id}"),
+        "force=1",
+        None,
+    );
 }
 
 /// Creates a container on the engine directly from raw body bytes; returns what it stored.
@@ -70,7 +80,10 @@ fn refused_and_absent(s: &Serve, action: &str, params: Value, field: &str, name:
     let (st, j) = s.run(RED, action, params.clone());
     let msg = j["message"].as_str().unwrap_or_default().to_string();
     assert_eq!(st, 403, "{action} {params} should be refused: {j}");
-    assert!(msg.contains(field), "{action}: the refusal should name '{field}': {msg}");
+    assert!(
+        msg.contains(field),
+        "{action}: the refusal should name '{field}': {msg}"
+    );
     let (st, _) = api(Method::GET, &format!("/containers/{name}/json"), "", None);
     assert_eq!(st, 404, "{params}: a container landed on the engine");
     msg
@@ -86,15 +99,31 @@ fn json_keys_are_read_as_the_engine_reads_them() {
     let (st, v) = post_raw("/containers/create", "", &json!({"Image": img, "Cmd": ["cat", "/host/etc/hostname"], "HostConfig": {"NetworkMode": "none", "binds": ["/:/host:ro"]}}).to_string());
     assert_eq!(st, 201, "{v}");
     let id = v["Id"].as_str().unwrap().to_string();
-    assert_eq!(inspect(&id)["HostConfig"]["Binds"], json!(["/:/host:ro"]), "the engine folded binds into Binds");
+    assert_eq!(
+        inspect(&id)["HostConfig"]["Binds"],
+        json!(["/:/host:ro"]),
+        "the engine folded binds into Binds"
+    );
     api(Method::POST, &format!("/containers/{id}/start"), "", None);
     api(Method::POST, &format!("/containers/{id}/wait"), "", None);
-    let (_, logs) = api(Method::GET, &format!("/containers/{id}/logs"), "stdout=1", None);
+    let (_, logs) = api(
+        Method::GET,
+        &format!("/containers/{id}/logs"),
+        "stdout=1",
+        None,
+    );
     remove(&id);
-    assert!(String::from_utf8_lossy(&logs).contains(hostname.trim()), "directly, the container read the host's files");
+    assert!(
+        String::from_utf8_lossy(&logs).contains(hostname.trim()),
+        "directly, the container read the host's files"
+    );
     // And a long s (or a Kelvin sign) folds too, as Go folds.
     let stored = stored_directly(&json!({"Image": img, "HostConfig": {"NetworkMode": "none", "\u{17F}ecurityOpt": ["seccomp=unconfined"]}}).to_string());
-    assert_eq!(stored["HostConfig"]["SecurityOpt"], json!(["seccomp=unconfined"]), "the engine read \u{17F}ecurityOpt as SecurityOpt");
+    assert_eq!(
+        stored["HostConfig"]["SecurityOpt"],
+        json!(["seccomp=unconfined"]),
+        "the engine read \u{17F}ecurityOpt as SecurityOpt"
+    );
 
     // Through berth, every spelling that is not the field's own is refused, naming it.
     let variants = [
@@ -120,35 +149,80 @@ fn json_keys_are_read_as_the_engine_reads_them() {
     ];
     for body in variants {
         let name = unique("case");
-        let msg = refused_and_absent(&s, "container.create", json!({"image": img, "name": name, "body": body}), "ContainerCreate body:", &name);
-        assert!(msg.contains("not a field") || msg.contains("must be"), "{body}: {msg}");
+        let msg = refused_and_absent(
+            &s,
+            "container.create",
+            json!({"image": img, "name": name, "body": body}),
+            "ContainerCreate body:",
+            &name,
+        );
+        assert!(
+            msg.contains("not a field") || msg.contains("must be"),
+            "{body}: {msg}"
+        );
     }
 
     // Repeated objects merge in the engine: directly, the second HostConfig's Privileged wins.
-    let repeated = format!(r#"{{"Image":"{img}","HostConfig":{{"NetworkMode":"none"}},"HostConfig":{{"Privileged":true}}}}"#);
-    assert_eq!(stored_directly(&repeated)["HostConfig"]["Privileged"], true, "the engine merged the repeated object");
+    let repeated = format!(
+        r#"{{"Image":"{img}","HostConfig":{{"NetworkMode":"none"}},"HostConfig":{{"Privileged":true}}}}"#
+    );
+    assert_eq!(
+        stored_directly(&repeated)["HostConfig"]["Privileged"],
+        true,
+        "the engine merged the repeated object"
+    );
     let name = unique("rep");
-    let msg = refused_and_absent(&s, "test.raw", json!({"method": "POST", "path": "/containers/create", "query": [["name", name]], "raw_body": repeated}), "HostConfig: the key is repeated", &name);
+    let msg = refused_and_absent(
+        &s,
+        "test.raw",
+        json!({"method": "POST", "path": "/containers/create", "query": [["name", name]], "raw_body": repeated}),
+        "HostConfig: the key is repeated",
+        &name,
+    );
     assert!(msg.starts_with("ContainerCreate body:"), "{msg}");
     for raw in [
         format!(r#"{{"Image":"{img}","Labels":{{"team":"red-case","team":"blue"}}}}"#),
         format!(r#"{{"Image":"{img}","Image":"blue-app:1"}}"#),
-        format!(r#"{{"Image":"{img}","HostConfig":{{"NetworkMode":"none","Binds":[],"Binds":["/:/host"]}}}}"#),
+        format!(
+            r#"{{"Image":"{img}","HostConfig":{{"NetworkMode":"none","Binds":[],"Binds":["/:/host"]}}}}"#
+        ),
     ] {
         let name = unique("rep");
-        refused_and_absent(&s, "test.raw", json!({"method": "POST", "path": "/containers/create", "query": [["name", name]], "raw_body": raw}), "the key is repeated", &name);
+        refused_and_absent(
+            &s,
+            "test.raw",
+            json!({"method": "POST", "path": "/containers/create", "query": [["name", name]], "raw_body": raw}),
+            "the key is repeated",
+            &name,
+        );
     }
 
     // Exec, network connect and volume bodies go through the same reading.
-    let (st, j) = s.run(RED, "container.create", json!({"image": img, "cmd": ["sleep", "60"]}));
+    let (st, j) = s.run(
+        RED,
+        "container.create",
+        json!({"image": img, "cmd": ["sleep", "60"]}),
+    );
     assert_eq!(st, 200, "{j}");
     let mine = j["summary"]["id"].as_str().unwrap().to_string();
     let (st, j) = s.run(RED, "test.raw", json!({"method": "POST", "path": format!("/containers/{mine}/exec"), "raw_body": r#"{"Cmd":["id"],"privileged":true}"#}));
     assert_eq!(st, 403, "{j}");
-    assert!(j["message"].as_str().unwrap().contains("privileged: not a field; the engine would read it as Privileged"), "{j}");
+    assert!(
+        j["message"]
+            .as_str()
+            .unwrap()
+            .contains("privileged: not a field; the engine would read it as Privileged"),
+        "{j}"
+    );
     let (st, j) = s.run(RED, "test.raw", json!({"method": "POST", "path": "/networks/none/connect", "raw_body": format!(r#"{{"Container":"{mine}","container":"other"}}"#)}));
     assert_eq!(st, 403, "{j}");
-    assert!(j["message"].as_str().unwrap().contains("the engine would read it as Container"), "{j}");
+    assert!(
+        j["message"]
+            .as_str()
+            .unwrap()
+            .contains("the engine would read it as Container"),
+        "{j}"
+    );
     remove(&mine);
 }
 
@@ -158,45 +232,96 @@ fn resource_caps_hold_as_the_engine_applies_them() {
     let img = test_image();
     // Directly, CpuQuota -1 beside NanoCpus leaves no CPU cap: the engine keeps both.
     let stored = stored_directly(&json!({"Image": img, "HostConfig": {"NetworkMode": "none", "NanoCpus": 1_000_000_000i64, "CpuQuota": -1}}).to_string());
-    assert_eq!(stored["HostConfig"]["CpuQuota"], -1, "{}", stored["HostConfig"]);
+    assert_eq!(
+        stored["HostConfig"]["CpuQuota"], -1,
+        "{}",
+        stored["HostConfig"]
+    );
     let stored = stored_directly(&json!({"Image": img, "HostConfig": {"NetworkMode": "none", "OomScoreAdj": -1000, "CpuShares": 262144, "BlkioWeight": 1000}}).to_string());
-    assert_eq!((stored["HostConfig"]["OomScoreAdj"].clone(), stored["HostConfig"]["CpuShares"].clone()), (json!(-1000), json!(262144)));
+    assert_eq!(
+        (
+            stored["HostConfig"]["OomScoreAdj"].clone(),
+            stored["HostConfig"]["CpuShares"].clone()
+        ),
+        (json!(-1000), json!(262144))
+    );
 
     for (hc, field) in [
         (json!({"CpuQuota": -1}), "CpuQuota"),
         (json!({"NanoCpus": 500_000_000, "CpuQuota": -1}), "CpuQuota"),
         (json!({"CpuPeriod": -1}), "CpuPeriod"),
         (json!({"CpuPeriod": 1_000_000}), "CpuPeriod"),
-        (json!({"CpuQuota": 400_000, "CpuPeriod": 100_000}), "CpuQuota"),
+        (
+            json!({"CpuQuota": 400_000, "CpuPeriod": 100_000}),
+            "CpuQuota",
+        ),
         (json!({"CpuShares": 262144}), "CpuShares"),
         (json!({"CpuRealtimeRuntime": 950000}), "CpuRealtimeRuntime"),
         (json!({"OomScoreAdj": -1000}), "OomScoreAdj"),
         (json!({"OomScoreAdj": -1}), "OomScoreAdj"),
         (json!({"BlkioWeight": 1000}), "BlkioWeight"),
-        (json!({"BlkioDeviceReadBps": [{"Path": "/dev/sda", "Rate": 1}]}), "BlkioDeviceReadBps"),
-        (json!({"MemoryReservation": 8i64 << 30}), "MemoryReservation"),
+        (
+            json!({"BlkioDeviceReadBps": [{"Path": "/dev/sda", "Rate": 1}]}),
+            "BlkioDeviceReadBps",
+        ),
+        (
+            json!({"MemoryReservation": 8i64 << 30}),
+            "MemoryReservation",
+        ),
         (json!({"MemoryReservation": -1}), "MemoryReservation"),
         (json!({"ShmSize": 8i64 << 30}), "ShmSize"),
         (json!({"KernelMemory": 8i64 << 30}), "KernelMemory"),
-        (json!({"Ulimits": [{"Name": "rtprio", "Soft": 99, "Hard": 99}]}), "Ulimits"),
-        (json!({"Ulimits": [{"Name": "nofile", "Soft": -1, "Hard": -1}]}), "Ulimits"),
+        (
+            json!({"Ulimits": [{"Name": "rtprio", "Soft": 99, "Hard": 99}]}),
+            "Ulimits",
+        ),
+        (
+            json!({"Ulimits": [{"Name": "nofile", "Soft": -1, "Hard": -1}]}),
+            "Ulimits",
+        ),
         (json!({"StorageOpt": {"size": "100G"}}), "StorageOpt"),
         (json!({"OomKillDisable": true}), "OomKillDisable"),
     ] {
         let mut hc = hc;
         hc["NetworkMode"] = json!("none");
         let name = unique("cap");
-        refused_and_absent(&s, "container.create", json!({"image": img, "name": name, "body": {"HostConfig": hc}}), &format!("HostConfig.{field}"), &name);
+        refused_and_absent(
+            &s,
+            "container.create",
+            json!({"image": img, "name": name, "body": {"HostConfig": hc}}),
+            &format!("HostConfig.{field}"),
+            &name,
+        );
     }
     // Values meaning "unlimited" are replaced by the caps, as the engine then stores them.
-    for hc in [json!({"Memory": -1, "MemorySwap": -1, "PidsLimit": -1, "NanoCpus": -5}), json!({"Memory": 0, "PidsLimit": 0, "NanoCpus": 0}), json!({})] {
-        let (st, j) = s.run(RED, "container.create", json!({"image": img, "body": {"HostConfig": hc}}));
+    for hc in [
+        json!({"Memory": -1, "MemorySwap": -1, "PidsLimit": -1, "NanoCpus": -5}),
+        json!({"Memory": 0, "PidsLimit": 0, "NanoCpus": 0}),
+        json!({}),
+    ] {
+        let (st, j) = s.run(
+            RED,
+            "container.create",
+            json!({"image": img, "body": {"HostConfig": hc}}),
+        );
         assert_eq!(st, 200, "{j}");
         let id = j["summary"]["id"].as_str().unwrap().to_string();
         let got = inspect(&id)["HostConfig"].clone();
         remove(&id);
-        assert_eq!((got["Memory"].clone(), got["MemorySwap"].clone()), (json!(512i64 << 20), json!(1024i64 << 20)), "{hc}");
-        assert_eq!((got["PidsLimit"].clone(), got["NanoCpus"].clone(), got["CpuQuota"].clone()), (json!(512), json!(1_000_000_000i64), json!(0)), "{hc}");
+        assert_eq!(
+            (got["Memory"].clone(), got["MemorySwap"].clone()),
+            (json!(512i64 << 20), json!(1024i64 << 20)),
+            "{hc}"
+        );
+        assert_eq!(
+            (
+                got["PidsLimit"].clone(),
+                got["NanoCpus"].clone(),
+                got["CpuQuota"].clone()
+            ),
+            (json!(512), json!(1_000_000_000i64), json!(0)),
+            "{hc}"
+        );
     }
     // Within the caps, CPU by quota works.
     let (st, j) = s.run(RED, "container.create", json!({"image": img, "body": {"HostConfig": {"CpuQuota": 50_000, "CpuPeriod": 100_000, "CpuShares": 512, "OomScoreAdj": 500}}}));
@@ -209,46 +334,95 @@ fn plain_creates_get_the_safe_defaults_applied() {
     let s = Serve::start(&components(), &tenant("red-plain", ""));
     let img = test_image();
     // No network named: `none` is applied, and the result says so.
-    let (st, j) = s.run(RED, "container.create", json!({"image": img, "cmd": ["true"]}));
+    let (st, j) = s.run(
+        RED,
+        "container.create",
+        json!({"image": img, "cmd": ["true"]}),
+    );
     assert_eq!(st, 200, "{j}");
     let id = j["summary"]["id"].as_str().unwrap().to_string();
-    assert!(j["summary"]["policy_applied"].to_string().contains("HostConfig.NetworkMode: none"), "{j}");
+    assert!(
+        j["summary"]["policy_applied"]
+            .to_string()
+            .contains("HostConfig.NetworkMode: none"),
+        "{j}"
+    );
     let stored = inspect(&id);
     remove(&id);
     assert_eq!(stored["HostConfig"]["NetworkMode"], "none");
     assert_eq!(stored["Config"]["Labels"]["team"], "red-plain");
     // container.run, and the SOAR alias, in the same plain form.
-    let (st, j) = s.run(RED, "container.run", json!({"image": img, "cmd": ["echo", "hello"]}));
+    let (st, j) = s.run(
+        RED,
+        "container.run",
+        json!({"image": img, "cmd": ["echo", "hello"]}),
+    );
     assert_eq!(st, 200, "{j}");
     assert!(j.to_string().contains("hello"), "{j}");
     // Asking for the shared bridge is still refused.
     let name = unique("bridge");
-    refused_and_absent(&s, "container.create", json!({"image": img, "name": name, "network_mode": "bridge"}), "default bridge", &name);
+    refused_and_absent(
+        &s,
+        "container.create",
+        json!({"image": img, "name": name, "network_mode": "bridge"}),
+        "default bridge",
+        &name,
+    );
 }
 
 #[test]
 fn changes_are_read_as_one_dockerfile() {
     let s = Serve::start(&components(), &tenant("red-changes", ""));
     let img = test_image();
-    let (st, j) = s.run(RED, "container.create", json!({"image": img, "cmd": ["true"]}));
+    let (st, j) = s.run(
+        RED,
+        "container.create",
+        json!({"image": img, "cmd": ["true"]}),
+    );
     assert_eq!(st, 200, "{j}");
     let mine = j["summary"]["id"].as_str().unwrap().to_string();
     // Directly, a trailing backslash joins the next change to it: the LABEL after it is lost
     // (read as part of the ENV).
     let direct = unique("swallowed");
-    let q = format!("container={mine}&repo={direct}&tag=1&changes={}&changes={}", urlenc("ENV y=\\"), urlenc("LABEL marker=1"));
+    let q = format!(
+        "container={mine}&repo={direct}&tag=1&changes={}&changes={}",
+        urlenc("ENV y=\\"),
+        urlenc("LABEL marker=1")
+    );
     let (st, b) = api(Method::POST, "/commit", &q, None);
     assert_eq!(st, 201, "{}", String::from_utf8_lossy(&b));
     let cfg = api_json(Method::GET, &format!("/images/{direct}:1/json"), "")["Config"].clone();
-    api(Method::DELETE, &format!("/images/{direct}:1"), "force=1", None);
-    assert!(cfg["Labels"]["marker"].is_null(), "directly, the label was swallowed: {cfg}");
+    api(
+        Method::DELETE,
+        &format!("/images/{direct}:1"),
+        "force=1",
+        None,
+    );
+    assert!(
+        cfg["Labels"]["marker"].is_null(),
+        "directly, the label was swallowed: {cfg}"
+    );
     assert!(cfg["Env"].to_string().contains("y=LABEL"), "{cfg}");
 
-    for changes in [json!(["ENV x=1 \\"]), json!(["ENV x=1 \\  "]), json!(["# escape=`", "ENV x=1 `"]), json!(["LABEL \\", "team=blue"]), json!(["ONBUILD LABEL team=blue"]), json!(["CMD [\"sh\"]", "ENV a=1 \\"])] {
+    for changes in [
+        json!(["ENV x=1 \\"]),
+        json!(["ENV x=1 \\  "]),
+        json!(["# escape=`", "ENV x=1 `"]),
+        json!(["LABEL \\", "team=blue"]),
+        json!(["ONBUILD LABEL team=blue"]),
+        json!(["CMD [\"sh\"]", "ENV a=1 \\"]),
+    ] {
         let repo = unique("red-commit");
-        let (st, j) = s.run(RED, "image.commit", json!({"container": mine, "repo": repo, "tag": "1", "changes": changes}));
+        let (st, j) = s.run(
+            RED,
+            "image.commit",
+            json!({"container": mine, "repo": repo, "tag": "1", "changes": changes}),
+        );
         assert_eq!(st, 403, "{changes}: {j}");
-        assert!(j["message"].as_str().unwrap().starts_with("changes:"), "{j}");
+        assert!(
+            j["message"].as_str().unwrap().starts_with("changes:"),
+            "{j}"
+        );
         let (st, _) = api(Method::GET, &format!("/images/{repo}:1/json"), "", None);
         assert_eq!(st, 404, "{changes}: an image landed");
     }
@@ -257,7 +431,12 @@ fn changes_are_read_as_one_dockerfile() {
     let (st, j) = s.run(RED, "image.commit", json!({"container": mine, "repo": repo, "tag": "1", "changes": ["ENV a=1", "CMD [\"sh\"]"]}));
     assert_eq!(st, 200, "{j}");
     let cfg = api_json(Method::GET, &format!("/images/{repo}:1/json"), "")["Config"].clone();
-    api(Method::DELETE, &format!("/images/{repo}:1"), "force=1", None);
+    api(
+        Method::DELETE,
+        &format!("/images/{repo}:1"),
+        "force=1",
+        None,
+    );
     assert_eq!(cfg["Labels"]["team"], "red-changes");
     assert!(cfg["Env"].to_string().contains("a=1"), "{cfg}");
     remove(&mine);
@@ -269,33 +448,73 @@ fn image_references_are_normalised_as_the_engine_does() {
     let img = test_image();
     // Directly, a full spelling names the same image as the base image's short one.
     let full = format!("docker.io/{img}");
-    let (st, _) = api(Method::GET, &format!("/images/{}/json", full.replace('/', "%2F")), "", None);
+    let (st, _) = api(
+        Method::GET,
+        &format!("/images/{}/json", full.replace('/', "%2F")),
+        "",
+        None,
+    );
     assert_eq!(st, 200, "the engine normalises {full} to {img}");
     // A tenant may not tag over the base image under any spelling.
-    let (st, j) = s.run(RED, "container.create", json!({"image": img, "cmd": ["true"]}));
+    let (st, j) = s.run(
+        RED,
+        "container.create",
+        json!({"image": img, "cmd": ["true"]}),
+    );
     assert_eq!(st, 200, "{j}");
     let mine = j["summary"]["id"].as_str().unwrap().to_string();
     let (name, tag) = img.rsplit_once(':').unwrap();
-    for repo in [format!("docker.io/{name}"), format!("index.docker.io/{name}"), name.to_string()] {
-        let (st, j) = s.run(RED, "image.commit", json!({"container": mine, "repo": repo, "tag": "evil"}));
+    for repo in [
+        format!("docker.io/{name}"),
+        format!("index.docker.io/{name}"),
+        name.to_string(),
+    ] {
+        let (st, j) = s.run(
+            RED,
+            "image.commit",
+            json!({"container": mine, "repo": repo, "tag": "evil"}),
+        );
         assert_eq!(st, 403, "{repo}: {j}");
-        assert!(j["message"].as_str().unwrap().contains("base image name"), "{repo}: {j}");
+        assert!(
+            j["message"].as_str().unwrap().contains("base image name"),
+            "{repo}: {j}"
+        );
     }
     let _ = tag;
-    assert_eq!(api(Method::GET, &format!("/images/{name}:evil/json"), "", None).0, 404);
+    assert_eq!(
+        api(Method::GET, &format!("/images/{name}:evil/json"), "", None).0,
+        404
+    );
     // A reference the engine would read otherwise is refused (tagging the tenant's own image).
     let own = unique("red-own");
-    let (st, j) = s.run(RED, "image.commit", json!({"container": mine, "repo": own, "tag": "1"}));
+    let (st, j) = s.run(
+        RED,
+        "image.commit",
+        json!({"container": mine, "repo": own, "tag": "1"}),
+    );
     assert_eq!(st, 200, "{j}");
     for (repo, tag) in [("x:v9:v8", ""), ("UPPER", "1"), ("a//b", "")] {
         let (st, j) = s.run(RED, "test.raw", json!({"method": "POST", "path": format!("/images/{own}:1/tag"), "query": [["repo", repo], ["tag", tag]]}));
         assert!(st == 403 || st == 400 || st == 422, "{repo}: {j}");
-        assert!(j["message"].as_str().unwrap_or("").contains("not a valid image reference"), "{repo}: {j}");
+        assert!(
+            j["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("not a valid image reference"),
+            "{repo}: {j}"
+        );
     }
     api(Method::DELETE, &format!("/images/{own}:1"), "force=1", None);
     // Digests are checked as the digest, and the base image by digest is usable.
-    let digest_ref = api_json(Method::GET, &format!("/images/{img}/json"), "")["Id"].as_str().unwrap().to_string();
-    let (st, j) = s.run(RED, "container.create", json!({"image": digest_ref, "cmd": ["true"]}));
+    let digest_ref = api_json(Method::GET, &format!("/images/{img}/json"), "")["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (st, j) = s.run(
+        RED,
+        "container.create",
+        json!({"image": digest_ref, "cmd": ["true"]}),
+    );
     assert_eq!(st, 403, "an image id is not an allowlisted name: {j}");
     remove(&mine);
 }
@@ -309,10 +528,20 @@ fn host_paths_are_exact_and_checked_again_at_start() {
     std::fs::write(data.join("hello"), "red data").unwrap();
     // Only the listed path itself may be bound, not a path below it.
     let name = unique("below");
-    refused_and_absent(&s, "container.create", json!({"image": img, "name": name, "binds": [format!("{}/sub:/d", data.display())]}), "only a listed path itself", &name);
+    refused_and_absent(
+        &s,
+        "container.create",
+        json!({"image": img, "name": name, "binds": [format!("{}/sub:/d", data.display())]}),
+        "only a listed path itself",
+        &name,
+    );
     // The listed path, bound and started.
     let bind = format!("{}:/d:ro", data.display());
-    let (st, j) = s.run(RED, "container.create", json!({"image": img, "cmd": ["cat", "/d/hostname"], "binds": [bind]}));
+    let (st, j) = s.run(
+        RED,
+        "container.create",
+        json!({"image": img, "cmd": ["cat", "/d/hostname"], "binds": [bind]}),
+    );
     assert_eq!(st, 200, "{j}");
     let id = j["summary"]["id"].as_str().unwrap().to_string();
     // Between create and start, the directory becomes a symlink to /etc: directly, the
@@ -322,12 +551,25 @@ fn host_paths_are_exact_and_checked_again_at_start() {
     std::os::unix::fs::symlink("/etc", &data).unwrap();
     let direct = stored_directly_started(&json!({"Image": img, "Cmd": ["cat", "/d/hostname"], "HostConfig": {"NetworkMode": "none", "Binds": [format!("{}:/d:ro", data.display())]}}).to_string());
     let hostname = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
-    assert_eq!(direct.trim(), hostname.trim(), "directly, the swapped path mounts the host's /etc");
+    assert_eq!(
+        direct.trim(),
+        hostname.trim(),
+        "directly, the swapped path mounts the host's /etc"
+    );
     let (st, j) = s.run(RED, "container.start", json!({"id": id}));
     assert_eq!(st, 403, "{j}");
-    assert!(j["message"].as_str().unwrap().contains("through a symlink"), "{j}");
+    assert!(
+        j["message"].as_str().unwrap().contains("through a symlink"),
+        "{j}"
+    );
     assert_eq!(inspect(&id)["State"]["Running"], false);
-    assert!(inspect(&id)["State"]["StartedAt"].as_str().unwrap_or("").starts_with("0001"), "it never started");
+    assert!(
+        inspect(&id)["State"]["StartedAt"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("0001"),
+        "it never started"
+    );
     std::fs::remove_file(&data).unwrap();
     std::fs::rename(&moved, &data).unwrap();
     remove(&id);
@@ -339,7 +581,12 @@ fn stored_directly_started(body: &str) -> String {
     let id = v["Id"].as_str().unwrap().to_string();
     api(Method::POST, &format!("/containers/{id}/start"), "", None);
     api(Method::POST, &format!("/containers/{id}/wait"), "", None);
-    let (_, raw) = api(Method::GET, &format!("/containers/{id}/logs"), "stdout=1", None);
+    let (_, raw) = api(
+        Method::GET,
+        &format!("/containers/{id}/logs"),
+        "stdout=1",
+        None,
+    );
     remove(&id);
     let mut b = &raw[..];
     let mut out = Vec::new();
@@ -356,24 +603,49 @@ fn network_names_cannot_be_taken_twice() {
     let s = Serve::start(&components(), &tenant("red-nets", ""));
     let name = unique("shared-name");
     // Directly, the engine lets a second network take the name.
-    let (st, a) = post_raw("/networks/create", "", &json!({"Name": name, "Internal": true, "Labels": {"team": "blue"}}).to_string());
+    let (st, a) = post_raw(
+        "/networks/create",
+        "",
+        &json!({"Name": name, "Internal": true, "Labels": {"team": "blue"}}).to_string(),
+    );
     assert_eq!(st, 201, "{a}");
-    let (st, b) = post_raw("/networks/create", "", &json!({"Name": name, "Internal": true, "CheckDuplicate": false}).to_string());
+    let (st, b) = post_raw(
+        "/networks/create",
+        "",
+        &json!({"Name": name, "Internal": true, "CheckDuplicate": false}).to_string(),
+    );
     let second = (st == 201).then(|| b["Id"].as_str().unwrap().to_string());
     if let Some(id) = &second {
         api(Method::DELETE, &format!("/networks/{id}"), "", None);
     }
-    let (st, j) = s.run(RED, "network.create", json!({"name": name, "internal": true}));
+    let (st, j) = s.run(
+        RED,
+        "network.create",
+        json!({"name": name, "internal": true}),
+    );
     assert_eq!(st, 403, "{j}");
-    assert!(j["message"].as_str().unwrap().contains("already exists"), "{j}");
-    api(Method::DELETE, &format!("/networks/{}", a["Id"].as_str().unwrap()), "", None);
-    assert!(second.is_some(), "directly, the engine took the name twice: {b}");
+    assert!(
+        j["message"].as_str().unwrap().contains("already exists"),
+        "{j}"
+    );
+    api(
+        Method::DELETE,
+        &format!("/networks/{}", a["Id"].as_str().unwrap()),
+        "",
+        None,
+    );
+    assert!(
+        second.is_some(),
+        "directly, the engine took the name twice: {b}"
+    );
 }
 
 fn urlenc(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -389,12 +661,22 @@ fn one_tenant_cannot_hold_every_engine_connection() {
     let mut comps = components();
     comps.push(("system.wasm", system_wasm()));
     // Four connections to the engine in all: two for each of the two tenants.
-    let s = Serve::start_with(&comps, "engine_max_connections = 4\nengine_max_wait_secs = 1", &format!("{}{blue}", tenant("red-share", "")));
+    let s = Serve::start_with(
+        &comps,
+        "engine_max_connections = 4\nengine_max_wait_secs = 1",
+        &format!("{}{blue}", tenant("red-share", "")),
+    );
     // Red opens as many long streams as the engine's whole cap: without shares, they would
     // hold every connection and blue's calls would fail after the wait.
     let mut jobs = Vec::new();
     for _ in 0..4 {
-        let (st, j) = http(&s.addr, "POST", "/v1/actions/system.events?async=true", Some(RED), Some(r#"{"max_duration": 20}"#));
+        let (st, j) = http(
+            &s.addr,
+            "POST",
+            "/v1/actions/system.events?async=true",
+            Some(RED),
+            Some(r#"{"max_duration": 20}"#),
+        );
         assert!(st == 202 || st == 200, "{j}");
         jobs.push(j["id"].as_str().unwrap_or_default().to_string());
         std::thread::sleep(std::time::Duration::from_millis(300));
@@ -406,40 +688,94 @@ fn one_tenant_cannot_hold_every_engine_connection() {
         assert_eq!(st, 200, "blue is not starved by red's streams: {j}");
     }
     let (st, j) = s.run(RED, "system.ping", json!({}));
-    assert!(st == 403 || st == 429, "red's own share is held by its streams: {j}");
+    assert!(
+        st == 403 || st == 429,
+        "red's own share is held by its streams: {j}"
+    );
     assert_eq!(j["error"]["kind"], "limit", "{j}");
-    assert!(j["message"].as_str().unwrap_or("").contains("share of the engine's connections"), "{j}");
+    assert!(
+        j["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("share of the engine's connections"),
+        "{j}"
+    );
     for id in jobs.iter().filter(|i| !i.is_empty()) {
-        http(&s.addr, "DELETE", &format!("/v1/jobs/{id}"), Some(RED), None);
+        http(
+            &s.addr,
+            "DELETE",
+            &format!("/v1/jobs/{id}"),
+            Some(RED),
+            None,
+        );
     }
 }
 
 #[test]
 fn per_tenant_quotas_hold() {
-    let s = Serve::start(&components(), &tenant("red-quota", "max_containers = 2\nmax_networks = 1"));
+    let s = Serve::start(
+        &components(),
+        &tenant("red-quota", "max_containers = 2\nmax_networks = 1"),
+    );
     let img = test_image();
     let mut made = Vec::new();
     for _ in 0..2 {
-        let (st, j) = s.run(RED, "container.create", json!({"image": img, "cmd": ["true"]}));
+        let (st, j) = s.run(
+            RED,
+            "container.create",
+            json!({"image": img, "cmd": ["true"]}),
+        );
         assert_eq!(st, 200, "{j}");
         made.push(j["summary"]["id"].as_str().unwrap().to_string());
     }
     let name = unique("over");
-    let (st, j) = s.run(RED, "container.create", json!({"image": img, "name": name, "cmd": ["true"]}));
-    assert_eq!((st, j["error"]["kind"].as_str()), (403, Some("limit")), "{j}");
-    assert!(j["message"].as_str().unwrap().contains("engine_policy.max_containers"), "{j}");
-    assert_eq!(api(Method::GET, &format!("/containers/{name}/json"), "", None).0, 404);
+    let (st, j) = s.run(
+        RED,
+        "container.create",
+        json!({"image": img, "name": name, "cmd": ["true"]}),
+    );
+    assert_eq!(
+        (st, j["error"]["kind"].as_str()),
+        (403, Some("limit")),
+        "{j}"
+    );
+    assert!(
+        j["message"]
+            .as_str()
+            .unwrap()
+            .contains("engine_policy.max_containers"),
+        "{j}"
+    );
+    assert_eq!(
+        api(Method::GET, &format!("/containers/{name}/json"), "", None).0,
+        404
+    );
     // Removing one makes room again.
     remove(&made.pop().unwrap());
-    let (st, j) = s.run(RED, "container.create", json!({"image": img, "cmd": ["true"]}));
+    let (st, j) = s.run(
+        RED,
+        "container.create",
+        json!({"image": img, "cmd": ["true"]}),
+    );
     assert_eq!(st, 200, "{j}");
     made.push(j["summary"]["id"].as_str().unwrap().to_string());
-    let (st, j) = s.run(RED, "network.create", json!({"name": unique("q1"), "internal": true}));
+    let (st, j) = s.run(
+        RED,
+        "network.create",
+        json!({"name": unique("q1"), "internal": true}),
+    );
     assert_eq!(st, 200, "{j}");
     let net = j["summary"]["id"].as_str().unwrap().to_string();
-    let (st, j) = s.run(RED, "network.create", json!({"name": unique("q2"), "internal": true}));
+    let (st, j) = s.run(
+        RED,
+        "network.create",
+        json!({"name": unique("q2"), "internal": true}),
+    );
     assert_eq!(st, 403, "{j}");
-    assert!(j["message"].as_str().unwrap().contains("max_networks"), "{j}");
+    assert!(
+        j["message"].as_str().unwrap().contains("max_networks"),
+        "{j}"
+    );
     api(Method::DELETE, &format!("/networks/{net}"), "", None);
     for id in made {
         remove(&id);
