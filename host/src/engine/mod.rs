@@ -392,13 +392,7 @@ impl EngineClient {
                 let gateway = matches!(resp.status().as_u16(), 502..=504);
                 // The connection slot is held until the body is read or dropped.
                 let resp = match permit {
-                    Some(p) => resp.map(|b| {
-                        b.map_frame(move |f| {
-                            let _held = &p;
-                            f
-                        })
-                        .boxed()
-                    }),
+                    Some(p) => hold(resp, p),
                     None => resp,
                 };
                 (Ok(resp), gateway)
@@ -419,6 +413,17 @@ impl EngineClient {
 fn is_version_refusal(text: &str) -> bool {
     let t = text.to_ascii_lowercase();
     t.contains("client version") && (t.contains("too new") || t.contains("too old") || t.contains("not supported"))
+}
+
+/// `resp` with `guard` (a connection permit) kept alive until its body is read or dropped.
+pub fn hold<G: Send + Sync + 'static>(resp: http::Response<Body>, guard: G) -> http::Response<Body> {
+    resp.map(|b| {
+        b.map_frame(move |f| {
+            let _held = &guard;
+            f
+        })
+        .boxed()
+    })
 }
 
 pub fn full(bytes: Bytes) -> Body {

@@ -78,6 +78,20 @@ pub fn schema(method: &str, template: &str) -> Option<&'static Node> {
     table.get(&format!("{method} {template}"))
 }
 
+/// A list of anything and a map of anything: what [`Node::Any`] holds.
+fn any_shape() -> &'static (Node, Node) {
+    static SHAPES: OnceLock<(Node, Node)> = OnceLock::new();
+    SHAPES.get_or_init(|| {
+        (
+            Node::List(Box::new(Node::Any)),
+            Node::Object {
+                fields: BTreeMap::new(),
+                rest: Some(Box::new(Node::Any)),
+            },
+        )
+    })
+}
+
 /// A JSON document with every key kept, repeats included, in order.
 enum Doc {
     Object(Vec<(String, Doc)>),
@@ -190,7 +204,10 @@ fn check(node: &Node, doc: Doc, path: &str) -> Result<Value, String> {
     match (node, doc) {
         // Go leaves a field it reads null as it was.
         (_, Doc::Scalar(Value::Null)) => Ok(Value::Null),
-        (Node::Any, doc) => check_any(doc, path),
+        // A value of no fixed shape: any keys, still none repeated.
+        (Node::Any, Doc::Scalar(v)) => Ok(v),
+        (Node::Any, d @ Doc::List(_)) => check(&any_shape().0, d, path),
+        (Node::Any, d @ Doc::Object(_)) => check(&any_shape().1, d, path),
         (Node::Str, Doc::Scalar(v @ Value::String(_)))
         | (Node::Bool, Doc::Scalar(v @ Value::Bool(_))) => Ok(v),
         (Node::Num, Doc::Scalar(v @ Value::Number(_))) => Ok(v),
@@ -243,33 +260,6 @@ fn check(node: &Node, doc: Doc, path: &str) -> Result<Value, String> {
                 Doc::Scalar(v) => kind(v),
             };
             Err(format!("{}: must be {want}, not {got}", here()))
-        }
-    }
-}
-
-/// A value of no fixed shape: still no repeated keys.
-fn check_any(doc: Doc, path: &str) -> Result<Value, String> {
-    match doc {
-        Doc::Scalar(v) => Ok(v),
-        Doc::List(items) => items
-            .into_iter()
-            .enumerate()
-            .map(|(i, d)| check_any(d, &format!("{path}[{i}]")))
-            .collect::<Result<Vec<_>, _>>()
-            .map(Value::Array),
-        Doc::Object(entries) => {
-            let mut out = Map::new();
-            for (k, d) in entries {
-                if out.contains_key(&k) {
-                    return Err(format!(
-                        "{}: the key is repeated (the engine would read both)",
-                        at(path, &k)
-                    ));
-                }
-                let v = check_any(d, &at(path, &k))?;
-                out.insert(k, v);
-            }
-            Ok(Value::Object(out))
         }
     }
 }
@@ -393,6 +383,16 @@ mod tests {
         assert!(create(r#"{"Image":"x"} trailing"#)
             .unwrap_err()
             .starts_with("the body is not JSON"));
+    }
+
+    #[test]
+    fn values_of_no_fixed_shape_still_take_no_repeated_key() {
+        let e = decode(&Node::Any, br#"{"a":[{"b":1,"b":2}]}"#).unwrap_err();
+        assert!(e.starts_with("a[0].b: the key is repeated"), "{e}");
+        assert_eq!(
+            decode(&Node::Any, br#"{"a":[1,"x",null]}"#).unwrap(),
+            serde_json::json!({"a": [1, "x", null]})
+        );
     }
 
     #[test]

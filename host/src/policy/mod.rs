@@ -202,31 +202,31 @@ impl Policy {
                 )));
             }
         }
-        if self.policed() {
-            canonical_body(&m, body)?;
-        }
+        let decoded = if self.policed() { canonical_body(&m, body)? } else { None };
         let mut query = req.query;
-        let registry = self.registry_for(&m, &query, body, req.registry, req.auth_body_registry)?;
-        let mut gate = Gate { policy: self, insp, scope: self.label_scope.clone(), applied: Vec::new() };
+        let registry = self.registry_for(&m, &query, decoded.as_ref(), body, req.registry, req.auth_body_registry)?;
+        let mut gate = Gate { policy: self, insp, scope: self.label_scope.clone(), applied: Vec::new(), decoded };
         let path = gate.check(&m, &mut query, body).await?;
         Ok(Admitted { path, query, registry, applied: gate.applied })
     }
 
     /// The registry a request goes to, derived from the request itself; a guest's `registry`
     /// that disagrees is refused, and so is a registry outside the tenant's list.
-    fn registry_for(&self, m: &Matched, query: &[(String, String)], body: &OutBody, asked: Option<&str>, auth_body: Option<&str>) -> Result<Option<String>, Refusal> {
+    /// `decoded`: the body as the canonical reading gave it, if it was read.
+    fn registry_for(&self, m: &Matched, query: &[(String, String)], decoded: Option<&Value>, body: &OutBody, asked: Option<&str>, auth_body: Option<&str>) -> Result<Option<String>, Refusal> {
         let param = m.param.as_deref().unwrap_or("");
         let derived: Option<String> = match (m.route.method.as_str(), m.route.template) {
             ("POST", "/images/create") => q(query, "fromImage").filter(|s| !s.is_empty()).map(registry_of),
             ("POST", "/images/{name}/push") | ("GET", "/distribution/{name}/json") | ("POST", "/plugins/{name}/push") => Some(registry_of(param)),
             ("GET", "/images/search") => q(query, "term").map(registry_of),
             ("POST", "/plugins/pull") | ("POST", "/plugins/{name}/upgrade") | ("GET", "/plugins/privileges") => q(query, "remote").map(registry_of),
-            ("POST", "/services/create") | ("POST", "/services/{id}/update") => match body {
-                OutBody::Bytes(b) => serde_json::from_slice::<Value>(b)
-                    .ok()
-                    .and_then(|v| v["TaskTemplate"]["ContainerSpec"]["Image"].as_str().map(registry_of)),
-                _ => None,
-            },
+            ("POST", "/services/create") | ("POST", "/services/{id}/update") => {
+                let parsed = match (decoded, body) {
+                    (None, OutBody::Bytes(b)) => serde_json::from_slice::<Value>(b).ok(),
+                    _ => None,
+                };
+                decoded.or(parsed.as_ref()).and_then(|v| v["TaskTemplate"]["ContainerSpec"]["Image"].as_str().map(registry_of))
+            }
             ("POST", "/auth") => auth_body.map(crate::credentials::normalize),
             _ => None,
         };
@@ -272,6 +272,8 @@ struct Gate<'p, 'i, I> {
     insp: &'i mut I,
     scope: Option<(String, String)>,
     applied: Vec<String>,
+    /// The body as [`canonical_body`] decoded it, taken by the first [`Gate::json_body`].
+    decoded: Option<Value>,
 }
 
 /// The kinds of object the gate can look up.
@@ -327,17 +329,18 @@ fn json_body(body: &OutBody, what: &str, empty_ok: bool) -> Result<Value, Refusa
 }
 
 /// A policed tenant's JSON body, decoded as the engine will decode it and re-encoded: what the
-/// gate checks next is exactly what the engine receives ([`canonical`]).
-fn canonical_body(m: &Matched, body: &mut OutBody) -> Result<(), Refusal> {
-    let Some(node) = canonical::schema(m.route.method.as_str(), m.route.template) else { return Ok(()) };
+/// gate checks next (the returned document) is exactly what the engine receives
+/// ([`canonical`]).
+fn canonical_body(m: &Matched, body: &mut OutBody) -> Result<Option<Value>, Refusal> {
+    let Some(node) = canonical::schema(m.route.method.as_str(), m.route.template) else { return Ok(None) };
     let op = m.route.operation;
     match body {
-        OutBody::Empty => Ok(()),
-        OutBody::Bytes(b) if b.is_empty() => Ok(()),
+        OutBody::Empty => Ok(None),
+        OutBody::Bytes(b) if b.is_empty() => Ok(None),
         OutBody::Bytes(b) => {
             let v = canonical::decode(node, b).map_err(|e| Refusal::Denied(format!("{op} body: {e}")))?;
             set_body(body, &v);
-            Ok(())
+            Ok(Some(v))
         }
         OutBody::Stream(_) => Err(Refusal::Denied(format!("{op}: a JSON body is sent whole, not streamed"))),
     }
@@ -354,6 +357,14 @@ impl<I: Inspector> Gate<'_, '_, I> {
 
     fn socket(&self) -> Option<&str> {
         self.policy.engine_socket.as_deref()
+    }
+
+    /// The request's JSON body: as already decoded for a policed tenant, else parsed here.
+    fn json_body(&mut self, body: &OutBody, what: &str, empty_ok: bool) -> Result<Value, Refusal> {
+        match self.decoded.take() {
+            Some(v) => Ok(v),
+            None => json_body(body, what, empty_ok),
+        }
     }
 
     /// Body checks for every tenant; reference, label and route checks for scoped ones.
@@ -376,7 +387,7 @@ impl<I: Inspector> Gate<'_, '_, I> {
                 if scoped {
                     self.quota(Kind::Container, self.rules().max_containers).await?;
                 }
-                let mut v = json_body(body, "container create", false)?;
+                let mut v = self.json_body(body, "container create", false)?;
                 let refs = self.rules().container_create(&mut v, self.socket()).map_err(denied)?;
                 self.applied.extend(refs.applied.iter().cloned());
                 if scoped {
@@ -388,14 +399,14 @@ impl<I: Inspector> Gate<'_, '_, I> {
             }
             ("POST", "/containers/{id}/update") => {
                 let id = self.object(Kind::Container, &param).await?;
-                let mut v = json_body(body, "container update", false)?;
+                let mut v = self.json_body(body, "container update", false)?;
                 self.rules().container_update(&mut v).map_err(denied)?;
                 set_body(body, &v);
                 Ok(m.path_with(Some(&id)))
             }
             ("POST", "/containers/{id}/exec") => {
                 let id = self.object(Kind::Container, &param).await?;
-                let v = json_body(body, "exec create", false)?;
+                let v = self.json_body(body, "exec create", false)?;
                 self.rules().exec_create(&v).map_err(denied)?;
                 Ok(m.path_with(Some(&id)))
             }
@@ -423,7 +434,7 @@ impl<I: Inspector> Gate<'_, '_, I> {
             }
             ("POST", t @ ("/volumes/create" | "/networks/create")) => {
                 let volume = t == "/volumes/create";
-                let mut v = json_body(body, if volume { "volume create" } else { "network create" }, false)?;
+                let mut v = self.json_body(body, if volume { "volume create" } else { "network create" }, false)?;
                 if volume { self.rules().volume_create(&v) } else { self.rules().network_create(&v) }.map_err(denied)?;
                 if !volume && self.policy.policed() {
                     // The engine lets two networks share a name; lookups by that name then
@@ -449,7 +460,7 @@ impl<I: Inspector> Gate<'_, '_, I> {
             ("POST", "/networks/{id}/connect" | "/networks/{id}/disconnect") => {
                 let id = self.object(Kind::Network, &param).await?;
                 if scoped {
-                    let mut v = json_body(body, "network connect", false)?;
+                    let mut v = self.json_body(body, "network connect", false)?;
                     let c = v["Container"].as_str().ok_or_else(|| Refusal::Invalid("Container: a container is required".into()))?.to_string();
                     let cid = self.reference("Container", Kind::Container, &c).await?;
                     v["Container"] = json!(cid);
@@ -546,7 +557,7 @@ impl<I: Inspector> Gate<'_, '_, I> {
                     if let Some(repo) = q(query, "repo").filter(|r| !r.is_empty()).map(str::to_string) {
                         self.destinations("repo", &repo, q(query, "tag")).await?;
                     }
-                    let mut v = json_body(body, "commit", true)?;
+                    let mut v = self.json_body(body, "commit", true)?;
                     self.force_label(&mut v, "Labels")?;
                     set_body(body, &v);
                     self.force_changes_label(query)?;
@@ -601,7 +612,7 @@ impl<I: Inspector> Gate<'_, '_, I> {
                     "/services/{id}/update" => Some(self.object(Kind::Service, &param).await?),
                     _ => None,
                 };
-                let mut v = json_body(body, "service spec", false)?;
+                let mut v = self.json_body(body, "service spec", false)?;
                 let refs = self.rules().service_spec(&mut v, self.socket()).map_err(denied)?;
                 if scoped {
                     self.check_refs(&refs).await?;
@@ -618,7 +629,7 @@ impl<I: Inspector> Gate<'_, '_, I> {
             }
             ("POST", "/secrets/create" | "/configs/create") => {
                 if scoped {
-                    let mut v = json_body(body, "create", false)?;
+                    let mut v = self.json_body(body, "create", false)?;
                     // An external secret driver is an engine plugin: not for scoped tenants.
                     if !v["Driver"].is_null() {
                         return Err(Refusal::Denied("Driver: external secret drivers (engine plugins) are not available to a label-scoped tenant".into()));
@@ -632,7 +643,7 @@ impl<I: Inspector> Gate<'_, '_, I> {
                 let kind = if t.starts_with("/secrets") { Kind::Secret } else { Kind::Config };
                 let id = self.object(kind, &param).await?;
                 if scoped && t.ends_with("/update") {
-                    let mut v = json_body(body, "update", false)?;
+                    let mut v = self.json_body(body, "update", false)?;
                     self.force_label(&mut v, "Labels")?;
                     set_body(body, &v);
                 }

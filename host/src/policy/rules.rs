@@ -172,6 +172,12 @@ impl EnginePolicy {
         Ok(())
     }
 
+    /// Whether `CapAdd` may name `cap` (`net_admin`, `CAP_NET_ADMIN`: one capability).
+    fn cap_allowed(&self, cap: &str) -> bool {
+        let c = cap.to_ascii_uppercase();
+        self.cap_add.is_match(c.strip_prefix("CAP_").unwrap_or(&c))
+    }
+
     pub fn registry_allowed(&self, registry: &str) -> bool {
         self.registries.is_match(registry)
     }
@@ -355,6 +361,14 @@ fn strings<'a>(v: Option<&'a Value>, field: &str) -> Result<Vec<&'a str>, String
     }
 }
 
+/// The `HostConfig` modes that can name the host's namespace (or another container's).
+const NAMESPACE_MODES: [&str; 5] = ["PidMode", "IpcMode", "UTSMode", "UsernsMode", "CgroupnsMode"];
+
+/// `no-new-privileges`, `no-new-privileges:true` or `no-new-privileges=true`.
+fn is_no_new_privileges(opt: &str) -> bool {
+    matches!(opt.replace('=', ":").as_str(), "no-new-privileges" | "no-new-privileges:true")
+}
+
 /// `container:<x>` → `x`.
 fn container_ref(mode: &str) -> Option<&str> {
     mode.strip_prefix("container:")
@@ -441,9 +455,7 @@ impl EnginePolicy {
             return Err(denied(&f("Privileged"), "privileged containers are not allowed"));
         }
         for cap in strings(hc.get("CapAdd"), &f("CapAdd"))? {
-            let c = cap.to_ascii_uppercase();
-            let c = c.strip_prefix("CAP_").unwrap_or(&c);
-            if !self.cap_add.is_match(c) {
+            if !self.cap_allowed(cap) {
                 return Err(denied(&f("CapAdd"), format!("capability {cap} is not allowed")));
             }
         }
@@ -455,7 +467,7 @@ impl EnginePolicy {
                 return Err(denied(&f(k), "host devices are not allowed"));
             }
         }
-        for k in ["PidMode", "IpcMode", "UTSMode", "UsernsMode", "CgroupnsMode"] {
+        for k in NAMESPACE_MODES {
             self.mode(hc, k, refs)?;
         }
         // The engine's own default may be the host's cgroup namespace (cgroup v1).
@@ -473,8 +485,7 @@ impl EnginePolicy {
         }
         let mut has_nnp = false;
         for opt in strings(hc.get("SecurityOpt"), &f("SecurityOpt"))? {
-            let norm = opt.replace('=', ":");
-            if norm == "no-new-privileges" || norm == "no-new-privileges:true" {
+            if is_no_new_privileges(opt) {
                 has_nnp = true;
                 continue;
             }
@@ -860,12 +871,11 @@ impl EnginePolicy {
             return stored_as("Privileged", "a privileged container");
         }
         for cap in hc["CapAdd"].as_array().into_iter().flatten().filter_map(Value::as_str) {
-            let c = cap.to_ascii_uppercase();
-            if !self.cap_add.is_match(c.strip_prefix("CAP_").unwrap_or(&c)) {
+            if !self.cap_allowed(cap) {
                 return stored_as("CapAdd", &format!("capability {cap}"));
             }
         }
-        for k in ["PidMode", "IpcMode", "UTSMode", "UsernsMode", "CgroupnsMode", "NetworkMode"] {
+        for k in NAMESPACE_MODES.into_iter().chain(["NetworkMode"]) {
             if s(k) == "host" && !self.host_namespaces {
                 return stored_as(k, "the host namespace");
             }
@@ -893,7 +903,7 @@ impl EnginePolicy {
                 return stored_as("NanoCpus", &format!("NanoCpus {nano}, CpuQuota {quota}, CpuPeriod {period} lift this tenant's cap of {} CPUs", self.cpus));
             }
         }
-        if self.no_new_privileges && !hc["SecurityOpt"].as_array().into_iter().flatten().any(|o| matches!(o.as_str(), Some("no-new-privileges" | "no-new-privileges:true" | "no-new-privileges=true"))) {
+        if self.no_new_privileges && !hc["SecurityOpt"].as_array().into_iter().flatten().filter_map(Value::as_str).any(is_no_new_privileges) {
             return stored_as("SecurityOpt", "no-new-privileges is missing");
         }
         Ok(())

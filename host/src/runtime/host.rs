@@ -292,14 +292,7 @@ impl HostState {
         match engine.send(method, &send_path, &query, &headers, body).await {
             Ok(mut resp) => {
                 if let Some(p) = share {
-                    use http_body_util::BodyExt;
-                    resp = resp.map(|b| {
-                        b.map_frame(move |f| {
-                            let _held = &p;
-                            f
-                        })
-                        .boxed()
-                    });
+                    resp = crate::engine::hold(resp, p);
                 }
                 if ping {
                     annotate_transport(&mut resp, engine.transport_kind());
