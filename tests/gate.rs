@@ -12,8 +12,6 @@ use common::*;
 use http::Method;
 use serde_json::{json, Value};
 
-const RED: &str = "red-token";
-
 fn components() -> Vec<(&'static str, PathBuf)> {
     vec![
         ("container.wasm", wasm("berth-action-container")),
@@ -21,35 +19,6 @@ fn components() -> Vec<(&'static str, PathBuf)> {
         ("network.wasm", wasm("berth-action-network")),
         ("test.wasm", hostile_wasm()),
     ]
-}
-
-fn tenant(scope: &str, extra: &str) -> String {
-    format!(
-        r#"
-[[tenant]]
-name = "red"
-token_sha256 = "{}"
-engine = "{{engine}}"
-allow = ["*"]
-label_scope = "team={scope}"
-artifacts_dir = "{{dir}}/red"
-[tenant.engine_policy]
-images = ["berth-test/busybox:*"]
-host_paths = ["{{dir}}/red-data"]
-{extra}
-"#,
-        hash(RED)
-    )
-}
-
-fn post_raw(path: &str, query: &str, body: &str) -> (u16, Value) {
-    let (st, b) = api(
-        Method::POST,
-        path,
-        query,
-        Some(("application/json", body.as_bytes().to_vec())),
-    );
-    (st, serde_json::from_slice(&b).unwrap_or(Value::Null))
 }
 
 fn inspect(id: &str) -> Value {
@@ -63,6 +32,13 @@ fn remove(id: &str) {
         "force=1",
         None,
     );
+}
+
+/// Creates a container through berth as red; returns its id.
+fn created(s: &Serve, params: Value) -> String {
+    let (st, j) = s.run(RED, "container.create", params);
+    assert_eq!(st, 200, "{j}");
+    j["summary"]["id"].as_str().unwrap().to_string()
 }
 
 /// Creates a container on the engine directly from raw body bytes; returns what it stored.
@@ -91,7 +67,7 @@ fn refused_and_absent(s: &Serve, action: &str, params: Value, field: &str, name:
 
 #[test]
 fn json_keys_are_read_as_the_engine_reads_them() {
-    let s = Serve::start(&components(), &tenant("red-case", ""));
+    let s = Serve::start(&components(), &red_tenant_as("red-case", ""));
     let img = test_image();
     let hostname = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
 
@@ -198,13 +174,7 @@ fn json_keys_are_read_as_the_engine_reads_them() {
     }
 
     // Exec, network connect and volume bodies go through the same reading.
-    let (st, j) = s.run(
-        RED,
-        "container.create",
-        json!({"image": img, "cmd": ["sleep", "60"]}),
-    );
-    assert_eq!(st, 200, "{j}");
-    let mine = j["summary"]["id"].as_str().unwrap().to_string();
+    let mine = created(&s, json!({"image": img, "cmd": ["sleep", "60"]}));
     let (st, j) = s.run(RED, "test.raw", json!({"method": "POST", "path": format!("/containers/{mine}/exec"), "raw_body": r#"{"Cmd":["id"],"privileged":true}"#}));
     assert_eq!(st, 403, "{j}");
     assert!(
@@ -228,7 +198,7 @@ fn json_keys_are_read_as_the_engine_reads_them() {
 
 #[test]
 fn resource_caps_hold_as_the_engine_applies_them() {
-    let s = Serve::start(&components(), &tenant("red-caps", ""));
+    let s = Serve::start(&components(), &red_tenant_as("red-caps", ""));
     let img = test_image();
     // Directly, CpuQuota -1 beside NanoCpus leaves no CPU cap: the engine keeps both.
     let stored = stored_directly(&json!({"Image": img, "HostConfig": {"NetworkMode": "none", "NanoCpus": 1_000_000_000i64, "CpuQuota": -1}}).to_string());
@@ -299,13 +269,7 @@ fn resource_caps_hold_as_the_engine_applies_them() {
         json!({"Memory": 0, "PidsLimit": 0, "NanoCpus": 0}),
         json!({}),
     ] {
-        let (st, j) = s.run(
-            RED,
-            "container.create",
-            json!({"image": img, "body": {"HostConfig": hc}}),
-        );
-        assert_eq!(st, 200, "{j}");
-        let id = j["summary"]["id"].as_str().unwrap().to_string();
+        let id = created(&s, json!({"image": img, "body": {"HostConfig": hc}}));
         let got = inspect(&id)["HostConfig"].clone();
         remove(&id);
         assert_eq!(
@@ -331,7 +295,7 @@ fn resource_caps_hold_as_the_engine_applies_them() {
 
 #[test]
 fn plain_creates_get_the_safe_defaults_applied() {
-    let s = Serve::start(&components(), &tenant("red-plain", ""));
+    let s = Serve::start(&components(), &red_tenant_as("red-plain", ""));
     let img = test_image();
     // No network named: `none` is applied, and the result says so.
     let (st, j) = s.run(
@@ -372,15 +336,9 @@ fn plain_creates_get_the_safe_defaults_applied() {
 
 #[test]
 fn changes_are_read_as_one_dockerfile() {
-    let s = Serve::start(&components(), &tenant("red-changes", ""));
+    let s = Serve::start(&components(), &red_tenant_as("red-changes", ""));
     let img = test_image();
-    let (st, j) = s.run(
-        RED,
-        "container.create",
-        json!({"image": img, "cmd": ["true"]}),
-    );
-    assert_eq!(st, 200, "{j}");
-    let mine = j["summary"]["id"].as_str().unwrap().to_string();
+    let mine = created(&s, json!({"image": img, "cmd": ["true"]}));
     // Directly, a trailing backslash joins the next change to it: the LABEL after it is lost
     // (read as part of the ENV).
     let direct = unique("swallowed");
@@ -444,7 +402,7 @@ fn changes_are_read_as_one_dockerfile() {
 
 #[test]
 fn image_references_are_normalised_as_the_engine_does() {
-    let s = Serve::start(&components(), &tenant("red-refs", ""));
+    let s = Serve::start(&components(), &red_tenant_as("red-refs", ""));
     let img = test_image();
     // Directly, a full spelling names the same image as the base image's short one.
     let full = format!("docker.io/{img}");
@@ -456,13 +414,7 @@ fn image_references_are_normalised_as_the_engine_does() {
     );
     assert_eq!(st, 200, "the engine normalises {full} to {img}");
     // A tenant may not tag over the base image under any spelling.
-    let (st, j) = s.run(
-        RED,
-        "container.create",
-        json!({"image": img, "cmd": ["true"]}),
-    );
-    assert_eq!(st, 200, "{j}");
-    let mine = j["summary"]["id"].as_str().unwrap().to_string();
+    let mine = created(&s, json!({"image": img, "cmd": ["true"]}));
     let (name, tag) = img.rsplit_once(':').unwrap();
     for repo in [
         format!("docker.io/{name}"),
@@ -521,7 +473,7 @@ fn image_references_are_normalised_as_the_engine_does() {
 
 #[test]
 fn host_paths_are_exact_and_checked_again_at_start() {
-    let s = Serve::start(&components(), &tenant("red-paths", ""));
+    let s = Serve::start(&components(), &red_tenant_as("red-paths", ""));
     let img = test_image();
     let data = s.path().join("red-data");
     std::fs::create_dir_all(data.join("sub")).unwrap();
@@ -537,19 +489,18 @@ fn host_paths_are_exact_and_checked_again_at_start() {
     );
     // The listed path, bound and started.
     let bind = format!("{}:/d:ro", data.display());
-    let (st, j) = s.run(
-        RED,
-        "container.create",
+    let id = created(
+        &s,
         json!({"image": img, "cmd": ["cat", "/d/hostname"], "binds": [bind]}),
     );
-    assert_eq!(st, 200, "{j}");
-    let id = j["summary"]["id"].as_str().unwrap().to_string();
     // Between create and start, the directory becomes a symlink to /etc: directly, the
     // engine follows it at start.
     let moved = s.path().join("red-data.real");
     std::fs::rename(&data, &moved).unwrap();
     std::os::unix::fs::symlink("/etc", &data).unwrap();
-    let direct = stored_directly_started(&json!({"Image": img, "Cmd": ["cat", "/d/hostname"], "HostConfig": {"NetworkMode": "none", "Binds": [format!("{}:/d:ro", data.display())]}}).to_string());
+    let direct = run_direct(
+        json!({"Image": img, "Cmd": ["cat", "/d/hostname"], "HostConfig": {"NetworkMode": "none", "Binds": [format!("{}:/d:ro", data.display())]}}),
+    );
     let hostname = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
     assert_eq!(
         direct.trim(),
@@ -575,32 +526,9 @@ fn host_paths_are_exact_and_checked_again_at_start() {
     remove(&id);
 }
 
-fn stored_directly_started(body: &str) -> String {
-    let (st, v) = post_raw("/containers/create", "", body);
-    assert_eq!(st, 201, "{v}");
-    let id = v["Id"].as_str().unwrap().to_string();
-    api(Method::POST, &format!("/containers/{id}/start"), "", None);
-    api(Method::POST, &format!("/containers/{id}/wait"), "", None);
-    let (_, raw) = api(
-        Method::GET,
-        &format!("/containers/{id}/logs"),
-        "stdout=1",
-        None,
-    );
-    remove(&id);
-    let mut b = &raw[..];
-    let mut out = Vec::new();
-    while b.len() >= 8 {
-        let n = u32::from_be_bytes([b[4], b[5], b[6], b[7]]) as usize;
-        out.extend_from_slice(&b[8..(8 + n).min(b.len())]);
-        b = &b[(8 + n).min(b.len())..];
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[test]
 fn network_names_cannot_be_taken_twice() {
-    let s = Serve::start(&components(), &tenant("red-nets", ""));
+    let s = Serve::start(&components(), &red_tenant_as("red-nets", ""));
     let name = unique("shared-name");
     // Directly, the engine lets a second network take the name.
     let (st, a) = post_raw(
@@ -640,17 +568,6 @@ fn network_names_cannot_be_taken_twice() {
     );
 }
 
-fn urlenc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 #[test]
 fn one_tenant_cannot_hold_every_engine_connection() {
     const BLUE: &str = "blue-token";
@@ -664,7 +581,7 @@ fn one_tenant_cannot_hold_every_engine_connection() {
     let s = Serve::start_with(
         &comps,
         "engine_max_connections = 4\nengine_max_wait_secs = 1",
-        &format!("{}{blue}", tenant("red-share", "")),
+        &format!("{}{blue}", red_tenant_as("red-share", "")),
     );
     // Red opens as many long streams as the engine's whole cap: without shares, they would
     // hold every connection and blue's calls would fail after the wait.
@@ -715,7 +632,7 @@ fn one_tenant_cannot_hold_every_engine_connection() {
 fn per_tenant_quotas_hold() {
     let s = Serve::start(
         &components(),
-        &tenant("red-quota", "max_containers = 2\nmax_networks = 1"),
+        &red_tenant_as("red-quota", "max_containers = 2\nmax_networks = 1"),
     );
     let img = test_image();
     let mut made = Vec::new();

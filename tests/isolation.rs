@@ -22,32 +22,10 @@ fn components() -> Vec<(&'static str, PathBuf)> {
     ]
 }
 
-const RED: &str = "red-token";
-
 /// Red is label-scoped with the default engine policy, the test image as its base image and
 /// one host directory of its own.
 fn red_tenant(extra_policy: &str) -> String {
     red_tenant_as("red", extra_policy)
-}
-
-/// Red with its own scope value: a test that prunes must not see another test's red objects.
-fn red_tenant_as(scope: &str, extra_policy: &str) -> String {
-    format!(
-        r#"
-[[tenant]]
-name = "red"
-token_sha256 = "{}"
-engine = "{{engine}}"
-allow = ["*"]
-label_scope = "team={scope}"
-artifacts_dir = "{{dir}}/red"
-[tenant.engine_policy]
-images = ["berth-test/busybox:*"]
-host_paths = ["{{dir}}/red-data"]
-{extra_policy}
-"#,
-        hash(RED)
-    )
 }
 
 /// Objects of another tenant ("blue"), made directly on the engine.
@@ -65,39 +43,6 @@ impl Drop for Blue {
             api(m.clone(), p, "force=1", None);
         }
     }
-}
-
-fn post_json(path: &str, query: &str, body: Value) -> (u16, Value) {
-    let (st, b) = api(Method::POST, path, query, Some(("application/json", body.to_string().into_bytes())));
-    (st, serde_json::from_slice(&b).unwrap_or(Value::Null))
-}
-
-/// Creates a container directly; returns its id.
-fn create_direct(body: Value) -> String {
-    let (st, v) = post_json("/containers/create", "", body.clone());
-    assert_eq!(st, 201, "the engine refused {body}: {v}");
-    v["Id"].as_str().unwrap().to_string()
-}
-
-/// Runs a container directly to its end; returns its output (stdout and stderr) and removes it.
-fn run_direct(body: Value) -> String {
-    let id = create_direct(body);
-    let (st, b) = api(Method::POST, &format!("/containers/{id}/start"), "", None);
-    assert!(st == 204 || st == 304, "start: {st} {}", String::from_utf8_lossy(&b));
-    api(Method::POST, &format!("/containers/{id}/wait"), "", None);
-    let (_, raw) = api(Method::GET, &format!("/containers/{id}/logs"), "stdout=1&stderr=1", None);
-    api(Method::DELETE, &format!("/containers/{id}"), "force=1", None);
-    demux(&raw)
-}
-
-fn demux(mut b: &[u8]) -> String {
-    let mut out = Vec::new();
-    while b.len() >= 8 {
-        let n = u32::from_be_bytes([b[4], b[5], b[6], b[7]]) as usize;
-        out.extend_from_slice(&b[8..8 + n.min(b.len() - 8)]);
-        b = &b[(8 + n).min(b.len())..];
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn blue() -> Blue {
@@ -424,17 +369,6 @@ fn dropped_in_components_cannot_smuggle_requests() {
     for (m, p) in cleanup.iter().rev() {
         api(m.clone(), p, "force=1", None);
     }
-}
-
-fn urlenc(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => out.push(b as char),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
 }
 
 #[test]

@@ -741,3 +741,75 @@ pub fn assert_memory_flat(r: &Run, peak: Peak, size: u64) {
         "{peak} while streaming {size} bytes"
     );
 }
+
+/// POSTs `body` (exact bytes, JSON) to the engine directly.
+pub fn post_raw(path: &str, query: &str, body: &str) -> (u16, Value) {
+    let (st, b) = api(
+        Method::POST,
+        path,
+        query,
+        Some(("application/json", body.as_bytes().to_vec())),
+    );
+    (st, serde_json::from_slice(&b).unwrap_or(Value::Null))
+}
+
+pub fn post_json(path: &str, query: &str, body: Value) -> (u16, Value) {
+    post_raw(path, query, &body.to_string())
+}
+
+/// Creates a container directly; returns its id.
+pub fn create_direct(body: Value) -> String {
+    let (st, v) = post_json("/containers/create", "", body.clone());
+    assert_eq!(st, 201, "the engine refused {body}: {v}");
+    v["Id"].as_str().unwrap().to_string()
+}
+
+/// Runs a container directly to its end; returns its output (stdout and stderr) and removes it.
+pub fn run_direct(body: Value) -> String {
+    let id = create_direct(body);
+    let (st, b) = api(Method::POST, &format!("/containers/{id}/start"), "", None);
+    assert!(
+        st == 204 || st == 304,
+        "start: {st} {}",
+        String::from_utf8_lossy(&b)
+    );
+    api(Method::POST, &format!("/containers/{id}/wait"), "", None);
+    let (_, raw) = api(
+        Method::GET,
+        &format!("/containers/{id}/logs"),
+        "stdout=1&stderr=1",
+        None,
+    );
+    api(
+        Method::DELETE,
+        &format!("/containers/{id}"),
+        "force=1",
+        None,
+    );
+    demux(&raw)
+}
+
+/// The payloads of a multiplexed (non-TTY) log stream, joined.
+pub fn demux(mut b: &[u8]) -> String {
+    let mut out = Vec::new();
+    while b.len() >= 8 {
+        let n = u32::from_be_bytes([b[4], b[5], b[6], b[7]]) as usize;
+        out.extend_from_slice(&b[8..8 + n.min(b.len() - 8)]);
+        b = &b[(8 + n).min(b.len())..];
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Percent-encodes a query value.
+pub fn urlenc(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}

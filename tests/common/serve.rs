@@ -27,6 +27,31 @@ impl Drop for Serve {
     }
 }
 
+/// The token of the label-scoped tenant "red" of the isolation tests.
+pub const RED: &str = "red-token";
+
+/// Red: label-scoped (`team=<scope>`; a test that prunes must not see another test's red
+/// objects) with the default engine policy, the test image as its base image, one host
+/// directory of its own, and `extra_policy` lines.
+pub fn red_tenant_as(scope: &str, extra_policy: &str) -> String {
+    format!(
+        r#"
+[[tenant]]
+name = "red"
+token_sha256 = "{}"
+engine = "{{engine}}"
+allow = ["*"]
+label_scope = "team={scope}"
+artifacts_dir = "{{dir}}/red"
+[tenant.engine_policy]
+images = ["berth-test/busybox:*"]
+host_paths = ["{{dir}}/red-data"]
+{extra_policy}
+"#,
+        hash(RED)
+    )
+}
+
 pub fn hash(token: &str) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(token.as_bytes()))
