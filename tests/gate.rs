@@ -698,3 +698,323 @@ fn per_tenant_quotas_hold() {
         remove(&id);
     }
 }
+
+/// A container in the tenant's scope that breaks its policy (made on the engine directly,
+/// as an administrator or an older policy might have): an update through berth passes the
+/// gate, and the check of what the engine then holds removes it and refuses.
+#[test]
+fn updates_are_verified_on_what_the_engine_stored() {
+    let s = Serve::start(&components(), &red_tenant_as("red-after", ""));
+    let img = test_image();
+    // Control: a container made through berth updates fine.
+    let id = created(&s, json!({"image": img, "cmd": ["true"]}));
+    let (st, j) = s.run(
+        RED,
+        "container.update",
+        json!({"id": id, "memory": 64 << 20}),
+    );
+    assert_eq!(st, 200, "{j}");
+    remove(&id);
+    for (host_config, field) in [
+        (json!({"Privileged": true}), "Privileged"),
+        (json!({"CapAdd": ["SYS_ADMIN"]}), "CapAdd"),
+        (json!({"PidMode": "host"}), "PidMode"),
+        (json!({"Binds": ["/etc:/h:ro"]}), "Binds"),
+    ] {
+        let mut hc = host_config.clone();
+        hc["NetworkMode"] = json!("none");
+        hc["CgroupnsMode"] = json!("private");
+        let id = create_direct(
+            json!({"Image": img, "Cmd": ["true"], "Labels": {"team": "red-after"}, "HostConfig": hc}),
+        );
+        // Directly, the engine holds and updates it as it is.
+        let (st, v) = post_json(
+            &format!("/containers/{id}/update"),
+            "",
+            json!({"CpuShares": 512}),
+        );
+        assert_eq!(st, 200, "{v}");
+        let stored = inspect(&id);
+        assert!(
+            field == "Binds" || stored["HostConfig"][field] != json!(null),
+            "{stored}"
+        );
+        let (st, j) = s.run(
+            RED,
+            "container.update",
+            json!({"id": id, "cpu_shares": 512}),
+        );
+        let msg = j["message"].as_str().unwrap_or_default();
+        assert_eq!(st, 403, "{host_config}: {j}");
+        assert!(
+            msg.contains(&format!("HostConfig.{field} as stored by the engine"))
+                && msg.contains("removed: container"),
+            "{host_config}: {msg}"
+        );
+        assert_eq!(
+            api(Method::GET, &format!("/containers/{id}/json"), "", None).0,
+            404,
+            "{host_config}: the container was removed"
+        );
+    }
+}
+
+/// Two tenants race to create one network name: whatever the interleaving, the engine
+/// ends up with at most one network of that name, and it is the one a call reported made.
+#[test]
+fn racing_network_creates_leave_one_network() {
+    const BLUE: &str = "blue-token";
+    let blue = format!(
+        "\n[[tenant]]\nname = \"blue\"\ntoken_sha256 = \"{}\"\nengine = \"{{engine}}\"\nallow = [\"*\"]\nlabel_scope = \"team=blue-race\"\nartifacts_dir = \"{{dir}}/blue\"\n",
+        hash(BLUE)
+    );
+    let s = std::sync::Arc::new(Serve::start(
+        &components(),
+        &format!("{}{blue}", red_tenant_as("red-race", "")),
+    ));
+    for round in 0..3 {
+        let name = unique(&format!("race{round}"));
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let (s, name) = (s.clone(), name.clone());
+                std::thread::spawn(move || {
+                    let token = if i % 2 == 0 { RED } else { BLUE };
+                    s.run(
+                        token,
+                        "network.create",
+                        json!({"name": name, "internal": true}),
+                    )
+                })
+            })
+            .collect();
+        let results: Vec<(u16, Value)> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        let made: Vec<String> = results
+            .iter()
+            .filter(|(st, _)| *st == 200)
+            .map(|(_, j)| j["summary"]["id"].as_str().unwrap().to_string())
+            .collect();
+        for (st, j) in &results {
+            // Refused by the gate (403) or by the engine's own check of the name (409).
+            assert!(*st == 200 || j["status"] == "failed", "{j}");
+        }
+        let filters = urlenc(&json!({"name": [name]}).to_string());
+        let on_engine: Vec<String> =
+            api_json(Method::GET, "/networks", &format!("filters={filters}"))
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|n| n["Name"] == json!(name))
+                .map(|n| n["Id"].as_str().unwrap().to_string())
+                .collect();
+        for id in &on_engine {
+            api(Method::DELETE, &format!("/networks/{id}"), "", None);
+        }
+        assert!(
+            on_engine.len() <= 1,
+            "round {round}: {} networks named {name}",
+            on_engine.len()
+        );
+        assert_eq!(
+            made, on_engine,
+            "round {round}: the network on the engine is the one reported made"
+        );
+    }
+}
+
+/// Services on a swarm: a scoped tenant's tasks are counted over all its services (a global
+/// service counts one per node); a rollback restores the spec the engine holds as previous,
+/// so that spec is checked; what the engine stores after each create is verified.
+#[test]
+fn services_are_checked_before_and_after_the_engine() {
+    let dir = PathBuf::from(format!("/tmp/berth-gate-swarm-{}", std::process::id()));
+    let mut engines = Engines(Vec::new());
+    let host = engines.start(dir, &[]);
+    build_test_image(&host);
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let (st, b) = api_at(
+        &host,
+        Method::POST,
+        "/swarm/init",
+        "",
+        Some((
+            "application/json",
+            json!({"ListenAddr": addr, "AdvertiseAddr": addr})
+                .to_string()
+                .into_bytes(),
+        )),
+    );
+    assert_eq!(st, 200, "{}", String::from_utf8_lossy(&b));
+    let direct = |method: Method, path: &str, query: &str, body: Option<Value>| -> (u16, Value) {
+        let (st, b) = api_at(
+            &host,
+            method,
+            path,
+            query,
+            body.map(|v| ("application/json", v.to_string().into_bytes())),
+        );
+        (st, serde_json::from_slice(&b).unwrap_or(Value::Null))
+    };
+    let comps = vec![
+        ("service.wasm", wasm("berth-action-service")),
+        ("secret.wasm", wasm("berth-action-secret")),
+    ];
+    let tenant = red_tenant_as("red-svc", "max_replicas = 4\nregistries = [\"docker.io\"]")
+        .replace("{engine}", &host);
+    let s = Serve::start(&comps, &tenant);
+    let img = test_image();
+    let create = |name: &str, extra: Value| {
+        let mut p = json!({"name": name, "image": img, "command": ["sleep", "300"]});
+        p.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        s.run(RED, "service.create", p)
+    };
+    let (st, j) = create("a", json!({"replicas": 2}));
+    assert_eq!(st, 200, "{j}");
+    let (_, a) = direct(Method::GET, "/services/a", "", None);
+    assert_eq!(a["Spec"]["Labels"]["team"], "red-svc", "{a}");
+    assert!(
+        a["Spec"]["TaskTemplate"]["Resources"]["Limits"]["MemoryBytes"]
+            .as_i64()
+            .unwrap_or(0)
+            > 0,
+        "{a}"
+    );
+    // Directly, the engine takes any number of tasks.
+    let spec = |name: &str, mode: Value| json!({"Name": name, "Mode": mode, "Labels": {"team": "red-svc"}, "TaskTemplate": {"ContainerSpec": {"Image": img, "Command": ["sleep", "300"], "Labels": {"team": "red-svc"}}}});
+    let (st, v) = direct(
+        Method::POST,
+        "/services/create",
+        "",
+        Some(spec("direct", json!({"Replicated": {"Replicas": 3}}))),
+    );
+    assert_eq!(st, 201, "{v}");
+    direct(Method::DELETE, "/services/direct", "", None);
+    let (st, j) = create("b", json!({"replicas": 3}));
+    assert_eq!(
+        (st, j["error"]["kind"].as_str()),
+        (403, Some("limit")),
+        "{j}"
+    );
+    assert!(j["message"].as_str().unwrap().contains("5 tasks"), "{j}");
+    assert_eq!(direct(Method::GET, "/services/b", "", None).0, 404);
+    let (st, j) = create("g", json!({"mode": "global"}));
+    assert_eq!(st, 200, "one node: a global service is one task: {j}");
+    let (st, j) = s.run(RED, "service.scale", json!({"id": "a", "replicas": 3}));
+    assert_eq!(st, 200, "{j}");
+    let (st, j) = s.run(RED, "service.scale", json!({"id": "a", "replicas": 4}));
+    assert_eq!(st, 403, "{j}");
+    // A rollback: the engine restores its PreviousSpec, not the body sent.
+    let mut unsafe_spec = spec("legacy", json!({"Replicated": {"Replicas": 0}}));
+    unsafe_spec["TaskTemplate"]["ContainerSpec"]["Mounts"] =
+        json!([{"Type": "bind", "Source": "/etc", "Target": "/h"}]);
+    let (st, v) = direct(Method::POST, "/services/create", "", Some(unsafe_spec));
+    assert_eq!(st, 201, "{v}");
+    let (_, cur) = direct(Method::GET, "/services/legacy", "", None);
+    let mut safe = cur["Spec"].clone();
+    safe["TaskTemplate"]["ContainerSpec"]["Mounts"] = json!([]);
+    let version = cur["Version"]["Index"].as_u64().unwrap().to_string();
+    let (st, v) = direct(
+        Method::POST,
+        "/services/legacy/update",
+        &format!("version={version}"),
+        Some(safe),
+    );
+    assert_eq!(st, 200, "{v}");
+    let (st, j) = s.run(RED, "service.rollback", json!({"id": "legacy"}));
+    let msg = j["message"].as_str().unwrap_or_default();
+    assert_eq!(st, 403, "{j}");
+    assert!(
+        msg.contains("rollback: the previous spec") && msg.contains("Mounts"),
+        "{msg}"
+    );
+    let (_, held) = direct(Method::GET, "/services/legacy", "", None);
+    assert!(
+        held["Spec"]["TaskTemplate"]["ContainerSpec"]["Mounts"].is_null(),
+        "{held}"
+    );
+    // Directly, the same rollback brings the bind mount of /etc back.
+    let version = held["Version"]["Index"].as_u64().unwrap().to_string();
+    let (st, v) = direct(
+        Method::POST,
+        "/services/legacy/update",
+        &format!("version={version}&rollback=previous"),
+        Some(held["Spec"].clone()),
+    );
+    assert_eq!(st, 200, "{v}");
+    let (_, after) = direct(Method::GET, "/services/legacy", "", None);
+    assert_eq!(
+        after["Spec"]["TaskTemplate"]["ContainerSpec"]["Mounts"][0]["Source"], "/etc",
+        "{after}"
+    );
+    // Secrets: made with the label, verified as stored.
+    let (st, j) = s.run(
+        RED,
+        "secret.create",
+        json!({"name": "pw", "data": "hunter2"}),
+    );
+    assert_eq!(st, 200, "{j}");
+    let (_, sec) = direct(Method::GET, "/secrets/pw", "", None);
+    assert_eq!(sec["Spec"]["Labels"]["team"], "red-svc", "{sec}");
+    drop(s);
+    direct(Method::POST, "/swarm/leave", "force=1", None);
+}
+
+/// Images an import or a build made for a scoped tenant are inspected once the engine has
+/// them: each name the request pointed and each id its answer named carries the label.
+#[test]
+fn imported_and_built_images_are_verified_as_stored() {
+    let s = Serve::start(&components(), &red_tenant_as("red-img", "build = true"));
+    let inputs = s.path().join("red");
+    std::fs::create_dir_all(&inputs).unwrap();
+    let mut tar = tar::Builder::new(Vec::new());
+    busybox_rootfs(&mut tar, "");
+    std::fs::write(inputs.join("rootfs.tar"), tar.into_inner().unwrap()).unwrap();
+    let repo = unique("red-imported");
+    let (st, j) = http(
+        &s.addr,
+        "POST",
+        "/v1/actions/image.import?in=rootfs.tar",
+        Some(RED),
+        Some(&json!({"repo": repo, "tag": "1"}).to_string()),
+    );
+    assert_eq!(st, 200, "{j}");
+    let img = api_json(Method::GET, &format!("/images/{repo}:1/json"), "");
+    assert_eq!(img["Config"]["Labels"]["team"], "red-img", "{img}");
+    let ctx = tar_of(&[(
+        "Dockerfile",
+        format!("FROM {}\nLABEL team=blue\n", test_image()).as_bytes(),
+        0o644,
+    )]);
+    std::fs::write(inputs.join("ctx.tar"), ctx).unwrap();
+    let built = unique("red-built");
+    let (st, j) = http(
+        &s.addr,
+        "POST",
+        "/v1/actions/image.build?in=ctx.tar",
+        Some(RED),
+        Some(&json!({"tags": format!("{built}:1"), "networkmode": "none"}).to_string()),
+    );
+    assert_eq!(st, 200, "{j}");
+    let img = api_json(Method::GET, &format!("/images/{built}:1/json"), "");
+    assert_eq!(
+        img["Config"]["Labels"]["team"], "red-img",
+        "the build's labels override the Dockerfile's: {img}"
+    );
+    let calls = s
+        .audit()
+        .into_iter()
+        .filter(|r| r["action"] == "image.build")
+        .flat_map(|r| r["engine_calls"].as_array().cloned().unwrap_or_default())
+        .collect::<Vec<_>>();
+    assert!(
+        calls.iter().any(|c| c["path"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("/images/sha256:"))),
+        "the built image's id was inspected after the build: {calls:?}"
+    );
+    for r in [format!("{repo}:1"), format!("{built}:1")] {
+        api(Method::DELETE, &format!("/images/{r}"), "force=1", None);
+    }
+}

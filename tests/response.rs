@@ -53,7 +53,7 @@ fn incident_hunt_quarantine_release_and_timeline() {
     std::thread::sleep(std::time::Duration::from_millis(300));
 
     // Hunt: every indicator kind names its evidence; an env value is never shown.
-    let j = b.run(&["run", "response.hunt", "env=AWS_*=AKIA*", "process=sleep", "path=/tmp/miner", &format!("label=berth.test")]).ok().clone();
+    let j = b.run(&["run", "response.hunt", "env=AWS_*=AKIA*", "process=sleep", "path=/tmp/miner", "label=berth.test"]).ok().clone();
     let ours: Vec<&Value> = j["data"].as_array().unwrap().iter().filter(|r| r["Id"] == id.as_str()).collect();
     let kinds: Vec<&str> = ours.iter().map(|r| r["indicator"].as_str().unwrap()).collect();
     for k in ["env", "process", "path", "label"] {

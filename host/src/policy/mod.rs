@@ -22,6 +22,7 @@ pub mod globs;
 pub mod reference;
 pub mod routes;
 pub mod rules;
+pub mod stored;
 pub mod tenant;
 
 use std::future::Future;
@@ -34,6 +35,7 @@ use serde_json::{json, Value};
 pub use routes::{match_route, Matched};
 pub use rules::EnginePolicy;
 pub use globs::Globs;
+pub use stored::AfterCheck;
 pub use tenant::TenantPolicy;
 
 use crate::engine::OutBody;
@@ -116,6 +118,8 @@ pub struct Admitted {
     /// Safe defaults applied where the request was silent ("field: value (why)"), for the
     /// action's result.
     pub applied: Vec<String>,
+    /// What to inspect once the engine has answered with success ([`stored`]).
+    pub after: Option<AfterCheck>,
 }
 
 /// Query keys the engine reads as lists, per route.
@@ -205,9 +209,10 @@ impl Policy {
         let decoded = if self.policed() { canonical_body(&m, body)? } else { None };
         let mut query = req.query;
         let registry = self.registry_for(&m, &query, decoded.as_ref(), body, req.registry, req.auth_body_registry)?;
-        let mut gate = Gate { policy: self, insp, scope: self.label_scope.clone(), applied: Vec::new(), decoded };
+        let mut gate = Gate { policy: self, insp, scope: self.label_scope.clone(), applied: Vec::new(), decoded, after: None };
         let path = gate.check(&m, &mut query, body).await?;
-        Ok(Admitted { path, query, registry, applied: gate.applied })
+        let after = gate.after.filter(|_| self.policed());
+        Ok(Admitted { path, query, registry, applied: gate.applied, after })
     }
 
     /// The registry a request goes to, derived from the request itself; a guest's `registry`
@@ -274,11 +279,13 @@ struct Gate<'p, 'i, I> {
     applied: Vec<String>,
     /// The body as [`canonical_body`] decoded it, taken by the first [`Gate::json_body`].
     decoded: Option<Value>,
+    /// What the host must verify once the engine has stored the result.
+    after: Option<AfterCheck>,
 }
 
 /// The kinds of object the gate can look up.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Kind {
+pub enum Kind {
     Container,
     Image,
     Volume,
@@ -289,7 +296,7 @@ enum Kind {
 }
 
 impl Kind {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Kind::Container => "container",
             Kind::Image => "image",
@@ -300,7 +307,7 @@ impl Kind {
             Kind::Config => "config",
         }
     }
-    fn inspect_path(self, name: &str) -> String {
+    pub fn inspect_path(self, name: &str) -> String {
         match self {
             Kind::Container => format!("/containers/{}/json", seg(name)),
             Kind::Image => format!("/images/{}/json", seg(name)),
@@ -395,6 +402,7 @@ impl<I: Inspector> Gate<'_, '_, I> {
                     self.force_label(&mut v, "Labels")?;
                 }
                 set_body(body, &v);
+                self.after = Some(AfterCheck::Created(Kind::Container));
                 Ok(m.path_with(None))
             }
             ("POST", "/containers/{id}/update") => {
@@ -402,6 +410,7 @@ impl<I: Inspector> Gate<'_, '_, I> {
                 let mut v = self.json_body(body, "container update", false)?;
                 self.rules().container_update(&mut v).map_err(denied)?;
                 set_body(body, &v);
+                self.after = Some(AfterCheck::Updated(Kind::Container, id.clone()));
                 Ok(m.path_with(Some(&id)))
             }
             ("POST", "/containers/{id}/exec") => {
@@ -451,6 +460,7 @@ impl<I: Inspector> Gate<'_, '_, I> {
                     self.force_label(&mut v, "Labels")?;
                 }
                 set_body(body, &v);
+                self.after = Some(AfterCheck::Created(if volume { Kind::Volume } else { Kind::Network }));
                 Ok(m.path_with(None))
             }
             ("GET" | "DELETE", "/volumes/{name}") => {
@@ -479,7 +489,8 @@ impl<I: Inspector> Gate<'_, '_, I> {
                     return Err(Refusal::Invalid("repo: a tag needs a repository".into()));
                 }
                 if scoped {
-                    self.destinations("repo", &repo, q(query, "tag")).await?;
+                    let names = self.destinations("repo", &repo, q(query, "tag")).await?;
+                    self.after = Some(AfterCheck::Images(names));
                 }
                 Ok(m.path_with(None))
             }
@@ -541,10 +552,12 @@ impl<I: Inspector> Gate<'_, '_, I> {
                         return Err(Refusal::Denied(format!("fromSrc: importing from a URL ('{src}') is not allowed; import from an input artifact")));
                     }
                     if scoped {
+                        let mut names = Vec::new();
                         if let Some(repo) = q(query, "repo").filter(|r| !r.is_empty()).map(str::to_string) {
-                            self.destinations("repo", &repo, q(query, "tag")).await?;
+                            names = self.destinations("repo", &repo, q(query, "tag")).await?;
                         }
                         self.force_changes_label(query)?;
+                        self.after = Some(AfterCheck::Images(names));
                     }
                 }
                 Ok(m.path_with(None))
@@ -554,13 +567,15 @@ impl<I: Inspector> Gate<'_, '_, I> {
                     let c = q(query, "container").ok_or_else(|| Refusal::Invalid("container: a commit needs a container".into()))?.to_string();
                     let id = self.reference("container", Kind::Container, &c).await?;
                     query.iter_mut().filter(|(k, _)| k == "container").for_each(|(_, v)| *v = id.clone());
+                    let mut names = Vec::new();
                     if let Some(repo) = q(query, "repo").filter(|r| !r.is_empty()).map(str::to_string) {
-                        self.destinations("repo", &repo, q(query, "tag")).await?;
+                        names = self.destinations("repo", &repo, q(query, "tag")).await?;
                     }
                     let mut v = self.json_body(body, "commit", true)?;
                     self.force_label(&mut v, "Labels")?;
                     set_body(body, &v);
                     self.force_changes_label(query)?;
+                    self.after = Some(AfterCheck::Images(names));
                 }
                 Ok(m.path_with(None))
             }
@@ -576,9 +591,11 @@ impl<I: Inspector> Gate<'_, '_, I> {
                 }
                 if scoped {
                     let tags: Vec<String> = query.iter().filter(|(k, _)| k == "t").map(|(_, v)| v.clone()).collect();
+                    let mut names = Vec::new();
                     for t in tags {
-                        self.destinations("t", &t, None).await?;
+                        names.extend(self.destinations("t", &t, None).await?);
                     }
+                    self.after = Some(AfterCheck::Images(names));
                     // Cache sources are images read like a FROM: they must be usable.
                     if let Some(cf) = q(query, "cachefrom").filter(|c| !c.is_empty()).map(str::to_string) {
                         let list: Vec<String> = serde_json::from_str(&cf).map_err(|_| Refusal::Invalid("cachefrom must be a JSON list of images".into()))?;
@@ -612,15 +629,31 @@ impl<I: Inspector> Gate<'_, '_, I> {
                     "/services/{id}/update" => Some(self.object(Kind::Service, &param).await?),
                     _ => None,
                 };
+                if let (Some(id), Some(r), true) = (&id, q(query, "rollback"), self.policy.policed()) {
+                    // The engine ignores the body and restores the spec it holds as previous.
+                    if r != "previous" {
+                        return Err(Refusal::Invalid(format!("rollback: '{r}' (only 'previous' is a rollback)")));
+                    }
+                    let held = self.lookup(Kind::Service, id).await?.unwrap_or(Value::Null);
+                    if held["PreviousSpec"].is_null() {
+                        return Err(Refusal::Invalid(format!("rollback: service {param} has no previous spec")));
+                    }
+                    self.held_spec(id, &held["PreviousSpec"], "rollback: the previous spec").await?;
+                }
                 let mut v = self.json_body(body, "service spec", false)?;
                 let refs = self.rules().service_spec(&mut v, self.socket()).map_err(denied)?;
                 if scoped {
                     self.check_refs(&refs).await?;
+                    self.replicas(id.as_deref(), &v).await?;
                     // The service and the containers of its tasks carry the label.
                     self.force_label(&mut v, "Labels")?;
                     self.force_label(&mut v["TaskTemplate"]["ContainerSpec"], "Labels")?;
                 }
                 set_body(body, &v);
+                self.after = Some(match &id {
+                    Some(id) => AfterCheck::Updated(Kind::Service, id.clone()),
+                    None => AfterCheck::Created(Kind::Service),
+                });
                 Ok(m.path_with(id.as_deref()))
             }
             (_, "/services/{id}" | "/services/{id}/logs") => {
@@ -636,6 +669,7 @@ impl<I: Inspector> Gate<'_, '_, I> {
                     }
                     self.force_label(&mut v, "Labels")?;
                     set_body(body, &v);
+                    self.after = Some(AfterCheck::Created(if template.starts_with("/secrets") { Kind::Secret } else { Kind::Config }));
                 }
                 Ok(m.path_with(None))
             }
@@ -646,6 +680,7 @@ impl<I: Inspector> Gate<'_, '_, I> {
                     let mut v = self.json_body(body, "update", false)?;
                     self.force_label(&mut v, "Labels")?;
                     set_body(body, &v);
+                    self.after = Some(AfterCheck::Updated(kind, id.clone()));
                 }
                 Ok(m.path_with(Some(&id)))
             }
@@ -768,24 +803,26 @@ impl<I: Inspector> Gate<'_, '_, I> {
 
     /// A name a tag, commit, import, build or pull would (re)point: it may not take over an
     /// image outside the scope, nor a name reserved as a base image.
-    async fn destinations(&mut self, field: &str, repo: &str, tag: Option<&str>) -> Result<(), Refusal> {
+    /// Returns the names checked.
+    async fn destinations(&mut self, field: &str, repo: &str, tag: Option<&str>) -> Result<Vec<String>, Refusal> {
         let (key, value) = self.scope.clone().expect("scoped");
-        for dest in destinations(field, repo, tag)? {
-            if self.rules().image_allowlisted(&dest) && field != "fromImage" {
+        let names = destinations(field, repo, tag)?;
+        for dest in &names {
+            if self.rules().image_allowlisted(dest) && field != "fromImage" {
                 return Err(Refusal::Denied(format!("{field}: {dest} is a base image name from the images allowlist; it cannot be overwritten")));
             }
-            if let Some(v) = self.lookup(Kind::Image, &dest).await? {
+            if let Some(v) = self.lookup(Kind::Image, dest).await? {
                 let label = &v["Config"]["Labels"][key.as_str()];
-                let base = label.is_null() && self.rules().image_allowlisted(&dest) && field == "fromImage";
+                let base = label.is_null() && self.rules().image_allowlisted(dest) && field == "fromImage";
                 if label.as_str() != Some(value.as_str()) && !base {
                     return Err(Refusal::Denied(format!("{field}: {dest} already names an image outside this tenant's scope ({key}={value})")));
                 }
-            } else if field == "fromImage" && !self.rules().image_allowlisted(&dest) {
+            } else if field == "fromImage" && !self.rules().image_allowlisted(dest) {
                 // A pulled image carries no scope label, so the tenant could not use it anyway.
                 return Err(Refusal::Denied(format!("fromImage: {dest} is not in this tenant's images allowlist")));
             }
         }
-        Ok(())
+        Ok(names)
     }
 
     /// A scoped tenant's count of `kind` on this engine must stay below `cap` (0: no cap).
@@ -1048,6 +1085,66 @@ mod tests {
             let e = run(&p, &mut o, m, path, &[], None).unwrap_err();
             assert!(e.message().contains("not available to a label-scoped tenant"), "{path}: {e:?}");
         }
+    }
+
+    fn red_list(kind: &str) -> String {
+        let f = json!({"label": ["team=red"]}).to_string();
+        format!("/{kind}?{}", crate::engine::path::encode_query(&[("filters".into(), f)]))
+    }
+
+    #[test]
+    fn replicas_are_summed_over_the_tenants_services_and_rollbacks_checked() {
+        let p = Policy { rules: Arc::new(EnginePolicy { max_replicas: 4, registries: Globs::new(&["docker.io"]).unwrap(), ..EnginePolicy::default() }), ..red() };
+        let mut o = swarm_objects();
+        let spec = |mode: Value| json!({"Name": "s", "Mode": mode, "TaskTemplate": {"ContainerSpec": {"Image": "app:1"}}});
+        o.0.insert(red_list("services"), json!([{"ID": "svc1", "Spec": spec(json!({"Replicated": {"Replicas": 3}}))}]));
+        o.0.insert("/nodes".into(), json!([{"ID": "n1"}, {"ID": "n2"}]));
+        let create = |o: &mut Objects, mode: Value| run(&p, o, Method::POST, "/services/create", &[], Some(spec(mode)));
+        create(&mut o, json!({"Replicated": {"Replicas": 1}})).unwrap();
+        let e = create(&mut o, json!({"Replicated": {"Replicas": 2}})).unwrap_err();
+        assert!(matches!(&e, Refusal::Limit(m) if m.contains("5 tasks")), "{e:?}");
+        let e = create(&mut o, json!({"Global": {}})).unwrap_err();
+        assert!(e.message().contains("5 tasks"), "a global service counts one task per node: {e:?}");
+        assert!(create(&mut o, json!({"ReplicatedJob": {"MaxConcurrent": 1, "TotalCompletions": 3}})).is_ok());
+        // An update replaces the service's own count.
+        assert!(run(&p, &mut o, Method::POST, "/services/web/update", &[("version", "1")], Some(spec(json!({"Replicated": {"Replicas": 4}})))).is_ok());
+        // A rollback restores the previous spec, whatever the body says: that spec is checked.
+        let unsafe_prev = json!({"Name": "web", "Labels": {"team": "red"}, "TaskTemplate": {"ContainerSpec": {"Image": "app:1", "Labels": {"team": "red"}, "Mounts": [{"Type": "bind", "Source": "/", "Target": "/h"}]}}});
+        o.0.insert("/services/svc1".into(), json!({"ID": "svc1", "Spec": {"Name": "web", "Labels": {"team": "red"}}, "PreviousSpec": unsafe_prev}));
+        let e = run(&p, &mut o, Method::POST, "/services/web/update", &[("version", "1"), ("rollback", "previous")], Some(spec(json!({"Replicated": {"Replicas": 1}})))).unwrap_err();
+        assert!(e.message().starts_with("rollback: the previous spec") && e.message().contains("Mounts"), "{e:?}");
+    }
+
+    #[test]
+    fn stored_state_is_verified() {
+        let p = red();
+        let mut o = swarm_objects();
+        let verify = |o: &mut Objects, kind: Kind, v: Value| futures_util::FutureExt::now_or_never(p.verify_stored(o, kind, "x", &v)).unwrap();
+        o.0.insert(red_list("services"), json!([]));
+        let limits = json!({"MemoryBytes": 512i64 << 20, "NanoCPUs": 1_000_000_000i64, "Pids": 256});
+        let labels = json!({"team": "red"});
+        let svc = |limits: &Value| json!({"ID": "x", "Spec": {"Name": "s", "Labels": labels, "TaskTemplate": {"ContainerSpec": {"Image": "app:1", "Labels": labels}, "Resources": {"Limits": limits}}}});
+        let e = verify(&mut o, Kind::Service, svc(&json!({}))).unwrap_err();
+        assert!(e.contains("lack the forced caps"), "{e}");
+        let forced = {
+            let mut s = svc(&json!({}))["Spec"].clone();
+            p.rules.service_spec(&mut s, None).unwrap();
+            s["TaskTemplate"]["Resources"]["Limits"].clone()
+        };
+        let _ = limits;
+        verify(&mut o, Kind::Service, svc(&forced)).unwrap();
+        let e = verify(&mut o, Kind::Volume, json!({"Name": "x", "Driver": "local", "Options": {"type": "none", "o": "bind", "device": "/"}, "Labels": labels})).unwrap_err();
+        assert!(e.contains("the volume as stored by the engine"), "{e}");
+        let e = verify(&mut o, Kind::Volume, json!({"Name": "x", "Driver": "local", "Labels": {"team": "blue"}})).unwrap_err();
+        assert!(e.contains("lacks the scope label team=red"), "{e}");
+        let f = json!({"name": ["n"]}).to_string();
+        o.0.insert(format!("/networks?{}", crate::engine::path::encode_query(&[("filters".into(), f)])), json!([{"Name": "n", "Id": "x"}, {"Name": "n", "Id": "y"}, {"Name": "nn", "Id": "z"}]));
+        let e = verify(&mut o, Kind::Network, json!({"Name": "n", "Id": "x", "Driver": "bridge", "Options": {}, "IPAM": {"Driver": "default"}, "ConfigFrom": {"Network": ""}, "Labels": labels})).unwrap_err();
+        assert!(e.contains("another network is also named 'n'"), "{e}");
+        let e = verify(&mut o, Kind::Secret, json!({"ID": "x", "Spec": {"Name": "s", "Labels": labels, "Driver": {"Name": "vault"}}})).unwrap_err();
+        assert!(e.contains("external driver"), "{e}");
+        verify(&mut o, Kind::Image, json!({"Id": "sha256:1", "Config": {"Labels": labels}})).unwrap();
+        assert!(verify(&mut o, Kind::Image, json!({"Id": "sha256:1", "Config": {"Labels": null}})).is_err());
     }
 
     #[test]

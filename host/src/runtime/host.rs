@@ -16,7 +16,7 @@ use super::streams::StreamHandle;
 use super::{MemoryLimiter, Limits};
 use crate::credentials::Credentials;
 use crate::engine::{path, read_capped, Body, EngineClient, EngineError, OutBody, ReadError};
-use crate::policy::{self, GateRequest, Inspector, Policy, Refusal};
+use crate::policy::{self, AfterCheck, GateRequest, Inspector, Kind, Policy, Refusal};
 
 use types::{ArtifactInfo, ArtifactResponse, EngineError as WitError, Request, Response, ResponseHead};
 
@@ -171,7 +171,7 @@ impl HostState {
 
     /// Checks a request and turns it into what the engine client sends. Everything passes the
     /// policy gate ([`Policy::admit`]), which may rewrite the path, query and JSON body.
-    async fn prepare(&mut self, req: &Request) -> Result<(http::Method, String, String, HeaderMap, OutBody), WitError> {
+    async fn prepare(&mut self, req: &Request) -> Result<Prepared, WitError> {
         if self.calls.len() as u32 >= self.limits.engine_calls {
             let why = self.violate_limit(format!("engine call limit of {} per invocation reached", self.limits.engine_calls));
             return Err(WitError::Limit(why));
@@ -251,7 +251,7 @@ impl HostState {
             _ => {}
         }
         let query = path::encode_query(&admitted.query);
-        Ok((method, admitted.path, query, headers, body))
+        Ok(Prepared { method, path: admitted.path, query, headers, body, after: admitted.after })
     }
 
     fn refuse(&mut self, method: &str, path: &str, query: &[(String, String)], e: WitError) -> WitError {
@@ -268,14 +268,13 @@ impl HostState {
 
     /// Sends a checked request; `upgrade` asks the engine to take over the connection.
     pub(super) async fn send_with(&mut self, req: &Request, upgrade: bool) -> Result<http::Response<Body>, WitError> {
-        let (method, send_path, query, mut headers, body) = self.prepare(req).await?;
+        let Prepared { method, path: send_path, query, mut headers, body, after } = self.prepare(req).await?;
         if upgrade {
             headers.insert(http::header::CONNECTION, HeaderValue::from_static("Upgrade"));
             headers.insert(http::header::UPGRADE, HeaderValue::from_static("tcp"));
         }
         let engine = self.ctx.engine()?.clone();
         let ping = send_path == "/_ping";
-        let verify = method == http::Method::POST && send_path == "/containers/create" && self.policy.policed();
         let share = match self.ctx.engine_share.clone() {
             None => None,
             Some(sem) => {
@@ -305,8 +304,8 @@ impl HostState {
                     bytes: 0,
                     refused: None,
                 });
-                if verify && resp.status() == http::StatusCode::CREATED {
-                    resp = self.verify_created(&engine, resp).await?;
+                if let Some(after) = after.filter(|_| resp.status().is_success()) {
+                    resp = self.verify_stored(&engine, resp, after).await?;
                 }
                 Ok(resp)
             }
@@ -322,29 +321,69 @@ impl HostState {
         }
     }
 
-    /// The second line of defence after a container create: what the engine stored is
-    /// inspected and checked against the policy before anything can start it; on any
-    /// difference the container is removed and the request refused.
-    async fn verify_created(&mut self, engine: &EngineClient, resp: http::Response<Body>) -> Result<http::Response<Body>, WitError> {
+    /// The second line of defence after a create or an update: what the engine stored is
+    /// inspected and checked against the policy ([`policy::stored`]) before the guest sees the
+    /// answer; on any difference what was made is removed and the request refused. A
+    /// response that names the object (a create's id, an import's or build's progress) is
+    /// read whole first, within the body cap.
+    async fn verify_stored(&mut self, engine: &EngineClient, resp: http::Response<Body>, after: AfterCheck) -> Result<http::Response<Body>, WitError> {
         use http_body_util::BodyExt;
         let (parts, body) = resp.into_parts();
-        let bytes = read_capped(body, 64 << 10, engine.timeouts.body).await.map_err(|e| WitError::Transport(format!("reading the create response: {e}")))?;
-        let id = serde_json::from_slice::<serde_json::Value>(&bytes).ok().and_then(|v| v["Id"].as_str().map(str::to_string)).unwrap_or_default();
-        let mut insp = HostInspector { engine: Some(engine), calls: &mut self.calls, max_calls: self.limits.engine_calls.saturating_add(2) };
-        let seg = policy::routes::segment(&id);
-        let verdict = match insp.inspect(&format!("/containers/{seg}/json")).await {
-            Ok(Some(stored)) => self.policy.verify_container(&stored),
-            Ok(None) => Err(format!("the created container {id} is not on the engine")),
-            Err(e) => Err(e.message().to_string()),
-        };
-        if let Err(why) = verdict {
-            if !id.is_empty() {
-                let _ = engine.send(http::Method::DELETE, &format!("/containers/{seg}"), "force=1&v=1", &HeaderMap::new(), OutBody::Empty).await;
+        let bytes = if after.reads_response() {
+            match read_capped(body, self.limits.body_bytes as usize, engine.timeouts.body).await {
+                Ok(b) => Some(b),
+                Err(e) => return Err(WitError::Transport(format!("reading the engine's answer to check what it stored: {e}"))),
             }
-            let why = self.violate(format!("{why}; the container was removed"));
+        } else {
+            drop(body);
+            None
+        };
+        let response = bytes.as_deref().unwrap_or_default();
+        // (kind, id) of each object to check.
+        let objects: Vec<(Kind, String)> = match &after {
+            AfterCheck::Created(kind) => match policy::stored::created_id(*kind, response) {
+                Some(id) => vec![(*kind, id)],
+                None => return Err(WitError::Transport(format!("the engine's answer to a {} create names no id", kind.name()))),
+            },
+            AfterCheck::Updated(kind, id) => vec![(*kind, id.clone())],
+            AfterCheck::Images(names) => names.iter().cloned().chain(policy::stored::image_ids(response)).map(|n| (Kind::Image, n)).collect(),
+        };
+        let mut failed: Option<(String, Vec<(Kind, String)>)> = None;
+        for (kind, id) in &objects {
+            let mut insp = HostInspector { engine: Some(engine), calls: &mut self.calls, max_calls: self.limits.engine_calls.saturating_add(8) };
+            let verdict = match insp.inspect(&kind.inspect_path(id)).await {
+                Ok(Some(stored)) => self.policy.verify_stored(&mut insp, *kind, id, &stored).await,
+                // A name a failed build or import never made.
+                Ok(None) if *kind == Kind::Image => Ok(()),
+                Ok(None) => Err(format!("the {} {id} is not on the engine", kind.name())),
+                Err(e) => Err(e.message().to_string()),
+            };
+            if let Err(why) = verdict {
+                // Everything the request made goes: for images, each name and id it pointed.
+                let all = if *kind == Kind::Image { objects.clone() } else { vec![(*kind, id.clone())] };
+                failed = Some((why, all));
+                break;
+            }
+        }
+        if let Some((why, remove)) = failed {
+            let mut removed = Vec::new();
+            for (kind, id) in remove {
+                let (path, query) = kind.removal(&id);
+                if let Ok(r) = engine.send(http::Method::DELETE, &path, query, &HeaderMap::new(), OutBody::Empty).await {
+                    if r.status().is_success() {
+                        removed.push(format!("{} {id}", kind.name()));
+                    }
+                }
+            }
+            let gone = if removed.is_empty() { String::new() } else { format!("; removed: {}", removed.join(", ")) };
+            let why = self.violate(format!("{why}{gone}"));
             return Err(WitError::Denied(why));
         }
-        Ok(http::Response::from_parts(parts, http_body_util::Full::new(bytes).map_err(|e| match e {}).boxed()))
+        let body = match bytes {
+            Some(b) => http_body_util::Full::new(b).map_err(|e| match e {}).boxed(),
+            None => http_body_util::Empty::new().map_err(|e| match e {}).boxed(),
+        };
+        Ok(http::Response::from_parts(parts, body))
     }
 
     /// Bytes the guest may still receive.
@@ -383,6 +422,16 @@ impl HostState {
             Err(ReadError::Io(m)) => Err(WitError::Transport(m)),
         }
     }
+}
+
+/// A request the gate admitted, ready for the transport.
+struct Prepared {
+    method: http::Method,
+    path: String,
+    query: String,
+    headers: HeaderMap,
+    body: OutBody,
+    after: Option<AfterCheck>,
 }
 
 /// The host's own inspections for the gate: sent like any call, counted against the budget
