@@ -66,6 +66,22 @@ fn refused_and_absent(s: &Serve, action: &str, params: Value, field: &str, name:
 }
 
 #[test]
+fn generated_spellings() {
+    assert_eq!(variants::folds("Binds"), ["BINDS", "Bind\u{17F}", "binds"]);
+    assert!(variants::folds("Links").contains(&"Lin\u{212A}s".to_string()));
+    let base = json!({"Image": "x", "HostConfig": {"NetworkMode": "none"}});
+    let all = variants::spellings(&base, &["HostConfig", "Privileged"], &json!(true));
+    for want in [
+        r#"{"HostConfig":{"NetworkMode":"none","privileged":true},"Image":"x"}"#,
+        r#"{"HostConfig":{"NetworkMode":"none"},"Image":"x","HostConfig":{"Privileged":true}}"#,
+        r#"{"HostConfig":{"NetworkMode":"none","Privileged":null,"Privileged":true},"Image":"x"}"#,
+        r#"{"HostConfig":{"NetworkMode":"none"},"Image":"x","hostconfig":{"Privileged":true}}"#,
+    ] {
+        assert!(all.contains(&want.to_string()), "{want} in {all:#?}");
+    }
+}
+
+#[test]
 fn json_keys_are_read_as_the_engine_reads_them() {
     let s = Serve::start(&components(), &red_tenant_as("red-case", ""));
     let img = test_image();
@@ -101,27 +117,87 @@ fn json_keys_are_read_as_the_engine_reads_them() {
         "the engine read \u{17F}ecurityOpt as SecurityOpt"
     );
 
-    // Through berth, every spelling that is not the field's own is refused, naming it.
+    // Generated spellings of each dangerous field (its folds at every level of its path, its
+    // objects and key repeated): directly, the engine stores the dangerous value under each;
+    // through berth, each is refused naming the body and no container lands.
+    let base = json!({"Image": img, "Cmd": ["true"], "HostConfig": {"NetworkMode": "none", "CgroupnsMode": "private"}});
+    let dangerous: [(&[&str], Value, &[&str]); 8] = [
+        (
+            &["HostConfig", "Binds"],
+            json!(["/:/host"]),
+            &["HostConfig", "Binds"],
+        ),
+        (
+            &["HostConfig", "Privileged"],
+            json!(true),
+            &["HostConfig", "Privileged"],
+        ),
+        (
+            &["HostConfig", "PidMode"],
+            json!("host"),
+            &["HostConfig", "PidMode"],
+        ),
+        (
+            &["HostConfig", "CapAdd"],
+            json!(["SYS_ADMIN"]),
+            &["HostConfig", "CapAdd"],
+        ),
+        (
+            &["HostConfig", "SecurityOpt"],
+            json!(["seccomp=unconfined"]),
+            &["HostConfig", "SecurityOpt"],
+        ),
+        (
+            &["HostConfig", "PidsLimit"],
+            json!(-1),
+            &["HostConfig", "PidsLimit"],
+        ),
+        (
+            &["HostConfig", "CpuQuota"],
+            json!(-1),
+            &["HostConfig", "CpuQuota"],
+        ),
+        (&["Labels"], json!({"team": "blue"}), &["Config", "Labels"]),
+    ];
+    let mut sent = 0;
+    for (path, value, stored_at) in &dangerous {
+        for raw in variants::spellings(&base, path, value) {
+            let (st, v) = post_raw("/containers/create", "", &raw);
+            assert_eq!(st, 201, "directly: {raw}: {v}");
+            let id = v["Id"].as_str().unwrap().to_string();
+            let stored = stored_at.iter().fold(&inspect(&id), |v, k| &v[*k]).clone();
+            remove(&id);
+            // A negative limit is stored as no limit at all.
+            let unlimited =
+                value.as_i64().is_some_and(|v| v < 0) && stored.as_i64().unwrap_or(0) <= 0;
+            assert!(
+                &stored == value || unlimited,
+                "directly, the engine stored {raw} as {stored}"
+            );
+            let name = unique("case");
+            let msg = refused_and_absent(
+                &s,
+                "test.raw",
+                json!({"method": "POST", "path": "/containers/create", "query": [["name", name]], "raw_body": raw}),
+                "ContainerCreate body:",
+                &name,
+            );
+            assert!(
+                msg.contains("not a field") || msg.contains("repeated"),
+                "{raw}: {msg}"
+            );
+            sent += 1;
+        }
+    }
+    assert!(sent >= 50, "{sent} variants");
+    // Wrong types and keys the schema does not know are refused too.
     let variants = [
-        json!({"HostConfig": {"NetworkMode": "none", "binds": ["/:/host"]}}),
-        json!({"HostConfig": {"NetworkMode": "none", "BINDS": ["/:/host"]}}),
-        json!({"HostConfig": {"NetworkMode": "none", "Bind\u{17F}": ["/:/host"]}}),
-        json!({"HostConfig": {"NetworkMode": "none"}, "hostConfig": {"Binds": ["/:/host"]}}),
-        json!({"hostconfig": {"NetworkMode": "none", "Privileged": true}}),
-        json!({"HostConfig": {"NetworkMode": "none", "privileged": true}}),
-        json!({"HostConfig": {"NetworkMode": "none", "pidMode": "host"}}),
-        json!({"HostConfig": {"NetworkMode": "none", "\u{17F}ecurityOpt": ["seccomp=unconfined"]}}),
-        json!({"HostConfig": {"NetworkMode": "none", "Lin\u{212A}s": ["x:y"]}}),
-        json!({"HostConfig": {"NetworkMode": "none", "capAdd": ["SYS_ADMIN"]}}),
-        json!({"HostConfig": {"NetworkMode": "none", "securityOpt": ["seccomp=unconfined"]}}),
-        json!({"HostConfig": {"NetworkMode": "none", "memory": 0}}),
-        json!({"HostConfig": {"NetworkMode": "none", "pidsLimit": -1}}),
-        json!({"HostConfig": {"NetworkMode": "none", "volumesFrom": ["x"]}}),
-        json!({"HostConfig": {"NetworkMode": "none"}, "labels": {"team": "blue"}}),
-        json!({"HostConfig": {"NetworkMode": "none"}, "image": "blue-app:1"}),
         json!({"HostConfig": {"NetworkMode": "none", "Unknown": 1}}),
         json!({"HostConfig": {"NetworkMode": "none", "Memory": "0"}}),
         json!({"HostConfig": {"NetworkMode": "none", "Binds": "/:/host"}}),
+        json!({"HostConfig": {"NetworkMode": "none", "Privileged": "true"}}),
+        json!({"HostConfig": {"NetworkMode": "none", "PidsLimit": -1.5}}),
+        json!({"HostConfig": {"NetworkMode": "none"}, "image": "blue-app:1"}),
     ];
     for body in variants {
         let name = unique("case");
@@ -170,6 +246,40 @@ fn json_keys_are_read_as_the_engine_reads_them() {
             json!({"method": "POST", "path": "/containers/create", "query": [["name", name]], "raw_body": raw}),
             "the key is repeated",
             &name,
+        );
+    }
+
+    // A volume's driver options bind a host path: generated spellings of DriverOpts land
+    // directly, and none through berth.
+    let opts = json!({"type": "none", "o": "bind", "device": "/etc"});
+    for (i, raw) in variants::spellings(&json!({"Name": "VOL"}), &["DriverOpts"], &opts)
+        .into_iter()
+        .enumerate()
+    {
+        let name = unique(&format!("vol{i}"));
+        let raw = raw.replace("VOL", &name);
+        let (st, v) = post_raw("/volumes/create", "", &raw);
+        assert_eq!(st, 201, "directly: {raw}: {v}");
+        let stored = api_json(Method::GET, &format!("/volumes/{name}"), "");
+        api(Method::DELETE, &format!("/volumes/{name}"), "", None);
+        assert_eq!(stored["Options"], opts, "directly, {raw} is a bind of /etc");
+        let (st, j) = s.run(
+            RED,
+            "test.raw",
+            json!({"method": "POST", "path": "/volumes/create", "raw_body": raw}),
+        );
+        assert_eq!(st, 403, "{raw}: {j}");
+        assert!(
+            j["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("VolumeCreate body:"),
+            "{j}"
+        );
+        assert_eq!(
+            api(Method::GET, &format!("/volumes/{name}"), "", None).0,
+            404,
+            "{raw} landed"
         );
     }
 
@@ -858,6 +968,7 @@ fn services_are_checked_before_and_after_the_engine() {
     let comps = vec![
         ("service.wasm", wasm("berth-action-service")),
         ("secret.wasm", wasm("berth-action-secret")),
+        ("test.wasm", hostile_wasm()),
     ];
     let tenant = red_tenant_as("red-svc", "max_replicas = 4\nregistries = [\"docker.io\"]")
         .replace("{engine}", &host);
@@ -948,6 +1059,44 @@ fn services_are_checked_before_and_after_the_engine() {
         after["Spec"]["TaskTemplate"]["ContainerSpec"]["Mounts"][0]["Source"], "/etc",
         "{after}"
     );
+    // Generated spellings of a bind mount in a service spec: directly each lands; through
+    // berth none does.
+    let base = spec("spelled", json!({"Replicated": {"Replicas": 0}}));
+    let mount = json!([{"Type": "bind", "Source": "/etc", "Target": "/h"}]);
+    for raw in variants::spellings(&base, &["TaskTemplate", "ContainerSpec", "Mounts"], &mount) {
+        let (st, v) = api_at(
+            &host,
+            Method::POST,
+            "/services/create",
+            "",
+            Some(("application/json", raw.clone().into_bytes())),
+        );
+        assert_eq!(st, 201, "directly: {raw}: {}", String::from_utf8_lossy(&v));
+        let (_, stored) = direct(Method::GET, "/services/spelled", "", None);
+        direct(Method::DELETE, "/services/spelled", "", None);
+        assert_eq!(
+            stored["Spec"]["TaskTemplate"]["ContainerSpec"]["Mounts"][0]["Source"], "/etc",
+            "directly: {raw}: {stored}"
+        );
+        let (st, j) = s.run(
+            RED,
+            "test.raw",
+            json!({"method": "POST", "path": "/services/create", "raw_body": raw}),
+        );
+        assert_eq!(st, 403, "{raw}: {j}");
+        assert!(
+            j["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("ServiceCreate body:"),
+            "{j}"
+        );
+        assert_eq!(
+            direct(Method::GET, "/services/spelled", "", None).0,
+            404,
+            "{raw} landed"
+        );
+    }
     // Secrets: made with the label, verified as stored.
     let (st, j) = s.run(
         RED,

@@ -13,6 +13,7 @@ use http::{HeaderMap, Method};
 use serde_json::Value;
 
 pub mod serve;
+pub mod variants;
 
 pub const TEST_IMAGE: &str = "berth-test/busybox:latest";
 

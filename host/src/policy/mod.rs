@@ -135,10 +135,7 @@ fn q<'a>(query: &'a [(String, String)], key: &str) -> Option<&'a str> {
 pub fn registry_of(image: &str) -> String {
     let r = match reference::Reference::parse(image) {
         Ok(r) => r.domain,
-        Err(_) => match image.split_once('/') {
-            Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => first.to_string(),
-            _ => reference::DEFAULT_DOMAIN.to_string(),
-        },
+        Err(_) => reference::split_domain(image).0,
     };
     crate::credentials::normalize(&r)
 }
@@ -211,6 +208,10 @@ impl Policy {
         let registry = self.registry_for(&m, &query, decoded.as_ref(), body, req.registry, req.auth_body_registry)?;
         let mut gate = Gate { policy: self, insp, scope: self.label_scope.clone(), applied: Vec::new(), decoded, after: None };
         let path = gate.check(&m, &mut query, body).await?;
+        if let Some(v) = gate.decoded.take() {
+            // A route whose rules did not read the body: it goes as decoded all the same.
+            set_body(body, &v);
+        }
         let after = gate.after.filter(|_| self.policed());
         Ok(Admitted { path, query, registry, applied: gate.applied, after })
     }
@@ -335,19 +336,18 @@ fn json_body(body: &OutBody, what: &str, empty_ok: bool) -> Result<Value, Refusa
     }
 }
 
-/// A policed tenant's JSON body, decoded as the engine will decode it and re-encoded: what the
-/// gate checks next (the returned document) is exactly what the engine receives
+/// A policed tenant's JSON body, decoded as the engine will decode it: what the gate checks
+/// next (the returned document) is, re-encoded, exactly what the engine receives
 /// ([`canonical`]).
-fn canonical_body(m: &Matched, body: &mut OutBody) -> Result<Option<Value>, Refusal> {
+fn canonical_body(m: &Matched, body: &OutBody) -> Result<Option<Value>, Refusal> {
     let Some(node) = canonical::schema(m.route.method.as_str(), m.route.template) else { return Ok(None) };
     let op = m.route.operation;
     match body {
         OutBody::Empty => Ok(None),
         OutBody::Bytes(b) if b.is_empty() => Ok(None),
         OutBody::Bytes(b) => {
-            let v = canonical::decode(node, b).map_err(|e| Refusal::Denied(format!("{op} body: {e}")))?;
-            set_body(body, &v);
-            Ok(Some(v))
+            // Encoded once, by the gate, after its rules (see [`Policy::admit`]).
+            canonical::decode(node, b).map(Some).map_err(|e| Refusal::Denied(format!("{op} body: {e}")))
         }
         OutBody::Stream(_) => Err(Refusal::Denied(format!("{op}: a JSON body is sent whole, not streamed"))),
     }
@@ -417,6 +417,7 @@ impl<I: Inspector> Gate<'_, '_, I> {
                 let id = self.object(Kind::Container, &param).await?;
                 let v = self.json_body(body, "exec create", false)?;
                 self.rules().exec_create(&v).map_err(denied)?;
+                set_body(body, &v);
                 Ok(m.path_with(Some(&id)))
             }
             ("POST", "/containers/{id}/start" | "/containers/{id}/restart") if !self.rules().open => {

@@ -86,6 +86,19 @@ fn digest_ok(d: &str) -> bool {
     }
 }
 
+/// The engine's split of a name into its registry and path: a first component is a registry
+/// when it has a '.' or ':', is "localhost", or has an upper-case letter; `index.docker.io`
+/// is `docker.io`. Holds for names the engine would refuse too (it is how their registry is
+/// named for credentials).
+pub fn split_domain(name: &str) -> (String, String) {
+    let (domain, path) = match name.split_once('/') {
+        Some((first, remainder)) if first.contains(['.', ':']) || first == "localhost" || first.to_lowercase() != first => (first, remainder),
+        _ => (DEFAULT_DOMAIN, name),
+    };
+    let domain = if domain == "index.docker.io" { DEFAULT_DOMAIN } else { domain };
+    (domain.to_string(), path.to_string())
+}
+
 impl Reference {
     /// Parses `s` as the engine does, or says why the engine would refuse it.
     pub fn parse(s: &str) -> Result<Reference, String> {
@@ -112,21 +125,7 @@ impl Reference {
             }
             None => (rest, None),
         };
-        // The engine's split: a first component is a registry when it has a '.' or ':', is
-        // "localhost", or has an upper-case letter.
-        let (mut domain, mut path) = match name.split_once('/') {
-            Some((first, remainder))
-                if first.contains(['.', ':'])
-                    || first == "localhost"
-                    || first.to_lowercase() != first =>
-            {
-                (first.to_string(), remainder.to_string())
-            }
-            _ => (DEFAULT_DOMAIN.to_string(), name.to_string()),
-        };
-        if domain == "index.docker.io" {
-            domain = DEFAULT_DOMAIN.to_string();
-        }
+        let (domain, mut path) = split_domain(name);
         if domain == DEFAULT_DOMAIN && !path.contains('/') {
             path = format!("library/{path}");
         }
