@@ -93,6 +93,9 @@ actions: guests components
 	@echo "actions installed in $(RELEASE_ACTIONS): $(FAMILIES) $(PY_EXAMPLES) $(JS_EXAMPLES)"
 
 ## test: unit tests, then integration tests against isolated real dockerds (started and stopped here)
+# One release build serves the demo and the tests: the integration tests (the crate in tests/)
+# do not link berth, they drive the binary `make build` made; the host's unit tests and the
+# few tests of its library (host/tests/) build on the same release dependencies.
 # The integration binaries mostly wait on their engine, so they run in two groups side by side,
 # each against an isolated engine of its own (neither sees the other's containers, images or
 # prunes). The authoring tests (they build Python and JS components: CPU-bound, ~4 min) run
@@ -101,16 +104,18 @@ actions: guests components
 INTEGRATION := $(basename $(notdir $(wildcard tests/*.rs)))
 TEST_GROUP_B := remote swarm isolation gate serve system fanout netvol
 TEST_GROUP_A := $(filter-out authoring $(TEST_GROUP_B),$(INTEGRATION))
-test: guests components
-	$(CARGO) build -p berth-test-volume-plugin
-	$(CARGO) test -p berth-sdk
-	$(CARGO) test -p berth --no-run
+TESTS := $(CARGO) test --release -p berth-tests --no-fail-fast
+test: build
+	$(CARGO) build --release -p berth-test-volume-plugin
+	$(CARGO) test --release -p berth-sdk
+	$(CARGO) test --release -p berth --no-run
+	$(TESTS) --no-run
 	tests/engine.sh ensure
 	@mkdir -p target
 	@export BERTH_TEST_CACHE=$(TEST_ENGINE_DIR)-cache; \
-	  tests/engine.sh run $(TEST_ENGINE_DIR)-authoring -- $(CARGO) test -p berth --test authoring >target/authoring-tests.log 2>&1 & apid=$$!; \
-	  tests/engine.sh run $(TEST_ENGINE_DIR)-b -- $(CARGO) test -p berth --no-fail-fast $(foreach t,$(TEST_GROUP_B),--test $(t)) >target/group-b-tests.log 2>&1 & bpid=$$!; \
-	  tests/engine.sh run $(TEST_ENGINE_DIR) -- $(CARGO) test -p berth --no-fail-fast --lib --bins $(foreach t,$(TEST_GROUP_A),--test $(t)); rc=$$?; \
+	  tests/engine.sh run $(TEST_ENGINE_DIR)-authoring -- $(TESTS) --test authoring >target/authoring-tests.log 2>&1 & apid=$$!; \
+	  tests/engine.sh run $(TEST_ENGINE_DIR)-b -- $(TESTS) $(foreach t,$(TEST_GROUP_B),--test $(t)) >target/group-b-tests.log 2>&1 & bpid=$$!; \
+	  tests/engine.sh run $(TEST_ENGINE_DIR) -- bash -c '$(CARGO) test --release -p berth --no-fail-fast; h=$$?; $(TESTS) $(foreach t,$(TEST_GROUP_A),--test $(t)) && exit $$h'; rc=$$?; \
 	  wait $$bpid; brc=$$?; echo "--- $(foreach t,$(TEST_GROUP_B),tests/$(t).rs) (run beside the others)"; cat target/group-b-tests.log; \
 	  wait $$apid; arc=$$?; echo "--- tests/authoring.rs (run beside the others)"; cat target/authoring-tests.log; \
 	  [ $$rc -eq 0 ] && [ $$brc -eq 0 ] && [ $$arc -eq 0 ]
@@ -129,7 +134,7 @@ demo: build
 
 ## coverage: rewrite the README's coverage table from actions/coverage.tsv
 coverage: guests
-	BERTH_UPDATE_README=1 $(CARGO) test -p berth --test coverage
+	BERTH_UPDATE_README=1 $(CARGO) test --release -p berth-tests --test coverage
 
 ## bench: whole-process and in-process figures against an isolated engine
 bench: build

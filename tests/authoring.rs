@@ -2,7 +2,7 @@
 //! SDKs and example families, the versioned contract (a 0.1 component still runs; an
 //! unsupported one is named), `berth check`, `install`, `new` and `actions --strict`.
 
-mod common;
+use berth_test_support as common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -10,10 +10,6 @@ use std::process::Command;
 use common::*;
 use http::Method;
 use serde_json::{json, Value};
-
-fn berth_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_berth")
-}
 
 /// A started container of the test image: `(id, name)`; removed by [`remove`].
 fn container(name_prefix: &str, cmd: &[&str], host_config: Value) -> (String, String) {

@@ -1,6 +1,6 @@
 //! The `container` family against the isolated real engine (busybox test image).
 
-mod common;
+use berth_test_support as common;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! action does not exist, when the table strays from the spec's route table, or when the
 //! README's table is stale (`make coverage` rewrites it).
 
-mod common;
+use berth_test_support as common;
 
 use std::collections::{BTreeMap, BTreeSet};
 

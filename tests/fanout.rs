@@ -3,7 +3,7 @@
 //! fake server: a fault the real engine cannot produce on demand). The slow and the down one
 //! fail alone; the incident scenario runs across them.
 
-mod common;
+use berth_test_support as common;
 
 use std::os::unix::net::UnixListener;
 use std::time::{Duration, Instant};

@@ -3,7 +3,7 @@
 //! `berth serve` as a label-scoped tenant, and the engine's stored state is inspected to
 //! prove that none landed. Ordinary use keeps working, with safe defaults applied.
 
-mod common;
+use berth_test_support as common;
 
 use std::path::PathBuf;
 

@@ -1,6 +1,6 @@
 //! The `image` family against the isolated real engine and real local registries.
 
-mod common;
+use berth_test_support as common;
 
 use std::time::Duration;
 

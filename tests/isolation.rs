@@ -2,7 +2,7 @@
 //! to work against the engine directly (so no test passes vacuously), then `berth serve`
 //! refuses it with a reason naming the field. Legitimate use keeps working.
 
-mod common;
+use berth_test_support as common;
 
 use std::path::PathBuf;
 
@@ -388,27 +388,18 @@ fn credentials_go_only_to_the_registry_the_request_goes_to() {
     let name = format!("{}/creds-test", reg_b.addr);
     api(Method::POST, &format!("/images/{}/tag", TEST_IMAGE.replace('/', "%2F")), &format!("repo={}&tag=1", urlenc(&name)), None);
     let push = |header: &str| {
-        let e = engine();
-        rt().block_on(async {
-            let mut h = http::HeaderMap::new();
-            h.insert("x-registry-auth", header.parse().unwrap());
-            let resp = e.send(Method::POST, &format!("/images/{}/push", urlenc(&name)), "tag=1", &h, berth::engine::OutBody::Empty).await.unwrap();
-            let b = berth::engine::read_capped(resp.into_body(), 1 << 20, std::time::Duration::from_secs(60)).await.unwrap();
-            String::from_utf8_lossy(&b).into_owned()
-        })
+        let h = [("X-Registry-Auth".to_string(), header.to_string())];
+        let (_, b) = api_with(&docker_host(), Method::POST, &format!("/images/{}/push", urlenc(&name)), "tag=1", &h, None);
+        String::from_utf8_lossy(&b).into_owned()
     };
     let out = push(&auth("alice", "s3cret"));
     assert!(!out.contains("errorDetail"), "{out}");
     // Directly: the credentials an attacker names (A's) authenticate it to B.
     let (st, _) = api(Method::DELETE, &format!("/images/{}", urlenc(&format!("{name}:1"))), "", None);
     assert_eq!(st, 200);
-    let e = engine();
-    let pulled = rt().block_on(async {
-        let mut h = http::HeaderMap::new();
-        h.insert("x-registry-auth", auth("alice", "s3cret").parse().unwrap());
-        let resp = e.send(Method::POST, "/images/create", &format!("fromImage={}&tag=1", urlenc(&name)), &h, berth::engine::OutBody::Empty).await.unwrap();
-        String::from_utf8_lossy(&berth::engine::read_capped(resp.into_body(), 1 << 20, std::time::Duration::from_secs(60)).await.unwrap()).into_owned()
-    });
+    let h = [("X-Registry-Auth".to_string(), auth("alice", "s3cret"))];
+    let (_, b) = api_with(&docker_host(), Method::POST, "/images/create", &format!("fromImage={}&tag=1", urlenc(&name)), &h, None);
+    let pulled = String::from_utf8_lossy(&b).into_owned();
     assert!(!pulled.contains("errorDetail"), "directly, A's credentials open B: {pulled}");
 
     let tenants = format!(

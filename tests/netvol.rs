@@ -1,6 +1,6 @@
 //! The `network` and `volume` families against the isolated real engine.
 
-mod common;
+use berth_test_support as common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Playbook-grade correctness against the real engine: the differences from the docker CLI
 //! that a playbook author would trip on, each with a test that fails without its fix.
 
-mod common;
+use berth_test_support as common;
 
 use std::time::{Duration, Instant};
 

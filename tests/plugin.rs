@@ -3,7 +3,7 @@
 //! an input artifact, configured, enabled and used as a volume driver, pushed to a local
 //! registry, removed, and pulled back and upgraded through berth.
 
-mod common;
+use berth_test_support as common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,8 +14,8 @@ use serde_json::{json, Value};
 
 fn plugin_binary() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace().join("target"));
-    let p = target.join("debug/berth-test-volume-plugin");
-    assert!(p.exists(), "{} is missing: `cargo build -p berth-test-volume-plugin` (make test does)", p.display());
+    let p = target.join("release/berth-test-volume-plugin");
+    assert!(p.exists(), "{} is missing: `cargo build --release -p berth-test-volume-plugin` (make test does)", p.display());
     p
 }
 

@@ -2,7 +2,7 @@
 //! container lifecycle run unchanged; where Podman lacks an endpoint, berth says so and names
 //! the engine. (The README's engine table records what each engine supports.)
 
-mod common;
+use berth_test_support as common;
 
 use common::*;
 

@@ -2,7 +2,7 @@
 //! networks and state recorded on the engine), release it exactly, and the timeline that
 //! shows what happened.
 
-mod common;
+use berth_test_support as common;
 
 use common::*;
 use http::Method;

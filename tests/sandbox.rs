@@ -1,6 +1,6 @@
 //! Hostile components against the sandbox, through the real `berth` binary and engine.
 
-mod common;
+use berth_test_support as common;
 
 use std::time::Duration;
 

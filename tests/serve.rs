@@ -1,7 +1,7 @@
 //! `berth serve` with several tenants against the isolated real engine: policies side by side,
 //! hostile tenants contained while others succeed, audit, jobs, hot drop-in.
 
-mod common;
+use berth_test_support as common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -354,7 +354,7 @@ fn a_bad_config_names_the_key_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("bad.toml");
     std::fs::write(&cfg, "[[tenant]]\nname = \"x\"\ntoken_sha256 = \"abc\"\nallow = [\"*\"]\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_berth")).args(["serve", "--config"]).arg(&cfg).output().unwrap();
+    let out = Command::new(common::berth_bin()).args(["serve", "--config"]).arg(&cfg).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("line 3") && err.contains("token_sha256"), "{err}");

@@ -2,7 +2,7 @@
 //! (their own sockets, data roots and swarm ports on 127.0.0.1), the first initialised as the
 //! manager through berth, the second joined as a worker through berth.
 
-mod common;
+use berth_test_support as common;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -277,5 +277,5 @@ fn api_json_at(host: &str, path_and_query: &str) -> Value {
 }
 
 fn pct(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+    urlenc(s)
 }

@@ -1,6 +1,6 @@
 //! The `system` family and the CLI, end to end against the isolated real engine.
 
-mod common;
+use berth_test_support as common;
 
 use std::io::{Read, Write};
 use std::time::Duration;

@@ -89,7 +89,7 @@ impl Serve {
         );
         std::fs::write(dir.path().join("tenants.toml"), cfg).unwrap();
         let log = std::fs::File::create(dir.path().join("serve.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_berth"))
+        let child = Command::new(super::berth_bin())
             .args(["serve", "--config"])
             .arg(dir.path().join("tenants.toml"))
             .env("BERTH_LOG", "warn")
@@ -200,15 +200,17 @@ pub fn http_raw(
     (status, body)
 }
 
-fn dechunk(mut b: &[u8]) -> Vec<u8> {
+/// The payload of a chunked body (as far as it goes).
+pub(crate) fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(nl) = b.windows(2).position(|w| w == b"\r\n") {
         let size = usize::from_str_radix(String::from_utf8_lossy(&b[..nl]).trim(), 16).unwrap_or(0);
         if size == 0 {
             break;
         }
-        out.extend_from_slice(&b[nl + 2..nl + 2 + size]);
-        b = &b[nl + 2 + size + 2..];
+        let end = (nl + 2 + size).min(b.len());
+        out.extend_from_slice(&b[nl + 2..end]);
+        b = b.get(end + 2..).unwrap_or_default();
     }
     out
 }

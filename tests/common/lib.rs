@@ -1,6 +1,8 @@
-//! Test harness: drives the real `berth` binary and the host library against the isolated
-//! engine that `tests/engine.sh` starts (`make test` does this; it exports
-//! `BERTH_TEST_DOCKER_HOST`). Nothing here talks to the machine's own daemon.
+//! Test harness: drives the built `berth` binary (`make build`: `target/release/berth`, or
+//! `BERTH_BIN`) against the isolated engine that `tests/engine.sh` starts (`make test` does
+//! this; it exports `BERTH_TEST_DOCKER_HOST`), and calls that engine directly over a small
+//! HTTP/1.1 client of its own to set up and check state. It does not link berth. Nothing here
+//! talks to the machine's own daemon.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -8,8 +10,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use berth::engine::{EngineClient, OutBody, Timeouts};
-use http::{HeaderMap, Method};
+use http::Method;
 use serde_json::Value;
 
 pub mod serve;
@@ -37,10 +38,25 @@ pub fn podman_host() -> String {
 }
 
 pub fn workspace() -> PathBuf {
+    // This crate is tests/common.
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
+        .ancestors()
+        .nth(2)
         .unwrap()
         .to_path_buf()
+}
+
+/// The `berth` binary under test: `BERTH_BIN`, or the release build of `make build`.
+pub fn berth_bin() -> PathBuf {
+    let p = std::env::var_os("BERTH_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("release/berth"));
+    assert!(
+        p.exists(),
+        "{} is missing: run `make build` first (or set BERTH_BIN)",
+        p.display()
+    );
+    p
 }
 
 fn target_dir() -> PathBuf {
@@ -186,7 +202,7 @@ impl Berth {
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_berth"));
+        let mut c = Command::new(berth_bin());
         c.args(args)
             .env_remove("BERTH_CREDENTIALS")
             .env_remove("RUST_BACKTRACE")
@@ -335,22 +351,6 @@ impl Run {
     }
 }
 
-/// A tokio runtime for direct engine calls from tests.
-pub fn rt() -> &'static tokio::runtime::Runtime {
-    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap()
-    })
-}
-
-pub fn engine() -> Arc<EngineClient> {
-    Arc::new(EngineClient::connect(&docker_host(), Timeouts::default()).unwrap())
-}
-
 /// A direct engine call (not through berth), for setting up and checking state.
 pub fn api(
     method: Method,
@@ -369,27 +369,71 @@ pub fn api_at(
     query: &str,
     body: Option<(&str, Vec<u8>)>,
 ) -> (u16, Vec<u8>) {
-    let e = Arc::new(EngineClient::connect(host, Timeouts::default()).unwrap());
-    rt().block_on(async move {
-        let mut headers = HeaderMap::new();
-        let body = match body {
-            Some((ct, b)) => {
-                headers.insert("content-type", ct.parse().unwrap());
-                OutBody::Bytes(b.into())
-            }
-            None => OutBody::Empty,
-        };
-        let resp = e
-            .send(method, path, query, &headers, body)
-            .await
-            .expect("engine call");
-        let status = resp.status().as_u16();
-        let bytes =
-            berth::engine::read_capped(resp.into_body(), 512 << 20, Duration::from_secs(120))
-                .await
-                .unwrap();
-        (status, bytes.to_vec())
-    })
+    let mut headers = Vec::new();
+    let body = body.map(|(ct, b)| {
+        headers.push(("Content-Type".to_string(), ct.to_string()));
+        b
+    });
+    api_with(host, method, path, query, &headers, body)
+}
+
+/// [`api_at`] with request headers: one HTTP/1.1 request per connection, to a
+/// `unix://` or `tcp://` engine address; the body read whole (chunked or not).
+pub fn api_with(
+    host: &str,
+    method: Method,
+    path: &str,
+    query: &str,
+    headers: &[(String, String)],
+    body: Option<Vec<u8>>,
+) -> (u16, Vec<u8>) {
+    use std::io::{Read, Write};
+    let target = if query.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{query}")
+    };
+    let mut req = format!("{method} {target} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    let body = body.unwrap_or_default();
+    req.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    let mut raw = Vec::new();
+    let timeout = Some(Duration::from_secs(300));
+    if let Some(sock) = host.strip_prefix("unix://") {
+        let mut s = std::os::unix::net::UnixStream::connect(sock)
+            .unwrap_or_else(|e| panic!("engine at {host}: {e}"));
+        s.set_read_timeout(timeout).unwrap();
+        s.write_all(req.as_bytes()).unwrap();
+        s.write_all(&body).unwrap();
+        s.read_to_end(&mut raw).unwrap();
+    } else {
+        let addr = host.strip_prefix("tcp://").unwrap_or(host);
+        let mut s = std::net::TcpStream::connect(addr)
+            .unwrap_or_else(|e| panic!("engine at {host}: {e}"));
+        s.set_read_timeout(timeout).unwrap();
+        s.write_all(req.as_bytes()).unwrap();
+        s.write_all(&body).unwrap();
+        s.read_to_end(&mut raw).unwrap();
+    }
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("{method} {target}: no HTTP answer from {host}"));
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{method} {target}: bad status line: {head}"));
+    let rest = raw[split + 4..].to_vec();
+    let chunked = head.lines().any(|l| {
+        let l = l.to_ascii_lowercase();
+        l.starts_with("transfer-encoding:") && l.contains("chunked")
+    });
+    let body = if chunked { serve::dechunk(&rest) } else { rest };
+    (status, body)
 }
 
 pub fn api_json(method: Method, path: &str, query: &str) -> Value {

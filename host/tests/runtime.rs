@@ -1,7 +1,6 @@
 //! The host library: compile cache, discovery index, instance reuse, and a runtime that
-//! survives hostile invocations, against the isolated real engine.
-
-mod common;
+//! survives hostile invocations, against the isolated real engine (`make test` runs these
+//! with the release build's dependencies, beside the binary-driven tests in `tests/`).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -10,7 +9,17 @@ use std::time::Duration;
 use berth::credentials::Credentials;
 use berth::runtime::{Artifacts, HostContext, Limits, Runtime, RuntimeConfig, Source};
 use berth::spec::{RawParams, Status};
-use common::*;
+use berth_test_support::*;
+
+/// A tokio runtime for the library's async API.
+fn rt() -> &'static tokio::runtime::Runtime {
+    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RT.get_or_init(|| tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap())
+}
+
+fn engine() -> Arc<berth::engine::EngineClient> {
+    Arc::new(berth::engine::EngineClient::connect(&docker_host(), berth::engine::Timeouts::default()).unwrap())
+}
 
 fn runtime(cache: &Path) -> Runtime {
     Runtime::new(RuntimeConfig { cache_dir: Some(cache.to_path_buf()), ..Default::default() }).unwrap()
