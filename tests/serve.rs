@@ -505,3 +505,98 @@ fn clients_that_hang_up_mid_invocation_leave_the_server_answering() {
         assert_eq!((st, j["status"].as_str()), (200, Some("success")), "{j}");
     }
 }
+
+/// `berth serve` with only `server` lines of its own (the harness's defaults left out) and
+/// one tenant, optionally under an address-space limit (`prlimit --as`): its process, its
+/// address and what it printed at start.
+struct Bare {
+    child: std::process::Child,
+    addr: String,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Bare {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Bare {
+    fn start(server: &str, tenant_extra: &str, address_space: Option<u64>) -> Result<Bare, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let actions = dir.path().join("actions");
+        std::fs::create_dir(&actions).unwrap();
+        std::fs::copy(system_wasm(), actions.join("system.wasm")).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let addr = format!("127.0.0.1:{port}");
+        let cfg = format!(
+            "[server]\nlisten = \"{addr}\"\nactions = \"{}\"\ncache = \"{}\"\n{server}\n[[tenant]]\nname = \"p\"\ntoken_sha256 = \"{}\"\nengine = \"{}\"\nallow = [\"system.*\"]\n{tenant_extra}\n",
+            actions.display(),
+            shared_cache().display(),
+            hash("p-token"),
+            docker_host()
+        );
+        std::fs::write(dir.path().join("c.toml"), cfg).unwrap();
+        let mut cmd = match address_space {
+            Some(bytes) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--as={bytes}")).arg(berth_bin());
+                c
+            }
+            None => Command::new(berth_bin()),
+        };
+        let log = std::fs::File::create(dir.path().join("log")).unwrap();
+        let child = cmd.args(["serve", "--config"]).arg(dir.path().join("c.toml")).env_remove("RUST_BACKTRACE").stderr(log).spawn().unwrap();
+        let mut b = Bare { child, addr, dir };
+        let started = Instant::now();
+        while http(&b.addr, "GET", "/healthz", None, None).0 != 200 {
+            if let Some(status) = b.child.try_wait().unwrap() {
+                return Err(format!("{status}: {}", b.log()));
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "berth serve did not start: {}", b.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(b)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
+    }
+
+    /// The process's virtual size, bytes.
+    fn vm_size(&self) -> u64 {
+        let s = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let kib: u64 = s.lines().find(|l| l.starts_with("VmSize:")).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+        kib << 10
+    }
+}
+
+#[test]
+fn the_instance_pool_is_sized_for_the_host() {
+    const GIB: u64 = 1 << 30;
+    // The default pool: 256 instances, reported at start, well inside a 39-bit address space.
+    let s = Bare::start("", "", None).unwrap();
+    let log = s.log();
+    assert!(log.contains("instance pool: 256 instances, 512 memories of 256 MiB;") && log.contains("GiB of address space reserved"), "{log}");
+    let size = s.vm_size();
+    assert!(size <= 256 * GIB, "VmSize {} GiB with the default pool", size / GIB);
+    assert_eq!(http(&s.addr, "POST", "/v1/actions/system.ping", Some("p-token"), Some("{}")).0, 200);
+    drop(s);
+    // A smaller pool from the config.
+    let s = Bare::start("max_concurrent = 8\npool_memory_mib = 64", "", None).unwrap();
+    assert!(s.log().contains("instance pool: 8 instances, 16 memories of 64 MiB;"), "{}", s.log());
+    assert!(s.vm_size() < 32 * GIB, "VmSize {} GiB with 8 instances", s.vm_size() / GIB);
+    assert_eq!(http(&s.addr, "POST", "/v1/actions/system.ping", Some("p-token"), Some("{}")).0, 200);
+    drop(s);
+    // A host that cannot reserve the pool (here: a 64 GiB address-space limit) still serves,
+    // allocating on demand, and says so.
+    let s = Bare::start("", "", Some(64 * GIB)).unwrap();
+    assert!(s.log().contains("instances allocated on demand: a pool of 256 instances needs"), "{}", s.log());
+    let (st, j) = http(&s.addr, "POST", "/v1/actions/system.ping", Some("p-token"), Some("{}"));
+    assert_eq!(st, 200, "{j}");
+    drop(s);
+    // A tenant whose memory limit the pool could not give is refused at start, named.
+    let e = Bare::start("pool_memory_mib = 64", "[tenant.limits]\nmemory_mb = 128", None).err().expect("refused");
+    assert!(e.contains("tenant.limits.memory_mb") && e.contains("server.pool_memory_mib = 64"), "{e}");
+}

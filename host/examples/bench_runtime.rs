@@ -12,6 +12,9 @@ use berth::engine::{EngineClient, OutBody, Timeouts};
 use berth::runtime::{Artifacts, HostContext, Limits, Runtime, RuntimeConfig};
 use berth::spec::RawParams;
 
+/// The pool `berth serve` makes by default.
+const POOL: berth::runtime::PoolSpec = berth::runtime::PoolSpec { instances: 256, memory_mib: berth::runtime::pool::DEFAULT_MEMORY_MIB };
+
 fn stats(mut v: Vec<Duration>) -> (f64, f64, f64) {
     v.sort();
     let us = |d: Duration| d.as_secs_f64() * 1e6;
@@ -50,7 +53,7 @@ async fn main() -> anyhow::Result<()> {
     line("load from cache (checksum + map + InstancePre)", loads);
 
     if std::env::var_os("BENCH_ONLY_POOLED").is_some() {
-        let rt = Runtime::new(RuntimeConfig { cache_dir: Some(cache.path().into()), pooling: true, ..Default::default() })?;
+        let rt = Runtime::new(RuntimeConfig { cache_dir: Some(cache.path().into()), pool: Some(POOL), ..Default::default() })?;
         let p = rt.prepare(file)?;
         for _ in 0..200_000 {
             rt.instantiate_only(&p).await?;
@@ -58,7 +61,7 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     for pooling in [false, true] {
-        let rt = Runtime::new(RuntimeConfig { cache_dir: Some(cache.path().into()), pooling, ..Default::default() })?;
+        let rt = Runtime::new(RuntimeConfig { cache_dir: Some(cache.path().into()), pool: pooling.then_some(POOL), ..Default::default() })?;
         let p = rt.prepare(file)?;
         let label = if pooling { "pooled" } else { "on-demand" };
         for _ in 0..200 {
@@ -83,7 +86,7 @@ async fn main() -> anyhow::Result<()> {
     if let Some(host) = host {
         let engine = Arc::new(EngineClient::connect(&host, Timeouts::default())?);
         engine.api_version().await.map_err(|e| anyhow::anyhow!("{e}"))?;
-        let rt = Runtime::new(RuntimeConfig { cache_dir: Some(cache.path().into()), pooling: true, ..Default::default() })?;
+        let rt = Runtime::new(RuntimeConfig { cache_dir: Some(cache.path().into()), pool: Some(POOL), ..Default::default() })?;
         let p = rt.prepare(file)?;
         let ctx = HostContext::new(engine.clone(), Arc::new(Credentials::from_store(Default::default())));
         let params = spec.validate(RawParams::Pairs(vec![]))?;

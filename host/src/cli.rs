@@ -124,7 +124,7 @@ pub enum OutputFormat {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Serve many tenants over HTTP (see README: tenants config).
+    /// Serve many tenants over HTTP (see host/README.md: server mode).
     Serve {
         /// Tenants config (TOML).
         #[arg(long)]
@@ -269,7 +269,7 @@ pub fn default_actions_dir() -> PathBuf {
 pub fn main_entry() -> i32 {
     // The wasm engine and linker are built beside the argument parsing (each ~0.5–0.8 ms of a
     // short CLI run); `berth serve` builds its own pooled ones and leaves these unused.
-    let parts = std::thread::Builder::new().name("berth-engine".into()).spawn(|| crate::runtime::EngineParts::new(false, 0));
+    let parts = std::thread::Builder::new().name("berth-engine".into()).spawn(|| crate::runtime::EngineParts::new(None));
     let cli = Cli::parse();
     init_tracing();
     match &cli.command {
@@ -320,7 +320,7 @@ pub fn main_entry() -> i32 {
     };
     let parts = move || match parts {
         Ok(handle) => handle.join().unwrap_or_else(|_| Err(anyhow::anyhow!("the engine thread panicked"))),
-        Err(_) => crate::runtime::EngineParts::new(false, 0),
+        Err(_) => crate::runtime::EngineParts::new(None),
     };
     match rt.block_on(run_cli(cli, parts)) {
         Ok(code) => code,

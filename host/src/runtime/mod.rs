@@ -7,6 +7,7 @@ pub mod cache;
 pub mod contract;
 pub mod fair;
 pub mod limits;
+pub mod pool;
 pub mod discovery;
 mod guest_log;
 pub mod host;
@@ -20,7 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde_json::{Map, Value};
 use wasmtime::component::{HasSelf, Linker};
-use wasmtime::{Config, Engine, Store, UpdateDeadline};
+use wasmtime::{Engine, Store, UpdateDeadline};
 
 pub use artifacts::Artifacts;
 pub use cache::{Cache, Source};
@@ -69,16 +70,16 @@ pub const TICK: Duration = Duration::from_millis(10);
 pub(crate) static REAL_TICKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 pub use limits::{LimitSpec, Limits, MemoryLimiter};
+pub use pool::{Allocation, PoolSpec};
 
 #[derive(Debug, Clone, Default)]
 pub struct RuntimeConfig {
     /// Compile cache directory; `None` disables caching.
     pub cache_dir: Option<PathBuf>,
-    /// Use the pooling instance allocator (server mode, benchmarks).
-    pub pooling: bool,
-    /// Component instances the pool holds at once (0: 1000). Keep a semaphore of at most this
-    /// many permits in front of invocations, so an exhausted pool waits instead of failing.
-    pub pool_size: u32,
+    /// The pooling instance allocator (server mode, benchmarks) and what it holds. Keep a
+    /// semaphore of at most `instances` permits in front of invocations, so an exhausted pool
+    /// waits instead of failing. `None`: on demand.
+    pub pool: Option<PoolSpec>,
     /// Map cached components straight from disk instead of copying them: fastest start, for
     /// short-lived CLI processes.
     pub map_cache_files: bool,
@@ -89,6 +90,7 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<HostState>,
     cache: Cache,
+    allocation: Allocation,
     prepared: Mutex<HashMap<String, Arc<Prepared>>>,
     /// Components whose describe() failed, by path: skipped until the file changes.
     quarantine: Mutex<HashMap<PathBuf, (cache::Fingerprint, String)>>,
@@ -118,58 +120,39 @@ pub struct Outcome {
 pub struct EngineParts {
     engine: Engine,
     linker: Linker<HostState>,
+    allocation: Allocation,
 }
 
 impl EngineParts {
-    /// The engine and linker; `pooling`/`pool_size` as in [`RuntimeConfig`].
-    pub fn new(pooling: bool, pool_size: u32) -> anyhow::Result<Self> {
-        let mut c = Config::new();
-        c.epoch_interruption(true);
-        c.wasm_component_model(true);
-        if pooling {
-            let n = if pool_size == 0 { 1000 } else { pool_size };
-            let mut pool = wasmtime::PoolingAllocationConfig::default();
-            // A wasip2 component is several core instances (the program, the WASI adapter,
-            // shims), each with its own memories and tables, and runs on a fiber stack.
-            pool.total_component_instances(n);
-            pool.total_core_instances(n * 8);
-            pool.total_memories(n * 2);
-            pool.total_tables(n * 8);
-            pool.total_stacks(n);
-            pool.max_memory_size(256 << 20);
-            // Return slots to the OS in batches: fewer madvise calls per invocation.
-            pool.decommit_batch_size(32);
-            // Reset a returning slot by rewriting only the pages the guest dirtied (Linux's
-            // PAGEMAP_SCAN, 6.7+; a plain memset of the low pages before that) instead of
-            // handing them back to the kernel: the next instance takes no page faults and the
-            // other cores no TLB shoot-downs. A Rust family dirties ~1 MiB per call.
-            pool.linear_memory_keep_resident(4 << 20);
-            pool.table_keep_resident(64 << 10);
-            pool.async_stack_keep_resident(128 << 10);
-            pool.pagemap_scan(wasmtime::Enabled::Auto);
-            c.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
-        }
-        let engine = Engine::new(&c).map_err(|e| anyhow::anyhow!("{e}"))?;
+    /// The engine and linker: with the instance pool `pool` (sized for the host, see
+    /// [`pool`]), or allocating on demand.
+    pub fn new(pool: Option<PoolSpec>) -> anyhow::Result<Self> {
+        let (engine, allocation) = pool::build(pool, |c| Engine::new(c).map_err(|e| anyhow::anyhow!("{e}")))?;
         let mut linker = Linker::<HostState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| anyhow::anyhow!("{e}"))?;
         // One binding per supported contract, side by side in one linker.
         bindings::Family::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s).map_err(|e| anyhow::anyhow!("{e}"))?;
         bindings::v0_1::Family::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s).map_err(|e| anyhow::anyhow!("{e}"))?;
         start_epoch_ticker(&engine);
-        Ok(EngineParts { engine, linker })
+        Ok(EngineParts { engine, linker, allocation })
     }
 }
 
 impl Runtime {
     pub fn new(cfg: RuntimeConfig) -> anyhow::Result<Self> {
-        Ok(Self::with_parts(EngineParts::new(cfg.pooling, cfg.pool_size)?, cfg))
+        Ok(Self::with_parts(EngineParts::new(cfg.pool)?, cfg))
     }
 
     /// A runtime on parts built beforehand ([`EngineParts::new`] with `cfg`'s pooling).
     pub fn with_parts(parts: EngineParts, cfg: RuntimeConfig) -> Self {
-        let EngineParts { engine, linker } = parts;
+        let EngineParts { engine, linker, allocation } = parts;
         let cache = Cache::new(cfg.cache_dir, &engine, cfg.map_cache_files);
-        Runtime { engine, linker, cache, prepared: Mutex::new(HashMap::new()), quarantine: Mutex::new(HashMap::new()) }
+        Runtime { engine, linker, cache, allocation, prepared: Mutex::new(HashMap::new()), quarantine: Mutex::new(HashMap::new()) }
+    }
+
+    /// How instances are allocated, and the address space the pool reserved.
+    pub fn allocation(&self) -> &Allocation {
+        &self.allocation
     }
 
     pub fn engine(&self) -> &Engine {

@@ -30,6 +30,9 @@ struct RawServer {
     credentials: Option<PathBuf>,
     /// Invocation slots for all tenants together (the pooling allocator's size).
     max_concurrent: Option<u32>,
+    /// Each linear memory's share of the pool, MiB: the most a guest's memory may grow to
+    /// (the pool reserves 2 × max_concurrent of them, with guards, at start).
+    pool_memory_mib: Option<u32>,
     /// SHA-256 of the bearer token `/metrics` takes on the main listener.
     metrics_token_sha256: Option<Spanned<String>>,
     /// A listener of its own for `/metrics` (no token), e.g. "127.0.0.1:9478".
@@ -170,6 +173,7 @@ pub struct Config {
     pub cache: Option<PathBuf>,
     pub credentials: Option<PathBuf>,
     pub max_concurrent: u32,
+    pub pool_memory_mib: u32,
     pub metrics_token_sha256: Option<[u8; 32]>,
     pub metrics_listen: Option<String>,
     pub engine_limits: crate::engine::EngineLimits,
@@ -258,6 +262,10 @@ impl Config {
         if raw.tenants.is_empty() {
             return Err("no [[tenant]] configured".into());
         }
+        let pool_memory_mib = raw.server.pool_memory_mib.unwrap_or(crate::runtime::pool::DEFAULT_MEMORY_MIB);
+        if !(16..=4096).contains(&pool_memory_mib) {
+            return Err(format!("server.pool_memory_mib: {pool_memory_mib} is not between 16 and 4096"));
+        }
         let mut names = HashSet::new();
         let mut tokens = HashSet::new();
         let mut tenants = Vec::new();
@@ -283,6 +291,10 @@ impl Config {
             }
             let policy = tenant_policy(&t, text)?;
             let l = &t.limits;
+            if l.memory_mb.is_some_and(|m| m > pool_memory_mib as u64) {
+                let why = format!("{} MiB is more than a guest's memory can grow to in the pool (server.pool_memory_mib = {pool_memory_mib})", l.memory_mb.unwrap_or(0));
+                return Err(at(span.clone(), "tenant.limits.memory_mb", why));
+            }
             let limits = LimitSpec {
                 memory_mb: l.memory_mb,
                 cpu_secs: l.cpu_secs,
@@ -353,6 +365,7 @@ impl Config {
             cache: s.cache,
             credentials: s.credentials,
             max_concurrent: s.max_concurrent.unwrap_or(256).clamp(1, 10_000),
+            pool_memory_mib,
             engine_limits: {
                 let d = crate::engine::EngineLimits::default();
                 let rate = s.engine_requests_per_second.unwrap_or(d.requests_per_second);

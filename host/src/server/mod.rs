@@ -84,8 +84,7 @@ impl Server {
     pub async fn new(cfg: Config, actions_dir: PathBuf) -> anyhow::Result<Arc<Server>> {
         let runtime = Runtime::new(RuntimeConfig {
             cache_dir: cfg.cache.clone().or_else(crate::runtime::cache::default_dir),
-            pooling: true,
-            pool_size: cfg.max_concurrent,
+            pool: Some(crate::runtime::PoolSpec { instances: cfg.max_concurrent, memory_mib: cfg.pool_memory_mib }),
             map_cache_files: false,
         })?;
         let catalog = runtime.discover(&actions_dir).await?;
@@ -471,6 +470,7 @@ pub fn run(config_path: &Path, listen: Option<&str>, actions: PathBuf) -> i32 {
             }
         }
         let scheme = if tls.is_some() { "https" } else { "http" };
+        eprintln!("berth: {}", server.runtime.allocation());
         eprintln!("berth: serving on {scheme}://{}", listener.local_addr().map(|a| a.to_string()).unwrap_or(listen));
         match serve_with(server, listener, tls).await {
             Ok(()) => 0,
