@@ -1,7 +1,7 @@
 //! Coverage of the Engine API: `actions/coverage.tsv` maps every operation of v1.56 to the
 //! action that covers it. These tests fail when an operation has no action, when a mapped
 //! action does not exist, when the table strays from the spec's route table, or when the
-//! README's table is stale (`make coverage` rewrites it).
+//! actions/COVERAGE.md is stale (`make coverage` rewrites it).
 
 use berth_test_support as common;
 
@@ -103,18 +103,18 @@ fn readme_table(rows: &[Row]) -> String {
 }
 
 #[test]
-fn the_readme_shows_the_coverage_table() {
-    let path = workspace().join("README.md");
+fn the_coverage_table_is_current() {
+    let path = workspace().join("actions/COVERAGE.md");
     let readme = std::fs::read_to_string(&path).unwrap();
     let (start, end) = ("<!-- coverage:start -->\n", "<!-- coverage:end -->");
-    let a = readme.find(start).expect("README: no coverage markers") + start.len();
-    let b = readme.find(end).expect("README: no coverage end marker");
+    let a = readme.find(start).expect("COVERAGE.md: no coverage markers") + start.len();
+    let b = readme.find(end).expect("COVERAGE.md: no coverage end marker");
     let want = readme_table(&rows());
     if readme[a..b] != want {
-        if std::env::var_os("BERTH_UPDATE_README").is_some() {
+        if std::env::var_os("BERTH_UPDATE_COVERAGE").is_some() {
             std::fs::write(&path, format!("{}{want}{}", &readme[..a], &readme[b..])).unwrap();
         } else {
-            panic!("README's coverage table is stale: run `make coverage`");
+            panic!("actions/COVERAGE.md is stale: run `make coverage`");
         }
     }
 }

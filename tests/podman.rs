@@ -1,6 +1,6 @@
 //! Podman's Docker-compatible API as a second real engine: the read-only actions and the
 //! container lifecycle run unchanged; where Podman lacks an endpoint, berth says so and names
-//! the engine. (The README's engine table records what each engine supports.)
+//! the engine. (host/README.md's engine table records what each engine supports.)
 
 use berth_test_support as common;
 
