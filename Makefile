@@ -26,7 +26,7 @@ JS_SDK := actions/sdk-js/berth.js actions/sdk-js/stamp.mjs
 TEST_ENGINE_DIR ?= /tmp/berth-test-engine
 DEMO_ENGINE_DIR ?= /tmp/berth-demo-engine
 
-.PHONY: all build toolchain toolchains guests components host actions test unit demo bench coverage engine-start engine-stop clean
+.PHONY: all build toolchain toolchains guests components host actions test test-run demo bench coverage engine-start engine-stop clean
 
 all: build
 
@@ -105,7 +105,15 @@ INTEGRATION := $(basename $(notdir $(wildcard tests/*.rs)))
 TEST_GROUP_B := remote swarm isolation gate serve system fanout netvol
 TEST_GROUP_A := $(filter-out authoring $(TEST_GROUP_B),$(INTEGRATION))
 TESTS := $(CARGO) test --release -p berth-tests --no-fail-fast
-test: build
+# make test records its wall time and how many builds of wasmtime target/ holds (make bench
+# reports both).
+test:
+	@start=$$(date +%s); $(MAKE) --no-print-directory build test-run; rc=$$?; \
+	  builds=$$(ls target/*/deps/libwasmtime-*.rlib 2>/dev/null | wc -l); \
+	  echo "{\"seconds\": $$(( $$(date +%s) - start )), \"wasmtime_builds\": $$builds, \"rc\": $$rc}" >target/make-test.json; \
+	  echo "make test: $$(( $$(date +%s) - start )) s; wasmtime built $$builds time(s) in target/"; exit $$rc
+
+test-run:
 	$(CARGO) build --release -p berth-test-volume-plugin
 	$(CARGO) test --release -p berth-sdk
 	$(CARGO) test --release -p berth --no-run
@@ -132,9 +140,9 @@ demo: build
 	  $$b run system.events since=10m until=0s max_events=5 -o json
 	@echo; echo "The demo engine keeps running at unix://$(DEMO_ENGINE_DIR)/docker.sock; stop it with: make engine-stop"
 
-## coverage: rewrite the README's coverage table from actions/coverage.tsv
+## coverage: rewrite actions/COVERAGE.md from actions/coverage.tsv
 coverage: guests
-	BERTH_UPDATE_README=1 $(CARGO) test --release -p berth-tests --test coverage
+	BERTH_UPDATE_COVERAGE=1 $(CARGO) test --release -p berth-tests --test coverage
 
 ## bench: whole-process and in-process figures against an isolated engine
 bench: build

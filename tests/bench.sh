@@ -24,6 +24,16 @@ host=$(tests/engine.sh start "$engine_dir")
 sock=${host#unix://}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+# Every figure with a target or a comparison is also a row of the README's table, written at
+# the end (between the bench markers): `from benchrow import row` in the Python below.
+export BENCH_ROWS=$work/rows.jsonl PYTHONPATH=$work
+cat >"$work/benchrow.py" <<'PY'
+import json, os
+def row(measure, figure, target="", ok=None):
+    """One row of the README's table; `ok`: True PASS, False MISS, None no target."""
+    with open(os.environ["BENCH_ROWS"], "a") as f:
+        f.write(json.dumps({"measure": measure, "figure": figure, "target": target, "ok": ok}) + "\n")
+PY
 export DOCKER_HOST=$host BERTH_ACTIONS=$PWD/target/release/actions BERTH_CACHE=$work/cache
 berth=$PWD/target/release/berth
 docker_cli=$(command -v docker || true)
@@ -84,14 +94,17 @@ print("whole process (median of hyperfine runs, ms)")
 for rows in (ping, version, cold):
     for cmd, med, mean in rows:
         print(f"  {cmd.split('/')[-1][:62]:<64} {med:8.2f}   (mean {mean:.2f})")
-def check(label, ratio, op, target):
+from benchrow import row
+def check(label, measure, a, b, op, target, unit="ms"):
+    ratio = a / b
     ok = ratio <= target if op == "<=" else ratio >= target
     print(f"  {label:<52} {ratio:6.2f}x   target {op} {target}x   {'PASS' if ok else 'MISS'}")
+    row(measure, f"{a:.2f} vs {b:.2f} {unit} = **{ratio:.2f}×**", f"{'≤' if op == '<=' else '≥'} {target}×", ok)
 print("ratios")
-check("berth system.ping / curl --unix-socket _ping", ping[0][1] / ping[1][1], "<=", 0.45)
+check("berth system.ping / curl --unix-socket _ping", "`berth run system.ping` vs `curl --unix-socket …/_ping` (whole process, median)", ping[0][1], ping[1][1], "<=", 0.45)
 if len(version) > 1:
-    check("berth system.version / docker version", version[0][1] / version[1][1], "<=", 0.5)
-check("cold (no cache) / cached system.version", cold[0][1] / cold[1][1], ">=", 15)
+    check("berth system.version / docker version", "`berth run system.version` vs `docker version`", version[0][1], version[1][1], "<=", 0.5)
+check("cold (no cache) / cached system.version", "cold (`--no-cache`, every Rust family compiled) vs cached `system.version`", cold[0][1], cold[1][1], ">=", 15)
 PY
 # Export throughput and memory: a container holding a 1 GiB file, berth vs `docker export`.
 if [[ -n $docker_cli ]]; then
@@ -124,12 +137,15 @@ print(f"  berth container.export --out     {size / b / 2**20:8.1f} MiB/s  ({b:.2
 ok = d / b >= 0.9
 print(f"  throughput berth / docker        {d / b:6.2f}x   target >= 0.9x   {'PASS' if ok else 'MISS'}")
 print(f"  berth peak RSS                   {rss / 1024:6.1f} MiB  target <= 64 MiB   {'PASS' if rss <= 64 * 1024 else 'MISS'}")
+from benchrow import row
+row("`container.export` of a 1 GiB file vs `docker export -o` (throughput; peak RSS)", f"{b:.2f} vs {d:.2f} s = **{d / b:.2f}×**; {rss / 1024:.1f} MiB", "≥ 0.9×, ≤ 64 MiB", ok and rss <= 64 * 1024)
 (d2, fb) = [r["median"] for r in json.load(open(f"{w}/bundle.json"))["results"]]
 brss = int(sys.argv[4])
 print("forensic bundle of the same container (export + inspect, logs, top, changes, stats, image, info, manifest)")
 print(f"  docker export -o FILE            {d2:6.2f} s")
 print(f"  berth response.forensic-bundle   {fb:6.2f} s   {fb / d2:5.2f}x docker export   target <= 1.2x   {'PASS' if fb / d2 <= 1.2 else 'MISS'}")
 print(f"  berth peak RSS                   {brss / 1024:6.1f} MiB  target <= 64 MiB   {'PASS' if brss <= 64 * 1024 else 'MISS'}")
+row("`response.forensic-bundle` of the same container vs `docker export -o` (time; peak RSS)", f"{fb:.2f} vs {d2:.2f} s = **{fb / d2:.2f}×**; {brss / 1024:.1f} MiB", "≤ 1.2×, ≤ 64 MiB", fb / d2 <= 1.2 and brss <= 64 * 1024)
 PY
     "$docker_cli" -H "$host" rm -f "$cid" >/dev/null
 fi
@@ -156,6 +172,9 @@ print(f"  JS     jsprobe.version    {j:8.2f}   {j / r:5.2f}x Rust")
 cached = "source=Cached" in first and "source=Compiled" not in first
 secs = first.strip().splitlines()[-1]
 print(f"  first Python run after berth install: {float(secs) * 1e3:.0f} ms, component {'loaded precompiled' if cached else 'COMPILED'}   {'PASS' if cached else 'MISS'}")
+from benchrow import row
+row("Python `pyprobe.version` vs Rust `system.version` (whole process, cached; JS beside it)", f"{p:.1f} vs {r:.1f} ms = **{p / r:.2f}×** (JS {j / r:.2f}×)", "≤ 2×", p / r <= 2)
+row("first run of a Python action after `berth install`", f"**{float(secs) * 1e3:.0f} ms**, {'loaded precompiled' if cached else 'compiled'}", "no compilation", cached)
 PY
 
 # Fan-out: a hunt over three engines with 100 containers each, against the slowest engine
@@ -205,11 +224,21 @@ engines, berth = ticks * 1e3 / hz / 5, (u + s) * 1e3 / 5
 floor = (engines + berth) / cores
 print(f"  CPU per fan-out hunt: the three dockerds {engines:.0f} ms, berth {berth:.0f} ms; over {cores} cores the floor is")
 print(f"  {floor:.0f} ms = {floor / slowest:.2f}x the slowest alone (engines alone: {engines / cores / slowest:.2f}x)")
+from benchrow import row
+row("`response.hunt` over 3 engines × 100 containers vs the slowest engine alone (three dockerds on this machine's cores)", f"{r[3]:.1f} vs {slowest:.1f} ms = **{r[3] / slowest:.2f}×**; the CPU floor {floor / slowest:.2f}×", "≤ 1.5×", r[3] / slowest <= 1.5)
 PY
 fi
 
 echo "in process"
-target/release/examples/bench_runtime "$BERTH_ACTIONS" "$host" | sed 's/^/  /'
+rt_out=$(target/release/examples/bench_runtime "$BERTH_ACTIONS" "$host")
+echo "$rt_out" | sed 's/^/  /'
+python3 - "$rt_out" <<'PY'
+import re, sys
+from benchrow import row
+m = re.search(r"instantiate \(pooled\)[^\n]*p50\s+([\d.]+) µs", sys.argv[1]) or re.search(r"pooled[^\n]*p50\s+([\d.]+) µs", sys.argv[1])
+if m:
+    row("pooled instantiate, fresh `Store` (in process)", f"p50 **{float(m.group(1)):.1f} µs**")
+PY
 echo "berth serve (one tenant, pooling allocator)"
 serve_out=$(target/release/examples/bench_serve "$BERTH_ACTIONS" "$host")
 echo "$serve_out" | sed 's/^/  /'
@@ -249,6 +278,8 @@ print(f"  berth run system.version          {b:8.2f}")
 print(f"  docker --tlsverify version        {d:8.2f}")
 ok = b / d <= 0.6
 print(f"  berth / docker                    {b / d:6.2f}x   target <= 0.6x   {'PASS' if ok else 'MISS'}")
+from benchrow import row
+row("over mutual TLS: `berth run system.version` vs `docker --tlsverify version`", f"{b:.1f} vs {d:.1f} ms = **{b / d:.2f}×**", "≤ 0.6×", ok)
 PY
 fi
 echo "berth serve to a TLS engine (mutual TLS, pooled connections)"
@@ -262,6 +293,8 @@ def added(text):
 u, t = added(sys.argv[1]), added(sys.argv[2])
 ok = t <= 1.2 * u
 print(f"  added p50 over TLS / over the unix socket   {t / u:6.2f}x   target <= 1.2x   {'PASS' if ok else 'MISS'}")
+from benchrow import row
+row("`berth serve` to a TLS engine: added p50 over the unix figure", f"{t:.0f} vs {u:.0f} µs = **{t / u:.2f}×**", "≤ 1.2×", ok)
 PY
 # berth serve under a real load generator, as a separate process: wrk against an engine that
 # also listens on loopback TCP (GET /_ping), then against `berth serve` in front of the same
@@ -335,6 +368,10 @@ print(f"  added latency                                        p50 {a50:.0f} µs
 (h, _), lh = rps("healthz32"), lat("healthz1")
 print(f"  berth serve's HTTP alone (GET /healthz: no engine call, no sandbox), the floor under both figures:")
 print(f"    one connection p50 {lh['50']:.0f} µs p99 {lh['99']:.0f} µs; 32 connections {h:.0f} req/s = {h / e:.2f}x the engine's _ping")
+from benchrow import row
+row("`berth serve` under wrk, 32 connections: `system.ping` vs the engine's `_ping`", f"{b:.0f} vs {e:.0f} req/s = **{b / e:.2f}×** ({bad} errors)", "≥ 0.45×", ok)
+row("`berth serve` under wrk, one connection: latency added to `_ping`", f"p50 **{a50:.0f} µs**, p99 {a99:.0f} µs", "p50 ≤ 50, p99 ≤ 250 µs", a50 <= 50 and a99 <= 250)
+row("berth serve's HTTP alone (`GET /healthz`), one / 32 connections (the floor under both rows above)", f"p50 {lh['50']:.0f} µs / {h:.0f} req/s = {h / e:.2f}× the engine's `_ping`")
 PY
 kill "$serve_pid" 2>/dev/null || true
 
@@ -342,5 +379,65 @@ echo "berth serve fair share (two tenants, one flooding with 1000 CPU-bound invo
 fair=$(mktemp -d)
 cp target/wasm32-wasip2/release/berth_action_system.wasm "$fair/system.wasm"
 cp target/wasm32-wasip2/release/berth_test_hostile.wasm "$fair/test.wasm"
-target/release/examples/bench_fairness "$fair" "$host" | sed 's/^/  /'
+fair_out=$(target/release/examples/bench_fairness "$fair" "$host")
+echo "$fair_out" | sed 's/^/  /'
 rm -rf "$fair"
+python3 - "$fair_out" <<'PY'
+import re, sys
+from benchrow import row
+t = sys.argv[1]
+i = float(re.search(r"idle\s+([\d.]+) ms", t).group(1))
+b = float(re.search(r"in flight\s+([\d.]+) ms", t).group(1))
+row("fair share: a quiet tenant's `system.ping` p50 while another keeps 1,000 CPU-bound invocations in flight, over idle", f"{b:.2f} vs {i:.2f} ms = **{b / i:.2f}×**", "≤ 2×", b / i <= 2)
+PY
+
+# The instance pool `berth serve` reserves with its default config (256 instances), read from
+# the process's VmSize against a 39-bit host's 512 GiB.
+echo "berth serve's default instance pool"
+pool_dir=$work/pool
+mkdir -p "$pool_dir/actions"
+cp "$BERTH_ACTIONS/system.wasm" "$pool_dir/actions/"
+pool_port=$(free_port)
+printf '[server]\nlisten = "127.0.0.1:%s"\ncache = "%s/cache"\n[[tenant]]\nname = "p"\ntoken_sha256 = "%s"\nallow = ["system.*"]\n' \
+    "$pool_port" "$pool_dir" "$(printf p | sha256sum | cut -d' ' -f1)" >"$pool_dir/serve.toml"
+"$berth" serve --config "$pool_dir/serve.toml" --actions "$pool_dir/actions" 2>"$pool_dir/log" &
+pool_pid=$!
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$pool_port/healthz" >/dev/null && break; sleep 0.1; done
+vm_kib=$(awk '/^VmSize:/ {print $2}' "/proc/$pool_pid/status")
+kill "$pool_pid" 2>/dev/null || true
+python3 - "$vm_kib" "$(head -n1 "$pool_dir/log")" <<'PY'
+import sys
+from benchrow import row
+gib = int(sys.argv[1]) / 2**20
+print(f"  {sys.argv[2]}")
+print(f"  VmSize {gib:.1f} GiB   target <= 256 GiB   {'PASS' if gib <= 256 else 'MISS'}")
+row("`berth serve`'s address space with the default pool (256 instances), VmSize", f"**{gib:.1f} GiB**", "≤ 256 GiB", gib <= 256)
+PY
+
+# The test build: `make test` records its wall time and the profiles wasmtime was built in.
+if [[ -f target/make-test.json ]]; then
+    python3 - target/make-test.json <<'PY'
+import json, sys
+from benchrow import row
+t = json.load(open(sys.argv[1]))
+m, s = divmod(int(t["seconds"]), 60)
+print(f"make test: {m} min {s:02d} s; wasmtime built in {t['wasmtime_builds']} profile(s)")
+row("last `make test` on this machine (after `make demo`: nothing rebuilt); wasmtime builds in `target/`", f"**{m} min {s:02d} s**; {t['wasmtime_builds']}", "≤ 4 min warm; 1 build", t["seconds"] <= 240 and t["wasmtime_builds"] == 1)
+PY
+fi
+
+# The README's table: this run's rows, between the bench markers.
+python3 - "$BENCH_ROWS" README.md "$(nproc)" "$(date -u +%Y-%m-%d)" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+verdict = {True: " (PASS)", False: " (MISS)", None: ""}
+lines = [f"Measured by `make bench` on {sys.argv[4]} ({sys.argv[3]} cores, release build, `RUST_BACKTRACE` unset).", "",
+         "| measure | figure | target |", "|---|---|---|"]
+lines += [f"| {r['measure']} | {r['figure']} | {r['target']}{verdict[r['ok']] if r['target'] else ''} |" for r in rows]
+path = sys.argv[2]
+text = open(path).read()
+start, end = "<!-- bench:start -->\n", "<!-- bench:end -->"
+a, b = text.index(start) + len(start), text.index(end)
+open(path, "w").write(text[:a] + "\n".join(lines) + "\n" + text[b:])
+print(f"README.md: {len(rows)} rows written")
+PY
