@@ -307,7 +307,7 @@ impl Berth {
 
     /// Runs `berth ARGS` under a hang guard of 300 s: a first run or an install that compiles a
     /// 12–20 MB Python or JS component took over 120 s on a 2-core machine while both test
-    /// groups and the other authoring tests ran beside it (a clean clone's CI, 2026-12-02).
+    /// groups and the other authoring tests ran beside it.
     pub fn run(&self, args: &[&str]) -> Run {
         self.run_within(Duration::from_secs(300), args)
     }
