@@ -206,7 +206,9 @@ fn unsupported_mismatched_broken_and_clashing_components_are_reported_and_the_re
     ]);
     let r = dir.run(&["actions", "-o", "pretty"]);
     r.expect_code(0);
-    for why in ["family 'system' is declared by", "built for berth:connector 0.0", "describe() failed: wasm trap", "deliberately broken describe()", "wasi:http/types"] {
+    for why in
+        ["family 'system' is declared by", "built for berth:connector 0.0", "describe() failed: wasm trap", "deliberately broken describe()", "wasi:http/types"]
+    {
         assert!(r.stdout.contains(why), "{why}: {r:#?}");
     }
     assert!(r.stdout.contains("SKIPPED COMPONENTS") && r.stdout.contains("system-copy.wasm"), "{r:#?}");
@@ -235,7 +237,8 @@ fn install_precompiles_so_the_first_run_compiles_nothing() {
     let sha = r.json()["report"]["sha256"].as_str().unwrap().to_string();
     assert_eq!(r.json()["path"].as_str().unwrap(), b.actions.path().join("posture.wasm").to_str().unwrap());
     assert!(r.json()["precompiled"].as_bool().unwrap());
-    let entries = || std::fs::read_dir(cache.path()).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|x| x == "cwasm")).collect::<Vec<_>>();
+    let entries =
+        || std::fs::read_dir(cache.path()).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|x| x == "cwasm")).collect::<Vec<_>>();
     assert!(entries().iter().any(|p| p.file_name().unwrap().to_string_lossy().starts_with(&sha)), "{:?}", entries());
     let run = b.run(&["run", "posture.risky-containers"]);
     run.ok();
@@ -258,7 +261,9 @@ fn scaffold_builds_and_passes(lang: &str) {
     let tc = ws.join("target/toolchains");
     let actions = tempfile::tempdir().unwrap();
     let mut make = Command::new("make");
-    make.arg("-C").arg(&dir).arg("test")
+    make.arg("-C")
+        .arg(&dir)
+        .arg("test")
         .env("BERTH", berth_bin())
         .env("DOCKER_HOST", docker_host())
         .env("BERTH_CACHE", shared_cache())

@@ -366,7 +366,11 @@ fn exec_returns_exit_code_stdout_and_stderr() {
 #[test]
 fn attach_collects_output_with_stdin_and_resize_works_on_a_tty() {
     let b = berth();
-    let id = create(&b, &unique("attach"), &[r#"cmd=["sh","-c","read line; echo got:$line; echo bye >&2"]"#, "body={\"OpenStdin\":true,\"StdinOnce\":true,\"AttachStdin\":true}"]);
+    let id = create(
+        &b,
+        &unique("attach"),
+        &[r#"cmd=["sh","-c","read line; echo got:$line; echo bye >&2"]"#, "body={\"OpenStdin\":true,\"StdinOnce\":true,\"AttachStdin\":true}"],
+    );
     run_ok(&b, &["run", "container.start", &format!("id={id}")]);
     let j = run_ok(&b, &["run", "container.attach", &format!("id={id}"), "stdin=hello\n", "timeout=20"]);
     assert_eq!(j["data"][0]["stdout"], "got:hello\n", "{j}");
@@ -410,7 +414,10 @@ fn run_to_completion_and_snapshot() {
 
     // Snapshot the kept container into an image, with a change applied.
     let repo = format!("berth-test/{}", unique("snap"));
-    let j = run_ok(&b, &["run", "container.snapshot", &format!("id={name}"), &format!("repo={repo}"), "tag=v1", "comment=forensic", "author=berth", "changes=ENV SNAP=1"]);
+    let j = run_ok(
+        &b,
+        &["run", "container.snapshot", &format!("id={name}"), &format!("repo={repo}"), "tag=v1", "comment=forensic", "author=berth", "changes=ENV SNAP=1"],
+    );
     let image_id = j["summary"]["image_id"].as_str().unwrap().to_string();
     let img = api_json(Method::GET, &format!("/images/{}/json", image_id), "");
     assert_eq!(img["Comment"], "forensic");
@@ -425,7 +432,10 @@ fn run_to_completion_and_snapshot() {
 fn splunk_soar_aliases_produce_their_data_paths() {
     let b = berth();
     let name = unique("soar");
-    let body = format!(r#"request_body={{"Image":"{}","Cmd":["sh","-c","touch /tmp/soar; sleep 300"],"Labels":{{"soar":"{name}"}},"HostConfig":{{"NetworkMode":"none"}}}}"#, test_image());
+    let body = format!(
+        r#"request_body={{"Image":"{}","Cmd":["sh","-c","touch /tmp/soar; sleep 300"],"Labels":{{"soar":"{name}"}},"HostConfig":{{"NetworkMode":"none"}}}}"#,
+        test_image()
+    );
     let j = run_ok(&b, &["run", "create container", &format!("name={name}"), &body]);
     let id = j["data"][0]["create"]["Id"].as_str().unwrap().to_string();
     assert!(j["data"][0]["create"]["message"].as_str().unwrap().contains("Created"));
@@ -480,7 +490,22 @@ fn splunk_soar_aliases_produce_their_data_paths() {
     // Every alias is listed with its SOAR name.
     let list = b.run(&["actions", "--json"]);
     let names: Vec<String> = list.json().as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap().to_string()).collect();
-    for alias in ["list container", "inspect container", "get container filesystem changes", "update container", "restart container", "export container", "stop container", "start container", "rename container", "kill container", "remove container", "delete stopped containers", "create container", "take container snapshot"] {
+    for alias in [
+        "list container",
+        "inspect container",
+        "get container filesystem changes",
+        "update container",
+        "restart container",
+        "export container",
+        "stop container",
+        "start container",
+        "rename container",
+        "kill container",
+        "remove container",
+        "delete stopped containers",
+        "create container",
+        "take container snapshot",
+    ] {
         assert!(names.iter().any(|n| n == alias), "{alias} missing");
     }
 }
@@ -491,12 +516,38 @@ fn every_container_and_exec_operation_has_an_action() {
     let list = b.run(&["actions", "--json"]);
     let names: Vec<String> = list.json().as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap().to_string()).collect();
     for op in [
-        "container.list", "container.create", "container.inspect", "container.top", "container.logs", "container.changes",
-        "container.export", "container.stats", "container.resize", "container.start", "container.stop", "container.restart",
-        "container.kill", "container.update", "container.rename", "container.pause", "container.unpause", "container.attach",
-        "container.attach-ws", "container.wait", "container.remove", "container.archive-info", "container.archive-get",
-        "container.archive-put", "container.prune", "exec.create", "exec.start", "exec.inspect", "exec.resize",
-        "container.exec", "container.run", "container.snapshot",
+        "container.list",
+        "container.create",
+        "container.inspect",
+        "container.top",
+        "container.logs",
+        "container.changes",
+        "container.export",
+        "container.stats",
+        "container.resize",
+        "container.start",
+        "container.stop",
+        "container.restart",
+        "container.kill",
+        "container.update",
+        "container.rename",
+        "container.pause",
+        "container.unpause",
+        "container.attach",
+        "container.attach-ws",
+        "container.wait",
+        "container.remove",
+        "container.archive-info",
+        "container.archive-get",
+        "container.archive-put",
+        "container.prune",
+        "exec.create",
+        "exec.start",
+        "exec.inspect",
+        "exec.resize",
+        "container.exec",
+        "container.run",
+        "container.snapshot",
     ] {
         assert!(names.iter().any(|n| n == op), "{op} missing");
     }

@@ -69,12 +69,28 @@ fn every_operation_of_the_spec_has_an_action() {
     // (image.import: ImageCreate from a tarball) or is a composite built on them.
     let covering: BTreeSet<&str> = rows.iter().map(|r| r.action.as_str()).collect();
     let composites = [
-        "system.test-connectivity", "container.run", "container.exec", "container.snapshot", "image.import", "swarm.join-tokens", "node.drain",
-        "service.scale", "service.rollback", "service.wait-converged", "secret.rotate",
-        "response.quarantine", "response.release", "response.forensic-bundle", "response.hunt", "response.timeline",
+        "system.test-connectivity",
+        "container.run",
+        "container.exec",
+        "container.snapshot",
+        "image.import",
+        "swarm.join-tokens",
+        "node.drain",
+        "service.scale",
+        "service.rollback",
+        "service.wait-converged",
+        "secret.rotate",
+        "response.quarantine",
+        "response.release",
+        "response.forensic-bundle",
+        "response.hunt",
+        "response.timeline",
     ];
     for a in &actions {
-        assert!(covering.contains(a.as_str()) || composites.contains(&a.as_str()) || !a.contains('.'), "action {a} covers no operation and is not a known composite");
+        assert!(
+            covering.contains(a.as_str()) || composites.contains(&a.as_str()) || !a.contains('.'),
+            "action {a} covers no operation and is not a known composite"
+        );
     }
 }
 
@@ -88,7 +104,10 @@ fn readme_table(rows: &[Row]) -> String {
             e.0 += 1;
         }
     }
-    let mut s = format!("**{covered} of {} operations** of Engine API v1.56 have an action (generated from `actions/coverage.tsv` by `make coverage`).\n\n", rows.len());
+    let mut s = format!(
+        "**{covered} of {} operations** of Engine API v1.56 have an action (generated from `actions/coverage.tsv` by `make coverage`).\n\n",
+        rows.len()
+    );
     s.push_str("| tag | covered |\n|---|---|\n");
     for (tag, (c, n)) in &by_tag {
         s.push_str(&format!("| {tag} | {c}/{n} |\n"));

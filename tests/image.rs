@@ -27,7 +27,12 @@ fn write(dir: &std::path::Path, name: &str, bytes: &[u8]) -> String {
 }
 
 fn tag(image: &str, repo: &str, tag: &str) {
-    let (s, body) = api(Method::POST, &format!("/images/{}/tag", image.replace('/', "%2F")), &format!("repo={}&tag={tag}", repo.replace('/', "%2F").replace(':', "%3A")), None);
+    let (s, body) = api(
+        Method::POST,
+        &format!("/images/{}/tag", image.replace('/', "%2F")),
+        &format!("repo={}&tag={tag}", repo.replace('/', "%2F").replace(':', "%3A")),
+        None,
+    );
     assert_eq!(s, 201, "{}", String::from_utf8_lossy(&body));
 }
 
@@ -49,7 +54,17 @@ fn build_from_a_tar_and_a_directory_then_inspect_and_history() {
     let repo = format!("berth-test/{}", unique("built"));
     let j = run_ok(
         &b,
-        &["run", "image.build", "--in", &ctx, &format!("tags={repo}:1"), r#"buildargs={"GREETING":"hello"}"#, r#"labels={"team":"red"}"#, "target=base", "networkmode=none"],
+        &[
+            "run",
+            "image.build",
+            "--in",
+            &ctx,
+            &format!("tags={repo}:1"),
+            r#"buildargs={"GREETING":"hello"}"#,
+            r#"labels={"team":"red"}"#,
+            "target=base",
+            "networkmode=none",
+        ],
     );
     let id = j["summary"]["id"].as_str().unwrap().to_string();
     assert!(id.starts_with("sha256:"), "{j}");
@@ -98,7 +113,9 @@ fn push_remove_and_pull_back_with_progress() {
     let r = run_ok(&b, &["run", "image.remove", &format!("name={reference}:t1")]);
     // The tag and its repo digest are both untagged.
     assert!(r["summary"]["untagged"].as_u64().unwrap() >= 1, "{r}");
-    let pulled = b.clone_with_env("BERTH_LOG", "berth::progress=info").run_within(Duration::from_secs(120), &["run", "image.pull", &format!("image={reference}"), "tag=t1"]);
+    let pulled = b
+        .clone_with_env("BERTH_LOG", "berth::progress=info")
+        .run_within(Duration::from_secs(120), &["run", "image.pull", &format!("image={reference}"), "tag=t1"]);
     let j = pulled.ok();
     assert!(j["summary"]["progress_messages"].as_u64().unwrap() > 0, "{j}");
     assert!(pulled.stderr.contains("berth::progress"), "progress events must be reported: {pulled:#?}");
@@ -114,7 +131,11 @@ fn registry_credentials_work_wrong_ones_fail_and_never_leak() {
     tag(test_image(), &reference, "s1");
     let dir = tempfile::tempdir().unwrap();
     let good = write(dir.path(), "good.json", json!({"registries": {registry.addr.clone(): {"username": "alice", "password": secret}}}).to_string().as_bytes());
-    let wrong = write(dir.path(), "wrong.json", json!({"registries": {registry.addr.clone(): {"username": "alice", "password": "Wrong-pw-4f2a"}}}).to_string().as_bytes());
+    let wrong = write(
+        dir.path(),
+        "wrong.json",
+        json!({"registries": {registry.addr.clone(): {"username": "alice", "password": "Wrong-pw-4f2a"}}}).to_string().as_bytes(),
+    );
     let b = berth();
 
     let mut all_output = String::new();
@@ -195,7 +216,19 @@ fn import_commit_and_prune_dangling() {
     let busybox = std::fs::read(["/bin/busybox", "/usr/bin/busybox"].into_iter().find(|p| std::path::Path::new(p).exists()).unwrap()).unwrap();
     let rootfs = write(dir.path(), "rootfs.tar", &tar_of(&[("bin/busybox", &busybox, 0o755)]));
     let repo = format!("berth-test/{}", unique("imported"));
-    let j = run_ok(&b, &["run", "image.import", "--in", &rootfs, &format!("repo={repo}"), "tag=1", "message=imported by berth", r#"changes=["CMD [\"/bin/busybox\",\"echo\",\"imported\"]"]"#]);
+    let j = run_ok(
+        &b,
+        &[
+            "run",
+            "image.import",
+            "--in",
+            &rootfs,
+            &format!("repo={repo}"),
+            "tag=1",
+            "message=imported by berth",
+            r#"changes=["CMD [\"/bin/busybox\",\"echo\",\"imported\"]"]"#,
+        ],
+    );
     let id = j["summary"]["id"].as_str().unwrap().to_string();
     assert_eq!(image_id(&format!("{repo}:1")), id);
     let out = run_ok(&b, &["run", "container.run", &format!("image={repo}:1")]);
@@ -217,7 +250,8 @@ fn import_commit_and_prune_dangling() {
     let j = run_ok(&b, &["run", "image.import", "--in", &rootfs, "message=dangling"]);
     let dangling = j["summary"]["id"].as_str().unwrap().to_string();
     let p = run_ok(&b, &["run", "image.prune", r#"filters={"dangling":["true"]}"#]);
-    let deleted: Vec<String> = p["data"][0]["ImagesDeleted"].as_array().into_iter().flatten().filter_map(|d| d["Deleted"].as_str().map(str::to_string)).collect();
+    let deleted: Vec<String> =
+        p["data"][0]["ImagesDeleted"].as_array().into_iter().flatten().filter_map(|d| d["Deleted"].as_str().map(str::to_string)).collect();
     assert!(deleted.contains(&dangling), "{p}");
     assert_eq!(api(Method::GET, &format!("/images/{dangling}/json"), "", None).0, 404);
     assert_eq!(api(Method::GET, &format!("/images/{}:1/json", repo.replace('/', "%2F")), "", None).0, 200);
@@ -332,10 +366,29 @@ fn list_search_attestations_build_prune_and_soar_aliases() {
     run_ok(&b, &["run", "delete builder cache", "keep_storage=0", "all=true"]);
     let names: Vec<String> = b.run(&["actions", "--json"]).json().as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap().to_string()).collect();
     for op in [
-        "image.list", "image.inspect", "image.history", "image.tag", "image.remove", "image.prune", "image.search", "image.pull",
-        "image.import", "image.push", "image.build", "image.commit", "image.get", "image.get-all", "image.load",
-        "image.build-prune", "image.distribution-inspect", "image.attestations",
-        "list images", "remove image", "delete unused images", "get image history", "delete builder cache",
+        "image.list",
+        "image.inspect",
+        "image.history",
+        "image.tag",
+        "image.remove",
+        "image.prune",
+        "image.search",
+        "image.pull",
+        "image.import",
+        "image.push",
+        "image.build",
+        "image.commit",
+        "image.get",
+        "image.get-all",
+        "image.load",
+        "image.build-prune",
+        "image.distribution-inspect",
+        "image.attestations",
+        "list images",
+        "remove image",
+        "delete unused images",
+        "get image history",
+        "delete builder cache",
     ] {
         assert!(names.iter().any(|n| n == op), "{op} missing");
     }

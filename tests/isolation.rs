@@ -52,13 +52,17 @@ fn blue() -> Blue {
     let (st, _) = post_json("/volumes/create", "", json!({"Name": volume, "Labels": {"team": "blue"}}));
     assert_eq!(st, 201);
     cleanup.push((Method::DELETE, format!("/volumes/{volume}")));
-    let out = run_direct(json!({"Image": img, "Cmd": ["sh", "-c", "echo blue-secret > /data/secret && cat /data/secret"], "HostConfig": {"NetworkMode": "none", "Binds": [format!("{volume}:/data")]}}));
+    let out = run_direct(
+        json!({"Image": img, "Cmd": ["sh", "-c", "echo blue-secret > /data/secret && cat /data/secret"], "HostConfig": {"NetworkMode": "none", "Binds": [format!("{volume}:/data")]}}),
+    );
     assert_eq!(out.trim(), "blue-secret");
     let network = unique("blue-net");
     let (st, v) = post_json("/networks/create", "", json!({"Name": network, "Internal": true, "Labels": {"team": "blue"}}));
     assert_eq!(st, 201, "{v}");
     cleanup.push((Method::DELETE, format!("/networks/{network}")));
-    let container = create_direct(json!({"Image": img, "Cmd": ["sleep", "600"], "Env": ["BLUE_SECRET=s3cret"], "Labels": {"team": "blue"}, "HostConfig": {"NetworkMode": network, "Binds": [format!("{volume}:/data")]}}));
+    let container = create_direct(
+        json!({"Image": img, "Cmd": ["sleep", "600"], "Env": ["BLUE_SECRET=s3cret"], "Labels": {"team": "blue"}, "HostConfig": {"NetworkMode": network, "Binds": [format!("{volume}:/data")]}}),
+    );
     cleanup.push((Method::DELETE, format!("/containers/{container}")));
     api(Method::POST, &format!("/containers/{container}/start"), "", None);
     let image = format!("{}:1", unique("blue-app"));
@@ -110,16 +114,24 @@ fn scoped_tenants_cannot_reach_the_host() {
     refused(&s, "container.create", json!({"image": test_image(), "network_mode": "none", "binds": ["/etc:/x"]}), "HostConfig.Binds");
 
     // A bind Mount of /etc.
-    let out = run_direct(base(json!({"NetworkMode": "none", "Mounts": [{"Type": "bind", "Source": "/etc", "Target": "/x", "ReadOnly": true}]})).tap_cmd("cat /x/hostname"));
+    let out = run_direct(
+        base(json!({"NetworkMode": "none", "Mounts": [{"Type": "bind", "Source": "/etc", "Target": "/x", "ReadOnly": true}]})).tap_cmd("cat /x/hostname"),
+    );
     assert_eq!(out.trim(), hostname.trim());
-    refused(&s, "container.create", json!({"body": base(json!({"NetworkMode": "none", "Mounts": [{"Type": "bind", "Source": "/etc", "Target": "/x"}]}))}), "HostConfig.Mounts");
+    refused(
+        &s,
+        "container.create",
+        json!({"body": base(json!({"NetworkMode": "none", "Mounts": [{"Type": "bind", "Source": "/etc", "Target": "/x"}]}))}),
+        "HostConfig.Mounts",
+    );
 
     // The engine's own socket, even where host paths above it are allowed.
     let sock_dir = docker_host().trim_start_matches("unix://").rsplit_once('/').unwrap().0.to_string();
     let out = run_direct(base(json!({"NetworkMode": "none", "Binds": [format!("{sock_dir}:/e")]})).tap_cmd("test -S /e/docker.sock && echo socket"));
     assert_eq!(out.trim(), "socket", "directly, the engine's socket is reachable from inside");
     let wide = Serve::start(&components(), &red_tenant("").replace("host_paths = [\"{dir}/red-data\"]", "host_paths = [\"/\"]"));
-    let msg = refused(&wide, "container.create", json!({"body": base(json!({"NetworkMode": "none", "Binds": [format!("{sock_dir}:/e")]}))}), "HostConfig.Binds");
+    let msg =
+        refused(&wide, "container.create", json!({"body": base(json!({"NetworkMode": "none", "Binds": [format!("{sock_dir}:/e")]}))}), "HostConfig.Binds");
     assert!(msg.contains("socket"), "{msg}");
 
     // A local volume that binds a host directory.
@@ -129,8 +141,18 @@ fn scoped_tenants_cannot_reach_the_host() {
     let out = run_direct(base(json!({"NetworkMode": "none", "Binds": [format!("{vol}:/v:ro")]})).tap_cmd("cat /v/hostname"));
     api(Method::DELETE, &format!("/volumes/{vol}"), "", None);
     assert_eq!(out.trim(), hostname.trim(), "directly, the volume exposes /etc");
-    refused(&s, "volume.create", json!({"name": unique("bindvol"), "driver": "local", "driver_opts": {"type": "none", "o": "bind", "device": "/etc"}}), "Options");
-    refused(&s, "container.create", json!({"body": base(json!({"NetworkMode": "none", "Mounts": [{"Type": "volume", "Target": "/v", "VolumeOptions": {"DriverConfig": {"Name": "local", "Options": {"type": "none", "o": "bind", "device": "/etc"}}}}]}))}), "DriverConfig");
+    refused(
+        &s,
+        "volume.create",
+        json!({"name": unique("bindvol"), "driver": "local", "driver_opts": {"type": "none", "o": "bind", "device": "/etc"}}),
+        "Options",
+    );
+    refused(
+        &s,
+        "container.create",
+        json!({"body": base(json!({"NetworkMode": "none", "Mounts": [{"Type": "volume", "Target": "/v", "VolumeOptions": {"DriverConfig": {"Name": "local", "Options": {"type": "none", "o": "bind", "device": "/etc"}}}}]}))}),
+        "DriverConfig",
+    );
 
     // Host namespaces, privileges and devices: each accepted by the engine directly.
     for (hc, field, check) in [
@@ -142,7 +164,11 @@ fn scoped_tenants_cannot_reach_the_host() {
         (json!({"CapAdd": ["SYS_ADMIN"], "NetworkMode": "none"}), "HostConfig.CapAdd", "CapAdd"),
         (json!({"SecurityOpt": ["seccomp=unconfined"], "NetworkMode": "none"}), "HostConfig.SecurityOpt", "SecurityOpt"),
         (json!({"Privileged": true, "NetworkMode": "none"}), "HostConfig.Privileged", "Privileged"),
-        (json!({"Devices": [{"PathOnHost": "/dev/null", "PathInContainer": "/dev/hostnull", "CgroupPermissions": "rwm"}], "NetworkMode": "none"}), "HostConfig.Devices", "Devices"),
+        (
+            json!({"Devices": [{"PathOnHost": "/dev/null", "PathInContainer": "/dev/hostnull", "CgroupPermissions": "rwm"}], "NetworkMode": "none"}),
+            "HostConfig.Devices",
+            "Devices",
+        ),
         (json!({"Sysctls": {"net.ipv4.ip_forward": "1"}, "NetworkMode": "none"}), "HostConfig.Sysctls", "Sysctls"),
         (json!({"CgroupParent": "/evil", "NetworkMode": "none"}), "HostConfig.CgroupParent", "CgroupParent"),
         (json!({"MaskedPaths": [], "NetworkMode": "none"}), "HostConfig.MaskedPaths", "MaskedPaths"),
@@ -205,9 +231,16 @@ fn scoped_tenants_cannot_reach_each_other_by_reference() {
     let s = Serve::start(&components(), &red_tenant_as("red-ref", ""));
 
     // PidMode container:<theirs> reads their environment through /proc/1.
-    let out = run_direct(base(json!({"NetworkMode": "none", "PidMode": format!("container:{}", b.container)})).tap_cmd("cat /proc/1/environ | tr '\\0' '\\n' | grep BLUE"));
+    let out = run_direct(
+        base(json!({"NetworkMode": "none", "PidMode": format!("container:{}", b.container)})).tap_cmd("cat /proc/1/environ | tr '\\0' '\\n' | grep BLUE"),
+    );
     assert_eq!(out.trim(), "BLUE_SECRET=s3cret", "directly, their env leaks");
-    refused(&s, "container.create", json!({"body": base(json!({"NetworkMode": "none", "PidMode": format!("container:{}", b.container)}))}), "HostConfig.PidMode");
+    refused(
+        &s,
+        "container.create",
+        json!({"body": base(json!({"NetworkMode": "none", "PidMode": format!("container:{}", b.container)}))}),
+        "HostConfig.PidMode",
+    );
     let id = create_direct(base(json!({"NetworkMode": format!("container:{}", b.container)})));
     api(Method::DELETE, &format!("/containers/{id}"), "force=1", None);
     refused(&s, "container.create", json!({"body": base(json!({"NetworkMode": format!("container:{}", b.container)}))}), "HostConfig.NetworkMode");
@@ -218,9 +251,15 @@ fn scoped_tenants_cannot_reach_each_other_by_reference() {
     refused(&s, "container.create", json!({"body": base(json!({"NetworkMode": "none", "VolumesFrom": [b.container.clone()]}))}), "HostConfig.VolumesFrom");
     let out = run_direct(base(json!({"NetworkMode": "none", "Binds": [format!("{}:/d", b.volume)]})).tap_cmd("cat /d/secret"));
     assert_eq!(out.trim(), "blue-secret");
-    let msg = refused(&s, "container.create", json!({"image": test_image(), "network_mode": "none", "binds": [format!("{}:/d", b.volume)]}), "HostConfig.Binds");
+    let msg =
+        refused(&s, "container.create", json!({"image": test_image(), "network_mode": "none", "binds": [format!("{}:/d", b.volume)]}), "HostConfig.Binds");
     assert!(msg.contains("outside this tenant's scope"), "{msg}");
-    refused(&s, "container.create", json!({"body": base(json!({"NetworkMode": "none", "Mounts": [{"Type": "volume", "Source": b.volume, "Target": "/d"}]}))}), "HostConfig.Mounts");
+    refused(
+        &s,
+        "container.create",
+        json!({"body": base(json!({"NetworkMode": "none", "Mounts": [{"Type": "volume", "Source": b.volume, "Target": "/d"}]}))}),
+        "HostConfig.Mounts",
+    );
 
     // Running their image.
     let out = run_direct(json!({"Image": b.image, "Cmd": ["echo", "ran their image"], "HostConfig": {"NetworkMode": "none"}}));
@@ -324,10 +363,16 @@ fn dropped_in_components_cannot_smuggle_requests() {
 
     // A second `filters` pair: the engine reads the first, so blue's objects show.
     let blue_filter = json!({"label": ["team=blue"]}).to_string();
-    let (st, v) = api(Method::GET, "/containers/json", &format!("all=1&filters={}&filters={}", urlenc(&blue_filter), urlenc(r#"{"label":["team=red"]}"#)), None);
+    let (st, v) =
+        api(Method::GET, "/containers/json", &format!("all=1&filters={}&filters={}", urlenc(&blue_filter), urlenc(r#"{"label":["team=red"]}"#)), None);
     assert_eq!(st, 200);
     assert!(String::from_utf8_lossy(&v).contains(&b.container), "directly, the first filters pair wins");
-    let msg = refused(&s, "test.raw", json!({"path": "/containers/json", "query": [["filters", blue_filter], ["filters", r#"{"label":["team=red"]}"#], ["all", "1"]]}), "filters");
+    let msg = refused(
+        &s,
+        "test.raw",
+        json!({"path": "/containers/json", "query": [["filters", blue_filter], ["filters", r#"{"label":["team=red"]}"#], ["all", "1"]]}),
+        "filters",
+    );
     assert!(msg.contains("repeated"), "{msg}");
     let (st, j) = s.run(RED, "test.raw", json!({"path": "/containers/json", "query": [["all", "1"], ["filters", blue_filter]]}));
     // One pair is merged (AND) with the scope: red asking for blue's label sees nothing.
@@ -347,7 +392,12 @@ fn dropped_in_components_cannot_smuggle_requests() {
     assert_eq!(st, 201, "directly, the engine routes the whole path to blue's image");
     assert_eq!(image_id(&format!("{stolen}:latest")), image_id(&b.image));
     api(Method::DELETE, &format!("/images/{stolen}:latest"), "", None);
-    let msg = refused(&s, "test.raw", json!({"method": "POST", "path": format!("/images/{theirs}/tag"), "query": [["repo", unique("stolen")]]}), "outside this tenant's scope");
+    let msg = refused(
+        &s,
+        "test.raw",
+        json!({"method": "POST", "path": format!("/images/{theirs}/tag"), "query": [["repo", unique("stolen")]]}),
+        "outside this tenant's scope",
+    );
     assert!(msg.contains(&theirs), "the gate checked the object the engine acts on: {msg}");
     refused(&s, "test.raw", json!({"path": format!("/images/{theirs}/json")}), "belongs to another tenant");
     // Base images from the allowlist may be read; they carry no tenant's label.
@@ -363,7 +413,12 @@ fn dropped_in_components_cannot_smuggle_requests() {
     let audit = s.audit();
     let rec = audit
         .iter()
-        .find(|r| r["action"] == "test.raw" && r["engine_calls"].as_array().is_some_and(|c| c.iter().any(|c| c["method"] == "GET" && c["status"] == 200 && c["path"].as_str().unwrap().contains(&urlenc(&theirs).replace("%3A", ":")))))
+        .find(|r| {
+            r["action"] == "test.raw"
+                && r["engine_calls"].as_array().is_some_and(|c| {
+                    c.iter().any(|c| c["method"] == "GET" && c["status"] == 200 && c["path"].as_str().unwrap().contains(&urlenc(&theirs).replace("%3A", ":")))
+                })
+        })
         .unwrap_or_else(|| panic!("the inspection of {theirs} is not audited: {audit:?}"));
     assert!(rec["engine_calls"].as_array().unwrap().iter().any(|c| c["refused"].as_str().is_some_and(|r| r.contains("outside"))), "{rec}");
     for (m, p) in cleanup.iter().rev() {
@@ -426,7 +481,12 @@ label_scope = "team=green"
     );
     let s = Serve::start_with(&components(), &format!("credentials = \"{}\"", creds.display()), &tenants);
     // A component naming registry A on a pull from B is refused before anything is sent.
-    let msg = refused(&s, "test.raw", json!({"method": "POST", "path": "/images/create", "query": [["fromImage", name], ["tag", "1"]], "registry": reg_a}), "registry");
+    let msg = refused(
+        &s,
+        "test.raw",
+        json!({"method": "POST", "path": "/images/create", "query": [["fromImage", name], ["tag", "1"]], "registry": reg_a}),
+        "registry",
+    );
     assert!(msg.contains(&format!("goes to {}", reg_b.addr)), "{msg}");
     let a = s.audit();
     let last = a.iter().rev().find(|r| r["action"] == "test.raw").unwrap();
@@ -519,7 +579,11 @@ fn the_cli_runs_the_same_gate_under_a_policy_file() {
     // Under the policy of a scoped tenant it is refused, with the field named.
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("policy.toml");
-    std::fs::write(&policy, "allow = [\"container.*\", \"!container.remove\"]\nlabel_scope = \"team=cli\"\n[engine_policy]\nimages = [\"berth-test/busybox:*\"]\n").unwrap();
+    std::fs::write(
+        &policy,
+        "allow = [\"container.*\", \"!container.remove\"]\nlabel_scope = \"team=cli\"\n[engine_policy]\nimages = [\"berth-test/busybox:*\"]\n",
+    )
+    .unwrap();
     let p = policy.to_str().unwrap();
     let r = b.run(&["--policy", p, "run", "container.create", &format!("body={body}")]);
     r.expect_code(3);
@@ -559,26 +623,45 @@ fn built_imported_and_committed_images_carry_the_tenant_label() {
     cleanup.push((Method::DELETE, format!("/images/{built}")));
     assert_eq!(api_json(Method::GET, &format!("/images/{built}/json"), "")["Config"]["Labels"]["team"], "red");
     // A build may not tag over their image, nor start from it as a cache source.
-    let (st, j) = http(&s.addr, "POST", "/v1/actions/image.build?in=claim.tar", Some(RED), Some(&json!({"tags": [b.image], "networkmode": "none"}).to_string()));
+    let (st, j) =
+        http(&s.addr, "POST", "/v1/actions/image.build?in=claim.tar", Some(RED), Some(&json!({"tags": [b.image], "networkmode": "none"}).to_string()));
     assert_eq!(st, 403, "{j}");
     assert!(j["message"].as_str().unwrap().starts_with("t:"), "{j}");
-    let (st, j) = http(&s.addr, "POST", "/v1/actions/image.build?in=claim.tar", Some(RED), Some(&json!({"tags": [unique("x")], "cachefrom": [b.image], "networkmode": "none"}).to_string()));
+    let (st, j) = http(
+        &s.addr,
+        "POST",
+        "/v1/actions/image.build?in=claim.tar",
+        Some(RED),
+        Some(&json!({"tags": [unique("x")], "cachefrom": [b.image], "networkmode": "none"}).to_string()),
+    );
     assert_eq!(st, 403, "{j}");
     assert!(j["message"].as_str().unwrap().starts_with("cachefrom"), "{j}");
     // A build on the host's network namespace is refused.
-    let (st, j) = http(&s.addr, "POST", "/v1/actions/image.build?in=claim.tar", Some(RED), Some(&json!({"tags": [unique("x")], "networkmode": "host"}).to_string()));
+    let (st, j) =
+        http(&s.addr, "POST", "/v1/actions/image.build?in=claim.tar", Some(RED), Some(&json!({"tags": [unique("x")], "networkmode": "host"}).to_string()));
     assert_eq!(st, 403, "{j}");
 
     // Import: directly, `changes` can claim their label; through berth it is refused, and a
     // plain import gets red's label.
     let rootfs = tar_of(&[("hello.txt", b"hi", 0o644)]);
     let imp = unique("claim-import");
-    let (st, _) = api(Method::POST, "/images/create", &format!("fromSrc=-&repo={imp}&tag=1&changes={}", urlenc("LABEL team=blue")), Some(("application/x-tar", rootfs.clone())));
+    let (st, _) = api(
+        Method::POST,
+        "/images/create",
+        &format!("fromSrc=-&repo={imp}&tag=1&changes={}", urlenc("LABEL team=blue")),
+        Some(("application/x-tar", rootfs.clone())),
+    );
     assert_eq!(st, 200);
     cleanup.push((Method::DELETE, format!("/images/{imp}:1")));
     assert_eq!(api_json(Method::GET, &format!("/images/{imp}:1/json"), "")["Config"]["Labels"]["team"], "blue");
     std::fs::write(arts.join("rootfs.tar"), &rootfs).unwrap();
-    let (st, j) = http(&s.addr, "POST", "/v1/actions/image.import?in=rootfs.tar", Some(RED), Some(&json!({"repo": unique("red-imp"), "tag": "1", "changes": ["LABEL team=blue"]}).to_string()));
+    let (st, j) = http(
+        &s.addr,
+        "POST",
+        "/v1/actions/image.import?in=rootfs.tar",
+        Some(RED),
+        Some(&json!({"repo": unique("red-imp"), "tag": "1", "changes": ["LABEL team=blue"]}).to_string()),
+    );
     assert_eq!(st, 403, "{j}");
     assert!(j["message"].as_str().unwrap().starts_with("changes"), "{j}");
     let red_imp = unique("red-imp");
@@ -588,7 +671,8 @@ fn built_imported_and_committed_images_carry_the_tenant_label() {
     assert_eq!(api_json(Method::GET, &format!("/images/{red_imp}:1/json"), "")["Config"]["Labels"]["team"], "red");
 
     // The audit keeps each engine call's query, and no environment value.
-    let (st, j) = s.run(RED, "container.create", json!({"image": test_image(), "network_mode": "none", "env": ["API_TOKEN=hunter2"], "name": unique("audited")}));
+    let (st, j) =
+        s.run(RED, "container.create", json!({"image": test_image(), "network_mode": "none", "env": ["API_TOKEN=hunter2"], "name": unique("audited")}));
     assert_eq!(st, 200, "{j}");
     let id = j["summary"]["id"].as_str().unwrap().to_string();
     api(Method::DELETE, &format!("/containers/{id}"), "force=1", None);

@@ -36,7 +36,15 @@ fn networks_create_inspect_connect_disconnect_remove_prune() {
     let label = unique("netlabel");
     let j = run_ok(
         &b,
-        &["run", "network.create", &format!("name={name}"), "subnet=172.30.0.0/24", "gateway=172.30.0.1", "internal=true", &format!("labels={{\"berth.test\":\"{label}\"}}")],
+        &[
+            "run",
+            "network.create",
+            &format!("name={name}"),
+            "subnet=172.30.0.0/24",
+            "gateway=172.30.0.1",
+            "internal=true",
+            &format!("labels={{\"berth.test\":\"{label}\"}}"),
+        ],
     );
     let net_id = j["summary"]["id"].as_str().unwrap().to_string();
     let i = run_ok(&b, &["run", "network.inspect", &format!("id={name}"), "verbose=false"]);
@@ -145,7 +153,10 @@ fn volumes_create_mount_persist_remove_prune() {
     // update needs a cluster volume: a clear error on this engine.
     let u = b.run(&["run", "volume.update", &format!("name={name}"), "version=1", "spec={}"]);
     assert_ne!(u.code, 0);
-    assert!(u.message().contains("needs API >= 1.42") || u.message().to_lowercase().contains("cluster") || u.message().to_lowercase().contains("swarm"), "{u:#?}");
+    assert!(
+        u.message().contains("needs API >= 1.42") || u.message().to_lowercase().contains("cluster") || u.message().to_lowercase().contains("swarm"),
+        "{u:#?}"
+    );
 
     api(Method::DELETE, &format!("/containers/{c}"), "force=1", None);
     run_ok(&b, &["run", "volume.remove", &format!("name={name}"), "force=false"]);
@@ -158,8 +169,19 @@ fn volumes_create_mount_persist_remove_prune() {
 fn every_network_and_volume_operation_has_an_action() {
     let names: Vec<String> = berth().run(&["actions", "--json"]).json().as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap().to_string()).collect();
     for op in [
-        "network.list", "network.inspect", "network.create", "network.remove", "network.connect", "network.disconnect", "network.prune",
-        "volume.list", "volume.create", "volume.inspect", "volume.update", "volume.remove", "volume.prune",
+        "network.list",
+        "network.inspect",
+        "network.create",
+        "network.remove",
+        "network.connect",
+        "network.disconnect",
+        "network.prune",
+        "volume.list",
+        "volume.create",
+        "volume.inspect",
+        "volume.update",
+        "volume.remove",
+        "volume.prune",
     ] {
         assert!(names.iter().any(|n| n == op), "{op} missing");
     }

@@ -10,11 +10,7 @@ use http::Method;
 use serde_json::{json, Value};
 
 fn berth() -> Berth {
-    Berth::with(&[
-        ("system.wasm", system_wasm()),
-        ("container.wasm", wasm("berth-action-container")),
-        ("image.wasm", wasm("berth-action-image")),
-    ])
+    Berth::with(&[("system.wasm", system_wasm()), ("container.wasm", wasm("berth-action-container")), ("image.wasm", wasm("berth-action-image"))])
 }
 
 fn run_ok(b: &Berth, args: &[&str]) -> Value {

@@ -62,7 +62,10 @@ fn the_container_lifecycle_runs_on_podman() {
     let b = berth();
     let img = image(&b);
     let name = unique("pm");
-    let j = b.run(&["run", "container.create", &format!("image={img}"), &format!("name={name}"), "network_mode=none", "cmd=sh -c 'echo up; sleep 300'"]).ok().clone();
+    let j = b
+        .run(&["run", "container.create", &format!("image={img}"), &format!("name={name}"), "network_mode=none", "cmd=sh -c 'echo up; sleep 300'"])
+        .ok()
+        .clone();
     let id = j["summary"]["id"].as_str().unwrap().to_string();
     b.run(&["run", "container.start", &format!("id={id}")]).ok();
     let j = b.run(&["run", "container.inspect", &format!("id={name}")]).ok().clone();

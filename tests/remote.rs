@@ -112,13 +112,7 @@ fn tls_engines_good_and_bad() {
     let families = ["system", "container", "image"];
     let b = Berth::families_at(&families, "unix:///nonexistent.sock".into());
     let flags = |extra: &[&str]| -> Vec<String> {
-        let mut v = vec![
-            "--host".to_string(),
-            format!("tcp://127.0.0.1:{port}"),
-            "--tlsverify".into(),
-            "--tlscacert".into(),
-            pki.path("ca.pem"),
-        ];
+        let mut v = vec!["--host".to_string(), format!("tcp://127.0.0.1:{port}"), "--tlsverify".into(), "--tlscacert".into(), pki.path("ca.pem")];
         v.extend(extra.iter().map(|s| s.to_string()));
         v
     };
@@ -254,20 +248,32 @@ fn sshd(engine: &str) -> Sshd {
     let pubkey = std::fs::read_to_string(d.join("id.pub")).unwrap();
     std::fs::write(d.join("authorized_keys"), format!("environment=\"DOCKER_HOST={engine}\" {pubkey}")).unwrap();
     let port = free_port();
-    let sshd_bin = ["/usr/sbin/sshd", "/sbin/sshd"].into_iter().find(|p| Path::new(p).exists()).expect("openssh-server is not installed (tests/engine.sh ensure installs it)");
+    let sshd_bin = ["/usr/sbin/sshd", "/sbin/sshd"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("openssh-server is not installed (tests/engine.sh ensure installs it)");
     std::fs::create_dir_all("/run/sshd").unwrap();
     let config = format!(
         "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\nAuthorizedKeysFile {d}/authorized_keys\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitUserEnvironment yes\nStrictModes no\nUsePAM no\nMaxSessions 50\nMaxStartups 50\n",
         d = d.display()
     );
     std::fs::write(d.join("sshd_config"), config).unwrap();
-    let child = std::process::Command::new(sshd_bin).args(["-D", "-e", "-f"]).arg(d.join("sshd_config")).stderr(std::fs::File::create(d.join("sshd.log")).unwrap()).spawn().unwrap();
+    let child = std::process::Command::new(sshd_bin)
+        .args(["-D", "-e", "-f"])
+        .arg(d.join("sshd_config"))
+        .stderr(std::fs::File::create(d.join("sshd.log")).unwrap())
+        .spawn()
+        .unwrap();
     let started = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(started.elapsed() < Duration::from_secs(10), "sshd did not start: {}", std::fs::read_to_string(d.join("sshd.log")).unwrap_or_default());
         std::thread::sleep(Duration::from_millis(50));
     }
-    std::fs::write(d.join("ssh_config"), format!("Host *\n  IdentityFile {d}/id\n  UserKnownHostsFile {d}/known_hosts\n  StrictHostKeyChecking accept-new\n  LogLevel ERROR\n", d = d.display())).unwrap();
+    std::fs::write(
+        d.join("ssh_config"),
+        format!("Host *\n  IdentityFile {d}/id\n  UserKnownHostsFile {d}/known_hosts\n  StrictHostKeyChecking accept-new\n  LogLevel ERROR\n", d = d.display()),
+    )
+    .unwrap();
     Sshd { child, dir, port }
 }
 
@@ -295,7 +301,11 @@ fn ssh_runs_the_system_container_and_image_families() {
     std::process::Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&other).status().unwrap();
     let bad_cfg = s.dir.path().join("bad_config");
     let d = s.dir.path().display();
-    std::fs::write(&bad_cfg, format!("Host *\n  IdentityFile {}\n  IdentitiesOnly yes\n  UserKnownHostsFile {d}/known_hosts\n  StrictHostKeyChecking accept-new\n", other.display())).unwrap();
+    std::fs::write(
+        &bad_cfg,
+        format!("Host *\n  IdentityFile {}\n  IdentitiesOnly yes\n  UserKnownHostsFile {d}/known_hosts\n  StrictHostKeyChecking accept-new\n", other.display()),
+    )
+    .unwrap();
     let bad = Berth::families_at(&["system"], host).env("BERTH_SSH_COMMAND", &format!("ssh -F {}", bad_cfg.display()));
     let started = Instant::now();
     let r = bad.run_within(Duration::from_secs(60), &["run", "system.ping"]);
@@ -333,30 +343,27 @@ fn https(addr: &str, ca: &str, client: Option<(&str, &str)>, path: &str, token: 
 #[test]
 fn serve_over_https_with_client_certificates() {
     let pki = pki();
-    let tenants = format!(
-        "[[tenant]]\nname = \"soar\"\ntoken_sha256 = \"{}\"\nengine = \"{{engine}}\"\nallow = [\"system.*\"]\n",
-        common::serve::hash("soar-token")
-    );
-    let extra = format!(
-        "tls_cert = \"{}\"\ntls_key = \"{}\"\nclient_ca = \"{}\"\n",
-        pki.path("server-cert.pem"),
-        pki.path("server-key.pem"),
-        pki.path("ca.pem")
-    );
+    let tenants =
+        format!("[[tenant]]\nname = \"soar\"\ntoken_sha256 = \"{}\"\nengine = \"{{engine}}\"\nallow = [\"system.*\"]\n", common::serve::hash("soar-token"));
+    let extra =
+        format!("tls_cert = \"{}\"\ntls_key = \"{}\"\nclient_ca = \"{}\"\n", pki.path("server-cert.pem"), pki.path("server-key.pem"), pki.path("ca.pem"));
     let s = common::serve::Serve::start_with(&[("system.wasm", system_wasm())], &extra, &tenants);
     let addr = s.addr.replace("127.0.0.1", "localhost");
-    let (status, text) = https(&addr, &pki.path("ca.pem"), Some((&pki.path("cert.pem"), &pki.path("key.pem"))), "/v1/actions/system.ping", "soar-token", "{}").unwrap();
+    let (status, text) =
+        https(&addr, &pki.path("ca.pem"), Some((&pki.path("cert.pem"), &pki.path("key.pem"))), "/v1/actions/system.ping", "soar-token", "{}").unwrap();
     assert_eq!(status, 200, "{text}");
     assert!(text.contains("Engine answered ping"), "{text}");
     // No client certificate, or one from another CA: refused in the handshake, no HTTP at all.
     let e = https(&addr, &pki.path("ca.pem"), None, "/v1/actions/system.ping", "soar-token", "{}").unwrap_err();
     assert!(e.contains("CertificateRequired") || e.contains("alert"), "{e}");
-    let e = https(&addr, &pki.path("ca.pem"), Some((&pki.path("other-cert.pem"), &pki.path("other-key.pem"))), "/v1/actions/system.ping", "soar-token", "{}").unwrap_err();
+    let e = https(&addr, &pki.path("ca.pem"), Some((&pki.path("other-cert.pem"), &pki.path("other-key.pem"))), "/v1/actions/system.ping", "soar-token", "{}")
+        .unwrap_err();
     assert!(e.contains("alert") || e.contains("BadCertificate") || e.contains("UnknownCA"), "{e}");
     // Plain HTTP to the HTTPS port gets nothing useful.
     assert_ne!(common::serve::http(&s.addr, "GET", "/healthz", None, None).0, 200);
     // A valid client certificate is not a tenant: the bearer token still is.
-    let (status, _) = https(&addr, &pki.path("ca.pem"), Some((&pki.path("cert.pem"), &pki.path("key.pem"))), "/v1/actions/system.ping", "wrong-token", "{}").unwrap();
+    let (status, _) =
+        https(&addr, &pki.path("ca.pem"), Some((&pki.path("cert.pem"), &pki.path("key.pem"))), "/v1/actions/system.ping", "wrong-token", "{}").unwrap();
     assert_eq!(status, 401);
 }
 
@@ -364,7 +371,11 @@ fn serve_over_https_with_client_certificates() {
 fn serve_refuses_plain_http_beyond_loopback() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("tenants.toml");
-    let tenants = format!("[server]\nlisten = \"0.0.0.0:{}\"\n[[tenant]]\nname = \"a\"\ntoken_sha256 = \"{}\"\nallow = [\"system.*\"]\n", free_port(), common::serve::hash("t"));
+    let tenants = format!(
+        "[server]\nlisten = \"0.0.0.0:{}\"\n[[tenant]]\nname = \"a\"\ntoken_sha256 = \"{}\"\nallow = [\"system.*\"]\n",
+        free_port(),
+        common::serve::hash("t")
+    );
     std::fs::write(&cfg, &tenants).unwrap();
     let out = std::process::Command::new(common::berth_bin()).args(["serve", "--config"]).arg(&cfg).env_remove("RUST_BACKTRACE").output().unwrap();
     assert_eq!(out.status.code(), Some(2));

@@ -97,7 +97,8 @@ fn incident_hunt_quarantine_release_and_timeline() {
 
     // The timeline tells it in order.
     let t = b.run(&["run", "response.timeline", &format!("container={id}")]).ok().clone();
-    let actions: Vec<String> = t["data"].as_array().unwrap().iter().filter(|e| e["source"] == "event").map(|e| e["action"].as_str().unwrap().to_string()).collect();
+    let actions: Vec<String> =
+        t["data"].as_array().unwrap().iter().filter(|e| e["source"] == "event").map(|e| e["action"].as_str().unwrap().to_string()).collect();
     let pos = |a: &str| actions.iter().position(|x| x == a).unwrap_or_else(|| panic!("no {a} in {actions:?}"));
     assert!(pos("create") < pos("start") && pos("start") < pos("pause") && pos("pause") < pos("unpause"), "{actions:?}");
     assert!(pos("disconnect") < pos("unpause") && actions.iter().rposition(|x| x == "connect").unwrap() > pos("disconnect"), "{actions:?}");
@@ -174,7 +175,18 @@ fn forensic_bundle_members_match_their_manifest() {
     }
     let manifest: Value = serde_json::from_slice(&members["manifest.json"]).unwrap();
     let listed = manifest["members"].as_array().unwrap();
-    for want in ["container/inspect.json", "container/logs/stdout.log", "container/logs/stderr.log", "container/top.json", "container/changes.json", "container/stats.json", "container/filesystem.tar", "image/inspect.json", "image/history.json", "engine/info.json"] {
+    for want in [
+        "container/inspect.json",
+        "container/logs/stdout.log",
+        "container/logs/stderr.log",
+        "container/top.json",
+        "container/changes.json",
+        "container/stats.json",
+        "container/filesystem.tar",
+        "image/inspect.json",
+        "image/history.json",
+        "engine/info.json",
+    ] {
         assert!(listed.iter().any(|m| m["name"] == want), "{want} not in the manifest: {manifest:#}");
     }
     // A member over one part (the export) is stored as NAME.0000, NAME.0001, …: joined in
@@ -187,7 +199,11 @@ fn forensic_bundle_members_match_their_manifest() {
         assert!(parts.len() >= 2, "{name}: neither a member nor parts");
         parts.into_iter().flatten().copied().collect()
     };
-    assert!(members.contains_key("container/filesystem.tar.0001") && !members.contains_key("container/filesystem.tar"), "the 12 MiB export is in parts: {:?}", members.keys());
+    assert!(
+        members.contains_key("container/filesystem.tar.0001") && !members.contains_key("container/filesystem.tar"),
+        "the 12 MiB export is in parts: {:?}",
+        members.keys()
+    );
     for m in listed {
         let data = &joined(m["name"].as_str().unwrap());
         assert_eq!(m["size"].as_u64().unwrap(), data.len() as u64, "{m}");

@@ -116,12 +116,8 @@ fn describe_bombs_and_broken_components_are_skipped_with_the_reason() {
 fn bad_engine_paths_methods_and_headers_are_refused() {
     let r = Berth::hostile().run(&["run", "test.bad-paths"]);
     let j = r.ok();
-    let results: Vec<(String, String)> = j["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| (d["path"].as_str().unwrap().to_string(), d["result"].as_str().unwrap_or("").to_string()))
-        .collect();
+    let results: Vec<(String, String)> =
+        j["data"].as_array().unwrap().iter().map(|d| (d["path"].as_str().unwrap().to_string(), d["result"].as_str().unwrap_or("").to_string())).collect();
     for (path, result) in &results {
         assert!(!result.starts_with("SENT"), "{path} reached the engine: {result}");
         assert!(!result.is_empty(), "{path}: no error");

@@ -56,15 +56,14 @@ read_only = true
     assert_eq!(st, 200, "{j}");
     let red_id = j["summary"]["id"].as_str().unwrap().to_string();
     assert_eq!(api_json(Method::GET, &format!("/containers/{red_id}/json"), "")["Config"]["Labels"]["team"], "red");
-    let body = json!({"Image": TEST_IMAGE, "Cmd": ["sleep", "300"], "Labels": {"team": "blue"}, "HostConfig": {"NetworkMode": "none"}}).to_string().into_bytes();
+    let body =
+        json!({"Image": TEST_IMAGE, "Cmd": ["sleep", "300"], "Labels": {"team": "blue"}, "HostConfig": {"NetworkMode": "none"}}).to_string().into_bytes();
     let (_, created) = api(Method::POST, "/containers/create", "", Some(("application/json", body)));
     let blue_id = serde_json::from_slice::<Value>(&created).unwrap()["Id"].as_str().unwrap().to_string();
     api(Method::POST, &format!("/containers/{blue_id}/start"), "", None);
-    for (action, params) in [
-        ("container.stop", json!({"id": blue_id, "t": 1})),
-        ("container.inspect", json!({"id": blue_id})),
-        ("container.kill", json!({"id": blue_id})),
-    ] {
+    for (action, params) in
+        [("container.stop", json!({"id": blue_id, "t": 1})), ("container.inspect", json!({"id": blue_id})), ("container.kill", json!({"id": blue_id}))]
+    {
         let (st, j) = s.run("red-token", action, params);
         assert_eq!(st, 403, "{action}: {j}");
         assert!(j["message"].as_str().unwrap().contains("outside this tenant's scope"), "{j}");
@@ -108,11 +107,18 @@ read_only = true
 
     // Every refusal is audited with its reason.
     let audit = s.audit();
-    assert!(audit.iter().any(|r| r["tenant"] == "red" && r["action"] == "container.remove" && r["denied"].as_str().is_some_and(|d| d.contains("may not run"))), "{audit:?}");
+    assert!(
+        audit.iter().any(|r| r["tenant"] == "red" && r["action"] == "container.remove" && r["denied"].as_str().is_some_and(|d| d.contains("may not run"))),
+        "{audit:?}"
+    );
     assert!(audit.iter().any(|r| r["tenant"] == "blue" && r["action"] == "test.delete-readonly" && r["engine_calls"][0]["refused"].is_string()), "{audit:?}");
     // Chain of custody: the export's file, size and sha256 are audited.
     assert!(
-        audit.iter().any(|r| r["tenant"] == "red" && r["action"] == "container.export" && r["artifact"] == "red.tar" && r["sha256"] == j["summary"]["sha256"] && r["size"] == j["summary"]["size"]),
+        audit.iter().any(|r| r["tenant"] == "red"
+            && r["action"] == "container.export"
+            && r["artifact"] == "red.tar"
+            && r["sha256"] == j["summary"]["sha256"]
+            && r["size"] == j["summary"]["size"]),
         "{audit:?}"
     );
 
@@ -124,7 +130,13 @@ read_only = true
     assert!(m.contains("berth_invocations_total{tenant=\"red\",action=\"system.ping\"} 1"), "{m}");
     assert!(m.contains("berth_denials_total{tenant=\"blue\""), "{m}");
     assert!(m.contains("berth_invocation_seconds_count{tenant=\"red\",action=\"system.ping\"} 1"), "{m}");
-    assert!(m.lines().any(|l| l.starts_with("berth_invocation_seconds_bucket{") && l.contains("le=\"+Inf\"") && l.contains("tenant=\"red\",action=\"system.ping\"") && l.ends_with(" 1")), "{m}");
+    assert!(
+        m.lines().any(|l| l.starts_with("berth_invocation_seconds_bucket{")
+            && l.contains("le=\"+Inf\"")
+            && l.contains("tenant=\"red\",action=\"system.ping\"")
+            && l.ends_with(" 1")),
+        "{m}"
+    );
 
     for c in [&red_id, &blue_id] {
         api(Method::DELETE, &format!("/containers/{c}"), "force=1", None);
@@ -383,7 +395,10 @@ fn metrics_on_a_listener_of_their_own() {
 
 #[test]
 fn the_openapi_document_matches_the_routes() {
-    let tenants = format!("[[tenant]]\nname = \"o\"\ntoken_sha256 = \"{}\"\nengine = \"{{engine}}\"\nallow = [\"system.*\"]\nartifacts_dir = \"{{dir}}/o\"\n", hash("o-token"));
+    let tenants = format!(
+        "[[tenant]]\nname = \"o\"\ntoken_sha256 = \"{}\"\nengine = \"{{engine}}\"\nallow = [\"system.*\"]\nartifacts_dir = \"{{dir}}/o\"\n",
+        hash("o-token")
+    );
     let s = Serve::start(&components(), &tenants);
     let (st, doc) = http(&s.addr, "GET", "/v1/openapi.json", None, None);
     assert_eq!(st, 200);

@@ -56,8 +56,12 @@ fn a_two_node_swarm_end_to_end() {
     assert!(worker_token.starts_with("SWMTKN-"), "{tokens}");
     assert!(!tokens["message"].as_str().unwrap().contains("SWMTKN"), "tokens never go in the (audited) message");
     let join = wb.run(&[
-        "run", "swarm.join", &format!("remote_addrs={addr_a}"), &format!("join_token={worker_token}"),
-        &format!("listen_addr=127.0.0.1:{pb}"), &format!("advertise_addr=127.0.0.1:{pb}"),
+        "run",
+        "swarm.join",
+        &format!("remote_addrs={addr_a}"),
+        &format!("join_token={worker_token}"),
+        &format!("listen_addr=127.0.0.1:{pb}"),
+        &format!("advertise_addr=127.0.0.1:{pb}"),
     ]);
     let joined = join.ok();
     assert_eq!(joined["parameter"]["join_token"], "<redacted>", "the join token is a secret param");
@@ -101,10 +105,8 @@ fn a_two_node_swarm_end_to_end() {
     assert!(e.message().contains("needs 'data'"), "{}", e.message());
 
     // ---- through berth serve: join tokens and secret data stay out of the audit and logs --
-    let tenants = format!(
-        "[[tenant]]\nname = \"ops\"\ntoken_sha256 = \"{}\"\nengine = \"{a}\"\nallow = [\"swarm.*\", \"secret.*\"]\n",
-        common::serve::hash("ops-token")
-    );
+    let tenants =
+        format!("[[tenant]]\nname = \"ops\"\ntoken_sha256 = \"{}\"\nengine = \"{a}\"\nallow = [\"swarm.*\", \"secret.*\"]\n", common::serve::hash("ops-token"));
     let serve = common::serve::Serve::start(&[("swarm.wasm", wasm("berth-action-swarm")), ("secret.wasm", wasm("berth-action-secret"))], &tenants);
     let (status, t) = serve.run("ops-token", "swarm.join-tokens", json!({}));
     assert_eq!(status, 200, "{t}");
@@ -124,10 +126,20 @@ fn a_two_node_swarm_end_to_end() {
     let web = unique("web");
     // The task reads its secret and config, says so, and exits at once on SIGTERM.
     let cmd = format!("sh -c 'echo started; wc -c < /run/secrets/{pw}; cat /{cfg}; echo; trap \"exit 0\" TERM; while :; do sleep 1; done'");
-    let created = ok(&ma, &[
-        "run", "service.create", &format!("name={web}"), &format!("image={TEST_IMAGE}"), &format!("command={cmd}"),
-        "replicas=2", &format!("secrets={pw}"), &format!("configs={cfg}"), r#"labels={"app":"web"}"#,
-    ]);
+    let created = ok(
+        &ma,
+        &[
+            "run",
+            "service.create",
+            &format!("name={web}"),
+            &format!("image={TEST_IMAGE}"),
+            &format!("command={cmd}"),
+            "replicas=2",
+            &format!("secrets={pw}"),
+            &format!("configs={cfg}"),
+            r#"labels={"app":"web"}"#,
+        ],
+    );
     let service_id = created["summary"]["id"].as_str().unwrap().to_string();
     let conv = ok(&ma, &["run", "service.wait-converged", &format!("id={web}"), "timeout=60"]);
     assert_eq!(item(&conv)["running"], 2);
@@ -161,7 +173,11 @@ fn a_two_node_swarm_end_to_end() {
     assert!(after["Version"]["Index"].as_u64() > before["Version"]["Index"].as_u64());
     let stale = ma.run(&["run", "service.update", &format!("id={web}"), "force=true", &format!("version={}", before["Version"]["Index"])]);
     stale.expect_code(1);
-    assert!(stale.message().contains("out of sequence") || stale.message().contains("version"), "a stale version is refused by the engine: {}", stale.message());
+    assert!(
+        stale.message().contains("out of sequence") || stale.message().contains("version"),
+        "a stale version is refused by the engine: {}",
+        stale.message()
+    );
     ok(&ma, &["run", "service.rollback", &format!("id={web}")]);
     eventually(30, "rollback", || api_json_at(&a, &format!("/services/{service_id}"))["Spec"]["TaskTemplate"]["ContainerSpec"]["Env"].is_null());
     ok(&ma, &["run", "service.wait-converged", &format!("id={web}"), "timeout=60"]);

@@ -118,10 +118,8 @@ fn events_end_at_until_and_honour_filters() {
     let (s, _) = api(Method::POST, &format!("/images/{}/tag", image.replace('/', "%2F")), &q, None);
     assert_eq!(s, 201);
     std::thread::sleep(Duration::from_millis(1100));
-    let r = Berth::system().run_within(
-        Duration::from_secs(30),
-        &["run", "system.events", "since=2m", "until=0s", r#"filters={"type":["image"],"event":["tag"]}"#],
-    );
+    let r =
+        Berth::system().run_within(Duration::from_secs(30), &["run", "system.events", "since=2m", "until=0s", r#"filters={"type":["image"],"event":["tag"]}"#]);
     let j = r.ok();
     assert_eq!(j["summary"]["ended_by"], "until", "{j}");
     let events = j["data"].as_array().unwrap();
@@ -146,10 +144,7 @@ fn events_stop_at_max_events_and_max_duration() {
     assert_eq!(j["data"].as_array().unwrap().len(), 1);
 
     // A live stream with nothing happening ends at max_duration instead of hanging.
-    let r = b.run_within(
-        Duration::from_secs(30),
-        &["run", "system.events", "max_duration=1", r#"filters={"type":["plugin"]}"#],
-    );
+    let r = b.run_within(Duration::from_secs(30), &["run", "system.events", "max_duration=1", r#"filters={"type":["plugin"]}"#]);
     let j = r.ok();
     assert_eq!(j["summary"]["ended_by"], "max_duration");
     assert_eq!(j["summary"]["total_events"], 0);
@@ -350,11 +345,8 @@ fn the_cli_rebuilds_a_corrupt_cache_entry() {
     let mut b = Berth::system();
     b.cache = cache.path().to_path_buf();
     b.run(&["run", "system.ping"]).ok();
-    let entry = std::fs::read_dir(cache.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|x| x == "cwasm"))
-        .expect("a compiled entry");
+    let entry =
+        std::fs::read_dir(cache.path()).unwrap().map(|e| e.unwrap().path()).find(|p| p.extension().is_some_and(|x| x == "cwasm")).expect("a compiled entry");
     let mut bytes = std::fs::read(&entry).unwrap();
     let n = bytes.len();
     bytes[n / 2] ^= 0x5a;

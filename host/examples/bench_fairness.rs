@@ -64,17 +64,15 @@ fn main() -> anyhow::Result<()> {
                 (ok, t.elapsed())
             }
         };
-        let pings = |n: usize| {
-            async move {
-                let mut v = Vec::new();
-                for _ in 0..n {
-                    let (ok, d) = call("quiet", "system.ping").await;
-                    assert!(ok, "system.ping failed");
-                    v.push(d);
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-                v
+        let pings = |n: usize| async move {
+            let mut v = Vec::new();
+            for _ in 0..n {
+                let (ok, d) = call("quiet", "system.ping").await;
+                assert!(ok, "system.ping failed");
+                v.push(d);
+                tokio::time::sleep(Duration::from_millis(5)).await;
             }
+            v
         };
         pings(50).await;
         let mut idle = pings(300).await;

@@ -119,7 +119,11 @@ async fn main() -> anyhow::Result<()> {
     for w in workers {
         total += w.await?;
     }
-    println!("{:<52} {:>8.0} req/s ({total} in {secs} s, zero errors)", "system.ping throughput, 32 concurrent clients", total as f64 / started.elapsed().as_secs_f64());
+    println!(
+        "{:<52} {:>8.0} req/s ({total} in {secs} s, zero errors)",
+        "system.ping throughput, 32 concurrent clients",
+        total as f64 / started.elapsed().as_secs_f64()
+    );
 
     // RSS with 1,000 invocations in flight at once (each holds its sandbox for ~2 s).
     let before = rss_kib("VmRSS:");

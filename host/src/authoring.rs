@@ -53,23 +53,26 @@ pub async fn check(runtime: &Runtime, file: &Path, installed: &Catalog, dir: &Pa
     let declared = contract::read(&bytes)?;
     let contract = declared.contract()?;
     match &declared.section {
-        Some(s) => passed.push(format!("contract: built for berth:connector {contract} ({} section: {s}); this host supports {}", contract::SECTION, contract::supported_range())),
+        Some(s) => passed.push(format!(
+            "contract: built for berth:connector {contract} ({} section: {s}); this host supports {}",
+            contract::SECTION,
+            contract::supported_range()
+        )),
         None => {
             passed.push(format!("contract: berth:connector {contract}, from its export; this host supports {}", contract::supported_range()));
             warnings.push(format!("no {} section: build it with a berth SDK (or its stamp script) so the host need not guess", contract::SECTION));
         }
     }
     if contract != Contract::CURRENT {
-        warnings.push(format!("built for berth:connector {contract}; the current contract is {} (rebuild with the SDK to declare engine operations)", Contract::CURRENT));
+        warnings.push(format!(
+            "built for berth:connector {contract}; the current contract is {} (rebuild with the SDK to declare engine operations)",
+            Contract::CURRENT
+        ));
     }
 
     let prepared = runtime.prepare_bytes(&sha, Some(bytes.clone())).map_err(|e| {
         let msg = format!("{e:#}");
-        let hint = if msg.contains("wasi:http") {
-            " (berth gives no wasi:http: a componentize-js build needs `-d http -d fetch-event`)"
-        } else {
-            ""
-        };
+        let hint = if msg.contains("wasi:http") { " (berth gives no wasi:http: a componentize-js build needs `-d http -d fetch-event`)" } else { "" };
         anyhow::anyhow!("does not link with berth's imports: {msg}{hint}")
     })?;
     passed.push("links: every import is one berth provides (berth:connector engine and log, WASI without sockets or http)".into());
@@ -87,7 +90,12 @@ pub async fn check(runtime: &Runtime, file: &Path, installed: &Catalog, dir: &Pa
     }
 
     check_names(&family)?;
-    passed.push(format!("describe: family '{}' {} with {} actions, names family-prefixed, within the describe caps", family.name, family.version, family.actions.len()));
+    passed.push(format!(
+        "describe: family '{}' {} with {} actions, names family-prefixed, within the describe caps",
+        family.name,
+        family.version,
+        family.actions.len()
+    ));
     check_clash(&family, installed, &dir.join(format!("{}.wasm", family.name)), file)?;
     passed.push(format!("no clash with the {} families installed in {}", installed.components.len(), dir.display()));
     let undeclared: Vec<&str> = family.actions.iter().filter(|a| a.operations.is_empty()).map(|a| a.name.as_str()).collect();

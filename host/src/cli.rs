@@ -259,10 +259,7 @@ struct Usage(String);
 
 /// The default actions directory: `actions/` beside the binary.
 pub fn default_actions_dir() -> PathBuf {
-    std::env::current_exe()
-        .ok()
-        .and_then(|p| p.parent().map(|d| d.join("actions")))
-        .unwrap_or_else(|| PathBuf::from("actions"))
+    std::env::current_exe().ok().and_then(|p| p.parent().map(|d| d.join("actions"))).unwrap_or_else(|| PathBuf::from("actions"))
 }
 
 /// Runs the CLI; returns the process exit code.
@@ -447,9 +444,8 @@ async fn run_cli(cli: Cli, parts: impl FnOnce() -> anyhow::Result<crate::runtime
             }
             for (list, is_out) in [(artifacts, true), (input_artifacts, false)] {
                 for a in list {
-                    let (name, path) = a.split_once('=').filter(|(n, p)| !n.is_empty() && !p.is_empty()).ok_or_else(|| {
-                        Usage(format!("artifact '{a}' must be NAME=PATH"))
-                    })?;
+                    let (name, path) =
+                        a.split_once('=').filter(|(n, p)| !n.is_empty() && !p.is_empty()).ok_or_else(|| Usage(format!("artifact '{a}' must be NAME=PATH")))?;
                     if is_out {
                         arts.output(name, path);
                     } else {
@@ -467,17 +463,32 @@ async fn run_cli(cli: Cli, parts: impl FnOnce() -> anyhow::Result<crate::runtime
                 let mut runs = Vec::new();
                 for a in assets {
                     let (name, flags) = match a.split_once('=') {
-                        Some((n, addr)) if !n.is_empty() && !addr.is_empty() => (n.to_string(), crate::engine::endpoint::Flags { host: Some(addr.to_string()), ..cli.endpoint_flags() }),
+                        Some((n, addr)) if !n.is_empty() && !addr.is_empty() => {
+                            (n.to_string(), crate::engine::endpoint::Flags { host: Some(addr.to_string()), ..cli.endpoint_flags() })
+                        }
                         Some(_) => return Err(Usage(format!("--asset '{a}' must be NAME=ADDRESS or a context name"))),
                         None => (a.clone(), crate::engine::endpoint::Flags { host: None, context: Some(a.clone()), ..cli.endpoint_flags() }),
                     };
                     if runs.iter().any(|(n, _)| n == &name) {
                         return Err(Usage(format!("--asset '{name}' is given twice")));
                     }
-                    let endpoint = crate::engine::endpoint::resolve(&flags, &crate::engine::endpoint::Env::process()).map_err(|e| Usage(format!("--asset {name}: {e:#}")))?;
+                    let endpoint = crate::engine::endpoint::resolve(&flags, &crate::engine::endpoint::Env::process())
+                        .map_err(|e| Usage(format!("--asset {name}: {e:#}")))?;
                     let engine = EngineClient::connect_to(&endpoint, timeouts).map_err(|e| Usage(format!("--asset {name}: {e:#}")))?;
                     let ctx = HostContext::new(Arc::new(engine), creds.clone());
-                    runs.push((name, crate::invoke::Invocation { runtime, file: comp, spec, params: params.clone(), artifacts: arts.clone(), limits, policy: policy.clone(), ctx }));
+                    runs.push((
+                        name,
+                        crate::invoke::Invocation {
+                            runtime,
+                            file: comp,
+                            spec,
+                            params: params.clone(),
+                            artifacts: arts.clone(),
+                            limits,
+                            policy: policy.clone(),
+                            ctx,
+                        },
+                    ));
                 }
                 let (result, _) = crate::invoke::fan_out(runs, timeout, 8).await;
                 print_result(&result, format);
@@ -487,7 +498,8 @@ async fn run_cli(cli: Cli, parts: impl FnOnce() -> anyhow::Result<crate::runtime
                 }
                 return Ok(0);
             }
-            let endpoint = crate::engine::endpoint::resolve(&cli.endpoint_flags(), &crate::engine::endpoint::Env::process()).map_err(|e| Usage(format!("{e:#}")))?;
+            let endpoint =
+                crate::engine::endpoint::resolve(&cli.endpoint_flags(), &crate::engine::endpoint::Env::process()).map_err(|e| Usage(format!("{e:#}")))?;
             let engine = EngineClient::connect_to(&endpoint, timeouts).map_err(|e| Usage(format!("{e:#}")))?;
             let creds = Credentials::new(cli.credentials.clone(), CredentialStore::docker_config_path());
             let mut ctx = HostContext::new(Arc::new(engine), Arc::new(creds));
@@ -562,9 +574,7 @@ fn pack_input_dir(mut arts: Artifacts, input: Option<&std::path::Path>) -> Resul
     let mut tar = tar::Builder::new(std::io::BufWriter::new(tmp.as_file()));
     tar.follow_symlinks(false);
     tar.append_dir_all(".", dir).map_err(|e| Usage(format!("cannot pack {} into a tar: {e}", dir.display())))?;
-    tar.into_inner()
-        .and_then(|mut w| w.flush())
-        .map_err(|e| Usage(format!("cannot pack {} into a tar: {e}", dir.display())))?;
+    tar.into_inner().and_then(|mut w| w.flush()).map_err(|e| Usage(format!("cannot pack {} into a tar: {e}", dir.display())))?;
     arts.input("in", tmp.path());
     Ok((arts, Some(tmp)))
 }

@@ -26,11 +26,7 @@ pub struct AuthConfig {
 
 impl fmt::Debug for AuthConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AuthConfig")
-            .field("username", &self.username)
-            .field("server_address", &self.server_address)
-            .field("password", &"<redacted>")
-            .finish()
+        f.debug_struct("AuthConfig").field("username", &self.username).field("server_address", &self.server_address).field("password", &"<redacted>").finish()
     }
 }
 
@@ -112,20 +108,13 @@ impl CredentialStore {
                 if store.entries.contains_key(&key) {
                     continue;
                 }
-                let mut cfg = AuthConfig {
-                    username: a.username,
-                    password: a.password,
-                    server_address: reg.clone(),
-                    identity_token: a.identity_token,
-                };
+                let mut cfg = AuthConfig { username: a.username, password: a.password, server_address: reg.clone(), identity_token: a.identity_token };
                 if !a.auth.is_empty() {
                     let raw = base64::engine::general_purpose::STANDARD
                         .decode(a.auth.trim())
                         .with_context(|| format!("{}: auths.\"{reg}\".auth is not base64", p.display()))?;
                     let raw = String::from_utf8(raw).with_context(|| format!("{}: auths.\"{reg}\".auth is not UTF-8", p.display()))?;
-                    let (u, pw) = raw
-                        .split_once(':')
-                        .with_context(|| format!("{}: auths.\"{reg}\".auth is not base64 of user:password", p.display()))?;
+                    let (u, pw) = raw.split_once(':').with_context(|| format!("{}: auths.\"{reg}\".auth is not base64 of user:password", p.display()))?;
                     cfg.username = u.to_string();
                     cfg.password = pw.to_string();
                 }
@@ -219,9 +208,7 @@ impl Credentials {
 
     fn store(&self) -> Result<&CredentialStore, String> {
         self.cell
-            .get_or_init(|| {
-                CredentialStore::load(self.berth_file.as_deref(), self.docker_config.as_deref()).map_err(|e| format!("{e:#}"))
-            })
+            .get_or_init(|| CredentialStore::load(self.berth_file.as_deref(), self.docker_config.as_deref()).map_err(|e| format!("{e:#}")))
             .as_ref()
             .map_err(Clone::clone)
     }

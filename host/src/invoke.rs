@@ -100,7 +100,12 @@ pub async fn fan_out(runs: Vec<(String, Invocation<'_>)>, timeout: std::time::Du
 }
 
 /// The runs on the caller's runtime, `bound` at a time.
-async fn fan_out_here(echo: Map<String, Value>, runs: Vec<(String, Invocation<'_>)>, timeout: std::time::Duration, bound: usize) -> (ActionResult, Vec<Outcome>) {
+async fn fan_out_here(
+    echo: Map<String, Value>,
+    runs: Vec<(String, Invocation<'_>)>,
+    timeout: std::time::Duration,
+    bound: usize,
+) -> (ActionResult, Vec<Outcome>) {
     let gate = tokio::sync::Semaphore::new(bound.max(1));
     let tasks = runs.into_iter().map(|(asset, inv)| {
         let gate = &gate;
@@ -190,7 +195,10 @@ mod tests {
             ActionResult::success(Map::new(), "fine".into(), rows, s)
         };
         let down = ActionResult::failed(Map::new(), FailureKind::Engine, None, "cannot connect".into());
-        let r = merge(Map::new(), vec![("a".into(), Ok(ok(vec![json!({"Id": 1}), json!(7)]))), ("b".into(), Ok(down)), ("c".into(), Err("no answer within 2s".into()))]);
+        let r = merge(
+            Map::new(),
+            vec![("a".into(), Ok(ok(vec![json!({"Id": 1}), json!(7)]))), ("b".into(), Ok(down)), ("c".into(), Err("no answer within 2s".into()))],
+        );
         assert!(r.error.is_none(), "{r:?}");
         assert_eq!(r.data, vec![json!({"Id": 1, "asset": "a"}), json!({"asset": "a", "value": 7})]);
         assert_eq!(r.summary["assets"]["a"]["status"], "success");

@@ -115,12 +115,7 @@ impl ActionSpec {
             if let Some(d) = &p.default {
                 out.insert(p.name.clone(), d.clone());
             } else if p.required {
-                return Err(ParamError(format!(
-                    "missing required parameter '{}' ({}) for {}",
-                    p.name,
-                    p.value_type.name(),
-                    self.name
-                )));
+                return Err(ParamError(format!("missing required parameter '{}' ({}) for {}", p.name, p.value_type.name(), self.name)));
             }
         }
         Ok(out)
@@ -285,14 +280,7 @@ impl ActionResult {
         ActionResult { status: Status::Success, message, parameter, data, summary, error: None }
     }
     pub fn failed(parameter: Map<String, Value>, kind: FailureKind, status: Option<u16>, message: String) -> Self {
-        ActionResult {
-            status: Status::Failed,
-            message,
-            parameter,
-            data: Vec::new(),
-            summary: Map::new(),
-            error: Some(ErrorInfo { kind, status }),
-        }
+        ActionResult { status: Status::Failed, message, parameter, data: Vec::new(), summary: Map::new(), error: Some(ErrorInfo { kind, status }) }
     }
     pub fn exit_code(&self) -> i32 {
         self.error.as_ref().map(|e| e.kind.exit_code()).unwrap_or(0)

@@ -39,53 +39,31 @@ pub fn podman_host() -> String {
 
 pub fn workspace() -> PathBuf {
     // This crate is tests/common.
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .nth(2)
-        .unwrap()
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).unwrap().to_path_buf()
 }
 
 /// The `berth` binary under test: `BERTH_BIN`, or the release build of `make build`.
 pub fn berth_bin() -> PathBuf {
-    let p = std::env::var_os("BERTH_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| target_dir().join("release/berth"));
-    assert!(
-        p.exists(),
-        "{} is missing: run `make build` first (or set BERTH_BIN)",
-        p.display()
-    );
+    let p = std::env::var_os("BERTH_BIN").map(PathBuf::from).unwrap_or_else(|| target_dir().join("release/berth"));
+    assert!(p.exists(), "{} is missing: run `make build` first (or set BERTH_BIN)", p.display());
     p
 }
 
 fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("target"))
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace().join("target"))
 }
 
 /// A guest component built by `make build` (`cargo build --release --target wasm32-wasip2`).
 pub fn wasm(crate_name: &str) -> PathBuf {
-    let p = target_dir()
-        .join("wasm32-wasip2/release")
-        .join(format!("{}.wasm", crate_name.replace('-', "_")));
-    assert!(
-        p.exists(),
-        "{} is missing: run `make build` first",
-        p.display()
-    );
+    let p = target_dir().join("wasm32-wasip2/release").join(format!("{}.wasm", crate_name.replace('-', "_")));
+    assert!(p.exists(), "{} is missing: run `make build` first", p.display());
     p
 }
 
 /// A Python or JavaScript family built by `make components` (target/components/NAME.wasm).
 pub fn component(name: &str) -> PathBuf {
     let p = target_dir().join("components").join(format!("{name}.wasm"));
-    assert!(
-        p.exists(),
-        "{} is missing: run `make components` first",
-        p.display()
-    );
+    assert!(p.exists(), "{} is missing: run `make components` first", p.display());
     p
 }
 
@@ -117,10 +95,7 @@ pub fn shared_cache() -> PathBuf {
             std::fs::create_dir_all(&d).unwrap();
             d
         }
-        _ => DIR
-            .get_or_init(|| tempfile::tempdir().unwrap())
-            .path()
-            .to_path_buf(),
+        _ => DIR.get_or_init(|| tempfile::tempdir().unwrap()).path().to_path_buf(),
     }
 }
 
@@ -136,11 +111,7 @@ pub struct Peak {
 
 impl std::fmt::Display for Peak {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "peak RSS {} KiB (anonymous {} KiB, file-backed {} KiB)",
-            self.hwm_kib, self.anon_kib, self.file_kib
-        )
+        write!(f, "peak RSS {} KiB (anonymous {} KiB, file-backed {} KiB)", self.hwm_kib, self.anon_kib, self.file_kib)
     }
 }
 
@@ -157,12 +128,7 @@ impl Berth {
         for (name, src) in components {
             std::fs::copy(src, actions.path().join(name)).unwrap();
         }
-        Berth {
-            actions: Arc::new(actions),
-            cache: shared_cache(),
-            host,
-            env: Vec::new(),
-        }
+        Berth { actions: Arc::new(actions), cache: shared_cache(), host, env: Vec::new() }
     }
 
     /// `berth` with the named families shipped with berth (`container`, `swarm`, …).
@@ -171,12 +137,8 @@ impl Berth {
     }
 
     pub fn families_at(names: &[&str], host: String) -> Self {
-        let comps: Vec<(String, PathBuf)> = names
-            .iter()
-            .map(|f| (format!("{f}.wasm"), wasm(&format!("berth-action-{f}"))))
-            .collect();
-        let refs: Vec<(&str, PathBuf)> =
-            comps.iter().map(|(n, p)| (n.as_str(), p.clone())).collect();
+        let comps: Vec<(String, PathBuf)> = names.iter().map(|f| (format!("{f}.wasm"), wasm(&format!("berth-action-{f}")))).collect();
+        let refs: Vec<(&str, PathBuf)> = comps.iter().map(|(n, p)| (n.as_str(), p.clone())).collect();
         Self::with_host(&refs, host)
     }
 
@@ -185,10 +147,7 @@ impl Berth {
     }
 
     pub fn hostile() -> Self {
-        Self::with(&[
-            ("system.wasm", system_wasm()),
-            ("test.wasm", hostile_wasm()),
-        ])
+        Self::with(&[("system.wasm", system_wasm()), ("test.wasm", hostile_wasm())])
     }
 
     /// The same `berth` (same actions dir) with one more environment variable.
@@ -210,10 +169,7 @@ impl Berth {
             .env("BERTH_ACTIONS", self.actions.path())
             .env("BERTH_CACHE", &self.cache)
             // Keep the user's docker config out of the tests.
-            .env(
-                "DOCKER_CONFIG",
-                self.actions.path().join("no-docker-config"),
-            )
+            .env("DOCKER_CONFIG", self.actions.path().join("no-docker-config"))
             .stdin(Stdio::null());
         for (k, v) in &self.env {
             c.env(k, v);
@@ -231,9 +187,7 @@ impl Berth {
     /// its family rather than compiling it (the shared test cache is also written by the
     /// authoring tests running beside the others), and [`assert_memory_flat`] checks it did.
     pub fn measured(&self, cache: &Path, warm: &[&str]) -> Berth {
-        let own = self
-            .clone_with_env("BERTH_CACHE", cache.to_str().unwrap())
-            .env("BERTH_LOG", "berth=debug");
+        let own = self.clone_with_env("BERTH_CACHE", cache.to_str().unwrap()).env("BERTH_LOG", "berth=debug");
         own.run_within(Duration::from_secs(60), warm).ok();
         own
     }
@@ -244,12 +198,7 @@ impl Berth {
         let mut peak = Peak::default();
         let run = self.run_sampled(Duration::from_secs(300), args, |pid| {
             if let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
-                let kib = |key: &str| {
-                    s.lines()
-                        .find(|l| l.starts_with(key))
-                        .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-                        .unwrap_or(0)
-                };
+                let kib = |key: &str| s.lines().find(|l| l.starts_with(key)).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()).unwrap_or(0);
                 peak.hwm_kib = peak.hwm_kib.max(kib("VmHWM:"));
                 peak.anon_kib = peak.anon_kib.max(kib("RssAnon:"));
                 peak.file_kib = peak.file_kib.max(kib("RssFile:"));
@@ -262,12 +211,7 @@ impl Berth {
     /// drained meanwhile, so a chatty child never blocks on a full pipe.
     fn run_sampled(&self, limit: Duration, args: &[&str], mut sample: impl FnMut(u32)) -> Run {
         let started = Instant::now();
-        let mut child = self
-            .command(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn berth");
+        let mut child = self.command(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn berth");
         let drain = |mut r: Box<dyn std::io::Read + Send>| {
             std::thread::spawn(move || {
                 let mut v = Vec::new();
@@ -285,24 +229,14 @@ impl Berth {
             if started.elapsed() > limit {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!(
-                    "berth {args:?} did not finish within {limit:?}\nstdout: {}\nstderr: {}",
-                    out_t.join().unwrap(),
-                    err_t.join().unwrap()
-                );
+                panic!("berth {args:?} did not finish within {limit:?}\nstdout: {}\nstderr: {}", out_t.join().unwrap(), err_t.join().unwrap());
             }
             std::thread::sleep(Duration::from_millis(5));
         };
         let stdout = out_t.join().unwrap();
         let stderr = err_t.join().unwrap();
         let json = serde_json::from_str(stdout.trim()).ok();
-        Run {
-            code: status.code().unwrap_or(-1),
-            stdout,
-            stderr,
-            json,
-            elapsed: started.elapsed(),
-        }
+        Run { code: status.code().unwrap_or(-1), stdout, stderr, json, elapsed: started.elapsed() }
     }
 
     /// Runs `berth ARGS` under a hang guard of 300 s: a first run or an install that compiles a
@@ -324,9 +258,7 @@ pub struct Run {
 
 impl Run {
     pub fn json(&self) -> &Value {
-        self.json
-            .as_ref()
-            .unwrap_or_else(|| panic!("stdout is not JSON: {self:#?}"))
+        self.json.as_ref().unwrap_or_else(|| panic!("stdout is not JSON: {self:#?}"))
     }
 
     /// Asserts the exit code, showing everything when it is wrong.
@@ -343,32 +275,17 @@ impl Run {
     }
 
     pub fn message(&self) -> String {
-        self.json()
-            .get("message")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
+        self.json().get("message").and_then(Value::as_str).unwrap_or_default().to_string()
     }
 }
 
 /// A direct engine call (not through berth), for setting up and checking state.
-pub fn api(
-    method: Method,
-    path: &str,
-    query: &str,
-    body: Option<(&str, Vec<u8>)>,
-) -> (u16, Vec<u8>) {
+pub fn api(method: Method, path: &str, query: &str, body: Option<(&str, Vec<u8>)>) -> (u16, Vec<u8>) {
     api_at(&docker_host(), method, path, query, body)
 }
 
 /// [`api`] on the engine at `host`.
-pub fn api_at(
-    host: &str,
-    method: Method,
-    path: &str,
-    query: &str,
-    body: Option<(&str, Vec<u8>)>,
-) -> (u16, Vec<u8>) {
+pub fn api_at(host: &str, method: Method, path: &str, query: &str, body: Option<(&str, Vec<u8>)>) -> (u16, Vec<u8>) {
     let mut headers = Vec::new();
     let body = body.map(|(ct, b)| {
         headers.push(("Content-Type".to_string(), ct.to_string()));
@@ -379,20 +296,9 @@ pub fn api_at(
 
 /// [`api_at`] with request headers: one HTTP/1.1 request per connection, to a
 /// `unix://` or `tcp://` engine address; the body read whole (chunked or not).
-pub fn api_with(
-    host: &str,
-    method: Method,
-    path: &str,
-    query: &str,
-    headers: &[(String, String)],
-    body: Option<Vec<u8>>,
-) -> (u16, Vec<u8>) {
+pub fn api_with(host: &str, method: Method, path: &str, query: &str, headers: &[(String, String)], body: Option<Vec<u8>>) -> (u16, Vec<u8>) {
     use std::io::{Read, Write};
-    let target = if query.is_empty() {
-        path.to_string()
-    } else {
-        format!("{path}?{query}")
-    };
+    let target = if query.is_empty() { path.to_string() } else { format!("{path}?{query}") };
     let mut req = format!("{method} {target} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
@@ -402,31 +308,22 @@ pub fn api_with(
     let mut raw = Vec::new();
     let timeout = Some(Duration::from_secs(300));
     if let Some(sock) = host.strip_prefix("unix://") {
-        let mut s = std::os::unix::net::UnixStream::connect(sock)
-            .unwrap_or_else(|e| panic!("engine at {host}: {e}"));
+        let mut s = std::os::unix::net::UnixStream::connect(sock).unwrap_or_else(|e| panic!("engine at {host}: {e}"));
         s.set_read_timeout(timeout).unwrap();
         s.write_all(req.as_bytes()).unwrap();
         s.write_all(&body).unwrap();
         s.read_to_end(&mut raw).unwrap();
     } else {
         let addr = host.strip_prefix("tcp://").unwrap_or(host);
-        let mut s = std::net::TcpStream::connect(addr)
-            .unwrap_or_else(|e| panic!("engine at {host}: {e}"));
+        let mut s = std::net::TcpStream::connect(addr).unwrap_or_else(|e| panic!("engine at {host}: {e}"));
         s.set_read_timeout(timeout).unwrap();
         s.write_all(req.as_bytes()).unwrap();
         s.write_all(&body).unwrap();
         s.read_to_end(&mut raw).unwrap();
     }
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("{method} {target}: no HTTP answer from {host}"));
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or_else(|| panic!("{method} {target}: no HTTP answer from {host}"));
     let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("{method} {target}: bad status line: {head}"));
+    let status: u16 = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("{method} {target}: bad status line: {head}"));
     let rest = raw[split + 4..].to_vec();
     let chunked = head.lines().any(|l| {
         let l = l.to_ascii_lowercase();
@@ -438,11 +335,7 @@ pub fn api_with(
 
 pub fn api_json(method: Method, path: &str, query: &str) -> Value {
     let (status, body) = api(method, path, query, None);
-    assert!(
-        (200..300).contains(&status),
-        "{path}: {status} {}",
-        String::from_utf8_lossy(&body)
-    );
+    assert!((200..300).contains(&status), "{path}: {status} {}", String::from_utf8_lossy(&body));
     serde_json::from_slice(&body).unwrap_or(Value::Null)
 }
 
@@ -456,13 +349,7 @@ pub fn test_image() -> &'static str {
 /// Builds the test image on the engine at `host` unless it is there.
 pub fn build_test_image(host: &str) {
     {
-        let (status, _) = api_at(
-            host,
-            Method::GET,
-            "/images/berth-test%2Fbusybox:latest/json",
-            "",
-            None,
-        );
+        let (status, _) = api_at(host, Method::GET, "/images/berth-test%2Fbusybox:latest/json", "", None);
         if status == 200 {
             return;
         }
@@ -472,58 +359,35 @@ pub fn build_test_image(host: &str) {
         h.set_size(dockerfile.len() as u64);
         h.set_mode(0o644);
         h.set_cksum();
-        tar.append_data(&mut h, "Dockerfile", &dockerfile[..])
-            .unwrap();
+        tar.append_data(&mut h, "Dockerfile", &dockerfile[..]).unwrap();
         busybox_rootfs(&mut tar, "rootfs/");
         let ctx = tar.into_inner().unwrap();
-        let (status, body) = api_at(
-            host,
-            Method::POST,
-            "/build",
-            "t=berth-test%2Fbusybox%3Alatest&networkmode=none&rm=1&forcerm=1",
-            Some(("application/x-tar", ctx)),
-        );
+        let (status, body) =
+            api_at(host, Method::POST, "/build", "t=berth-test%2Fbusybox%3Alatest&networkmode=none&rm=1&forcerm=1", Some(("application/x-tar", ctx)));
         let text = String::from_utf8_lossy(&body);
-        assert!(
-            status == 200 && !text.contains("\"error\""),
-            "building the test image failed: {status} {text}"
-        );
+        assert!(status == 200 && !text.contains("\"error\""), "building the test image failed: {status} {text}");
     }
 }
 
 /// Appends a root filesystem under `prefix`: static busybox, a link per applet, and `tmp`,
 /// `etc`, `data` directories.
 pub fn busybox_rootfs(tar: &mut tar::Builder<Vec<u8>>, prefix: &str) {
-    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .expect("busybox-static is not installed");
-    let applets = Command::new(busybox)
-        .arg("--list")
-        .output()
-        .expect("busybox --list")
-        .stdout;
-    tar.append_path_with_name(busybox, format!("{prefix}bin/busybox"))
-        .unwrap();
-    for applet in String::from_utf8_lossy(&applets)
-        .lines()
-        .map(str::trim)
-        .filter(|a| !a.is_empty() && *a != "busybox")
-    {
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"].into_iter().find(|p| Path::new(p).exists()).expect("busybox-static is not installed");
+    let applets = Command::new(busybox).arg("--list").output().expect("busybox --list").stdout;
+    tar.append_path_with_name(busybox, format!("{prefix}bin/busybox")).unwrap();
+    for applet in String::from_utf8_lossy(&applets).lines().map(str::trim).filter(|a| !a.is_empty() && *a != "busybox") {
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(tar::EntryType::Symlink);
         h.set_size(0);
         h.set_mode(0o777);
-        tar.append_link(&mut h, format!("{prefix}bin/{applet}"), "busybox")
-            .unwrap();
+        tar.append_link(&mut h, format!("{prefix}bin/{applet}"), "busybox").unwrap();
     }
     for d in ["tmp", "etc", "data"] {
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(tar::EntryType::Directory);
         h.set_size(0);
         h.set_mode(0o1777);
-        tar.append_data(&mut h, format!("{prefix}{d}/"), &[][..])
-            .unwrap();
+        tar.append_data(&mut h, format!("{prefix}{d}/"), &[][..]).unwrap();
     }
 }
 
@@ -531,11 +395,7 @@ pub fn busybox_rootfs(tar: &mut tar::Builder<Vec<u8>>, prefix: &str) {
 pub fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+    format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
 }
 
 /// A real registry (Debian's docker-registry, distribution 2.8) on 127.0.0.1, optionally with
@@ -561,10 +421,7 @@ impl Registry {
         if let Some((user, pass)) = auth {
             let hash = bcrypt::hash(pass, 5).unwrap();
             std::fs::write(dir.path().join("htpasswd"), format!("{user}:{hash}\n")).unwrap();
-            cfg.push_str(&format!(
-                "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}/htpasswd\n",
-                dir.path().display()
-            ));
+            cfg.push_str(&format!("auth:\n  htpasswd:\n    realm: berth-test\n    path: {}/htpasswd\n", dir.path().display()));
         }
         let cfg_path = dir.path().join("config.yml");
         std::fs::write(&cfg_path, cfg).unwrap();
@@ -578,17 +435,10 @@ impl Registry {
             .expect("docker-registry is not installed (tests/engine.sh ensure installs it)");
         let started = Instant::now();
         while std::net::TcpStream::connect(&addr).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "the registry at {addr} did not start"
-            );
+            assert!(started.elapsed() < Duration::from_secs(20), "the registry at {addr} did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
-        Registry {
-            addr,
-            child,
-            _dir: dir,
-        }
+        Registry { addr, child, _dir: dir }
     }
 }
 
@@ -647,15 +497,8 @@ impl Engines {
     pub fn start(&mut self, dir: PathBuf, args: &[&str]) -> String {
         let mut all = vec!["start", dir.to_str().unwrap()];
         all.extend_from_slice(args);
-        let out = Command::new(workspace().join("tests/engine.sh"))
-            .args(&all)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "engine.sh {all:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = Command::new(workspace().join("tests/engine.sh")).args(&all).output().unwrap();
+        assert!(out.status.success(), "engine.sh {all:?}: {}", String::from_utf8_lossy(&out.stderr));
         if !self.0.contains(&dir) {
             self.0.push(dir);
         }
@@ -665,10 +508,7 @@ impl Engines {
     /// Stops the dockerd in `dir` (SIGTERM), keeping its data, and waits until it is gone.
     pub fn kill(&self, dir: &Path) {
         let pid = std::fs::read_to_string(dir.join("docker.pid")).unwrap();
-        Command::new("kill")
-            .args(["-TERM", pid.trim()])
-            .status()
-            .unwrap();
+        Command::new("kill").args(["-TERM", pid.trim()]).status().unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
         while Path::new(&format!("/proc/{}", pid.trim())).exists() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(100));
@@ -679,31 +519,19 @@ impl Engines {
 impl Drop for Engines {
     fn drop(&mut self) {
         for d in &self.0 {
-            let _ = Command::new(workspace().join("tests/engine.sh"))
-                .args(["stop", d.to_str().unwrap()])
-                .status();
+            let _ = Command::new(workspace().join("tests/engine.sh")).args(["stop", d.to_str().unwrap()]).status();
         }
     }
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// [`tcp_relay`] that also keeps every byte clients sent, to count the requests that reached
 /// the engine's side. When the engine is down, or while the gate (third value) is shut, a
 /// client's connection is closed once its request is read, as a stopped daemon's would be.
-pub fn counting_relay(
-    socket: &str,
-) -> (
-    String,
-    Arc<std::sync::Mutex<Vec<u8>>>,
-    Arc<std::sync::atomic::AtomicBool>,
-) {
+pub fn counting_relay(socket: &str) -> (String, Arc<std::sync::Mutex<Vec<u8>>>, Arc<std::sync::atomic::AtomicBool>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let socket = socket.to_string();
@@ -713,11 +541,7 @@ pub fn counting_relay(
     let gate = open.clone();
     std::thread::spawn(move || {
         for client in listener.incoming().flatten() {
-            let upstream = if gate.load(std::sync::atomic::Ordering::SeqCst) {
-                std::os::unix::net::UnixStream::connect(&socket).ok()
-            } else {
-                None
-            };
+            let upstream = if gate.load(std::sync::atomic::Ordering::SeqCst) { std::os::unix::net::UnixStream::connect(&socket).ok() } else { None };
             let (mut c1, log) = (client.try_clone().unwrap(), log.clone());
             let mut u1 = upstream.as_ref().map(|u| u.try_clone().unwrap());
             std::thread::spawn(move || {
@@ -759,11 +583,7 @@ pub fn count_requests(bytes: &[u8], method: &str, path: &str) -> usize {
         .filter(|l| {
             let mut parts = l.splitn(3, ' ');
             let (m, p) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-            let p = p
-                .strip_prefix("/v")
-                .and_then(|r| r.split_once('/'))
-                .map(|(_, rest)| format!("/{rest}"))
-                .unwrap_or(p.to_string());
+            let p = p.strip_prefix("/v").and_then(|r| r.split_once('/')).map(|(_, rest)| format!("/{rest}")).unwrap_or(p.to_string());
             m == method && p.starts_with(path)
         })
         .count()
@@ -776,25 +596,13 @@ pub fn count_requests(bytes: &[u8], method: &str, path: &str) -> usize {
 /// (`BERTH_LOG=berth=debug` says so): a compile is not what is measured.
 pub fn assert_memory_flat(r: &Run, peak: Peak, size: u64) {
     eprintln!("{peak} while streaming {size} bytes");
-    assert!(
-        r.stderr.contains("source=Cached"),
-        "the measured run compiled its family instead of loading it: {}",
-        r.stderr
-    );
-    assert!(
-        peak.anon_kib < 24 * 1024 && peak.hwm_kib < 64 * 1024,
-        "{peak} while streaming {size} bytes"
-    );
+    assert!(r.stderr.contains("source=Cached"), "the measured run compiled its family instead of loading it: {}", r.stderr);
+    assert!(peak.anon_kib < 24 * 1024 && peak.hwm_kib < 64 * 1024, "{peak} while streaming {size} bytes");
 }
 
 /// POSTs `body` (exact bytes, JSON) to the engine directly.
 pub fn post_raw(path: &str, query: &str, body: &str) -> (u16, Value) {
-    let (st, b) = api(
-        Method::POST,
-        path,
-        query,
-        Some(("application/json", body.as_bytes().to_vec())),
-    );
+    let (st, b) = api(Method::POST, path, query, Some(("application/json", body.as_bytes().to_vec())));
     (st, serde_json::from_slice(&b).unwrap_or(Value::Null))
 }
 
@@ -813,24 +621,10 @@ pub fn create_direct(body: Value) -> String {
 pub fn run_direct(body: Value) -> String {
     let id = create_direct(body);
     let (st, b) = api(Method::POST, &format!("/containers/{id}/start"), "", None);
-    assert!(
-        st == 204 || st == 304,
-        "start: {st} {}",
-        String::from_utf8_lossy(&b)
-    );
+    assert!(st == 204 || st == 304, "start: {st} {}", String::from_utf8_lossy(&b));
     api(Method::POST, &format!("/containers/{id}/wait"), "", None);
-    let (_, raw) = api(
-        Method::GET,
-        &format!("/containers/{id}/logs"),
-        "stdout=1&stderr=1",
-        None,
-    );
-    api(
-        Method::DELETE,
-        &format!("/containers/{id}"),
-        "force=1",
-        None,
-    );
+    let (_, raw) = api(Method::GET, &format!("/containers/{id}/logs"), "stdout=1&stderr=1", None);
+    api(Method::DELETE, &format!("/containers/{id}"), "force=1", None);
     demux(&raw)
 }
 
@@ -850,9 +644,7 @@ pub fn urlenc(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                out.push(b as char)
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => out.push(b as char),
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }

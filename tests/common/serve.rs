@@ -72,11 +72,7 @@ impl Serve {
         for (name, src) in components {
             std::fs::copy(src, actions.join(name)).unwrap();
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let addr = format!("127.0.0.1:{port}");
         let cfg = format!(
             "[server]\nlisten = \"{addr}\"\nactions = \"{}\"\naudit_log = \"{}/audit.jsonl\"\ncache = \"{}\"\nmax_concurrent = 64\nmetrics_token_sha256 = \"{}\"\n{}\n\n{}",
@@ -103,16 +99,8 @@ impl Serve {
         let started = Instant::now();
         // Over HTTPS the test speaks TLS itself: here, wait for the port.
         let tls = server_extra.contains("tls_cert");
-        while !(if tls {
-            std::net::TcpStream::connect(&s.addr).is_ok()
-        } else {
-            http(&s.addr, "GET", "/healthz", None, None).0 == 200
-        }) {
-            assert!(
-                started.elapsed() < Duration::from_secs(120),
-                "berth serve did not start: {}",
-                s.log()
-            );
+        while !(if tls { std::net::TcpStream::connect(&s.addr).is_ok() } else { http(&s.addr, "GET", "/healthz", None, None).0 == 200 }) {
+            assert!(started.elapsed() < Duration::from_secs(120), "berth serve did not start: {}", s.log());
             std::thread::sleep(Duration::from_millis(100));
         }
         s
@@ -123,21 +111,11 @@ impl Serve {
     }
 
     pub fn audit(&self) -> Vec<Value> {
-        std::fs::read_to_string(self.dir.path().join("audit.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        std::fs::read_to_string(self.dir.path().join("audit.jsonl")).unwrap_or_default().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
     }
 
     pub fn run(&self, token: &str, action: &str, params: Value) -> (u16, Value) {
-        http(
-            &self.addr,
-            "POST",
-            &format!("/v1/actions/{}", action.replace(' ', "%20")),
-            Some(token),
-            Some(&params.to_string()),
-        )
+        http(&self.addr, "POST", &format!("/v1/actions/{}", action.replace(' ', "%20")), Some(token), Some(&params.to_string()))
     }
 
     pub fn path(&self) -> &Path {
@@ -146,36 +124,22 @@ impl Serve {
 }
 
 /// A minimal HTTP/1.1 client: one request per connection.
-pub fn http(
-    addr: &str,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<&str>,
-) -> (u16, Value) {
+pub fn http(addr: &str, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, Value) {
     let (status, bytes) = http_raw(addr, method, path, token, body);
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
 }
 
-pub fn http_raw(
-    addr: &str,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<&str>,
-) -> (u16, Vec<u8>) {
+pub fn http_raw(addr: &str, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, Vec<u8>) {
     let Ok(mut s) = TcpStream::connect(addr) else {
         return (0, Vec::new());
     };
     s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
     let body = body.unwrap_or("");
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    let req = format!("{method} {path} HTTP/1.1\r\nHost: berth\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: berth\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
     if s.write_all(req.as_bytes()).is_err() {
         return (0, Vec::new());
     }
@@ -185,16 +149,9 @@ pub fn http_raw(
         return (0, resp);
     };
     let head = String::from_utf8_lossy(&resp[..split]).to_string();
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
+    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
     let mut body = resp[split + 4..].to_vec();
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
+    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
         body = dechunk(&body);
     }
     (status, body)

@@ -10,11 +10,7 @@ pub fn folds(key: &str) -> Vec<String> {
     let mut out = vec![key.to_lowercase(), key.to_uppercase()];
     let mut chars: Vec<char> = key.chars().collect();
     if let Some(c) = chars.first_mut() {
-        *c = if c.is_uppercase() {
-            c.to_ascii_lowercase()
-        } else {
-            c.to_ascii_uppercase()
-        };
+        *c = if c.is_uppercase() { c.to_ascii_lowercase() } else { c.to_ascii_uppercase() };
     }
     out.push(chars.into_iter().collect());
     for (i, c) in key.char_indices() {
@@ -37,9 +33,7 @@ pub fn with(base: &Value, path: &[&str], value: &Value) -> Value {
     let mut at = &mut doc;
     for k in &path[..path.len() - 1] {
         let obj = at.as_object_mut().expect("an object on the path");
-        at = obj
-            .entry(k.to_string())
-            .or_insert_with(|| Value::Object(Map::new()));
+        at = obj.entry(k.to_string()).or_insert_with(|| Value::Object(Map::new()));
     }
     at[path[path.len() - 1]] = value.clone();
     doc
@@ -74,29 +68,17 @@ fn repeated(base: &Value, path: &[&str], value: &Value, level: usize) -> String 
             let deeper = here.len() < level && Some(k.as_str()) == path.get(here.len()).copied();
             let mut h = here.to_vec();
             h.push(k.as_str());
-            let child = if deeper {
-                write(child, &h, path, value, level)
-            } else {
-                child.to_string()
-            };
+            let child = if deeper { write(child, &h, path, value, level) } else { child.to_string() };
             parts.push(format!("{}:{child}", Value::String(k.clone())));
         }
         if here.len() == level {
             if !m.contains_key(path[level]) {
                 // The first occurrence: an empty object, or a harmless value for the last key.
-                let first = if level + 1 < path.len() {
-                    "{}".to_string()
-                } else {
-                    "null".to_string()
-                };
+                let first = if level + 1 < path.len() { "{}".to_string() } else { "null".to_string() };
                 parts.push(format!("{}:{first}", Value::String(path[level].into())));
             }
             let second = with(&Value::Object(Map::new()), &path[level..], value);
-            parts.push(format!(
-                "{}:{}",
-                Value::String(path[level].into()),
-                second[path[level]]
-            ));
+            parts.push(format!("{}:{}", Value::String(path[level].into()), second[path[level]]));
         }
         format!("{{{}}}", parts.join(","))
     }

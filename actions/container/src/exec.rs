@@ -166,10 +166,7 @@ pub fn exec(With(shape, p): With<ExecShape, ExecRun>) -> Result<Output> {
         info = get(epath(&exec_id, "/json")).json_ok()?;
     }
     if c.ended_by != "end" || info["Running"].as_bool() == Some(true) {
-        return Err(Error::Internal(format!(
-            "the command in {id} did not finish within {}s (exec {exec_id} may still be running)",
-            timeout.as_secs()
-        )));
+        return Err(Error::Internal(format!("the command in {id} did not finish within {}s (exec {exec_id} may still be running)", timeout.as_secs())));
     }
     let code = info["ExitCode"].clone();
     fail_on_exit(p.fail_on_exit_code, &code, &c.stderr, &format!("the command in {id}"))?;
@@ -186,7 +183,10 @@ fn fail_on_exit(fail_on_exit_code: bool, code: &Value, stderr: &[u8], what: &str
     }
     let text = String::from_utf8_lossy(stderr);
     let tail: String = text.chars().rev().take(500).collect::<Vec<_>>().into_iter().rev().collect();
-    Err(Error::Engine { status: 0, message: format!("{what} exited with code {code}{}", if tail.trim().is_empty() { String::new() } else { format!("; stderr: {}", tail.trim()) }) })
+    Err(Error::Engine {
+        status: 0,
+        message: format!("{what} exited with code {code}{}", if tail.trim().is_empty() { String::new() } else { format!("; stderr: {}", tail.trim()) }),
+    })
 }
 
 /// `container.run`: create + start + wait + logs, optionally removing the container.
@@ -208,9 +208,7 @@ pub fn run(With(shape, p): With<Create, RunOpts>) -> Result<Output> {
     item["id"] = json!(id);
     item["exit_code"] = code.clone();
     item["removed"] = json!(remove);
-    Ok(Output::one(format!("Container {} exited with code {code}", &id[..12.min(id.len())]), item)
-        .summary("exit_code", code)
-        .summary("id", id))
+    Ok(Output::one(format!("Container {} exited with code {code}", &id[..12.min(id.len())]), item).summary("exit_code", code).summary("id", id))
 }
 
 fn run_created(id: &str, timeout: Duration) -> Result<(Value, berth_sdk::logs::Collected, bool)> {

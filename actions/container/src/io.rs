@@ -49,7 +49,10 @@ pub fn attach(p: Attach) -> Result<Output> {
     let info = get(cpath(id, "/json")).json_ok()?;
     // As the docker CLI: attaching to a stopped container would wait for nothing.
     if info["State"]["Running"].as_bool() != Some(true) && !p.logs {
-        return Err(Error::Engine { status: 409, message: format!("cannot attach to a stopped container {id}; start it first (or set logs=true to read its past output)") });
+        return Err(Error::Engine {
+            status: 409,
+            message: format!("cannot attach to a stopped container {id}; start it first (or set logs=true to read its past output)"),
+        });
     }
     let tty = info["Config"]["Tty"].as_bool().unwrap_or(false);
     let mut stream = post(cpath(id, "/attach"))
@@ -62,10 +65,13 @@ pub fn attach(p: Attach) -> Result<Output> {
         .upgrade(stdin)?;
     let c = collect(&mut stream, !tty, Instant::now() + timeout, usize::MAX)?;
     let (nso, nse) = c.lines();
-    Ok(Output::one(format!("attached to {id}: {nso} stdout and {nse} stderr lines (ended by {})", if c.ended_by == "end" { "exit" } else { "timeout" }), c.json(tty))
-        .summary("stdout_lines", nso)
-        .summary("stderr_lines", nse)
-        .summary("ended_by", if c.ended_by == "end" { "exit" } else { "timeout" }))
+    Ok(Output::one(
+        format!("attached to {id}: {nso} stdout and {nse} stderr lines (ended by {})", if c.ended_by == "end" { "exit" } else { "timeout" }),
+        c.json(tty),
+    )
+    .summary("stdout_lines", nso)
+    .summary("stderr_lines", nse)
+    .summary("ended_by", if c.ended_by == "end" { "exit" } else { "timeout" }))
 }
 
 pub fn attach_ws(_: Id) -> Result<Output> {
@@ -100,10 +106,8 @@ pub fn stats_figures(s: &Value) -> Value {
     let mem = &s["memory_stats"];
     let usage = num(&mem["usage"]);
     // Page cache is not counted, as the CLI does: cgroup v1 total_inactive_file, v2 inactive_file.
-    let cache = [&mem["stats"]["total_inactive_file"], &mem["stats"]["inactive_file"]]
-        .into_iter()
-        .find_map(|v| v.as_f64().filter(|c| *c < usage))
-        .unwrap_or(0.0);
+    let cache =
+        [&mem["stats"]["total_inactive_file"], &mem["stats"]["inactive_file"]].into_iter().find_map(|v| v.as_f64().filter(|c| *c < usage)).unwrap_or(0.0);
     let used = usage - cache;
     let limit = num(&mem["limit"]);
     let mem_percent = if limit > 0.0 { used / limit * 100.0 } else { 0.0 };
@@ -168,10 +172,7 @@ pub fn stats(p: Stats) -> Result<Output> {
 }
 
 fn path_stat(header: Option<&str>) -> Value {
-    header
-        .and_then(base64_decode)
-        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-        .unwrap_or(Value::Null)
+    header.and_then(base64_decode).and_then(|b| serde_json::from_slice::<Value>(&b).ok()).unwrap_or(Value::Null)
 }
 
 fn archive_path(path: &str) -> Result<&str> {

@@ -179,71 +179,152 @@ fn actions() -> Vec<Action> {
         Action::new("container.list", "List containers")
             .read_only()
             .output(&["data.*.Id", "data.*.Names", "data.*.Image", "data.*.State", "data.*.Status", "summary.total_objects"])
-            .ops(&["ContainerList"]).typed(list),
+            .ops(&["ContainerList"])
+            .typed(list),
         Action::new("container.inspect", "Low-level information on a container")
             .read_only()
             .output(&["data.*.Id", "data.*.Name", "data.*.State.Status", "data.*.Config.Image", "summary.status"])
-            .ops(&["ContainerInspect"]).typed(inspect),
+            .ops(&["ContainerInspect"])
+            .typed(inspect),
         Action::new("container.create", "Create a container from structured params or a full JSON body")
             .kind(Kind::Generic)
             .output(&["data.*.Id", "data.*.Warnings", "summary.id"])
-            .ops(&["ContainerCreate"]).typed(create),
-        Action::new("container.start", "Start a container").kind(Kind::Correct).output(&changed).ops(&["ContainerStart"]).typed(|p: Start| lifecycle(Lifecycle { id: p.id, detach_keys: p.detach_keys, ..Default::default() }, "start")),
-        Action::new("container.stop", "Stop a container").kind(Kind::Contain).output(&changed).ops(&["ContainerStop"]).typed(|p: Stop| lifecycle(Lifecycle { id: p.id, t: p.t, signal: p.signal, ..Default::default() }, "stop")),
-        Action::new("container.restart", "Restart a container").kind(Kind::Correct).output(&changed).ops(&["ContainerRestart"]).typed(|p: Stop| lifecycle(Lifecycle { id: p.id, t: p.t, signal: p.signal, ..Default::default() }, "restart")),
-        Action::new("container.kill", "Send a signal to a container (default SIGKILL)").kind(Kind::Contain).output(&changed).ops(&["ContainerKill"]).typed(|p: KillParams| lifecycle(Lifecycle { id: p.id, signal: p.signal, ..Default::default() }, "kill")),
-        Action::new("container.pause", "Pause every process in a container").kind(Kind::Contain).output(&changed).ops(&["ContainerPause"]).typed(|p: Id| lifecycle(Lifecycle { id: p.id, ..Default::default() }, "pause")),
-        Action::new("container.unpause", "Resume a paused container").kind(Kind::Correct).output(&changed).ops(&["ContainerUnpause"]).typed(|p: Id| lifecycle(Lifecycle { id: p.id, ..Default::default() }, "unpause")),
-        Action::new("container.remove", "Remove a container").kind(Kind::Correct).output(&["data.*.id", "summary.removed"]).ops(&["ContainerDelete"]).typed(remove),
+            .ops(&["ContainerCreate"])
+            .typed(create),
+        Action::new("container.start", "Start a container")
+            .kind(Kind::Correct)
+            .output(&changed)
+            .ops(&["ContainerStart"])
+            .typed(|p: Start| lifecycle(Lifecycle { id: p.id, detach_keys: p.detach_keys, ..Default::default() }, "start")),
+        Action::new("container.stop", "Stop a container")
+            .kind(Kind::Contain)
+            .output(&changed)
+            .ops(&["ContainerStop"])
+            .typed(|p: Stop| lifecycle(Lifecycle { id: p.id, t: p.t, signal: p.signal, ..Default::default() }, "stop")),
+        Action::new("container.restart", "Restart a container")
+            .kind(Kind::Correct)
+            .output(&changed)
+            .ops(&["ContainerRestart"])
+            .typed(|p: Stop| lifecycle(Lifecycle { id: p.id, t: p.t, signal: p.signal, ..Default::default() }, "restart")),
+        Action::new("container.kill", "Send a signal to a container (default SIGKILL)")
+            .kind(Kind::Contain)
+            .output(&changed)
+            .ops(&["ContainerKill"])
+            .typed(|p: KillParams| lifecycle(Lifecycle { id: p.id, signal: p.signal, ..Default::default() }, "kill")),
+        Action::new("container.pause", "Pause every process in a container")
+            .kind(Kind::Contain)
+            .output(&changed)
+            .ops(&["ContainerPause"])
+            .typed(|p: Id| lifecycle(Lifecycle { id: p.id, ..Default::default() }, "pause")),
+        Action::new("container.unpause", "Resume a paused container")
+            .kind(Kind::Correct)
+            .output(&changed)
+            .ops(&["ContainerUnpause"])
+            .typed(|p: Id| lifecycle(Lifecycle { id: p.id, ..Default::default() }, "unpause")),
+        Action::new("container.remove", "Remove a container")
+            .kind(Kind::Correct)
+            .output(&["data.*.id", "summary.removed"])
+            .ops(&["ContainerDelete"])
+            .typed(remove),
         Action::new("container.rename", "Rename a container").kind(Kind::Generic).output(&["data.*.id", "data.*.name"]).ops(&["ContainerRename"]).typed(rename),
-        Action::new("container.top", "Processes running in a container").read_only().output(&["data.*.PID", "data.*.CMD", "summary.total_processes"]).ops(&["ContainerTop"]).typed(top),
+        Action::new("container.top", "Processes running in a container")
+            .read_only()
+            .output(&["data.*.PID", "data.*.CMD", "summary.total_processes"])
+            .ops(&["ContainerTop"])
+            .typed(top),
         Action::new("container.changes", "Filesystem changes since the container was created")
             .read_only()
             .output(&["data.*.Path", "data.*.Kind", "summary.total_objects"])
-            .ops(&["ContainerChanges"]).typed(changes),
-        Action::new("container.wait", "Wait for a container to stop; returns its exit code").output(&["data.*.StatusCode", "summary.exit_code"]).ops(&["ContainerWait"]).typed(wait),
-        log_output(Action::new("container.logs", "Container logs, split into stdout and stderr").read_only()).ops(&["ContainerLogs", "ContainerInspect"]).typed(io::logs),
+            .ops(&["ContainerChanges"])
+            .typed(changes),
+        Action::new("container.wait", "Wait for a container to stop; returns its exit code")
+            .output(&["data.*.StatusCode", "summary.exit_code"])
+            .ops(&["ContainerWait"])
+            .typed(wait),
+        log_output(Action::new("container.logs", "Container logs, split into stdout and stderr").read_only())
+            .ops(&["ContainerLogs", "ContainerInspect"])
+            .typed(io::logs),
         Action::new("container.export", "Export a container's filesystem as a tar into the `out` artifact")
             .read_only()
             .output(&["data.*.size", "data.*.sha256", "summary.size"])
-            .ops(&["ContainerExport"]).typed(export),
+            .ops(&["ContainerExport"])
+            .typed(export),
         Action::new("container.prune", "Delete stopped containers")
             .kind(Kind::Correct)
             .output(&["data.*.ContainersDeleted", "summary.total_objects", "summary.space_reclaimed"])
-            .ops(&["ContainerPrune"]).typed(prune),
-        Action::new("container.update", "Change a container's resources or restart policy").kind(Kind::Correct).output(&["data.*.Warnings", "summary.id"]).ops(&["ContainerUpdate"]).typed(update),
+            .ops(&["ContainerPrune"])
+            .typed(prune),
+        Action::new("container.update", "Change a container's resources or restart policy")
+            .kind(Kind::Correct)
+            .output(&["data.*.Warnings", "summary.id"])
+            .ops(&["ContainerUpdate"])
+            .typed(update),
         Action::new("container.stats", "Resource usage: CPU %, memory, network, block I/O, pids")
             .read_only()
-            .output(&["data.*.figures.cpu_percent", "data.*.figures.memory_usage", "data.*.figures.memory_limit", "summary.cpu_percent", "summary.memory_percent"])
-            .ops(&["ContainerStats"]).typed(io::stats),
+            .output(&[
+                "data.*.figures.cpu_percent",
+                "data.*.figures.memory_usage",
+                "data.*.figures.memory_limit",
+                "summary.cpu_percent",
+                "summary.memory_percent",
+            ])
+            .ops(&["ContainerStats"])
+            .typed(io::stats),
         Action::new("container.resize", "Resize a container's TTY").kind(Kind::Generic).ops(&["ContainerResize"]).typed(io::resize),
         Action::new("container.attach", "Attach to a container and collect its output until it exits or a timeout")
             .kind(Kind::Investigate)
             .output(&["data.*.stdout", "data.*.stderr", "summary.ended_by"])
-            .ops(&["ContainerInspect", "ContainerAttach"]).typed(io::attach),
-        Action::new("container.attach-ws", "WebSocket attach: not supported; use container.attach").read_only().ops(&["ContainerAttachWebsocket"]).typed(io::attach_ws),
+            .ops(&["ContainerInspect", "ContainerAttach"])
+            .typed(io::attach),
+        Action::new("container.attach-ws", "WebSocket attach: not supported; use container.attach")
+            .read_only()
+            .ops(&["ContainerAttachWebsocket"])
+            .typed(io::attach_ws),
         Action::new("container.archive-info", "Stat a path inside a container (HEAD archive)")
             .read_only()
             .output(&["data.*.name", "data.*.size", "data.*.mode", "data.*.mtime"])
-            .ops(&["ContainerArchiveInfo"]).typed(io::archive_info),
+            .ops(&["ContainerArchiveInfo"])
+            .typed(io::archive_info),
         Action::new("container.archive-get", "Copy a path out of a container as a tar into the `out` artifact")
             .read_only()
             .output(&["data.*.stat", "data.*.size", "data.*.sha256"])
-            .ops(&["ContainerArchive"]).typed(io::archive_get),
-        Action::new("container.archive-put", "Extract the `in` tar artifact into a directory of a container").kind(Kind::Correct).ops(&["PutContainerArchive"]).typed(io::archive_put),
-        Action::new("exec.create", "Create an exec instance in a running container").kind(Kind::Generic).output(&["data.*.Id", "summary.exec_id"]).ops(&["ContainerExec"]).typed(exec::exec_create),
-        Action::new("exec.start", "Start an exec instance and collect its output").kind(Kind::Generic).output(&["data.*.stdout", "data.*.stderr"]).ops(&["ExecStart"]).typed(exec::exec_start),
-        Action::new("exec.inspect", "Inspect an exec instance").read_only().output(&["data.*.ExitCode", "data.*.Running", "summary.exit_code"]).ops(&["ExecInspect"]).typed(exec::exec_inspect),
+            .ops(&["ContainerArchive"])
+            .typed(io::archive_get),
+        Action::new("container.archive-put", "Extract the `in` tar artifact into a directory of a container")
+            .kind(Kind::Correct)
+            .ops(&["PutContainerArchive"])
+            .typed(io::archive_put),
+        Action::new("exec.create", "Create an exec instance in a running container")
+            .kind(Kind::Generic)
+            .output(&["data.*.Id", "summary.exec_id"])
+            .ops(&["ContainerExec"])
+            .typed(exec::exec_create),
+        Action::new("exec.start", "Start an exec instance and collect its output")
+            .kind(Kind::Generic)
+            .output(&["data.*.stdout", "data.*.stderr"])
+            .ops(&["ExecStart"])
+            .typed(exec::exec_start),
+        Action::new("exec.inspect", "Inspect an exec instance")
+            .read_only()
+            .output(&["data.*.ExitCode", "data.*.Running", "summary.exit_code"])
+            .ops(&["ExecInspect"])
+            .typed(exec::exec_inspect),
         Action::new("exec.resize", "Resize an exec instance's TTY").kind(Kind::Generic).ops(&["ExecResize"]).typed(exec::exec_resize),
         Action::new("container.exec", "Run a command in a running container; return stdout, stderr and exit code")
             .kind(Kind::Generic)
             .output(&["data.*.stdout", "data.*.stderr", "data.*.exit_code", "summary.exit_code"])
-            .ops(&["ContainerExec", "ExecStart", "ExecInspect"]).typed(exec::exec),
+            .ops(&["ContainerExec", "ExecStart", "ExecInspect"])
+            .typed(exec::exec),
         Action::new("container.run", "Create, start, wait for and collect the logs of a container (docker run --rm)")
             .kind(Kind::Generic)
             .output(&["data.*.stdout", "data.*.stderr", "data.*.exit_code", "summary.exit_code", "summary.id"])
-            .ops(&["ContainerCreate", "ContainerWait", "ContainerStart", "ContainerKill", "ContainerInspect", "ContainerLogs", "ContainerDelete"]).typed(exec::run),
-        Action::new("container.snapshot", "Commit a container to an image (forensic snapshot)").kind(Kind::Generic).output(&["data.*.Id", "summary.image_id"]).ops(&["ImageCommit"]).typed(exec::snapshot),
+            .ops(&["ContainerCreate", "ContainerWait", "ContainerStart", "ContainerKill", "ContainerInspect", "ContainerLogs", "ContainerDelete"])
+            .typed(exec::run),
+        Action::new("container.snapshot", "Commit a container to an image (forensic snapshot)")
+            .kind(Kind::Generic)
+            .output(&["data.*.Id", "summary.image_id"])
+            .ops(&["ImageCommit"])
+            .typed(exec::snapshot),
     ]
     .into_iter()
     .chain(soar::actions())
@@ -331,9 +412,7 @@ fn restart_policy(s: Option<&str>) -> Result<Option<Value>> {
     let Some(s) = s else { return Ok(None) };
     let (name, retries) = s.split_once(':').unwrap_or((s, ""));
     if !matches!(name, "no" | "always" | "unless-stopped" | "on-failure") {
-        return Err(Error::bad_params(format!(
-            "parameter 'restart_policy' must be no, always, unless-stopped or on-failure[:N], got \"{s}\""
-        )));
+        return Err(Error::bad_params(format!("parameter 'restart_policy' must be no, always, unless-stopped or on-failure[:N], got \"{s}\"")));
     }
     let mut v = json!({"Name": name});
     if !retries.is_empty() {
@@ -368,11 +447,8 @@ pub(crate) fn create(p: Create) -> Result<Output> {
     if !host.is_empty() {
         body.insert("HostConfig".into(), Value::Object(host));
     }
-    let v = post("/containers/create")
-        .query_opt("name", p.name.as_deref())
-        .query_opt("platform", p.platform.as_deref())
-        .json(&Value::Object(body))
-        .json_ok()?;
+    let v =
+        post("/containers/create").query_opt("name", p.name.as_deref()).query_opt("platform", p.platform.as_deref()).json(&Value::Object(body)).json_ok()?;
     let id = v["Id"].clone();
     Ok(Output::one(format!("Created container {}", id.as_str().unwrap_or("?")), v).summary("id", id))
 }

@@ -3,9 +3,9 @@
 
 use berth_sdk::commit::CommitOpts;
 use berth_sdk::params;
-use berth_sdk::typed::With;
 use berth_sdk::prelude::*;
 use berth_sdk::soar::{counted, with_message, wrap, wrap_each};
+use berth_sdk::typed::With;
 
 use crate::{Create, Id, Lifecycle, Update};
 
@@ -65,69 +65,85 @@ pub fn actions() -> Vec<Action> {
         Action::new("list container", "Get a list of containers (Splunk SOAR)")
             .read_only()
             .output(&["data.*.containers.*.Id", "data.*.containers.*.Names", "data.*.containers.*.Ports.*.PublicPort", "summary.total_objects"])
-            .ops(&["ContainerList"]).typed(|p: crate::List| Ok(wrap("containers", crate::list(p)?))),
+            .ops(&["ContainerList"])
+            .typed(|p: crate::List| Ok(wrap("containers", crate::list(p)?))),
         Action::new("inspect container", "Get low-level information about a container (Splunk SOAR)")
             .read_only()
             .output(&["data.*.containerStats", "summary.total_objects"])
-            .ops(&["ContainerInspect"]).typed(|p: crate::Inspect| Ok(wrap_each("containerStats", crate::inspect(p)?))),
+            .ops(&["ContainerInspect"])
+            .typed(|p: crate::Inspect| Ok(wrap_each("containerStats", crate::inspect(p)?))),
         Action::new("get container filesystem changes", "Added, modified or deleted files (Splunk SOAR)")
             .read_only()
             .output(&["data.*.filesystem.*.Path", "data.*.filesystem.*.Kind", "summary.total_objects"])
-            .ops(&["ContainerChanges"]).typed(|p: Id| Ok(wrap("filesystem", crate::changes(p)?))),
+            .ops(&["ContainerChanges"])
+            .typed(|p: Id| Ok(wrap("filesystem", crate::changes(p)?))),
         Action::new("update container", "Change a container's configuration (Splunk SOAR)")
             .kind(Kind::Generic)
             .output(&["data.*.update_stats.message", "data.*.update_stats.Warnings", "summary.total_objects"])
-            .ops(&["ContainerUpdate"]).typed(|p: SoarUpdate| {
+            .ops(&["ContainerUpdate"])
+            .typed(|p: SoarUpdate| {
                 let body = Some(object(p.request_body)?);
                 Ok(with_message("update_stats", crate::update(Update { id: p.id, body, ..Default::default() })?))
             }),
         Action::new("restart container", "Restart a container (Splunk SOAR)")
             .kind(Kind::Generic)
             .output(&["data", "summary.total_objects"])
-            .ops(&["ContainerRestart"]).typed(|p: SoarRestart| counted(crate::lifecycle(Lifecycle { id: p.id, t: Some(p.delay), ..Default::default() }, "restart")?)),
+            .ops(&["ContainerRestart"])
+            .typed(|p: SoarRestart| counted(crate::lifecycle(Lifecycle { id: p.id, t: Some(p.delay), ..Default::default() }, "restart")?)),
         Action::new("export container", "Export a container as a tarball into the `out` artifact (Splunk SOAR)")
             .read_only()
             .output(&["data", "summary.total_objects"])
-            .ops(&["ContainerExport"]).typed(|p: Id| counted(crate::export(p)?)),
+            .ops(&["ContainerExport"])
+            .typed(|p: Id| counted(crate::export(p)?)),
         Action::new("stop container", "Stop a container (Splunk SOAR)")
             .kind(Kind::Generic)
             .output(&["data", "summary.total_objects"])
-            .ops(&["ContainerStop"]).typed(|p: Id| counted(crate::lifecycle(Lifecycle { id: p.id, ..Default::default() }, "stop")?)),
+            .ops(&["ContainerStop"])
+            .typed(|p: Id| counted(crate::lifecycle(Lifecycle { id: p.id, ..Default::default() }, "stop")?)),
         Action::new("start container", "Start a container (Splunk SOAR)")
             .kind(Kind::Generic)
             .output(&["data", "summary.total_objects"])
-            .ops(&["ContainerStart"]).typed(|p: SoarStart| counted(crate::lifecycle(Lifecycle { id: p.id, detach_keys: p.detachkeys, ..Default::default() }, "start")?)),
+            .ops(&["ContainerStart"])
+            .typed(|p: SoarStart| counted(crate::lifecycle(Lifecycle { id: p.id, detach_keys: p.detachkeys, ..Default::default() }, "start")?)),
         Action::new("rename container", "Rename a container (Splunk SOAR)")
             .kind(Kind::Generic)
             .output(&["data", "summary.total_objects"])
-            .ops(&["ContainerRename"]).typed(|p: crate::Rename| counted(crate::rename(p)?)),
+            .ops(&["ContainerRename"])
+            .typed(|p: crate::Rename| counted(crate::rename(p)?)),
         Action::new("kill container", "Send a signal to a container, SIGKILL by default (Splunk SOAR)")
             .kind(Kind::Generic)
             .output(&["data", "summary.total_objects"])
-            .ops(&["ContainerKill"]).typed(|p: SoarKill| counted(crate::lifecycle(Lifecycle { id: p.id, signal: Some(p.signal), ..Default::default() }, "kill")?)),
+            .ops(&["ContainerKill"])
+            .typed(|p: SoarKill| counted(crate::lifecycle(Lifecycle { id: p.id, signal: Some(p.signal), ..Default::default() }, "kill")?)),
         Action::new("remove container", "Remove a container (Splunk SOAR)")
             .kind(Kind::Generic)
             .output(&["data", "summary.total_objects"])
-            .ops(&["ContainerDelete"]).typed(|p: SoarRemove| counted(crate::remove(crate::Remove { id: p.id, v: p.volumes, force: p.force, link: p.link })?)),
+            .ops(&["ContainerDelete"])
+            .typed(|p: SoarRemove| counted(crate::remove(crate::Remove { id: p.id, v: p.volumes, force: p.force, link: p.link })?)),
         Action::new("delete stopped containers", "Delete stopped containers (Splunk SOAR)")
             .kind(Kind::Generic)
             .output(&["data", "summary.total_objects"])
-            .ops(&["ContainerPrune"]).typed(crate::prune),
+            .ops(&["ContainerPrune"])
+            .typed(crate::prune),
         Action::new("create container", "Create a container from a configuration (Splunk SOAR)")
             .kind(Kind::Generic)
             .output(&["data.*.create.message", "data.*.create.Warnings", "data.*.create.Id", "summary.total_objects"])
-            .ops(&["ContainerCreate"]).typed(|p: SoarCreate| {
+            .ops(&["ContainerCreate"])
+            .typed(|p: SoarCreate| {
                 let body = object(p.request_body)?;
                 // Name this alias's own params: it has no `image`.
                 if !body.get("Image").is_some_and(Value::is_string) {
-                    return Err(Error::bad_params("parameter 'request_body' must be a container config with an \"Image\", e.g. {\"Image\": \"busybox\", \"Cmd\": [\"sleep\", \"60\"]}"));
+                    return Err(Error::bad_params(
+                        "parameter 'request_body' must be a container config with an \"Image\", e.g. {\"Image\": \"busybox\", \"Cmd\": [\"sleep\", \"60\"]}",
+                    ));
                 }
                 Ok(with_message("create", crate::create(Create { name: Some(p.name), body: Some(body), ..Default::default() })?))
             }),
         Action::new("take container snapshot", "Commit a container to an image (Splunk SOAR)")
             .kind(Kind::Generic)
             .output(&["data.*.Id", "summary.total_objects"])
-            .ops(&["ImageCommit"]).typed(|With(p, opts): With<SoarSnapshot, CommitOpts>| berth_sdk::commit::commit(&p.container, opts, p.request_body.as_ref())),
+            .ops(&["ImageCommit"])
+            .typed(|With(p, opts): With<SoarSnapshot, CommitOpts>| berth_sdk::commit::commit(&p.container, opts, p.request_body.as_ref())),
     ]
 }
 

@@ -6,13 +6,12 @@ mod soar;
 
 use std::time::{Duration, Instant};
 
+use berth_sdk::commit::CommitOpts;
 use berth_sdk::engine::need_api;
 use berth_sdk::params;
 use berth_sdk::prelude::*;
 use berth_sdk::stream::registry_of;
-use berth_sdk::commit::CommitOpts;
 use berth_sdk::typed::{Filters, With};
-
 
 params! {
     pub(crate) struct List {
@@ -165,48 +164,89 @@ fn actions() -> Vec<Action> {
         Action::new("image.list", "List images")
             .read_only()
             .output(&["data.*.Id", "data.*.RepoTags", "data.*.Created", "data.*.Size", "summary.total_objects"])
-            .ops(&["ImageList"]).typed(list),
-        Action::new("image.inspect", "Low-level information on an image").read_only().output(&["data.*.Id", "data.*.RepoTags", "data.*.Config", "summary.id"]).ops(&["ImageInspect"]).typed(inspect),
+            .ops(&["ImageList"])
+            .typed(list),
+        Action::new("image.inspect", "Low-level information on an image")
+            .read_only()
+            .output(&["data.*.Id", "data.*.RepoTags", "data.*.Config", "summary.id"])
+            .ops(&["ImageInspect"])
+            .typed(inspect),
         Action::new("image.history", "Parent layers of an image")
             .read_only()
             .output(&["data.*.Id", "data.*.Tags", "data.*.CreatedBy", "data.*.Created", "data.*.Size", "data.*.Comment", "summary.total_objects"])
-            .ops(&["ImageHistory"]).typed(history),
+            .ops(&["ImageHistory"])
+            .typed(history),
         Action::new("image.tag", "Tag an image").kind(Kind::Generic).output(&["data.*.image", "summary.image"]).ops(&["ImageTag"]).typed(tag),
         Action::new("image.remove", "Remove an image")
             .kind(Kind::Correct)
             .output(&["data.*.Untagged", "data.*.Deleted", "summary.deleted", "summary.untagged"])
-            .ops(&["ImageDelete"]).typed(remove),
+            .ops(&["ImageDelete"])
+            .typed(remove),
         Action::new("image.prune", "Delete unused images (dangling by default)")
             .kind(Kind::Correct)
             .output(&["data.*.ImagesDeleted", "summary.total_objects", "summary.space_reclaimed"])
-            .ops(&["ImagePrune"]).typed(prune),
+            .ops(&["ImagePrune"])
+            .typed(prune),
         Action::new("image.search", "Search a registry for images")
             .read_only()
             .output(&["data.*.name", "data.*.description", "data.*.star_count", "summary.total_objects"])
-            .ops(&["ImageSearch"]).typed(search),
-        Action::new("image.pull", "Pull an image from a registry, with progress").kind(Kind::Generic).output(&["data.*.image", "data.*.statuses", "summary.id"]).ops(&["ImageCreate", "ImageInspect"]).typed(pull),
-        Action::new("image.import", "Create an image from the `in` rootfs tar artifact").kind(Kind::Generic).output(&["data.*.id", "summary.id"]).ops(&["ImageCreate"]).typed(import),
-        Action::new("image.push", "Push an image to a registry, with progress").kind(Kind::Generic).output(&["data.*.digest", "summary.digest"]).ops(&["ImagePush"]).typed(push),
+            .ops(&["ImageSearch"])
+            .typed(search),
+        Action::new("image.pull", "Pull an image from a registry, with progress")
+            .kind(Kind::Generic)
+            .output(&["data.*.image", "data.*.statuses", "summary.id"])
+            .ops(&["ImageCreate", "ImageInspect"])
+            .typed(pull),
+        Action::new("image.import", "Create an image from the `in` rootfs tar artifact")
+            .kind(Kind::Generic)
+            .output(&["data.*.id", "summary.id"])
+            .ops(&["ImageCreate"])
+            .typed(import),
+        Action::new("image.push", "Push an image to a registry, with progress")
+            .kind(Kind::Generic)
+            .output(&["data.*.digest", "summary.digest"])
+            .ops(&["ImagePush"])
+            .typed(push),
         Action::new("image.build", "Build an image from the `in` artifact (a tar, or a directory the CLI packs)")
             .kind(Kind::Generic)
             .output(&["data.*.id", "data.*.output", "summary.id"])
-            .ops(&["ImageBuild"]).typed(build),
-        Action::new("image.commit", "Create an image from a container's changes").kind(Kind::Generic).output(&["data.*.Id", "summary.image_id"]).ops(&["ImageCommit"]).typed(commit),
-        Action::new("image.get", "Save an image (a tar) into the `out` artifact").read_only().output(&["data.*.size", "data.*.sha256", "summary.size"]).ops(&["ImageGet"]).typed(get_one),
+            .ops(&["ImageBuild"])
+            .typed(build),
+        Action::new("image.commit", "Create an image from a container's changes")
+            .kind(Kind::Generic)
+            .output(&["data.*.Id", "summary.image_id"])
+            .ops(&["ImageCommit"])
+            .typed(commit),
+        Action::new("image.get", "Save an image (a tar) into the `out` artifact")
+            .read_only()
+            .output(&["data.*.size", "data.*.sha256", "summary.size"])
+            .ops(&["ImageGet"])
+            .typed(get_one),
         Action::new("image.get-all", "Save several images into one tar in the `out` artifact")
             .read_only()
             .output(&["data.*.size", "data.*.sha256", "summary.size"])
-            .ops(&["ImageGetAll"]).typed(get_all),
-        Action::new("image.load", "Load images from the `in` tar artifact, with progress").kind(Kind::Generic).output(&["data.*.loaded", "summary.loaded"]).ops(&["ImageLoad"]).typed(load),
-        Action::new("image.build-prune", "Delete builder cache").kind(Kind::Correct).output(&["data.*.CachesDeleted", "summary.space_reclaimed"]).ops(&["BuildPrune"]).typed(build_prune),
+            .ops(&["ImageGetAll"])
+            .typed(get_all),
+        Action::new("image.load", "Load images from the `in` tar artifact, with progress")
+            .kind(Kind::Generic)
+            .output(&["data.*.loaded", "summary.loaded"])
+            .ops(&["ImageLoad"])
+            .typed(load),
+        Action::new("image.build-prune", "Delete builder cache")
+            .kind(Kind::Correct)
+            .output(&["data.*.CachesDeleted", "summary.space_reclaimed"])
+            .ops(&["BuildPrune"])
+            .typed(build_prune),
         Action::new("image.distribution-inspect", "Manifest and platforms of an image, from its registry")
             .read_only()
             .output(&["data.*.Descriptor.digest", "data.*.Platforms", "summary.digest"])
-            .ops(&["DistributionInspect"]).typed(distribution),
+            .ops(&["DistributionInspect"])
+            .typed(distribution),
         Action::new("image.attestations", "In-toto attestations attached to an image (API >= 1.56)")
             .read_only()
             .output(&["data.*.predicateType", "summary.total_objects"])
-            .ops(&["ImageAttestations"]).typed(attestations),
+            .ops(&["ImageAttestations"])
+            .typed(attestations),
     ]
     .into_iter()
     .chain(soar::actions())
@@ -298,16 +338,11 @@ mod tag_tests {
 
 pub(crate) fn remove(p: Remove) -> Result<Output> {
     let name = p.name.as_str();
-    let v = delete(ipath(name, ""))
-        .query("force", p.force)
-        .query("noprune", p.noprune)
-        .json_ok()?;
+    let v = delete(ipath(name, "")).query("force", p.force).query("noprune", p.noprune).json_ok()?;
     let items = v.as_array().cloned().unwrap_or_default();
     let count = |k: &str| items.iter().filter(|i| i.get(k).is_some()).count();
     let (deleted, untagged) = (count("Deleted"), count("Untagged"));
-    let mut out = Output::new(format!("Removed {name}: {untagged} untagged, {deleted} deleted"))
-        .summary("deleted", deleted)
-        .summary("untagged", untagged);
+    let mut out = Output::new(format!("Removed {name}: {untagged} untagged, {deleted} deleted")).summary("deleted", deleted).summary("untagged", untagged);
     out.data = items;
     Ok(out)
 }
@@ -390,8 +425,7 @@ fn push(p: Push) -> Result<Output> {
         .stream()?
         .progress("push", deadline)?;
     let digest = progress.aux.iter().find_map(|a| a["Digest"].as_str().map(str::to_string)).unwrap_or_default();
-    Ok(Output::one(format!("Pushed {name} ({digest})"), json!({"name": name, "digest": digest, "statuses": progress.statuses}))
-        .summary("digest", digest))
+    Ok(Output::one(format!("Pushed {name} ({digest})"), json!({"name": name, "digest": digest, "statuses": progress.statuses})).summary("digest", digest))
 }
 
 fn build(p: Build) -> Result<Output> {
@@ -499,11 +533,8 @@ fn load(p: Load) -> Result<Output> {
 }
 
 pub(crate) fn build_prune(p: BuildPrune) -> Result<Output> {
-    let v = post("/build/prune")
-        .query_opt("keep-storage", p.keep_storage)
-        .query("all", p.all)
-        .query_json("filters", Filters::as_query(&p.filters))
-        .json_ok()?;
+    let v =
+        post("/build/prune").query_opt("keep-storage", p.keep_storage).query("all", p.all).query_json("filters", Filters::as_query(&p.filters)).json_ok()?;
     Ok(Output::pruned(v, "CachesDeleted", "build cache entries"))
 }
 

@@ -41,12 +41,20 @@ pub fn actions() -> Vec<Action> {
         Action::new("list images", "Get a list of images (Splunk SOAR)")
             .read_only()
             .output(&["data.*.images.*.Id", "data.*.images.*.RepoTags", "data.*.images.*.Created", "data.*.images.*.Size", "summary.total_objects"])
-            .ops(&["ImageList"]).typed(|p: SoarList| Ok(wrap("images", crate::list(crate::List { all: p.all, filters: p.filters, digests: p.digests, shared_size: None, manifests: None })?))),
+            .ops(&["ImageList"])
+            .typed(|p: SoarList| {
+                Ok(wrap("images", crate::list(crate::List { all: p.all, filters: p.filters, digests: p.digests, shared_size: None, manifests: None })?))
+            }),
         Action::new("remove image", "Remove an image (Splunk SOAR)")
             .kind(Kind::Generic)
             .output(&["data", "summary.total_objects"])
-            .ops(&["ImageDelete"]).typed(|p: SoarRemove| counted(crate::remove(crate::Remove { name: p.name, force: p.force, noprune: p.noprune })?)),
-        Action::new("delete unused images", "Delete unused images (Splunk SOAR)").kind(Kind::Generic).output(&["data", "summary.total_objects"]).ops(&["ImagePrune"]).typed(crate::prune),
+            .ops(&["ImageDelete"])
+            .typed(|p: SoarRemove| counted(crate::remove(crate::Remove { name: p.name, force: p.force, noprune: p.noprune })?)),
+        Action::new("delete unused images", "Delete unused images (Splunk SOAR)")
+            .kind(Kind::Generic)
+            .output(&["data", "summary.total_objects"])
+            .ops(&["ImagePrune"])
+            .typed(crate::prune),
         Action::new("get image history", "Get the parent layers of an image (Splunk SOAR)")
             .read_only()
             .output(&[
@@ -58,10 +66,12 @@ pub fn actions() -> Vec<Action> {
                 "data.*.history.*.Comment",
                 "summary.total_objects",
             ])
-            .ops(&["ImageHistory"]).typed(|p: SoarName| Ok(wrap("history", crate::history(crate::Name { name: p.name })?))),
+            .ops(&["ImageHistory"])
+            .typed(|p: SoarName| Ok(wrap("history", crate::history(crate::Name { name: p.name })?))),
         Action::new("delete builder cache", "Remove build cache (Splunk SOAR)")
             .kind(Kind::Generic)
             .output(&["data", "summary.total_objects"])
-            .ops(&["BuildPrune"]).typed(|p: SoarBuildPrune| crate::build_prune(crate::BuildPrune { keep_storage: Some(p.keep_storage), all: p.all, filters: p.filters })),
+            .ops(&["BuildPrune"])
+            .typed(|p: SoarBuildPrune| crate::build_prune(crate::BuildPrune { keep_storage: Some(p.keep_storage), all: p.all, filters: p.filters })),
     ]
 }

@@ -75,22 +75,34 @@ fn actions() -> Vec<Action> {
         Action::new("network.list", "List networks")
             .read_only()
             .output(&["data.*.Id", "data.*.Name", "data.*.Driver", "data.*.Scope", "summary.total_objects"])
-            .ops(&["NetworkList"]).typed(list),
+            .ops(&["NetworkList"])
+            .typed(list),
         Action::new("network.inspect", "Inspect a network")
             .read_only()
             .output(&["data.*.Id", "data.*.Name", "data.*.IPAM.Config", "data.*.Containers", "summary.containers"])
-            .ops(&["NetworkInspect"]).typed(inspect),
-        Action::new("network.create", "Create a network").kind(Kind::Generic).output(&["data.*.Id", "data.*.Warning", "summary.id"]).ops(&["NetworkCreate"]).typed(create),
+            .ops(&["NetworkInspect"])
+            .typed(inspect),
+        Action::new("network.create", "Create a network")
+            .kind(Kind::Generic)
+            .output(&["data.*.Id", "data.*.Warning", "summary.id"])
+            .ops(&["NetworkCreate"])
+            .typed(create),
         Action::new("network.remove", "Remove a network").kind(Kind::Correct).output(&["data.*.id"]).ops(&["NetworkDelete"]).typed(remove),
         Action::new("network.connect", "Connect a container to a network")
             .kind(Kind::Generic)
             .output(&["data.*.network", "data.*.container"])
-            .ops(&["NetworkConnect"]).typed(connect),
+            .ops(&["NetworkConnect"])
+            .typed(connect),
         Action::new("network.disconnect", "Disconnect a container from a network")
             .kind(Kind::Contain)
             .output(&["data.*.network", "data.*.container"])
-            .ops(&["NetworkDisconnect"]).typed(disconnect),
-        Action::new("network.prune", "Delete unused networks").kind(Kind::Correct).output(&["data.*.NetworksDeleted", "summary.total_objects"]).ops(&["NetworkPrune"]).typed(prune),
+            .ops(&["NetworkDisconnect"])
+            .typed(disconnect),
+        Action::new("network.prune", "Delete unused networks")
+            .kind(Kind::Correct)
+            .output(&["data.*.NetworksDeleted", "summary.total_objects"])
+            .ops(&["NetworkPrune"])
+            .typed(prune),
     ]
 }
 

@@ -51,7 +51,14 @@ fn actions() -> Vec<Action> {
     vec![
         Action::new("node.list", "List swarm nodes")
             .read_only()
-            .output(&["data.*.ID", "data.*.Description.Hostname", "data.*.Spec.Role", "data.*.Spec.Availability", "data.*.Status.State", "summary.total_objects"])
+            .output(&[
+                "data.*.ID",
+                "data.*.Description.Hostname",
+                "data.*.Spec.Role",
+                "data.*.Spec.Availability",
+                "data.*.Status.State",
+                "summary.total_objects",
+            ])
             .ops(&["NodeList"])
             .typed(list),
         Action::new("node.inspect", "Inspect a swarm node")
@@ -59,7 +66,11 @@ fn actions() -> Vec<Action> {
             .output(&["data.*.ID", "data.*.Description.Hostname", "data.*.Spec.Availability", "data.*.Status.State", "data.*.ManagerStatus.Leader"])
             .ops(&["NodeInspect"])
             .typed(inspect),
-        Action::new("node.update", "Change a node's availability, role, name or labels").kind(Kind::Generic).output(&["data.*.ID", "data.*.Spec"]).ops(&["NodeInspect", "NodeUpdate"]).typed(update),
+        Action::new("node.update", "Change a node's availability, role, name or labels")
+            .kind(Kind::Generic)
+            .output(&["data.*.ID", "data.*.Spec"])
+            .ops(&["NodeInspect", "NodeUpdate"])
+            .typed(update),
         Action::new("node.remove", "Remove a node from the swarm").kind(Kind::Correct).output(&["data.*.id"]).ops(&["NodeDelete"]).typed(remove),
         Action::new("node.drain", "Drain a node and wait until its tasks have moved or stopped")
             .kind(Kind::Contain)
@@ -179,7 +190,11 @@ fn drain(p: Drain) -> Result<Output> {
         Some(()) => Ok(Output::one(format!("Drained node {nid}: no tasks run on it"), item).summary("tasks_left", 0)),
         None => Err(Error::Engine {
             status: 504,
-            message: format!("node {nid} is set to drain, but {} tasks still ran on it after {}s (raise timeout, or check the tasks)", ids.len(), limit.as_secs()),
+            message: format!(
+                "node {nid} is set to drain, but {} tasks still ran on it after {}s (raise timeout, or check the tasks)",
+                ids.len(),
+                limit.as_secs()
+            ),
         }),
     }
 }

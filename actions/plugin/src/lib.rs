@@ -101,7 +101,11 @@ fn actions() -> Vec<Action> {
             .output(&["data.*.Name", "data.*.Value", "summary.total_objects"])
             .ops(&["GetPluginPrivileges"])
             .typed(privileges),
-        Action::new("plugin.pull", "Install a plugin from a registry").kind(Kind::Generic).output(&["data.*.name", "data.*.privileges", "data.*.enabled"]).ops(&["GetPluginPrivileges", "PluginPull", "PluginEnable"]).typed(pull),
+        Action::new("plugin.pull", "Install a plugin from a registry")
+            .kind(Kind::Generic)
+            .output(&["data.*.name", "data.*.privileges", "data.*.enabled"])
+            .ops(&["GetPluginPrivileges", "PluginPull", "PluginEnable"])
+            .typed(pull),
         Action::new("plugin.inspect", "Inspect an installed plugin")
             .read_only()
             .output(&["data.*.Id", "data.*.Name", "data.*.Enabled", "data.*.Settings", "data.*.PluginReference"])
@@ -110,10 +114,26 @@ fn actions() -> Vec<Action> {
         Action::new("plugin.remove", "Remove a plugin").kind(Kind::Correct).output(&["data.*.name", "data.*.id"]).ops(&["PluginDelete"]).typed(remove),
         Action::new("plugin.enable", "Enable a plugin").kind(Kind::Generic).output(&["data.*.name", "data.*.enabled"]).ops(&["PluginEnable"]).typed(enable),
         Action::new("plugin.disable", "Disable a plugin").kind(Kind::Contain).output(&["data.*.name", "data.*.enabled"]).ops(&["PluginDisable"]).typed(disable),
-        Action::new("plugin.upgrade", "Upgrade a disabled plugin from a registry").kind(Kind::Generic).output(&["data.*.name", "data.*.remote", "data.*.privileges"]).ops(&["GetPluginPrivileges", "PluginUpgrade"]).typed(upgrade),
-        Action::new("plugin.create", "Create a plugin from the `in` artifact: a tar of config.json and rootfs/").kind(Kind::Generic).output(&["data.*.name", "summary.name"]).ops(&["PluginCreate"]).typed(create),
-        Action::new("plugin.push", "Push a plugin to its registry").kind(Kind::Generic).output(&["data.*.name", "data.*.statuses"]).ops(&["PluginPush"]).typed(push),
-        Action::new("plugin.set", "Change a plugin's settings (env, mounts' sources, devices, args)").kind(Kind::Generic).output(&["data.*.name", "data.*.settings"]).ops(&["PluginSet"]).typed(set),
+        Action::new("plugin.upgrade", "Upgrade a disabled plugin from a registry")
+            .kind(Kind::Generic)
+            .output(&["data.*.name", "data.*.remote", "data.*.privileges"])
+            .ops(&["GetPluginPrivileges", "PluginUpgrade"])
+            .typed(upgrade),
+        Action::new("plugin.create", "Create a plugin from the `in` artifact: a tar of config.json and rootfs/")
+            .kind(Kind::Generic)
+            .output(&["data.*.name", "summary.name"])
+            .ops(&["PluginCreate"])
+            .typed(create),
+        Action::new("plugin.push", "Push a plugin to its registry")
+            .kind(Kind::Generic)
+            .output(&["data.*.name", "data.*.statuses"])
+            .ops(&["PluginPush"])
+            .typed(push),
+        Action::new("plugin.set", "Change a plugin's settings (env, mounts' sources, devices, args)")
+            .kind(Kind::Generic)
+            .output(&["data.*.name", "data.*.settings"])
+            .ops(&["PluginSet"])
+            .typed(set),
     ]
 }
 
@@ -176,9 +196,14 @@ fn pull(p: Pull) -> Result<Output> {
 fn inspect(p: Name) -> Result<Output> {
     let name = p.name.as_str();
     let v = get(ppath(name, "/json")).json_ok()?;
-    Ok(Output::new(format!("Plugin {} ({}), {}", v["Name"].as_str().unwrap_or(name), v["Id"].as_str().unwrap_or("?"), if v["Enabled"] == true { "enabled" } else { "disabled" }))
-        .summary("enabled", v["Enabled"].clone())
-        .item(v))
+    Ok(Output::new(format!(
+        "Plugin {} ({}), {}",
+        v["Name"].as_str().unwrap_or(name),
+        v["Id"].as_str().unwrap_or("?"),
+        if v["Enabled"] == true { "enabled" } else { "disabled" }
+    ))
+    .summary("enabled", v["Enabled"].clone())
+    .item(v))
 }
 
 fn remove(p: Remove) -> Result<Output> {
@@ -206,12 +231,8 @@ fn upgrade(p: Upgrade) -> Result<Output> {
     let (name, remote) = (p.name.as_str(), p.remote.as_str());
     let deadline = deadline(p.timeout)?;
     let privs = granted(p.grant_all, remote)?;
-    let progress = post(ppath(name, "/upgrade"))
-        .query("remote", remote)
-        .registry(registry_of(remote))
-        .json(&privs)
-        .stream()?
-        .progress("plugin upgrade", deadline)?;
+    let progress =
+        post(ppath(name, "/upgrade")).query("remote", remote).registry(registry_of(remote)).json(&privs).stream()?.progress("plugin upgrade", deadline)?;
     Ok(Output::one(
         format!("Upgraded plugin {name} to {remote} ({} progress messages)", progress.messages),
         json!({"name": name, "remote": remote, "privileges": privs}),
@@ -237,7 +258,9 @@ fn set(p: Set) -> Result<Output> {
         Value::Object(m) => berth_sdk::params::key_values(m),
         Value::Array(a) => a
             .iter()
-            .map(|x| x.as_str().filter(|s| s.contains('=')).map(str::to_string).ok_or_else(|| Error::bad_params("parameter 'settings' must hold KEY=value strings")))
+            .map(|x| {
+                x.as_str().filter(|s| s.contains('=')).map(str::to_string).ok_or_else(|| Error::bad_params("parameter 'settings' must hold KEY=value strings"))
+            })
             .collect::<Result<_>>()?,
         _ => return Err(Error::bad_params("parameter 'settings' must be {\"KEY\": \"value\"} or [\"KEY=value\"]")),
     };

@@ -387,7 +387,11 @@ fn hunt(p: Hunt) -> Result<Output> {
     let image_id = match &p.image {
         Some(img) => {
             let r = get(format!("/images/{}/json", seg(img))).send()?;
-            if r.status == 404 { None } else { r.ok()?.json()?["Id"].as_str().map(str::to_string) }
+            if r.status == 404 {
+                None
+            } else {
+                r.ok()?.json()?["Id"].as_str().map(str::to_string)
+            }
         }
         None => None,
     };
@@ -397,7 +401,9 @@ fn hunt(p: Hunt) -> Result<Output> {
     for s in containers {
         let id = s["Id"].as_str().unwrap_or("").to_string();
         let name = s["Names"][0].as_str().unwrap_or("").trim_start_matches('/').to_string();
-        let mut hit = |indicator: &str, evidence: Value| rows.push(json!({"Id": id, "Name": name, "Image": s["Image"], "State": s["State"], "indicator": indicator, "evidence": evidence}));
+        let mut hit = |indicator: &str, evidence: Value| {
+            rows.push(json!({"Id": id, "Name": name, "Image": s["Image"], "State": s["State"], "indicator": indicator, "evidence": evidence}))
+        };
         if let Some(img) = &p.image {
             if image_id.as_deref().is_some_and(|i| s["ImageID"] == i) || s["Image"] == img.as_str() {
                 hit("image", json!({"Image": s["Image"], "ImageID": s["ImageID"]}));
@@ -422,7 +428,8 @@ fn hunt(p: Hunt) -> Result<Output> {
             // Only the environment is read out of the inspect: the rest is skipped by the
             // parser, not built into a tree (a hunt inspects every container).
             let body = get(cpath(&id, "/json")).send_ok()?;
-            let env: EnvOnly = serde_json::from_slice(&body.body).map_err(|e| Error::internal(format!("the engine's inspect of {id} is not what it should be: {e}")))?;
+            let env: EnvOnly =
+                serde_json::from_slice(&body.body).map_err(|e| Error::internal(format!("the engine's inspect of {id} is not what it should be: {e}")))?;
             for e in env.config.env.iter().flatten() {
                 if env_matches(pattern, e) {
                     // The name is evidence; the value may be a secret: only its length.
@@ -511,7 +518,10 @@ fn timeline(p: Timeline) -> Result<Output> {
             _ => Value::Null,
         };
         let detail = if detail.is_null() { e["Actor"]["Attributes"]["image"].clone() } else { detail };
-        rows.push((nanos, json!({"time": rfc3339(secs), "time_nano": nanos as i64, "source": "event", "action": e["Action"], "type": e["Type"], "detail": detail})));
+        rows.push((
+            nanos,
+            json!({"time": rfc3339(secs), "time_nano": nanos as i64, "source": "event", "action": e["Action"], "type": e["Type"], "detail": detail}),
+        ));
     }
     rows.sort_by_key(|(t, _)| *t);
     let n = rows.len();

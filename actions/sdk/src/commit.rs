@@ -31,10 +31,9 @@ pub fn commit(container: &str, p: CommitOpts, body: Option<&Value>) -> Result<Ou
     }
     let body = match body {
         Some(Value::Object(m)) => Value::Object(m.clone()),
-        Some(Value::String(s)) if !s.trim().is_empty() => serde_json::from_str::<Value>(s)
-            .ok()
-            .filter(Value::is_object)
-            .ok_or_else(|| Error::bad_params("parameter 'request_body' must be a JSON object"))?,
+        Some(Value::String(s)) if !s.trim().is_empty() => {
+            serde_json::from_str::<Value>(s).ok().filter(Value::is_object).ok_or_else(|| Error::bad_params("parameter 'request_body' must be a JSON object"))?
+        }
         _ => json!({}),
     };
     let v = req.json(&body).json_ok()?;
@@ -44,8 +43,11 @@ pub fn commit(container: &str, p: CommitOpts, body: Option<&Value>) -> Result<Ou
         (Some(r), None) => format!("{r}:latest"),
         _ => String::new(),
     };
-    Ok(Output::one(format!("Committed {id} to image {}", if name.is_empty() { image.as_str().unwrap_or("?") } else { &name }), json!({"Id": image, "container": id, "image": name}))
-        .summary("image_id", image)
-        .summary("total_objects", 1)
-        .summary("total_objects_successful", 1))
+    Ok(Output::one(
+        format!("Committed {id} to image {}", if name.is_empty() { image.as_str().unwrap_or("?") } else { &name }),
+        json!({"Id": image, "container": id, "image": name}),
+    )
+    .summary("image_id", image)
+    .summary("total_objects", 1)
+    .summary("total_objects_successful", 1))
 }

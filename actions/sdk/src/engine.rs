@@ -34,14 +34,7 @@ const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
 
 impl Request {
     pub fn new(method: &str, path: impl Into<String>) -> Self {
-        Request(t::Request {
-            method: method.to_string(),
-            path: path.into(),
-            query: Vec::new(),
-            headers: Vec::new(),
-            body: t::Body::Empty,
-            registry: None,
-        })
+        Request(t::Request { method: method.to_string(), path: path.into(), query: Vec::new(), headers: Vec::new(), body: t::Body::Empty, registry: None })
     }
     pub fn query(mut self, k: &str, v: impl ToString) -> Self {
         self.0.query.push((k.to_string(), v.to_string()));
@@ -141,9 +134,7 @@ impl Request {
     pub fn to_artifact(self, artifact: &str) -> Result<Saved> {
         let r = wit::call_to_artifact(&self.0, artifact).map_err(Error::from)?;
         match r.artifact {
-            Some(info) if (200..300).contains(&r.status) => {
-                Ok(Saved { name: info.name, size: info.size, sha256: info.sha256, headers: r.headers })
-            }
+            Some(info) if (200..300).contains(&r.status) => Ok(Saved { name: info.name, size: info.size, sha256: info.sha256, headers: r.headers }),
             _ => Err(missing_endpoint(&self.0.method, &self.0.path, engine_failure(r.status, &r.error_body))),
         }
     }
@@ -244,8 +235,7 @@ impl Response {
         if self.body.is_empty() {
             return Ok(Value::Null);
         }
-        serde_json::from_slice(&self.body)
-            .map_err(|e| Error::internal(format!("engine sent invalid JSON ({e})")))
+        serde_json::from_slice(&self.body).map_err(|e| Error::internal(format!("engine sent invalid JSON ({e})")))
     }
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
@@ -276,7 +266,10 @@ fn missing_endpoint(method: &str, path: &str, e: Error) -> Error {
             format!("{name} {version}").trim().to_string()
         })
         .unwrap_or_else(|| "the engine".into());
-    Error::Engine { status: 404, message: format!("{engine} does not implement {} {path} (it answered 404 \"{}\")", method.to_ascii_uppercase(), message.trim()) }
+    Error::Engine {
+        status: 404,
+        message: format!("{engine} does not implement {} {path} (it answered 404 \"{}\")", method.to_ascii_uppercase(), message.trim()),
+    }
 }
 
 pub fn engine_failure(status: u16, body: &[u8]) -> Error {

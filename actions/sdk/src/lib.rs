@@ -73,9 +73,7 @@ impl From<Error> for wit::ActionError {
     fn from(e: Error) -> Self {
         match e {
             Error::BadParams(m) => wit::ActionError::BadParams(m),
-            Error::Engine { status, message } => {
-                wit::ActionError::Engine(wit::EngineFailure { status, message })
-            }
+            Error::Engine { status, message } => wit::ActionError::Engine(wit::EngineFailure { status, message }),
             Error::Denied(m) => wit::ActionError::Denied(m),
             Error::Internal(m) => wit::ActionError::Internal(m),
         }
@@ -170,8 +168,8 @@ impl Params {
 
 /// Guest logging, routed to the host's tracing.
 pub mod log {
-    pub use crate::bindings::berth::connector::log::Level;
     use crate::bindings::berth::connector::log as wit;
+    pub use crate::bindings::berth::connector::log::Level;
 
     pub fn info(msg: &str) {
         wit::log(Level::Info, msg)
@@ -190,30 +188,19 @@ pub mod log {
 /// Runs `action` from `actions`; used by [`family!`].
 #[doc(hidden)]
 pub fn __run(actions: Vec<Action>, action: &str, params: &str) -> Result<wit::ActionOutput, wit::ActionError> {
-    let act = actions
-        .into_iter()
-        .find(|a| a.name() == action)
-        .ok_or_else(|| wit::ActionError::BadParams(format!("unknown action '{action}'")))?;
+    let act = actions.into_iter().find(|a| a.name() == action).ok_or_else(|| wit::ActionError::BadParams(format!("unknown action '{action}'")))?;
     let params = match serde_json::from_str::<Value>(params) {
         Ok(Value::Object(m)) => Params(m),
         _ => return Err(wit::ActionError::BadParams("params must be a JSON object".into())),
     };
     let handler = act.handler.ok_or_else(|| wit::ActionError::Internal(format!("action '{action}' has no handler")))?;
     let out = handler(&params).map_err(wit::ActionError::from)?;
-    Ok(wit::ActionOutput {
-        message: out.message,
-        data: Value::Array(out.data).to_string(),
-        summary: Value::Object(out.summary).to_string(),
-    })
+    Ok(wit::ActionOutput { message: out.message, data: Value::Array(out.data).to_string(), summary: Value::Object(out.summary).to_string() })
 }
 
 #[doc(hidden)]
 pub fn __describe(name: &str, version: &str, actions: Vec<Action>) -> wit::FamilyInfo {
-    wit::FamilyInfo {
-        name: name.to_string(),
-        version: version.to_string(),
-        actions: actions.into_iter().map(Action::into_spec).collect(),
-    }
+    wit::FamilyInfo { name: name.to_string(), version: version.to_string(), actions: actions.into_iter().map(Action::into_spec).collect() }
 }
 
 /// Declares and exports a family: `family!(name: "system", actions: my_actions_fn);`
@@ -245,10 +232,7 @@ macro_rules! family {
 }
 
 pub mod prelude {
-    pub use crate::{
-        delete, get, head, json, log, post, put, seg, Action, Request, Error, Kind, Map, Output, Param, Params,
-        Result, Value,
-    };
+    pub use crate::{delete, get, head, json, log, post, put, seg, Action, Error, Kind, Map, Output, Param, Params, Request, Result, Value};
 }
 
 pub mod params;

@@ -101,9 +101,13 @@ pub fn logs(p: &LogParams, id: &str, path: &str, mux: impl Fn(Option<&str>) -> R
     let tail: Option<usize> = match &p.tail {
         Value::Null => None,
         Value::Number(n) if n.as_i64() == Some(-1) => None,
-        Value::Number(n) => Some(n.as_u64().ok_or_else(|| Error::bad_params(format!("parameter 'tail' must be a number of lines, -1 or \"all\", got {n}")))? as usize),
+        Value::Number(n) => {
+            Some(n.as_u64().ok_or_else(|| Error::bad_params(format!("parameter 'tail' must be a number of lines, -1 or \"all\", got {n}")))? as usize)
+        }
         Value::String(s) if s == "all" || s == "-1" || s.is_empty() => None,
-        Value::String(s) => Some(s.parse::<usize>().map_err(|_| Error::bad_params(format!("parameter 'tail' must be a number of lines, -1 or \"all\", got \"{s}\"")))?),
+        Value::String(s) => {
+            Some(s.parse::<usize>().map_err(|_| Error::bad_params(format!("parameter 'tail' must be a number of lines, -1 or \"all\", got \"{s}\"")))?)
+        }
         other => return Err(Error::bad_params(format!("parameter 'tail' must be a number of lines, -1 or \"all\", got {other}"))),
     };
     let follow = p.follow;
@@ -144,7 +148,6 @@ pub fn logs(p: &LogParams, id: &str, path: &str, mux: impl Fn(Option<&str>) -> R
         .summary("truncated", cut)
         .summary("ended_by", if cut { "max_lines" } else { c.ended_by }))
 }
-
 
 /// Whether a stream is multiplexed, from its Content-Type on API >= 1.42 (where the engine
 /// tells); `None` when the caller must decide from the object's TTY setting.

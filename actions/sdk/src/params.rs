@@ -18,9 +18,9 @@ pub fn filters_value(v: Option<&Value>, name: &str) -> Result<Option<Value>> {
         let raw = match v {
             None => return Ok(None),
             Some(Value::String(s)) if s.trim().is_empty() => return Ok(None),
-            Some(Value::String(s)) => serde_json::from_str::<Value>(s).map_err(|e| {
-                Error::bad_params(format!("parameter '{name}' must be a JSON object of filters ({e})"))
-            })?,
+            Some(Value::String(s)) => {
+                serde_json::from_str::<Value>(s).map_err(|e| Error::bad_params(format!("parameter '{name}' must be a JSON object of filters ({e})")))?
+            }
             Some(v) => v.clone(),
         };
         let Value::Object(obj) = raw else {
@@ -52,7 +52,6 @@ pub fn filters_value(v: Option<&Value>, name: &str) -> Result<Option<Value>> {
 }
 
 impl Params {
-
     /// A point in time as the engine's `seconds[.nanos]` form. Accepts unix seconds, RFC 3339
     /// (`2026-01-02T03:04:05Z`, optional fraction and offset) or a duration before now (`90s`,
     /// `10m`, `2h`, `1d`), as the docker CLI does.
@@ -65,11 +64,9 @@ impl Params {
             Some(other) => return Err(Error::bad_params(format!("parameter '{name}' must be a timestamp, got {other}"))),
         };
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-        parse_time(&v, now).map(Some).ok_or_else(|| {
-            Error::bad_params(format!(
-                "parameter '{name}' must be unix seconds, RFC 3339 or a duration like 10m, got \"{v}\""
-            ))
-        })
+        parse_time(&v, now)
+            .map(Some)
+            .ok_or_else(|| Error::bad_params(format!("parameter '{name}' must be unix seconds, RFC 3339 or a duration like 10m, got \"{v}\"")))
     }
 }
 
@@ -246,10 +243,9 @@ pub fn set_opt(obj: &mut Map<String, Value>, key: &str, v: Option<Value>) {
 /// `changes`); empty lines are dropped.
 pub fn lines_or_list(v: Option<&Value>, name: &str) -> Result<Vec<String>> {
     match v.filter(|v| !v.is_null()) {
-        Some(Value::Array(list)) => list
-            .iter()
-            .map(|c| c.as_str().map(str::to_string).ok_or_else(|| Error::bad_params(format!("parameter '{name}' must hold strings"))))
-            .collect(),
+        Some(Value::Array(list)) => {
+            list.iter().map(|c| c.as_str().map(str::to_string).ok_or_else(|| Error::bad_params(format!("parameter '{name}' must hold strings")))).collect()
+        }
         Some(Value::String(s)) => Ok(s.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect()),
         Some(_) => Err(Error::bad_params(format!("parameter '{name}' must be a list of strings or text, one per line"))),
         None => Ok(Vec::new()),

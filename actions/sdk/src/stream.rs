@@ -198,10 +198,7 @@ mod tests {
         for c in all.chunks(3) {
             got.extend(d.push(c));
         }
-        assert_eq!(
-            got,
-            vec![(Output::Stdout, b"out\n".to_vec()), (Output::Stderr, b"err\n".to_vec()), (Output::SystemError, b"boom".to_vec())]
-        );
+        assert_eq!(got, vec![(Output::Stdout, b"out\n".to_vec()), (Output::Stderr, b"err\n".to_vec()), (Output::SystemError, b"boom".to_vec())]);
         assert_eq!(d.pending(), 0);
     }
 }

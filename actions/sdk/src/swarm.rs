@@ -41,10 +41,9 @@ pub fn names_value(v: Option<&Value>, name: &str) -> Result<Vec<String>> {
     match v {
         None => Ok(Vec::new()),
         Some(Value::String(s)) => Ok(s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()),
-        Some(Value::Array(a)) => a
-            .iter()
-            .map(|x| x.as_str().map(str::to_string).ok_or_else(|| Error::bad_params(format!("parameter '{name}' must be a list of strings"))))
-            .collect(),
+        Some(Value::Array(a)) => {
+            a.iter().map(|x| x.as_str().map(str::to_string).ok_or_else(|| Error::bad_params(format!("parameter '{name}' must be a list of strings")))).collect()
+        }
         Some(_) => Err(Error::bad_params(format!("parameter '{name}' must be a list of strings or comma-separated text"))),
     }
 }
@@ -196,7 +195,11 @@ pub fn object_actions<O: Object>() -> Vec<Action> {
             .output(&["data.*.ID", "data.*.Spec.Name", "data.*.Spec.Labels", "data.*.CreatedAt", "summary.total_objects"])
             .ops(&[&op("List")])
             .typed(list::<O>),
-        Action::new(format!("{k}.create"), format!("Create a {k}")).kind(Kind::Generic).output(&["data.*.ID", "data.*.name", "summary.id"]).ops(&[&op("Create")]).typed(create::<O>),
+        Action::new(format!("{k}.create"), format!("Create a {k}"))
+            .kind(Kind::Generic)
+            .output(&["data.*.ID", "data.*.name", "summary.id"])
+            .ops(&[&op("Create")])
+            .typed(create::<O>),
         Action::new(format!("{k}.inspect"), format!("Inspect a {k}"))
             .read_only()
             .output(&["data.*.ID", "data.*.Spec.Name", "data.*.Spec.Labels", "data.*.Version.Index"])

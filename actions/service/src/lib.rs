@@ -86,24 +86,44 @@ fn actions() -> Vec<Action> {
     vec![
         Action::new("service.list", "List swarm services")
             .read_only()
-            .output(&["data.*.ID", "data.*.Spec.Name", "data.*.Spec.TaskTemplate.ContainerSpec.Image", "data.*.ServiceStatus.RunningTasks", "summary.total_objects"])
+            .output(&[
+                "data.*.ID",
+                "data.*.Spec.Name",
+                "data.*.Spec.TaskTemplate.ContainerSpec.Image",
+                "data.*.ServiceStatus.RunningTasks",
+                "summary.total_objects",
+            ])
             .ops(&["ServiceList"])
             .typed(list),
-        Action::new("service.create", "Create a swarm service").kind(Kind::Generic).output(&["data.*.ID", "data.*.Warnings", "summary.id"]).ops(&["ServiceCreate", "SecretInspect", "ConfigInspect"]).typed(create),
+        Action::new("service.create", "Create a swarm service")
+            .kind(Kind::Generic)
+            .output(&["data.*.ID", "data.*.Warnings", "summary.id"])
+            .ops(&["ServiceCreate", "SecretInspect", "ConfigInspect"])
+            .typed(create),
         Action::new("service.inspect", "Inspect a swarm service")
             .read_only()
             .output(&["data.*.ID", "data.*.Spec.Name", "data.*.Spec.Mode", "data.*.Version.Index", "data.*.UpdateStatus.State"])
             .ops(&["ServiceInspect"])
             .typed(inspect),
-        Action::new("service.update", "Update a swarm service").kind(Kind::Generic).output(&["data.*.ID", "data.*.Warnings"]).ops(&["ServiceInspect", "ServiceUpdate", "SecretInspect", "ConfigInspect"]).typed(update),
+        Action::new("service.update", "Update a swarm service")
+            .kind(Kind::Generic)
+            .output(&["data.*.ID", "data.*.Warnings"])
+            .ops(&["ServiceInspect", "ServiceUpdate", "SecretInspect", "ConfigInspect"])
+            .typed(update),
         Action::new("service.remove", "Remove a swarm service").kind(Kind::Correct).output(&["data.*.id"]).ops(&["ServiceDelete"]).typed(remove),
-        log_output(Action::new("service.logs", "A service's logs (all its tasks), split into stdout and stderr").read_only()).ops(&["ServiceLogs", "ServiceInspect"]).typed(logs),
+        log_output(Action::new("service.logs", "A service's logs (all its tasks), split into stdout and stderr").read_only())
+            .ops(&["ServiceLogs", "ServiceInspect"])
+            .typed(logs),
         Action::new("service.scale", "Set the number of replicas of a replicated service")
             .kind(Kind::Contain)
             .output(&["data.*.ID", "data.*.replicas", "data.*.previous_replicas"])
             .ops(&["ServiceInspect", "ServiceUpdate", "TaskList", "SystemEvents"])
             .typed(scale),
-        Action::new("service.rollback", "Roll a service back to its previous spec").kind(Kind::Correct).output(&["data.*.ID", "data.*.Warnings"]).ops(&["ServiceInspect", "ServiceUpdate"]).typed(rollback),
+        Action::new("service.rollback", "Roll a service back to its previous spec")
+            .kind(Kind::Correct)
+            .output(&["data.*.ID", "data.*.Warnings"])
+            .ops(&["ServiceInspect", "ServiceUpdate"])
+            .typed(rollback),
         Action::new("service.wait-converged", "Wait until a service's running tasks match its desired state")
             .read_only()
             .output(&["data.*.ID", "data.*.running", "data.*.desired", "data.*.converged"])
@@ -135,9 +155,7 @@ fn file_refs(v: &Option<Value>, param: &str, plural: &str, id_key: &str, name_ke
     let mut out = Vec::new();
     for r in names_value(v.as_ref(), param)? {
         let (name, target) = r.split_once(':').map_or((r.as_str(), None), |(n, t)| (n, Some(t)));
-        let obj = get(format!("/{plural}/{}", berth_sdk::seg(name)))
-            .json_ok()
-            .map_err(|e| Error::bad_params(format!("parameter '{param}': {name}: {e}")))?;
+        let obj = get(format!("/{plural}/{}", berth_sdk::seg(name))).json_ok().map_err(|e| Error::bad_params(format!("parameter '{param}': {name}: {e}")))?;
         // Secrets go under /run/secrets/ by file name; configs at an absolute path, by
         // default /<name>, as the docker CLI places them.
         let file = match (target, plural) {
@@ -229,8 +247,11 @@ fn create(With(p, shape): With<Create, Shape>) -> Result<Output> {
 fn inspect(p: Inspect) -> Result<Output> {
     let id = p.id.as_str();
     let v = get(spath(id)).query("insertDefaults", p.insert_defaults).json_ok()?;
-    let mode = if v["Spec"]["Mode"].get("Global").is_some() { "global".to_string() } else { format!("{} replicas", v["Spec"]["Mode"]["Replicated"]["Replicas"]) };
-    Ok(Output::new(format!("Service {} ({}): {mode}", v["Spec"]["Name"].as_str().unwrap_or(id), v["ID"].as_str().unwrap_or(id))).summary("id", v["ID"].clone()).item(v))
+    let mode =
+        if v["Spec"]["Mode"].get("Global").is_some() { "global".to_string() } else { format!("{} replicas", v["Spec"]["Mode"]["Replicated"]["Replicas"]) };
+    Ok(Output::new(format!("Service {} ({}): {mode}", v["Spec"]["Name"].as_str().unwrap_or(id), v["ID"].as_str().unwrap_or(id)))
+        .summary("id", v["ID"].clone())
+        .item(v))
 }
 
 /// Sends `spec` as the new spec of `sid`, read at `version`.
@@ -343,7 +364,13 @@ fn converge(sid: &str, limit: Duration) -> Result<(u64, u64)> {
         Some(()) => Ok((last.0, last.1)),
         None => Err(Error::Engine {
             status: 504,
-            message: format!("service {sid} did not converge within {}s: {} of {} tasks running{}", limit.as_secs(), last.0, last.1, last.2.as_str().map(|s| format!(", update {s}")).unwrap_or_default()),
+            message: format!(
+                "service {sid} did not converge within {}s: {} of {} tasks running{}",
+                limit.as_secs(),
+                last.0,
+                last.1,
+                last.2.as_str().map(|s| format!(", update {s}")).unwrap_or_default()
+            ),
         }),
     }
 }
@@ -353,5 +380,8 @@ fn wait_converged(p: Wait) -> Result<Output> {
     let limit = bounded(p.timeout, "timeout")?;
     let sid = get(spath(id)).json_ok()?["ID"].as_str().unwrap_or(id).to_string();
     let (running, desired) = converge(&sid, limit)?;
-    Ok(Output::one(format!("Service {id} converged: {running} of {desired} tasks running"), json!({"ID": sid, "running": running, "desired": desired, "converged": true})))
+    Ok(Output::one(
+        format!("Service {id} converged: {running} of {desired} tasks running"),
+        json!({"ID": sid, "running": running, "desired": desired, "converged": true}),
+    ))
 }

@@ -70,11 +70,27 @@ fn actions() -> Vec<Action> {
             .output(&["data.*.ID", "data.*.CreatedAt", "data.*.Spec.Name", "data.*.Version.Index", "summary.id"])
             .ops(&["SwarmInspect"])
             .typed(inspect),
-        Action::new("swarm.init", "Make this engine the first manager of a new swarm").kind(Kind::Generic).output(&["data.*.node_id", "data.*.unlock_key", "summary.node_id"]).ops(&["SwarmInit", "SwarmUnlockkey"]).typed(init),
-        Action::new("swarm.join", "Join this engine to an existing swarm").kind(Kind::Generic).output(&["data.*.joined", "data.*.node_id"]).ops(&["SwarmJoin", "SystemInfo"]).typed(join),
+        Action::new("swarm.init", "Make this engine the first manager of a new swarm")
+            .kind(Kind::Generic)
+            .output(&["data.*.node_id", "data.*.unlock_key", "summary.node_id"])
+            .ops(&["SwarmInit", "SwarmUnlockkey"])
+            .typed(init),
+        Action::new("swarm.join", "Join this engine to an existing swarm")
+            .kind(Kind::Generic)
+            .output(&["data.*.joined", "data.*.node_id"])
+            .ops(&["SwarmJoin", "SystemInfo"])
+            .typed(join),
         Action::new("swarm.leave", "Leave the swarm").kind(Kind::Contain).output(&["data.*.left"]).ops(&["SwarmLeave"]).typed(leave),
-        Action::new("swarm.update", "Update the swarm's spec; rotate tokens or the unlock key").kind(Kind::Generic).output(&["data.*.ID", "data.*.Spec", "data.*.rotated"]).ops(&["SwarmInspect", "SwarmUpdate"]).typed(update),
-        Action::new("swarm.unlockkey", "The key that unlocks a locked manager (secret output)").read_only().output(&["data.*.unlock_key"]).ops(&["SwarmUnlockkey"]).typed(unlockkey),
+        Action::new("swarm.update", "Update the swarm's spec; rotate tokens or the unlock key")
+            .kind(Kind::Generic)
+            .output(&["data.*.ID", "data.*.Spec", "data.*.rotated"])
+            .ops(&["SwarmInspect", "SwarmUpdate"])
+            .typed(update),
+        Action::new("swarm.unlockkey", "The key that unlocks a locked manager (secret output)")
+            .read_only()
+            .output(&["data.*.unlock_key"])
+            .ops(&["SwarmUnlockkey"])
+            .typed(unlockkey),
         Action::new("swarm.unlock", "Unlock a locked manager").kind(Kind::Generic).output(&["data.*.unlocked"]).ops(&["SwarmUnlock"]).typed(unlock),
         Action::new("swarm.join-tokens", "The worker and manager join tokens (secret output); optionally rotate them first")
             .kind(Kind::Generic)
@@ -180,7 +196,11 @@ fn update(p: Update) -> Result<Output> {
 fn unlockkey(_: NoParams) -> Result<Output> {
     let v = get("/swarm/unlockkey").json_ok()?;
     let key = v["UnlockKey"].clone();
-    let msg = if key.as_str().is_some_and(|k| !k.is_empty()) { "The swarm's unlock key (keep it secret)" } else { "The swarm is not autolocked: there is no unlock key" };
+    let msg = if key.as_str().is_some_and(|k| !k.is_empty()) {
+        "The swarm's unlock key (keep it secret)"
+    } else {
+        "The swarm is not autolocked: there is no unlock key"
+    };
     Ok(Output::one(msg, json!({"unlock_key": key})))
 }
 
@@ -198,12 +218,7 @@ fn join_tokens(p: JoinTokens) -> Result<Output> {
             other => return Err(Error::bad_params(format!("parameter 'rotate' must be worker, manager or both, got '{other}'"))),
         };
         let (cur, version) = versioned("/swarm")?;
-        post("/swarm/update")
-            .query("version", version)
-            .query("rotateWorkerToken", worker)
-            .query("rotateManagerToken", manager)
-            .json(&cur["Spec"])
-            .send_ok()?;
+        post("/swarm/update").query("version", version).query("rotateWorkerToken", worker).query("rotateManagerToken", manager).json(&cur["Spec"]).send_ok()?;
     }
     let v = get("/swarm").json_ok()?;
     let info = get("/info").json_ok()?;

@@ -40,33 +40,51 @@ fn actions() -> Vec<Action> {
         Action::new("system.ping", "Check that the engine answers (GET /_ping, or HEAD)")
             .read_only()
             .output(&["data.*.ok", "data.*.api_version", "data.*.os_type", "data.*.builder_version"])
-            .ops(&["SystemPing", "SystemPingHead"]).typed(ping),
+            .ops(&["SystemPing", "SystemPingHead"])
+            .typed(ping),
         Action::new("system.version", "Engine version, API version, OS and components")
             .read_only()
             .output(&["data.*.Version", "data.*.ApiVersion", "data.*.Os", "data.*.Arch", "summary.version", "summary.api_version"])
-            .ops(&["SystemVersion"]).typed(version),
+            .ops(&["SystemVersion"])
+            .typed(version),
         Action::new("system.info", "System-wide engine information")
             .read_only()
             .output(&["data.*.ServerVersion", "data.*.Containers", "data.*.Images", "summary.containers", "summary.images"])
-            .ops(&["SystemInfo"]).typed(info),
+            .ops(&["SystemInfo"])
+            .typed(info),
         Action::new("system.df", "Disk usage by images, containers, volumes and build cache")
             .read_only()
             .output(&["data.*.LayersSize", "data.*.Images", "data.*.Containers", "data.*.Volumes", "summary.layers_size"])
-            .ops(&["SystemDataUsage"]).typed(df),
-        Action::new("system.auth", "Check registry credentials held by the host (POST /auth)").output(&["data.*.Status", "summary.status"]).ops(&["SystemAuth"]).typed(auth),
+            .ops(&["SystemDataUsage"])
+            .typed(df),
+        Action::new("system.auth", "Check registry credentials held by the host (POST /auth)")
+            .output(&["data.*.Status", "summary.status"])
+            .ops(&["SystemAuth"])
+            .typed(auth),
         Action::new("system.events", "Engine events, bounded by until, a max count or a max duration")
             .read_only()
             .output(&["data.*.Type", "data.*.Action", "data.*.Actor.ID", "data.*.time", "summary.total_events", "summary.ended_by"])
-            .ops(&["SystemEvents"]).typed(events),
+            .ops(&["SystemEvents"])
+            .typed(events),
         Action::new("system.test-connectivity", "Test connectivity: ping and version, the transport, and TLS details (SOAR convention)")
             .read_only()
-            .output(&["summary.version", "summary.api_version", "summary.transport", "data.*.tls.version", "data.*.tls.cipher", "data.*.tls.peer_subject", "data.*.tls.peer_not_after"])
-            .ops(&["SystemPing", "SystemVersion"]).typed(test_connectivity),
+            .output(&[
+                "summary.version",
+                "summary.api_version",
+                "summary.transport",
+                "data.*.tls.version",
+                "data.*.tls.cipher",
+                "data.*.tls.peer_subject",
+                "data.*.tls.peer_not_after",
+            ])
+            .ops(&["SystemPing", "SystemVersion"])
+            .typed(test_connectivity),
         // The Splunk SOAR Docker app's name for it.
         Action::new("test connectivity", "Validate the asset configuration for connectivity (Splunk SOAR)")
             .read_only()
             .output(&["summary.version", "summary.api_version", "summary.transport"])
-            .ops(&["SystemPing", "SystemVersion"]).typed(test_connectivity),
+            .ops(&["SystemPing", "SystemVersion"])
+            .typed(test_connectivity),
     ]
 }
 
@@ -89,28 +107,26 @@ fn ping(p: Ping) -> Result<Output> {
         "swarm": h("Swarm"),
     });
     let said = if r.text().trim().is_empty() { format!("HTTP {}", r.status) } else { r.text().trim().to_string() };
-    Ok(Output::one(format!("Engine answered ping: {said}"), item.clone())
-        .summary("ok", item["ok"].clone())
-        .summary("api_version", item["api_version"].clone()))
+    Ok(Output::one(format!("Engine answered ping: {said}"), item.clone()).summary("ok", item["ok"].clone()).summary("api_version", item["api_version"].clone()))
 }
 
 fn version(_: NoParams) -> Result<Output> {
     let v = get("/version").json_ok()?;
     let (ver, api) = (v["Version"].clone(), v["ApiVersion"].clone());
-    Ok(Output::one(
-        format!("Docker Engine {} (API {}), {}/{}", str_of(&ver), str_of(&api), str_of(&v["Os"]), str_of(&v["Arch"])),
-        v,
-    )
-    .summary("version", ver)
-    .summary("api_version", api)
-    .summary("negotiated_api_version", engine_api_version()))
+    Ok(Output::one(format!("Docker Engine {} (API {}), {}/{}", str_of(&ver), str_of(&api), str_of(&v["Os"]), str_of(&v["Arch"])), v)
+        .summary("version", ver)
+        .summary("api_version", api)
+        .summary("negotiated_api_version", engine_api_version()))
 }
 
 fn info(_: NoParams) -> Result<Output> {
     let v = get("/info").json_ok()?;
     let out = Output::new(format!(
         "{} containers ({} running), {} images, engine {}",
-        v["Containers"], v["ContainersRunning"], v["Images"], str_of(&v["ServerVersion"])
+        v["Containers"],
+        v["ContainersRunning"],
+        v["Images"],
+        str_of(&v["ServerVersion"])
     ))
     .summary("containers", v["Containers"].clone())
     .summary("containers_running", v["ContainersRunning"].clone())
@@ -126,9 +142,7 @@ fn df(p: Df) -> Result<Output> {
         for t in types {
             let t = t.as_str().ok_or_else(|| Error::bad_params("parameter 'type' must be a list of strings"))?;
             if !matches!(t, "container" | "image" | "volume" | "build-cache") {
-                return Err(Error::bad_params(format!(
-                    "parameter 'type': unknown object type \"{t}\" (expected container, image, volume or build-cache)"
-                )));
+                return Err(Error::bad_params(format!("parameter 'type': unknown object type \"{t}\" (expected container, image, volume or build-cache)")));
             }
             req = req.query("type", t);
         }
@@ -192,9 +206,7 @@ fn events(p: Events) -> Result<Output> {
         ended_by = "max_duration";
     }
     let n = events.len();
-    let mut out = Output::new(format!("{n} events (ended by {ended_by})"))
-        .summary("total_events", n)
-        .summary("ended_by", ended_by);
+    let mut out = Output::new(format!("{n} events (ended by {ended_by})")).summary("total_events", n).summary("ended_by", ended_by);
     out.data = events;
     Ok(out)
 }
@@ -222,12 +234,21 @@ fn test_connectivity(_: NoParams) -> Result<Output> {
         transport.as_str().unwrap_or("?")
     );
     if !tls.is_null() {
-        msg.push_str(&format!(", {} {}, certificate {} valid until {}", str_of(&tls["version"]), str_of(&tls["cipher"]), str_of(&tls["peer_subject"]), str_of(&tls["peer_not_after"])));
+        msg.push_str(&format!(
+            ", {} {}, certificate {} valid until {}",
+            str_of(&tls["version"]),
+            str_of(&tls["cipher"]),
+            str_of(&tls["peer_subject"]),
+            str_of(&tls["peer_not_after"])
+        ));
     }
-    Ok(Output::one(msg, json!({"version": v["Version"], "api_version": v["ApiVersion"], "negotiated_api_version": negotiated, "transport": transport, "tls": tls}))
-        .summary("version", v["Version"].clone())
-        .summary("api_version", v["ApiVersion"].clone())
-        .summary("transport", transport))
+    Ok(Output::one(
+        msg,
+        json!({"version": v["Version"], "api_version": v["ApiVersion"], "negotiated_api_version": negotiated, "transport": transport, "tls": tls}),
+    )
+    .summary("version", v["Version"].clone())
+    .summary("api_version", v["ApiVersion"].clone())
+    .summary("transport", transport))
 }
 
 fn str_of(v: &Value) -> &str {

@@ -1,10 +1,10 @@
 //! The `task` family: the 3 Task operations of the Engine API.
 
 use berth_sdk::logs::{log_output, logs as read_logs, LogParams};
-use berth_sdk::typed::With;
 use berth_sdk::params;
 use berth_sdk::prelude::*;
 use berth_sdk::typed::Filters;
+use berth_sdk::typed::With;
 
 params! {
     struct List {

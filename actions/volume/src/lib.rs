@@ -55,18 +55,25 @@ fn actions() -> Vec<Action> {
         Action::new("volume.list", "List volumes")
             .read_only()
             .output(&["data.*.Name", "data.*.Driver", "data.*.Mountpoint", "data.*.Labels", "summary.total_objects"])
-            .ops(&["VolumeList"]).typed(list),
-        Action::new("volume.create", "Create a volume").kind(Kind::Generic).output(&["data.*.Name", "data.*.Mountpoint", "summary.name"]).ops(&["VolumeCreate"]).typed(create),
+            .ops(&["VolumeList"])
+            .typed(list),
+        Action::new("volume.create", "Create a volume")
+            .kind(Kind::Generic)
+            .output(&["data.*.Name", "data.*.Mountpoint", "summary.name"])
+            .ops(&["VolumeCreate"])
+            .typed(create),
         Action::new("volume.inspect", "Inspect a volume")
             .read_only()
             .output(&["data.*.Name", "data.*.Driver", "data.*.Mountpoint", "data.*.Labels"])
-            .ops(&["VolumeInspect"]).typed(inspect),
+            .ops(&["VolumeInspect"])
+            .typed(inspect),
         Action::new("volume.update", "Update a cluster volume (swarm only, API >= 1.42)").kind(Kind::Generic).ops(&["VolumeUpdate"]).typed(update),
         Action::new("volume.remove", "Remove a volume").kind(Kind::Correct).output(&["data.*.name"]).ops(&["VolumeDelete"]).typed(remove),
         Action::new("volume.prune", "Delete unused volumes")
             .kind(Kind::Correct)
             .output(&["data.*.VolumesDeleted", "summary.total_objects", "summary.space_reclaimed"])
-            .ops(&["VolumePrune"]).typed(prune),
+            .ops(&["VolumePrune"])
+            .typed(prune),
     ]
 }
 

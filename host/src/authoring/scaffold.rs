@@ -49,9 +49,15 @@ pub fn valid_name(name: &str) -> Result<(), String> {
 /// The files of a new family, relative to its directory.
 pub fn files(name: &str, lang: Lang, root: &Path, berth: &Path) -> Vec<(PathBuf, String, bool)> {
     let (rules, sources): (&str, Vec<(&str, &str)>) = match lang {
-        Lang::Rust => (include_str!("templates/rust.mk"), vec![("Cargo.toml", include_str!("templates/rust/Cargo.toml")), ("src/lib.rs", include_str!("templates/rust/lib.rs"))]),
+        Lang::Rust => (
+            include_str!("templates/rust.mk"),
+            vec![("Cargo.toml", include_str!("templates/rust/Cargo.toml")), ("src/lib.rs", include_str!("templates/rust/lib.rs"))],
+        ),
         Lang::Python => (include_str!("templates/python.mk"), vec![("app.py", include_str!("templates/python/app.py"))]),
-        Lang::Js => (include_str!("templates/js.mk"), vec![("app.js", include_str!("templates/js/app.js")), ("package.json", include_str!("templates/js/package.json"))]),
+        Lang::Js => (
+            include_str!("templates/js.mk"),
+            vec![("app.js", include_str!("templates/js/app.js")), ("package.json", include_str!("templates/js/package.json"))],
+        ),
     };
     let source = sources[0].0;
     let fill = |t: &str| {

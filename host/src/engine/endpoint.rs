@@ -133,7 +133,10 @@ pub fn from_context(config_dir: &Path, name: &str) -> anyhow::Result<Endpoint> {
     let text = std::fs::read_to_string(&meta_path).map_err(|_| anyhow::anyhow!("docker context \"{name}\" does not exist (no {})", meta_path.display()))?;
     let meta: serde_json::Value = serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", meta_path.display()))?;
     let docker = &meta["Endpoints"]["docker"];
-    let host = docker["Host"].as_str().filter(|h| !h.is_empty()).ok_or_else(|| anyhow::anyhow!("docker context \"{name}\" has no docker endpoint Host ({})", meta_path.display()))?;
+    let host = docker["Host"]
+        .as_str()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| anyhow::anyhow!("docker context \"{name}\" has no docker endpoint Host ({})", meta_path.display()))?;
     let tls_dir = config_dir.join("contexts/tls").join(&id).join("docker");
     let skip = docker["SkipTLSVerify"].as_bool().unwrap_or(false);
     let tls = TlsSettings::from_dir(&tls_dir, !skip);

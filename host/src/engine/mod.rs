@@ -71,9 +71,7 @@ pub enum EngineError {
 impl fmt::Display for EngineError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            EngineError::Transport(m) | EngineError::Timeout(m) | EngineError::Invalid(m) | EngineError::Version(m) | EngineError::Busy(m) => {
-                f.write_str(m)
-            }
+            EngineError::Transport(m) | EngineError::Timeout(m) | EngineError::Invalid(m) | EngineError::Version(m) | EngineError::Busy(m) => f.write_str(m),
         }
     }
 }
@@ -281,10 +279,7 @@ impl EngineClient {
             }
         }
         let Some(engine) = engine_version else {
-            return Err(EngineError::Version(format!(
-                "the engine at {} did not report an API version on /_ping; is it a Docker engine?",
-                self.address()
-            )));
+            return Err(EngineError::Version(format!("the engine at {} did not report an API version on /_ping; is it a Docker engine?", self.address())));
         };
         if engine < MIN_API {
             return Err(EngineError::Version(format!(
@@ -298,20 +293,17 @@ impl EngineClient {
     /// Sends `method path?query` under the negotiated version. The path must already be
     /// validated. On a 400 "client version ... too new/old" the version is renegotiated and a
     /// replayable request sent once more.
-    pub async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        query: &str,
-        headers: &HeaderMap,
-        body: OutBody,
-    ) -> Result<Response<Body>, EngineError> {
+    pub async fn send(&self, method: Method, path: &str, query: &str, headers: &HeaderMap, body: OutBody) -> Result<Response<Body>, EngineError> {
         // `/_ping` is unversioned in every API version (as the docker CLI sends it): no
         // negotiation, so a ping is one round trip even as an engine's first request.
         let version = if path == "/_ping" { None } else { Some(self.api_version().await?) };
         let pq = |v: Option<ApiVersion>| {
             let prefix = v.map(|v| format!("/v{v}")).unwrap_or_default();
-            if query.is_empty() { format!("{prefix}{path}") } else { format!("{prefix}{path}?{query}") }
+            if query.is_empty() {
+                format!("{prefix}{path}")
+            } else {
+                format!("{prefix}{path}?{query}")
+            }
         };
         let (first, retry) = match body {
             OutBody::Stream(b) => (b, None),
@@ -338,11 +330,7 @@ impl EngineClient {
                 tracing::info!(from = %version, to = %renegotiated, "engine refused the API version; renegotiated");
                 self.raw(method, pq(Some(renegotiated)), headers, b).await
             }
-            _ => Err(EngineError::Version(format!(
-                "the engine at {} refused API {version}: {}",
-                self.address(),
-                text.trim()
-            ))),
+            _ => Err(EngineError::Version(format!("the engine at {} refused API {version}: {}", self.address(), text.trim()))),
         }
     }
 

@@ -18,8 +18,7 @@ pub fn validate_path(path: &str) -> Result<(), String> {
         let b = bytes[i];
         match b {
             b'%' => {
-                let ok = bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
-                    && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit);
+                let ok = bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit) && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit);
                 if !ok {
                     return Err(format!("engine path '{path}' has a bad percent-escape"));
                 }
@@ -27,8 +26,7 @@ pub fn validate_path(path: &str) -> Result<(), String> {
                 continue;
             }
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => {}
-            b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b','
-            | b';' | b'=' | b':' | b'@' | b'/' => {}
+            b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=' | b':' | b'@' | b'/' => {}
             b'?' | b'#' => return Err(format!("engine path '{}' must not hold a query or fragment; pass query pairs separately", path.escape_default())),
             _ => return Err(format!("engine path '{}' holds a character not allowed in a URI path", path.escape_default())),
         }

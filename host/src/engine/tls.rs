@@ -66,9 +66,7 @@ impl TlsSettings {
     /// The rustls client config these settings describe.
     pub fn client_config(&self) -> anyhow::Result<ClientConfig> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| anyhow::anyhow!("TLS: {e}"))?;
+        let builder = ClientConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions().map_err(|e| anyhow::anyhow!("TLS: {e}"))?;
         let builder = if self.verify {
             let ca = self.ca.as_ref().ok_or_else(|| anyhow::anyhow!("TLS verification needs a CA certificate (--tlscacert, or ca.pem in DOCKER_CERT_PATH)"))?;
             let mut roots = RootCertStore::empty();
@@ -107,9 +105,8 @@ pub(crate) fn private_key(pem: &Pem, what: &str) -> anyhow::Result<PrivateKeyDer
 /// The certificates in `pem` (at least one).
 pub(crate) fn certs(pem: &Pem, what: &str) -> anyhow::Result<Vec<CertificateDer<'static>>> {
     let bytes = pem.bytes(what)?;
-    let list: Vec<_> = CertificateDer::pem_slice_iter(&bytes)
-        .collect::<Result<_, _>>()
-        .map_err(|e| anyhow::anyhow!("the {what} {} is not PEM: {e}", pem.describe()))?;
+    let list: Vec<_> =
+        CertificateDer::pem_slice_iter(&bytes).collect::<Result<_, _>>().map_err(|e| anyhow::anyhow!("the {what} {} is not PEM: {e}", pem.describe()))?;
     if list.is_empty() {
         anyhow::bail!("the {what} {} holds no certificate", pem.describe());
     }
@@ -122,7 +119,14 @@ pub(crate) fn certs(pem: &Pem, what: &str) -> anyhow::Result<Vec<CertificateDer<
 struct NoVerification(Arc<rustls::crypto::CryptoProvider>);
 
 impl ServerCertVerifier for NoVerification {
-    fn verify_server_cert(&self, _: &CertificateDer<'_>, _: &[CertificateDer<'_>], _: &ServerName<'_>, _: &[u8], _: UnixTime) -> Result<ServerCertVerified, rustls::Error> {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
         Ok(ServerCertVerified::assertion())
     }
     fn verify_tls12_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
@@ -187,7 +191,9 @@ pub fn explain_rustls(e: &rustls::Error, addr: &str, name: &str) -> String {
         E::InvalidCertificate(C::NotValidYet) | E::InvalidCertificate(C::NotValidYetContext { .. }) => {
             format!("TLS: the engine's certificate at {addr} is not valid yet (check the clocks)")
         }
-        E::AlertReceived(A::BadCertificate | A::CertificateRequired | A::UnknownCA | A::CertificateUnknown | A::DecryptError | A::AccessDenied | A::HandshakeFailure) => {
+        E::AlertReceived(
+            A::BadCertificate | A::CertificateRequired | A::UnknownCA | A::CertificateUnknown | A::DecryptError | A::AccessDenied | A::HandshakeFailure,
+        ) => {
             format!("TLS: the engine at {addr} refused our client certificate (missing, or not signed by a CA it trusts)")
         }
         E::InvalidMessage(_) | E::InappropriateMessage { .. } => {

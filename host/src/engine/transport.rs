@@ -64,7 +64,8 @@ pub fn connect(ep: &super::Endpoint, connect_timeout: Duration) -> anyhow::Resul
     }
     if let Some(hostport) = addr.strip_prefix("tcp://") {
         let hostport = hostport.trim_end_matches('/');
-        let (host, port) = hostport.rsplit_once(':').ok_or_else(|| anyhow::anyhow!("engine address '{addr}' needs a port (tcp://host:2375, or 2376 with TLS)"))?;
+        let (host, port) =
+            hostport.rsplit_once(':').ok_or_else(|| anyhow::anyhow!("engine address '{addr}' needs a port (tcp://host:2375, or 2376 with TLS)"))?;
         let port: u16 = port.parse().map_err(|_| anyhow::anyhow!("engine address '{addr}' must be tcp://host:port"))?;
         if host.is_empty() || hostport.contains('/') {
             anyhow::bail!("engine address '{addr}' must be tcp://host:port");
@@ -178,7 +179,11 @@ fn pooled<K: Connect + Clone + Send + Sync + 'static>(connector: K) -> Client<K,
 }
 
 /// Sends a request whose URI the transport has set, mapping errors for `addr`.
-fn dispatch<K: Connect + Clone + Send + Sync + 'static>(client: &Client<K, Body>, req: Request<Body>, addr: &str) -> BoxFuture<'static, Result<Response<Body>, TransportError>> {
+fn dispatch<K: Connect + Clone + Send + Sync + 'static>(
+    client: &Client<K, Body>,
+    req: Request<Body>,
+    addr: &str,
+) -> BoxFuture<'static, Result<Response<Body>, TransportError>> {
     let fut = client.request(req);
     let addr = addr.to_string();
     Box::pin(async move {
@@ -202,7 +207,9 @@ fn classify(addr: &str, e: hyper_util::client::legacy::Error) -> TransportError 
             return TransportError::ConnectTimeout { addr: addr.to_string(), after: t.0 };
         }
         // io::Error::source() skips the error it wraps: look inside too.
-        let tls = s.downcast_ref::<rustls::Error>().or_else(|| s.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()).and_then(|i| i.downcast_ref::<rustls::Error>()));
+        let tls = s
+            .downcast_ref::<rustls::Error>()
+            .or_else(|| s.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()).and_then(|i| i.downcast_ref::<rustls::Error>()));
         if let Some(t) = tls {
             return TransportError::Io { addr: addr.to_string(), reason: super::tls::explain_rustls(t, addr, "the expected name") };
         }
@@ -221,7 +228,9 @@ fn classify(addr: &str, e: hyper_util::client::legacy::Error) -> TransportError 
         };
         let reason = format!("{reason}{hint}");
         match kind {
-            Some(std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied) if addr.starts_with("unix://") => TransportError::NoEngine { addr: addr.to_string(), reason },
+            Some(std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied) if addr.starts_with("unix://") => {
+                TransportError::NoEngine { addr: addr.to_string(), reason }
+            }
             _ => TransportError::Connect { addr: addr.to_string(), reason },
         }
     } else {

@@ -47,17 +47,9 @@ impl Node {
                 "b" => Node::Bool,
                 _ => Node::Any,
             },
-            Value::Object(o) if o.contains_key("a") => {
-                Node::List(Box::new(Node::from_json(&o["a"])))
-            }
+            Value::Object(o) if o.contains_key("a") => Node::List(Box::new(Node::from_json(&o["a"]))),
             Value::Object(o) => Node::Object {
-                fields: o
-                    .get("o")
-                    .and_then(Value::as_object)
-                    .into_iter()
-                    .flatten()
-                    .map(|(k, v)| (k.clone(), Node::from_json(v)))
-                    .collect(),
+                fields: o.get("o").and_then(Value::as_object).into_iter().flatten().map(|(k, v)| (k.clone(), Node::from_json(v))).collect(),
                 rest: o.get("m").map(|m| Box::new(Node::from_json(m))),
             },
             _ => Node::Any,
@@ -69,11 +61,8 @@ impl Node {
 pub fn schema(method: &str, template: &str) -> Option<&'static Node> {
     static TABLE: OnceLock<HashMap<String, Node>> = OnceLock::new();
     let table = TABLE.get_or_init(|| {
-        let raw: Map<String, Value> =
-            serde_json::from_str(SCHEMAS).expect("body-schemas.json is JSON");
-        raw.iter()
-            .map(|(k, v)| (k.clone(), Node::from_json(v)))
-            .collect()
+        let raw: Map<String, Value> = serde_json::from_str(SCHEMAS).expect("body-schemas.json is JSON");
+        raw.iter().map(|(k, v)| (k.clone(), Node::from_json(v))).collect()
     });
     table.get(&format!("{method} {template}"))
 }
@@ -81,15 +70,7 @@ pub fn schema(method: &str, template: &str) -> Option<&'static Node> {
 /// A list of anything and a map of anything: what [`Node::Any`] holds.
 fn any_shape() -> &'static (Node, Node) {
     static SHAPES: OnceLock<(Node, Node)> = OnceLock::new();
-    SHAPES.get_or_init(|| {
-        (
-            Node::List(Box::new(Node::Any)),
-            Node::Object {
-                fields: BTreeMap::new(),
-                rest: Some(Box::new(Node::Any)),
-            },
-        )
-    })
+    SHAPES.get_or_init(|| (Node::List(Box::new(Node::Any)), Node::Object { fields: BTreeMap::new(), rest: Some(Box::new(Node::Any)) }))
 }
 
 /// A JSON document with every key kept, repeats included, in order.
@@ -117,9 +98,7 @@ impl<'de> Deserialize<'de> for Doc {
                 Ok(Doc::Scalar(Value::from(n)))
             }
             fn visit_f64<E: de::Error>(self, n: f64) -> Result<Doc, E> {
-                serde_json::Number::from_f64(n)
-                    .map(|n| Doc::Scalar(Value::Number(n)))
-                    .ok_or_else(|| E::custom("a number out of range"))
+                serde_json::Number::from_f64(n).map(|n| Doc::Scalar(Value::Number(n))).ok_or_else(|| E::custom("a number out of range"))
             }
             fn visit_str<E>(self, s: &str) -> Result<Doc, E> {
                 Ok(Doc::Scalar(Value::String(s.to_string())))
@@ -188,8 +167,7 @@ fn at(path: &str, key: &str) -> String {
 /// Decodes `bytes` against `node` exactly, or names the first place where the engine's reading
 /// could differ from this one.
 pub fn decode(node: &Node, bytes: &[u8]) -> Result<Value, String> {
-    let doc: Doc =
-        serde_json::from_slice(bytes).map_err(|e| format!("the body is not JSON: {e}"))?;
+    let doc: Doc = serde_json::from_slice(bytes).map_err(|e| format!("the body is not JSON: {e}"))?;
     check(node, doc, "")
 }
 
@@ -208,26 +186,18 @@ fn check(node: &Node, doc: Doc, path: &str) -> Result<Value, String> {
         (Node::Any, Doc::Scalar(v)) => Ok(v),
         (Node::Any, d @ Doc::List(_)) => check(&any_shape().0, d, path),
         (Node::Any, d @ Doc::Object(_)) => check(&any_shape().1, d, path),
-        (Node::Str, Doc::Scalar(v @ Value::String(_)))
-        | (Node::Bool, Doc::Scalar(v @ Value::Bool(_))) => Ok(v),
+        (Node::Str, Doc::Scalar(v @ Value::String(_))) | (Node::Bool, Doc::Scalar(v @ Value::Bool(_))) => Ok(v),
         (Node::Num, Doc::Scalar(v @ Value::Number(_))) => Ok(v),
-        (Node::Int, Doc::Scalar(Value::Number(n))) if n.is_i64() || n.is_u64() => {
-            Ok(Value::Number(n))
+        (Node::Int, Doc::Scalar(Value::Number(n))) if n.is_i64() || n.is_u64() => Ok(Value::Number(n)),
+        (Node::List(item), Doc::List(items)) => {
+            items.into_iter().enumerate().map(|(i, d)| check(item, d, &format!("{}[{i}]", here()))).collect::<Result<Vec<_>, _>>().map(Value::Array)
         }
-        (Node::List(item), Doc::List(items)) => items
-            .into_iter()
-            .enumerate()
-            .map(|(i, d)| check(item, d, &format!("{}[{i}]", here())))
-            .collect::<Result<Vec<_>, _>>()
-            .map(Value::Array),
         (Node::Object { fields, rest }, Doc::Object(entries)) => {
             let mut out = Map::new();
             for (key, d) in entries {
                 let p = at(path, &key);
                 if out.contains_key(&key) {
-                    return Err(format!(
-                        "{p}: the key is repeated (the engine would read both)"
-                    ));
+                    return Err(format!("{p}: the key is repeated (the engine would read both)"));
                 }
                 let sub = match (fields.get(&key), rest) {
                     (Some(n), _) => n,
@@ -269,10 +239,7 @@ mod tests {
     use super::*;
 
     fn create(body: &str) -> Result<Value, String> {
-        decode(
-            schema("POST", "/containers/create").expect("schema"),
-            body.as_bytes(),
-        )
+        decode(schema("POST", "/containers/create").expect("schema"), body.as_bytes())
     }
 
     #[test]
@@ -305,15 +272,15 @@ mod tests {
         ] {
             assert!(schema(m, t).is_some(), "{m} {t}");
         }
-        assert!(
-            schema("POST", "/build").is_none(),
-            "a build context is a stream"
-        );
+        assert!(schema("POST", "/build").is_none(), "a build context is a stream");
     }
 
     #[test]
     fn exact_bodies_pass_and_are_kept() {
-        let v = create(r#"{"Image":"x","Cmd":["sh"],"Labels":{"a":"b"},"HostConfig":{"Binds":["/a:/b"],"Memory":5,"NetworkMode":"none"},"ExposedPorts":{"80/tcp":{}}}"#).unwrap();
+        let v = create(
+            r#"{"Image":"x","Cmd":["sh"],"Labels":{"a":"b"},"HostConfig":{"Binds":["/a:/b"],"Memory":5,"NetworkMode":"none"},"ExposedPorts":{"80/tcp":{}}}"#,
+        )
+        .unwrap();
         assert_eq!(v["HostConfig"]["Binds"][0], "/a:/b");
         assert_eq!(v["Labels"]["a"], "b");
     }
@@ -321,49 +288,24 @@ mod tests {
     #[test]
     fn case_folds_are_refused_with_the_field_the_engine_would_read() {
         for (body, field) in [
-            (
-                r#"{"HostConfig":{"binds":["/:/host"]}}"#,
-                "HostConfig.binds",
-            ),
+            (r#"{"HostConfig":{"binds":["/:/host"]}}"#, "HostConfig.binds"),
             (r#"{"hostConfig":{}}"#, "hostConfig"),
-            (
-                r#"{"HostConfig":{"privileged":true}}"#,
-                "HostConfig.privileged",
-            ),
-            (
-                r#"{"HostConfig":{"PRIVILEGED":true}}"#,
-                "HostConfig.PRIVILEGED",
-            ),
-            (
-                r#"{"HostConfig":{"\u017Fecurityopt":[]}}"#,
-                "HostConfig.\u{17f}ecurityopt",
-            ),
-            (
-                r#"{"HostConfig":{"Lin\u212As":[]}}"#,
-                "HostConfig.Lin\u{212a}s",
-            ),
+            (r#"{"HostConfig":{"privileged":true}}"#, "HostConfig.privileged"),
+            (r#"{"HostConfig":{"PRIVILEGED":true}}"#, "HostConfig.PRIVILEGED"),
+            (r#"{"HostConfig":{"\u017Fecurityopt":[]}}"#, "HostConfig.\u{17f}ecurityopt"),
+            (r#"{"HostConfig":{"Lin\u212As":[]}}"#, "HostConfig.Lin\u{212a}s"),
             (r#"{"image":"x"}"#, "image"),
         ] {
             let e = create(body).unwrap_err();
-            assert!(
-                e.starts_with(&format!(
-                    "{field}: not a field; the engine would read it as"
-                )),
-                "{body}: {e}"
-            );
+            assert!(e.starts_with(&format!("{field}: not a field; the engine would read it as")), "{body}: {e}");
         }
-        assert!(create(r#"{"HostConfig":{"Lin\u212As":[]}}"#)
-            .unwrap_err()
-            .contains("HostConfig.Links"));
-        assert!(create(r#"{"HostConfig":{"\u017FecurityOpt":[]}}"#)
-            .unwrap_err()
-            .contains("HostConfig.SecurityOpt"));
+        assert!(create(r#"{"HostConfig":{"Lin\u212As":[]}}"#).unwrap_err().contains("HostConfig.Links"));
+        assert!(create(r#"{"HostConfig":{"\u017FecurityOpt":[]}}"#).unwrap_err().contains("HostConfig.SecurityOpt"));
     }
 
     #[test]
     fn repeats_unknown_keys_and_wrong_types_are_refused() {
-        let e = create(r#"{"HostConfig":{"Privileged":false},"HostConfig":{"Privileged":true}}"#)
-            .unwrap_err();
+        let e = create(r#"{"HostConfig":{"Privileged":false},"HostConfig":{"Privileged":true}}"#).unwrap_err();
         assert!(e.starts_with("HostConfig: the key is repeated"), "{e}");
         let e = create(r#"{"Labels":{"a":"1","a":"2"}}"#).unwrap_err();
         assert!(e.starts_with("Labels.a: the key is repeated"), "{e}");
@@ -372,27 +314,19 @@ mod tests {
         let e = create(r#"{"HostConfig":{"Memory":"0"}}"#).unwrap_err();
         assert_eq!(e, "HostConfig.Memory: must be an integer, not a string");
         let e = create(r#"{"HostConfig":{"Memory":5.5}}"#).unwrap_err();
-        assert_eq!(
-            e,
-            "HostConfig.Memory: must be an integer, not a fractional number"
-        );
+        assert_eq!(e, "HostConfig.Memory: must be an integer, not a fractional number");
         let e = create(r#"{"HostConfig":{"Binds":[1]}}"#).unwrap_err();
         assert_eq!(e, "HostConfig.Binds[0]: must be a string, not an integer");
         let e = create(r#"[]"#).unwrap_err();
         assert_eq!(e, "the body: must be an object, not a list");
-        assert!(create(r#"{"Image":"x"} trailing"#)
-            .unwrap_err()
-            .starts_with("the body is not JSON"));
+        assert!(create(r#"{"Image":"x"} trailing"#).unwrap_err().starts_with("the body is not JSON"));
     }
 
     #[test]
     fn values_of_no_fixed_shape_still_take_no_repeated_key() {
         let e = decode(&Node::Any, br#"{"a":[{"b":1,"b":2}]}"#).unwrap_err();
         assert!(e.starts_with("a[0].b: the key is repeated"), "{e}");
-        assert_eq!(
-            decode(&Node::Any, br#"{"a":[1,"x",null]}"#).unwrap(),
-            serde_json::json!({"a": [1, "x", null]})
-        );
+        assert_eq!(decode(&Node::Any, br#"{"a":[1,"x",null]}"#).unwrap(), serde_json::json!({"a": [1, "x", null]}));
     }
 
     #[test]
@@ -400,8 +334,6 @@ mod tests {
         let v = create(r#"{"Labels":{"Berth.Tenant":"x","berth.tenant":"y"}}"#).unwrap();
         assert_eq!(v["Labels"].as_object().unwrap().len(), 2);
         let n = schema("POST", "/networks/{id}/connect").unwrap();
-        assert!(decode(n, br#"{"Container":"a","container":"b"}"#)
-            .unwrap_err()
-            .contains("the engine would read it as Container"));
+        assert!(decode(n, br#"{"Container":"a","container":"b"}"#).unwrap_err().contains("the engine would read it as Container"));
     }
 }

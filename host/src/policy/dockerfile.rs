@@ -15,9 +15,7 @@ pub fn instructions(changes: &[&str]) -> Result<Vec<String>, String> {
         let line = raw.strip_suffix('\r').unwrap_or(raw);
         let trimmed = line.trim_start_matches([' ', '\t']);
         if trimmed.starts_with('#') {
-            return Err(format!(
-                "'{line}': comments and parser directives (# …) are not allowed"
-            ));
+            return Err(format!("'{line}': comments and parser directives (# …) are not allowed"));
         }
         if trimmed.is_empty() {
             continue;
@@ -58,10 +56,7 @@ pub fn sets_label(instruction: &str, key: &str) -> bool {
     if !word.eq_ignore_ascii_case("LABEL") {
         return false;
     }
-    let plain: String = rest
-        .chars()
-        .filter(|c| !matches!(c, '"' | '\'' | '\\'))
-        .collect();
+    let plain: String = rest.chars().filter(|c| !matches!(c, '"' | '\'' | '\\')).collect();
     plain.contains(key)
 }
 
@@ -81,33 +76,15 @@ mod tests {
 
     #[test]
     fn values_are_one_dockerfile() {
-        assert_eq!(
-            instructions(&["ENV a=b", "CMD x"]).unwrap(),
-            vec!["ENV a=b", "CMD x"]
-        );
-        assert_eq!(
-            instructions(&["ENV a=b \\", "  c=d", "CMD x"]).unwrap(),
-            vec!["ENV a=b   c=d", "CMD x"]
-        );
-        assert_eq!(
-            instructions(&["ENV a=b \\\n c=d"]).unwrap(),
-            vec!["ENV a=b  c=d"]
-        );
-        assert_eq!(
-            instructions(&["ENV a=b \\\r", "c=d"]).unwrap(),
-            vec!["ENV a=b c=d"]
-        );
+        assert_eq!(instructions(&["ENV a=b", "CMD x"]).unwrap(), vec!["ENV a=b", "CMD x"]);
+        assert_eq!(instructions(&["ENV a=b \\", "  c=d", "CMD x"]).unwrap(), vec!["ENV a=b   c=d", "CMD x"]);
+        assert_eq!(instructions(&["ENV a=b \\\n c=d"]).unwrap(), vec!["ENV a=b  c=d"]);
+        assert_eq!(instructions(&["ENV a=b \\\r", "c=d"]).unwrap(), vec!["ENV a=b c=d"]);
     }
 
     #[test]
     fn a_trailing_continuation_is_refused() {
-        for changes in [
-            &["CMD x \\"][..],
-            &["CMD x\\ \t"],
-            &["ENV a=b", "CMD x \\", ""],
-            &["CMD x \\\n"],
-            &["CMD x \\\r"],
-        ] {
+        for changes in [&["CMD x \\"][..], &["CMD x\\ \t"], &["ENV a=b", "CMD x \\", ""], &["CMD x \\\n"], &["CMD x \\\r"]] {
             let e = instructions(changes).unwrap_err();
             assert!(e.contains("line continuation"), "{changes:?}: {e}");
         }
@@ -115,18 +92,8 @@ mod tests {
 
     #[test]
     fn directives_and_comments_are_refused() {
-        for changes in [
-            &["# escape=`", "LABEL a=b `"][..],
-            &["#escape=`"],
-            &["ENV a=b \\", "# c", "c=d"],
-            &["  # x"],
-        ] {
-            assert!(
-                instructions(changes)
-                    .unwrap_err()
-                    .contains("parser directives"),
-                "{changes:?}"
-            );
+        for changes in [&["# escape=`", "LABEL a=b `"][..], &["#escape=`"], &["ENV a=b \\", "# c", "c=d"], &["  # x"]] {
+            assert!(instructions(changes).unwrap_err().contains("parser directives"), "{changes:?}");
         }
     }
 
@@ -139,17 +106,8 @@ mod tests {
             &["ONBUILD LABEL berth.tenant=red"],
             &["LABEL x=1 'berth.tenant'=red"],
         ] {
-            assert!(
-                check_changes(changes, "berth.tenant")
-                    .unwrap_err()
-                    .contains("scope key"),
-                "{changes:?}"
-            );
+            assert!(check_changes(changes, "berth.tenant").unwrap_err().contains("scope key"), "{changes:?}");
         }
-        assert!(check_changes(
-            &["ENV berth.tenant=1", "CMD [\"sh\"]", "LABEL x=1"],
-            "berth.tenant"
-        )
-        .is_ok());
+        assert!(check_changes(&["ENV berth.tenant=1", "CMD [\"sh\"]", "LABEL x=1"], "berth.tenant").is_ok());
     }
 }

@@ -32,9 +32,9 @@ use bytes::Bytes;
 use http::Method;
 use serde_json::{json, Value};
 
+pub use globs::Globs;
 pub use routes::{match_route, Matched};
 pub use rules::EnginePolicy;
-pub use globs::Globs;
 pub use stored::AfterCheck;
 pub use tenant::TenantPolicy;
 
@@ -61,7 +61,13 @@ impl Policy {
     /// still hold.
     pub fn for_action(read_only: bool) -> Self {
         static OPEN: OnceLock<Arc<EnginePolicy>> = OnceLock::new();
-        Policy { read_only, label_scope: None, rules: OPEN.get_or_init(|| Arc::new(EnginePolicy::unrestricted())).clone(), engine_socket: None, operations: None }
+        Policy {
+            read_only,
+            label_scope: None,
+            rules: OPEN.get_or_init(|| Arc::new(EnginePolicy::unrestricted())).clone(),
+            engine_socket: None,
+            operations: None,
+        }
     }
 
     /// Restricts the invocation to the operations its action declares (none: no restriction).
@@ -184,10 +190,7 @@ impl Policy {
             }
         }
         if self.read_only && !(req.method == Method::GET || req.method == Method::HEAD) {
-            return Err(Refusal::Denied(format!(
-                "{} is read-only: {} {} refused (only GET and HEAD are allowed)",
-                req.action, req.method, req.path
-            )));
+            return Err(Refusal::Denied(format!("{} is read-only: {} {} refused (only GET and HEAD are allowed)", req.action, req.method, req.path)));
         }
         if let Some(ops) = &self.operations {
             let op = m.route.operation;
@@ -219,7 +222,15 @@ impl Policy {
     /// The registry a request goes to, derived from the request itself; a guest's `registry`
     /// that disagrees is refused, and so is a registry outside the tenant's list.
     /// `decoded`: the body as the canonical reading gave it, if it was read.
-    fn registry_for(&self, m: &Matched, query: &[(String, String)], decoded: Option<&Value>, body: &OutBody, asked: Option<&str>, auth_body: Option<&str>) -> Result<Option<String>, Refusal> {
+    fn registry_for(
+        &self,
+        m: &Matched,
+        query: &[(String, String)],
+        decoded: Option<&Value>,
+        body: &OutBody,
+        asked: Option<&str>,
+        auth_body: Option<&str>,
+    ) -> Result<Option<String>, Refusal> {
         let param = m.param.as_deref().unwrap_or("");
         let derived: Option<String> = match (m.route.method.as_str(), m.route.template) {
             ("POST", "/images/create") => q(query, "fromImage").filter(|s| !s.is_empty()).map(registry_of),
@@ -248,7 +259,9 @@ impl Policy {
             (None, _) => Ok(None),
             (Some(a), Some(d)) if crate::credentials::normalize(a) == d => Ok(Some(d)),
             (Some(a), Some(d)) => Err(Refusal::Denied(format!("registry: the request goes to {d}, so credentials for '{a}' are not sent"))),
-            (Some(a), None) => Err(Refusal::Denied(format!("registry: {} {} goes to no registry, so credentials for '{a}' are not sent", m.route.method, m.route.template))),
+            (Some(a), None) => {
+                Err(Refusal::Denied(format!("registry: {} {} goes to no registry, so credentials for '{a}' are not sent", m.route.method, m.route.template)))
+            }
         }
     }
 }
@@ -521,7 +534,15 @@ impl<I: Inspector> Gate<'_, '_, I> {
                 self.object(Kind::Image, &target).await?;
                 Ok(m.path_with(None))
             }
-            (_, "/images/{name}" | "/images/{name}/json" | "/images/{name}/history" | "/images/{name}/get" | "/images/{name}/push" | "/images/{name}/attestations") => {
+            (
+                _,
+                "/images/{name}"
+                | "/images/{name}/json"
+                | "/images/{name}/history"
+                | "/images/{name}/get"
+                | "/images/{name}/push"
+                | "/images/{name}/attestations",
+            ) => {
                 self.object(Kind::Image, &param).await?;
                 Ok(m.path_with(None))
             }
@@ -582,7 +603,10 @@ impl<I: Inspector> Gate<'_, '_, I> {
             }
             ("POST", "/build") => {
                 if !self.rules().build {
-                    return Err(Refusal::Denied("build: this tenant may not build images (a Dockerfile can start FROM any image on the engine); allow it with engine_policy.build".into()));
+                    return Err(Refusal::Denied(
+                        "build: this tenant may not build images (a Dockerfile can start FROM any image on the engine); allow it with engine_policy.build"
+                            .into(),
+                    ));
                 }
                 if q(query, "remote").is_some_and(|r| !r.is_empty()) && scoped {
                     return Err(Refusal::Denied("remote: builds from a URL are not allowed".into()));
@@ -939,7 +963,17 @@ pub fn guest_header_allowed(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
     !matches!(
         n.as_str(),
-        "host" | "x-registry-auth" | "x-registry-config" | "authorization" | "content-length" | "transfer-encoding" | "connection" | "upgrade" | "te" | "trailer" | "proxy-authorization"
+        "host"
+            | "x-registry-auth"
+            | "x-registry-config"
+            | "authorization"
+            | "content-length"
+            | "transfer-encoding"
+            | "connection"
+            | "upgrade"
+            | "te"
+            | "trailer"
+            | "proxy-authorization"
     )
 }
 
@@ -961,7 +995,13 @@ mod tests {
     }
 
     fn red() -> Policy {
-        Policy { read_only: false, label_scope: Some(("team".into(), "red".into())), rules: Arc::new(EnginePolicy::default()), engine_socket: None, operations: None }
+        Policy {
+            read_only: false,
+            label_scope: Some(("team".into(), "red".into())),
+            rules: Arc::new(EnginePolicy::default()),
+            engine_socket: None,
+            operations: None,
+        }
     }
 
     fn objects() -> Objects {
@@ -1095,7 +1135,8 @@ mod tests {
 
     #[test]
     fn replicas_are_summed_over_the_tenants_services_and_rollbacks_checked() {
-        let p = Policy { rules: Arc::new(EnginePolicy { max_replicas: 4, registries: Globs::new(&["docker.io"]).unwrap(), ..EnginePolicy::default() }), ..red() };
+        let p =
+            Policy { rules: Arc::new(EnginePolicy { max_replicas: 4, registries: Globs::new(&["docker.io"]).unwrap(), ..EnginePolicy::default() }), ..red() };
         let mut o = swarm_objects();
         let spec = |mode: Value| json!({"Name": "s", "Mode": mode, "TaskTemplate": {"ContainerSpec": {"Image": "app:1"}}});
         o.0.insert(red_list("services"), json!([{"ID": "svc1", "Spec": spec(json!({"Replicated": {"Replicas": 3}}))}]));
@@ -1112,7 +1153,15 @@ mod tests {
         // A rollback restores the previous spec, whatever the body says: that spec is checked.
         let unsafe_prev = json!({"Name": "web", "Labels": {"team": "red"}, "TaskTemplate": {"ContainerSpec": {"Image": "app:1", "Labels": {"team": "red"}, "Mounts": [{"Type": "bind", "Source": "/", "Target": "/h"}]}}});
         o.0.insert("/services/svc1".into(), json!({"ID": "svc1", "Spec": {"Name": "web", "Labels": {"team": "red"}}, "PreviousSpec": unsafe_prev}));
-        let e = run(&p, &mut o, Method::POST, "/services/web/update", &[("version", "1"), ("rollback", "previous")], Some(spec(json!({"Replicated": {"Replicas": 1}})))).unwrap_err();
+        let e = run(
+            &p,
+            &mut o,
+            Method::POST,
+            "/services/web/update",
+            &[("version", "1"), ("rollback", "previous")],
+            Some(spec(json!({"Replicated": {"Replicas": 1}}))),
+        )
+        .unwrap_err();
         assert!(e.message().starts_with("rollback: the previous spec") && e.message().contains("Mounts"), "{e:?}");
     }
 
@@ -1134,13 +1183,23 @@ mod tests {
         };
         let _ = limits;
         verify(&mut o, Kind::Service, svc(&forced)).unwrap();
-        let e = verify(&mut o, Kind::Volume, json!({"Name": "x", "Driver": "local", "Options": {"type": "none", "o": "bind", "device": "/"}, "Labels": labels})).unwrap_err();
+        let e =
+            verify(&mut o, Kind::Volume, json!({"Name": "x", "Driver": "local", "Options": {"type": "none", "o": "bind", "device": "/"}, "Labels": labels}))
+                .unwrap_err();
         assert!(e.contains("the volume as stored by the engine"), "{e}");
         let e = verify(&mut o, Kind::Volume, json!({"Name": "x", "Driver": "local", "Labels": {"team": "blue"}})).unwrap_err();
         assert!(e.contains("lacks the scope label team=red"), "{e}");
         let f = json!({"name": ["n"]}).to_string();
-        o.0.insert(format!("/networks?{}", crate::engine::path::encode_query(&[("filters".into(), f)])), json!([{"Name": "n", "Id": "x"}, {"Name": "n", "Id": "y"}, {"Name": "nn", "Id": "z"}]));
-        let e = verify(&mut o, Kind::Network, json!({"Name": "n", "Id": "x", "Driver": "bridge", "Options": {}, "IPAM": {"Driver": "default"}, "ConfigFrom": {"Network": ""}, "Labels": labels})).unwrap_err();
+        o.0.insert(
+            format!("/networks?{}", crate::engine::path::encode_query(&[("filters".into(), f)])),
+            json!([{"Name": "n", "Id": "x"}, {"Name": "n", "Id": "y"}, {"Name": "nn", "Id": "z"}]),
+        );
+        let e = verify(
+            &mut o,
+            Kind::Network,
+            json!({"Name": "n", "Id": "x", "Driver": "bridge", "Options": {}, "IPAM": {"Driver": "default"}, "ConfigFrom": {"Network": ""}, "Labels": labels}),
+        )
+        .unwrap_err();
         assert!(e.contains("another network is also named 'n'"), "{e}");
         let e = verify(&mut o, Kind::Secret, json!({"ID": "x", "Spec": {"Name": "s", "Labels": labels, "Driver": {"Name": "vault"}}})).unwrap_err();
         assert!(e.contains("external driver"), "{e}");
@@ -1226,7 +1285,13 @@ mod tests {
         assert_eq!(admit(&p, &mut o, &mut b, req(Some("index.docker.io"), "busybox")).unwrap().registry.as_deref(), Some("docker.io"));
         p.rules = Arc::new(EnginePolicy { registries: Globs::from(&["a.example"][..]), ..EnginePolicy::unrestricted() });
         assert!(admit(&p, &mut o, &mut b, req(None, "b.example:5000/x")).unwrap_err().message().contains("not in this tenant's registries"));
-        let e = admit(&p, &mut o, &mut b, GateRequest { action: "x", method: &Method::GET, path: "/info", query: vec![], registry: Some("a.example"), auth_body_registry: None }).unwrap_err();
+        let e = admit(
+            &p,
+            &mut o,
+            &mut b,
+            GateRequest { action: "x", method: &Method::GET, path: "/info", query: vec![], registry: Some("a.example"), auth_body_registry: None },
+        )
+        .unwrap_err();
         assert!(e.message().contains("goes to no registry"), "{e:?}");
     }
 

@@ -49,14 +49,8 @@ fn domain_ok(d: &str) -> bool {
         Some((h, p)) => (h, Some(p)),
         None => (d, None),
     };
-    let label = |l: &str| {
-        !l.is_empty()
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-            && l.bytes().all(|x| x.is_ascii_alphanumeric() || x == b'-')
-    };
-    host.split('.').all(label)
-        && port.is_none_or(|p| !p.is_empty() && p.bytes().all(|x| x.is_ascii_digit()))
+    let label = |l: &str| !l.is_empty() && !l.starts_with('-') && !l.ends_with('-') && l.bytes().all(|x| x.is_ascii_alphanumeric() || x == b'-');
+    host.split('.').all(label) && port.is_none_or(|p| !p.is_empty() && p.bytes().all(|x| x.is_ascii_digit()))
 }
 
 fn tag_ok(t: &str) -> bool {
@@ -64,23 +58,16 @@ fn tag_ok(t: &str) -> bool {
     !b.is_empty()
         && b.len() <= 128
         && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b.iter()
-            .all(|x| x.is_ascii_alphanumeric() || matches!(x, b'_' | b'.' | b'-'))
+        && b.iter().all(|x| x.is_ascii_alphanumeric() || matches!(x, b'_' | b'.' | b'-'))
 }
 
 fn digest_ok(d: &str) -> bool {
     match d.split_once(':') {
         Some((algo, hex)) => {
             !algo.is_empty()
-                && algo.bytes().all(|x| {
-                    x.is_ascii_lowercase()
-                        || x.is_ascii_digit()
-                        || matches!(x, b'+' | b'.' | b'_' | b'-')
-                })
+                && algo.bytes().all(|x| x.is_ascii_lowercase() || x.is_ascii_digit() || matches!(x, b'+' | b'.' | b'_' | b'-'))
                 && hex.len() >= 32
-                && hex
-                    .bytes()
-                    .all(|x| x.is_ascii_hexdigit() && !x.is_ascii_uppercase())
+                && hex.bytes().all(|x| x.is_ascii_hexdigit() && !x.is_ascii_uppercase())
         }
         None => false,
     }
@@ -138,12 +125,7 @@ impl Reference {
         if !path.split('/').all(component_ok) {
             return bad("bad repository name");
         }
-        Ok(Reference {
-            domain,
-            path,
-            tag,
-            digest,
-        })
+        Ok(Reference { domain, path, tag, digest })
     }
 
     /// The same reference with `latest` where neither a tag nor a digest is given.
@@ -157,11 +139,7 @@ impl Reference {
     /// `docker.io/library/busybox` → `busybox`; the name the docker CLI shows.
     pub fn familiar_name(&self) -> String {
         if self.domain == DEFAULT_DOMAIN {
-            self.path
-                .strip_prefix("library/")
-                .filter(|p| !p.contains('/'))
-                .unwrap_or(&self.path)
-                .to_string()
+            self.path.strip_prefix("library/").filter(|p| !p.contains('/')).unwrap_or(&self.path).to_string()
         } else {
             format!("{}/{}", self.domain, self.path)
         }
@@ -207,13 +185,7 @@ mod tests {
 
     #[test]
     fn normalised_as_the_engine_does() {
-        for s in [
-            "busybox",
-            "library/busybox",
-            "docker.io/busybox",
-            "docker.io/library/busybox",
-            "index.docker.io/library/busybox",
-        ] {
+        for s in ["busybox", "library/busybox", "docker.io/busybox", "docker.io/library/busybox", "index.docker.io/library/busybox"] {
             let r = Reference::parse(s).unwrap().with_default_tag();
             assert_eq!(r.to_string(), "docker.io/library/busybox:latest", "{s}");
             assert_eq!(r.familiar(), "busybox:latest", "{s}");
@@ -222,39 +194,18 @@ mod tests {
         assert_eq!(r.familiar(), "berth-test/busybox:1");
         assert_eq!(r.to_string(), "docker.io/berth-test/busybox:1");
         let r = Reference::parse("localhost:5000/x/y:2").unwrap();
-        assert_eq!(
-            (r.domain.as_str(), r.path.as_str(), r.tag.as_deref()),
-            ("localhost:5000", "x/y", Some("2"))
-        );
+        assert_eq!((r.domain.as_str(), r.path.as_str(), r.tag.as_deref()), ("localhost:5000", "x/y", Some("2")));
         let r = Reference::parse("Registry/app").unwrap();
-        assert_eq!(
-            r.domain, "Registry",
-            "an upper-case first component is a registry host"
-        );
+        assert_eq!(r.domain, "Registry", "an upper-case first component is a registry host");
         let d = format!("sha256:{}", "a".repeat(64));
         let r = Reference::parse(&format!("app:1@{d}")).unwrap();
-        assert_eq!(
-            (r.tag.as_deref(), r.digest.as_deref()),
-            (Some("1"), Some(d.as_str()))
-        );
+        assert_eq!((r.tag.as_deref(), r.digest.as_deref()), (Some("1"), Some(d.as_str())));
         assert_eq!(r.familiar(), format!("app:1@{d}"));
     }
 
     #[test]
     fn what_the_engine_refuses_is_refused() {
-        for s in [
-            "x:v9:v8",
-            "Busybox",
-            "app/UP",
-            "a//b",
-            "-a",
-            "a:",
-            "a@sha256:zz",
-            "a:-t",
-            "",
-            "app:t@",
-            "a b",
-        ] {
+        for s in ["x:v9:v8", "Busybox", "app/UP", "a//b", "-a", "a:", "a@sha256:zz", "a:-t", "", "app:t@", "a b"] {
             assert!(Reference::parse(s).is_err(), "{s}");
         }
     }

@@ -140,7 +140,8 @@ pub fn match_route(method: &Method, raw_path: &str) -> Result<Matched, NoRoute> 
 /// Decodes strictly: a bad escape or a result that is not UTF-8 is `None`.
 fn percent_decode(s: &str) -> Option<String> {
     let b = s.as_bytes();
-    let bad_escape = b.iter().enumerate().any(|(i, &c)| c == b'%' && !(b.get(i + 1).is_some_and(u8::is_ascii_hexdigit) && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit)));
+    let bad_escape =
+        b.iter().enumerate().any(|(i, &c)| c == b'%' && !(b.get(i + 1).is_some_and(u8::is_ascii_hexdigit) && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit)));
     if bad_escape {
         return None;
     }

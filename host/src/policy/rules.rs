@@ -384,7 +384,12 @@ impl EnginePolicy {
         }
         // One network joined by name and no NetworkMode: the engine's reading (and the docker
         // CLI's `--network`) is that network, not the default bridge.
-        let joined: Vec<String> = obj.get("NetworkingConfig").and_then(|n| n.get("EndpointsConfig")).and_then(Value::as_object).map(|e| e.keys().cloned().collect()).unwrap_or_default();
+        let joined: Vec<String> = obj
+            .get("NetworkingConfig")
+            .and_then(|n| n.get("EndpointsConfig"))
+            .and_then(Value::as_object)
+            .map(|e| e.keys().cloned().collect())
+            .unwrap_or_default();
         let hc = obj.entry("HostConfig").or_insert_with(|| json!({}));
         if hc.is_null() {
             *hc = json!({});
@@ -702,8 +707,16 @@ impl EnginePolicy {
 
     /// Ulimits a tenant may set: only those that bound its own processes, within bounds.
     fn ulimits(&self, hc: &Map<String, Value>, field: &str) -> Result<(), String> {
-        const ALLOWED: [(&str, i64); 8] =
-            [("nofile", 1 << 20), ("nproc", 1 << 20), ("core", 0), ("stack", 64 << 20), ("fsize", i64::MAX), ("cpu", i64::MAX), ("locks", 1 << 20), ("sigpending", 1 << 16)];
+        const ALLOWED: [(&str, i64); 8] = [
+            ("nofile", 1 << 20),
+            ("nproc", 1 << 20),
+            ("core", 0),
+            ("stack", 64 << 20),
+            ("fsize", i64::MAX),
+            ("cpu", i64::MAX),
+            ("locks", 1 << 20),
+            ("sigpending", 1 << 16),
+        ];
         for u in hc.get("Ulimits").and_then(Value::as_array).into_iter().flatten() {
             let name = u.get("Name").and_then(Value::as_str).unwrap_or("");
             let Some((_, max)) = ALLOWED.iter().find(|(n, _)| *n == name) else {
@@ -839,7 +852,9 @@ impl EnginePolicy {
             }
         }
         self.host_config(&mut hc, at, &mut refs, engine_socket, false)?;
-        for (field, list, id_key, name_key) in [("Secrets", &mut refs.secrets, "SecretID", "SecretName"), ("Configs", &mut refs.configs, "ConfigID", "ConfigName")] {
+        for (field, list, id_key, name_key) in
+            [("Secrets", &mut refs.secrets, "SecretID", "SecretName"), ("Configs", &mut refs.configs, "ConfigID", "ConfigName")]
+        {
             for r in cs.get(field).and_then(Value::as_array).into_iter().flatten() {
                 let id = r.get(id_key).or_else(|| r.get(name_key)).and_then(Value::as_str).unwrap_or("");
                 if id.is_empty() {
@@ -898,7 +913,10 @@ impl EnginePolicy {
         if self.cpus > 0.0 {
             let (nano, quota, period) = (i("NanoCpus"), i("CpuQuota"), i("CpuPeriod"));
             let p = if period > 0 { period } else { 100_000 };
-            let ok = quota >= 0 && period >= 0 && i("CpuRealtimeRuntime") == 0 && if quota > 0 { quota as f64 / p as f64 <= self.cpus } else { nano > 0 && nano <= (self.cpus * 1e9) as i64 };
+            let ok = quota >= 0
+                && period >= 0
+                && i("CpuRealtimeRuntime") == 0
+                && if quota > 0 { quota as f64 / p as f64 <= self.cpus } else { nano > 0 && nano <= (self.cpus * 1e9) as i64 };
             if !ok {
                 return stored_as("NanoCpus", &format!("NanoCpus {nano}, CpuQuota {quota}, CpuPeriod {period} lift this tenant's cap of {} CPUs", self.cpus));
             }
@@ -1014,7 +1032,10 @@ mod tests {
             (json!({"HostConfig": {"CgroupParent": "/"}}), "HostConfig.CgroupParent"),
             (json!({"HostConfig": {"MaskedPaths": []}}), "HostConfig.MaskedPaths"),
             (json!({"HostConfig": {"ReadonlyPaths": []}}), "HostConfig.ReadonlyPaths"),
-            (json!({"HostConfig": {"NetworkMode": "none", "Mounts": [{"Type": "volume", "Target": "/x", "VolumeOptions": {"DriverConfig": {"Name": "local", "Options": {"type": "none", "o": "bind", "device": "/etc"}}}}]}}), "HostConfig.Mounts.VolumeOptions.DriverConfig.Options"),
+            (
+                json!({"HostConfig": {"NetworkMode": "none", "Mounts": [{"Type": "volume", "Target": "/x", "VolumeOptions": {"DriverConfig": {"Name": "local", "Options": {"type": "none", "o": "bind", "device": "/etc"}}}}]}}),
+                "HostConfig.Mounts.VolumeOptions.DriverConfig.Options",
+            ),
             (json!({"HostConfig": {"NetworkMode": "bridge"}}), "HostConfig.NetworkMode"),
             (json!({"HostConfig": {"NetworkMode": "none", "LogConfig": {"Type": "syslog"}}}), "HostConfig.LogConfig.Type"),
         ] {
@@ -1050,8 +1071,14 @@ mod tests {
         assert!(bind("/srv/red/../blue:/x").is_err());
         assert!(bind("/srv/ro:/x:ro").is_ok());
         assert!(bind("/srv/ro:/x:rw").unwrap_err().contains("read-only"));
-        assert!(create(&p, json!({"HostConfig": {"NetworkMode": "none", "Mounts": [{"Type": "bind", "Source": "/srv/ro", "Target": "/x"}]}})).unwrap_err().contains("read-only"));
-        assert!(create(&p, json!({"HostConfig": {"NetworkMode": "none", "Mounts": [{"Type": "bind", "Source": "/srv/ro", "Target": "/x", "ReadOnly": true}]}})).is_ok());
+        assert!(create(&p, json!({"HostConfig": {"NetworkMode": "none", "Mounts": [{"Type": "bind", "Source": "/srv/ro", "Target": "/x"}]}}))
+            .unwrap_err()
+            .contains("read-only"));
+        assert!(create(
+            &p,
+            json!({"HostConfig": {"NetworkMode": "none", "Mounts": [{"Type": "bind", "Source": "/srv/ro", "Target": "/x", "ReadOnly": true}]}})
+        )
+        .is_ok());
     }
 
     #[test]
@@ -1117,7 +1144,10 @@ mod tests {
             assert!(e.starts_with(&format!("HostConfig.{field}")), "{v}: {e}");
         }
         let got = hc(json!({"Memory": -1, "MemorySwap": -1, "PidsLimit": -1, "NanoCpus": -1})).unwrap();
-        assert_eq!((got["Memory"].as_i64(), got["MemorySwap"].as_i64(), got["PidsLimit"].as_i64(), got["NanoCpus"].as_i64()), (Some(512 << 20), Some(1024 << 20), Some(512), Some(1_000_000_000)));
+        assert_eq!(
+            (got["Memory"].as_i64(), got["MemorySwap"].as_i64(), got["PidsLimit"].as_i64(), got["NanoCpus"].as_i64()),
+            (Some(512 << 20), Some(1024 << 20), Some(512), Some(1_000_000_000))
+        );
         let got = hc(json!({"CpuQuota": 50_000, "CpuPeriod": 100_000, "CpuShares": 512, "OomScoreAdj": 100, "Ulimits": [{"Name": "nofile", "Soft": 1024, "Hard": 4096}]})).unwrap();
         assert!(got.get("NanoCpus").is_none(), "a quota within the cap stands alone: {got}");
         // Updates: the same caps; 0 leaves a limit as it is.

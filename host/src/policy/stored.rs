@@ -51,24 +51,15 @@ pub fn created_id(kind: Kind, body: &[u8]) -> Option<String> {
         Kind::Service | Kind::Secret | Kind::Config => "ID",
         _ => "Id",
     };
-    v[key]
-        .as_str()
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
+    v[key].as_str().filter(|s| !s.is_empty()).map(str::to_string)
 }
 
 /// Image ids a commit (`{"Id"}`), an import (`{"status": "sha256:…"}`) or a build
 /// (`{"aux": {"ID"}}`) response names, from a JSON document or a JSON-lines stream.
 pub fn image_ids(body: &[u8]) -> Vec<String> {
     let mut out = Vec::new();
-    for v in serde_json::Deserializer::from_slice(body)
-        .into_iter::<Value>()
-        .map_while(Result::ok)
-    {
-        for id in [&v["Id"], &v["aux"]["ID"], &v["status"]]
-            .into_iter()
-            .filter_map(Value::as_str)
-        {
+    for v in serde_json::Deserializer::from_slice(body).into_iter::<Value>().map_while(Result::ok) {
+        for id in [&v["Id"], &v["aux"]["ID"], &v["status"]].into_iter().filter_map(Value::as_str) {
             let id = id.trim();
             if id.starts_with("sha256:") && id.len() == 71 && !out.iter().any(|o| o == id) {
                 out.push(id.to_string());
@@ -80,21 +71,8 @@ pub fn image_ids(body: &[u8]) -> Vec<String> {
 
 impl Policy {
     /// Checks an object as the engine stored it; `Err` names what differs from the policy.
-    pub async fn verify_stored<I: Inspector>(
-        &self,
-        insp: &mut I,
-        kind: Kind,
-        id: &str,
-        stored: &Value,
-    ) -> Result<(), String> {
-        let mut gate = Gate {
-            policy: self,
-            insp,
-            scope: self.label_scope.clone(),
-            applied: Vec::new(),
-            decoded: None,
-            after: None,
-        };
+    pub async fn verify_stored<I: Inspector>(&self, insp: &mut I, kind: Kind, id: &str, stored: &Value) -> Result<(), String> {
+        let mut gate = Gate { policy: self, insp, scope: self.label_scope.clone(), applied: Vec::new(), decoded: None, after: None };
         gate.verify(kind, id, stored).await.map_err(|e| match e {
             Refusal::Denied(m) | Refusal::Invalid(m) | Refusal::Limit(m) => m,
         })
@@ -103,56 +81,30 @@ impl Policy {
 
 impl<I: Inspector> Gate<'_, '_, I> {
     async fn verify(&mut self, kind: Kind, id: &str, stored: &Value) -> Result<(), Refusal> {
-        let stored_as = |what: &str, why: String| {
-            Refusal::Denied(format!("{what} as stored by the engine: {why}"))
-        };
+        let stored_as = |what: &str, why: String| Refusal::Denied(format!("{what} as stored by the engine: {why}"));
         if let Some((key, value)) = self.scope.clone() {
             if kind.labels(stored)[key.as_str()].as_str() != Some(value.as_str()) {
-                return Err(stored_as(
-                    "Labels",
-                    format!("{} {id} lacks the scope label {key}={value}", kind.name()),
-                ));
+                return Err(stored_as("Labels", format!("{} {id} lacks the scope label {key}={value}", kind.name())));
             }
         }
         let rules = self.policy.rules.clone();
         match kind {
-            Kind::Container => rules
-                .verify_container(stored, self.socket())
-                .map_err(Refusal::Denied),
+            Kind::Container => rules.verify_container(stored, self.socket()).map_err(Refusal::Denied),
             Kind::Volume => {
                 let as_asked = json!({"Driver": stored["Driver"], "DriverOpts": stored["Options"], "ClusterVolumeSpec": stored["ClusterVolume"]["Spec"]});
-                rules
-                    .volume_create(&as_asked)
-                    .map_err(|e| stored_as("the volume", e))
+                rules.volume_create(&as_asked).map_err(|e| stored_as("the volume", e))
             }
             Kind::Network => {
                 let mut as_asked = json!({"Driver": stored["Driver"], "Options": stored["Options"], "Ingress": stored["Ingress"], "IPAM": stored["IPAM"]});
-                if stored["ConfigFrom"]["Network"]
-                    .as_str()
-                    .is_some_and(|n| !n.is_empty())
-                {
+                if stored["ConfigFrom"]["Network"].as_str().is_some_and(|n| !n.is_empty()) {
                     as_asked["ConfigFrom"] = stored["ConfigFrom"].clone();
                 }
-                rules
-                    .network_create(&as_asked)
-                    .map_err(|e| stored_as("the network", e))?;
+                rules.network_create(&as_asked).map_err(|e| stored_as("the network", e))?;
                 self.network_name_unique(id, stored).await
             }
-            Kind::Service => {
-                self.held_spec(
-                    id,
-                    &stored["Spec"],
-                    "the service spec as stored by the engine",
-                )
-                .await
-            }
-            Kind::Secret | Kind::Config
-                if self.scope.is_some() && !stored["Spec"]["Driver"].is_null() =>
-            {
-                Err(stored_as(
-                    "Driver",
-                    format!("an external driver ({})", stored["Spec"]["Driver"]),
-                ))
+            Kind::Service => self.held_spec(id, &stored["Spec"], "the service spec as stored by the engine").await,
+            Kind::Secret | Kind::Config if self.scope.is_some() && !stored["Spec"]["Driver"].is_null() => {
+                Err(stored_as("Driver", format!("an external driver ({})", stored["Spec"]["Driver"])))
             }
             Kind::Secret | Kind::Config | Kind::Image => Ok(()),
         }
@@ -161,46 +113,23 @@ impl<I: Inspector> Gate<'_, '_, I> {
     /// A service spec the engine holds (as stored, or the `PreviousSpec` a rollback restores),
     /// read by the same rules as a request: they must find nothing to refuse, nothing to add
     /// to its caps, only the tenant's objects, and its labels on the service and its tasks.
-    pub(super) async fn held_spec(
-        &mut self,
-        id: &str,
-        held: &Value,
-        what: &str,
-    ) -> Result<(), Refusal> {
+    pub(super) async fn held_spec(&mut self, id: &str, held: &Value, what: &str) -> Result<(), Refusal> {
         let denied = |why: String| Refusal::Denied(format!("{what}: {why}"));
         if let Some((key, value)) = self.scope.clone() {
-            for (field, labels) in [
-                ("Labels", &held["Labels"]),
-                (
-                    "TaskTemplate.ContainerSpec.Labels",
-                    &held["TaskTemplate"]["ContainerSpec"]["Labels"],
-                ),
-            ] {
+            for (field, labels) in [("Labels", &held["Labels"]), ("TaskTemplate.ContainerSpec.Labels", &held["TaskTemplate"]["ContainerSpec"]["Labels"])] {
                 if labels[key.as_str()].as_str() != Some(value.as_str()) {
-                    return Err(denied(format!(
-                        "{field} lacks the scope label {key}={value}"
-                    )));
+                    return Err(denied(format!("{field} lacks the scope label {key}={value}")));
                 }
             }
         }
         let mut spec = held.clone();
-        let refs = self
-            .policy
-            .rules
-            .service_spec(&mut spec, self.socket())
-            .map_err(denied)?;
+        let refs = self.policy.rules.service_spec(&mut spec, self.socket()).map_err(denied)?;
         let limits = |s: &Value| s["TaskTemplate"]["Resources"]["Limits"].clone();
         if limits(&spec) != limits(held) {
-            return Err(denied(format!(
-                "TaskTemplate.Resources.Limits {} lack the forced caps {}",
-                limits(held),
-                limits(&spec)
-            )));
+            return Err(denied(format!("TaskTemplate.Resources.Limits {} lack the forced caps {}", limits(held), limits(&spec))));
         }
         if self.scope.is_some() {
-            self.check_refs(&refs)
-                .await
-                .map_err(|e| denied(e.message().to_string()))?;
+            self.check_refs(&refs).await.map_err(|e| denied(e.message().to_string()))?;
             self.replicas(Some(id), held).await.map_err(|e| match e {
                 Refusal::Limit(m) => Refusal::Limit(format!("{what}: {m}")),
                 e => e,
@@ -216,28 +145,17 @@ impl<I: Inspector> Gate<'_, '_, I> {
         let filters = json!({"name": [name]}).to_string();
         let q = crate::engine::path::encode_query(&[("filters".into(), filters)]);
         let list = self.insp.inspect(&format!("/networks?{q}")).await?;
-        let others = list
-            .as_ref()
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter(|n| n["Name"].as_str() == Some(name) && n["Id"].as_str() != Some(id))
-            .count();
+        let others =
+            list.as_ref().and_then(Value::as_array).into_iter().flatten().filter(|n| n["Name"].as_str() == Some(name) && n["Id"].as_str() != Some(id)).count();
         if others > 0 {
-            return Err(Refusal::Denied(format!(
-                "Name as stored by the engine: another network is also named '{name}'"
-            )));
+            return Err(Refusal::Denied(format!("Name as stored by the engine: another network is also named '{name}'")));
         }
         Ok(())
     }
 
     /// A scoped tenant's service tasks, summed over its services (`except` replaced by
     /// `spec`), must stay within `max_replicas`. A global service counts one task per node.
-    pub(super) async fn replicas(
-        &mut self,
-        except: Option<&str>,
-        spec: &Value,
-    ) -> Result<(), Refusal> {
+    pub(super) async fn replicas(&mut self, except: Option<&str>, spec: &Value) -> Result<(), Refusal> {
         let cap = self.rules().max_replicas;
         let Some((key, value)) = self.scope.clone() else {
             return Ok(());
@@ -247,31 +165,15 @@ impl<I: Inspector> Gate<'_, '_, I> {
         }
         let filters = json!({"label": [format!("{key}={value}")]}).to_string();
         let q = crate::engine::path::encode_query(&[("filters".into(), filters)]);
-        let services = self
-            .insp
-            .inspect(&format!("/services?{q}"))
-            .await?
-            .unwrap_or(json!([]));
+        let services = self.insp.inspect(&format!("/services?{q}")).await?.unwrap_or(json!([]));
         let mut nodes: Option<u64> = None;
         let mut total = 0u64;
-        let others = services
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|s| Some(s["ID"].as_str().unwrap_or("")) != except)
-            .map(|s| s["Spec"].clone());
+        let others = services.as_array().into_iter().flatten().filter(|s| Some(s["ID"].as_str().unwrap_or("")) != except).map(|s| s["Spec"].clone());
         for s in others.chain(std::iter::once(spec.clone())) {
             let mode = &s["Mode"];
             total += if mode.get("Global").is_some() || mode.get("GlobalJob").is_some() {
                 if nodes.is_none() {
-                    nodes = Some(
-                        self.insp
-                            .inspect("/nodes")
-                            .await?
-                            .as_ref()
-                            .and_then(Value::as_array)
-                            .map_or(1, |a| a.len() as u64),
-                    );
+                    nodes = Some(self.insp.inspect("/nodes").await?.as_ref().and_then(Value::as_array).map_or(1, |a| a.len() as u64));
                 }
                 nodes.unwrap_or(1)
             } else if let Some(j) = mode.get("ReplicatedJob") {
@@ -298,27 +200,12 @@ mod tests {
         assert_eq!(image_ids(import.as_bytes()), vec![id.clone()]);
         let build = format!("{{\"stream\":\"Step 1/1\"}}\n{{\"aux\":{{\"ID\":\"{id}\"}}}}\n{{\"stream\":\"Successfully built\"}}\n");
         assert_eq!(image_ids(build.as_bytes()), vec![id.clone()]);
-        assert_eq!(
-            image_ids(format!("{{\"Id\":\"{id}\"}}").as_bytes()),
-            vec![id.clone()]
-        );
+        assert_eq!(image_ids(format!("{{\"Id\":\"{id}\"}}").as_bytes()), vec![id.clone()]);
         assert!(image_ids(b"{\"status\":\"sha256:short\"}").is_empty());
-        assert_eq!(
-            created_id(Kind::Volume, br#"{"Name":"v","Driver":"local"}"#).as_deref(),
-            Some("v")
-        );
-        assert_eq!(
-            created_id(Kind::Service, br#"{"ID":"s1"}"#).as_deref(),
-            Some("s1")
-        );
-        assert_eq!(
-            created_id(Kind::Network, br#"{"Id":"n1","Warning":""}"#).as_deref(),
-            Some("n1")
-        );
-        assert_eq!(
-            Kind::Image.removal("app:1"),
-            ("/images/app:1".to_string(), "noprune=1")
-        );
+        assert_eq!(created_id(Kind::Volume, br#"{"Name":"v","Driver":"local"}"#).as_deref(), Some("v"));
+        assert_eq!(created_id(Kind::Service, br#"{"ID":"s1"}"#).as_deref(), Some("s1"));
+        assert_eq!(created_id(Kind::Network, br#"{"Id":"n1","Warning":""}"#).as_deref(), Some("n1"));
+        assert_eq!(Kind::Image.removal("app:1"), ("/images/app:1".to_string(), "noprune=1"));
         assert_eq!(Kind::Image.removal(&id).1, "force=1");
     }
 }

@@ -26,7 +26,14 @@ pub struct TenantPolicy {
 
 impl Default for TenantPolicy {
     fn default() -> Self {
-        TenantPolicy { allow: vec!["*".into()], compiled: Default::default(), read_only: false, label_scope: None, pins: BTreeMap::new(), engine: Arc::new(EnginePolicy::unrestricted()) }
+        TenantPolicy {
+            allow: vec!["*".into()],
+            compiled: Default::default(),
+            read_only: false,
+            label_scope: None,
+            pins: BTreeMap::new(),
+            engine: Arc::new(EnginePolicy::unrestricted()),
+        }
     }
 }
 

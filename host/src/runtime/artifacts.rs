@@ -510,10 +510,8 @@ mod tests {
         assert_eq!(std::fs::read(&target).unwrap(), b"hello");
 
         // A body that fails midway leaves neither the target nor a temp file.
-        let failing = futures_util::stream::iter(vec![
-            Ok(http_body::Frame::data(Bytes::from_static(b"part"))),
-            Err(Box::new(std::io::Error::other("boom")) as BoxError),
-        ]);
+        let failing =
+            futures_util::stream::iter(vec![Ok(http_body::Frame::data(Bytes::from_static(b"part"))), Err(Box::new(std::io::Error::other("boom")) as BoxError)]);
         let body = http_body_util::StreamBody::new(failing).boxed();
         let other = dir.path().join("other.tar");
         a.output("other", &other);
@@ -556,7 +554,8 @@ mod tests {
         let broken = dir.path().join("broken.tar");
         c.output("b", &broken);
         let mut t = c.open_tar("b").unwrap();
-        let failing = futures_util::stream::iter(vec![Ok(http_body::Frame::data(Bytes::from_static(b"part"))), Err(Box::new(std::io::Error::other("boom")) as BoxError)]);
+        let failing =
+            futures_util::stream::iter(vec![Ok(http_body::Frame::data(Bytes::from_static(b"part"))), Err(Box::new(std::io::Error::other("boom")) as BoxError)]);
         let e = t.add_body(&c, "fs.tar", http_body_util::StreamBody::new(failing).boxed(), Duration::from_secs(1)).await.unwrap_err();
         assert!(e.contains("boom"), "{e}");
         assert!(t.add_bytes(&c, "after", b"x").unwrap_err().contains("an earlier one failed"));
@@ -620,7 +619,14 @@ mod tests {
             }
             seen.push((name, data.len()));
         }
-        let want = [("first.json", 2), ("fs/export.tar.0000", PART_BYTES), ("fs/export.tar.0001", PART_BYTES), ("fs/export.tar.0002", 5), ("exact.bin", PART_BYTES), ("empty", 0)];
+        let want = [
+            ("first.json", 2),
+            ("fs/export.tar.0000", PART_BYTES),
+            ("fs/export.tar.0001", PART_BYTES),
+            ("fs/export.tar.0002", 5),
+            ("exact.bin", PART_BYTES),
+            ("empty", 0),
+        ];
         assert_eq!(seen, want.iter().map(|(n, l)| (n.to_string(), *l)).collect::<Vec<_>>());
         assert_eq!(joined, big_bytes, "the parts, in order, are the body");
         // A name too long for its part suffix is refused clearly once the body needs parts.

@@ -27,9 +27,7 @@ fn open_file<'a>(table: &'a mut wasmtime::component::ResourceTable, w: &Resource
 impl HostState {
     pub(super) fn open_tar_impl(&mut self, artifact: String) -> Result<Resource<TarWriter>, WitError> {
         let file = self.artifacts.open_tar(&artifact).map_err(WitError::Invalid)?;
-        self.table
-            .push(TarWriter { artifact, file: Some(file) })
-            .map_err(|e| WitError::Limit(format!("too many open tar-writers: {e}")))
+        self.table.push(TarWriter { artifact, file: Some(file) }).map_err(|e| WitError::Limit(format!("too many open tar-writers: {e}")))
     }
 
     fn tar_error(&mut self, e: String) -> WitError {

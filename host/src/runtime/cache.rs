@@ -22,7 +22,6 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::Engine;
 
-
 const SUM_PREFIX: &str = "xxh3-128:";
 const INDEX_FORMAT: u32 = 2;
 
@@ -72,12 +71,7 @@ impl Cache {
     }
 
     /// The component with content hash `sha`, from the cache or compiled from `wasm()`.
-    pub fn component(
-        &self,
-        engine: &Engine,
-        sha: &str,
-        wasm: impl FnOnce() -> anyhow::Result<Vec<u8>>,
-    ) -> anyhow::Result<(Component, Source)> {
+    pub fn component(&self, engine: &Engine, sha: &str, wasm: impl FnOnce() -> anyhow::Result<Vec<u8>>) -> anyhow::Result<(Component, Source)> {
         if let Some(path) = self.entry_path(sha) {
             match load_entry(engine, &path, self.map_files) {
                 Ok(Some(c)) => return Ok((c, Source::Cached)),

@@ -50,9 +50,11 @@ impl Contract {
         if !valid {
             anyhow::bail!("its contract version '{}' is not a version (expected e.g. 0.2.0)", version.escape_debug());
         }
-        SUPPORTED.iter().copied().find(|c| c.as_str() == short).ok_or_else(|| {
-            anyhow::anyhow!("built for berth:connector {short}; this host supports {}", supported_range())
-        })
+        SUPPORTED
+            .iter()
+            .copied()
+            .find(|c| c.as_str() == short)
+            .ok_or_else(|| anyhow::anyhow!("built for berth:connector {short}; this host supports {}", supported_range()))
     }
 }
 

@@ -100,7 +100,14 @@ impl Family {
             Some(r) => r.clone(),
             None => serde_json::value::to_raw_value(self.info()).expect("a family serialises"),
         };
-        cache::IndexEntry { fingerprint, sha256: sha256.to_string(), name: self.name.clone(), version: self.version.clone(), actions: self.action_names.clone(), family }
+        cache::IndexEntry {
+            fingerprint,
+            sha256: sha256.to_string(),
+            name: self.name.clone(),
+            version: self.version.clone(),
+            actions: self.action_names.clone(),
+            family,
+        }
     }
 }
 
@@ -288,15 +295,13 @@ impl Runtime {
             ..limits
         };
         let mut store = self.store(HostContext::offline(), "describe", Policy::for_action(true), limits, Artifacts::default());
-        let family = tokio::time::timeout(limits.wall, async {
-            prepared.pre.describe(&mut store).await
-        })
-        .await
-        .map_err(|_| anyhow::anyhow!("describe() did not return within {:?}", limits.wall))?
-        .map_err(|e| match store.data().memory.exceeded.clone().or_else(|| store.data().violation.clone()) {
-            Some(why) => anyhow::anyhow!("describe() failed: {why}"),
-            None => anyhow::anyhow!("describe() failed: {}", super::crash_message(&e, &store.data().stderr.contents())),
-        })?;
+        let family = tokio::time::timeout(limits.wall, async { prepared.pre.describe(&mut store).await })
+            .await
+            .map_err(|_| anyhow::anyhow!("describe() did not return within {:?}", limits.wall))?
+            .map_err(|e| match store.data().memory.exceeded.clone().or_else(|| store.data().violation.clone()) {
+                Some(why) => anyhow::anyhow!("describe() failed: {why}"),
+                None => anyhow::anyhow!("describe() failed: {}", super::crash_message(&e, &store.data().stderr.contents())),
+            })?;
         check_describe_caps(&family)?;
         Ok((FamilyInfo::from(family), store.data().memory.granted))
     }
@@ -420,7 +425,6 @@ impl From<wit::FamilyInfo> for FamilyInfo {
         }
     }
 }
-
 
 #[cfg(test)]
 mod tests {

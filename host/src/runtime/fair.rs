@@ -67,7 +67,11 @@ pub struct CpuScheduler {
 impl CpuScheduler {
     /// `slots` guests run at once; `engine`'s epoch is bumped to preempt them.
     pub fn new(slots: usize, engine: wasmtime::Engine) -> Arc<Self> {
-        Arc::new(CpuScheduler { state: Mutex::new(State { free: slots.max(1), waiting: BTreeMap::new(), holders: Vec::new(), seq: 0 }), engine, preemptions: AtomicU64::new(0) })
+        Arc::new(CpuScheduler {
+            state: Mutex::new(State { free: slots.max(1), waiting: BTreeMap::new(), holders: Vec::new(), seq: 0 }),
+            engine,
+            preemptions: AtomicU64::new(0),
+        })
     }
 
     /// One fewer slot than the cores (at least one).

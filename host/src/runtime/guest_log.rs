@@ -58,4 +58,3 @@ fn truncate(s: &str) -> &str {
     }
     &s[..end]
 }
-

@@ -13,7 +13,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::artifacts::Artifacts;
 use super::bindings::berth::connector::{engine, types};
 use super::streams::StreamHandle;
-use super::{MemoryLimiter, Limits};
+use super::{Limits, MemoryLimiter};
 use crate::credentials::Credentials;
 use crate::engine::{path, read_capped, Body, EngineClient, EngineError, OutBody, ReadError};
 use crate::policy::{self, AfterCheck, GateRequest, Inspector, Kind, Policy, Refusal};
@@ -108,7 +108,6 @@ pub struct HostState {
     /// Safe defaults the policy applied to this invocation's requests.
     pub applied: Vec<String>,
 }
-
 
 impl HostState {
     pub fn new(ctx: HostContext, action: &str, mut policy: Policy, limits: Limits, artifacts: Artifacts) -> Self {
@@ -243,9 +242,7 @@ impl HostState {
             types::Body::RegistryAuth(reg) => match self.ctx.credentials.get(reg).map_err(WitError::Invalid)? {
                 Some(auth) => body = OutBody::Bytes(Bytes::from(auth.body())),
                 None => {
-                    return Err(WitError::Invalid(format!(
-                        "no credentials held for registry '{reg}' (give --credentials FILE, or log in with docker login)"
-                    )))
+                    return Err(WitError::Invalid(format!("no credentials held for registry '{reg}' (give --credentials FILE, or log in with docker login)")))
                 }
             },
             _ => {}
@@ -258,7 +255,14 @@ impl HostState {
         let why = match &e {
             WitError::Denied(m) | WitError::Invalid(m) | WitError::Limit(m) | WitError::Transport(m) | WitError::Timeout(m) => m.clone(),
         };
-        self.calls.push(CallRecord { method: method.to_ascii_uppercase(), path: path.to_string(), query: path::encode_query(query), status: 0, bytes: 0, refused: Some(why) });
+        self.calls.push(CallRecord {
+            method: method.to_ascii_uppercase(),
+            path: path.to_string(),
+            query: path::encode_query(query),
+            status: 0,
+            bytes: 0,
+            refused: Some(why),
+        });
         e
     }
 
@@ -282,7 +286,10 @@ impl HostState {
                 match tokio::time::timeout(engine.max_wait(), sem.acquire_owned()).await {
                     Ok(Ok(p)) => Some(p),
                     _ => {
-                        let why = self.violate_limit(format!("this tenant's share of the engine's connections is in use (still waiting after {:?}; {total} were free when this request came)", engine.max_wait()));
+                        let why = self.violate_limit(format!(
+                            "this tenant's share of the engine's connections is in use (still waiting after {:?}; {total} were free when this request came)",
+                            engine.max_wait()
+                        ));
                         return Err(self.refuse(&req.method, &send_path, &[], WitError::Limit(why)));
                     }
                 }
@@ -483,7 +490,12 @@ fn annotate_transport(resp: &mut http::Response<Body>, kind: &'static str) {
     let h = resp.headers_mut();
     h.insert("x-berth-transport", HeaderValue::from_static(kind));
     if let Some(t) = tls {
-        for (k, v) in [("x-berth-tls-version", t.version), ("x-berth-tls-cipher", t.cipher), ("x-berth-tls-peer-subject", t.peer_subject), ("x-berth-tls-peer-not-after", t.peer_not_after)] {
+        for (k, v) in [
+            ("x-berth-tls-version", t.version),
+            ("x-berth-tls-cipher", t.cipher),
+            ("x-berth-tls-peer-subject", t.peer_subject),
+            ("x-berth-tls-peer-not-after", t.peer_not_after),
+        ] {
             if let Ok(v) = HeaderValue::from_str(&v) {
                 h.insert(k, v);
             }
@@ -516,10 +528,8 @@ impl HostState {
     async fn open_on_host(&mut self, req: Request) -> Result<(ResponseHead, Resource<StreamHandle>), WitError> {
         let resp = self.send(&req).await?;
         let (parts, body) = resp.into_parts();
-        let handle = self
-            .table
-            .push(StreamHandle { body, pending: Bytes::new(), ended: false })
-            .map_err(|e| WitError::Limit(format!("too many open streams: {e}")))?;
+        let handle =
+            self.table.push(StreamHandle { body, pending: Bytes::new(), ended: false }).map_err(|e| WitError::Limit(format!("too many open streams: {e}")))?;
         Ok((ResponseHead { status: parts.status.as_u16(), headers: headers_of(&parts.headers) }, handle))
     }
 
@@ -533,17 +543,13 @@ impl HostState {
             let error_body = self.read_whole(body).await?.to_vec();
             return Ok(ArtifactResponse { status, headers, artifact: None, error_body });
         }
-        let written = self
-            .artifacts
-            .write_output(&artifact, body, self.ctx.body_timeout())
-            .await
-            .map_err(|e| {
-                if e.starts_with(crate::runtime::artifacts::ARTIFACT_LIMIT) {
-                    WitError::Limit(self.violate_limit(e))
-                } else {
-                    WitError::Transport(e)
-                }
-            })?;
+        let written = self.artifacts.write_output(&artifact, body, self.ctx.body_timeout()).await.map_err(|e| {
+            if e.starts_with(crate::runtime::artifacts::ARTIFACT_LIMIT) {
+                WitError::Limit(self.violate_limit(e))
+            } else {
+                WitError::Transport(e)
+            }
+        })?;
         if let Some(c) = self.calls.last_mut() {
             c.bytes += written.size;
         }
@@ -619,4 +625,3 @@ impl WasiView for HostState {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
-

@@ -95,13 +95,7 @@ pub struct MemoryLimiter {
 
 impl MemoryLimiter {
     pub(super) fn new(cap: usize) -> Self {
-        let inner = wasmtime::StoreLimitsBuilder::new()
-            .memory_size(cap)
-            .instances(32)
-            .tables(64)
-            .memories(8)
-            .table_elements(1 << 20)
-            .build();
+        let inner = wasmtime::StoreLimitsBuilder::new().memory_size(cap).instances(32).tables(64).memories(8).table_elements(1 << 20).build();
         MemoryLimiter { inner, cap, exceeded: None, granted: 0 }
     }
 }
@@ -109,11 +103,7 @@ impl MemoryLimiter {
 impl ResourceLimiter for MemoryLimiter {
     fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
         if desired > self.cap {
-            let why = format!(
-                "memory limit of {} MiB exceeded (the component asked for {} MiB)",
-                self.cap >> 20,
-                desired.div_ceil(1 << 20)
-            );
+            let why = format!("memory limit of {} MiB exceeded (the component asked for {} MiB)", self.cap >> 20, desired.div_ceil(1 << 20));
             self.exceeded = Some(why.clone());
             return Err(wasmtime::Error::msg(why));
         }

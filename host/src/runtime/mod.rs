@@ -5,12 +5,12 @@ pub mod artifacts;
 mod bundle;
 pub mod cache;
 pub mod contract;
-pub mod fair;
-pub mod limits;
-pub mod pool;
 pub mod discovery;
+pub mod fair;
 mod guest_log;
 pub mod host;
+pub mod limits;
+pub mod pool;
 mod streams;
 
 use std::collections::HashMap;
@@ -96,14 +96,12 @@ pub struct Runtime {
     quarantine: Mutex<HashMap<PathBuf, (cache::Fingerprint, String)>>,
 }
 
-
 /// A component ready to instantiate: its `InstancePre` and what it declares.
 pub struct Prepared {
     pub pre: FamilyPre,
     pub sha256: String,
     pub source: Source,
 }
-
 
 /// The result of one invocation, with what the host saw.
 #[derive(Debug)]
@@ -178,9 +176,8 @@ impl Runtime {
 
     fn prepare_file(&self, file: &ComponentFile) -> anyhow::Result<Arc<Prepared>> {
         let path = file.path.clone();
-        let (component, source) = self.cache.component(&self.engine, &file.sha256, || {
-            std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
-        })?;
+        let (component, source) =
+            self.cache.component(&self.engine, &file.sha256, || std::fs::read(&path).with_context(|| format!("reading {}", path.display())))?;
         self.finish_prepare(&file.sha256, component, source)
     }
 
@@ -188,9 +185,7 @@ impl Runtime {
         if let Some(p) = self.prepared.lock().unwrap().get(sha) {
             return Ok(p.clone());
         }
-        let (component, source) = self.cache.component(&self.engine, sha, || {
-            bytes.ok_or_else(|| anyhow::anyhow!("component bytes unavailable"))
-        })?;
+        let (component, source) = self.cache.component(&self.engine, sha, || bytes.ok_or_else(|| anyhow::anyhow!("component bytes unavailable")))?;
         self.finish_prepare(sha, component, source)
     }
 
@@ -340,12 +335,7 @@ impl Runtime {
             }
         }
         let result = scrub(result, &credentials.loaded_secrets());
-        Outcome {
-            result,
-            calls: std::mem::take(&mut state.calls),
-            duration: started.elapsed(),
-            written: std::mem::take(&mut state.written),
-        }
+        Outcome { result, calls: std::mem::take(&mut state.calls), duration: started.elapsed(), written: std::mem::take(&mut state.written) }
     }
 
     /// Instantiates without calling anything: the per-invocation fixed cost (benchmarks).

@@ -20,7 +20,6 @@ pub struct StreamHandle {
     pub(super) ended: bool,
 }
 
-
 /// A hijacked connection read as a body: what the engine sends until it closes.
 /// The connection sits in a `Mutex` only to make the body `Sync` (as the boxed body type
 /// requires) without `unsafe`: it is reached through `&mut self`, so the lock is never taken.
@@ -78,9 +77,7 @@ impl HostState {
         let status = resp.status();
         let head = ResponseHead { status: status.as_u16(), headers: headers_of(resp.headers()) };
         let body = if status == http::StatusCode::SWITCHING_PROTOCOLS {
-            let upgraded = hyper::upgrade::on(&mut resp)
-                .await
-                .map_err(|e| WitError::Transport(format!("the engine did not hand over the connection: {e}")))?;
+            let upgraded = hyper::upgrade::on(&mut resp).await.map_err(|e| WitError::Transport(format!("the engine did not hand over the connection: {e}")))?;
             let mut io = hyper_util::rt::TokioIo::new(upgraded);
             if let Some(mut body) = stdin {
                 while let Some(frame) = body.frame().await {
@@ -98,10 +95,8 @@ impl HostState {
             // An error, or an engine that streams without upgrading: the body is the output.
             resp.into_body()
         };
-        let handle = self
-            .table
-            .push(StreamHandle { body, pending: Bytes::new(), ended: false })
-            .map_err(|e| WitError::Limit(format!("too many open streams: {e}")))?;
+        let handle =
+            self.table.push(StreamHandle { body, pending: Bytes::new(), ended: false }).map_err(|e| WitError::Limit(format!("too many open streams: {e}")))?;
         Ok((head, handle))
     }
 }
@@ -159,5 +154,4 @@ impl HostState {
         self.take_bytes(data.len() as u64)?;
         Ok(Chunk::Data(data.to_vec()))
     }
-
 }

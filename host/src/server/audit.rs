@@ -19,11 +19,7 @@ impl Audit {
         let file = match path {
             None => None,
             Some(p) => Some(Mutex::new(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(p)
-                    .map_err(|e| anyhow::anyhow!("cannot open the audit log {}: {e}", p.display()))?,
+                std::fs::OpenOptions::new().create(true).append(true).open(p).map_err(|e| anyhow::anyhow!("cannot open the audit log {}: {e}", p.display()))?,
             )),
         };
         Ok(Audit { file })
@@ -32,7 +28,16 @@ impl Audit {
     /// Writes one record. `params` must already be redacted of declared secrets (the
     /// action_result echo is); environment values and secret-like fields are redacted here.
     #[allow(clippy::too_many_arguments)]
-    pub fn record(&self, tenant: &str, action: &str, params: &Map<String, Value>, result: &ActionResult, took: Duration, calls: &[CallRecord], denial: Option<&str>) {
+    pub fn record(
+        &self,
+        tenant: &str,
+        action: &str,
+        params: &Map<String, Value>,
+        result: &ActionResult,
+        took: Duration,
+        calls: &[CallRecord],
+        denial: Option<&str>,
+    ) {
         if self.file.is_none() {
             return;
         }
@@ -129,7 +134,10 @@ mod tests {
     fn env_and_secretish_fields_are_redacted() {
         let v = json!({"env": ["A=1", "PASS=hunter2"], "body": {"Env": ["X=y"], "Image": "a", "HostConfig": {"x": 1}}, "registry_password": "p", "labels": {"a": "b"}});
         let r = redact_secretish(&v);
-        assert_eq!(r, json!({"env": ["A=<redacted>", "PASS=<redacted>"], "body": {"Env": ["X=<redacted>"], "Image": "a", "HostConfig": {"x": 1}}, "registry_password": "<redacted>", "labels": {"a": "b"}}));
+        assert_eq!(
+            r,
+            json!({"env": ["A=<redacted>", "PASS=<redacted>"], "body": {"Env": ["X=<redacted>"], "Image": "a", "HostConfig": {"x": 1}}, "registry_password": "<redacted>", "labels": {"a": "b"}})
+        );
         assert!(!r.to_string().contains("hunter2"));
     }
 }

@@ -247,8 +247,7 @@ fn line_of(text: &str, offset: usize) -> usize {
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError { path: path.display().to_string(), msg: format!("cannot read: {e}") })?;
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError { path: path.display().to_string(), msg: format!("cannot read: {e}") })?;
         Self::parse(&text).map_err(|msg| ConfigError { path: path.display().to_string(), msg })
     }
 
@@ -292,7 +291,10 @@ impl Config {
             let policy = tenant_policy(&t, text)?;
             let l = &t.limits;
             if l.memory_mb.is_some_and(|m| m > pool_memory_mib as u64) {
-                let why = format!("{} MiB is more than a guest's memory can grow to in the pool (server.pool_memory_mib = {pool_memory_mib})", l.memory_mb.unwrap_or(0));
+                let why = format!(
+                    "{} MiB is more than a guest's memory can grow to in the pool (server.pool_memory_mib = {pool_memory_mib})",
+                    l.memory_mb.unwrap_or(0)
+                );
                 return Err(at(span.clone(), "tenant.limits.memory_mb", why));
             }
             let limits = LimitSpec {
@@ -523,15 +525,19 @@ mod tests {
         assert!(e.contains("line 3") && e.contains("token_sha256"), "{e}");
         let e = Config::parse(&format!("[[tenant]]\nname = \"red\"\ntoken_sha256 = \"{TOKEN_HASH}\"\nallow = [\"*\"]\ncolour = 1\n")).unwrap_err();
         assert!(e.contains("line 5") && e.contains("colour"), "{e}");
-        let e = Config::parse(&format!("[[tenant]]\nname = \"red\"\ntoken_sha256 = \"{TOKEN_HASH}\"\nallow = [\"*\"]\nlabel_scope = \"nolabel\"\n")).unwrap_err();
+        let e =
+            Config::parse(&format!("[[tenant]]\nname = \"red\"\ntoken_sha256 = \"{TOKEN_HASH}\"\nallow = [\"*\"]\nlabel_scope = \"nolabel\"\n")).unwrap_err();
         assert!(e.contains("line 5") && e.contains("label_scope"), "{e}");
         let two = format!("[[tenant]]\nname = \"a\"\ntoken_sha256 = \"{TOKEN_HASH}\"\nallow = [\"*\"]\n[[tenant]]\nname = \"b\"\ntoken_sha256 = \"{TOKEN_HASH}\"\nallow = [\"*\"]\n");
         let e = Config::parse(&two).unwrap_err();
         assert!(e.contains("line 7") && e.contains("shares a token"), "{e}");
-        let e = Config::parse(&format!("[[tenant]]\nname = \"red\"\ntoken_sha256 = \"{TOKEN_HASH}\"\nallow = [\"*\"]\n[tenant.limits]\nmemory_mb = 0\n")).unwrap_err();
+        let e = Config::parse(&format!("[[tenant]]\nname = \"red\"\ntoken_sha256 = \"{TOKEN_HASH}\"\nallow = [\"*\"]\n[tenant.limits]\nmemory_mb = 0\n"))
+            .unwrap_err();
         assert!(e.contains("memory_mb"), "{e}");
         assert!(Config::parse("").unwrap_err().contains("no [[tenant]]"));
-        let both = format!("[[tenant]]\nname = \"red\"\ntoken_sha256 = \"{TOKEN_HASH}\"\nallow = [\"*\"]\nengine = \"unix:///a\"\n[tenant.assets]\ndefault = \"unix:///b\"\n");
+        let both = format!(
+            "[[tenant]]\nname = \"red\"\ntoken_sha256 = \"{TOKEN_HASH}\"\nallow = [\"*\"]\nengine = \"unix:///a\"\n[tenant.assets]\ndefault = \"unix:///b\"\n"
+        );
         assert!(Config::parse(&both).unwrap_err().contains("engine"));
         let assets = format!("[[tenant]]\nname = \"red\"\ntoken_sha256 = \"{TOKEN_HASH}\"\nallow = [\"*\"]\n[tenant.assets]\nprod = \"unix:///p\"\n");
         let cfg = Config::parse(&assets).unwrap();

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use http::StatusCode;
 use serde_json::{json, Map};
 
-use super::{json_response, error, Resp, Server, TenantState};
+use super::{error, json_response, Resp, Server, TenantState};
 use crate::spec::{ActionResult, FailureKind};
 
 pub(super) enum JobState {
@@ -44,7 +44,8 @@ impl Server {
         let jid = id.clone();
         let mut jobs = self.jobs.lock().unwrap();
         jobs.retain(|_, j| matches!(j.state, JobState::Running(_)) || j.created.elapsed() < JOB_RETENTION);
-        let mut finished: Vec<(Instant, String)> = jobs.iter().filter(|(_, j)| j.tenant == tenant && !matches!(j.state, JobState::Running(_))).map(|(id, j)| (j.created, id.clone())).collect();
+        let mut finished: Vec<(Instant, String)> =
+            jobs.iter().filter(|(_, j)| j.tenant == tenant && !matches!(j.state, JobState::Running(_))).map(|(id, j)| (j.created, id.clone())).collect();
         if finished.len() >= t.tenant.max_job_results as usize {
             finished.sort();
             let excess = finished.len() + 1 - (t.tenant.max_job_results as usize).max(1);
@@ -77,7 +78,15 @@ impl Server {
         if cancel {
             if let JobState::Running(h) = &job.state {
                 h.abort();
-                self.audit.record(&job.tenant, &job.action, &Map::new(), &ActionResult::failed(Map::new(), FailureKind::Denied, None, "cancelled".into()), Duration::ZERO, &[], Some("cancelled by the tenant"));
+                self.audit.record(
+                    &job.tenant,
+                    &job.action,
+                    &Map::new(),
+                    &ActionResult::failed(Map::new(), FailureKind::Denied, None, "cancelled".into()),
+                    Duration::ZERO,
+                    &[],
+                    Some("cancelled by the tenant"),
+                );
                 job.state = JobState::Cancelled;
             }
         }

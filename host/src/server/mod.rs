@@ -50,9 +50,6 @@ struct TenantState {
     cpu: Arc<crate::runtime::fair::TenantCpu>,
 }
 
-
-
-
 pub struct Server {
     runtime: Runtime,
     actions_dir: PathBuf,
@@ -77,7 +74,6 @@ fn json_response(status: StatusCode, v: &impl serde::Serialize) -> Resp {
 fn error(status: StatusCode, msg: &str) -> Resp {
     json_response(status, &json!({"error": msg}))
 }
-
 
 impl Server {
     /// Builds everything up front: a bad config or actions dir fails before anything listens.
@@ -154,12 +150,6 @@ impl Server {
         }))
     }
 
-
-
-
-
-
-
     fn tenant_index(&self, t: &TenantState) -> usize {
         self.tenants.iter().position(|x| std::ptr::eq(x, t)).expect("tenant of this server")
     }
@@ -178,7 +168,9 @@ impl Server {
             };
             let raw = match serde_json::from_slice::<Value>(if body.is_empty() { b"{}" } else { body }) {
                 Ok(Value::Object(m)) => RawParams::Json(m),
-                _ => return Err(refuse(StatusCode::BAD_REQUEST, FailureKind::BadParams, "the request body must be a JSON object of params".into(), Map::new())),
+                _ => {
+                    return Err(refuse(StatusCode::BAD_REQUEST, FailureKind::BadParams, "the request body must be a JSON object of params".into(), Map::new()))
+                }
             };
             let params = crate::invoke::admit(Some(&t.tenant.policy), &format!("tenant {tenant}"), file, spec, raw).map_err(|r| (status_of(&r), r))?;
             let artifacts = tenant_artifacts(&t.tenant, query).map_err(|e| refuse(StatusCode::BAD_REQUEST, FailureKind::BadParams, e, spec.redact(&params)))?;
@@ -186,18 +178,30 @@ impl Server {
             // `?assets=a,b` or `?assets=*`: fan-out, one sandboxed run per engine.
             let fan = query.assets.as_deref();
             let names: Vec<String> = match (fan, query.asset.as_deref()) {
-                (Some(_), Some(_)) => return Err(refuse(StatusCode::BAD_REQUEST, FailureKind::BadParams, "give either asset or assets, not both".into(), spec.redact(&params))),
+                (Some(_), Some(_)) => {
+                    return Err(refuse(StatusCode::BAD_REQUEST, FailureKind::BadParams, "give either asset or assets, not both".into(), spec.redact(&params)))
+                }
                 (Some("*"), None) => t.engines.keys().cloned().collect(),
                 (Some(list), None) => list.split(',').map(|a| a.trim().to_string()).filter(|a| !a.is_empty()).collect(),
                 (None, one) => vec![one.unwrap_or("default").to_string()],
             };
             if names.is_empty() {
-                return Err(refuse(StatusCode::BAD_REQUEST, FailureKind::BadParams, format!("assets names no asset (tenant {tenant} has: {})", known()), spec.redact(&params)));
+                return Err(refuse(
+                    StatusCode::BAD_REQUEST,
+                    FailureKind::BadParams,
+                    format!("assets names no asset (tenant {tenant} has: {})", known()),
+                    spec.redact(&params),
+                ));
             }
             let mut engines = Vec::new();
             for asset in names {
                 let Some(engine) = t.engines.get(&asset).cloned() else {
-                    return Err(refuse(StatusCode::BAD_REQUEST, FailureKind::BadParams, format!("unknown asset '{asset}' (tenant {tenant} has: {})", known()), spec.redact(&params)));
+                    return Err(refuse(
+                        StatusCode::BAD_REQUEST,
+                        FailureKind::BadParams,
+                        format!("unknown asset '{asset}' (tenant {tenant} has: {})", known()),
+                        spec.redact(&params),
+                    ));
                 };
                 if engines.iter().any(|(a, _)| a == &asset) {
                     return Err(refuse(StatusCode::BAD_REQUEST, FailureKind::BadParams, format!("asset '{asset}' is named twice"), spec.redact(&params)));
@@ -205,26 +209,53 @@ impl Server {
                 engines.push((asset, engine));
             }
             if fan.is_some() && artifacts.has_outputs() {
-                return Err(refuse(StatusCode::BAD_REQUEST, FailureKind::BadParams, "a fan-out over assets takes no output artifacts (each engine would write the same file)".into(), spec.redact(&params)));
+                return Err(refuse(
+                    StatusCode::BAD_REQUEST,
+                    FailureKind::BadParams,
+                    "a fan-out over assets takes no output artifacts (each engine would write the same file)".into(),
+                    spec.redact(&params),
+                ));
             }
             let asset_timeout = match query.asset_timeout.as_deref() {
                 None => t.tenant.limits.wall,
                 Some(v) => match v.parse::<f64>() {
                     Ok(s) if s.is_finite() && s > 0.0 => Duration::from_secs_f64(s).min(t.tenant.limits.wall),
-                    _ => return Err(refuse(StatusCode::BAD_REQUEST, FailureKind::BadParams, format!("asset_timeout '{v}' is not a positive number of seconds"), spec.redact(&params))),
+                    _ => {
+                        return Err(refuse(
+                            StatusCode::BAD_REQUEST,
+                            FailureKind::BadParams,
+                            format!("asset_timeout '{v}' is not a positive number of seconds"),
+                            spec.redact(&params),
+                        ))
+                    }
                 },
             };
             if !self.take_rate(t) {
-                return Err(refuse(StatusCode::TOO_MANY_REQUESTS, FailureKind::Limit, format!("tenant {tenant} is over {} requests per minute", t.tenant.requests_per_minute), spec.redact(&params)));
+                return Err(refuse(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    FailureKind::Limit,
+                    format!("tenant {tenant} is over {} requests per minute", t.tenant.requests_per_minute),
+                    spec.redact(&params),
+                ));
             }
             let cap = t.tenant.concurrency + t.tenant.max_queued;
             if t.in_flight.load(std::sync::atomic::Ordering::Relaxed) >= cap {
-                return Err(refuse(StatusCode::TOO_MANY_REQUESTS, FailureKind::Limit, format!("tenant {tenant} has {cap} invocations running or queued (limits.concurrency + limits.max_queued)"), spec.redact(&params)));
+                return Err(refuse(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    FailureKind::Limit,
+                    format!("tenant {tenant} has {cap} invocations running or queued (limits.concurrency + limits.max_queued)"),
+                    spec.redact(&params),
+                ));
             }
             if query.is_async {
                 let running = self.running_jobs(&tenant);
                 if running >= t.tenant.max_jobs as usize {
-                    return Err(refuse(StatusCode::TOO_MANY_REQUESTS, FailureKind::Limit, format!("tenant {tenant} has {running} async jobs running (limits.max_jobs)"), spec.redact(&params)));
+                    return Err(refuse(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        FailureKind::Limit,
+                        format!("tenant {tenant} has {running} async jobs running (limits.max_jobs)"),
+                        spec.redact(&params),
+                    ));
                 }
             }
             let mut artifacts = artifacts;
@@ -264,7 +295,16 @@ impl Server {
             for (asset, engine) in engines {
                 let engine_share = t.shares.get(&asset).cloned();
                 let ctx = HostContext { engine: Some(engine), credentials: me.credentials.clone(), progress: None, cpu: cpu.clone(), engine_share };
-                let inv = crate::invoke::Invocation { runtime: &me.runtime, file, spec, params: params.clone(), artifacts: artifacts.clone(), limits: t.tenant.limits, policy: policy.clone(), ctx };
+                let inv = crate::invoke::Invocation {
+                    runtime: &me.runtime,
+                    file,
+                    spec,
+                    params: params.clone(),
+                    artifacts: artifacts.clone(),
+                    limits: t.tenant.limits,
+                    policy: policy.clone(),
+                    ctx,
+                };
                 runs.push((asset, inv));
             }
             if !fan_out {
@@ -296,8 +336,6 @@ impl Server {
         let id = self.start_job(t, &tenant, action_name, work, finish);
         json_response(StatusCode::ACCEPTED, &json!({"job": id, "status": "running"}))
     }
-
-
 }
 
 /// Counts an invocation of a tenant as in flight until dropped (finished, failed or cancelled).
@@ -318,9 +356,7 @@ impl Drop for InFlight {
 
 /// Bytes held by the files of a directory (not recursive: artifacts are plain names).
 fn dir_bytes(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .map(|rd| rd.filter_map(|e| e.ok()?.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len()).sum())
-        .unwrap_or(0)
+    std::fs::read_dir(dir).map(|rd| rd.filter_map(|e| e.ok()?.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len()).sum()).unwrap_or(0)
 }
 
 fn status_of(r: &ActionResult) -> StatusCode {
@@ -332,12 +368,6 @@ fn status_of(r: &ActionResult) -> StatusCode {
         Some(FailureKind::Internal) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
-
-
-
-
-
-
 
 /// Serves plain HTTP until the process ends (see [`serve_with`]).
 pub async fn serve(server: Arc<Server>, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
@@ -407,7 +437,6 @@ pub async fn serve_with(server: Arc<Server>, listener: tokio::net::TcpListener, 
         });
     }
 }
-
 
 /// `berth serve`: load the config, build everything, listen.
 pub fn run(config_path: &Path, listen: Option<&str>, actions: PathBuf) -> i32 {

@@ -6,32 +6,15 @@ use berth_sdk::prelude::*;
 fn actions() -> Vec<Action> {
     vec![
         Action::new("test.spin", "Spin forever").read_only().run(spin),
-        Action::new("test.alloc", "Allocate `mb` MiB, 1 MiB at a time")
-            .read_only()
-            .param(Param::int("mb").default(1024))
-            .run(alloc),
-        Action::new("test.escape", "Try to open a host file, a TCP socket and env vars")
-            .read_only()
-            .run(escape),
-        Action::new("test.post-readonly", "A read-only action that issues POST /containers/prune")
-            .read_only()
-            .run(post_readonly),
-        Action::new("test.delete-readonly", "A read-only action that ignores the denial and goes on")
-            .read_only()
-            .run(delete_readonly),
-        Action::new("test.bad-paths", "Engine paths the host must refuse")
-            .read_only()
-            .run(bad_paths),
-        Action::new("test.flood", "Issue `n` engine calls")
-            .read_only()
-            .param(Param::int("n").default(1000))
-            .run(flood),
+        Action::new("test.alloc", "Allocate `mb` MiB, 1 MiB at a time").read_only().param(Param::int("mb").default(1024)).run(alloc),
+        Action::new("test.escape", "Try to open a host file, a TCP socket and env vars").read_only().run(escape),
+        Action::new("test.post-readonly", "A read-only action that issues POST /containers/prune").read_only().run(post_readonly),
+        Action::new("test.delete-readonly", "A read-only action that ignores the denial and goes on").read_only().run(delete_readonly),
+        Action::new("test.bad-paths", "Engine paths the host must refuse").read_only().run(bad_paths),
+        Action::new("test.flood", "Issue `n` engine calls").read_only().param(Param::int("n").default(1000)).run(flood),
         Action::new("test.print", "Write to stdout and stderr").read_only().run(print),
         Action::new("test.panic", "Panic").read_only().run(|_| panic!("deliberate panic in test.panic")),
-        Action::new("test.save", "GET /images/{name}/get into artifact `out`")
-            .read_only()
-            .param(Param::string("name").required())
-            .run(save),
+        Action::new("test.save", "GET /images/{name}/get into artifact `out`").read_only().param(Param::string("name").required()).run(save),
         Action::new("test.load", "POST /images/load from artifact `in`").run(load),
         Action::new("test.raw", "Send any engine request: what a dropped-in component can do")
             .param(Param::string("method").default("GET"))
@@ -41,10 +24,7 @@ fn actions() -> Vec<Action> {
             .param(Param::string("raw_body").describe("sent as the body's exact bytes (repeated keys, odd spellings)"))
             .param(Param::string("registry"))
             .run(raw),
-        Action::new("test.big-read", "Read /info `n` times, keeping every body")
-            .read_only()
-            .param(Param::int("n").default(10))
-            .run(big_read),
+        Action::new("test.big-read", "Read /info `n` times, keeping every body").read_only().param(Param::int("n").default(10)).run(big_read),
     ]
 }
 
