@@ -28,8 +28,11 @@ pub struct Action {
     pub handler: Option<BoxedHandler>,
     /// A typed action's params (see [`Action::typed`]): built only when the family is
     /// described, and inserted where `typed` was called among the `param`s.
-    typed_params: Option<(usize, fn() -> Vec<Param>)>,
+    typed_params: Option<(usize, ParamsFn)>,
 }
+
+/// Builds a typed action's params when the family is described.
+type ParamsFn = fn() -> Vec<Param>;
 
 impl Action {
     /// A new action; kind defaults to `investigate`, not read-only.
@@ -144,14 +147,7 @@ pub struct Param(pub ParamSpec);
 
 impl Param {
     fn new(name: &str, value_type: ValueType) -> Self {
-        Param(ParamSpec {
-            name: name.to_string(),
-            value_type,
-            required: false,
-            default: None,
-            description: String::new(),
-            secret: false,
-        })
+        Param(ParamSpec { name: name.to_string(), value_type, required: false, default: None, description: String::new(), secret: false })
     }
     pub fn string(name: &str) -> Self {
         Self::new(name, ValueType::Text)

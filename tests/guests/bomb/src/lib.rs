@@ -5,7 +5,7 @@ use berth_sdk::prelude::*;
 
 fn actions() -> Vec<Action> {
     let summary = "x".repeat(2000);
-    (0..100_000).map(|i| Action::new(&format!("bomb.a{i}"), &summary).read_only().run(|_| Ok(Output::new("boom")))).collect()
+    (0..100_000).map(|i| Action::new(format!("bomb.a{i}"), &summary).read_only().run(|_| Ok(Output::new("boom")))).collect()
 }
 
 berth_sdk::family!(name: "bomb", actions: actions);
