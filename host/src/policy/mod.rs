@@ -19,6 +19,7 @@
 pub mod canonical;
 pub mod dockerfile;
 pub mod globs;
+mod kinds;
 pub mod reference;
 pub mod routes;
 pub mod rules;
@@ -387,346 +388,35 @@ impl<I: Inspector> Gate<'_, '_, I> {
         }
     }
 
-    /// Body checks for every tenant; reference, label and route checks for scoped ones.
+    /// Body checks for every tenant; reference, label and route checks for scoped ones: the
+    /// endpoints that name no object here, every other one by the module of its kind
+    /// ([`kinds`]).
     async fn check(&mut self, m: &Matched, query: &mut Vec<(String, String)>, body: &mut OutBody) -> Result<String, Refusal> {
-        let denied = |f: String| Refusal::Denied(f);
-        let method = m.route.method.as_str();
-        let template = m.route.template;
-        let param = m.param.clone().unwrap_or_default();
-        let scoped = self.scope.is_some();
-        match (method, template) {
+        match (m.route.method.as_str(), m.route.template) {
             ("GET", "/_ping") | ("HEAD", "/_ping") | ("GET", "/version") | ("GET", "/info") => Ok(m.path_with(None)),
             ("GET", "/containers/json" | "/images/json" | "/volumes" | "/networks" | "/events" | "/services" | "/secrets" | "/configs")
             | ("POST", "/containers/prune" | "/images/prune" | "/volumes/prune" | "/networks/prune") => {
-                if scoped {
+                if self.scope.is_some() {
                     self.merge_filters(query)?;
                 }
                 Ok(m.path_with(None))
             }
-            ("POST", "/containers/create") => {
-                if scoped {
-                    self.quota(Kind::Container, self.rules().max_containers).await?;
-                }
-                let mut v = self.json_body(body, "container create", false)?;
-                let refs = self.rules().container_create(&mut v, self.socket()).map_err(denied)?;
-                self.applied.extend(refs.applied.iter().cloned());
-                if scoped {
-                    self.check_refs(&refs).await?;
-                    self.force_label(&mut v, "Labels")?;
-                }
-                set_body(body, &v);
-                self.after = Some(AfterCheck::Created(Kind::Container));
-                Ok(m.path_with(None))
+            (_, t) if t.starts_with("/containers") || t.starts_with("/exec") => self.containers(m, body).await,
+            (_, t) if t.starts_with("/volumes") || t.starts_with("/networks") => self.volumes_and_networks(m, body).await,
+            (_, t) if ["/services", "/secrets", "/configs", "/tasks"].iter().any(|p| t.starts_with(p)) => self.swarm_objects(m, query, body).await,
+            (_, t) if t.starts_with("/images") || matches!(t, "/commit" | "/build" | "/distribution/{name}/json" | "/auth") => {
+                self.images(m, query, body).await
             }
-            ("POST", "/containers/{id}/update") => {
-                let id = self.object(Kind::Container, &param).await?;
-                let mut v = self.json_body(body, "container update", false)?;
-                self.rules().container_update(&mut v).map_err(denied)?;
-                set_body(body, &v);
-                self.after = Some(AfterCheck::Updated(Kind::Container, id.clone()));
-                Ok(m.path_with(Some(&id)))
-            }
-            ("POST", "/containers/{id}/exec") => {
-                let id = self.object(Kind::Container, &param).await?;
-                let v = self.json_body(body, "exec create", false)?;
-                self.rules().exec_create(&v).map_err(denied)?;
-                set_body(body, &v);
-                Ok(m.path_with(Some(&id)))
-            }
-            ("POST", "/containers/{id}/start" | "/containers/{id}/restart") if !self.rules().open => {
-                // What a bind's path names on the host may have changed since the create:
-                // checked again on the container the engine holds, at every start.
-                let id = self.object(Kind::Container, &param).await?;
-                if let Some(v) = self.lookup(Kind::Container, &id).await? {
-                    self.rules().recheck_binds(&v["HostConfig"], self.socket()).map_err(denied)?;
-                }
-                Ok(m.path_with(Some(&id)))
-            }
-            (_, t) if t.starts_with("/containers/{id}") => {
-                let id = self.object(Kind::Container, &param).await?;
-                Ok(m.path_with(Some(&id)))
-            }
-            (_, "/exec/{id}/json" | "/exec/{id}/start" | "/exec/{id}/resize") => {
-                if scoped {
-                    let info = self.insp.inspect(&format!("/exec/{}/json", seg(&param))).await?;
-                    if let Some(c) = info.as_ref().and_then(|v| v["ContainerID"].as_str()) {
-                        self.object(Kind::Container, c).await?;
-                    }
-                }
-                Ok(m.path_with(None))
-            }
-            ("POST", t @ ("/volumes/create" | "/networks/create")) => {
-                let volume = t == "/volumes/create";
-                let mut v = self.json_body(body, if volume { "volume create" } else { "network create" }, false)?;
-                if volume { self.rules().volume_create(&v) } else { self.rules().network_create(&v) }.map_err(denied)?;
-                if !volume && self.policy.policed() {
-                    // The engine lets two networks share a name; lookups by that name then
-                    // fail for the tenant that had it first.
-                    let name = v["Name"].as_str().unwrap_or("").to_string();
-                    if !name.is_empty() && self.lookup(Kind::Network, &name).await?.is_some() {
-                        return Err(Refusal::Denied(format!("Name: a network named or identified by '{name}' already exists")));
-                    }
-                    v["CheckDuplicate"] = json!(true);
-                }
-                if scoped {
-                    let (kind, cap) = if volume { (Kind::Volume, self.rules().max_volumes) } else { (Kind::Network, self.rules().max_networks) };
-                    self.quota(kind, cap).await?;
-                    self.force_label(&mut v, "Labels")?;
-                }
-                set_body(body, &v);
-                self.after = Some(AfterCheck::Created(if volume { Kind::Volume } else { Kind::Network }));
-                Ok(m.path_with(None))
-            }
-            ("GET" | "DELETE", "/volumes/{name}") => {
-                let name = self.object(Kind::Volume, &param).await?;
-                Ok(m.path_with(Some(&name)))
-            }
-            ("POST", "/networks/{id}/connect" | "/networks/{id}/disconnect") => {
-                let id = self.object(Kind::Network, &param).await?;
-                if scoped {
-                    let mut v = self.json_body(body, "network connect", false)?;
-                    let c = v["Container"].as_str().ok_or_else(|| Refusal::Invalid("Container: a container is required".into()))?.to_string();
-                    let cid = self.reference("Container", Kind::Container, &c).await?;
-                    v["Container"] = json!(cid);
-                    set_body(body, &v);
-                }
-                Ok(m.path_with(Some(&id)))
-            }
-            ("GET" | "DELETE", "/networks/{id}") => {
-                let id = self.object(Kind::Network, &param).await?;
-                Ok(m.path_with(Some(&id)))
-            }
-            ("POST", "/images/{name}/tag") => {
-                self.object(Kind::Image, &param).await?;
-                let repo = q(query, "repo").unwrap_or("").to_string();
-                if repo.is_empty() {
-                    return Err(Refusal::Invalid("repo: a tag needs a repository".into()));
-                }
-                if scoped {
-                    let names = self.destinations("repo", &repo, q(query, "tag")).await?;
-                    self.after = Some(AfterCheck::Images(names));
-                }
-                Ok(m.path_with(None))
-            }
-            ("GET", "/images/{name}/json" | "/images/{name}/history") if scoped => {
-                // Reading an image the tenant may run (its own, or an allowlisted base image);
-                // an unknown one gets the engine's own 404.
-                if let Some(found) = self.lookup(Kind::Image, &param).await? {
-                    self.image_usable_as("name", &param, Some(&found))?;
-                }
-                Ok(m.path_with(None))
-            }
-            ("POST", "/images/{name}/push") => {
-                // The engine pushes `name:tag`, the name's own tag, or, with neither, every
-                // tag of the repository: a scoped tenant's push is made explicit (`latest`).
-                let r = reference::Reference::parse(&param).map_err(|e| Refusal::Invalid(format!("name: {e}")))?;
-                let target = match q(query, "tag").filter(|t| !t.is_empty()) {
-                    Some(t) => format!("{}:{t}", r.familiar_name()),
-                    None if r.tag.is_some() || r.digest.is_some() => r.familiar(),
-                    None if scoped => {
-                        query.retain(|(k, _)| k != "tag");
-                        query.push(("tag".into(), "latest".into()));
-                        self.applied.push("tag: latest (a push without a tag pushes every tag of the repository)".into());
-                        format!("{}:latest", r.familiar_name())
-                    }
-                    None => param.clone(),
-                };
-                self.object(Kind::Image, &target).await?;
-                Ok(m.path_with(None))
-            }
-            (
-                _,
-                "/images/{name}"
-                | "/images/{name}/json"
-                | "/images/{name}/history"
-                | "/images/{name}/get"
-                | "/images/{name}/push"
-                | "/images/{name}/attestations",
-            ) => {
-                self.object(Kind::Image, &param).await?;
-                Ok(m.path_with(None))
-            }
-            ("GET", "/images/get") => {
-                if scoped {
-                    let names: Vec<String> = query.iter().filter(|(k, _)| k == "names").map(|(_, v)| v.clone()).collect();
-                    for n in names {
-                        self.object(Kind::Image, &n).await?;
-                    }
-                }
-                Ok(m.path_with(None))
-            }
-            ("GET", "/images/search") | ("GET", "/distribution/{name}/json") | ("POST", "/auth") => Ok(m.path_with(None)),
-            ("POST", "/images/create") => {
-                if let Some(from) = q(query, "fromImage").filter(|s| !s.is_empty()).map(str::to_string) {
-                    if scoped {
-                        // Without a tag the engine pulls every tag of the repository.
-                        let r = reference::Reference::parse(&from).map_err(|e| Refusal::Invalid(format!("fromImage: {e}")))?;
-                        if r.tag.is_none() && r.digest.is_none() && q(query, "tag").is_none_or(str::is_empty) {
-                            query.retain(|(k, _)| k != "tag");
-                            query.push(("tag".into(), "latest".into()));
-                            self.applied.push("tag: latest (a pull without a tag pulls every tag of the repository)".into());
-                        }
-                        self.destinations("fromImage", &from, q(query, "tag")).await?;
-                    }
-                } else {
-                    let src = q(query, "fromSrc").unwrap_or("");
-                    if scoped && src != "-" {
-                        return Err(Refusal::Denied(format!("fromSrc: importing from a URL ('{src}') is not allowed; import from an input artifact")));
-                    }
-                    if scoped {
-                        let mut names = Vec::new();
-                        if let Some(repo) = q(query, "repo").filter(|r| !r.is_empty()).map(str::to_string) {
-                            names = self.destinations("repo", &repo, q(query, "tag")).await?;
-                        }
-                        self.force_changes_label(query)?;
-                        self.after = Some(AfterCheck::Images(names));
-                    }
-                }
-                Ok(m.path_with(None))
-            }
-            ("POST", "/commit") => {
-                if scoped {
-                    let c = q(query, "container").ok_or_else(|| Refusal::Invalid("container: a commit needs a container".into()))?.to_string();
-                    let id = self.reference("container", Kind::Container, &c).await?;
-                    query.iter_mut().filter(|(k, _)| k == "container").for_each(|(_, v)| *v = id.clone());
-                    let mut names = Vec::new();
-                    if let Some(repo) = q(query, "repo").filter(|r| !r.is_empty()).map(str::to_string) {
-                        names = self.destinations("repo", &repo, q(query, "tag")).await?;
-                    }
-                    let mut v = self.json_body(body, "commit", true)?;
-                    self.force_label(&mut v, "Labels")?;
-                    set_body(body, &v);
-                    self.force_changes_label(query)?;
-                    self.after = Some(AfterCheck::Images(names));
-                }
-                Ok(m.path_with(None))
-            }
-            ("POST", "/build") => {
-                if !self.rules().build {
-                    return Err(Refusal::Denied(
-                        "build: this tenant may not build images (a Dockerfile can start FROM any image on the engine); allow it with engine_policy.build"
-                            .into(),
-                    ));
-                }
-                if q(query, "remote").is_some_and(|r| !r.is_empty()) && scoped {
-                    return Err(Refusal::Denied("remote: builds from a URL are not allowed".into()));
-                }
-                if q(query, "networkmode") == Some("host") && !self.rules().host_namespaces {
-                    return Err(Refusal::Denied("networkmode: the host network namespace is not allowed".into()));
-                }
-                if scoped {
-                    let tags: Vec<String> = query.iter().filter(|(k, _)| k == "t").map(|(_, v)| v.clone()).collect();
-                    let mut names = Vec::new();
-                    for t in tags {
-                        names.extend(self.destinations("t", &t, None).await?);
-                    }
-                    self.after = Some(AfterCheck::Images(names));
-                    // Cache sources are images read like a FROM: they must be usable.
-                    if let Some(cf) = q(query, "cachefrom").filter(|c| !c.is_empty()).map(str::to_string) {
-                        let list: Vec<String> = serde_json::from_str(&cf).map_err(|_| Refusal::Invalid("cachefrom must be a JSON list of images".into()))?;
-                        for image in list {
-                            self.image_usable("cachefrom", &image).await?;
-                        }
-                    }
-                    let (key, value) = self.scope.clone().expect("scoped");
-                    let mut labels = match q(query, "labels") {
-                        Some(l) if !l.is_empty() => serde_json::from_str::<Value>(l).map_err(|_| Refusal::Invalid("labels must be a JSON object".into()))?,
-                        _ => json!({}),
-                    };
-                    let obj = labels.as_object_mut().ok_or_else(|| Refusal::Invalid("labels must be a JSON object".into()))?;
-                    obj.insert(key, json!(value));
-                    query.retain(|(k, _)| k != "labels");
-                    query.push(("labels".into(), labels.to_string()));
-                }
-                Ok(m.path_with(None))
-            }
-            ("POST", "/images/load") => {
-                if !self.rules().image_load {
-                    return Err(Refusal::Denied("load: this tenant may not load image archives (they name their own tags and carry no scope label); allow it with engine_policy.image_load".into()));
-                }
-                if scoped {
-                    return Err(Refusal::Denied("load: a label-scoped tenant cannot load archives: the loaded images could not carry its label".into()));
-                }
-                Ok(m.path_with(None))
-            }
-            ("POST", "/services/create" | "/services/{id}/update") => {
-                let id = match template {
-                    "/services/{id}/update" => Some(self.object(Kind::Service, &param).await?),
-                    _ => None,
-                };
-                if let (Some(id), Some(r), true) = (&id, q(query, "rollback"), self.policy.policed()) {
-                    // The engine ignores the body and restores the spec it holds as previous.
-                    if r != "previous" {
-                        return Err(Refusal::Invalid(format!("rollback: '{r}' (only 'previous' is a rollback)")));
-                    }
-                    let held = self.lookup(Kind::Service, id).await?.unwrap_or(Value::Null);
-                    if held["PreviousSpec"].is_null() {
-                        return Err(Refusal::Invalid(format!("rollback: service {param} has no previous spec")));
-                    }
-                    self.held_spec(id, &held["PreviousSpec"], "rollback: the previous spec").await?;
-                }
-                let mut v = self.json_body(body, "service spec", false)?;
-                let refs = self.rules().service_spec(&mut v, self.socket()).map_err(denied)?;
-                if scoped {
-                    self.check_refs(&refs).await?;
-                    self.replicas(id.as_deref(), &v).await?;
-                    // The service and the containers of its tasks carry the label.
-                    self.force_label(&mut v, "Labels")?;
-                    self.force_label(&mut v["TaskTemplate"]["ContainerSpec"], "Labels")?;
-                }
-                set_body(body, &v);
-                self.after = Some(match &id {
-                    Some(id) => AfterCheck::Updated(Kind::Service, id.clone()),
-                    None => AfterCheck::Created(Kind::Service),
-                });
-                Ok(m.path_with(id.as_deref()))
-            }
-            (_, "/services/{id}" | "/services/{id}/logs") => {
-                let id = self.object(Kind::Service, &param).await?;
-                Ok(m.path_with(Some(&id)))
-            }
-            ("POST", "/secrets/create" | "/configs/create") => {
-                if scoped {
-                    let mut v = self.json_body(body, "create", false)?;
-                    // An external secret driver is an engine plugin: not for scoped tenants.
-                    if !v["Driver"].is_null() {
-                        return Err(Refusal::Denied("Driver: external secret drivers (engine plugins) are not available to a label-scoped tenant".into()));
-                    }
-                    self.force_label(&mut v, "Labels")?;
-                    set_body(body, &v);
-                    self.after = Some(AfterCheck::Created(if template.starts_with("/secrets") { Kind::Secret } else { Kind::Config }));
-                }
-                Ok(m.path_with(None))
-            }
-            (_, t @ ("/secrets/{id}" | "/secrets/{id}/update" | "/configs/{id}" | "/configs/{id}/update")) => {
-                let kind = if t.starts_with("/secrets") { Kind::Secret } else { Kind::Config };
-                let id = self.object(kind, &param).await?;
-                if scoped && t.ends_with("/update") {
-                    let mut v = self.json_body(body, "update", false)?;
-                    self.force_label(&mut v, "Labels")?;
-                    set_body(body, &v);
-                    self.after = Some(AfterCheck::Updated(kind, id.clone()));
-                }
-                Ok(m.path_with(Some(&id)))
-            }
-            ("GET", "/tasks/{id}" | "/tasks/{id}/logs") => {
-                if scoped {
-                    // A task is in scope when its service is.
-                    let task = self.insp.inspect(&format!("/tasks/{}", seg(&param))).await?;
-                    if let Some(sid) = task.as_ref().map(|t| t["ServiceID"].as_str().unwrap_or("").to_string()) {
-                        self.reference("task", Kind::Service, &sid).await?;
-                    }
-                }
-                Ok(m.path_with(None))
-            }
-            ("GET", "/tasks") => {
-                if scoped {
-                    self.scope_tasks(query).await?;
-                }
-                Ok(m.path_with(None))
-            }
-            _ if scoped => Err(Refusal::Denied(format!("{} {} is not available to a label-scoped tenant", m.route.method, m.route.template))),
-            _ => Ok(m.path_with(None)),
+            _ => self.unlisted(m),
+        }
+    }
+
+    /// A route no kind checks: refused for a scoped tenant, sent as it is otherwise.
+    fn unlisted(&self, m: &Matched) -> Result<String, Refusal> {
+        if self.scope.is_some() {
+            Err(Refusal::Denied(format!("{} {} is not available to a label-scoped tenant", m.route.method, m.route.template)))
+        } else {
+            Ok(m.path_with(None))
         }
     }
 

@@ -65,10 +65,7 @@ impl engine::HostTarWriter for HostState {
 
     // Guest CPU slots are given up while the host waits for the engine (server mode).
     async fn add_response(&mut self, w: Resource<TarWriter>, name: String, req: Request) -> Result<engine::MemberInfo, WitError> {
-        self.cpu_off();
-        let r = self.add_response_on_host(&w, name, req).await;
-        self.cpu_on().await;
-        r
+        super::host::off_cpu!(self, self.add_response_on_host(&w, name, req))
     }
 
     async fn finish(&mut self, w: Resource<TarWriter>) -> Result<ArtifactInfo, WitError> {

@@ -20,6 +20,19 @@ use crate::policy::{self, AfterCheck, GateRequest, Inspector, Kind, Policy, Refu
 
 use types::{ArtifactInfo, ArtifactResponse, EngineError as WitError, Request, Response, ResponseHead};
 
+/// Runs a host call (an expression on `$state`, awaited) with the guest CPU slot given up:
+/// the host waits for the engine off the fair scheduler, and takes a slot again before guest
+/// code resumes.
+macro_rules! off_cpu {
+    ($state:ident, $call:expr) => {{
+        $state.cpu_off();
+        let r = $call.await;
+        $state.cpu_on().await;
+        r
+    }};
+}
+pub(super) use off_cpu;
+
 /// One engine call, for logs and audit.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct CallRecord {
@@ -316,15 +329,7 @@ impl HostState {
                 }
                 Ok(resp)
             }
-            Err(e) => {
-                let werr = match &e {
-                    EngineError::Timeout(m) => WitError::Timeout(m.clone()),
-                    EngineError::Invalid(m) => WitError::Invalid(m.clone()),
-                    EngineError::Transport(m) | EngineError::Version(m) => WitError::Transport(m.clone()),
-                    EngineError::Busy(m) => WitError::Limit(m.clone()),
-                };
-                Err(self.refuse(&req.method, &send_path, &[], werr))
-            }
+            Err(e) => Err(self.refuse(&req.method, &send_path, &[], guest_error(e))),
         }
     }
 
@@ -503,6 +508,16 @@ fn annotate_transport(resp: &mut http::Response<Body>, kind: &'static str) {
     }
 }
 
+/// The one conversion of an engine client's error into what the guest is told.
+fn guest_error(e: EngineError) -> WitError {
+    match e {
+        EngineError::Timeout(m) => WitError::Timeout(m),
+        EngineError::Invalid(m) => WitError::Invalid(m),
+        EngineError::Transport(m) | EngineError::Version(m) => WitError::Transport(m),
+        EngineError::Busy(m) => WitError::Limit(m),
+    }
+}
+
 pub(super) fn headers_of(h: &HeaderMap) -> Vec<(String, String)> {
     h.iter().filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string()))).collect()
 }
@@ -511,11 +526,7 @@ impl types::Host for HostState {}
 
 impl HostState {
     async fn api_version_on_host(&mut self) -> Result<String, WitError> {
-        match self.ctx.engine()?.api_version().await {
-            Ok(v) => Ok(v.to_string()),
-            Err(EngineError::Timeout(m)) => Err(WitError::Timeout(m)),
-            Err(e) => Err(WitError::Transport(e.to_string())),
-        }
+        self.ctx.engine()?.api_version().await.map(|v| v.to_string()).map_err(guest_error)
     }
 
     async fn call_on_host(&mut self, req: Request) -> Result<Response, WitError> {
@@ -566,31 +577,19 @@ impl HostState {
 impl engine::Host for HostState {
     // Guest CPU slots are given up while the host waits for the engine (server mode).
     async fn api_version(&mut self) -> Result<String, WitError> {
-        self.cpu_off();
-        let r = self.api_version_on_host().await;
-        self.cpu_on().await;
-        r
+        off_cpu!(self, self.api_version_on_host())
     }
 
     async fn call(&mut self, req: Request) -> Result<Response, WitError> {
-        self.cpu_off();
-        let r = self.call_on_host(req).await;
-        self.cpu_on().await;
-        r
+        off_cpu!(self, self.call_on_host(req))
     }
 
     async fn open(&mut self, req: Request) -> Result<(ResponseHead, Resource<StreamHandle>), WitError> {
-        self.cpu_off();
-        let r = self.open_on_host(req).await;
-        self.cpu_on().await;
-        r
+        off_cpu!(self, self.open_on_host(req))
     }
 
     async fn call_to_artifact(&mut self, req: Request, artifact: String) -> Result<ArtifactResponse, WitError> {
-        self.cpu_off();
-        let r = self.call_to_artifact_on_host(req, artifact).await;
-        self.cpu_on().await;
-        r
+        off_cpu!(self, self.call_to_artifact_on_host(req, artifact))
     }
 
     async fn open_tar(&mut self, artifact: String) -> Result<Resource<super::bundle::TarWriter>, WitError> {
@@ -598,10 +597,7 @@ impl engine::Host for HostState {
     }
 
     async fn upgrade(&mut self, req: Request, stdin: types::Body) -> Result<(ResponseHead, Resource<StreamHandle>), WitError> {
-        self.cpu_off();
-        let r = self.upgrade_on_host(req, stdin).await;
-        self.cpu_on().await;
-        r
+        off_cpu!(self, self.upgrade_on_host(req, stdin))
     }
 }
 

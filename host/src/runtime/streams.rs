@@ -103,10 +103,7 @@ impl HostState {
 
 impl engine::HostBodyStream for HostState {
     async fn read(&mut self, stream: Resource<StreamHandle>, max_bytes: u32, timeout_ms: u32) -> Result<Chunk, WitError> {
-        self.cpu_off();
-        let r = self.read_on_host(stream, max_bytes, timeout_ms).await;
-        self.cpu_on().await;
-        r
+        super::host::off_cpu!(self, self.read_on_host(stream, max_bytes, timeout_ms))
     }
 
     async fn drop(&mut self, stream: Resource<StreamHandle>) -> wasmtime::Result<()> {
