@@ -26,7 +26,7 @@ JS_SDK := actions/sdk-js/berth.js actions/sdk-js/stamp.mjs
 TEST_ENGINE_DIR ?= /tmp/berth-test-engine
 DEMO_ENGINE_DIR ?= /tmp/berth-demo-engine
 
-.PHONY: all build toolchain toolchains guests components host actions test test-run lint demo bench coverage engine-start engine-stop clean
+.PHONY: all build toolchain toolchains guests components host actions test test-run unit lint demo bench coverage engine-start engine-stop clean
 
 all: build
 
@@ -128,12 +128,18 @@ test-run:
 	  wait $$apid; arc=$$?; echo "--- tests/authoring.rs (run beside the others)"; cat target/authoring-tests.log; \
 	  [ $$rc -eq 0 ] && [ $$brc -eq 0 ] && [ $$arc -eq 0 ]
 
+## unit: the unit tests of the engine transport, the policy gate, specs and credentials, built
+# without wasmtime (seconds once the release dependencies are built)
+unit:
+	$(CARGO) test --release -p berth --no-default-features --lib
+
 ## lint: formatting (.rustfmt.toml) and clippy, warnings as errors, for the host, the tests and
 # the guests (for their own target); .ci/run fails on either
 NATIVE_CRATES := -p berth -p berth-tests -p berth-test-support -p berth-sdk -p berth-test-volume-plugin
 lint: toolchain
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release $(NATIVE_CRATES) --all-targets -- -D warnings
+	$(CARGO) clippy --release -p berth --no-default-features --all-targets -- -D warnings
 	$(CARGO) clippy --release --target $(WASM_TARGET) -p berth-sdk $(foreach f,$(FAMILIES),-p berth-action-$(f)) $(foreach g,$(TEST_GUESTS),-p $(g)) -- -D warnings
 
 ## demo: build, make sure an isolated engine runs, then list actions and run a few

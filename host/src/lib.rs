@@ -10,12 +10,21 @@
 //! - [`authoring`]: writing your own actions: `berth new`, `check`, `install`.
 //! - [`cli`]: the `berth` command.
 
+//!
+//! `engine`, `policy`, `spec` and `credentials` build without wasmtime (no default features);
+//! the rest needs the `runtime` feature (on by default).
+
+#[cfg(feature = "runtime")]
 pub mod authoring;
+#[cfg(feature = "runtime")]
 pub mod cli;
 pub mod credentials;
 pub mod engine;
+#[cfg(feature = "runtime")]
 pub mod invoke;
 pub mod policy;
+#[cfg(feature = "runtime")]
 pub mod runtime;
+#[cfg(feature = "runtime")]
 pub mod server;
 pub mod spec;
