@@ -4,7 +4,7 @@
 //! 3 denied by policy or stopped by the sandbox.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -368,162 +368,194 @@ async fn run_cli(cli: Cli, parts: impl FnOnce() -> anyhow::Result<crate::runtime
     for (path, why) in &catalog.skipped {
         eprintln!("berth: warning: skipped component {}: {why}", path.display());
     }
+    let json = |flag: bool| flag || format == OutputFormat::Json;
     match cli.command {
         Command::Serve { .. } | Command::HashToken { .. } | Command::Completions { .. } | Command::New { .. } => unreachable!("handled before discovery"),
-        Command::Actions { json, strict } => {
-            print_actions(catalog, json || format == OutputFormat::Json);
-            if strict && !catalog.skipped.is_empty() {
-                eprintln!("berth: {} component(s) skipped (--strict)", catalog.skipped.len());
-                return Ok(1);
-            }
+        Command::Actions { json: j, strict } => Ok(actions_command(catalog, json(j), strict)),
+        Command::Check { ref file, json: j } => Ok(check_command(runtime, catalog, &dir, file, json(j)).await),
+        Command::Install { ref file, json: j, replace } => Ok(install_command(runtime, &dir, file, replace, json(j)).await),
+        Command::Describe { ref action, json: j } => {
+            let (comp, spec) = find(catalog, action)?;
+            print_describe(comp, spec, json(j));
             Ok(0)
         }
-        Command::Check { ref file, json } => match crate::authoring::check(runtime, file, catalog, &dir).await {
-            Ok((report, _)) => {
-                print_check(&report, json || format == OutputFormat::Json);
-                Ok(0)
-            }
-            Err(e) => {
-                eprintln!("berth: check {}: {e:#}", file.display());
-                Ok(1)
-            }
-        },
-        Command::Install { ref file, json, replace } => match crate::authoring::install(runtime, file, &dir, replace).await {
-            Ok(done) => {
-                if json || format == OutputFormat::Json {
-                    println!("{}", serde_json::to_string_pretty(&done).expect("serialises"));
-                } else {
-                    print_check(&done.report, false);
-                    let verb = if done.replaced { "replaced" } else { "installed" };
-                    println!("{verb} {} (family {} {})", done.path.display(), done.report.family.name, done.report.family.version);
-                    if done.precompiled {
-                        println!("precompiled into the cache: the first run compiles nothing");
-                    } else {
-                        println!("no compile cache (--no-cache): each run compiles it");
-                    }
-                    println!("sha256 {}", done.report.sha256);
-                    println!("pin it for a tenant: pins = {{ \"{}\" = \"{}\" }}", done.report.family.name, done.report.sha256);
-                }
-                Ok(0)
-            }
-            Err(e) => {
-                eprintln!("berth: install {}: {e:#}; nothing was installed", file.display());
-                Ok(1)
-            }
-        },
-        Command::Describe { ref action, json } => {
-            let (comp, spec) = find(catalog, action)?;
-            print_describe(comp, spec, json || format == OutputFormat::Json);
-            Ok(0)
+        Command::Run { .. } => run_command(&cli, runtime, catalog, limits, timeouts, format).await,
+    }
+}
+
+/// `berth actions`: the catalog, and with `--strict` exit 1 when a component was skipped.
+fn actions_command(catalog: &Catalog, json: bool, strict: bool) -> i32 {
+    print_actions(catalog, json);
+    if strict && !catalog.skipped.is_empty() {
+        eprintln!("berth: {} component(s) skipped (--strict)", catalog.skipped.len());
+        return 1;
+    }
+    0
+}
+
+/// `berth check FILE`.
+async fn check_command(runtime: &Runtime, catalog: &Catalog, dir: &Path, file: &Path, json: bool) -> i32 {
+    match crate::authoring::check(runtime, file, catalog, dir).await {
+        Ok((report, _)) => {
+            print_check(&report, json);
+            0
         }
-        Command::Run { ref action, ref params, ref params_json, ref out, ref input, ref artifacts, ref input_artifacts, ref assets, asset_timeout } => {
-            let (comp, spec) = find(catalog, action)?;
-            let tenant_policy = match &cli.policy {
-                None => None,
-                Some(p) => {
-                    let text = std::fs::read_to_string(p).map_err(|e| Usage(format!("cannot read --policy {}: {e}", p.display())))?;
-                    Some(crate::server::config::parse_policy(&text).map_err(|e| Usage(format!("--policy {}: {e}", p.display())))?)
-                }
-            };
-            let raw = raw_params(params, params_json.as_deref())?;
-            let params = match crate::invoke::admit(tenant_policy.as_ref(), "this policy", comp, spec, raw) {
-                Ok(p) => p,
-                Err(r) if r.error.as_ref().is_some_and(|e| e.kind == FailureKind::BadParams) => return Err(Usage(r.message)),
-                Err(r) => {
-                    print_result(&r, format);
-                    eprintln!("berth: {action} refused: {}", r.message);
-                    return Ok(r.error.map_or(1, |e| e.kind.exit_code()));
-                }
-            };
-            let mut arts = Artifacts::default();
-            if let Some(p) = out {
-                arts.output("out", p);
-            }
-            if let Some(p) = input {
-                arts.input("in", p);
-            }
-            for (list, is_out) in [(artifacts, true), (input_artifacts, false)] {
-                for a in list {
-                    let (name, path) =
-                        a.split_once('=').filter(|(n, p)| !n.is_empty() && !p.is_empty()).ok_or_else(|| Usage(format!("artifact '{a}' must be NAME=PATH")))?;
-                    if is_out {
-                        arts.output(name, path);
-                    } else {
-                        arts.input(name, path);
-                    }
-                }
-            }
-            if !assets.is_empty() {
-                if arts.has_outputs() {
-                    return Err(Usage("--asset (fan-out) runs take no output artifacts: each engine would write the same file; run per engine".into()));
-                }
-                let timeout = secs("asset-timeout", asset_timeout).map_err(Usage)?;
-                let policy = crate::invoke::policy_for(tenant_policy.as_ref(), spec);
-                let creds = Arc::new(Credentials::new(cli.credentials.clone(), CredentialStore::docker_config_path()));
-                let mut runs = Vec::new();
-                for a in assets {
-                    let (name, flags) = match a.split_once('=') {
-                        Some((n, addr)) if !n.is_empty() && !addr.is_empty() => {
-                            (n.to_string(), crate::engine::endpoint::Flags { host: Some(addr.to_string()), ..cli.endpoint_flags() })
-                        }
-                        Some(_) => return Err(Usage(format!("--asset '{a}' must be NAME=ADDRESS or a context name"))),
-                        None => (a.clone(), crate::engine::endpoint::Flags { host: None, context: Some(a.clone()), ..cli.endpoint_flags() }),
-                    };
-                    if runs.iter().any(|(n, _)| n == &name) {
-                        return Err(Usage(format!("--asset '{name}' is given twice")));
-                    }
-                    let endpoint = crate::engine::endpoint::resolve(&flags, &crate::engine::endpoint::Env::process())
-                        .map_err(|e| Usage(format!("--asset {name}: {e:#}")))?;
-                    let engine = EngineClient::connect_to(&endpoint, timeouts).map_err(|e| Usage(format!("--asset {name}: {e:#}")))?;
-                    let ctx = HostContext::new(Arc::new(engine), creds.clone());
-                    runs.push((
-                        name,
-                        crate::invoke::Invocation {
-                            runtime,
-                            file: comp,
-                            spec,
-                            params: params.clone(),
-                            artifacts: arts.clone(),
-                            limits,
-                            policy: policy.clone(),
-                            ctx,
-                        },
-                    ));
-                }
-                let (result, _) = crate::invoke::fan_out(runs, timeout, 8).await;
-                print_result(&result, format);
-                if let Some(e) = &result.error {
-                    eprintln!("berth: {} failed on every asset: {}", spec.name, one_line(&result.message));
-                    return Ok(e.kind.exit_code());
-                }
-                return Ok(0);
-            }
-            let endpoint =
-                crate::engine::endpoint::resolve(&cli.endpoint_flags(), &crate::engine::endpoint::Env::process()).map_err(|e| Usage(format!("{e:#}")))?;
-            let engine = EngineClient::connect_to(&endpoint, timeouts).map_err(|e| Usage(format!("{e:#}")))?;
-            let creds = Credentials::new(cli.credentials.clone(), CredentialStore::docker_config_path());
-            let mut ctx = HostContext::new(Arc::new(engine), Arc::new(creds));
-            let bar = std::io::stderr().is_terminal().then(|| Arc::new(TtyProgress::default()));
-            if let Some(bar) = &bar {
-                ctx.progress = Some(bar.clone());
-            }
-            let input_pack;
-            (arts, input_pack) = pack_input_dir(arts, input.as_deref())?;
-            let policy = crate::invoke::policy_for(tenant_policy.as_ref(), spec);
-            let outcome = crate::invoke::Invocation { runtime, file: comp, spec, params, artifacts: arts, limits, policy, ctx }.run().await;
-            drop(input_pack);
-            if let Some(bar) = &bar {
-                bar.finish();
-            }
-            tracing::debug!(action = %spec.name, duration = ?outcome.duration, calls = ?outcome.calls, "invocation finished");
-            print_result(&outcome.result, format);
-            if let Some(e) = &outcome.result.error {
-                eprintln!("berth: {} failed: {}", spec.name, one_line(&outcome.result.message));
-                return Ok(e.kind.exit_code());
-            }
-            Ok(0)
+        Err(e) => {
+            eprintln!("berth: check {}: {e:#}", file.display());
+            1
         }
     }
+}
+
+/// `berth install FILE [--replace]`.
+async fn install_command(runtime: &Runtime, dir: &Path, file: &Path, replace: bool, json: bool) -> i32 {
+    let done = match crate::authoring::install(runtime, file, dir, replace).await {
+        Ok(done) => done,
+        Err(e) => {
+            eprintln!("berth: install {}: {e:#}; nothing was installed", file.display());
+            return 1;
+        }
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&done).expect("serialises"));
+        return 0;
+    }
+    print_check(&done.report, false);
+    let verb = if done.replaced { "replaced" } else { "installed" };
+    println!("{verb} {} (family {} {})", done.path.display(), done.report.family.name, done.report.family.version);
+    if done.precompiled {
+        println!("precompiled into the cache: the first run compiles nothing");
+    } else {
+        println!("no compile cache (--no-cache): each run compiles it");
+    }
+    println!("sha256 {}", done.report.sha256);
+    println!("pin it for a tenant: pins = {{ \"{}\" = \"{}\" }}", done.report.family.name, done.report.sha256);
+    0
+}
+
+/// `berth run ACTION [k=v …]`: admitted under `--policy` if given, on one engine or fanned
+/// out over `--asset`s; the exit code follows the result.
+async fn run_command(
+    cli: &Cli,
+    runtime: &'static Runtime,
+    catalog: &'static Catalog,
+    limits: Limits,
+    timeouts: crate::engine::Timeouts,
+    format: OutputFormat,
+) -> Result<i32, Usage> {
+    let Command::Run { ref action, ref params, ref params_json, ref out, ref input, ref artifacts, ref input_artifacts, ref assets, asset_timeout } =
+        cli.command
+    else {
+        unreachable!("a run")
+    };
+    let (comp, spec) = find(catalog, action)?;
+    let tenant_policy = match &cli.policy {
+        None => None,
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| Usage(format!("cannot read --policy {}: {e}", p.display())))?;
+            Some(crate::server::config::parse_policy(&text).map_err(|e| Usage(format!("--policy {}: {e}", p.display())))?)
+        }
+    };
+    let raw = raw_params(params, params_json.as_deref())?;
+    let params = match crate::invoke::admit(tenant_policy.as_ref(), "this policy", comp, spec, raw) {
+        Ok(p) => p,
+        Err(r) if r.error.as_ref().is_some_and(|e| e.kind == FailureKind::BadParams) => return Err(Usage(r.message)),
+        Err(r) => {
+            print_result(&r, format);
+            eprintln!("berth: {action} refused: {}", r.message);
+            return Ok(r.error.map_or(1, |e| e.kind.exit_code()));
+        }
+    };
+    let arts = artifacts_of(out.as_deref(), input.as_deref(), artifacts, input_artifacts)?;
+    let policy = crate::invoke::policy_for(tenant_policy.as_ref(), spec);
+    let invocation =
+        |ctx| crate::invoke::Invocation { runtime, file: comp, spec, params: params.clone(), artifacts: arts.clone(), limits, policy: policy.clone(), ctx };
+    if !assets.is_empty() {
+        if arts.has_outputs() {
+            return Err(Usage("--asset (fan-out) runs take no output artifacts: each engine would write the same file; run per engine".into()));
+        }
+        let timeout = secs("asset-timeout", asset_timeout).map_err(Usage)?;
+        let creds = Arc::new(Credentials::new(cli.credentials.clone(), CredentialStore::docker_config_path()));
+        let mut runs = Vec::new();
+        for (name, engine) in asset_engines(cli, assets, timeouts)? {
+            runs.push((name, invocation(HostContext::new(Arc::new(engine), creds.clone()))));
+        }
+        let (result, _) = crate::invoke::fan_out(runs, timeout, 8).await;
+        print_result(&result, format);
+        if let Some(e) = &result.error {
+            eprintln!("berth: {} failed on every asset: {}", spec.name, one_line(&result.message));
+            return Ok(e.kind.exit_code());
+        }
+        return Ok(0);
+    }
+    let endpoint = crate::engine::endpoint::resolve(&cli.endpoint_flags(), &crate::engine::endpoint::Env::process()).map_err(|e| Usage(format!("{e:#}")))?;
+    let engine = EngineClient::connect_to(&endpoint, timeouts).map_err(|e| Usage(format!("{e:#}")))?;
+    let creds = Credentials::new(cli.credentials.clone(), CredentialStore::docker_config_path());
+    let mut ctx = HostContext::new(Arc::new(engine), Arc::new(creds));
+    let bar = std::io::stderr().is_terminal().then(|| Arc::new(TtyProgress::default()));
+    if let Some(bar) = &bar {
+        ctx.progress = Some(bar.clone());
+    }
+    let mut run = invocation(ctx);
+    let input_pack;
+    (run.artifacts, input_pack) = pack_input_dir(run.artifacts, input.as_deref())?;
+    let outcome = run.run().await;
+    drop(input_pack);
+    if let Some(bar) = &bar {
+        bar.finish();
+    }
+    tracing::debug!(action = %spec.name, duration = ?outcome.duration, calls = ?outcome.calls, "invocation finished");
+    print_result(&outcome.result, format);
+    if let Some(e) = &outcome.result.error {
+        eprintln!("berth: {} failed: {}", spec.name, one_line(&outcome.result.message));
+        return Ok(e.kind.exit_code());
+    }
+    Ok(0)
+}
+
+/// `--out`, `--in`, `--artifact NAME=PATH` and `--input-artifact NAME=PATH`.
+fn artifacts_of(out: Option<&Path>, input: Option<&Path>, outputs: &[String], inputs: &[String]) -> Result<Artifacts, Usage> {
+    let mut arts = Artifacts::default();
+    if let Some(p) = out {
+        arts.output("out", p);
+    }
+    if let Some(p) = input {
+        arts.input("in", p);
+    }
+    for (list, is_out) in [(outputs, true), (inputs, false)] {
+        for a in list {
+            let (name, path) =
+                a.split_once('=').filter(|(n, p)| !n.is_empty() && !p.is_empty()).ok_or_else(|| Usage(format!("artifact '{a}' must be NAME=PATH")))?;
+            if is_out {
+                arts.output(name, path);
+            } else {
+                arts.input(name, path);
+            }
+        }
+    }
+    Ok(arts)
+}
+
+/// The engines of `--asset NAME=ADDRESS` or `--asset CONTEXT`, each connected, by name.
+fn asset_engines(cli: &Cli, assets: &[String], timeouts: crate::engine::Timeouts) -> Result<Vec<(String, EngineClient)>, Usage> {
+    let mut out: Vec<(String, EngineClient)> = Vec::new();
+    for a in assets {
+        let (name, flags) = match a.split_once('=') {
+            Some((n, addr)) if !n.is_empty() && !addr.is_empty() => {
+                (n.to_string(), crate::engine::endpoint::Flags { host: Some(addr.to_string()), ..cli.endpoint_flags() })
+            }
+            Some(_) => return Err(Usage(format!("--asset '{a}' must be NAME=ADDRESS or a context name"))),
+            None => (a.clone(), crate::engine::endpoint::Flags { host: None, context: Some(a.clone()), ..cli.endpoint_flags() }),
+        };
+        if out.iter().any(|(n, _)| n == &name) {
+            return Err(Usage(format!("--asset '{name}' is given twice")));
+        }
+        let endpoint =
+            crate::engine::endpoint::resolve(&flags, &crate::engine::endpoint::Env::process()).map_err(|e| Usage(format!("--asset {name}: {e:#}")))?;
+        let engine = EngineClient::connect_to(&endpoint, timeouts).map_err(|e| Usage(format!("--asset {name}: {e:#}")))?;
+        out.push((name, engine));
+    }
+    Ok(out)
 }
 
 /// The progress bar drawn on a terminal's stderr (indicatif): one line, rewritten in place.

@@ -156,117 +156,7 @@ impl Server {
 
     async fn run_action(self: Arc<Self>, t: &TenantState, action: &str, body: &[u8], query: &ActionQuery) -> Resp {
         let tenant = t.tenant.name.clone();
-        let refuse = |status: StatusCode, kind: FailureKind, msg: String, params: Map<String, Value>| {
-            let r = ActionResult::failed(params, kind, None, msg);
-            (status, r)
-        };
-        // Everything that can be refused before running is checked (and audited) here.
-        let checked = (|| {
-            let catalog = self.catalog.read().unwrap().clone();
-            let Some((file, spec)) = catalog.action(action) else {
-                return Err(refuse(StatusCode::NOT_FOUND, FailureKind::BadParams, format!("unknown action '{action}'"), Map::new()));
-            };
-            let raw = match serde_json::from_slice::<Value>(if body.is_empty() { b"{}" } else { body }) {
-                Ok(Value::Object(m)) => RawParams::Json(m),
-                _ => {
-                    return Err(refuse(StatusCode::BAD_REQUEST, FailureKind::BadParams, "the request body must be a JSON object of params".into(), Map::new()))
-                }
-            };
-            let params = crate::invoke::admit(Some(&t.tenant.policy), &format!("tenant {tenant}"), file, spec, raw).map_err(|r| (status_of(&r), r))?;
-            let artifacts = tenant_artifacts(&t.tenant, query).map_err(|e| refuse(StatusCode::BAD_REQUEST, FailureKind::BadParams, e, spec.redact(&params)))?;
-            let known = || t.engines.keys().map(String::as_str).collect::<Vec<_>>().join(", ");
-            // `?assets=a,b` or `?assets=*`: fan-out, one sandboxed run per engine.
-            let fan = query.assets.as_deref();
-            let names: Vec<String> = match (fan, query.asset.as_deref()) {
-                (Some(_), Some(_)) => {
-                    return Err(refuse(StatusCode::BAD_REQUEST, FailureKind::BadParams, "give either asset or assets, not both".into(), spec.redact(&params)))
-                }
-                (Some("*"), None) => t.engines.keys().cloned().collect(),
-                (Some(list), None) => list.split(',').map(|a| a.trim().to_string()).filter(|a| !a.is_empty()).collect(),
-                (None, one) => vec![one.unwrap_or("default").to_string()],
-            };
-            if names.is_empty() {
-                return Err(refuse(
-                    StatusCode::BAD_REQUEST,
-                    FailureKind::BadParams,
-                    format!("assets names no asset (tenant {tenant} has: {})", known()),
-                    spec.redact(&params),
-                ));
-            }
-            let mut engines = Vec::new();
-            for asset in names {
-                let Some(engine) = t.engines.get(&asset).cloned() else {
-                    return Err(refuse(
-                        StatusCode::BAD_REQUEST,
-                        FailureKind::BadParams,
-                        format!("unknown asset '{asset}' (tenant {tenant} has: {})", known()),
-                        spec.redact(&params),
-                    ));
-                };
-                if engines.iter().any(|(a, _)| a == &asset) {
-                    return Err(refuse(StatusCode::BAD_REQUEST, FailureKind::BadParams, format!("asset '{asset}' is named twice"), spec.redact(&params)));
-                }
-                engines.push((asset, engine));
-            }
-            if fan.is_some() && artifacts.has_outputs() {
-                return Err(refuse(
-                    StatusCode::BAD_REQUEST,
-                    FailureKind::BadParams,
-                    "a fan-out over assets takes no output artifacts (each engine would write the same file)".into(),
-                    spec.redact(&params),
-                ));
-            }
-            let asset_timeout = match query.asset_timeout.as_deref() {
-                None => t.tenant.limits.wall,
-                Some(v) => match v.parse::<f64>() {
-                    Ok(s) if s.is_finite() && s > 0.0 => Duration::from_secs_f64(s).min(t.tenant.limits.wall),
-                    _ => {
-                        return Err(refuse(
-                            StatusCode::BAD_REQUEST,
-                            FailureKind::BadParams,
-                            format!("asset_timeout '{v}' is not a positive number of seconds"),
-                            spec.redact(&params),
-                        ))
-                    }
-                },
-            };
-            if !self.take_rate(t) {
-                return Err(refuse(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    FailureKind::Limit,
-                    format!("tenant {tenant} is over {} requests per minute", t.tenant.requests_per_minute),
-                    spec.redact(&params),
-                ));
-            }
-            let cap = t.tenant.concurrency + t.tenant.max_queued;
-            if t.in_flight.load(std::sync::atomic::Ordering::Relaxed) >= cap {
-                return Err(refuse(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    FailureKind::Limit,
-                    format!("tenant {tenant} has {cap} invocations running or queued (limits.concurrency + limits.max_queued)"),
-                    spec.redact(&params),
-                ));
-            }
-            if query.is_async {
-                let running = self.running_jobs(&tenant);
-                if running >= t.tenant.max_jobs as usize {
-                    return Err(refuse(
-                        StatusCode::TOO_MANY_REQUESTS,
-                        FailureKind::Limit,
-                        format!("tenant {tenant} has {running} async jobs running (limits.max_jobs)"),
-                        spec.redact(&params),
-                    ));
-                }
-            }
-            let mut artifacts = artifacts;
-            // The quota's directory walk only for invocations that can write an artifact.
-            if let Some(dir) = t.tenant.artifacts_dir.as_ref().filter(|_| artifacts.has_outputs()) {
-                let used = dir_bytes(dir);
-                artifacts.cap_bytes(t.tenant.artifact_bytes.min(t.tenant.artifact_quota_bytes.saturating_sub(used)));
-            }
-            Ok((catalog.clone(), params, artifacts, (engines, fan.is_some(), asset_timeout)))
-        })();
-        let (catalog, params, artifacts, (engines, fan_out, asset_timeout)) = match checked {
+        let Checked { catalog, params, artifacts, engines, fan_out, asset_timeout } = match self.check_request(t, action, body, query) {
             Ok(x) => x,
             Err((status, result)) => {
                 self.audit.record(&tenant, action, &result.parameter, &result, Duration::ZERO, &[], result.error.as_ref().map(|_| result.message.as_str()));
@@ -336,6 +226,113 @@ impl Server {
         let id = self.start_job(t, &tenant, action_name, work, finish);
         json_response(StatusCode::ACCEPTED, &json!({"job": id, "status": "running"}))
     }
+}
+
+/// A request that passed every check made before running: what to run, on which engines.
+struct Checked {
+    catalog: Arc<Catalog>,
+    params: Map<String, Value>,
+    artifacts: crate::runtime::Artifacts,
+    engines: Vec<(String, Arc<EngineClient>)>,
+    fan_out: bool,
+    asset_timeout: Duration,
+}
+
+/// A refusal before running: its HTTP status and `action_result`.
+type Refused = (StatusCode, ActionResult);
+
+fn bad_params(msg: String, params: Map<String, Value>) -> Refused {
+    (StatusCode::BAD_REQUEST, ActionResult::failed(params, FailureKind::BadParams, None, msg))
+}
+
+fn over_limit(msg: String, params: Map<String, Value>) -> Refused {
+    (StatusCode::TOO_MANY_REQUESTS, ActionResult::failed(params, FailureKind::Limit, None, msg))
+}
+
+impl Server {
+    /// Everything that can be refused before running (and is then audited): the action, its
+    /// params under the tenant's policy, artifacts, assets, and the tenant's rate, queue and
+    /// job caps.
+    fn check_request(&self, t: &TenantState, action: &str, body: &[u8], query: &ActionQuery) -> Result<Checked, Refused> {
+        let tenant = &t.tenant.name;
+        let catalog = self.catalog.read().unwrap().clone();
+        let Some((file, spec)) = catalog.action(action) else {
+            return Err((StatusCode::NOT_FOUND, ActionResult::failed(Map::new(), FailureKind::BadParams, None, format!("unknown action '{action}'"))));
+        };
+        let raw = match serde_json::from_slice::<Value>(if body.is_empty() { b"{}" } else { body }) {
+            Ok(Value::Object(m)) => RawParams::Json(m),
+            _ => return Err(bad_params("the request body must be a JSON object of params".into(), Map::new())),
+        };
+        let params = crate::invoke::admit(Some(&t.tenant.policy), &format!("tenant {tenant}"), file, spec, raw).map_err(|r| (status_of(&r), r))?;
+        let shown = || spec.redact(&params);
+        let mut artifacts = tenant_artifacts(&t.tenant, query).map_err(|e| bad_params(e, shown()))?;
+        let engines = assets_of(t, query).map_err(|e| bad_params(e, shown()))?;
+        let fan_out = query.assets.is_some();
+        if fan_out && artifacts.has_outputs() {
+            return Err(bad_params("a fan-out over assets takes no output artifacts (each engine would write the same file)".into(), shown()));
+        }
+        let asset_timeout = match query.asset_timeout.as_deref() {
+            None => t.tenant.limits.wall,
+            Some(v) => match v.parse::<f64>() {
+                Ok(s) if s.is_finite() && s > 0.0 => Duration::from_secs_f64(s).min(t.tenant.limits.wall),
+                _ => return Err(bad_params(format!("asset_timeout '{v}' is not a positive number of seconds"), shown())),
+            },
+        };
+        self.admission(t, query.is_async).map_err(|e| over_limit(e, shown()))?;
+        // The quota's directory walk only for invocations that can write an artifact.
+        if let Some(dir) = t.tenant.artifacts_dir.as_ref().filter(|_| artifacts.has_outputs()) {
+            let used = dir_bytes(dir);
+            artifacts.cap_bytes(t.tenant.artifact_bytes.min(t.tenant.artifact_quota_bytes.saturating_sub(used)));
+        }
+        let catalog = catalog.clone();
+        Ok(Checked { catalog, params, artifacts, engines, fan_out, asset_timeout })
+    }
+
+    /// The tenant's request rate, its invocations running or queued, and its async jobs.
+    fn admission(&self, t: &TenantState, is_async: bool) -> Result<(), String> {
+        let tenant = &t.tenant.name;
+        if !self.take_rate(t) {
+            return Err(format!("tenant {tenant} is over {} requests per minute", t.tenant.requests_per_minute));
+        }
+        let cap = t.tenant.concurrency + t.tenant.max_queued;
+        if t.in_flight.load(std::sync::atomic::Ordering::Relaxed) >= cap {
+            return Err(format!("tenant {tenant} has {cap} invocations running or queued (limits.concurrency + limits.max_queued)"));
+        }
+        if is_async {
+            let running = self.running_jobs(tenant);
+            if running >= t.tenant.max_jobs as usize {
+                return Err(format!("tenant {tenant} has {running} async jobs running (limits.max_jobs)"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The engines a request names: `?asset=NAME` (default: "default"), or `?assets=a,b` /
+/// `?assets=*` for a fan-out.
+fn assets_of(t: &TenantState, query: &ActionQuery) -> Result<Vec<(String, Arc<EngineClient>)>, String> {
+    let tenant = &t.tenant.name;
+    let known = || t.engines.keys().map(String::as_str).collect::<Vec<_>>().join(", ");
+    let names: Vec<String> = match (query.assets.as_deref(), query.asset.as_deref()) {
+        (Some(_), Some(_)) => return Err("give either asset or assets, not both".into()),
+        (Some("*"), None) => t.engines.keys().cloned().collect(),
+        (Some(list), None) => list.split(',').map(|a| a.trim().to_string()).filter(|a| !a.is_empty()).collect(),
+        (None, one) => vec![one.unwrap_or("default").to_string()],
+    };
+    if names.is_empty() {
+        return Err(format!("assets names no asset (tenant {tenant} has: {})", known()));
+    }
+    let mut engines: Vec<(String, Arc<EngineClient>)> = Vec::new();
+    for asset in names {
+        let Some(engine) = t.engines.get(&asset).cloned() else {
+            return Err(format!("unknown asset '{asset}' (tenant {tenant} has: {})", known()));
+        };
+        if engines.iter().any(|(a, _)| a == &asset) {
+            return Err(format!("asset '{asset}' is named twice"));
+        }
+        engines.push((asset, engine));
+    }
+    Ok(engines)
 }
 
 /// Counts an invocation of a tenant as in flight until dropped (finished, failed or cancelled).
