@@ -16,8 +16,8 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::process::{Child, ChildStdin, ChildStdout};
 
+use super::stream::BoxFuture;
 use super::stream::Conn;
-use super::transport::BoxFuture;
 
 /// An `ssh://` address, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]

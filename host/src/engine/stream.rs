@@ -7,7 +7,19 @@ use std::task::{Context, Poll};
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::tls::TlsInfo;
+/// A boxed future, as the transports and connectors return them.
+pub type BoxFuture<'a, T> = Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// What a TLS connection to the engine negotiated, attached to every response on it
+/// (made by `tls::TlsInfo::of`).
+#[derive(Debug, Clone, Default)]
+pub struct TlsInfo {
+    pub version: String,
+    pub cipher: String,
+    pub peer_subject: String,
+    /// RFC 3339.
+    pub peer_not_after: String,
+}
 
 pub struct Conn<T> {
     io: T,

@@ -140,15 +140,7 @@ impl ServerCertVerifier for NoVerification {
     }
 }
 
-/// What a TLS connection to the engine negotiated, attached to every response on it.
-#[derive(Debug, Clone, Default)]
-pub struct TlsInfo {
-    pub version: String,
-    pub cipher: String,
-    pub peer_subject: String,
-    /// RFC 3339.
-    pub peer_not_after: String,
-}
+pub use super::stream::TlsInfo;
 
 impl TlsInfo {
     pub fn of(conn: &rustls::ClientConnection) -> TlsInfo {
@@ -234,7 +226,7 @@ impl TlsConnector {
 impl tower_service::Service<hyper::Uri> for TlsConnector {
     type Response = hyper_util::rt::TokioIo<super::stream::Conn<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>>;
     type Error = std::io::Error;
-    type Future = super::transport::BoxFuture<'static, Result<Self::Response, std::io::Error>>;
+    type Future = super::stream::BoxFuture<'static, Result<Self::Response, std::io::Error>>;
 
     fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), std::io::Error>> {
         std::task::Poll::Ready(Ok(()))

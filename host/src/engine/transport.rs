@@ -4,9 +4,7 @@
 //! A transport moves one HTTP request to the engine and back. It knows nothing of API
 //! versions, policy or guests.
 
-use std::future::Future;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -23,7 +21,7 @@ use hyperlocal::UnixConnector;
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Request and response bodies, boxed so that transports and sources can vary.
 pub type Body = BoxBody<Bytes, BoxError>;
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub use super::stream::BoxFuture;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {

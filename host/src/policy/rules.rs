@@ -453,8 +453,24 @@ impl EnginePolicy {
         Ok(())
     }
 
-    /// The `HostConfig` of a create (`create` true) or the resources of an update.
+    /// The `HostConfig` of a create (`create` true) or the resources of an update, field by
+    /// field: privileges, namespaces and the network, mounts, logging, then the forced caps and
+    /// defaults.
     fn host_config(&self, hc: &mut Map<String, Value>, at: &str, refs: &mut References, engine_socket: Option<&str>, create: bool) -> Result<(), String> {
+        let has_nnp = self.privileges(hc, at)?;
+        self.namespaces(hc, at, refs, create)?;
+        self.mounts(hc, at, refs, engine_socket)?;
+        self.log_driver(hc, at)?;
+        self.force_resources(hc, at, create)?;
+        if create {
+            self.force_defaults(hc, has_nnp);
+        }
+        Ok(())
+    }
+
+    /// Privileges, capabilities, devices, security options, sysctls, runtimes, cgroups, masked
+    /// paths and the OOM killer; whether no-new-privileges is already asked for.
+    fn privileges(&self, hc: &Map<String, Value>, at: &str) -> Result<bool, String> {
         let f = |k: &str| format!("{at}.{k}");
         if hc.get("Privileged").and_then(Value::as_bool) == Some(true) && !self.privileged {
             return Err(denied(&f("Privileged"), "privileged containers are not allowed"));
@@ -471,22 +487,6 @@ impl EnginePolicy {
             if nonempty(hc.get(k)) && !self.devices {
                 return Err(denied(&f(k), "host devices are not allowed"));
             }
-        }
-        for k in NAMESPACE_MODES {
-            self.mode(hc, k, refs)?;
-        }
-        // The engine's own default may be the host's cgroup namespace (cgroup v1).
-        if create && !self.host_namespaces && hc.get("CgroupnsMode").and_then(Value::as_str).is_none_or(str::is_empty) {
-            hc.insert("CgroupnsMode".into(), json!("private"));
-        }
-        match hc.get("NetworkMode").and_then(Value::as_str).filter(|n| !n.is_empty()).map(str::to_string) {
-            Some(nm) => self.network_name(&f("NetworkMode"), &nm, refs)?,
-            // A create that names no network gets the safe one, not a refusal.
-            None if create && !self.default_bridge => {
-                hc.insert("NetworkMode".into(), json!("none"));
-                refs.applied.push(format!("{}: none (the shared default bridge is not allowed; give a network of your own to join one)", f("NetworkMode")));
-            }
-            None => {}
         }
         let mut has_nnp = false;
         for opt in strings(hc.get("SecurityOpt"), &f("SecurityOpt"))? {
@@ -519,6 +519,35 @@ impl EnginePolicy {
         if hc.get("OomKillDisable").and_then(Value::as_bool) == Some(true) && self.memory_mb > 0 {
             return Err(denied(&f("OomKillDisable"), "disabling the OOM killer is not allowed"));
         }
+        Ok(has_nnp)
+    }
+
+    /// Namespace modes (and the containers they join), the cgroup namespace and the network.
+    fn namespaces(&self, hc: &mut Map<String, Value>, at: &str, refs: &mut References, create: bool) -> Result<(), String> {
+        let f = |k: &str| format!("{at}.{k}");
+        for k in NAMESPACE_MODES {
+            self.mode(hc, k, refs)?;
+        }
+        // The engine's own default may be the host's cgroup namespace (cgroup v1).
+        if create && !self.host_namespaces && hc.get("CgroupnsMode").and_then(Value::as_str).is_none_or(str::is_empty) {
+            hc.insert("CgroupnsMode".into(), json!("private"));
+        }
+        match hc.get("NetworkMode").and_then(Value::as_str).filter(|n| !n.is_empty()).map(str::to_string) {
+            Some(nm) => self.network_name(&f("NetworkMode"), &nm, refs)?,
+            // A create that names no network gets the safe one, not a refusal.
+            None if create && !self.default_bridge => {
+                hc.insert("NetworkMode".into(), json!("none"));
+                refs.applied.push(format!("{}: none (the shared default bridge is not allowed; give a network of your own to join one)", f("NetworkMode")));
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// Bind mounts of host paths, volumes and their drivers, and the containers whose volumes
+    /// or links a create takes.
+    fn mounts(&self, hc: &Map<String, Value>, at: &str, refs: &mut References, engine_socket: Option<&str>) -> Result<(), String> {
+        let f = |k: &str| format!("{at}.{k}");
         if let Some(d) = hc.get("VolumeDriver").and_then(Value::as_str).filter(|d| !d.is_empty()) {
             if !self.volume_drivers.is_match(d) {
                 return Err(denied(&f("VolumeDriver"), format!("volume driver '{d}' is not allowed")));
@@ -564,33 +593,39 @@ impl EnginePolicy {
             let name = l.split(':').next().unwrap_or(l).trim_start_matches('/');
             refs.containers.push((f("Links"), name.to_string()));
         }
+        Ok(())
+    }
+
+    fn log_driver(&self, hc: &Map<String, Value>, at: &str) -> Result<(), String> {
+        let f = |k: &str| format!("{at}.{k}");
         if let Some(lc) = hc.get("LogConfig").and_then(Value::as_object) {
             let ty = lc.get("Type").and_then(Value::as_str).unwrap_or("");
             if !ty.is_empty() && !self.log_drivers.is_match(ty) {
                 return Err(denied(&f("LogConfig.Type"), format!("log driver '{ty}' is not allowed")));
             }
         }
-        self.force_resources(hc, at, create)?;
-        if create {
-            if self.no_new_privileges && !has_nnp {
-                let opts = hc.entry("SecurityOpt").or_insert_with(|| json!([]));
-                if !opts.is_array() {
-                    *opts = json!([]);
-                }
-                opts.as_array_mut().expect("array").push(json!("no-new-privileges"));
+        Ok(())
+    }
+
+    /// A create's defaults: no-new-privileges and the log size cap.
+    fn force_defaults(&self, hc: &mut Map<String, Value>, has_nnp: bool) {
+        if self.no_new_privileges && !has_nnp {
+            let opts = hc.entry("SecurityOpt").or_insert_with(|| json!([]));
+            if !opts.is_array() {
+                *opts = json!([]);
             }
-            if !self.log_max_size.is_empty() {
-                let lc = hc.entry("LogConfig").or_insert_with(|| json!({}));
-                if !lc.is_object() {
-                    *lc = json!({});
-                }
-                let ty = lc.get("Type").and_then(Value::as_str).unwrap_or("").to_string();
-                if ty.is_empty() || ty == "json-file" || ty == "local" {
-                    self.cap_log_size(lc, "Config");
-                }
+            opts.as_array_mut().expect("array").push(json!("no-new-privileges"));
+        }
+        if !self.log_max_size.is_empty() {
+            let lc = hc.entry("LogConfig").or_insert_with(|| json!({}));
+            if !lc.is_object() {
+                *lc = json!({});
+            }
+            let ty = lc.get("Type").and_then(Value::as_str).unwrap_or("").to_string();
+            if ty.is_empty() || ty == "json-file" || ty == "local" {
+                self.cap_log_size(lc, "Config");
             }
         }
-        Ok(())
     }
 
     /// Memory, pids and CPUs: injected when absent (creates), capped when above; and every
@@ -789,7 +824,18 @@ impl EnginePolicy {
                 self.cap_log_size(ld, "Options");
             }
         }
-        // Task resources: the same caps as a container's.
+        self.task_resources(tt)?;
+        let cs = tt.entry("ContainerSpec").or_insert_with(|| json!({}));
+        if cs.is_null() {
+            *cs = json!({});
+        }
+        let cs = cs.as_object_mut().ok_or("TaskTemplate.ContainerSpec must be a JSON object")?;
+        self.container_spec(cs, &mut refs, engine_socket)?;
+        Ok(refs)
+    }
+
+    /// A task's resource limits: the same caps as a container's.
+    fn task_resources(&self, tt: &mut Map<String, Value>) -> Result<(), String> {
         let res = tt.entry("Resources").or_insert_with(|| json!({}));
         if !res.is_object() {
             *res = json!({});
@@ -811,11 +857,12 @@ impl EnginePolicy {
                 limits.insert(from.into(), v.clone());
             }
         }
-        let cs = tt.entry("ContainerSpec").or_insert_with(|| json!({}));
-        if cs.is_null() {
-            *cs = json!({});
-        }
-        let cs = cs.as_object_mut().ok_or("TaskTemplate.ContainerSpec must be a JSON object")?;
+        Ok(())
+    }
+
+    /// A service's container spec, read as the `HostConfig` its task's container will get,
+    /// plus its image, privileges, secrets and configs.
+    fn container_spec(&self, cs: &mut Map<String, Value>, refs: &mut References, engine_socket: Option<&str>) -> Result<(), String> {
         let at = "TaskTemplate.ContainerSpec";
         if let Some(img) = cs.get("Image").and_then(Value::as_str) {
             // A digest pinned by the CLI (`image:tag@sha256:…`) is what the engine runs: the
@@ -851,7 +898,7 @@ impl EnginePolicy {
                 }
             }
         }
-        self.host_config(&mut hc, at, &mut refs, engine_socket, false)?;
+        self.host_config(&mut hc, at, refs, engine_socket, false)?;
         for (field, list, id_key, name_key) in
             [("Secrets", &mut refs.secrets, "SecretID", "SecretName"), ("Configs", &mut refs.configs, "ConfigID", "ConfigName")]
         {
@@ -863,7 +910,7 @@ impl EnginePolicy {
                 list.push((format!("{at}.{field}"), id.to_string()));
             }
         }
-        Ok(refs)
+        Ok(())
     }
 
     pub fn container_update(&self, body: &mut Value) -> Result<(), String> {

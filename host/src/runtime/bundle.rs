@@ -50,7 +50,7 @@ impl HostState {
         let idle = self.ctx.body_timeout();
         let added = open_file(&mut self.table, w)?.add_body(&self.artifacts, &name, body, idle).await;
         let (size, sha256) = added.map_err(|e| self.tar_error(e))?;
-        if let Some(c) = self.calls.last_mut() {
+        if let Some(c) = self.record.calls.last_mut() {
             c.bytes += size;
         }
         Ok(engine::MemberInfo { name, status, size, sha256, error_body: Vec::new() })
@@ -74,7 +74,7 @@ impl engine::HostTarWriter for HostState {
         let file = tar.file.take().ok_or_else(|| WitError::Invalid("this tar is already finished".into()))?;
         let written = file.finish(&self.artifacts).map_err(|e| self.tar_error(e))?;
         let info = ArtifactInfo { name: artifact, size: written.size, sha256: written.sha256.clone() };
-        self.written.push(written);
+        self.record.written.push(written);
         Ok(info)
     }
 

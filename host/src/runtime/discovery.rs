@@ -298,9 +298,9 @@ impl Runtime {
         let family = tokio::time::timeout(limits.wall, async { prepared.pre.describe(&mut store).await })
             .await
             .map_err(|_| anyhow::anyhow!("describe() did not return within {:?}", limits.wall))?
-            .map_err(|e| match store.data().memory.exceeded.clone().or_else(|| store.data().violation.clone()) {
+            .map_err(|e| match store.data().memory.exceeded.clone().or_else(|| store.data().record.violation.clone()) {
                 Some(why) => anyhow::anyhow!("describe() failed: {why}"),
-                None => anyhow::anyhow!("describe() failed: {}", super::crash_message(&e, &store.data().stderr.contents())),
+                None => anyhow::anyhow!("describe() failed: {}", super::crash_message(&e, &store.data().out.stderr.contents())),
             })?;
         check_describe_caps(&family)?;
         Ok((FamilyInfo::from(family), store.data().memory.granted))

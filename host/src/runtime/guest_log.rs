@@ -27,8 +27,8 @@ impl log::Host for HostState {
     }
 
     async fn progress(&mut self, id: String, current: u64, total: Option<u64>, message: String) {
-        self.progress_events += 1;
-        if self.progress_events > MAX_PROGRESS_EVENTS {
+        self.out.progress_events += 1;
+        if self.out.progress_events > MAX_PROGRESS_EVENTS {
             return;
         }
         if let Some(sink) = &self.ctx.progress {
@@ -40,11 +40,11 @@ impl log::Host for HostState {
 
 impl HostState {
     fn count_log_line(&mut self) -> bool {
-        self.log_lines += 1;
-        if self.log_lines == MAX_LOG_LINES + 1 {
+        self.out.log_lines += 1;
+        if self.out.log_lines == MAX_LOG_LINES + 1 {
             tracing::warn!(action = %self.action, "guest log limit of {MAX_LOG_LINES} lines reached; dropping the rest");
         }
-        self.log_lines <= MAX_LOG_LINES
+        self.out.log_lines <= MAX_LOG_LINES
     }
 }
 

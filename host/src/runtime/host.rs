@@ -99,17 +99,36 @@ pub struct HostState {
     pub(super) policy: Policy,
     pub(super) limits: Limits,
     pub(super) artifacts: Artifacts,
-    pub(super) cpu_ticks: u64,
+    pub(super) response_bytes: u64,
+    pub(super) cpu: CpuAccount,
+    pub(super) out: GuestOutput,
+    /// What the invocation did, for its result and the audit.
+    pub record: Record,
+}
+
+/// The guest's CPU time, counted in epoch ticks, and the fair scheduler's slot it holds.
+pub(super) struct CpuAccount {
+    pub(super) ticks: u64,
     /// The ticker's count when this store last counted a CPU tick (forced epoch bumps from the
     /// fair scheduler are not CPU time).
     pub(super) last_tick: u64,
     /// The guest CPU slot held, shared with the epoch callback's yield.
     pub(super) held: super::fair::Held,
+}
+
+/// What the guest wrote: its captured stdout and stderr, and its log lines and progress
+/// events (each capped).
+pub(super) struct GuestOutput {
     pub(super) stdout: MemoryOutputPipe,
     pub(super) stderr: MemoryOutputPipe,
-    pub(super) response_bytes: u64,
     pub(super) log_lines: u32,
     pub(super) progress_events: u32,
+}
+
+/// What an invocation did: its engine calls, its first violation, the artifacts it wrote and
+/// the safe defaults the policy applied.
+#[derive(Default)]
+pub struct Record {
     /// Engine calls made, in order.
     pub calls: Vec<CallRecord>,
     /// The first sandbox or policy violation, which decides how a failure is reported.
@@ -149,33 +168,24 @@ impl HostState {
             policy,
             limits,
             artifacts,
-            cpu_ticks: 0,
-            last_tick: super::REAL_TICKS.load(std::sync::atomic::Ordering::Relaxed),
-            held: Default::default(),
-            stdout,
-            stderr,
             response_bytes: 0,
-            log_lines: 0,
-            progress_events: 0,
-            calls: Vec::new(),
-            violation: None,
-            violation_is_limit: false,
-            written: Vec::new(),
-            applied: Vec::new(),
+            cpu: CpuAccount { ticks: 0, last_tick: super::REAL_TICKS.load(std::sync::atomic::Ordering::Relaxed), held: Default::default() },
+            out: GuestOutput { stdout, stderr, log_lines: 0, progress_events: 0 },
+            record: Record::default(),
         }
     }
 
     /// Records a cap that was hit (see [`HostState::violate`]).
     pub(super) fn violate_limit(&mut self, why: String) -> String {
-        if self.violation.is_none() {
-            self.violation_is_limit = true;
+        if self.record.violation.is_none() {
+            self.record.violation_is_limit = true;
         }
         self.violate(why)
     }
 
     fn violate(&mut self, why: String) -> String {
-        if self.violation.is_none() {
-            self.violation = Some(why.clone());
+        if self.record.violation.is_none() {
+            self.record.violation = Some(why.clone());
         }
         tracing::warn!(action = %self.action, "{why}");
         why
@@ -184,7 +194,7 @@ impl HostState {
     /// Checks a request and turns it into what the engine client sends. Everything passes the
     /// policy gate ([`Policy::admit`]), which may rewrite the path, query and JSON body.
     async fn prepare(&mut self, req: &Request) -> Result<Prepared, WitError> {
-        if self.calls.len() as u32 >= self.limits.engine_calls {
+        if self.record.calls.len() as u32 >= self.limits.engine_calls {
             let why = self.violate_limit(format!("engine call limit of {} per invocation reached", self.limits.engine_calls));
             return Err(WitError::Limit(why));
         }
@@ -217,7 +227,7 @@ impl HostState {
             auth_body_registry,
         };
         let engine = self.ctx.engine.clone();
-        let mut insp = HostInspector { engine: engine.as_deref(), calls: &mut self.calls, max_calls: self.limits.engine_calls };
+        let mut insp = HostInspector { engine: engine.as_deref(), calls: &mut self.record.calls, max_calls: self.limits.engine_calls };
         let admitted = self.policy.admit(&mut insp, gate_req, &mut body).await;
         let admitted = match admitted {
             Ok(a) => a,
@@ -232,8 +242,8 @@ impl HostState {
             }
         };
         for a in &admitted.applied {
-            if !self.applied.contains(a) {
-                self.applied.push(a.clone());
+            if !self.record.applied.contains(a) {
+                self.record.applied.push(a.clone());
             }
         }
         if let Some(reg) = &admitted.registry {
@@ -268,7 +278,7 @@ impl HostState {
         let why = match &e {
             WitError::Denied(m) | WitError::Invalid(m) | WitError::Limit(m) | WitError::Transport(m) | WitError::Timeout(m) => m.clone(),
         };
-        self.calls.push(CallRecord {
+        self.record.calls.push(CallRecord {
             method: method.to_ascii_uppercase(),
             path: path.to_string(),
             query: path::encode_query(query),
@@ -316,7 +326,7 @@ impl HostState {
                 if ping {
                     annotate_transport(&mut resp, engine.transport_kind());
                 }
-                self.calls.push(CallRecord {
+                self.record.calls.push(CallRecord {
                     method: req.method.to_ascii_uppercase(),
                     path: send_path,
                     query,
@@ -362,7 +372,7 @@ impl HostState {
         };
         let mut failed: Option<(String, Vec<(Kind, String)>)> = None;
         for (kind, id) in &objects {
-            let mut insp = HostInspector { engine: Some(engine), calls: &mut self.calls, max_calls: self.limits.engine_calls.saturating_add(8) };
+            let mut insp = HostInspector { engine: Some(engine), calls: &mut self.record.calls, max_calls: self.limits.engine_calls.saturating_add(8) };
             let verdict = match insp.inspect(&kind.inspect_path(id)).await {
                 Ok(Some(stored)) => self.policy.verify_stored(&mut insp, *kind, id, &stored).await,
                 // A name a failed build or import never made.
@@ -409,7 +419,7 @@ impl HostState {
             return Err(WitError::Limit(why));
         }
         self.response_bytes += n;
-        if let Some(c) = self.calls.last_mut() {
+        if let Some(c) = self.record.calls.last_mut() {
             c.bytes += n;
         }
         Ok(())
@@ -491,7 +501,7 @@ impl Inspector for HostInspector<'_> {
 /// over TLS, what the connection negotiated and whom it reached: what a SOAR "test
 /// connectivity" button shows.
 fn annotate_transport(resp: &mut http::Response<Body>, kind: &'static str) {
-    let tls = resp.extensions().get::<crate::engine::tls::TlsInfo>().cloned();
+    let tls = resp.extensions().get::<crate::engine::stream::TlsInfo>().cloned();
     let h = resp.headers_mut();
     h.insert("x-berth-transport", HeaderValue::from_static(kind));
     if let Some(t) = tls {
@@ -561,11 +571,11 @@ impl HostState {
                 WitError::Transport(e)
             }
         })?;
-        if let Some(c) = self.calls.last_mut() {
+        if let Some(c) = self.record.calls.last_mut() {
             c.bytes += written.size;
         }
         let info = ArtifactInfo { name: artifact, size: written.size, sha256: written.sha256.clone() };
-        self.written.push(written);
+        self.record.written.push(written);
         Ok(ArtifactResponse { status, headers, artifact: Some(info), error_body: Vec::new() })
     }
 
@@ -604,14 +614,14 @@ impl engine::Host for HostState {
 impl HostState {
     /// Gives up the guest CPU slot (if this invocation runs under the fair scheduler).
     pub(super) fn cpu_off(&mut self) {
-        drop(self.held.take());
+        drop(self.cpu.held.take());
     }
 
     /// Takes a guest CPU slot again before returning to guest code.
     pub(super) async fn cpu_on(&mut self) {
         if let Some(c) = self.ctx.cpu.clone() {
             let p = c.sched.acquire(&c.tenant).await;
-            self.held.set(Some(p));
+            self.cpu.held.set(Some(p));
         }
     }
 }

@@ -206,23 +206,23 @@ impl Runtime {
         store.epoch_deadline_callback(move |mut cx| {
             let s = cx.data_mut();
             let real = REAL_TICKS.load(std::sync::atomic::Ordering::Relaxed);
-            if real != s.last_tick {
-                s.last_tick = real;
-                s.cpu_ticks += 1;
+            if real != s.cpu.last_tick {
+                s.cpu.last_tick = real;
+                s.cpu.ticks += 1;
             }
-            if s.cpu_ticks > cpu_ticks {
+            if s.cpu.ticks > cpu_ticks {
                 let why = format!("CPU limit of {:?} exceeded", Duration::from_millis(cpu_ticks * TICK.as_millis() as u64));
-                if s.violation.is_none() {
-                    s.violation = Some(why.clone());
-                    s.violation_is_limit = true;
+                if s.record.violation.is_none() {
+                    s.record.violation = Some(why.clone());
+                    s.record.violation_is_limit = true;
                 }
                 return Err(wasmtime::Error::msg(why));
             }
             // Under the fair scheduler: give the slot up when a lighter tenant waits, or after
             // a full slice when anyone does.
             if let Some(cpu) = s.ctx.cpu.clone() {
-                if cpu.sched.should_yield(&cpu.tenant, &s.held) {
-                    let held = s.held.clone();
+                if cpu.sched.should_yield(&cpu.tenant, &s.cpu.held) {
+                    let held = s.cpu.held.clone();
                     return Ok(UpdateDeadline::YieldCustom(
                         1,
                         Box::pin(async move {
@@ -279,19 +279,19 @@ impl Runtime {
         let run = tokio::time::timeout(limits.wall, async {
             if let Some(c) = &cpu {
                 let p = c.sched.acquire(&c.tenant).await;
-                store.data().held.set(Some(p));
+                store.data().cpu.held.set(Some(p));
             }
             prepared.pre.run(&mut store, &spec.name, &params_json).await
         })
         .await;
         let state = store.data_mut();
-        drop(state.held.take());
-        let stderr = state.stderr.contents();
+        drop(state.cpu.held.take());
+        let stderr = state.out.stderr.contents();
         let stderr = String::from_utf8_lossy(&stderr);
         let result = match run {
             Err(_) => {
                 let why = format!("wall-clock limit of {:?} exceeded", limits.wall);
-                state.violation.get_or_insert(why.clone());
+                state.record.violation.get_or_insert(why.clone());
                 ActionResult::failed(echo, FailureKind::Limit, None, why)
             }
             // A component that provoked a policy or sandbox violation fails the invocation as
@@ -301,9 +301,9 @@ impl Runtime {
                 let why = state.memory.exceeded.clone().unwrap_or_default();
                 ActionResult::failed(echo, FailureKind::Limit, None, why)
             }
-            Ok(_) if state.violation.is_some() => {
-                let why = state.violation.clone().unwrap_or_default();
-                let kind = if state.violation_is_limit { FailureKind::Limit } else { FailureKind::Denied };
+            Ok(_) if state.record.violation.is_some() => {
+                let why = state.record.violation.clone().unwrap_or_default();
+                let kind = if state.record.violation_is_limit { FailureKind::Limit } else { FailureKind::Denied };
                 ActionResult::failed(echo, kind, None, why)
             }
             Ok(Err(trap)) => {
@@ -321,21 +321,21 @@ impl Runtime {
             },
             Ok(Ok(Ok(out))) => match (serde_json::from_str::<Value>(&out.data), serde_json::from_str::<Value>(&out.summary)) {
                 (Ok(Value::Array(data)), Ok(Value::Object(mut summary))) => {
-                    if !state.applied.is_empty() {
-                        summary.insert("policy_applied".into(), Value::from(state.applied.clone()));
+                    if !state.record.applied.is_empty() {
+                        summary.insert("policy_applied".into(), Value::from(state.record.applied.clone()));
                     }
                     ActionResult::success(echo, out.message, data, summary)
                 }
                 _ => ActionResult::failed(echo, FailureKind::Internal, None, format!("the {} component returned malformed data or summary JSON", spec.name)),
             },
         };
-        for (stream, text) in [("stdout", String::from_utf8_lossy(&state.stdout.contents()).into_owned()), ("stderr", stderr.into_owned())] {
+        for (stream, text) in [("stdout", String::from_utf8_lossy(&state.out.stdout.contents()).into_owned()), ("stderr", stderr.into_owned())] {
             for line in text.lines().filter(|l| !l.trim().is_empty()) {
                 tracing::info!(target: "berth::guest", action = %spec.name, stream, "{line}");
             }
         }
         let result = scrub(result, &credentials.loaded_secrets());
-        Outcome { result, calls: std::mem::take(&mut state.calls), duration: started.elapsed(), written: std::mem::take(&mut state.written) }
+        Outcome { result, calls: std::mem::take(&mut state.record.calls), duration: started.elapsed(), written: std::mem::take(&mut state.record.written) }
     }
 
     /// Instantiates without calling anything: the per-invocation fixed cost (benchmarks).

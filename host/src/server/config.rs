@@ -257,7 +257,6 @@ impl Config {
             let line = e.span().map(|s| format!("line {}: ", line_of(text, s.start))).unwrap_or_default();
             format!("{line}{}", e.message())
         })?;
-        let at = |span: std::ops::Range<usize>, key: &str, msg: String| format!("line {}: {key}: {msg}", line_of(text, span.start));
         if raw.tenants.is_empty() {
             return Err("no [[tenant]] configured".into());
         }
@@ -265,126 +264,150 @@ impl Config {
         if !(16..=4096).contains(&pool_memory_mib) {
             return Err(format!("server.pool_memory_mib: {pool_memory_mib} is not between 16 and 4096"));
         }
-        let mut names = HashSet::new();
-        let mut tokens = HashSet::new();
-        let mut tenants = Vec::new();
-        for t in raw.tenants {
-            let span = t.span();
-            let t = t.into_inner();
-            let name = t.name.get_ref().clone();
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-                return Err(at(t.name.span(), "tenant.name", format!("\"{name}\" must be letters, digits, - or _")));
-            }
-            if !names.insert(name.clone()) {
-                return Err(at(t.name.span(), "tenant.name", format!("tenant \"{name}\" is defined twice")));
-            }
-            let Some(tok) = &t.token_sha256 else {
-                return Err(at(span.clone(), "tenant.token_sha256", format!("tenant \"{name}\" has no token_sha256")));
-            };
-            let token = hex::decode(tok.get_ref().trim())
+        let mut seen = Seen::default();
+        let tenants = raw.tenants.into_iter().map(|t| tenant(t, text, pool_memory_mib, &mut seen)).collect::<Result<Vec<_>, _>>()?;
+        server(raw.server, text, pool_memory_mib, tenants)
+    }
+}
+
+/// "line N: key: msg", for the key at `span` of the config `text`.
+fn at(text: &str, span: std::ops::Range<usize>, key: &str, msg: String) -> String {
+    format!("line {}: {key}: {msg}", line_of(text, span.start))
+}
+
+/// Names and tokens of the tenants read so far: each may appear once.
+#[derive(Default)]
+struct Seen {
+    names: HashSet<String>,
+    tokens: HashSet<[u8; 32]>,
+}
+
+/// One `[[tenant]]` table, validated.
+fn tenant(t: Spanned<RawTenant>, text: &str, pool_memory_mib: u32, seen: &mut Seen) -> Result<Tenant, String> {
+    let at = |span: std::ops::Range<usize>, key: &str, msg: String| at(text, span, key, msg);
+    let span = t.span();
+    let t = t.into_inner();
+    let name = t.name.get_ref().clone();
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        return Err(at(t.name.span(), "tenant.name", format!("\"{name}\" must be letters, digits, - or _")));
+    }
+    if !seen.names.insert(name.clone()) {
+        return Err(at(t.name.span(), "tenant.name", format!("tenant \"{name}\" is defined twice")));
+    }
+    let Some(tok) = &t.token_sha256 else {
+        return Err(at(span.clone(), "tenant.token_sha256", format!("tenant \"{name}\" has no token_sha256")));
+    };
+    let token = hex::decode(tok.get_ref().trim())
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .ok_or_else(|| at(tok.span(), "tenant.token_sha256", "must be 64 hex digits (berth hash-token TOKEN prints it)".into()))?;
+    if !seen.tokens.insert(token) {
+        return Err(at(tok.span(), "tenant.token_sha256", format!("tenant \"{name}\" shares a token with another tenant")));
+    }
+    let policy = tenant_policy(&t, text)?;
+    let l = &t.limits;
+    if l.memory_mb.is_some_and(|m| m > pool_memory_mib as u64) {
+        let why =
+            format!("{} MiB is more than a guest's memory can grow to in the pool (server.pool_memory_mib = {pool_memory_mib})", l.memory_mb.unwrap_or(0));
+        return Err(at(span.clone(), "tenant.limits.memory_mb", why));
+    }
+    let limits = LimitSpec {
+        memory_mb: l.memory_mb,
+        cpu_secs: l.cpu_secs,
+        timeout_secs: l.timeout_secs,
+        engine_calls: l.engine_calls,
+        response_bytes: l.response_bytes,
+    }
+    .validate()
+    .map_err(|e| at(span.clone(), &format!("tenant.limits.{}", e.key), e.msg))?;
+    let assets = tenant_assets(&t, &name, span, text)?;
+    Ok(Tenant {
+        name,
+        token_sha256: token,
+        assets,
+        policy,
+        artifacts_dir: t.artifacts_dir,
+        limits,
+        concurrency: l.concurrency.unwrap_or(8).max(1),
+        requests_per_minute: l.requests_per_minute.unwrap_or(6000).max(1),
+        max_queued: l.max_queued.unwrap_or(64),
+        max_jobs: l.max_jobs.unwrap_or(16).max(1),
+        max_job_results: l.max_job_results.unwrap_or(100),
+        artifact_bytes: l.artifact_bytes.unwrap_or(8 << 30),
+        artifact_quota_bytes: l.artifact_quota_bytes.unwrap_or(32 << 30),
+    })
+}
+
+/// A tenant's engines: `assets` and `engine` (the "default" asset), by name.
+fn tenant_assets(t: &RawTenant, name: &str, span: std::ops::Range<usize>, text: &str) -> Result<BTreeMap<String, crate::engine::Endpoint>, String> {
+    let at = |span: std::ops::Range<usize>, key: &str, msg: String| at(text, span, key, msg);
+    let mut assets = BTreeMap::new();
+    for (asset, a) in &t.assets {
+        let ep = match a {
+            RawAsset::Address(addr) => endpoint(Some(addr), None, None),
+            RawAsset::Table(t) => endpoint(t.engine.as_deref(), t.tls.as_ref(), t.context.as_deref()),
+        }
+        .map_err(|e| at(span.clone(), &format!("tenant.assets.{asset}"), e))?;
+        assets.insert(asset.clone(), ep);
+    }
+    if t.engine.is_some() || t.context.is_some() || t.tls.is_some() {
+        let ep = endpoint(t.engine.as_deref(), t.tls.as_ref(), t.context.as_deref()).map_err(|e| at(span.clone(), "tenant.engine", e))?;
+        if assets.insert("default".into(), ep).is_some() {
+            return Err(at(span, "tenant.engine", format!("tenant \"{name}\" sets both engine and assets.default")));
+        }
+    }
+    if assets.is_empty() {
+        assets.insert("default".into(), crate::engine::Endpoint::plain(crate::engine::DEFAULT_HOST));
+    }
+    Ok(assets)
+}
+
+/// The `[server]` table, validated, around the tenants.
+fn server(s: RawServer, text: &str, pool_memory_mib: u32, tenants: Vec<Tenant>) -> Result<Config, String> {
+    let at = |span: std::ops::Range<usize>, key: &str, msg: String| at(text, span, key, msg);
+    let metrics_token_sha256 = match &s.metrics_token_sha256 {
+        None => None,
+        Some(t) => Some(
+            hex::decode(t.get_ref().trim())
                 .ok()
                 .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                .ok_or_else(|| at(tok.span(), "tenant.token_sha256", "must be 64 hex digits (berth hash-token TOKEN prints it)".into()))?;
-            if !tokens.insert(token) {
-                return Err(at(tok.span(), "tenant.token_sha256", format!("tenant \"{name}\" shares a token with another tenant")));
+                .ok_or_else(|| at(t.span(), "server.metrics_token_sha256", "must be 64 hex digits (berth hash-token TOKEN prints it)".into()))?,
+        ),
+    };
+    let tls = match (s.tls_cert, s.tls_key) {
+        (Some(cert), Some(key)) => Some(ServeTls { cert, key, client_ca: s.client_ca }),
+        (None, None) if s.client_ca.is_some() => return Err("server.client_ca needs tls_cert and tls_key".into()),
+        (None, None) => None,
+        _ => return Err("server.tls_cert and server.tls_key go together".into()),
+    };
+    Ok(Config {
+        tls,
+        allow_plaintext: s.allow_plaintext,
+        metrics_token_sha256,
+        metrics_listen: s.metrics_listen,
+        listen: s.listen.unwrap_or_else(|| "127.0.0.1:8478".into()),
+        actions: s.actions,
+        audit_log: s.audit_log,
+        cache: s.cache,
+        credentials: s.credentials,
+        max_concurrent: s.max_concurrent.unwrap_or(256).clamp(1, 10_000),
+        pool_memory_mib,
+        engine_limits: {
+            let d = crate::engine::EngineLimits::default();
+            let rate = s.engine_requests_per_second.unwrap_or(d.requests_per_second);
+            let wait = s.engine_max_wait_secs.unwrap_or(d.max_wait.as_secs_f64());
+            if !(0.0..=3600.0).contains(&wait) {
+                return Err("server.engine_max_wait_secs must be between 0 and 3600".into());
             }
-            let policy = tenant_policy(&t, text)?;
-            let l = &t.limits;
-            if l.memory_mb.is_some_and(|m| m > pool_memory_mib as u64) {
-                let why = format!(
-                    "{} MiB is more than a guest's memory can grow to in the pool (server.pool_memory_mib = {pool_memory_mib})",
-                    l.memory_mb.unwrap_or(0)
-                );
-                return Err(at(span.clone(), "tenant.limits.memory_mb", why));
+            crate::engine::EngineLimits {
+                requests_per_second: rate,
+                burst: s.engine_burst.unwrap_or(rate),
+                max_connections: s.engine_max_connections.unwrap_or(d.max_connections),
+                max_wait: std::time::Duration::from_secs_f64(wait),
             }
-            let limits = LimitSpec {
-                memory_mb: l.memory_mb,
-                cpu_secs: l.cpu_secs,
-                timeout_secs: l.timeout_secs,
-                engine_calls: l.engine_calls,
-                response_bytes: l.response_bytes,
-            }
-            .validate()
-            .map_err(|e| at(span.clone(), &format!("tenant.limits.{}", e.key), e.msg))?;
-            let mut assets = BTreeMap::new();
-            for (asset, a) in &t.assets {
-                let ep = match a {
-                    RawAsset::Address(addr) => endpoint(Some(addr), None, None),
-                    RawAsset::Table(t) => endpoint(t.engine.as_deref(), t.tls.as_ref(), t.context.as_deref()),
-                }
-                .map_err(|e| at(span.clone(), &format!("tenant.assets.{asset}"), e))?;
-                assets.insert(asset.clone(), ep);
-            }
-            if t.engine.is_some() || t.context.is_some() || t.tls.is_some() {
-                let ep = endpoint(t.engine.as_deref(), t.tls.as_ref(), t.context.as_deref()).map_err(|e| at(span.clone(), "tenant.engine", e))?;
-                if assets.insert("default".into(), ep).is_some() {
-                    return Err(at(span, "tenant.engine", format!("tenant \"{name}\" sets both engine and assets.default")));
-                }
-            }
-            if assets.is_empty() {
-                assets.insert("default".into(), crate::engine::Endpoint::plain(crate::engine::DEFAULT_HOST));
-            }
-            tenants.push(Tenant {
-                name,
-                token_sha256: token,
-                assets,
-                policy,
-                artifacts_dir: t.artifacts_dir,
-                limits,
-                concurrency: l.concurrency.unwrap_or(8).max(1),
-                requests_per_minute: l.requests_per_minute.unwrap_or(6000).max(1),
-                max_queued: l.max_queued.unwrap_or(64),
-                max_jobs: l.max_jobs.unwrap_or(16).max(1),
-                max_job_results: l.max_job_results.unwrap_or(100),
-                artifact_bytes: l.artifact_bytes.unwrap_or(8 << 30),
-                artifact_quota_bytes: l.artifact_quota_bytes.unwrap_or(32 << 30),
-            });
-        }
-        let s = raw.server;
-        let metrics_token_sha256 = match &s.metrics_token_sha256 {
-            None => None,
-            Some(t) => Some(
-                hex::decode(t.get_ref().trim())
-                    .ok()
-                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                    .ok_or_else(|| at(t.span(), "server.metrics_token_sha256", "must be 64 hex digits (berth hash-token TOKEN prints it)".into()))?,
-            ),
-        };
-        let tls = match (s.tls_cert, s.tls_key) {
-            (Some(cert), Some(key)) => Some(ServeTls { cert, key, client_ca: s.client_ca }),
-            (None, None) if s.client_ca.is_some() => return Err("server.client_ca needs tls_cert and tls_key".into()),
-            (None, None) => None,
-            _ => return Err("server.tls_cert and server.tls_key go together".into()),
-        };
-        Ok(Config {
-            tls,
-            allow_plaintext: s.allow_plaintext,
-            metrics_token_sha256,
-            metrics_listen: s.metrics_listen,
-            listen: s.listen.unwrap_or_else(|| "127.0.0.1:8478".into()),
-            actions: s.actions,
-            audit_log: s.audit_log,
-            cache: s.cache,
-            credentials: s.credentials,
-            max_concurrent: s.max_concurrent.unwrap_or(256).clamp(1, 10_000),
-            pool_memory_mib,
-            engine_limits: {
-                let d = crate::engine::EngineLimits::default();
-                let rate = s.engine_requests_per_second.unwrap_or(d.requests_per_second);
-                let wait = s.engine_max_wait_secs.unwrap_or(d.max_wait.as_secs_f64());
-                if !(0.0..=3600.0).contains(&wait) {
-                    return Err("server.engine_max_wait_secs must be between 0 and 3600".into());
-                }
-                crate::engine::EngineLimits {
-                    requests_per_second: rate,
-                    burst: s.engine_burst.unwrap_or(rate),
-                    max_connections: s.engine_max_connections.unwrap_or(d.max_connections),
-                    max_wait: std::time::Duration::from_secs_f64(wait),
-                }
-            },
-            tenants,
-        })
-    }
+        },
+        tenants,
+    })
 }
 
 /// The hash stored for a token.

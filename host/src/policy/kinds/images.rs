@@ -73,34 +73,7 @@ impl<I: Inspector> Gate<'_, '_, I> {
                 Ok(m.path_with(None))
             }
             ("GET", "/images/search") | ("GET", "/distribution/{name}/json") | ("POST", "/auth") => Ok(m.path_with(None)),
-            ("POST", "/images/create") => {
-                if let Some(from) = q(query, "fromImage").filter(|s| !s.is_empty()).map(str::to_string) {
-                    if scoped {
-                        // Without a tag the engine pulls every tag of the repository.
-                        let r = reference::Reference::parse(&from).map_err(|e| Refusal::Invalid(format!("fromImage: {e}")))?;
-                        if r.tag.is_none() && r.digest.is_none() && q(query, "tag").is_none_or(str::is_empty) {
-                            query.retain(|(k, _)| k != "tag");
-                            query.push(("tag".into(), "latest".into()));
-                            self.applied.push("tag: latest (a pull without a tag pulls every tag of the repository)".into());
-                        }
-                        self.destinations("fromImage", &from, q(query, "tag")).await?;
-                    }
-                } else {
-                    let src = q(query, "fromSrc").unwrap_or("");
-                    if scoped && src != "-" {
-                        return Err(Refusal::Denied(format!("fromSrc: importing from a URL ('{src}') is not allowed; import from an input artifact")));
-                    }
-                    if scoped {
-                        let mut names = Vec::new();
-                        if let Some(repo) = q(query, "repo").filter(|r| !r.is_empty()).map(str::to_string) {
-                            names = self.destinations("repo", &repo, q(query, "tag")).await?;
-                        }
-                        self.force_changes_label(query)?;
-                        self.after = Some(AfterCheck::Images(names));
-                    }
-                }
-                Ok(m.path_with(None))
-            }
+            ("POST", "/images/create") => self.create_image(m, query).await,
             ("POST", "/commit") => {
                 if scoped {
                     let c = q(query, "container").ok_or_else(|| Refusal::Invalid("container: a commit needs a container".into()))?.to_string();
@@ -118,45 +91,7 @@ impl<I: Inspector> Gate<'_, '_, I> {
                 }
                 Ok(m.path_with(None))
             }
-            ("POST", "/build") => {
-                if !self.rules().build {
-                    return Err(Refusal::Denied(
-                        "build: this tenant may not build images (a Dockerfile can start FROM any image on the engine); allow it with engine_policy.build"
-                            .into(),
-                    ));
-                }
-                if q(query, "remote").is_some_and(|r| !r.is_empty()) && scoped {
-                    return Err(Refusal::Denied("remote: builds from a URL are not allowed".into()));
-                }
-                if q(query, "networkmode") == Some("host") && !self.rules().host_namespaces {
-                    return Err(Refusal::Denied("networkmode: the host network namespace is not allowed".into()));
-                }
-                if scoped {
-                    let tags: Vec<String> = query.iter().filter(|(k, _)| k == "t").map(|(_, v)| v.clone()).collect();
-                    let mut names = Vec::new();
-                    for t in tags {
-                        names.extend(self.destinations("t", &t, None).await?);
-                    }
-                    self.after = Some(AfterCheck::Images(names));
-                    // Cache sources are images read like a FROM: they must be usable.
-                    if let Some(cf) = q(query, "cachefrom").filter(|c| !c.is_empty()).map(str::to_string) {
-                        let list: Vec<String> = serde_json::from_str(&cf).map_err(|_| Refusal::Invalid("cachefrom must be a JSON list of images".into()))?;
-                        for image in list {
-                            self.image_usable("cachefrom", &image).await?;
-                        }
-                    }
-                    let (key, value) = self.scope.clone().expect("scoped");
-                    let mut labels = match q(query, "labels") {
-                        Some(l) if !l.is_empty() => serde_json::from_str::<Value>(l).map_err(|_| Refusal::Invalid("labels must be a JSON object".into()))?,
-                        _ => json!({}),
-                    };
-                    let obj = labels.as_object_mut().ok_or_else(|| Refusal::Invalid("labels must be a JSON object".into()))?;
-                    obj.insert(key, json!(value));
-                    query.retain(|(k, _)| k != "labels");
-                    query.push(("labels".into(), labels.to_string()));
-                }
-                Ok(m.path_with(None))
-            }
+            ("POST", "/build") => self.build(m, query).await,
             ("POST", "/images/load") => {
                 if !self.rules().image_load {
                     return Err(Refusal::Denied("load: this tenant may not load image archives (they name their own tags and carry no scope label); allow it with engine_policy.image_load".into()));
@@ -168,5 +103,78 @@ impl<I: Inspector> Gate<'_, '_, I> {
             }
             _ => self.unlisted(m),
         }
+    }
+
+    /// `POST /images/create`: a pull (`fromImage`, made explicit as `latest` when untagged) or
+    /// an import (from an input artifact only, with the forced label).
+    async fn create_image(&mut self, m: &Matched, query: &mut Vec<(String, String)>) -> Result<String, Refusal> {
+        let scoped = self.scope.is_some();
+        if let Some(from) = q(query, "fromImage").filter(|s| !s.is_empty()).map(str::to_string) {
+            if scoped {
+                // Without a tag the engine pulls every tag of the repository.
+                let r = reference::Reference::parse(&from).map_err(|e| Refusal::Invalid(format!("fromImage: {e}")))?;
+                if r.tag.is_none() && r.digest.is_none() && q(query, "tag").is_none_or(str::is_empty) {
+                    query.retain(|(k, _)| k != "tag");
+                    query.push(("tag".into(), "latest".into()));
+                    self.applied.push("tag: latest (a pull without a tag pulls every tag of the repository)".into());
+                }
+                self.destinations("fromImage", &from, q(query, "tag")).await?;
+            }
+        } else {
+            let src = q(query, "fromSrc").unwrap_or("");
+            if scoped && src != "-" {
+                return Err(Refusal::Denied(format!("fromSrc: importing from a URL ('{src}') is not allowed; import from an input artifact")));
+            }
+            if scoped {
+                let mut names = Vec::new();
+                if let Some(repo) = q(query, "repo").filter(|r| !r.is_empty()).map(str::to_string) {
+                    names = self.destinations("repo", &repo, q(query, "tag")).await?;
+                }
+                self.force_changes_label(query)?;
+                self.after = Some(AfterCheck::Images(names));
+            }
+        }
+        Ok(m.path_with(None))
+    }
+
+    /// `POST /build`: only if allowed; tags, cache sources and the forced label.
+    async fn build(&mut self, m: &Matched, query: &mut Vec<(String, String)>) -> Result<String, Refusal> {
+        let scoped = self.scope.is_some();
+        if !self.rules().build {
+            return Err(Refusal::Denied(
+                "build: this tenant may not build images (a Dockerfile can start FROM any image on the engine); allow it with engine_policy.build".into(),
+            ));
+        }
+        if q(query, "remote").is_some_and(|r| !r.is_empty()) && scoped {
+            return Err(Refusal::Denied("remote: builds from a URL are not allowed".into()));
+        }
+        if q(query, "networkmode") == Some("host") && !self.rules().host_namespaces {
+            return Err(Refusal::Denied("networkmode: the host network namespace is not allowed".into()));
+        }
+        if scoped {
+            let tags: Vec<String> = query.iter().filter(|(k, _)| k == "t").map(|(_, v)| v.clone()).collect();
+            let mut names = Vec::new();
+            for t in tags {
+                names.extend(self.destinations("t", &t, None).await?);
+            }
+            self.after = Some(AfterCheck::Images(names));
+            // Cache sources are images read like a FROM: they must be usable.
+            if let Some(cf) = q(query, "cachefrom").filter(|c| !c.is_empty()).map(str::to_string) {
+                let list: Vec<String> = serde_json::from_str(&cf).map_err(|_| Refusal::Invalid("cachefrom must be a JSON list of images".into()))?;
+                for image in list {
+                    self.image_usable("cachefrom", &image).await?;
+                }
+            }
+            let (key, value) = self.scope.clone().expect("scoped");
+            let mut labels = match q(query, "labels") {
+                Some(l) if !l.is_empty() => serde_json::from_str::<Value>(l).map_err(|_| Refusal::Invalid("labels must be a JSON object".into()))?,
+                _ => json!({}),
+            };
+            let obj = labels.as_object_mut().ok_or_else(|| Refusal::Invalid("labels must be a JSON object".into()))?;
+            obj.insert(key, json!(value));
+            query.retain(|(k, _)| k != "labels");
+            query.push(("labels".into(), labels.to_string()));
+        }
+        Ok(m.path_with(None))
     }
 }
