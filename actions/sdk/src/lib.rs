@@ -187,8 +187,8 @@ pub mod log {
 
 /// Runs `action` from `actions`; used by [`family!`].
 #[doc(hidden)]
-pub fn __run(actions: Vec<Action>, action: &str, params: &str) -> Result<wit::ActionOutput, wit::ActionError> {
-    let act = actions.into_iter().find(|a| a.name() == action).ok_or_else(|| wit::ActionError::BadParams(format!("unknown action '{action}'")))?;
+pub fn __run(actions: fn() -> Vec<Action>, action: &str, params: &str) -> Result<wit::ActionOutput, wit::ActionError> {
+    let act = spec::only(action, actions).into_iter().find(|a| a.name() == action).ok_or_else(|| wit::ActionError::BadParams(format!("unknown action '{action}'")))?;
     let params = match serde_json::from_str::<Value>(params) {
         Ok(Value::Object(m)) => Params(m),
         _ => return Err(wit::ActionError::BadParams("params must be a JSON object".into())),
@@ -219,7 +219,7 @@ macro_rules! family {
                 $crate::bindings::exports::berth::connector::actions::ActionOutput,
                 $crate::bindings::exports::berth::connector::actions::ActionError,
             > {
-                $crate::__run($actions(), &action, &params)
+                $crate::__run($actions, &action, &params)
             }
         }
         $crate::bindings::export_family!(__BerthFamily with_types_in $crate::bindings);

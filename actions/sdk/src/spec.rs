@@ -11,11 +11,12 @@ pub type BoxedHandler = Box<dyn Fn(&Params) -> Result<Output>>;
 
 /// One action: its spec plus the function that runs it.
 ///
-/// A run builds every action of its family to find its own, in a fresh instance each time:
-/// so an action is cheap to build (static names borrowed, the output paths and operations
-/// kept as one string each, typed params not built at all) and only `describe()` expands it
-/// into its [`ActionSpec`].
+/// A run calls the family's action list in a fresh instance to find its own action: every
+/// other action is then only its name (see [`only`]), and the one that runs keeps its
+/// handler and no spec. Only `describe()` builds whole specs ([`ActionSpec`]).
 pub struct Action {
+    /// Not the action a run asked for: its builders record nothing.
+    skip: bool,
     name: Cow<'static, str>,
     summary: Cow<'static, str>,
     kind: Kind,
@@ -37,8 +38,11 @@ type ParamsFn = fn() -> Vec<Param>;
 impl Action {
     /// A new action; kind defaults to `investigate`, not read-only.
     pub fn new(name: impl Text, summary: impl Text) -> Self {
+        let name = name.into_text();
+        let skip = ONLY.with(|o| o.borrow().as_deref().is_some_and(|only| only != name));
         Action {
-            name: name.into_text(),
+            skip,
+            name,
             summary: summary.into_text(),
             kind: Kind::Investigate,
             read_only: false,
@@ -80,11 +84,17 @@ impl Action {
         self
     }
     pub fn param(mut self, p: Param) -> Self {
+        if self.skip {
+            return self;
+        }
         self.params.push(p.0);
         self
     }
     /// Output data paths, relative to `action_result.` (e.g. `data.*.Version`).
     pub fn output(mut self, paths: &[&str]) -> Self {
+        if self.skip || ONLY.with(|o| o.borrow().is_some()) {
+            return self; // a run needs no spec
+        }
         push_lines(&mut self.output, paths);
         self
     }
@@ -92,20 +102,43 @@ impl Action {
     /// declared, the host refuses any other: a bug or a hijacked dependency cannot make a
     /// `list` action delete. The coverage table is checked against these declarations.
     pub fn ops(mut self, operations: &[&str]) -> Self {
+        if self.skip || ONLY.with(|o| o.borrow().is_some()) {
+            return self;
+        }
         push_lines(&mut self.operations, operations);
         self
     }
     pub fn run(mut self, handler: Handler) -> Self {
+        if self.skip {
+            return self;
+        }
         self.handler = Some(Box::new(handler));
         self
     }
     /// Declares the params of `T` (a [`crate::params!`] struct) and runs `handler` on them,
     /// parsed: the declaration and the use are one struct and cannot drift.
     pub fn typed<T: crate::typed::Typed + 'static>(mut self, handler: fn(T) -> Result<Output>) -> Self {
+        if self.skip {
+            return self;
+        }
         self.typed_params = Some((self.params.len(), T::specs));
         self.handler = Some(Box::new(move |p: &Params| handler(T::parse(p)?)));
         self
     }
+}
+
+thread_local! {
+    /// While a run builds its family's list: the action it runs.
+    static ONLY: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Calls `actions` as a run does: only the action named `name` gets its handler; every other
+/// is its name alone, and none gets a spec. What a family's `actions()` builds on every run.
+pub fn only(name: &str, actions: fn() -> Vec<Action>) -> Vec<Action> {
+    ONLY.with(|o| *o.borrow_mut() = Some(name.to_string()));
+    let list = actions();
+    ONLY.with(|o| *o.borrow_mut() = None);
+    list
 }
 
 /// An action's name or summary: a literal is borrowed, a `String` taken (a `&String` copied).
