@@ -184,6 +184,45 @@ fn a_two_node_swarm_end_to_end() {
     let si = ok(&ma, &["run", "service.inspect", &format!("id={web}"), "insert_defaults=true"]);
     assert!(si["message"].as_str().unwrap().contains("2 replicas"), "{}", si["message"]);
 
+    // ---- updates merge, as the docker CLI's --env-add and --label-add do -------------------
+    let merge = unique("merge");
+    let spec_of = |name: &str| api_json_at(&a, &format!("/services/{name}"))["Spec"].clone();
+    let env_of = |spec: &Value| -> std::collections::BTreeSet<String> {
+        spec["TaskTemplate"]["ContainerSpec"]["Env"].as_array().into_iter().flatten().map(|e| e.as_str().unwrap().to_string()).collect()
+    };
+    let set = |items: &[&str]| -> std::collections::BTreeSet<String> { items.iter().map(|s| s.to_string()).collect() };
+    ok(
+        &ma,
+        &[
+            "run",
+            "service.create",
+            &format!("name={merge}"),
+            &format!("image={TEST_IMAGE}"),
+            "replicas=0",
+            r#"env={"FOO":"bar","KEEP":"1"}"#,
+            r#"labels={"svc":"x","tier":"a"}"#,
+        ],
+    );
+    ok(&ma, &["run", "service.update", &format!("id={merge}"), r#"env={"FOO":"baz"}"#, r#"labels={"stage":"2"}"#]);
+    let spec = spec_of(&merge);
+    assert_eq!(env_of(&spec), set(&["FOO=baz", "KEEP=1"]), "one variable rotated, the rest kept: {spec}");
+    assert_eq!(spec["Labels"], json!({"svc": "x", "tier": "a", "stage": "2"}), "{spec}");
+    // The docker CLI, on the same service, keeps what it is not given too.
+    let docker = ["/usr/bin/docker", "/usr/local/bin/docker"].into_iter().find(|p| std::path::Path::new(p).exists()).expect("the docker CLI (docker.io)");
+    let out = std::process::Command::new(docker)
+        .args(["-H", &a, "service", "update", "--detach", "--env-add", "FOO=qux", "--label-add", "cli=1", &merge])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let spec = spec_of(&merge);
+    assert_eq!(env_of(&spec), set(&["FOO=qux", "KEEP=1"]), "{spec}");
+    // Removing is explicit, as --env-rm and --label-rm.
+    ok(&ma, &["run", "service.update", &format!("id={merge}"), "env_remove=KEEP", "labels_remove=stage,cli"]);
+    let spec = spec_of(&merge);
+    assert_eq!(env_of(&spec), set(&["FOO=qux"]), "{spec}");
+    assert_eq!(spec["Labels"], json!({"svc": "x", "tier": "a"}), "{spec}");
+    ok(&ma, &["run", "service.remove", &format!("id={merge}")]);
+
     // ---- a label-scoped tenant on the swarm -----------------------------------------------
     let policy = base.join("red.toml");
     std::fs::write(&policy, format!("label_scope = \"team=red\"\n[engine_policy]\nimages = [\"{TEST_IMAGE}\"]\nregistries = [\"docker.io\"]\n")).unwrap();

@@ -57,6 +57,9 @@ params! {
         id: String => "Service ID or name",
         force: bool => "Restart the tasks even if nothing changed",
         version: Option<i64> => "The version read before (Version.Index); the current one when absent",
+        env_remove: Option<Value> => "Environment variables to remove (names; list or comma-separated), as --env-rm",
+        labels_remove: Option<Value> => "Service labels to remove (keys), as --label-rm",
+        container_labels_remove: Option<Value> => "Container labels to remove (keys), as --container-label-rm",
     }
 }
 
@@ -274,7 +277,28 @@ fn update(With(p, shape): With<Update, Shape>) -> Result<Output> {
     if let Some(patch) = &shape.spec {
         merge(&mut spec, &Value::Object(patch.clone()));
     }
+    // Env and labels are added to what the service has, as the docker CLI's --env-add and
+    // --label-add do; removing takes the *_remove params.
+    let held = spec.clone();
     apply(&shape, &mut spec)?;
+    let cs = |v: &Value| v["TaskTemplate"]["ContainerSpec"].clone();
+    spec["TaskTemplate"]["ContainerSpec"]["Env"] =
+        merged_env(&cs(&held)["Env"], &cs(&spec)["Env"], shape.env.is_some(), &names_value(p.env_remove.as_ref(), "env_remove")?);
+    spec["Labels"] = merged_labels(&held["Labels"], &spec["Labels"], shape.labels.is_some(), &names_value(p.labels_remove.as_ref(), "labels_remove")?);
+    spec["TaskTemplate"]["ContainerSpec"]["Labels"] = merged_labels(
+        &cs(&held)["Labels"],
+        &cs(&spec)["Labels"],
+        shape.container_labels.is_some(),
+        &names_value(p.container_labels_remove.as_ref(), "container_labels_remove")?,
+    );
+    for k in ["Env", "Labels"] {
+        if spec["TaskTemplate"]["ContainerSpec"][k].is_null() {
+            spec["TaskTemplate"]["ContainerSpec"].as_object_mut().map(|o| o.remove(k));
+        }
+    }
+    if spec["Labels"].is_null() {
+        spec.as_object_mut().map(|o| o.remove("Labels"));
+    }
     if p.force {
         let n = spec["TaskTemplate"]["ForceUpdate"].as_u64().unwrap_or(0);
         spec["TaskTemplate"]["ForceUpdate"] = json!(n + 1);
@@ -282,6 +306,43 @@ fn update(With(p, shape): With<Update, Shape>) -> Result<Output> {
     let version = version_or(p.version, read);
     let v = send_update(&sid, version, &spec, false)?;
     Ok(Output::one(format!("Updated service {}", spec["Name"].as_str().unwrap_or(id)), json!({"ID": sid, "Warnings": v["Warnings"]})))
+}
+
+/// `K=V` entries: those `held`, less the names `remove`d and those `given` anew, then the
+/// given ones (when `add`), in order.
+fn merged_env(held: &Value, given: &Value, add: bool, remove: &[String]) -> Value {
+    let name = |e: &str| e.split_once('=').map_or(e, |(k, _)| k).to_string();
+    let given: Vec<String> = if add { given.as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_string).collect() } else { Vec::new() };
+    let mut out: Vec<String> = held
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter(|e| !remove.contains(&name(e)) && !given.iter().any(|g| name(g) == name(e)))
+        .map(str::to_string)
+        .collect();
+    out.extend(given);
+    if out.is_empty() {
+        Value::Null
+    } else {
+        json!(out)
+    }
+}
+
+/// Labels `held`, less the keys `remove`d, with those `given` (when `add`) set.
+fn merged_labels(held: &Value, given: &Value, add: bool, remove: &[String]) -> Value {
+    let mut out = held.as_object().cloned().unwrap_or_default();
+    out.retain(|k, _| !remove.contains(k));
+    if add {
+        for (k, v) in given.as_object().into_iter().flatten() {
+            out.insert(k.clone(), v.clone());
+        }
+    }
+    if out.is_empty() {
+        Value::Null
+    } else {
+        Value::Object(out)
+    }
 }
 
 fn remove(p: Id) -> Result<Output> {
