@@ -264,7 +264,7 @@ export class Output {
   }
   /** A list as the data, with summary.total_objects: "<n> <what>". */
   static listed(what, items) {
-    return new Output(`${items.length} ${what}`, items, { total_objects: items.length });
+    return new Output(`${items.length} ${items.length === 1 ? singular(what) : what}`, items, { total_objects: items.length });
   }
   item(i) {
     this.data.push(i);
@@ -351,4 +351,17 @@ export class Family {
   exports() {
     return { describe: () => this.describe(), run: (action, params) => this.run(action, params) };
   }
+}
+
+/** "containers running x" -> "container running x": the first word ending in s, made singular. */
+function singular(what) {
+  const words = what.split(' ');
+  const i = words.findIndex((w) => w.endsWith('s'));
+  if (i >= 0) {
+    const w = words[i];
+    if (w.endsWith('ies')) words[i] = w.slice(0, -3) + 'y';
+    else if (['sses', 'xes', 'ches', 'shes'].some((e) => w.endsWith(e))) words[i] = w.slice(0, -2);
+    else words[i] = w.slice(0, -1);
+  }
+  return words.join(' ');
 }

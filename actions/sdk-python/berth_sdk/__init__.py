@@ -349,7 +349,7 @@ class Output:
     def listed(cls, what, items):
         """A list as the data, with summary.total_objects: "<n> <what>"."""
         items = list(items)
-        return cls(f"{len(items)} {what}", items, {"total_objects": len(items)})
+        return cls(f"{len(items)} {_singular(what) if len(items) == 1 else what}", items, {"total_objects": len(items)})
 
     def item(self, item):
         self.data.append(item)
@@ -500,3 +500,18 @@ class Family:
                 return family.run(action, params)
 
         return Actions
+
+
+def _singular(what):
+    """"containers running x" -> "container running x": the first word ending in s, made singular."""
+    words = what.split(" ")
+    for i, w in enumerate(words):
+        if w.endswith("s"):
+            if w.endswith("ies"):
+                words[i] = w[:-3] + "y"
+            elif w.endswith(("sses", "xes", "ches", "shes")):
+                words[i] = w[:-2]
+            else:
+                words[i] = w[:-1]
+            break
+    return " ".join(words)

@@ -110,6 +110,7 @@ impl Output {
     /// A list as the data, with `total_objects`: "`n` `what`".
     pub fn listed(what: &str, items: Vec<Value>) -> Self {
         let n = items.len();
+        let what = if n == 1 { singular(what) } else { what.to_string() };
         let mut out = Output::new(format!("{n} {what}")).summary("total_objects", n);
         out.data = items;
         out
@@ -186,9 +187,35 @@ pub mod log {
 }
 
 /// Runs `action` from `actions`; used by [`family!`].
+/// "containers" → "container", "history entries" → "history entry", "containers running x"
+/// → "container running x": the first word that ends in `s`, made singular.
+pub fn singular(what: &str) -> String {
+    let mut done = false;
+    let words: Vec<String> = what
+        .split(' ')
+        .map(|w| {
+            if done || !w.ends_with('s') {
+                return w.to_string();
+            }
+            done = true;
+            if let Some(stem) = w.strip_suffix("ies") {
+                format!("{stem}y")
+            } else if ["sses", "xes", "ches", "shes"].iter().any(|e| w.ends_with(e)) {
+                w[..w.len() - 2].to_string()
+            } else {
+                w[..w.len() - 1].to_string()
+            }
+        })
+        .collect();
+    words.join(" ")
+}
+
 #[doc(hidden)]
 pub fn __run(actions: fn() -> Vec<Action>, action: &str, params: &str) -> Result<wit::ActionOutput, wit::ActionError> {
-    let act = spec::only(action, actions).into_iter().find(|a| a.name() == action).ok_or_else(|| wit::ActionError::BadParams(format!("unknown action '{action}'")))?;
+    let act = spec::only(action, actions)
+        .into_iter()
+        .find(|a| a.name() == action)
+        .ok_or_else(|| wit::ActionError::BadParams(format!("unknown action '{action}'")))?;
     let params = match serde_json::from_str::<Value>(params) {
         Ok(Value::Object(m)) => Params(m),
         _ => return Err(wit::ActionError::BadParams("params must be a JSON object".into())),
@@ -236,3 +263,24 @@ pub mod prelude {
 }
 
 pub mod params;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn one_item_is_named_in_the_singular() {
+        for (many, one) in [
+            ("containers", "container"),
+            ("history entries", "history entry"),
+            ("matches", "match"),
+            ("processes", "process"),
+            ("filesystem changes in abc", "filesystem change in abc"),
+            ("privileges asked for by x/y:1", "privilege asked for by x/y:1"),
+            ("containers running app:1", "container running app:1"),
+            ("containers at risk", "container at risk"),
+        ] {
+            assert_eq!(super::singular(many), one);
+        }
+        assert_eq!(super::Output::listed("containers", vec![serde_json::json!({})]).message, "1 container");
+        assert_eq!(super::Output::listed("containers", vec![]).message, "0 containers");
+    }
+}
