@@ -115,7 +115,7 @@ test:
 
 test-run:
 	$(CARGO) build --release -p berth-test-volume-plugin
-	$(CARGO) test --release -p berth-sdk
+	$(CARGO) test --release -p berth-sdk $(foreach f,$(FAMILIES),-p berth-action-$(f))
 	$(CARGO) test --release -p berth --no-run
 	$(TESTS) --no-run
 	tests/engine.sh ensure

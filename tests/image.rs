@@ -277,6 +277,17 @@ fn remove_conflicts_in_use_and_several_tags() {
     assert!(r.message().contains("being used"), "{r:#?}");
     api(Method::DELETE, &format!("/containers/{cid}"), "force=1", None);
 
+    // A reference the docker CLI refuses is refused, where the engine itself would tag `x:v8`.
+    let bad = format!("{}-x:v9:v8", unique("bad"));
+    let r = b.run(&["run", "image.tag", &format!("name={repo}:a"), &format!("repo={bad}")]);
+    r.expect_code(2);
+    assert!(r.message().contains("not a valid image reference"), "{r:#?}");
+    let docker = ["/usr/bin/docker", "/usr/local/bin/docker"].into_iter().find(|p| std::path::Path::new(p).exists()).expect("the docker CLI (docker.io)");
+    let out = std::process::Command::new(docker).args(["-H", &docker_host(), "tag", &format!("{repo}:a"), &bad]).output().unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("invalid reference format"), "{out:?}");
+    let (name, tag) = bad.rsplit_once(':').unwrap();
+    let direct_name = format!("{}:{tag}", name.split(':').next().unwrap());
+    assert_eq!(api(Method::GET, &format!("/images/{direct_name}/json"), "", None).0, 404, "nothing was tagged");
     // Several tags: removing by ID needs force.
     run_ok(&b, &["run", "image.tag", &format!("name={repo}:a"), &format!("repo={repo}"), "tag=b"]);
     let r = b.run(&["run", "image.remove", &format!("name={id}")]);

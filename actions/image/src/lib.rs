@@ -315,11 +315,46 @@ fn split_repo_tag(repo: &str, tag: Option<&str>) -> Result<(String, String)> {
         Some((n, t)) if !t.contains('/') => (n, Some(t)),
         _ => (repo, None),
     };
-    match (own, tag.filter(|t| !t.is_empty())) {
-        (Some(a), Some(b)) if a != b => Err(Error::bad_params(format!("parameter 'repo' ({repo}) already has the tag '{a}', and 'tag' says '{b}'"))),
-        (Some(t), _) | (None, Some(t)) => Ok((name.to_string(), t.to_string())),
-        (None, None) => Ok((name.to_string(), "latest".to_string())),
+    let (name, tag) = match (own, tag.filter(|t| !t.is_empty())) {
+        (Some(a), Some(b)) if a != b => return Err(Error::bad_params(format!("parameter 'repo' ({repo}) already has the tag '{a}', and 'tag' says '{b}'"))),
+        (Some(t), _) | (None, Some(t)) => (name.to_string(), t.to_string()),
+        (None, None) => (name.to_string(), "latest".to_string()),
+    };
+    reference_ok(&name, &tag)
+        .map_err(|why| Error::bad_params(format!("parameter 'repo': '{repo}' is not a valid image reference ({why}), as the docker CLI says")))?;
+    Ok((name, tag))
+}
+
+/// A repository name and tag the engine and the docker CLI accept: a registry host (with its
+/// port) may lead; every other path component is lower-case letters and digits joined by
+/// `.`, `_`, `__` or dashes; the tag is up to 128 of `[A-Za-z0-9_.-]`, not starting with `.`
+/// or `-`. (`x:v9:v8` is refused, where the engine would tag `x:v8`.)
+fn reference_ok(name: &str, tag: &str) -> std::result::Result<(), &'static str> {
+    let mut parts: Vec<&str> = name.split('/').collect();
+    if parts.len() > 1 && (parts[0].contains(['.', ':']) || parts[0] == "localhost") {
+        let host = parts.remove(0);
+        let (h, port) = host.split_once(':').unwrap_or((host, ""));
+        if h.is_empty() || !h.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-') || !port.chars().all(|c| c.is_ascii_digit()) {
+            return Err("bad registry host");
+        }
     }
+    let component = |c: &str| {
+        !c.is_empty()
+            && c.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '.' || ch == '_' || ch == '-')
+            && c.starts_with(|ch: char| ch.is_ascii_alphanumeric())
+            && c.ends_with(|ch: char| ch.is_ascii_alphanumeric())
+    };
+    if parts.is_empty() || !parts.iter().all(|c| component(c)) {
+        return Err("bad repository name");
+    }
+    let tag_ok = !tag.is_empty()
+        && tag.len() <= 128
+        && tag.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-')
+        && !tag.starts_with(['.', '-']);
+    if !tag_ok {
+        return Err("bad tag");
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -333,6 +368,11 @@ mod tag_tests {
         assert_eq!(s("reg:5000/a:2", None).unwrap(), ("reg:5000/a".into(), "2".into()));
         assert!(s("fresh:v9", Some("x")).unwrap_err().contains("already has the tag"));
         assert!(s("a@sha256:00", None).unwrap_err().contains("digest"));
+        // What the docker CLI refuses as an invalid reference format.
+        for bad in ["x:v9:v8", "Fresh", "a//b", "-a", "a:-t", "reg:port/a"] {
+            assert!(s(bad, None).unwrap_err().contains("not a valid image reference"), "{bad}");
+        }
+        assert!(s("localhost/a_b/c.d-e", Some("v1.2_x")).is_ok());
     }
 }
 
