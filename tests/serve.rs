@@ -417,7 +417,7 @@ fn the_openapi_document_matches_the_routes() {
             assert!(documented.iter().any(|c| *c == &st.to_string()), "{method} {path} answered {st}, not among {documented:?}");
         }
     }
-    assert_eq!(n, 8, "the eight routes of the router are documented");
+    assert_eq!(n, 9, "the nine routes of the router are documented");
     // And the converse: an undocumented path is not routed.
     assert_eq!(http(&s.addr, "GET", "/v1/nothing", Some("o-token"), None).1["error"], "no such endpoint");
 }
@@ -614,4 +614,23 @@ fn the_instance_pool_is_sized_for_the_host() {
     // A tenant whose memory limit the pool could not give is refused at start, named.
     let e = Bare::start("pool_memory_mib = 64", "[tenant.limits]\nmemory_mb = 128", None).err().expect("refused");
     assert!(e.contains("tenant.limits.memory_mb") && e.contains("server.pool_memory_mib = 64"), "{e}");
+}
+
+#[test]
+fn readyz_says_whether_every_engine_answers() {
+    let up = format!("[[tenant]]\nname = \"up\"\ntoken_sha256 = \"{}\"\nengine = \"{{engine}}\"\nallow = [\"system.*\"]\n", hash("up-token"));
+    let s = Serve::start(&components(), &up);
+    let (st, j) = http(&s.addr, "GET", "/readyz", None, None);
+    assert_eq!((st, j["engines"].as_u64(), j["answering"].as_u64()), (200, Some(1), Some(1)), "{j}");
+    drop(s);
+    // A second tenant's engine is down: not ready, while /healthz (the server itself) is fine.
+    let down = format!(
+        "{up}\n[[tenant]]\nname = \"down\"\ntoken_sha256 = \"{}\"\nengine = \"unix:///nonexistent/berth-readyz.sock\"\nallow = [\"system.*\"]\n",
+        hash("down-token")
+    );
+    let s = Serve::start(&components(), &down);
+    let (st, j) = http(&s.addr, "GET", "/readyz", None, None);
+    assert_eq!((st, j["status"].as_str(), j["engines"].as_u64(), j["answering"].as_u64()), (503, Some("not ready"), Some(2), Some(1)), "{j}");
+    assert!(!j.to_string().contains("nonexistent") && !j.to_string().contains("down"), "no addresses or tenant names: {j}");
+    assert_eq!(http(&s.addr, "GET", "/healthz", None, None).0, 200);
 }

@@ -23,6 +23,7 @@ use crate::runtime::Artifacts;
 pub(super) fn router(server: Arc<Server>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { json_response(StatusCode::OK, &json!({"status": "ok"})) }))
+        .route("/readyz", get(readyz))
         .route("/v1/openapi.json", get(|| async { json_response(StatusCode::OK, openapi()) }))
         .route("/metrics", get(metrics))
         .route("/v1/actions", get(catalog))
@@ -49,6 +50,29 @@ async fn metrics(State(s): S, headers: HeaderMap) -> Resp {
         Some(false) => error(StatusCode::UNAUTHORIZED, "/metrics needs the metrics bearer token"),
         Some(true) => s.metrics_response(),
     }
+}
+
+/// Whether every engine the tenants reach answers `/_ping` within 2 s: 200 when all do, 503
+/// otherwise. No token, so only counts: the engines' addresses and the tenants' names stay
+/// out of it (`/metrics` and the audit have them).
+async fn readyz(State(s): S) -> Resp {
+    let mut engines: Vec<Arc<crate::engine::EngineClient>> = Vec::new();
+    for t in s.tenants.iter() {
+        for e in t.engines.values() {
+            if !engines.iter().any(|x| Arc::ptr_eq(x, e)) {
+                engines.push(e.clone());
+            }
+        }
+    }
+    let pings = engines.iter().map(|e| async move {
+        let headers = HeaderMap::new();
+        let ping = e.send(http::Method::GET, "/_ping", "", &headers, crate::engine::OutBody::Empty);
+        matches!(tokio::time::timeout(std::time::Duration::from_secs(2), ping).await, Ok(Ok(r)) if r.status().is_success())
+    });
+    let answering = futures_util::future::join_all(pings).await.into_iter().filter(|ok| *ok).count();
+    let ready = answering == engines.len();
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    json_response(status, &json!({"status": if ready { "ready" } else { "not ready" }, "engines": engines.len(), "answering": answering}))
 }
 
 async fn catalog(State(s): S, headers: HeaderMap) -> Resp {
@@ -274,7 +298,8 @@ pub(super) fn openapi() -> &'static Value {
                 "/v1/artifacts/{name}": {"get": {"summary": "Download an artifact from the tenant's directory", "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}],
                     "responses": {"200": {"description": "the file", "content": {"application/octet-stream": {}}}, "400": err("not a plain file name"), "404": err("no such artifact")}}},
                 "/v1/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {"200": {"description": "OpenAPI 3.0"}}}},
-                "/healthz": {"get": {"summary": "Liveness", "security": [], "responses": {"200": {"description": "ok"}}}},
+                "/healthz": {"get": {"summary": "Liveness: the server answers (no engine call)", "security": [], "responses": {"200": {"description": "ok"}}}},
+                "/readyz": {"get": {"summary": "Readiness: whether every engine the tenants reach answers /_ping within 2 s (counts only)", "security": [], "responses": {"200": {"description": "every engine answers"}, "503": {"description": "an engine does not answer"}}}},
                 "/metrics": {"get": {"summary": "Prometheus metrics (the metrics token, or server.metrics_listen)", "responses": {"200": {"description": "text/plain"}, "401": err("not the metrics token"), "404": err("metrics are off here")}}}
             }
         })
