@@ -170,6 +170,11 @@ fn destinations(field: &str, repo: &str, tag: Option<&str>) -> Result<Vec<String
     Ok(out)
 }
 
+/// The query `filters=<json>`, encoded.
+fn filters_query(filters: Value) -> String {
+    crate::engine::path::encode_query(&[("filters".into(), filters.to_string())])
+}
+
 fn seg(s: &str) -> String {
     routes::segment(s)
 }
@@ -540,14 +545,18 @@ impl<I: Inspector> Gate<'_, '_, I> {
         Ok(names)
     }
 
+    /// `filters=…` naming the scope label, for the host's own lists (`None`: not scoped).
+    fn scope_filter(&self) -> Option<String> {
+        let (key, value) = self.scope.as_ref()?;
+        Some(filters_query(json!({"label": [format!("{key}={value}")]})))
+    }
+
     /// A scoped tenant's count of `kind` on this engine must stay below `cap` (0: no cap).
     async fn quota(&mut self, kind: Kind, cap: u32) -> Result<(), Refusal> {
         if cap == 0 {
             return Ok(());
         }
-        let (key, value) = self.scope.clone().expect("scoped");
-        let filters = json!({"label": [format!("{key}={value}")]}).to_string();
-        let q = crate::engine::path::encode_query(&[("filters".into(), filters)]);
+        let q = self.scope_filter().expect("scoped");
         let list = match kind {
             Kind::Container => self.insp.inspect(&format!("/containers/json?all=1&{q}")).await?,
             Kind::Volume => self.insp.inspect(&format!("/volumes?{q}")).await?.map(|v| v["Volumes"].clone()),

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use super::{Gate, Inspector, Kind, Policy, Refusal};
+use super::{filters_query, Gate, Inspector, Kind, Policy, Refusal};
 
 /// What the host inspects after the engine answers with success.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,9 +142,7 @@ impl<I: Inspector> Gate<'_, '_, I> {
     /// check): the one just made must be the only one of its name.
     async fn network_name_unique(&mut self, id: &str, stored: &Value) -> Result<(), Refusal> {
         let name = stored["Name"].as_str().unwrap_or("");
-        let filters = json!({"name": [name]}).to_string();
-        let q = crate::engine::path::encode_query(&[("filters".into(), filters)]);
-        let list = self.insp.inspect(&format!("/networks?{q}")).await?;
+        let list = self.insp.inspect(&format!("/networks?{}", filters_query(json!({"name": [name]})))).await?;
         let others =
             list.as_ref().and_then(Value::as_array).into_iter().flatten().filter(|n| n["Name"].as_str() == Some(name) && n["Id"].as_str() != Some(id)).count();
         if others > 0 {
@@ -157,14 +155,12 @@ impl<I: Inspector> Gate<'_, '_, I> {
     /// `spec`), must stay within `max_replicas`. A global service counts one task per node.
     pub(super) async fn replicas(&mut self, except: Option<&str>, spec: &Value) -> Result<(), Refusal> {
         let cap = self.rules().max_replicas;
-        let Some((key, value)) = self.scope.clone() else {
+        let Some(q) = self.scope_filter() else {
             return Ok(());
         };
         if cap == 0 {
             return Ok(());
         }
-        let filters = json!({"label": [format!("{key}={value}")]}).to_string();
-        let q = crate::engine::path::encode_query(&[("filters".into(), filters)]);
         let services = self.insp.inspect(&format!("/services?{q}")).await?.unwrap_or(json!([]));
         let mut nodes: Option<u64> = None;
         let mut total = 0u64;
