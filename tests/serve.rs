@@ -546,9 +546,10 @@ impl Bare {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let addr = format!("127.0.0.1:{port}");
         let cfg = format!(
-            "[server]\nlisten = \"{addr}\"\nactions = \"{}\"\ncache = \"{}\"\n{server}\n[[tenant]]\nname = \"p\"\ntoken_sha256 = \"{}\"\nengine = \"{}\"\nallow = [\"system.*\"]\n{tenant_extra}\n",
+            "[server]\nlisten = \"{addr}\"\nactions = \"{}\"\ncache = \"{}\"\nstate_dir = \"{}/state\"\n{server}\n[[tenant]]\nname = \"p\"\ntoken_sha256 = \"{}\"\nengine = \"{}\"\nallow = [\"system.*\"]\n{tenant_extra}\n",
             actions.display(),
             shared_cache().display(),
+            dir.path().display(),
             hash("p-token"),
             docker_host()
         );

@@ -26,7 +26,7 @@ fn main() -> anyhow::Result<()> {
     let quiet = hex::encode(berth::server::config::hash_token("quiet"));
     let flood = hex::encode(berth::server::config::hash_token("flood"));
     let cfg = Config::parse(&format!(
-        "[server]\ncache = \"{}\"\nmax_concurrent = 1100\n\
+        "[server]\ncache = \"{0}\"\nstate_dir = \"{0}/state\"\nmax_concurrent = 1100\n\
          [[tenant]]\nname = \"quiet\"\ntoken_sha256 = \"{quiet}\"\nengine = \"{host}\"\nallow = [\"system.*\"]\n[tenant.limits]\nrequests_per_minute = 10000000\n\
          [[tenant]]\nname = \"flood\"\ntoken_sha256 = \"{flood}\"\nengine = \"{host}\"\nallow = [\"test.*\"]\n[tenant.limits]\ncpu_secs = 600\ntimeout_secs = 600\nmax_queued = 1000\nrequests_per_minute = 10000000\n",
         cache.path().display()

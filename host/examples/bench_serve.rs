@@ -43,7 +43,7 @@ async fn main() -> anyhow::Result<()> {
     let cache = tempfile::tempdir()?;
     let hash = hex::encode(berth::server::config::hash_token("bench"));
     let cfg = Config::parse(&format!(
-        "[server]\ncache = \"{}\"\nmax_concurrent = 1000\nengine_requests_per_second = 0\nengine_max_connections = 0\n[[tenant]]\nname = \"bench\"\ntoken_sha256 = \"{hash}\"\nengine = \"{host}\"\n{tls_line}allow = [\"system.*\"]\n[tenant.limits]\nconcurrency = 1000\nrequests_per_minute = 10000000\n",
+        "[server]\ncache = \"{0}\"\nstate_dir = \"{0}/state\"\nmax_concurrent = 1000\nengine_requests_per_second = 0\nengine_max_connections = 0\n[[tenant]]\nname = \"bench\"\ntoken_sha256 = \"{hash}\"\nengine = \"{host}\"\n{tls_line}allow = [\"system.*\"]\n[tenant.limits]\nconcurrency = 1000\nrequests_per_minute = 10000000\n",
         cache.path().display()
     ))
     .map_err(|e| anyhow::anyhow!(e))?;

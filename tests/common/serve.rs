@@ -74,8 +74,14 @@ impl Serve {
         }
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let addr = format!("127.0.0.1:{port}");
+        // Each server its own job store, unless the test names one (a restart, replicas).
+        let state = if server_extra.contains("state_dir") || server_extra.contains("database_url") {
+            String::new()
+        } else {
+            format!("state_dir = \"{}/state\"\n", dir.path().display())
+        };
         let cfg = format!(
-            "[server]\nlisten = \"{addr}\"\nactions = \"{}\"\naudit_log = \"{}/audit.jsonl\"\ncache = \"{}\"\nmax_concurrent = 64\nmetrics_token_sha256 = \"{}\"\n{}\n\n{}",
+            "[server]\nlisten = \"{addr}\"\nactions = \"{}\"\naudit_log = \"{}/audit.jsonl\"\ncache = \"{}\"\nmax_concurrent = 64\nmetrics_token_sha256 = \"{}\"\n{state}{}\n\n{}",
             actions.display(),
             dir.path().display(),
             shared_cache().display(),
@@ -84,26 +90,55 @@ impl Serve {
             tenants.replace("{dir}", &dir.path().display().to_string()).replace("{engine}", &docker_host())
         );
         std::fs::write(dir.path().join("tenants.toml"), cfg).unwrap();
-        let log = std::fs::File::create(dir.path().join("serve.log")).unwrap();
-        let child = Command::new(super::berth_bin())
-            .args(["serve", "--config"])
-            .arg(dir.path().join("tenants.toml"))
-            .env("BERTH_LOG", "warn")
-            .env_remove("RUST_BACKTRACE")
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        let s = Serve { addr, child, dir };
-        let started = Instant::now();
+        let child = spawn(dir.path());
+        let mut s = Serve { addr, child, dir };
         // Over HTTPS the test speaks TLS itself: here, wait for the port.
-        let tls = server_extra.contains("tls_cert");
-        while !(if tls { std::net::TcpStream::connect(&s.addr).is_ok() } else { http(&s.addr, "GET", "/healthz", None, None).0 == 200 }) {
-            assert!(started.elapsed() < Duration::from_secs(120), "berth serve did not start: {}", s.log());
+        s.wait_up(server_extra.contains("tls_cert"));
+        s
+    }
+
+    fn wait_up(&mut self, tls: bool) {
+        let started = Instant::now();
+        while !(if tls { std::net::TcpStream::connect(&self.addr).is_ok() } else { http(&self.addr, "GET", "/healthz", None, None).0 == 200 }) {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("berth serve exited ({status}): {}", self.log());
+            }
+            assert!(started.elapsed() < Duration::from_secs(120), "berth serve did not start: {}", self.log());
             std::thread::sleep(Duration::from_millis(100));
         }
-        s
+    }
+
+    /// `kill -9`, then the same server again (same config, state directory and port).
+    pub fn kill9_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.start_again();
+    }
+
+    /// Starts the server again after it exited.
+    pub fn start_again(&mut self) {
+        self.child = spawn(self.dir.path());
+        self.wait_up(false);
+    }
+
+    /// Sends a signal (`TERM`, `INT`, …) to the server.
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status().unwrap().success();
+        assert!(ok, "kill -{sig}");
+    }
+
+    /// Waits for the server to exit; None if it still runs after `within`.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let started = Instant::now();
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return Some(st);
+            }
+            if started.elapsed() > within {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     pub fn log(&self) -> String {
@@ -121,6 +156,21 @@ impl Serve {
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
+}
+
+/// `berth serve --config DIR/tenants.toml`, logging (appended) to DIR/serve.log.
+fn spawn(dir: &Path) -> Child {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("serve.log")).unwrap();
+    Command::new(super::berth_bin())
+        .args(["serve", "--config"])
+        .arg(dir.join("tenants.toml"))
+        .env("BERTH_LOG", "warn")
+        .env_remove("RUST_BACKTRACE")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap()
 }
 
 /// A minimal HTTP/1.1 client: one request per connection.

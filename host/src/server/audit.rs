@@ -25,6 +25,16 @@ impl Audit {
         Ok(Audit { file })
     }
 
+    /// Makes every record written so far durable (at a graceful stop).
+    pub fn flush(&self) {
+        if let Some(f) = &self.file {
+            let f = f.lock().unwrap_or_else(|p| p.into_inner());
+            if let Err(e) = f.sync_all() {
+                tracing::warn!("audit log: {e}");
+            }
+        }
+    }
+
     /// Writes one record. `params` must already be redacted of declared secrets (the
     /// action_result echo is); environment values and secret-like fields are redacted here.
     #[allow(clippy::too_many_arguments)]

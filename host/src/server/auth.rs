@@ -24,9 +24,21 @@ impl Server {
         found
     }
 
-    /// The tenant's token bucket (`requests_per_minute`, bursts up to a minute's worth).
-    pub(super) fn take_rate(&self, t: &TenantState) -> bool {
-        t.rate.check().is_ok()
+    /// The tenant's token bucket (`requests_per_minute`, bursts up to a minute's worth). With
+    /// a shared job store the count is the store's, across replicas (a fixed minute window);
+    /// when that store cannot answer, this replica's own bucket decides.
+    pub(super) async fn take_rate(&self, t: &TenantState) -> bool {
+        let local = t.rate.check().is_ok();
+        if !self.store.shared() {
+            return local;
+        }
+        match self.store.take_rate(&t.tenant.name, t.tenant.requests_per_minute).await {
+            Ok(ok) => ok,
+            Err(e) => {
+                tracing::warn!("{e}; counting the request rate on this replica alone");
+                local
+            }
+        }
     }
 
     /// Whether a request carries the metrics token (`server.metrics_token_sha256`).

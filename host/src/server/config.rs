@@ -52,6 +52,19 @@ struct RawServer {
     /// Plain HTTP on a non-loopback address (otherwise refused).
     #[serde(default)]
     allow_plaintext: bool,
+    /// Where the job store (SQLite) lives; default `$STATE_DIRECTORY`, `$XDG_STATE_HOME/berth`
+    /// or `~/.local/state/berth`.
+    state_dir: Option<PathBuf>,
+    /// `postgres://…`: a job store shared by several replicas (instead of SQLite) ...
+    database_url: Option<String>,
+    /// ... or read from this file (a swarm secret).
+    database_url_file: Option<PathBuf>,
+    /// At SIGTERM: how long `/readyz` answers 503 while still serving (default 0) ...
+    shutdown_delay_secs: Option<f64>,
+    /// ... then how long in-flight invocations and jobs may take to finish (default 30).
+    shutdown_grace_secs: Option<f64>,
+    /// A replica whose heartbeat is older than this is dead to the others (default 10).
+    job_lease_secs: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -179,7 +192,29 @@ pub struct Config {
     pub engine_limits: crate::engine::EngineLimits,
     pub tls: Option<ServeTls>,
     pub allow_plaintext: bool,
+    pub state_dir: Option<PathBuf>,
+    pub database_url: Option<DatabaseUrl>,
+    pub shutdown_delay: std::time::Duration,
+    pub shutdown_grace: std::time::Duration,
+    pub job_lease: std::time::Duration,
     pub tenants: Vec<Tenant>,
+}
+
+/// A database URL, which may hold a password: never printed whole.
+#[derive(Clone)]
+pub struct DatabaseUrl(pub String);
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DatabaseUrl(…)")
+    }
+}
+
+impl Config {
+    /// A digest of the tenants as loaded: replicas sharing a job store must agree on it.
+    pub fn tenants_sha256(&self) -> String {
+        hex::encode(Sha256::digest(format!("{:?}", self.tenants).as_bytes()))
+    }
 }
 
 /// HTTPS for `berth serve`.
@@ -380,9 +415,39 @@ fn server(s: RawServer, text: &str, pool_memory_mib: u32, tenants: Vec<Tenant>) 
         (None, None) => None,
         _ => return Err("server.tls_cert and server.tls_key go together".into()),
     };
+    let secs = |v: Option<f64>, default: f64, key: &str, max: f64| -> Result<std::time::Duration, String> {
+        let v = v.unwrap_or(default);
+        if v.is_finite() && (0.0..=max).contains(&v) {
+            Ok(std::time::Duration::from_secs_f64(v))
+        } else {
+            Err(format!("server.{key} must be between 0 and {max} seconds"))
+        }
+    };
+    let shutdown_delay = secs(s.shutdown_delay_secs, 0.0, "shutdown_delay_secs", 3600.0)?;
+    let shutdown_grace = secs(s.shutdown_grace_secs, 30.0, "shutdown_grace_secs", 3600.0)?;
+    let job_lease = secs(s.job_lease_secs, 10.0, "job_lease_secs", 3600.0)?;
+    if job_lease < std::time::Duration::from_secs(3) {
+        return Err("server.job_lease_secs must be at least 3 (the heartbeat runs every 2 s)".into());
+    }
+    let database_url = match (s.database_url, s.database_url_file) {
+        (Some(_), Some(_)) => return Err("server.database_url and database_url_file: give one".into()),
+        (Some(u), None) => Some(u),
+        (None, Some(f)) => Some(std::fs::read_to_string(&f).map_err(|e| format!("server.database_url_file {}: {e}", f.display()))?.trim().to_string()),
+        (None, None) => None,
+    };
+    if let Some(u) = &database_url {
+        if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) {
+            return Err("server.database_url must be a postgres:// or postgresql:// URL".into());
+        }
+    }
     Ok(Config {
         tls,
         allow_plaintext: s.allow_plaintext,
+        state_dir: s.state_dir,
+        database_url: database_url.map(DatabaseUrl),
+        shutdown_delay,
+        shutdown_grace,
+        job_lease,
         metrics_token_sha256,
         metrics_listen: s.metrics_listen,
         listen: s.listen.unwrap_or_else(|| "127.0.0.1:8478".into()),

@@ -1,99 +1,153 @@
-//! Async jobs: started on request, kept until fetched or an hour old, bounded per tenant,
-//! cancellable by their own tenant only.
+//! Async jobs: recorded in the job store before they start, their results stored when they
+//! finish, cancellable by their own tenant only, from any replica. This process keeps only
+//! the handles of the jobs it runs, to abort them.
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use http::StatusCode;
-use serde_json::{json, Map};
+use serde_json::{json, Map, Value};
 
+use super::store::NewJob;
 use super::{error, json_response, Resp, Server, TenantState};
 use crate::spec::{ActionResult, FailureKind};
 
-pub(super) enum JobState {
-    Running(tokio::task::AbortHandle),
-    Done(Box<ActionResult>),
-    Cancelled,
-}
-
-pub(super) struct Job {
-    pub(super) tenant: String,
-    pub(super) action: String,
-    pub(super) state: JobState,
-    pub(super) created: Instant,
-}
-
-/// Finished jobs are kept this long for their results to be fetched.
-const JOB_RETENTION: Duration = Duration::from_secs(3600);
+/// How often a replica renews its lease and looks for its jobs cancelled elsewhere.
+pub(super) const HEARTBEAT: Duration = Duration::from_secs(2);
 
 fn job_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
+/// The answer when the store cannot be reached: the job's fate is unknown to this request.
+fn store_down(e: String) -> Resp {
+    tracing::error!("{e}");
+    error(StatusCode::SERVICE_UNAVAILABLE, &e)
+}
+
 impl Server {
-    /// Starts `work` as a job of tenant `t`; its result goes through `finish` (audit, metrics).
-    /// The job is registered before its task can finish: the task's completion takes the same
-    /// lock. Results nobody fetched are bounded per tenant: the oldest finished ones go first.
-    pub(super) fn start_job<W, F>(self: &std::sync::Arc<Self>, t: &TenantState, tenant: &str, action: String, work: W, finish: F) -> String
+    /// Records `work` as a running job of tenant `t`, then starts it; its result goes through
+    /// `finish` (audit, metrics) into the store. Nothing runs when the store cannot record it.
+    pub(super) async fn start_job<W, F>(self: &Arc<Self>, t: &TenantState, action: String, params: &Map<String, Value>, work: W, finish: F) -> Resp
     where
         W: Future + Send + 'static,
         F: FnOnce(W::Output) -> ActionResult + Send + 'static,
     {
         let id = job_id();
+        let params = super::audit::redact_secretish(&Value::Object(params.clone()));
+        let job = NewJob { id: &id, tenant: &t.tenant.name, action: &action, params: &params, keep_results: t.tenant.max_job_results as usize };
+        if let Err(e) = self.store.start(job).await {
+            return store_down(e);
+        }
         let me = self.clone();
         let jid = id.clone();
-        let mut jobs = self.jobs.lock().unwrap();
-        jobs.retain(|_, j| matches!(j.state, JobState::Running(_)) || j.created.elapsed() < JOB_RETENTION);
-        let mut finished: Vec<(Instant, String)> =
-            jobs.iter().filter(|(_, j)| j.tenant == tenant && !matches!(j.state, JobState::Running(_))).map(|(id, j)| (j.created, id.clone())).collect();
-        if finished.len() >= t.tenant.max_job_results as usize {
-            finished.sort();
-            let excess = finished.len() + 1 - (t.tenant.max_job_results as usize).max(1);
-            for (_, id) in finished.into_iter().take(excess) {
-                jobs.remove(&id);
-            }
-        }
+        // The handle is registered before the task can end: the task removes it under the same lock.
+        let mut local = self.local_jobs.lock().unwrap();
         let handle = tokio::spawn(async move {
             let result = finish(work.await);
-            if let Some(job) = me.jobs.lock().unwrap().get_mut(&jid) {
-                if !matches!(job.state, JobState::Cancelled) {
-                    job.state = JobState::Done(Box::new(result));
-                }
+            let value = serde_json::to_value(&result).expect("action_result is JSON");
+            if let Err(e) = me.store.finish(&jid, &value).await {
+                tracing::error!(job = %jid, "the job's result was not stored: {e}");
             }
+            me.local_jobs.lock().unwrap().remove(&jid);
         });
-        jobs.insert(id.clone(), Job { tenant: tenant.to_string(), action, state: JobState::Running(handle.abort_handle()), created: Instant::now() });
-        id
+        local.insert(id.clone(), handle.abort_handle());
+        drop(local);
+        json_response(StatusCode::ACCEPTED, &json!({"job": id, "status": "running"}))
     }
 
-    /// Async jobs of `tenant` still running.
-    pub(super) fn running_jobs(&self, tenant: &str) -> usize {
-        self.jobs.lock().unwrap().values().filter(|j| j.tenant == tenant && matches!(j.state, JobState::Running(_))).count()
+    /// Async jobs of `tenant` running on any replica.
+    pub(super) async fn running_jobs(&self, tenant: &str) -> Result<usize, String> {
+        self.store.running(tenant).await
     }
 
-    pub(super) fn job(&self, t: &TenantState, id: &str, cancel: bool) -> Resp {
-        let mut jobs = self.jobs.lock().unwrap();
-        let Some(job) = jobs.get_mut(id).filter(|j| j.tenant == t.tenant.name) else {
-            return error(StatusCode::NOT_FOUND, "no such job");
+    pub(super) async fn job(&self, t: &TenantState, id: &str, cancel: bool) -> Resp {
+        let tenant = &t.tenant.name;
+        let found = if cancel {
+            match self.store.cancel(tenant, id).await {
+                Ok(Some((view, cancelled))) => {
+                    if cancelled {
+                        // Here, or on the replica that runs it at its next heartbeat.
+                        if let Some(h) = self.local_jobs.lock().unwrap().remove(id) {
+                            h.abort();
+                        }
+                        self.audit.record(
+                            tenant,
+                            &view.action,
+                            &Map::new(),
+                            &ActionResult::failed(Map::new(), FailureKind::Denied, None, "cancelled".into()),
+                            Duration::ZERO,
+                            &[],
+                            Some("cancelled by the tenant"),
+                        );
+                    }
+                    Some(view)
+                }
+                Ok(None) => None,
+                Err(e) => return store_down(e),
+            }
+        } else {
+            match self.store.get(tenant, id).await {
+                Ok(v) => v,
+                Err(e) => return store_down(e),
+            }
         };
-        if cancel {
-            if let JobState::Running(h) = &job.state {
-                h.abort();
-                self.audit.record(
-                    &job.tenant,
-                    &job.action,
-                    &Map::new(),
-                    &ActionResult::failed(Map::new(), FailureKind::Denied, None, "cancelled".into()),
-                    Duration::ZERO,
-                    &[],
-                    Some("cancelled by the tenant"),
-                );
-                job.state = JobState::Cancelled;
+        match found {
+            None => error(StatusCode::NOT_FOUND, "no such job"),
+            Some(v) => json_response(StatusCode::OK, &v.to_json()),
+        }
+    }
+
+    /// Renews this replica's lease, aborts its jobs cancelled or interrupted through another
+    /// replica, and interrupts the jobs of replicas whose lease ran out. Runs until the
+    /// server stops.
+    pub(super) async fn keep_lease(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(HEARTBEAT);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            // Jobs still running in the grace period of a stop keep the lease.
+            if self.stopping.load(std::sync::atomic::Ordering::Relaxed) && self.local_job_count() == 0 {
+                return;
+            }
+            let mine: Vec<String> = self.local_jobs.lock().unwrap().keys().cloned().collect();
+            match self.store.heartbeat(&mine).await {
+                Ok(gone) => {
+                    let mut local = self.local_jobs.lock().unwrap();
+                    for id in gone {
+                        if let Some(h) = local.remove(&id) {
+                            h.abort();
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!("job store heartbeat: {e}"),
+            }
+            match self.store.sweep(self.lease).await {
+                Ok(0) => {}
+                Ok(n) => tracing::warn!("{n} jobs of replicas that stopped renewing their lease were marked interrupted"),
+                Err(e) => tracing::warn!("job store sweep: {e}"),
             }
         }
-        match &job.state {
-            JobState::Running(_) => json_response(StatusCode::OK, &json!({"job": id, "action": job.action, "status": "running"})),
-            JobState::Cancelled => json_response(StatusCode::OK, &json!({"job": id, "action": job.action, "status": "cancelled"})),
-            JobState::Done(r) => json_response(StatusCode::OK, &json!({"job": id, "action": job.action, "status": "done", "result": r})),
+    }
+
+    /// At a graceful stop, after the grace period: this replica's jobs still running are
+    /// aborted and recorded interrupted.
+    pub(super) async fn interrupt_local_jobs(&self, why: &str) -> usize {
+        let handles: Vec<_> = self.local_jobs.lock().unwrap().drain().collect();
+        for (_, h) in &handles {
+            h.abort();
         }
+        match self.store.interrupt_mine(why).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!("{e}");
+                handles.len()
+            }
+        }
+    }
+
+    pub(super) fn local_job_count(&self) -> usize {
+        self.local_jobs.lock().unwrap().len()
     }
 }

@@ -8,8 +8,8 @@ mod jobs;
 pub mod metrics;
 mod reload;
 mod routes;
+pub mod store;
 
-use jobs::Job;
 use routes::{serve_metrics, tenant_artifacts, ActionQuery};
 
 use std::collections::HashMap;
@@ -56,7 +56,17 @@ pub struct Server {
     catalog: RwLock<Arc<Catalog>>,
     tenants: Vec<TenantState>,
     slots: Semaphore,
-    jobs: Mutex<HashMap<String, Job>>,
+    /// Async jobs, results and leases, in a database that outlives the process.
+    store: store::Store,
+    /// Abort handles of the jobs this process runs.
+    local_jobs: Mutex<HashMap<String, tokio::task::AbortHandle>>,
+    /// A replica that has not renewed its lease for this long is dead to the others.
+    lease: Duration,
+    /// Set at SIGTERM: `/readyz` answers 503 (the server still serves for `shutdown_delay`) ...
+    draining: std::sync::atomic::AtomicBool,
+    /// ... then this: nothing new is accepted or admitted.
+    stopping: std::sync::atomic::AtomicBool,
+    shutdown: Shutdown,
     audit: audit::Audit,
     pub metrics: metrics::Metrics,
     credentials: Arc<Credentials>,
@@ -134,13 +144,30 @@ impl Server {
             });
         }
         let audit = audit::Audit::open(cfg.audit_log.as_deref())?;
+        let store_cfg = store::StoreConfig {
+            state_dir: cfg
+                .state_dir
+                .clone()
+                .or_else(store::default_state_dir)
+                .ok_or_else(|| anyhow::anyhow!("no state directory: set [server] state_dir (or HOME)"))?,
+            database_url: cfg.database_url.as_ref().map(|u| u.0.clone()),
+            lease: cfg.job_lease,
+            config_sha256: cfg.tenants_sha256(),
+        };
+        let store = store::Store::open(&store_cfg, &store::replica_name()).await.map_err(|e| anyhow::anyhow!(e))?;
+        tracing::info!("{}", store.describe());
         let credentials = Arc::new(Credentials::new(cfg.credentials.clone(), CredentialStore::docker_config_path()));
         Ok(Arc::new(Server {
             slots: Semaphore::new(cfg.max_concurrent as usize),
             catalog: RwLock::new(Arc::new(catalog)),
             actions_dir,
             tenants,
-            jobs: Mutex::new(HashMap::new()),
+            store,
+            local_jobs: Mutex::new(HashMap::new()),
+            lease: cfg.job_lease,
+            draining: std::sync::atomic::AtomicBool::new(false),
+            stopping: std::sync::atomic::AtomicBool::new(false),
+            shutdown: Shutdown { delay: cfg.shutdown_delay, grace: cfg.shutdown_grace },
             audit,
             metrics,
             credentials,
@@ -156,7 +183,7 @@ impl Server {
 
     async fn run_action(self: Arc<Self>, t: &TenantState, action: &str, body: &[u8], query: &ActionQuery) -> Resp {
         let tenant = t.tenant.name.clone();
-        let Checked { catalog, params, artifacts, engines, fan_out, asset_timeout } = match self.check_request(t, action, body, query) {
+        let Checked { catalog, params, artifacts, engines, fan_out, asset_timeout } = match self.check_request(t, action, body, query).await {
             Ok(x) => x,
             Err((status, result)) => {
                 self.audit.record(&tenant, action, &result.parameter, &result, Duration::ZERO, &[], result.error.as_ref().map(|_| result.message.as_str()));
@@ -167,6 +194,7 @@ impl Server {
         let idx = self.tenant_index(t);
         let me = self.clone();
         let action_name = action.to_string();
+        let shown = if query.is_async { catalog.action(action).map(|(_, spec)| spec.redact(&params)).unwrap_or_default() } else { Map::new() };
         let in_flight = InFlight::enter(self.clone(), idx);
         let resolved = action_name.clone();
         let work = async move {
@@ -223,8 +251,7 @@ impl Server {
             let result = finish(work.await);
             return json_response(status_of(&result), &result);
         }
-        let id = self.start_job(t, &tenant, action_name, work, finish);
-        json_response(StatusCode::ACCEPTED, &json!({"job": id, "status": "running"}))
+        self.start_job(t, action_name, &shown, work, finish).await
     }
 }
 
@@ -245,15 +272,11 @@ fn bad_params(msg: String, params: Map<String, Value>) -> Refused {
     (StatusCode::BAD_REQUEST, ActionResult::failed(params, FailureKind::BadParams, None, msg))
 }
 
-fn over_limit(msg: String, params: Map<String, Value>) -> Refused {
-    (StatusCode::TOO_MANY_REQUESTS, ActionResult::failed(params, FailureKind::Limit, None, msg))
-}
-
 impl Server {
     /// Everything that can be refused before running (and is then audited): the action, its
     /// params under the tenant's policy, artifacts, assets, and the tenant's rate, queue and
     /// job caps.
-    fn check_request(&self, t: &TenantState, action: &str, body: &[u8], query: &ActionQuery) -> Result<Checked, Refused> {
+    async fn check_request(&self, t: &TenantState, action: &str, body: &[u8], query: &ActionQuery) -> Result<Checked, Refused> {
         let tenant = &t.tenant.name;
         let catalog = self.catalog.read().unwrap().clone();
         let Some((file, spec)) = catalog.action(action) else {
@@ -278,7 +301,9 @@ impl Server {
                 _ => return Err(bad_params(format!("asset_timeout '{v}' is not a positive number of seconds"), shown())),
             },
         };
-        self.admission(t, query.is_async).map_err(|e| over_limit(e, shown()))?;
+        if let Err((status, e)) = self.admission(t, query.is_async).await {
+            return Err((status, ActionResult::failed(shown(), FailureKind::Limit, None, e)));
+        }
         // The quota's directory walk only for invocations that can write an artifact.
         if let Some(dir) = t.tenant.artifacts_dir.as_ref().filter(|_| artifacts.has_outputs()) {
             let used = dir_bytes(dir);
@@ -289,19 +314,24 @@ impl Server {
     }
 
     /// The tenant's request rate, its invocations running or queued, and its async jobs.
-    fn admission(&self, t: &TenantState, is_async: bool) -> Result<(), String> {
+    /// With a shared job store, the rate and the job cap are counted across replicas.
+    async fn admission(&self, t: &TenantState, is_async: bool) -> Result<(), (StatusCode, String)> {
         let tenant = &t.tenant.name;
-        if !self.take_rate(t) {
-            return Err(format!("tenant {tenant} is over {} requests per minute", t.tenant.requests_per_minute));
+        let limit = |e: String| (StatusCode::TOO_MANY_REQUESTS, e);
+        if self.stopping.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err((StatusCode::SERVICE_UNAVAILABLE, "berth serve is stopping; send the request to another replica".into()));
+        }
+        if !self.take_rate(t).await {
+            return Err(limit(format!("tenant {tenant} is over {} requests per minute", t.tenant.requests_per_minute)));
         }
         let cap = t.tenant.concurrency + t.tenant.max_queued;
         if t.in_flight.load(std::sync::atomic::Ordering::Relaxed) >= cap {
-            return Err(format!("tenant {tenant} has {cap} invocations running or queued (limits.concurrency + limits.max_queued)"));
+            return Err(limit(format!("tenant {tenant} has {cap} invocations running or queued (limits.concurrency + limits.max_queued)")));
         }
         if is_async {
-            let running = self.running_jobs(tenant);
+            let running = self.running_jobs(tenant).await.map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, e))?;
             if running >= t.tenant.max_jobs as usize {
-                return Err(format!("tenant {tenant} has {running} async jobs running (limits.max_jobs)"));
+                return Err(limit(format!("tenant {tenant} has {running} async jobs running (limits.max_jobs)")));
             }
         }
         Ok(())
@@ -395,29 +425,62 @@ pub fn tls_acceptor(t: &config::ServeTls) -> anyhow::Result<tokio_rustls::TlsAcc
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))
 }
 
-/// Serves until the process ends, over TLS when an acceptor is given. Rescans the actions
-/// directory every 2 s and on SIGHUP.
+/// How a replica stops at SIGTERM or SIGINT.
+#[derive(Debug, Clone, Copy)]
+struct Shutdown {
+    /// `/readyz` answers 503 this long, still serving, so a load balancer drains the replica.
+    delay: Duration,
+    /// Then in-flight invocations and jobs get this long to finish.
+    grace: Duration,
+}
+
+/// Serves until SIGTERM or SIGINT, over TLS when an acceptor is given, then stops gracefully
+/// (see [`Server::stop`]). Rescans the actions directory every 2 s and on SIGHUP.
 pub async fn serve_with(server: Arc<Server>, listener: tokio::net::TcpListener, tls: Option<tokio_rustls::TlsAcceptor>) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
     reload::spawn_rescans(server.clone());
+    tokio::spawn(server.clone().keep_lease());
     let router = routes::router(server.clone());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut stop_at: Option<tokio::time::Instant> = None;
     loop {
-        let (stream, peer): (tokio::net::TcpStream, SocketAddr) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!("accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+        let deadline = async {
+            match stop_at {
+                Some(t) => tokio::time::sleep_until(t).await,
+                None => std::future::pending().await,
+            }
+        };
+        let (stream, peer): (tokio::net::TcpStream, SocketAddr) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = term.recv(), if stop_at.is_none() => {
+                stop_at = Some(server.begin_drain("SIGTERM"));
                 continue;
             }
+            _ = int.recv(), if stop_at.is_none() => {
+                stop_at = Some(server.begin_drain("SIGINT"));
+                continue;
+            }
+            _ = deadline => break,
         };
         let _ = stream.set_nodelay(true);
         let svc = hyper_util::service::TowerToHyperService::new(router.clone());
         let tls = tls.clone();
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
             let http = hyper::server::conn::http1::Builder::new().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT).clone();
             let ended = match tls {
-                None => http.serve_connection(hyper_util::rt::TokioIo::new(stream), svc).await,
+                None => watcher.watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), svc)).await,
                 Some(acceptor) => match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await {
-                    Ok(Ok(s)) => http.serve_connection(hyper_util::rt::TokioIo::new(s), svc).await,
+                    Ok(Ok(s)) => watcher.watch(http.serve_connection(hyper_util::rt::TokioIo::new(s), svc)).await,
                     Ok(Err(e)) => {
                         tracing::info!(%peer, "TLS handshake refused: {e}");
                         return;
@@ -432,6 +495,38 @@ pub async fn serve_with(server: Arc<Server>, listener: tokio::net::TcpListener, 
                 tracing::debug!(%peer, "connection ended: {e}");
             }
         });
+    }
+    drop(listener);
+    server.stop(graceful).await;
+    Ok(())
+}
+
+impl Server {
+    /// `/readyz` turns unready now; the server stops accepting at the instant answered.
+    fn begin_drain(&self, signal: &str) -> tokio::time::Instant {
+        self.draining.store(true, std::sync::atomic::Ordering::Relaxed);
+        eprintln!("berth: {signal}: draining (/readyz answers 503), stopping in {:?}", self.shutdown.delay);
+        tokio::time::Instant::now() + self.shutdown.delay
+    }
+
+    /// Stops accepting; lets in-flight requests and this replica's jobs finish within the
+    /// grace period; then interrupts the jobs left (recorded, never re-run) and flushes the
+    /// audit log.
+    async fn stop(&self, graceful: hyper_util::server::graceful::GracefulShutdown) {
+        self.draining.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.stopping.store(true, std::sync::atomic::Ordering::Relaxed);
+        let grace = self.shutdown.grace;
+        let until = tokio::time::Instant::now() + grace;
+        let requests_done = tokio::time::timeout_at(until, graceful.shutdown()).await.is_ok();
+        while self.local_job_count() > 0 && tokio::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let interrupted = self.interrupt_local_jobs(&format!("berth serve stopped and the job did not finish within the grace period ({grace:?})")).await;
+        self.audit.flush();
+        eprintln!(
+            "berth: stopped: {} in-flight requests, {interrupted} async jobs interrupted",
+            if requests_done { "finished all" } else { "cut off the last" }
+        );
     }
 }
 

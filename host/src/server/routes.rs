@@ -56,6 +56,9 @@ async fn metrics(State(s): S, headers: HeaderMap) -> Resp {
 /// otherwise. No token, so only counts: the engines' addresses and the tenants' names stay
 /// out of it (`/metrics` and the audit have them).
 async fn readyz(State(s): S) -> Resp {
+    if s.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        return json_response(StatusCode::SERVICE_UNAVAILABLE, &json!({"status": "draining"}));
+    }
     let mut engines: Vec<Arc<crate::engine::EngineClient>> = Vec::new();
     for t in s.tenants.iter() {
         for e in t.engines.values() {
@@ -95,12 +98,12 @@ async fn run(State(s): S, Path(action): Path<String>, RawQuery(query): RawQuery,
 
 async fn job(State(s): S, Path(id): Path<String>, headers: HeaderMap) -> Resp {
     let Some(t) = s.tenant(&headers) else { return unauthorized(&s) };
-    s.job(t, &id, false)
+    s.job(t, &id, false).await
 }
 
 async fn cancel(State(s): S, Path(id): Path<String>, headers: HeaderMap) -> Resp {
     let Some(t) = s.tenant(&headers) else { return unauthorized(&s) };
-    s.job(t, &id, true)
+    s.job(t, &id, true).await
 }
 
 async fn artifact(State(s): S, Path(name): Path<String>, headers: HeaderMap) -> Resp {
@@ -292,7 +295,7 @@ pub(super) fn openapi() -> &'static Value {
                         "500": {"description": "the component crashed"}, "502": {"description": "the engine failed"}
                     }}},
                 "/v1/jobs/{id}": {
-                    "get": {"summary": "A job's status, or its result when done", "parameters": [id_param], "responses": {"200": {"description": "job"}, "404": err("no such job (of this tenant)")}},
+                    "get": {"summary": "A job's status (running, done, cancelled, or interrupted: its server stopped while it ran; never re-run), its result when done", "parameters": [id_param], "responses": {"200": {"description": "job"}, "404": err("no such job (of this tenant)"), "503": err("the job store cannot be reached")}},
                     "delete": {"summary": "Cancel a job", "parameters": [id_param], "responses": {"200": {"description": "job"}, "404": err("no such job (of this tenant)")}}
                 },
                 "/v1/artifacts/{name}": {"get": {"summary": "Download an artifact from the tenant's directory", "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}],
