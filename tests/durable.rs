@@ -209,3 +209,100 @@ fn sigterm_drains_finishes_in_flight_work_and_interrupts_the_rest() {
     let audited = s.audit().iter().filter(|r| r["action"] == "system.events" && r["status"] == "success").count();
     assert!(audited >= 2, "the finished job and the sync request are audited: {audited}");
 }
+
+/// Waits until at least `margin` of the current minute is left, so a count per minute is not
+/// split between two windows.
+fn clear_of_a_minute_boundary(margin: u64) {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() % 60;
+    if secs + margin >= 60 {
+        std::thread::sleep(Duration::from_secs(61 - secs));
+    }
+}
+
+/// `berth serve` with `config` that is expected to refuse to start: its stderr.
+fn refused_start(config: &str, dir: &std::path::Path) -> String {
+    let path = dir.join(format!("refused-{}.toml", unique("c")));
+    std::fs::write(&path, config).unwrap();
+    let out = std::process::Command::new(berth_bin()).args(["serve", "--config"]).arg(&path).env_remove("RUST_BACKTRACE").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    err
+}
+
+#[test]
+fn two_replicas_on_one_postgresql_share_jobs_limits_and_leases() {
+    let pg = Postgres::start();
+    let extra = format!("database_url = \"{}\"\njob_lease_secs = 3", pg.url);
+    let tenants = format!(
+        "{}\n[[tenant]]\nname = \"capped\"\ntoken_sha256 = \"{}\"\nengine = \"{{engine}}\"\nallow = [\"system.*\"]\n[tenant.limits]\nmax_jobs = 1\n\n[[tenant]]\nname = \"rated\"\ntoken_sha256 = \"{}\"\nengine = \"{{engine}}\"\nallow = [\"system.*\"]\n[tenant.limits]\nrequests_per_minute = 5\n",
+        tenants(),
+        hash("capped-token"),
+        hash("rated-token")
+    );
+    let comps = [("system.wasm", wasm("berth-action-system"))];
+    let mut a = Serve::start_with(&comps, &extra, &tenants);
+    let b = Serve::start_with(&comps, &extra, &tenants);
+
+    // A job started on one replica is polled and cancelled on the other.
+    let quick = start_job(&a, "system.ping", json!({}));
+    let long = start_job(&a, "system.events", json!({"max_duration": 600}));
+    assert_eq!(settled(&b, &quick, Duration::from_secs(30))["result"]["status"], "success");
+    assert_eq!(poll(&b, &long).1["status"], "running");
+    let (st, j) = http(&b.addr, "DELETE", &format!("/v1/jobs/{long}"), Some(TOKEN), None);
+    assert_eq!((st, j["status"].as_str()), (200, Some("cancelled")), "{j}");
+    assert_eq!(poll(&a, &long).1["status"], "cancelled");
+    assert_eq!(http(&b.addr, "GET", &format!("/v1/jobs/{quick}"), Some("capped-token"), None).0, 404, "jobs stay per tenant");
+
+    // The async-job cap holds across replicas.
+    let (st, j) = http(&a.addr, "POST", "/v1/actions/system.events?async=true", Some("capped-token"), Some(r#"{"max_duration": 600}"#));
+    assert_eq!(st, 202, "{j}");
+    let capped = j["job"].as_str().unwrap().to_string();
+    let (st, j) = http(&b.addr, "POST", "/v1/actions/system.events?async=true", Some("capped-token"), Some(r#"{"max_duration": 600}"#));
+    assert_eq!(st, 429, "{j}");
+    assert!(j["message"].as_str().unwrap().contains("max_jobs"), "{j}");
+    http(&b.addr, "DELETE", &format!("/v1/jobs/{capped}"), Some("capped-token"), None);
+    let (st, j) = http(&b.addr, "POST", "/v1/actions/system.ping?async=true", Some("capped-token"), Some("{}"));
+    assert_eq!(st, 202, "a cancelled job no longer counts: {j}");
+
+    // The request rate holds across replicas: 5 a minute in all, not 5 each.
+    clear_of_a_minute_boundary(20);
+    let codes: Vec<u16> =
+        (0..8).map(|i| http(if i % 2 == 0 { &a.addr } else { &b.addr }, "POST", "/v1/actions/system.ping", Some("rated-token"), Some("{}")).0).collect();
+    assert_eq!(codes.iter().filter(|c| **c == 200).count(), 5, "{codes:?}");
+    assert_eq!(codes.iter().filter(|c| **c == 429).count(), 3, "{codes:?}");
+
+    // A replica that dies mid-job: the other marks its job interrupted once the lease runs out.
+    let orphan = start_job(&a, "system.events", json!({"max_duration": 600}));
+    std::thread::sleep(Duration::from_millis(500));
+    a.kill9();
+    let killed = Instant::now();
+    let j = settled(&b, &orphan, Duration::from_secs(20));
+    assert_eq!(j["status"], "interrupted", "{j}");
+    assert!(j["message"].as_str().unwrap().contains("stopped renewing its lease"), "{j}");
+    assert!(killed.elapsed() >= Duration::from_secs(2), "not before the lease ran out: {:?}", killed.elapsed());
+
+    // A replica with another tenants config, and a schema newer than this binary, are refused.
+    let cfg = std::fs::read_to_string(a.path().join("tenants.toml")).unwrap().replace(&a.addr, &format!("127.0.0.1:{}", free_port()));
+    let other = format!("{cfg}\n[[tenant]]\nname = \"extra\"\ntoken_sha256 = \"{}\"\nallow = [\"system.*\"]\n", hash("extra-token"));
+    let err = refused_start(&other, a.path());
+    assert!(err.contains("different tenants config") && !err.contains("password"), "{err}");
+    let psql = |sql: &str| {
+        let out = std::process::Command::new("psql").arg(&pg.url).args(["-qAtc", sql]).output().unwrap();
+        assert!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(psql("SELECT value FROM berth_meta WHERE key = 'schema_version'"), "1");
+    psql("UPDATE berth_meta SET value = 99 WHERE key = 'schema_version'");
+    let err = refused_start(&cfg, a.path());
+    assert!(err.contains("schema version 99, newer than this berth"), "{err}");
+    psql("UPDATE berth_meta SET value = 1 WHERE key = 'schema_version'");
+
+    // The database down: jobs cannot start or be polled (503, said plainly); sync actions run.
+    pg.stop();
+    let (st, j) = http(&b.addr, "POST", "/v1/actions/system.ping?async=true", Some(TOKEN), Some("{}"));
+    assert_eq!(st, 503, "{j}");
+    let msg = j["message"].as_str().or(j["error"].as_str()).unwrap_or_default().to_string();
+    assert!(msg.contains("job store (PostgreSQL at postgres://berth@127.0.0.1"), "{j}");
+    assert_eq!(poll(&b, &quick).0, 503);
+    assert_eq!(b.run(TOKEN, "system.ping", json!({})).0, 200, "sync actions do not need the store");
+}

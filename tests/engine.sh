@@ -13,6 +13,9 @@
 #                                       Podman's Docker API too (DIR/podman), as BERTH_TEST_PODMAN_HOST
 #   tests/engine.sh podman-start DIR    start (or reuse) an isolated `podman system service`; print its host
 #   tests/engine.sh podman-stop DIR     stop it
+#   tests/engine.sh pg-start DIR        start a private PostgreSQL cluster in DIR on a free loopback
+#                                       port; print its URL (postgres://berth@127.0.0.1:PORT/postgres)
+#   tests/engine.sh pg-stop DIR         stop it (immediately, as a crash would) and remove DIR
 #
 # DIR defaults to $BERTH_ENGINE_DIR or /tmp/berth-engine.
 set -euo pipefail
@@ -32,6 +35,7 @@ ensure() {
     command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
     command -v podman >/dev/null 2>&1 || missing+=(podman)
     command -v sshd >/dev/null 2>&1 || [[ -x /usr/sbin/sshd ]] || missing+=(openssh-server)
+    pg_bin >/dev/null 2>&1 || missing+=(postgresql)
     [[ ${#missing[@]} -eq 0 ]] && return 0
     if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
         echo "engine.sh: missing ${missing[*]}; install them (Debian: apt-get install ${missing[*]})" >&2
@@ -159,6 +163,47 @@ podman_stop() {
     rm -rf "$dir"
 }
 
+# pg_bin: the directory of Debian's PostgreSQL server binaries (initdb, pg_ctl).
+pg_bin() {
+    local d
+    for d in /usr/lib/postgresql/*/bin; do
+        [[ -x $d/initdb ]] && { echo "$d"; return 0; }
+    done
+    return 1
+}
+
+# as_pg CMD...: run CMD as the postgres user when root (initdb refuses root), else as is.
+as_pg() {
+    if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# A private PostgreSQL cluster for the job-store tests: trust auth on loopback only, its
+# socket in DIR, fsync off (a test cluster).
+pg_start() {
+    local dir=$1 bin port data
+    bin=$(pg_bin) || { ensure; bin=$(pg_bin); }
+    mkdir -p "$dir"
+    # The cluster's own directory, where the postgres user can reach it (DIR may be private).
+    data=$(mktemp -d /tmp/berth-pg.XXXXXX)
+    echo "$data" >"$dir/pgdir"
+    [[ $(id -u) -eq 0 ]] && chown postgres "$data"
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    as_pg "$bin/initdb" -D "$data/data" -U berth -A trust --no-sync >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
+    as_pg "$bin/pg_ctl" -D "$data/data" -l "$data/pg.log" -w -t 30 \
+        -o "-p $port -k $data -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50" start >/dev/null \
+        || { cat "$data/pg.log" >&2; exit 1; }
+    echo "postgres://berth@127.0.0.1:$port/postgres"
+}
+
+pg_stop() {
+    local dir=$1 bin data
+    [[ -f $dir/pgdir ]] || return 0
+    data=$(cat "$dir/pgdir")
+    bin=$(pg_bin) || return 0
+    [[ -f $data/data/postmaster.pid ]] && as_pg "$bin/pg_ctl" -D "$data/data" -m immediate -w stop >/dev/null 2>&1 || true
+    rm -rf "$data" "$dir/pgdir"
+}
+
 case $cmd in
     ensure) ensure ;;
     start)
@@ -169,6 +214,8 @@ case $cmd in
     stop) stop "$(dir_arg "$@")" ;;
     podman-start) podman_start "$(dir_arg "$@")" ;;
     podman-stop) podman_stop "$(dir_arg "$@")" ;;
+    pg-start) pg_start "$1" ;;
+    pg-stop) pg_stop "$1" ;;
     run)
         dir=$(dir_arg "$@")
         [[ $# -gt 0 && $1 != "--" ]] && shift
@@ -182,7 +229,7 @@ case $cmd in
         BERTH_TEST_DOCKER_HOST=$host BERTH_TEST_PODMAN_HOST=$podman_host BERTH_TEST_CACHE=${BERTH_TEST_CACHE:-$dir/cache} "$@"
         ;;
     *)
-        sed -n '2,13p' "$0" >&2
+        sed -n '2,19p' "$0" >&2
         exit 2
         ;;
 esac

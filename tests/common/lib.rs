@@ -650,3 +650,29 @@ pub fn urlenc(s: &str) -> String {
     }
     out
 }
+
+/// A private PostgreSQL cluster (`tests/engine.sh pg-start`), stopped and removed when dropped.
+pub struct Postgres {
+    pub url: String,
+    dir: tempfile::TempDir,
+}
+
+impl Postgres {
+    pub fn start() -> Postgres {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new(workspace().join("tests/engine.sh")).arg("pg-start").arg(dir.path().join("pg")).output().unwrap();
+        assert!(out.status.success(), "engine.sh pg-start: {}", String::from_utf8_lossy(&out.stderr));
+        Postgres { url: String::from_utf8_lossy(&out.stdout).trim().to_string(), dir }
+    }
+
+    /// Stops the cluster at once, as a crash would.
+    pub fn stop(&self) {
+        let _ = Command::new(workspace().join("tests/engine.sh")).arg("pg-stop").arg(self.dir.path().join("pg")).status();
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -110,9 +110,13 @@ impl Serve {
 
     /// `kill -9`, then the same server again (same config, state directory and port).
     pub fn kill9_and_restart(&mut self) {
+        self.kill9();
+        self.start_again();
+    }
+
+    pub fn kill9(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.start_again();
     }
 
     /// Starts the server again after it exited.
