@@ -130,7 +130,7 @@ pub enum Command {
         #[arg(long)]
         config: PathBuf,
         /// Address to listen on (overrides server.listen).
-        #[arg(long)]
+        #[arg(long, env = "BERTH_LISTEN")]
         listen: Option<String>,
     },
     /// Print the SHA-256 of a tenant token, for the tenants config.
