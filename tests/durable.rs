@@ -68,6 +68,11 @@ fn kill_9_interrupts_running_jobs_and_keeps_unfetched_results() {
     let (_, j) = http(&s.addr, "DELETE", &format!("/v1/jobs/{long}"), Some(TOKEN), None);
     assert_eq!(j["status"], "interrupted");
     assert_eq!(poll(&s, "0123456789abcdef0123456789abcdef").0, 404, "a job that never existed is 404");
+    // The audit trail of each job is complete across the restart.
+    let trail =
+        |id: &str| -> Vec<String> { s.audit().iter().filter(|r| r["job"] == id).map(|r| r["event"].as_str().unwrap_or_default().to_string()).collect() };
+    assert_eq!(trail(&long), ["started", "interrupted"]);
+    assert_eq!(trail(&short), ["started", "done"]);
 
     // A second kill while a result is unfetched and a job runs: the same again.
     let again = start_job(&s, "system.events", json!({"max_duration": 600}));

@@ -74,6 +74,12 @@ impl Audit {
         }
     }
 
+    /// An async job's life: `started`, `done`, `cancelled`, `interrupted` (its server stopped
+    /// while it ran), each with the job id, so its trail is complete across restarts.
+    pub fn job(&self, tenant: &str, action: &str, job: &str, event: &str, message: Option<&str>) {
+        self.write(&json!({"ts": now(), "tenant": tenant, "action": action, "job": job, "event": event, "message": message}));
+    }
+
     /// One record, one line. One write per record on an O_APPEND file: records never
     /// interleave.
     fn write(&self, rec: &Value) {

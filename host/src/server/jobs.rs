@@ -9,7 +9,7 @@ use std::time::Duration;
 use http::StatusCode;
 use serde_json::{json, Map, Value};
 
-use super::store::NewJob;
+use super::store::{Interrupted, NewJob};
 use super::{error, json_response, Resp, Server, TenantState};
 use crate::spec::{ActionResult, FailureKind};
 
@@ -40,6 +40,8 @@ impl Server {
         if let Err(e) = self.store.start(job).await {
             return store_down(e);
         }
+        self.audit.job(&t.tenant.name, &action, &id, "started", None);
+        let (tenant, action2) = (t.tenant.name.clone(), action.clone());
         let me = self.clone();
         let jid = id.clone();
         // The handle is registered before the task can end: the task removes it under the same lock.
@@ -47,8 +49,9 @@ impl Server {
         let handle = tokio::spawn(async move {
             let result = finish(work.await);
             let value = serde_json::to_value(&result).expect("action_result is JSON");
-            if let Err(e) = me.store.finish(&jid, &value).await {
-                tracing::error!(job = %jid, "the job's result was not stored: {e}");
+            match me.store.finish(&jid, &value).await {
+                Ok(()) => me.audit.job(&tenant, &action2, &jid, "done", value["status"].as_str()),
+                Err(e) => tracing::error!(job = %jid, "the job's result was not stored: {e}"),
             }
             me.local_jobs.lock().unwrap().remove(&jid);
         });
@@ -81,6 +84,7 @@ impl Server {
                             &[],
                             Some("cancelled by the tenant"),
                         );
+                        self.audit.job(tenant, &view.action, id, "cancelled", None);
                     }
                     Some(view)
                 }
@@ -123,11 +127,7 @@ impl Server {
                 }
                 Err(e) => tracing::warn!("job store heartbeat: {e}"),
             }
-            match self.store.sweep(self.lease).await {
-                Ok(0) => {}
-                Ok(n) => tracing::warn!("{n} jobs of replicas that stopped renewing their lease were marked interrupted"),
-                Err(e) => tracing::warn!("job store sweep: {e}"),
-            }
+            self.sweep().await;
         }
     }
 
@@ -139,11 +139,32 @@ impl Server {
             h.abort();
         }
         match self.store.interrupt_mine(why).await {
-            Ok(n) => n,
+            Ok(gone) => {
+                self.audit_interrupted(&gone);
+                gone.len()
+            }
             Err(e) => {
                 tracing::error!("{e}");
                 handles.len()
             }
+        }
+    }
+
+    /// Marks the jobs dead replicas left running interrupted, and audits each.
+    pub(super) async fn sweep(&self) {
+        match self.store.sweep(self.lease).await {
+            Ok(gone) if gone.is_empty() => {}
+            Ok(gone) => {
+                tracing::warn!("{} jobs of stopped replicas were marked interrupted", gone.len());
+                self.audit_interrupted(&gone);
+            }
+            Err(e) => tracing::warn!("job store sweep: {e}"),
+        }
+    }
+
+    fn audit_interrupted(&self, gone: &[Interrupted]) {
+        for j in gone {
+            self.audit.job(&j.tenant, &j.action, &j.id, "interrupted", Some(&j.message));
         }
     }
 

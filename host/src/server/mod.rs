@@ -157,7 +157,7 @@ impl Server {
         let store = store::Store::open(&store_cfg, &store::replica_name()).await.map_err(|e| anyhow::anyhow!(e))?;
         tracing::info!("{}", store.describe());
         let credentials = Arc::new(Credentials::new(cfg.credentials.clone(), CredentialStore::docker_config_path()));
-        Ok(Arc::new(Server {
+        let server = Arc::new(Server {
             slots: Semaphore::new(cfg.max_concurrent as usize),
             catalog: RwLock::new(Arc::new(catalog)),
             actions_dir,
@@ -174,7 +174,10 @@ impl Server {
             metrics_token: cfg.metrics_token_sha256,
             cpu: crate::runtime::fair::CpuScheduler::new(crate::runtime::fair::CpuScheduler::default_slots(), runtime.engine().clone()),
             runtime,
-        }))
+        });
+        // What a previous run of this server (or a dead replica) left running.
+        server.sweep().await;
+        Ok(server)
     }
 
     fn tenant_index(&self, t: &TenantState) -> usize {

@@ -106,6 +106,15 @@ impl JobView {
     }
 }
 
+/// A job marked interrupted, for the audit log.
+#[derive(Debug, Clone)]
+pub struct Interrupted {
+    pub id: String,
+    pub tenant: String,
+    pub action: String,
+    pub message: String,
+}
+
 /// A job being started.
 pub struct NewJob<'a> {
     pub id: &'a str,
@@ -135,13 +144,13 @@ pub enum Store {
 pub type Result<T> = std::result::Result<T, String>;
 
 impl Store {
-    /// Opens (creates, migrates) the store; marks the jobs of dead replicas interrupted.
+    /// Opens (creates, migrates) the store. The caller sweeps (and audits) what dead replicas
+    /// left running.
     pub async fn open(cfg: &StoreConfig, replica: &str) -> Result<Store> {
         let store = match &cfg.database_url {
             Some(url) => Store::Postgres(postgres::Postgres::open(url, replica, cfg).await?),
             None => Store::Sqlite(sqlite::Sqlite::open(&cfg.state_dir, replica, cfg)?),
         };
-        store.sweep(cfg.lease).await?;
         Ok(store)
     }
 
@@ -205,8 +214,9 @@ impl Store {
         }
     }
 
-    /// Marks the running jobs of replicas whose lease ran out interrupted.
-    pub async fn sweep(&self, lease: Duration) -> Result<usize> {
+    /// Marks the running jobs of replicas whose lease ran out interrupted (with SQLite: of
+    /// every other process, as one server holds the directory).
+    pub async fn sweep(&self, lease: Duration) -> Result<Vec<Interrupted>> {
         let now = now_ms();
         let cutoff = now - lease.as_millis() as i64;
         match self {
@@ -217,7 +227,7 @@ impl Store {
 
     /// At a graceful stop: this replica's jobs still running are interrupted, with `why`; its
     /// lease is given up.
-    pub async fn interrupt_mine(&self, why: &str) -> Result<usize> {
+    pub async fn interrupt_mine(&self, why: &str) -> Result<Vec<Interrupted>> {
         let now = now_ms();
         match self {
             Store::Sqlite(s) => s.interrupt_mine(why, now),
@@ -281,6 +291,8 @@ mod tests {
             // Dropped without a graceful stop: as after kill -9.
         }
         let s = Store::open(&cfg(dir.path()), "r2").await.unwrap();
+        let swept = s.sweep(Duration::from_secs(10)).await.unwrap();
+        assert_eq!(swept.iter().map(|i| (i.id.as_str(), i.tenant.as_str())).collect::<Vec<_>>(), [("a", "t")]);
         let a = s.get("t", "a").await.unwrap().unwrap();
         assert_eq!(a.status, Status::Interrupted);
         assert!(a.message.unwrap().contains("replica r1"));

@@ -8,7 +8,7 @@ use serde_json::Value;
 use tokio::sync::Mutex;
 use tokio_postgres::{Client, NoTls, Row};
 
-use super::{interrupted_message, newer_schema, JobView, NewJob, Result, Status, StoreConfig, RETENTION, SCHEMA_VERSION};
+use super::{interrupted_message, newer_schema, Interrupted, JobView, NewJob, Result, Status, StoreConfig, RETENTION, SCHEMA_VERSION};
 
 /// Each version's migration, in order: `MIGRATIONS[n]` takes the schema from n to n + 1.
 const MIGRATIONS: &[&str] = &["CREATE TABLE berth_jobs (
@@ -77,6 +77,10 @@ async fn connect(url: &str, shown: &str) -> Result<Client> {
 }
 
 const COLUMNS: &str = "id, action, status, result, message, replica, created_ms, finished_ms";
+
+fn interrupted(r: &Row) -> Interrupted {
+    Interrupted { id: r.get(0), tenant: r.get(1), action: r.get(2), message: r.get(3) }
+}
 
 fn view(r: &Row) -> JobView {
     let result: Option<String> = r.get(3);
@@ -243,33 +247,34 @@ impl Postgres {
         Ok(mine.iter().filter(|id| !still.contains(*id)).cloned().collect())
     }
 
-    pub async fn sweep(&self, cutoff: i64, now: i64) -> Result<usize> {
+    pub async fn sweep(&self, cutoff: i64, now: i64) -> Result<Vec<Interrupted>> {
         let c = self.client().await?;
         let msg = interrupted_message("{replica}", "the replica stopped renewing its lease while the job ran");
-        let n = c
-            .execute(
+        let rows = c
+            .query(
                 "UPDATE berth_jobs j SET status = 'interrupted', finished_ms = $2, message = replace($3, '{replica}', j.replica)
-                 WHERE status = 'running' AND NOT EXISTS (SELECT 1 FROM berth_replicas r WHERE r.id = j.replica AND r.heartbeat_ms >= $1)",
+                 WHERE status = 'running' AND NOT EXISTS (SELECT 1 FROM berth_replicas r WHERE r.id = j.replica AND r.heartbeat_ms >= $1)
+                 RETURNING id, tenant, action, message",
                 &[&cutoff, &now, &msg],
             )
             .await
             .map_err(self.err("sweep"))?;
         c.execute("DELETE FROM berth_replicas WHERE heartbeat_ms < $1", &[&cutoff]).await.map_err(self.err("sweep"))?;
-        Ok(n as usize)
+        Ok(rows.iter().map(interrupted).collect())
     }
 
-    pub async fn interrupt_mine(&self, why: &str, now: i64) -> Result<usize> {
+    pub async fn interrupt_mine(&self, why: &str, now: i64) -> Result<Vec<Interrupted>> {
         let c = self.client().await?;
         let msg = interrupted_message(&self.replica, why);
-        let n = c
-            .execute(
-                "UPDATE berth_jobs SET status = 'interrupted', finished_ms = $2, message = $3 WHERE replica = $1 AND status = 'running'",
+        let rows = c
+            .query(
+                "UPDATE berth_jobs SET status = 'interrupted', finished_ms = $2, message = $3 WHERE replica = $1 AND status = 'running' RETURNING id, tenant, action, message",
                 &[&self.replica, &now, &msg],
             )
             .await
             .map_err(self.err("interrupt"))?;
         c.execute("DELETE FROM berth_replicas WHERE id = $1", &[&self.replica]).await.map_err(self.err("interrupt"))?;
-        Ok(n as usize)
+        Ok(rows.iter().map(interrupted).collect())
     }
 
     /// One request counted in the tenant's current minute, across replicas.

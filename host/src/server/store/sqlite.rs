@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
 
-use super::{interrupted_message, newer_schema, JobView, NewJob, Result, Status, StoreConfig, RETENTION, SCHEMA_VERSION};
+use super::{interrupted_message, newer_schema, Interrupted, JobView, NewJob, Result, Status, StoreConfig, RETENTION, SCHEMA_VERSION};
 
 pub const FILE: &str = "berth.sqlite3";
 
@@ -116,7 +116,7 @@ impl Sqlite {
             .map_err(db_err("expire results"))?;
         tx.execute(
             "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE tenant = ?1 AND status <> 'running'
-             ORDER BY finished_ms DESC, created_ms DESC LIMIT -1 OFFSET ?2)",
+             ORDER BY finished_ms DESC, created_ms DESC, rowid DESC LIMIT -1 OFFSET ?2)",
             params![job.tenant, job.keep_results.saturating_sub(1) as i64],
         )
         .map_err(db_err("bound results"))?;
@@ -182,37 +182,42 @@ impl Sqlite {
     }
 
     /// One server holds the directory: every job another process left running is interrupted.
-    pub fn sweep(&self, _cutoff: i64, now: i64) -> Result<usize> {
+    pub fn sweep(&self, _cutoff: i64, now: i64) -> Result<Vec<Interrupted>> {
         let c = self.conn();
-        let owners: Vec<String> = {
-            let mut q = c.prepare("SELECT DISTINCT replica FROM jobs WHERE status = 'running' AND replica <> ?1").map_err(db_err("sweep"))?;
-            let rows = q.query_map(params![self.replica], |r| r.get(0)).map_err(db_err("sweep"))?;
-            rows.collect::<rusqlite::Result<_>>().map_err(db_err("sweep"))?
-        };
-        let mut n = 0;
-        for owner in owners {
-            let msg = interrupted_message(&owner, "berth serve stopped while the job ran");
-            n += c
-                .execute(
-                    "UPDATE jobs SET status = 'interrupted', finished_ms = ?2, message = ?3 WHERE replica = ?1 AND status = 'running'",
-                    params![owner, now, msg],
-                )
-                .map_err(db_err("sweep"))?;
-        }
+        let msg = interrupted_message("{replica}", "berth serve stopped while the job ran");
+        let mut q = c
+            .prepare(
+                "UPDATE jobs SET status = 'interrupted', finished_ms = ?2, message = replace(?3, '{replica}', replica)
+                 WHERE status = 'running' AND replica <> ?1 RETURNING id, tenant, action, message",
+            )
+            .map_err(db_err("sweep"))?;
+        let gone = q
+            .query_map(params![self.replica, now, msg], interrupted)
+            .map_err(db_err("sweep"))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(db_err("sweep"))?;
+        drop(q);
         c.execute("DELETE FROM replicas WHERE id <> ?1", params![self.replica]).map_err(db_err("sweep"))?;
-        Ok(n)
+        Ok(gone)
     }
 
-    pub fn interrupt_mine(&self, why: &str, now: i64) -> Result<usize> {
+    pub fn interrupt_mine(&self, why: &str, now: i64) -> Result<Vec<Interrupted>> {
         let c = self.conn();
         let msg = interrupted_message(&self.replica, why);
-        let n = c
-            .execute(
-                "UPDATE jobs SET status = 'interrupted', finished_ms = ?2, message = ?3 WHERE replica = ?1 AND status = 'running'",
-                params![self.replica, now, msg],
-            )
+        let mut q = c
+            .prepare("UPDATE jobs SET status = 'interrupted', finished_ms = ?2, message = ?3 WHERE replica = ?1 AND status = 'running' RETURNING id, tenant, action, message")
             .map_err(db_err("interrupt"))?;
+        let gone = q
+            .query_map(params![self.replica, now, msg], interrupted)
+            .map_err(db_err("interrupt"))?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(db_err("interrupt"))?;
+        drop(q);
         c.execute("DELETE FROM replicas WHERE id = ?1", params![self.replica]).map_err(db_err("interrupt"))?;
-        Ok(n)
+        Ok(gone)
     }
+}
+
+fn interrupted(r: &rusqlite::Row<'_>) -> rusqlite::Result<Interrupted> {
+    Ok(Interrupted { id: r.get(0)?, tenant: r.get(1)?, action: r.get(2)?, message: r.get(3)? })
 }
