@@ -108,13 +108,17 @@ async fn main() -> anyhow::Result<()> {
         let cfg = StoreConfig { state_dir: dir.path().into(), database_url: None, lease: Duration::from_secs(10), config_sha256: "bench".into() };
         let store = Store::open(&cfg, "bench").await.map_err(|e| anyhow::anyhow!(e))?;
         let params = serde_json::json!({"max_duration": 1});
-        let result = serde_json::json!({"status": "success", "message": "Docker engine answered /_ping", "data": [{"ok": true}], "summary": {"api_version": "1.41"}});
+        let result =
+            serde_json::json!({"status": "success", "message": "Docker engine answered /_ping", "data": [{"ok": true}], "summary": {"api_version": "1.41"}});
         let mut per_job = Vec::new();
         for i in 0..2200 {
             let id = format!("{i:032x}");
             let t = Instant::now();
             store.running("bench").await.map_err(|e| anyhow::anyhow!(e))?;
-            store.start(NewJob { id: &id, tenant: "bench", action: "system.ping", params: &params, keep_results: 100 }).await.map_err(|e| anyhow::anyhow!(e))?;
+            store
+                .start(NewJob { id: &id, tenant: "bench", action: "system.ping", params: &params, keep_results: 100 })
+                .await
+                .map_err(|e| anyhow::anyhow!(e))?;
             store.finish(&id, &result).await.map_err(|e| anyhow::anyhow!(e))?;
             store.get("bench", &id).await.map_err(|e| anyhow::anyhow!(e))?.expect("stored");
             if i >= 200 {
