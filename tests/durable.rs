@@ -302,6 +302,24 @@ fn two_replicas_on_one_postgresql_share_jobs_limits_and_leases() {
     assert!(err.contains("schema version 99, newer than this berth"), "{err}");
     psql("UPDATE berth_meta SET value = 1 WHERE key = 'schema_version'");
 
+    // A read-only database: a new replica is refused, and a running one's async starts answer
+    // 503 naming it once its connection is made again (here: the database cut it).
+    psql("ALTER DATABASE postgres SET default_transaction_read_only = on");
+    let err = refused_start(&cfg, a.path());
+    assert!(err.contains("read-only transaction"), "{err}");
+    psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = 'postgres' AND pid <> pg_backend_pid()");
+    let started = Instant::now();
+    loop {
+        let (st, j) = http(&b.addr, "POST", "/v1/actions/system.ping?async=true", Some(TOKEN), Some("{}"));
+        assert_eq!(st, 503, "{j}");
+        if j.to_string().contains("read-only transaction") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{j}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(b.run(TOKEN, "system.ping", json!({})).0, 200, "sync actions do not need the store");
+
     // The database down: jobs cannot start or be polled (503, said plainly); sync actions run.
     pg.stop();
     let (st, j) = http(&b.addr, "POST", "/v1/actions/system.ping?async=true", Some(TOKEN), Some("{}"));
