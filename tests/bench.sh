@@ -320,6 +320,7 @@ cat >"$wrk_dir/serve.toml" <<TOML
 [server]
 listen = "127.0.0.1:$serve_port"
 cache = "$wrk_dir/cache"
+state_dir = "$wrk_dir/state"
 max_concurrent = 1000
 engine_requests_per_second = 0
 engine_max_connections = 0

@@ -146,7 +146,8 @@ fn ping(addr: &str) -> Ping {
 
 #[test]
 fn sigterm_drains_finishes_in_flight_work_and_interrupts_the_rest() {
-    let extra = "state_dir = \"{dir}/state\"\nshutdown_delay_secs = 1.5\nshutdown_grace_secs = 8";
+    // Two workers (a runtime and a listener each): the drain spans both.
+    let extra = "state_dir = \"{dir}/state\"\nshutdown_delay_secs = 1.5\nshutdown_grace_secs = 8\nworkers = 2";
     let mut s = Serve::start_with(&[("system.wasm", wasm("berth-action-system"))], extra, &tenants());
     assert_eq!(http(&s.addr, "GET", "/readyz", None, None).0, 200);
     let finishing = start_job(&s, "system.events", json!({"max_duration": 3}));
@@ -198,7 +199,7 @@ fn sigterm_drains_finishes_in_flight_work_and_interrupts_the_rest() {
         refused += r;
     }
     assert!(ok > 0 && refused > 0, "ok {ok}, refused after the listener closed {refused}");
-    assert!(s.log().contains("1 async jobs interrupted"), "{}", s.log());
+    assert!(s.log().contains("(2 workers") && s.log().contains("1 async jobs interrupted"), "{}", s.log());
 
     s.start_again();
     let j = poll(&s, &finishing).1;

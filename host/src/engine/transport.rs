@@ -102,11 +102,11 @@ pub fn connect(ep: &super::Endpoint, connect_timeout: Duration) -> anyhow::Resul
 }
 
 /// HTTP/1.1 over a connector (TCP, TLS, ssh), with connection reuse.
-pub struct HttpTransport<K> {
+pub struct HttpTransport<K: Send> {
     base: String,
     addr: String,
     tls: bool,
-    client: Client<K, Body>,
+    client: Pooled<K>,
 }
 
 impl<K: Connect + Clone + Send + Sync + 'static> Transport for HttpTransport<K> {
@@ -120,7 +120,7 @@ impl<K: Connect + Clone + Send + Sync + 'static> Transport for HttpTransport<K> 
                 return Box::pin(async move { Err(TransportError::Io { addr, reason: e.to_string() }) });
             }
         }
-        dispatch(&self.client, Request::from_parts(parts, body), &self.addr)
+        dispatch(self.client.get(), Request::from_parts(parts, body), &self.addr)
     }
 
     fn address(&self) -> &str {
@@ -142,7 +142,7 @@ impl<K: Connect + Clone + Send + Sync + 'static> Transport for HttpTransport<K> 
 pub struct UnixTransport {
     socket: PathBuf,
     addr: String,
-    client: Client<ConnectTimeout<UnixConnector>, Body>,
+    client: Pooled<ConnectTimeout<UnixConnector>>,
 }
 
 impl UnixTransport {
@@ -158,7 +158,7 @@ impl Transport for UnixTransport {
         let (mut parts, body) = req.into_parts();
         let pq = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
         parts.uri = hyperlocal::Uri::new(&self.socket, pq).into();
-        dispatch(&self.client, Request::from_parts(parts, body), &self.addr)
+        dispatch(self.client.get(), Request::from_parts(parts, body), &self.addr)
     }
 
     fn address(&self) -> &str {
@@ -167,13 +167,28 @@ impl Transport for UnixTransport {
 }
 
 /// The client every transport uses: pooled connections, large reads for tarballs (fewer
-/// syscalls per GiB exported).
-fn pooled<K: Connect + Clone + Send + Sync + 'static>(connector: K) -> Client<K, Body> {
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(30))
-        .pool_max_idle_per_host(32)
-        .http1_read_buf_exact_size(256 * 1024)
-        .build(connector)
+/// syscalls per GiB exported). One pool per thread: a connection is driven by a task of the
+/// runtime of the thread that made it, so a request served on one thread (one runtime per
+/// worker in `berth serve`) never hands off to another thread's runtime.
+pub struct Pooled<K: Send> {
+    connector: K,
+    clients: thread_local::ThreadLocal<Client<K, Body>>,
+}
+
+impl<K: Connect + Clone + Send + Sync + 'static> Pooled<K> {
+    fn get(&self) -> &Client<K, Body> {
+        self.clients.get_or(|| {
+            Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(30))
+                .pool_max_idle_per_host(32)
+                .http1_read_buf_exact_size(256 * 1024)
+                .build(self.connector.clone())
+        })
+    }
+}
+
+fn pooled<K: Connect + Clone + Send + Sync + 'static>(connector: K) -> Pooled<K> {
+    Pooled { connector, clients: thread_local::ThreadLocal::new() }
 }
 
 /// Sends a request whose URI the transport has set, mapping errors for `addr`.

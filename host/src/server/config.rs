@@ -65,6 +65,9 @@ struct RawServer {
     shutdown_grace_secs: Option<f64>,
     /// A replica whose heartbeat is older than this is dead to the others (default 10).
     job_lease_secs: Option<f64>,
+    /// Threads serving requests, each with its own runtime and listener (default: the cores
+    /// less one, at least one).
+    workers: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -197,6 +200,7 @@ pub struct Config {
     pub shutdown_delay: std::time::Duration,
     pub shutdown_grace: std::time::Duration,
     pub job_lease: std::time::Duration,
+    pub workers: usize,
     pub tenants: Vec<Tenant>,
 }
 
@@ -448,6 +452,13 @@ fn server(s: RawServer, text: &str, pool_memory_mib: u32, tenants: Vec<Tenant>) 
         shutdown_delay,
         shutdown_grace,
         job_lease,
+        workers: match s.workers {
+            Some(0) => return Err("server.workers must be at least 1".into()),
+            Some(n) => n.min(256) as usize,
+            // One core is left to the engine and the rest of the machine: on 2 cores one
+            // worker serves more than two competing with dockerd (`make bench`).
+            None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).saturating_sub(1).max(1),
+        },
         metrics_token_sha256,
         metrics_listen: s.metrics_listen,
         listen: s.listen.unwrap_or_else(|| "127.0.0.1:8478".into()),

@@ -438,15 +438,55 @@ struct Shutdown {
 }
 
 /// Serves until SIGTERM or SIGINT, over TLS when an acceptor is given, then stops gracefully
-/// (see [`Server::stop`]). Rescans the actions directory every 2 s and on SIGHUP.
+/// (see [`Server::stop`]). Rescans the actions directory every 2 s and on SIGHUP. One accept
+/// loop on the current runtime; `berth serve` runs one per core ([`run`]).
 pub async fn serve_with(server: Arc<Server>, listener: tokio::net::TcpListener, tls: Option<tokio_rustls::TlsAcceptor>) -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    reload::spawn_rescans(server.clone());
-    tokio::spawn(server.clone().keep_lease());
-    let router = routes::router(server.clone());
+    let stop = server.clone().supervise()?;
+    let grace = server.shutdown.grace;
+    let serving = tokio::spawn({
+        let (server, stop) = (server.clone(), stop.clone());
+        async move { drain_within(accept_until_stopped(server, listener, tls, stop.clone()).await, stop, grace).await }
+    });
+    server.stop(stop, async move { serving.await.unwrap_or(false) }).await;
+    Ok(())
+}
+
+/// The instant a stop was asked for, plus the delay: accept loops close then.
+type StopAt = tokio::sync::watch::Receiver<Option<tokio::time::Instant>>;
+
+impl Server {
+    /// Starts the background tasks (rescans, the job lease) and the signal watcher on the
+    /// current runtime; answers the channel that says when to stop accepting.
+    fn supervise(self: Arc<Self>) -> anyhow::Result<StopAt> {
+        use tokio::signal::unix::{signal, SignalKind};
+        reload::spawn_rescans(self.clone());
+        tokio::spawn(self.clone().keep_lease());
+        let (tx, rx) = tokio::sync::watch::channel(None);
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        tokio::spawn(async move {
+            let name = tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            };
+            let _ = tx.send(Some(self.begin_drain(name)));
+            // Keep the channel open until every loop has seen it.
+            tx.closed().await;
+        });
+        Ok(rx)
+    }
+}
+
+/// Accepts on `listener` until the stop instant; answers the watcher of the connections it
+/// served, to drain them.
+async fn accept_until_stopped(
+    server: Arc<Server>,
+    listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    mut stop: StopAt,
+) -> hyper_util::server::graceful::GracefulShutdown {
+    let router = routes::router(server);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
     let mut stop_at: Option<tokio::time::Instant> = None;
     loop {
         let deadline = async {
@@ -464,12 +504,11 @@ pub async fn serve_with(server: Arc<Server>, listener: tokio::net::TcpListener, 
                     continue;
                 }
             },
-            _ = term.recv(), if stop_at.is_none() => {
-                stop_at = Some(server.begin_drain("SIGTERM"));
-                continue;
-            }
-            _ = int.recv(), if stop_at.is_none() => {
-                stop_at = Some(server.begin_drain("SIGINT"));
+            changed = stop.changed(), if stop_at.is_none() => {
+                match changed {
+                    Ok(()) => stop_at = *stop.borrow_and_update(),
+                    Err(_) => std::future::pending::<()>().await,
+                }
                 continue;
             }
             _ = deadline => break,
@@ -500,8 +539,14 @@ pub async fn serve_with(server: Arc<Server>, listener: tokio::net::TcpListener, 
         });
     }
     drop(listener);
-    server.stop(graceful).await;
-    Ok(())
+    graceful
+}
+
+/// Lets the connections of one accept loop finish their requests, within the grace period
+/// counted from the stop; true when they all did.
+async fn drain_within(graceful: hyper_util::server::graceful::GracefulShutdown, stop: StopAt, grace: Duration) -> bool {
+    let from = stop.borrow().unwrap_or_else(tokio::time::Instant::now);
+    tokio::time::timeout_at(from + grace, graceful.shutdown()).await.is_ok()
 }
 
 impl Server {
@@ -512,15 +557,23 @@ impl Server {
         tokio::time::Instant::now() + self.shutdown.delay
     }
 
-    /// Stops accepting; lets in-flight requests and this replica's jobs finish within the
-    /// grace period; then interrupts the jobs left (recorded, never re-run) and flushes the
-    /// audit log.
-    async fn stop(&self, graceful: hyper_util::server::graceful::GracefulShutdown) {
-        self.draining.store(true, std::sync::atomic::Ordering::Relaxed);
+    /// After the accept loops closed: waits for their connections to finish (`drained`, within
+    /// the grace period), then for this replica's jobs for what is left of it; interrupts the
+    /// jobs left (recorded, never re-run) and flushes the audit log.
+    async fn stop(&self, mut stop: StopAt, drained: impl std::future::Future<Output = bool>) {
+        let at = loop {
+            if let Some(t) = *stop.borrow_and_update() {
+                break t;
+            }
+            if stop.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::time::sleep_until(at).await;
         self.stopping.store(true, std::sync::atomic::Ordering::Relaxed);
         let grace = self.shutdown.grace;
-        let until = tokio::time::Instant::now() + grace;
-        let requests_done = tokio::time::timeout_at(until, graceful.shutdown()).await.is_ok();
+        let until = at + grace;
+        let requests_done = drained.await;
         while self.local_job_count() > 0 && tokio::time::Instant::now() < until {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -557,7 +610,8 @@ pub fn run(config_path: &Path, listen: Option<&str>, actions: PathBuf) -> i32 {
         }
     };
     let actions = cfg.actions.clone().unwrap_or(actions);
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let workers = cfg.workers;
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("berth: cannot start the async runtime: {e}");
@@ -574,13 +628,14 @@ pub fn run(config_path: &Path, listen: Option<&str>, actions: PathBuf) -> i32 {
                 return 2;
             }
         };
-        let listener = match tokio::net::TcpListener::bind(&listen).await {
+        let listener = match bind_shared(&listen).await {
             Ok(l) => l,
             Err(e) => {
                 eprintln!("berth: cannot listen on {listen}: {e}");
                 return 2;
             }
         };
+        let addr = listener.local_addr().expect("bound");
         if let Some(ml) = metrics_listen {
             match tokio::net::TcpListener::bind(&ml).await {
                 Ok(l) => {
@@ -595,13 +650,80 @@ pub fn run(config_path: &Path, listen: Option<&str>, actions: PathBuf) -> i32 {
         }
         let scheme = if tls.is_some() { "https" } else { "http" };
         eprintln!("berth: {}", server.runtime.allocation());
-        eprintln!("berth: serving on {scheme}://{}", listener.local_addr().map(|a| a.to_string()).unwrap_or(listen));
-        match serve_with(server, listener, tls).await {
-            Ok(()) => 0,
+        eprintln!("berth: serving on {scheme}://{addr} ({workers} workers, a runtime and a listener each)");
+        let stop = match server.clone().supervise() {
+            Ok(s) => s,
             Err(e) => {
-                eprintln!("berth: server failed: {e:#}");
-                1
+                eprintln!("berth: cannot watch signals: {e}");
+                return 1;
+            }
+        };
+        let grace = server.shutdown.grace;
+        // Workers 1..n: a thread each, with its own current-thread runtime and a listener on
+        // the same address (SO_REUSEPORT: the kernel spreads connections), so a request is
+        // served, run and answered on one thread. Each keeps its runtime up until the end, so
+        // the async jobs it started finish or are interrupted, never dropped.
+        let (end_tx, end_rx) = tokio::sync::watch::channel(false);
+        let mut drained = Vec::new();
+        let mut threads = Vec::new();
+        for n in 1..workers {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            drained.push(rx);
+            let (server, tls, stop, mut end) = (server.clone(), tls.clone(), stop.clone(), end_rx.clone());
+            let spawned = std::thread::Builder::new().name(format!("berth-worker-{n}")).spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a worker runtime");
+                rt.block_on(async move {
+                    let ok = match bind_shared(&addr.to_string()).await {
+                        Ok(l) => drain_within(accept_until_stopped(server, l, tls, stop.clone()).await, stop, grace).await,
+                        Err(e) => {
+                            tracing::error!("worker {n}: cannot listen on {addr}: {e}");
+                            true
+                        }
+                    };
+                    let _ = tx.send(ok);
+                    while !*end.borrow_and_update() {
+                        if end.changed().await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            });
+            match spawned {
+                Ok(t) => threads.push(t),
+                Err(e) => tracing::error!("cannot start worker {n}: {e}"),
             }
         }
+        let first = tokio::spawn({
+            let (server, stop) = (server.clone(), stop.clone());
+            async move { drain_within(accept_until_stopped(server, listener, tls, stop.clone()).await, stop, grace).await }
+        });
+        let all_drained = async move {
+            let mut ok = first.await.unwrap_or(false);
+            for rx in drained {
+                ok &= rx.await.unwrap_or(false);
+            }
+            ok
+        };
+        server.stop(stop, all_drained).await;
+        let _ = end_tx.send(true);
+        for t in threads {
+            let _ = t.join();
+        }
+        0
     })
+}
+
+/// A listener on `addr` that other workers may bind too (SO_REUSEPORT).
+async fn bind_shared(addr: &str) -> std::io::Result<tokio::net::TcpListener> {
+    let mut last = std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, "no address");
+    for a in tokio::net::lookup_host(addr).await? {
+        let socket = if a.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+        socket.set_reuseaddr(true)?;
+        socket.set_reuseport(true)?;
+        match socket.bind(a) {
+            Ok(()) => return socket.listen(1024),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
 }
