@@ -480,7 +480,7 @@ async fn run_command(
         for (name, engine) in asset_engines(cli, assets, timeouts)? {
             runs.push((name, invocation(HostContext::new(Arc::new(engine), creds.clone()))));
         }
-        let (result, _) = crate::invoke::fan_out(runs, timeout, 8).await;
+        let (result, _) = crate::invoke::fan_out(runs, timeout, 8, crate::invoke::FanOut::Threads).await;
         print_result(&result, format);
         if let Some(e) = &result.error {
             eprintln!("berth: {} failed on every asset: {}", spec.name, one_line(&result.message));

@@ -59,16 +59,24 @@ impl Invocation<'_> {
     }
 }
 
+/// Where a fan-out's runs go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FanOut {
+    /// On the caller's runtime, concurrently (`berth serve`: its workers already run requests
+    /// in parallel, and each keeps its engine connections on its own runtime).
+    Here,
+    /// A thread and a runtime per engine (the CLI: the guests' CPU work and each engine's
+    /// answers are handled in parallel instead of taking turns on one thread).
+    Threads,
+}
+
 /// Fan-out: one action on several engines (a tenant's assets, or the CLI's `--asset`s), each
 /// in its own sandbox, at most `bound` at once, each within `timeout`. One engine failing or
 /// timing out does not fail the others: the result merges every asset's rows, each tagged
-/// with an `asset` field, and gives a status per asset.
-pub async fn fan_out(runs: Vec<(String, Invocation<'_>)>, timeout: std::time::Duration, bound: usize) -> (ActionResult, Vec<Outcome>) {
+/// with an `asset` field, and gives a status per asset. `where_` says where the runs go.
+pub async fn fan_out(runs: Vec<(String, Invocation<'_>)>, timeout: std::time::Duration, bound: usize, where_: FanOut) -> (ActionResult, Vec<Outcome>) {
     let echo = runs.first().map(|(_, i)| i.spec.redact(&i.params)).unwrap_or_default();
-    if matches!(tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()), Ok(tokio::runtime::RuntimeFlavor::MultiThread)) {
-        // In `berth serve` (a multi-thread runtime whose engine clients are shared by every
-        // tenant) the runs stay on the server's runtime, so no pooled connection outlives
-        // the runtime that drives it; the server's workers already run requests in parallel.
+    if where_ == FanOut::Here {
         return fan_out_here(echo, runs, timeout, bound).await;
     }
     // Each engine gets a thread and an async runtime of its own, `bound` at a time: the

@@ -234,7 +234,7 @@ impl Server {
                 return (outcome.result, outcome.calls, outcome.written, started.elapsed());
             }
             // Each engine in its own sandbox, a few at once; within the tenant's slot.
-            let (result, outcomes) = crate::invoke::fan_out(runs, asset_timeout, 8).await;
+            let (result, outcomes) = crate::invoke::fan_out(runs, asset_timeout, 8, crate::invoke::FanOut::Here).await;
             let calls = outcomes.into_iter().flat_map(|o| o.calls).collect();
             (result, calls, Vec::new(), started.elapsed())
         };
