@@ -345,13 +345,24 @@ for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$serve_port/healthz" >/dev/
 curl -sf -X POST -H 'Authorization: Bearer bench' "http://127.0.0.1:$serve_port/v1/actions/system.ping" >/dev/null
 wrk -t2 -c32 -d3s "http://127.0.0.1:$wrk_port/_ping" >/dev/null # warm both
 wrk -t2 -c32 -d3s -s "$wrk_dir/post.lua" "http://127.0.0.1:$serve_port/v1/actions/system.ping" >/dev/null
-wrk -t2 -c32 -d10s "http://127.0.0.1:$wrk_port/_ping" >"$wrk_dir/engine32.txt"
-wrk -t2 -c32 -d10s -s "$wrk_dir/post.lua" "http://127.0.0.1:$serve_port/v1/actions/system.ping" >"$wrk_dir/berth32.txt"
+# CPU each process spent per request (berth serve, dockerd, wrk itself): steadier than wall
+# time on a shared machine. wrk_cpu NAME WRK-ARGS... writes NAME.txt and NAME.cpu (clock ticks).
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+engine_pid=$(cat "$tcp_engine_dir/docker.pid")
+wrk_cpu() {
+    local name=$1 b0 d0
+    shift
+    b0=$(ticks "$serve_pid"); d0=$(ticks "$engine_pid")
+    /usr/bin/time -f "%U %S" -o "$wrk_dir/$name.wrktime" wrk "$@" >"$wrk_dir/$name.txt"
+    echo "$(( $(ticks "$serve_pid") - b0 )) $(( $(ticks "$engine_pid") - d0 )) $(awk '{printf "%d", ($1 + $2) * 100}' "$wrk_dir/$name.wrktime")" >"$wrk_dir/$name.cpu"
+}
+wrk_cpu engine32 -t2 -c32 -d10s "http://127.0.0.1:$wrk_port/_ping"
+wrk_cpu berth32 -t2 -c32 -d10s -s "$wrk_dir/post.lua" "http://127.0.0.1:$serve_port/v1/actions/system.ping"
 wrk -t1 -c1 -d10s --latency "http://127.0.0.1:$wrk_port/_ping" >"$wrk_dir/engine1.txt"
 wrk -t1 -c1 -d10s --latency -s "$wrk_dir/post.lua" "http://127.0.0.1:$serve_port/v1/actions/system.ping" >"$wrk_dir/berth1.txt"
 # berth serve's own HTTP, with no engine call and no sandbox: what any served action pays
 # before it does anything, so a floor under the added latency and a ceiling on throughput.
-wrk -t2 -c32 -d5s "http://127.0.0.1:$serve_port/healthz" >"$wrk_dir/healthz32.txt"
+wrk_cpu healthz32 -t2 -c32 -d5s "http://127.0.0.1:$serve_port/healthz"
 wrk -t1 -c1 -d5s --latency "http://127.0.0.1:$serve_port/healthz" >"$wrk_dir/healthz1.txt"
 python3 - "$wrk_dir" <<'PY'
 import re, sys
@@ -382,6 +393,15 @@ from benchrow import row
 row("`berth serve` under wrk, 32 connections: `system.ping` vs the engine's `_ping`", f"{b:.0f} vs {e:.0f} req/s = **{b / e:.2f}×** ({bad} errors)", "≥ 0.45×", ok)
 row("`berth serve` under wrk, one connection: latency added to `_ping`", f"p50 **{a50:.0f} µs**, p99 {a99:.0f} µs", "p50 ≤ 50, p99 ≤ 250 µs", a50 <= 50 and a99 <= 250)
 row("berth serve's HTTP alone (`GET /healthz`), one / 32 connections (the floor under both rows above)", f"p50 {lh['50']:.0f} µs / {h:.0f} req/s = {h / e:.2f}× the engine's `_ping`")
+def cpu(n):
+    # µs of CPU per request: berth serve, the engine, wrk (clock ticks of 10 ms).
+    b, d, g = [int(x) for x in open(f"{w}/{n}.cpu").read().split()]
+    reqs = int(re.search(r"(\d+) requests in", open(f"{w}/{n}.txt").read()).group(1))
+    return [x * 10000 / reqs for x in (b, d, g)]
+ce, cb, ch = cpu("engine32"), cpu("berth32"), cpu("healthz32")
+for label, c in (("engine GET /_ping", ce), ("berth serve system.ping", cb), ("berth serve GET /healthz", ch)):
+    print(f"  CPU per request, {label:<26} berth {c[0]:6.1f} µs   engine {c[1]:6.1f} µs   wrk {c[2]:6.1f} µs")
+row("CPU per request under wrk, 32 connections (berth / engine / wrk)", f"`_ping` direct: – / {ce[1]:.0f} / {ce[2]:.0f} µs; served `system.ping`: **{cb[0]:.0f}** / {cb[1]:.0f} / {cb[2]:.0f} µs; `/healthz`: {ch[0]:.0f} / – / {ch[2]:.0f} µs")
 PY
 kill "$serve_pid" 2>/dev/null || true
 
