@@ -165,10 +165,18 @@ fn a_non_zero_exit_code_can_fail_the_action() {
     let c = Ctr::start("sleep 60");
     let j = run_ok(&b, &["run", "container.exec", &format!("id={}", c.0), "cmd=sh -c 'echo oops >&2; exit 3'"]);
     assert_eq!(j["summary"]["exit_code"], 3, "by default a non-zero code is data, not a failure");
-    let r = b.run(&["run", "container.exec", &format!("id={}", c.0), "cmd=sh -c 'echo oops >&2; exit 3'", "fail_on_exit_code=true"]);
+    let r = b.run(&["run", "container.exec", &format!("id={}", c.0), "cmd=sh -c 'echo partial-result; echo oops >&2; exit 3'", "fail_on_exit_code=true"]);
     r.expect_code(1);
-    assert!(r.message().contains("exited with code 3") && r.message().contains("oops"), "{r:#?}");
-    let r = b.run(&["run", "container.run", &format!("image={}", test_image()), "network_mode=none", "cmd=sh -c 'exit 2'", "fail_on_exit_code=true"]);
+    let m = r.message();
+    assert!(m.contains("exited with code 3") && m.contains("stdout: partial-result") && m.contains("stderr: oops"), "the failure keeps stdout: {r:#?}");
+    let r = b.run(&[
+        "run",
+        "container.run",
+        &format!("image={}", test_image()),
+        "network_mode=none",
+        "cmd=sh -c 'echo done-so-far; exit 2'",
+        "fail_on_exit_code=true",
+    ]);
     r.expect_code(1);
-    assert!(r.message().contains("exited with code 2"), "{r:#?}");
+    assert!(r.message().contains("exited with code 2") && r.message().contains("stdout: done-so-far"), "{r:#?}");
 }

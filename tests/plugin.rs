@@ -77,8 +77,14 @@ fn a_volume_plugin_created_enabled_pushed_and_pulled_back() {
     ok(&b, &["run", "plugin.set", &format!("name={name}"), r#"settings={"GREETING":"bonjour"}"#]);
     let inspected = ok(&b, &["run", "plugin.inspect", &format!("name={name}")]);
     assert!(inspected["data"][0]["Settings"]["Env"].as_array().unwrap().contains(&json!("GREETING=bonjour")), "{inspected}");
-    let bad = b.run(&["run", "plugin.set", &format!("name={name}"), r#"settings=["GREETING"]"#]);
-    bad.expect_code(2);
+    // The docker CLI's KEY=value form.
+    ok(&b, &["run", "plugin.set", &format!("name={name}"), "settings=GREETING=hola"]);
+    let inspected = ok(&b, &["run", "plugin.inspect", &format!("name={name}")]);
+    assert!(inspected["data"][0]["Settings"]["Env"].as_array().unwrap().contains(&json!("GREETING=hola")), "{inspected}");
+    ok(&b, &["run", "plugin.set", &format!("name={name}"), r#"settings={"GREETING":"bonjour"}"#]);
+    for bad in [r#"settings=["GREETING"]"#, "settings=GREETING", "settings==x"] {
+        b.run(&["run", "plugin.set", &format!("name={name}"), bad]).expect_code(2);
+    }
 
     // Enabled, it really serves: a volume on its driver carries the greeting that was set.
     ok(&b, &["run", "plugin.enable", &format!("name={name}"), "timeout=30"]);

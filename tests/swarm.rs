@@ -73,6 +73,8 @@ fn a_two_node_swarm_end_to_end() {
         let l = ok(&ma, &["run", "node.list"]);
         l["data"].as_array().unwrap().iter().filter(|n| n["Status"]["State"] == "ready").count() == 2
     });
+    // `self`, as the docker CLI reads it: the node of the engine asked.
+    assert_eq!(item(&ok(&ma, &["run", "node.inspect", "id=self"]))["ID"], manager_id.as_str());
     let n = ok(&ma, &["run", "node.inspect", &format!("id={worker_id}")]);
     assert_eq!(n["summary"]["availability"], "active");
     ok(&ma, &["run", "node.update", &format!("id={worker_id}"), r#"labels={"zone":"b","tier":"edge"}"#]);
@@ -271,6 +273,11 @@ fn a_two_node_swarm_end_to_end() {
     // ---- the incident: drain the worker, scale to zero, rotate the leaked secret -------
     let drained = ok(&ma, &["run", "node.drain", &format!("id={worker_id}"), "timeout=60"]);
     assert_eq!(drained["summary"]["tasks_left"], 0);
+    // Done means stopped: no task container of the service still runs on the worker (its
+    // tasks ignore SIGTERM, so each takes the 10 s stop timeout after being told to stop).
+    let left =
+        api_json_at(&b, &format!("/containers/json?filters={}", pct(&json!({"label": [format!("com.docker.swarm.service.id={service_id}")]}).to_string())));
+    assert_eq!(left.as_array().unwrap().len(), 0, "containers still running on the drained node: {left}");
     let running = api_json_at(&a, &format!("/tasks?filters={}", pct(&json!({"service": [service_id], "desired-state": ["running"]}).to_string())));
     assert!(running.as_array().unwrap().iter().all(|t| t["NodeID"] == manager_id.as_str()), "every task moved to the manager: {running}");
     let rotated = ok(&ma, &["run", "secret.rotate", &format!("id={pw}"), "data=correct-horse"]);

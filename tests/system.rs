@@ -228,9 +228,10 @@ fn engine_down_is_a_clear_error_without_hanging() {
     let bad = b.run(&["--host", "fd://3", "run", "system.version"]);
     bad.expect_code(2);
     assert!(bad.stderr.contains("scheme 'fd' is not supported"), "{bad:#?}");
+    // No port: 2375, as the docker CLI reads it.
     let bad = b.run(&["--host", "tcp://nohost", "run", "system.version"]);
-    bad.expect_code(2);
-    assert!(bad.stderr.contains("needs a port"), "{bad:#?}");
+    bad.expect_code(1);
+    assert!(bad.stderr.contains("tcp://nohost:2375"), "{bad:#?}");
 }
 
 #[test]
@@ -249,6 +250,17 @@ fn the_engine_over_plain_tcp() {
     let j = b.run(&["run", "container.exec", &format!("id={id}"), "cmd=cat", "stdin=over tcp"]).ok().clone();
     assert_eq!(j["data"][0]["stdout"], "over tcp", "{j}");
     b.run(&["run", "container.remove", &format!("id={id}"), "force=true"]).ok();
+    // DOCKER_HOST as the docker CLI reads it: no scheme is tcp, a bare path is the socket.
+    b.host = tcp.trim_start_matches("tcp://").to_string();
+    assert_eq!(b.run(&["run", "system.version"]).ok()["summary"]["negotiated_api_version"], "1.41");
+    b.host = docker_host().trim_start_matches("unix://").to_string();
+    b.run(&["run", "system.ping"]).ok();
+    // tcp://HOST alone is port 2375 (nothing listens there on a test machine).
+    if std::net::TcpStream::connect("127.0.0.1:2375").is_err() {
+        b.host = "tcp://127.0.0.1".into();
+        let r = b.run(&["run", "system.ping"]);
+        assert!(r.message().contains("tcp://127.0.0.1:2375"), "{r:#?}");
+    }
 }
 
 #[test]

@@ -169,24 +169,29 @@ pub fn exec(With(shape, p): With<ExecShape, ExecRun>) -> Result<Output> {
         return Err(Error::Internal(format!("the command in {id} did not finish within {}s (exec {exec_id} may still be running)", timeout.as_secs())));
     }
     let code = info["ExitCode"].clone();
-    fail_on_exit(p.fail_on_exit_code, &code, &c.stderr, &format!("the command in {id}"))?;
+    fail_on_exit(p.fail_on_exit_code, &code, &c.stdout, &c.stderr, &format!("the command in {id}"))?;
     let mut item = c.json(tty);
     item["exit_code"] = code.clone();
     item["exec_id"] = json!(exec_id);
     Ok(Output::one(format!("Command in {id} exited with code {code}"), item).summary("exit_code", code))
 }
 
-/// `fail_on_exit_code=true`: a non-zero exit code fails the action, with the end of stderr.
-fn fail_on_exit(fail_on_exit_code: bool, code: &Value, stderr: &[u8], what: &str) -> Result<()> {
+/// `fail_on_exit_code=true`: a non-zero exit code fails the action, with the end of its
+/// stdout and of its stderr (a failure carries a message only, so both go in it).
+fn fail_on_exit(fail_on_exit_code: bool, code: &Value, stdout: &[u8], stderr: &[u8], what: &str) -> Result<()> {
     if !fail_on_exit_code || code.as_i64() == Some(0) {
         return Ok(());
     }
-    let text = String::from_utf8_lossy(stderr);
-    let tail: String = text.chars().rev().take(500).collect::<Vec<_>>().into_iter().rev().collect();
-    Err(Error::Engine {
-        status: 0,
-        message: format!("{what} exited with code {code}{}", if tail.trim().is_empty() { String::new() } else { format!("; stderr: {}", tail.trim()) }),
-    })
+    let tail = |b: &[u8], name: &str| {
+        let text = String::from_utf8_lossy(b);
+        let t: String = text.chars().rev().take(500).collect::<Vec<_>>().into_iter().rev().collect();
+        if t.trim().is_empty() {
+            String::new()
+        } else {
+            format!("; {name}: {}", t.trim())
+        }
+    };
+    Err(Error::Engine { status: 0, message: format!("{what} exited with code {code}{}{}", tail(stdout, "stdout"), tail(stderr, "stderr")) })
 }
 
 /// `container.run`: create + start + wait + logs, optionally removing the container.
@@ -203,7 +208,7 @@ pub fn run(With(shape, p): With<Create, RunOpts>) -> Result<Output> {
         }
     }
     let (code, logs, tty) = result?;
-    fail_on_exit(p.fail_on_exit_code, &code, &logs.stderr, &format!("container {}", &id[..12.min(id.len())]))?;
+    fail_on_exit(p.fail_on_exit_code, &code, &logs.stdout, &logs.stderr, &format!("container {}", &id[..12.min(id.len())]))?;
     let mut item = logs.json(tty);
     item["id"] = json!(id);
     item["exit_code"] = code.clone();

@@ -64,26 +64,35 @@ fn actions() -> Vec<Action> {
         Action::new("node.inspect", "Inspect a swarm node")
             .read_only()
             .output(&["data.*.ID", "data.*.Description.Hostname", "data.*.Spec.Availability", "data.*.Status.State", "data.*.ManagerStatus.Leader"])
-            .ops(&["NodeInspect"])
+            .ops(&["NodeInspect", "SystemInfo"])
             .typed(inspect),
         Action::new("node.update", "Change a node's availability, role, name or labels")
             .kind(Kind::Generic)
             .output(&["data.*.ID", "data.*.Spec"])
-            .ops(&["NodeInspect", "NodeUpdate"])
+            .ops(&["NodeInspect", "NodeUpdate", "SystemInfo"])
             .typed(update),
-        Action::new("node.remove", "Remove a node from the swarm").kind(Kind::Correct).output(&["data.*.id"]).ops(&["NodeDelete"]).typed(remove),
+        Action::new("node.remove", "Remove a node from the swarm").kind(Kind::Correct).output(&["data.*.id"]).ops(&["NodeDelete", "SystemInfo"]).typed(remove),
         Action::new("node.drain", "Drain a node and wait until its tasks have moved or stopped")
             .kind(Kind::Contain)
             .output(&["data.*.ID", "data.*.availability", "data.*.tasks_left", "summary.tasks_left"])
-            .ops(&["NodeInspect", "NodeUpdate", "TaskList", "SystemEvents"])
+            .ops(&["NodeInspect", "NodeUpdate", "TaskList", "SystemEvents", "SystemInfo"])
             .typed(drain),
     ]
 }
 
 berth_sdk::family!(name: "node", actions: actions);
 
-fn npath(id: &str) -> String {
-    format!("/nodes/{}", berth_sdk::seg(id))
+/// The node's path; `self` is the node of the engine asked, as the docker CLI reads it.
+fn npath(id: &str) -> Result<String> {
+    if id == "self" {
+        let info = get("/info").json_ok()?;
+        let me = info["Swarm"]["NodeID"].as_str().unwrap_or_default();
+        if me.is_empty() {
+            return Err(Error::bad_params("node 'self': this engine is not a swarm node".to_string()));
+        }
+        return Ok(format!("/nodes/{}", berth_sdk::seg(me)));
+    }
+    Ok(format!("/nodes/{}", berth_sdk::seg(id)))
 }
 
 fn list(p: List) -> Result<Output> {
@@ -93,7 +102,7 @@ fn list(p: List) -> Result<Output> {
 
 fn inspect(p: Id) -> Result<Output> {
     let id = p.id.as_str();
-    let v = get(npath(id)).json_ok()?;
+    let v = get(npath(id)?).json_ok()?;
     Ok(Output::new(format!(
         "Node {} ({}): {}, {}",
         v["Description"]["Hostname"].as_str().unwrap_or("?"),
@@ -116,12 +125,12 @@ fn one_of(v: &Option<String>, name: &str, allowed: &[&str]) -> Result<()> {
 /// Sends the node's spec back with `change` applied, at `version` or the one just read;
 /// returns (node id, new spec).
 fn update_spec(id: &str, version: Option<i64>, change: impl FnOnce(&mut Value) -> Result<()>) -> Result<(String, Value)> {
-    let (cur, read) = versioned(&npath(id))?;
+    let (cur, read) = versioned(&npath(id)?)?;
     let nid = cur["ID"].as_str().unwrap_or(id).to_string();
     let mut spec = cur["Spec"].clone();
     change(&mut spec)?;
     let version = version_or(version, read);
-    post(format!("{}/update", npath(&nid))).query("version", version).json(&spec).send_ok()?;
+    post(format!("{}/update", npath(&nid)?)).query("version", version).json(&spec).send_ok()?;
     Ok((nid, spec))
 }
 
@@ -154,13 +163,14 @@ fn update(p: Update) -> Result<Output> {
 }
 
 fn remove(p: Remove) -> Result<Output> {
-    delete(npath(&p.id)).query("force", p.force).send_ok()?;
+    delete(npath(&p.id)?).query("force", p.force).send_ok()?;
     Ok(Output::one(format!("Removed node {}", p.id), json!({"id": p.id})))
 }
 
-/// Tasks on `node` that still run (or are about to).
+/// Tasks on `node` that still run (or are about to), whatever they were told: a task told to
+/// shut down runs until its container has stopped.
 fn running_on(node: &str) -> Result<Vec<Value>> {
-    let filters = json!({"node": [node], "desired-state": ["running"]});
+    let filters = json!({"node": [node]});
     let tasks = get("/tasks").query("filters", filters.to_string()).json_ok()?;
     Ok(tasks
         .as_array()

@@ -85,7 +85,7 @@ params! {
 params! {
     struct Set {
         name: String => "Plugin name (name:tag) or ID",
-        settings: Value => "{\"KEY\": \"value\"} or [\"KEY=value\"]",
+        settings: Value => "KEY=value (as docker plugin set takes it), {\"KEY\": \"value\"} or [\"KEY=value\"]",
     }
 }
 
@@ -262,7 +262,9 @@ fn set(p: Set) -> Result<Output> {
                 x.as_str().filter(|s| s.contains('=')).map(str::to_string).ok_or_else(|| Error::bad_params("parameter 'settings' must hold KEY=value strings"))
             })
             .collect::<Result<_>>()?,
-        _ => return Err(Error::bad_params("parameter 'settings' must be {\"KEY\": \"value\"} or [\"KEY=value\"]")),
+        // `settings=KEY=value`, as `docker plugin set NAME KEY=value` takes it.
+        Value::String(one) if one.contains('=') && !one.starts_with('=') => vec![one.clone()],
+        _ => return Err(Error::bad_params("parameter 'settings' must be KEY=value, {\"KEY\": \"value\"} or [\"KEY=value\"]")),
     };
     post(ppath(name, "/set")).json(&json!(settings)).send_ok()?;
     Ok(Output::one(format!("Set {} settings of plugin {name}", settings.len()), json!({"name": name, "settings": settings})))

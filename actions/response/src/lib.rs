@@ -310,6 +310,12 @@ fn release(p: Release) -> Result<Output> {
     let networks: Map<String, Value> = serde_json::from_str(label(&rec, "berth.quarantine.networks"))
         .map_err(|e| Error::internal(format!("the quarantine record's networks are unreadable: {e}")))?;
     let connected = c["NetworkSettings"]["Networks"].as_object().cloned().unwrap_or_default();
+    let before = label(&rec, "berth.quarantine.state");
+    // Unpaused before its networks come back: Podman accepts a connect to a paused container
+    // and then loses it; dockerd takes either order.
+    if before == "running" && c["State"]["Paused"].as_bool() == Some(true) {
+        post(cpath(&id, "/unpause")).send_ok()?;
+    }
     let mut reconnected = Vec::new();
     for (net, ep) in &networks {
         if fixed_network(net) || connected.contains_key(net) {
@@ -322,13 +328,9 @@ fn release(p: Release) -> Result<Output> {
         post(format!("/networks/{}/connect", seg(net))).json(&json!({"Container": id, "EndpointConfig": endpoint})).send_ok()?;
         reconnected.push(net.clone());
     }
-    let before = label(&rec, "berth.quarantine.state");
-    if before == "running" {
-        if c["State"]["Paused"].as_bool() == Some(true) {
-            post(cpath(&id, "/unpause")).send_ok()?;
-        } else if c["State"]["Running"].as_bool() != Some(true) {
-            post(cpath(&id, "/start")).send_ok()?;
-        }
+    // A stopped one starts with its networks back.
+    if before == "running" && c["State"]["Running"].as_bool() != Some(true) {
+        post(cpath(&id, "/start")).send_ok()?;
     }
     delete(format!("/volumes/{}", seg(&record_name(&id)))).send_ok()?;
     let state = inspect(&id)?["State"]["Status"].clone();

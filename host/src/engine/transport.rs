@@ -50,7 +50,8 @@ pub trait Transport: Send + Sync + 'static {
 
 /// Builds the transport for an endpoint: a `DOCKER_HOST`-style address and its TLS settings.
 pub fn connect(ep: &super::Endpoint, connect_timeout: Duration) -> anyhow::Result<std::sync::Arc<dyn Transport>> {
-    let addr = ep.host.as_str();
+    let normalized = normalize_host(&ep.host, ep.tls.is_some());
+    let addr = normalized.as_str();
     if let Some(path) = addr.strip_prefix("unix://") {
         if path.is_empty() {
             anyhow::bail!("engine address '{addr}' has no socket path");
@@ -62,8 +63,7 @@ pub fn connect(ep: &super::Endpoint, connect_timeout: Duration) -> anyhow::Resul
     }
     if let Some(hostport) = addr.strip_prefix("tcp://") {
         let hostport = hostport.trim_end_matches('/');
-        let (host, port) =
-            hostport.rsplit_once(':').ok_or_else(|| anyhow::anyhow!("engine address '{addr}' needs a port (tcp://host:2375, or 2376 with TLS)"))?;
+        let (host, port) = hostport.rsplit_once(':').ok_or_else(|| anyhow::anyhow!("engine address '{addr}' must be tcp://host:port"))?;
         let port: u16 = port.parse().map_err(|_| anyhow::anyhow!("engine address '{addr}' must be tcp://host:port"))?;
         if host.is_empty() || hostport.contains('/') {
             anyhow::bail!("engine address '{addr}' must be tcp://host:port");
@@ -99,6 +99,26 @@ pub fn connect(ep: &super::Endpoint, connect_timeout: Duration) -> anyhow::Resul
     }
     let scheme = addr.split("://").next().unwrap_or(addr);
     anyhow::bail!("engine address '{addr}': scheme '{scheme}' is not supported (use unix:///path/to/docker.sock, tcp://host:port or ssh://user@host)")
+}
+
+/// A `DOCKER_HOST` as the docker CLI reads it: no scheme means `tcp://` (`localhost:2375`), a
+/// bare absolute path is taken as the unix socket it names, and `tcp://HOST` without a port
+/// means 2375, or 2376 with TLS.
+pub fn normalize_host(addr: &str, tls: bool) -> String {
+    let addr = addr.trim();
+    if !addr.contains("://") {
+        return if addr.starts_with('/') { format!("unix://{addr}") } else { normalize_host(&format!("tcp://{addr}"), tls) };
+    }
+    if let Some(rest) = addr.strip_prefix("tcp://") {
+        let hostport = rest.trim_end_matches('/');
+        // A port is the digits after the last colon, outside an IPv6 address's brackets.
+        let has_port =
+            hostport.rsplit_once(':').is_some_and(|(h, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && (!h.starts_with('[') || h.ends_with(']')));
+        if !hostport.is_empty() && !has_port && !hostport.contains('/') {
+            return format!("tcp://{hostport}:{}", if tls { 2376 } else { 2375 });
+        }
+    }
+    addr.to_string()
 }
 
 /// HTTP/1.1 over a connector (TCP, TLS, ssh), with connection reuse.
@@ -290,5 +310,30 @@ where
                 Err(_) => Err(Box::new(ConnectTimedOut(timeout)) as BoxError),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_host;
+
+    #[test]
+    fn docker_host_forms_as_the_docker_cli_reads_them() {
+        for (given, tls, want) in [
+            ("localhost:2375", false, "tcp://localhost:2375"),
+            ("10.0.0.5", false, "tcp://10.0.0.5:2375"),
+            ("tcp://engine", false, "tcp://engine:2375"),
+            ("tcp://engine", true, "tcp://engine:2376"),
+            ("tcp://engine/", true, "tcp://engine:2376"),
+            ("tcp://[::1]", false, "tcp://[::1]:2375"),
+            ("tcp://[::1]:4243", false, "tcp://[::1]:4243"),
+            ("tcp://engine:2376", false, "tcp://engine:2376"),
+            ("/var/run/docker.sock", false, "unix:///var/run/docker.sock"),
+            ("unix:///run/d.sock", false, "unix:///run/d.sock"),
+            ("ssh://me@host", false, "ssh://me@host"),
+            ("npipe:////./pipe/docker", false, "npipe:////./pipe/docker"),
+        ] {
+            assert_eq!(normalize_host(given, tls), want, "{given}");
+        }
     }
 }
