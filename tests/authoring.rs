@@ -212,7 +212,14 @@ fn unsupported_mismatched_broken_and_clashing_components_are_reported_and_the_re
         assert!(r.stdout.contains(why), "{why}: {r:#?}");
     }
     assert!(r.stdout.contains("SKIPPED COMPONENTS") && r.stdout.contains("system-copy.wasm"), "{r:#?}");
-    dir.run(&["actions", "--strict", "--json"]).expect_code(1);
+    let r = dir.run(&["actions", "--strict", "--json"]);
+    r.expect_code(1);
+    let skipped = r.json()["skipped"].as_array().unwrap().clone();
+    assert!(
+        skipped.iter().any(|s| s["component"].as_str().unwrap_or_default().ends_with("system-copy.wasm")
+            && s["why"].as_str().unwrap_or_default().contains("family 'system' is declared by")),
+        "--json carries the skipped components: {skipped:?}"
+    );
     Berth::system().run(&["actions", "--strict", "--json"]).expect_code(0);
 
     // Installing a family another file already holds is refused, and nothing is written.

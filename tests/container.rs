@@ -489,7 +489,7 @@ fn splunk_soar_aliases_produce_their_data_paths() {
 
     // Every alias is listed with its SOAR name.
     let list = b.run(&["actions", "--json"]);
-    let names: Vec<String> = list.json().as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap().to_string()).collect();
+    let names: Vec<String> = list.json()["actions"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap().to_string()).collect();
     for alias in [
         "list container",
         "inspect container",
@@ -514,7 +514,7 @@ fn splunk_soar_aliases_produce_their_data_paths() {
 fn every_container_and_exec_operation_has_an_action() {
     let b = berth();
     let list = b.run(&["actions", "--json"]);
-    let names: Vec<String> = list.json().as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap().to_string()).collect();
+    let names: Vec<String> = list.json()["actions"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap().to_string()).collect();
     for op in [
         "container.list",
         "container.create",

@@ -55,7 +55,7 @@ fn every_operation_of_the_spec_has_an_action() {
     // Listing actions needs no engine.
     let b = Berth::families_at(FAMILIES, "unix:///nonexistent/berth-coverage.sock".into());
     let listed = b.run(&["actions"]);
-    let actions: BTreeSet<String> = listed.json().as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap().to_string()).collect();
+    let actions: BTreeSet<String> = listed.json()["actions"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap().to_string()).collect();
     let mut missing = Vec::new();
     for r in &rows {
         if r.action == "-" {
@@ -153,7 +153,7 @@ fn declared_operations_agree_with_the_table() {
     let b = Berth::families_at(FAMILIES, "unix:///nonexistent/berth-coverage.sock".into());
     let listed = b.run(&["actions", "--json"]);
     let mut undeclared = Vec::new();
-    for a in listed.json().as_array().unwrap() {
+    for a in listed.json()["actions"].as_array().unwrap() {
         let name = a["name"].as_str().unwrap();
         let ops: BTreeSet<&str> = a["operations"].as_array().unwrap().iter().map(|o| o.as_str().unwrap()).collect();
         if ops.is_empty() {

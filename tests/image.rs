@@ -375,7 +375,8 @@ fn list_search_attestations_build_prune_and_soar_aliases() {
     assert_eq!(j["summary"]["total_objects"], 1);
     run_ok(&b, &["run", "delete unused images", r#"filters={"dangling":["true"]}"#]);
     run_ok(&b, &["run", "delete builder cache", "keep_storage=0", "all=true"]);
-    let names: Vec<String> = b.run(&["actions", "--json"]).json().as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap().to_string()).collect();
+    let names: Vec<String> =
+        b.run(&["actions", "--json"]).json()["actions"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap().to_string()).collect();
     for op in [
         "image.list",
         "image.inspect",

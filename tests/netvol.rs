@@ -167,7 +167,8 @@ fn volumes_create_mount_persist_remove_prune() {
 
 #[test]
 fn every_network_and_volume_operation_has_an_action() {
-    let names: Vec<String> = berth().run(&["actions", "--json"]).json().as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap().to_string()).collect();
+    let names: Vec<String> =
+        berth().run(&["actions", "--json"]).json()["actions"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap().to_string()).collect();
     for op in [
         "network.list",
         "network.inspect",

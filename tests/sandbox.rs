@@ -82,7 +82,7 @@ fn corrupt_wasm_is_skipped_with_a_warning() {
     assert!(r.stderr.contains("skipped component") && r.stderr.contains("broken.wasm"), "{r:#?}");
     assert!(r.stderr.contains("empty.wasm"), "{r:#?}");
     let list = b.run(&["actions", "--json"]);
-    assert_eq!(list.expect_code(0).json().as_array().unwrap().len(), 8, "the seven system actions and the SOAR test connectivity alias");
+    assert_eq!(list.expect_code(0).json()["actions"].as_array().unwrap().len(), 8, "the seven system actions and the SOAR test connectivity alias");
 }
 
 #[test]

@@ -635,3 +635,20 @@ fn readyz_says_whether_every_engine_answers() {
     assert!(!j.to_string().contains("nonexistent") && !j.to_string().contains("down"), "no addresses or tenant names: {j}");
     assert_eq!(http(&s.addr, "GET", "/healthz", None, None).0, 200);
 }
+
+#[test]
+fn unknown_actions_get_near_names_the_tenant_may_run() {
+    let tenants = format!("[[tenant]]\nname = \"sys\"\ntoken_sha256 = \"{}\"\nengine = \"{{engine}}\"\nallow = [\"system.*\"]\n", hash("sys-token"));
+    let s = Serve::start(&[("system.wasm", system_wasm()), ("container.wasm", wasm("berth-action-container"))], &tenants);
+    let (st, j) = s.run("sys-token", "system.pnig", json!({}));
+    assert_eq!(st, 404, "{j}");
+    assert!(j["message"].as_str().unwrap().contains("did you mean system.ping"), "{j}");
+    // Nothing the tenant may not run is named.
+    let (st, j) = s.run("sys-token", "container.lst", json!({}));
+    assert_eq!(st, 404, "{j}");
+    assert!(!j["message"].as_str().unwrap().contains("did you mean"), "{j}");
+    // A parameter by another spelling.
+    let (st, j) = s.run("sys-token", "system.events", json!({"max-events": 1, "until": "0s"}));
+    assert_eq!(st, 400, "{j}");
+    assert!(j["message"].as_str().unwrap().contains("did you mean max_events"), "{j}");
+}

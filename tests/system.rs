@@ -12,9 +12,16 @@ use serde_json::{json, Value};
 #[test]
 fn actions_lists_the_system_family() {
     let b = Berth::system();
+    // Near names, separators and case aside.
+    let r = b.run(&["run", "system.pnig"]);
+    r.expect_code(2);
+    assert!(r.stderr.contains("did you mean system.ping"), "{r:#?}");
+    let r = b.run(&["run", "system.events", "Max-Events=1"]);
+    r.expect_code(2);
+    assert!(r.stderr.contains("did you mean max_events"), "{r:#?}");
     let r = b.run(&["actions", "--json"]);
     r.expect_code(0);
-    let list = r.json().as_array().unwrap().clone();
+    let list = r.json()["actions"].as_array().unwrap().clone();
     let names: Vec<&str> = list.iter().map(|a| a["name"].as_str().unwrap()).collect();
     for n in ["system.ping", "system.version", "system.info", "system.df", "system.auth", "system.events", "system.test-connectivity"] {
         assert!(names.contains(&n), "{n} missing from {names:?}");

@@ -617,12 +617,7 @@ fn one_line(s: &str) -> String {
 
 fn find<'a>(catalog: &'a Catalog, action: &str) -> Result<(&'a crate::runtime::ComponentFile, &'a ActionSpec), Usage> {
     catalog.action(action).ok_or_else(|| {
-        let close: Vec<&str> = catalog
-            .actions()
-            .map(|(_, a)| a.name.as_str())
-            .filter(|n| n.contains(action) || action.contains(n.split('.').next_back().unwrap_or(n)))
-            .take(5)
-            .collect();
+        let close = crate::spec::near(action, catalog.actions().map(|(_, a)| a.name.as_str()));
         let hint = if close.is_empty() { String::new() } else { format!("; did you mean {}?", close.join(", ")) };
         Usage(format!("unknown action '{action}' (run `berth actions` to list them){hint}"))
     })
@@ -676,7 +671,8 @@ fn print_actions(catalog: &Catalog, json: bool) {
                 })
             })
             .collect();
-        let _ = writeln!(out, "{}", serde_json::to_string_pretty(&list).unwrap());
+        let skipped: Vec<Value> = catalog.skipped.iter().map(|(path, why)| json!({"component": path, "why": one_line(why)})).collect();
+        let _ = writeln!(out, "{}", serde_json::to_string_pretty(&json!({"actions": list, "skipped": skipped})).unwrap());
         return;
     }
     let w = catalog.actions().map(|(_, a)| a.name.len()).max().unwrap_or(4).max(4);

@@ -97,8 +97,10 @@ impl ActionSpec {
         for (name, value) in entries {
             let Some(spec) = self.params.iter().find(|p| p.name == name) else {
                 let known: Vec<&str> = self.params.iter().map(|p| p.name.as_str()).collect();
+                let close = near(&name, known.iter().copied());
                 let known = if known.is_empty() { "it takes no parameters".to_string() } else { format!("known: {}", known.join(", ")) };
-                return Err(ParamError(format!("unknown parameter '{name}' for {} ({known})", self.name)));
+                let hint = if close.is_empty() { String::new() } else { format!("; did you mean {}?", close.join(", ")) };
+                return Err(ParamError(format!("unknown parameter '{name}' for {} ({known}){hint}", self.name)));
             };
             if out.contains_key(&name) {
                 return Err(ParamError(format!("parameter '{name}' given more than once")));
@@ -287,6 +289,40 @@ impl ActionResult {
     }
 }
 
+/// The names among `names` that `want` was probably meant to be: the same words whatever the
+/// separators (`-`, `_`, `.`, space), case or order (`added-caps`, `caps_added` → `added_caps`),
+/// one containing the other, or a few typos away. Best first, at most five.
+pub fn near<'a>(want: &str, names: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    fn words(s: &str) -> Vec<String> {
+        let mut w: Vec<String> =
+            s.split(|c: char| c == '-' || c == '_' || c == '.' || c.is_whitespace()).filter(|w| !w.is_empty()).map(str::to_ascii_lowercase).collect();
+        w.sort();
+        w
+    }
+    let flat = |s: &str| s.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_lowercase()).collect::<String>();
+    let (ww, wf) = (words(want), flat(want));
+    let mut scored: Vec<(usize, &str)> = names
+        .filter_map(|n| {
+            let nf = flat(n);
+            let score = if words(n) == ww || nf == wf {
+                0
+            } else if wf.len() >= 3 && (nf.contains(&wf) || wf.contains(&nf)) {
+                1
+            } else {
+                let d = strsim::damerau_levenshtein(&wf, &nf);
+                if d <= 2.max(wf.len() / 4) {
+                    1 + d
+                } else {
+                    return None;
+                }
+            };
+            Some((score, n))
+        })
+        .collect();
+    scored.sort();
+    scored.into_iter().map(|(_, n)| n).take(5).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,6 +372,11 @@ mod tests {
         assert!(e.contains("missing required parameter 'id' (string)"), "{e}");
         let e = spec().validate(pairs(&[("id", "a"), ("bogus", "1")])).unwrap_err().0;
         assert!(e.contains("unknown parameter 'bogus'") && e.contains("known: id, limit"), "{e}");
+        assert_eq!(near("added-caps", ["added_caps", "cap_drop", "image"].into_iter()), ["added_caps"]);
+        assert_eq!(near("caps_added", ["added_caps", "image"].into_iter()), ["added_caps"]);
+        assert_eq!(near("rootcontainers", ["root_containers", "privileged"].into_iter()), ["root_containers"]);
+        assert_eq!(near("container.lst", ["container.list", "container.logs", "image.list"].into_iter())[0], "container.list");
+        assert!(near("zzz", ["container.list"].into_iter()).is_empty());
         let mut m = Map::new();
         m.insert("id".into(), json!("a"));
         m.insert("all".into(), json!(3));

@@ -283,7 +283,11 @@ impl Server {
         let tenant = &t.tenant.name;
         let catalog = self.catalog.read().unwrap().clone();
         let Some((file, spec)) = catalog.action(action) else {
-            return Err((StatusCode::NOT_FOUND, ActionResult::failed(Map::new(), FailureKind::BadParams, None, format!("unknown action '{action}'"))));
+            // Near names only among what this tenant may run: the 404 reveals nothing else.
+            let allowed = catalog.actions().map(|(_, a)| a.name.as_str()).filter(|n| t.tenant.policy.allows(n));
+            let close = crate::spec::near(action, allowed);
+            let hint = if close.is_empty() { String::new() } else { format!("; did you mean {}?", close.join(", ")) };
+            return Err((StatusCode::NOT_FOUND, ActionResult::failed(Map::new(), FailureKind::BadParams, None, format!("unknown action '{action}'{hint}"))));
         };
         let raw = match serde_json::from_slice::<Value>(if body.is_empty() { b"{}" } else { body }) {
             Ok(Value::Object(m)) => RawParams::Json(m),
