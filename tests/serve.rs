@@ -647,6 +647,14 @@ fn unknown_actions_get_near_names_the_tenant_may_run() {
     let (st, j) = s.run("sys-token", "container.lst", json!({}));
     assert_eq!(st, 404, "{j}");
     assert!(!j["message"].as_str().unwrap().contains("did you mean"), "{j}");
+    // Numbers as platforms send them: an integral float is that integer, a numeric string is
+    // taken, anything else named.
+    let (st, j) = s.run("sys-token", "system.events", json!({"max_events": 1.0, "until": "0s", "since": "10m"}));
+    assert_eq!(st, 200, "{j}");
+    assert_eq!(j["parameter"]["max_events"], 1, "{j}");
+    let (st, j) = s.run("sys-token", "system.events", json!({"max_events": 1.5, "until": "0s"}));
+    assert_eq!(st, 400, "{j}");
+    assert!(j["message"].as_str().unwrap().contains("parameter 'max_events' must be an integer, got 1.5"), "{j}");
     // A parameter by another spelling.
     let (st, j) = s.run("sys-token", "system.events", json!({"max-events": 1, "until": "0s"}));
     assert_eq!(st, 400, "{j}");

@@ -166,6 +166,11 @@ impl ActionSpec {
     }
 }
 
+/// A float that is a whole number within i64's range, as that integer.
+fn integral(f: f64) -> Option<i64> {
+    (f.is_finite() && f.fract() == 0.0 && f.abs() < 9.2e18).then_some(f as i64)
+}
+
 fn coerce(spec: &ParamSpec, value: Value) -> Result<Value, ParamError> {
     let bad = |got: &Value| {
         ParamError(format!(
@@ -182,7 +187,12 @@ fn coerce(spec: &ParamSpec, value: Value) -> Result<Value, ParamError> {
         (ValueType::String, Value::String(s)) => Ok(Value::String(s)),
         (ValueType::String, v @ (Value::Number(_) | Value::Bool(_))) => Ok(Value::String(v.to_string())),
         (ValueType::Integer, Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(Value::Number(n)),
-        (ValueType::Integer, Value::String(s)) => s.trim().parse::<i64>().map(Value::from).map_err(|_| bad(&Value::String(s))),
+        // Platforms send numbers as floats (`5.0`): an integral one is that integer.
+        (ValueType::Integer, Value::Number(n)) => n.as_f64().and_then(integral).map(Value::from).ok_or_else(|| bad(&Value::Number(n))),
+        (ValueType::Integer, Value::String(s)) => {
+            let t = s.trim();
+            t.parse::<i64>().ok().or_else(|| t.parse::<f64>().ok().and_then(integral)).map(Value::from).ok_or_else(|| bad(&Value::String(s)))
+        }
         (ValueType::Number, Value::Number(n)) => Ok(Value::Number(n)),
         (ValueType::Number, Value::String(s)) => s
             .trim()
@@ -372,6 +382,16 @@ mod tests {
         assert!(e.contains("missing required parameter 'id' (string)"), "{e}");
         let e = spec().validate(pairs(&[("id", "a"), ("bogus", "1")])).unwrap_err().0;
         assert!(e.contains("unknown parameter 'bogus'") && e.contains("known: id, limit"), "{e}");
+        // Numbers as platforms send them.
+        let limit = |v: Value| spec().validate(RawParams::Json(json!({"id": "x", "limit": v}).as_object().unwrap().clone())).map(|m| m["limit"].clone());
+        assert_eq!(limit(json!(5.0)).unwrap(), json!(5));
+        assert_eq!(limit(json!("5.0")).unwrap(), json!(5));
+        assert_eq!(limit(json!(" 7 ")).unwrap(), json!(7));
+        assert_eq!(limit(json!(-3.0)).unwrap(), json!(-3));
+        for bad in [json!(5.5), json!("5.5"), json!("five"), json!(1e30), json!(true)] {
+            let e = limit(bad.clone()).unwrap_err().0;
+            assert!(e.contains("parameter 'limit' must be an integer"), "{bad}: {e}");
+        }
         assert_eq!(near("added-caps", ["added_caps", "cap_drop", "image"].into_iter()), ["added_caps"]);
         assert_eq!(near("caps_added", ["added_caps", "image"].into_iter()), ["added_caps"]);
         assert_eq!(near("rootcontainers", ["root_containers", "privileged"].into_iter()), ["root_containers"]);
