@@ -4,8 +4,8 @@
 # It never touches the machine's own daemon: its own socket, data root, exec root, pidfile
 # and containerd namespace, no bridge and no iptables rules.
 #
-#   tests/engine.sh ensure              install docker.io, busybox-static, docker-registry, podman and
-#                                       openssh-server if missing (root, Debian)
+#   tests/engine.sh ensure              install docker.io, busybox-static, docker-registry, podman,
+#                                       openssh-server and postgresql if missing (root, Debian)
 #   tests/engine.sh start [DIR] [ARGS]  start (or reuse) the engine in DIR; print its DOCKER_HOST;
 #                                       ARGS go to dockerd (e.g. a TLS listener on tcp://127.0.0.1)
 #   tests/engine.sh stop [DIR]          stop it and remove DIR
