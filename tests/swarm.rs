@@ -149,6 +149,15 @@ fn a_two_node_swarm_end_to_end() {
     assert_eq!(tasks["summary"]["total_objects"], 2);
     let nodes: std::collections::BTreeSet<String> = tasks["data"].as_array().unwrap().iter().map(|t| t["NodeID"].as_str().unwrap().to_string()).collect();
     assert_eq!(nodes.len(), 2, "one task on each node: {nodes:?}");
+    // Named as `docker service ps` names them: service.slot, and the node's hostname.
+    let mut names: Vec<String> = tasks["data"].as_array().unwrap().iter().map(|t| t["Name"].as_str().unwrap_or_default().to_string()).collect();
+    names.sort();
+    assert_eq!(names, [format!("{web}.1"), format!("{web}.2")], "{tasks}");
+    let hostname = api_json_at(&a, "/info")["Name"].as_str().unwrap().to_string();
+    for t in tasks["data"].as_array().unwrap() {
+        assert_eq!(t["ServiceName"], web.as_str());
+        assert_eq!(t["NodeHostname"], hostname.as_str(), "both nodes run on this machine: {t}");
+    }
     let task_id = tasks["data"][0]["ID"].as_str().unwrap().to_string();
     let ti = ok(&ma, &["run", "task.inspect", &format!("id={task_id}")]);
     assert_eq!(ti["summary"]["state"], "running");
