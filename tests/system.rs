@@ -390,3 +390,18 @@ fn shell_completions() {
         assert!(r.stdout.contains("berth") && r.stdout.contains("serve") && r.stdout.contains("policy"), "{shell}: {}", &r.stdout[..r.stdout.len().min(300)]);
     }
 }
+
+#[test]
+fn retries_of_a_refused_engine_are_said_and_can_be_set() {
+    // Nothing listens on this port: every connection is refused.
+    let mut b = Berth::system();
+    b.host = format!("tcp://127.0.0.1:{}", free_port());
+    let r = b.clone_with_env("BERTH_ENGINE_RETRY_BASE_MS", "20").run(&["run", "system.version"]);
+    r.expect_code(1);
+    assert!(r.stderr.contains("Connection refused") && r.stderr.contains("retrying HEAD up to 5 times (BERTH_ENGINE_RETRIES)"), "{r:#?}");
+    let started = std::time::Instant::now();
+    let r = b.clone_with_env("BERTH_ENGINE_RETRIES", "0").run(&["run", "system.version"]);
+    r.expect_code(1);
+    assert!(!r.stderr.contains("retrying"), "{r:#?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2), "no retries: {:?}", started.elapsed());
+}

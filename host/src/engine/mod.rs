@@ -186,8 +186,16 @@ pub struct Retry {
 }
 
 impl Default for Retry {
+    /// 5 retries from 200 ms, or `BERTH_ENGINE_RETRIES` (0–20) from `BERTH_ENGINE_RETRY_BASE_MS`
+    /// (1–10000) when set.
     fn default() -> Self {
-        Retry { attempts: 5, base: Duration::from_millis(200), cap: Duration::from_secs(2) }
+        let env =
+            |k: &str, range: std::ops::RangeInclusive<u64>| std::env::var(k).ok().and_then(|v| v.trim().parse::<u64>().ok()).filter(|v| range.contains(v));
+        Retry {
+            attempts: env("BERTH_ENGINE_RETRIES", 0..=20).map(|n| n as u32).unwrap_or(5),
+            base: Duration::from_millis(env("BERTH_ENGINE_RETRY_BASE_MS", 1..=10_000).unwrap_or(200)),
+            cap: Duration::from_secs(2),
+        }
     }
 }
 
@@ -351,7 +359,12 @@ impl EngineClient {
                 Ok(r) => format!("HTTP {}", r.status()),
                 Err(e) => e.to_string(),
             };
-            tracing::info!(engine = %self.address(), %method, attempt = attempt + 1, ?delay, %why, "retrying an idempotent engine call");
+            // The first retry is said (a refused connection is otherwise seconds of silence).
+            if attempt == 0 {
+                tracing::warn!("{why}; retrying {method} up to {} times (BERTH_ENGINE_RETRIES)", self.retry.attempts);
+            } else {
+                tracing::info!(engine = %self.address(), %method, attempt = attempt + 1, ?delay, %why, "retrying an idempotent engine call");
+            }
             drop(result);
             tokio::time::sleep(delay).await;
             attempt += 1;
