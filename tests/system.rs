@@ -405,3 +405,19 @@ fn retries_of_a_refused_engine_are_said_and_can_be_set() {
     assert!(!r.stderr.contains("retrying"), "{r:#?}");
     assert!(started.elapsed() < std::time::Duration::from_secs(2), "no retries: {:?}", started.elapsed());
 }
+
+#[test]
+fn docker_api_version_pins_the_version_as_the_docker_cli_reads_it() {
+    let b = Berth::system();
+    let j = b.clone_with_env("DOCKER_API_VERSION", "1.40").run(&["run", "system.version"]).ok().clone();
+    assert_eq!(j["summary"]["negotiated_api_version"], "1.40", "{j}");
+    // Pinned means no renegotiation: the engine's refusal is the answer, as with the docker CLI.
+    let r = b.clone_with_env("DOCKER_API_VERSION", "1.99").run(&["run", "system.version"]);
+    r.expect_code(1);
+    assert!(r.message().contains("1.99 is too new"), "{r:#?}");
+    for bad in ["abc", "2.0", "1.12"] {
+        let r = b.clone_with_env("DOCKER_API_VERSION", bad).run(&["run", "system.version"]);
+        r.expect_code(2);
+        assert!(r.stderr.contains("DOCKER_API_VERSION"), "{bad}: {r:#?}");
+    }
+}

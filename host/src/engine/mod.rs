@@ -113,6 +113,8 @@ pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
 pub struct EngineClient {
     transport: Arc<dyn Transport>,
     version: Mutex<Option<ApiVersion>>,
+    /// A version given (`DOCKER_API_VERSION`): used as is, never negotiated or renegotiated.
+    pinned: Option<ApiVersion>,
     pub timeouts: Timeouts,
     pub retry: Retry,
     throttle: Option<Throttle>,
@@ -209,7 +211,7 @@ impl Retry {
 
 impl EngineClient {
     pub fn new(transport: Arc<dyn Transport>, timeouts: Timeouts) -> Self {
-        EngineClient { transport, version: Mutex::new(None), timeouts, retry: Retry::default(), throttle: None }
+        EngineClient { transport, version: Mutex::new(None), pinned: None, timeouts, retry: Retry::default(), throttle: None }
     }
 
     /// Connects to a `DOCKER_HOST`-style address without TLS (nothing is sent until the
@@ -218,9 +220,24 @@ impl EngineClient {
         Self::connect_to(&Endpoint::plain(addr), timeouts)
     }
 
-    /// Connects to an endpoint: an address and its TLS settings.
+    /// Connects to an endpoint: an address and its TLS settings. `DOCKER_API_VERSION` pins the
+    /// API version, as the docker CLI reads it.
     pub fn connect_to(ep: &Endpoint, timeouts: Timeouts) -> anyhow::Result<Self> {
-        Ok(Self::new(transport::connect(ep, timeouts.connect)?, timeouts))
+        let mut c = Self::new(transport::connect(ep, timeouts.connect)?, timeouts);
+        if let Some(v) = std::env::var("DOCKER_API_VERSION").ok().filter(|v| !v.trim().is_empty()) {
+            c.pin(&v).map_err(|e| anyhow::anyhow!("DOCKER_API_VERSION: {e}"))?;
+        }
+        Ok(c)
+    }
+
+    /// Uses API `version` (`1.41`) as is: no negotiation, and a refusal is the engine's answer.
+    pub fn pin(&mut self, version: &str) -> Result<(), String> {
+        let v = ApiVersion::parse(version).filter(|v| v.0 == 1).ok_or_else(|| format!("'{version}' is not an API version like 1.41"))?;
+        if v < MIN_API {
+            return Err(format!("{v} is older than the oldest API berth speaks ({MIN_API})"));
+        }
+        self.pinned = Some(v);
+        Ok(())
     }
 
     /// Caps what this client sends the engine (see [`EngineLimits`]); `waited` and `refused`
@@ -250,6 +267,9 @@ impl EngineClient {
 
     /// The negotiated version, negotiating on first use.
     pub async fn api_version(&self) -> Result<ApiVersion, EngineError> {
+        if let Some(p) = self.pinned {
+            return Ok(p);
+        }
         let mut v = self.version.lock().await;
         if let Some(v) = *v {
             return Ok(v);
@@ -328,7 +348,7 @@ impl EngineClient {
             return Err(e);
         }
         let text = String::from_utf8_lossy(&bytes);
-        let Some(version) = version.filter(|_| is_version_refusal(&text)) else {
+        let Some(version) = version.filter(|_| self.pinned.is_none() && is_version_refusal(&text)) else {
             return Ok(Response::from_parts(parts, full(bytes)));
         };
         let renegotiated = self.negotiate().await?;
