@@ -376,6 +376,14 @@ fn attach_collects_output_with_stdin_and_resize_works_on_a_tty() {
     assert_eq!(j["data"][0]["stdout"], "got:hello\n", "{j}");
     assert_eq!(j["data"][0]["stderr"], "bye\n", "{j}");
     assert_eq!(j["summary"]["ended_by"], "exit");
+    // Stopped now: logs=true answers its past output at once, not at the timeout.
+    let started = std::time::Instant::now();
+    let j = run_ok(&b, &["run", "container.attach", &format!("id={id}"), "logs=true", "timeout=30"]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "waited {:?} for a stopped container", started.elapsed());
+    assert_eq!((j["data"][0]["stdout"].as_str(), j["data"][0]["stderr"].as_str()), (Some("got:hello\n"), Some("bye\n")), "{j}");
+    assert_eq!(j["summary"]["ended_by"], "exit");
+    // Without logs it is refused, as the docker CLI refuses it.
+    b.run(&["run", "container.attach", &format!("id={id}")]).expect_code(1);
 
     // A container that keeps running: attach stops at the timeout.
     let live = create(&b, &unique("attach-live"), &[r#"cmd=["sleep","300"]"#, "tty=true"]);

@@ -55,8 +55,11 @@ pub fn attach(p: Attach) -> Result<Output> {
         });
     }
     let tty = info["Config"]["Tty"].as_bool().unwrap_or(false);
+    // A stopped container has only its past output: ask for that alone, so the answer ends
+    // with it instead of waiting out the timeout for a stream that never comes.
+    let running = info["State"]["Running"].as_bool() == Some(true);
     let mut stream = post(cpath(id, "/attach"))
-        .query("stream", true)
+        .query("stream", running)
         .query("stdout", p.stdout)
         .query("stderr", p.stderr)
         .query("stdin", stdin != Stdin::None)
