@@ -9,7 +9,7 @@ use berth_test_support as common;
 
 use std::time::{Duration, Instant};
 
-use common::serve::{hash, http, Serve};
+use common::serve::{hash, http, refused_start, Serve};
 use common::*;
 use serde_json::{json, Value};
 
@@ -90,23 +90,12 @@ fn kill_9_interrupts_running_jobs_and_keeps_unfetched_results() {
 fn a_second_server_on_the_same_state_directory_is_refused() {
     let s = Serve::start_with(&[("system.wasm", wasm("berth-action-system"))], "state_dir = \"{dir}/state\"", &tenants());
     let cfg = std::fs::read_to_string(s.path().join("tenants.toml")).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let other = s.path().join("other.toml");
-    std::fs::write(&other, cfg.replace(&s.addr, &format!("127.0.0.1:{port}"))).unwrap();
-    let out = std::process::Command::new(berth_bin()).args(["serve", "--config"]).arg(&other).env_remove("RUST_BACKTRACE").output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let other = cfg.replace(&s.addr, &format!("127.0.0.1:{}", free_port()));
+    let err = refused_start(&other, s.path());
     assert!(err.contains("in use by another berth serve") && err.contains("state_dir"), "{err}");
     // A state directory that cannot be made: named.
     std::fs::write(s.path().join("afile"), "").unwrap();
-    std::fs::write(
-        &other,
-        cfg.replace(&s.addr, &format!("127.0.0.1:{port}")).replace(&format!("{}/state", s.path().display()), &format!("{}/afile/state", s.path().display())),
-    )
-    .unwrap();
-    let out = std::process::Command::new(berth_bin()).args(["serve", "--config"]).arg(&other).env_remove("RUST_BACKTRACE").output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = refused_start(&other.replace(&format!("{}/state", s.path().display()), &format!("{}/afile/state", s.path().display())), s.path());
     assert!(err.contains("cannot create the state directory") && err.contains("afile/state"), "{err}");
 }
 
@@ -223,16 +212,6 @@ fn clear_of_a_minute_boundary(margin: u64) {
     if secs + margin >= 60 {
         std::thread::sleep(Duration::from_secs(61 - secs));
     }
-}
-
-/// `berth serve` with `config` that is expected to refuse to start: its stderr.
-fn refused_start(config: &str, dir: &std::path::Path) -> String {
-    let path = dir.join(format!("refused-{}.toml", unique("c")));
-    std::fs::write(&path, config).unwrap();
-    let out = std::process::Command::new(berth_bin()).args(["serve", "--config"]).arg(&path).env_remove("RUST_BACKTRACE").output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    err
 }
 
 #[test]

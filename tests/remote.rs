@@ -370,15 +370,11 @@ fn serve_over_https_with_client_certificates() {
 #[test]
 fn serve_refuses_plain_http_beyond_loopback() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("tenants.toml");
     let tenants = format!(
         "[server]\nlisten = \"0.0.0.0:{}\"\n[[tenant]]\nname = \"a\"\ntoken_sha256 = \"{}\"\nallow = [\"system.*\"]\n",
         free_port(),
         common::serve::hash("t")
     );
-    std::fs::write(&cfg, &tenants).unwrap();
-    let out = std::process::Command::new(common::berth_bin()).args(["serve", "--config"]).arg(&cfg).env_remove("RUST_BACKTRACE").output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = common::serve::refused_start(&tenants, dir.path());
     assert!(err.contains("plain HTTP") && err.contains("allow_plaintext"), "{err}");
 }

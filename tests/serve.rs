@@ -364,11 +364,7 @@ pins = {{ system = "{}" }}
 #[test]
 fn a_bad_config_names_the_key_and_line() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("bad.toml");
-    std::fs::write(&cfg, "[[tenant]]\nname = \"x\"\ntoken_sha256 = \"abc\"\nallow = [\"*\"]\n").unwrap();
-    let out = Command::new(common::berth_bin()).args(["serve", "--config"]).arg(&cfg).output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = common::serve::refused_start("[[tenant]]\nname = \"x\"\ntoken_sha256 = \"abc\"\nallow = [\"*\"]\n", dir.path());
     assert!(err.contains("line 3") && err.contains("token_sha256"), "{err}");
 }
 

@@ -162,6 +162,17 @@ impl Serve {
     }
 }
 
+/// `berth serve` with `config` (written into `dir`), which must refuse to start: exit 2. Its
+/// stderr, which says why.
+pub fn refused_start(config: &str, dir: &Path) -> String {
+    let path = tempfile::Builder::new().prefix("refused-").suffix(".toml").tempfile_in(dir).unwrap().into_temp_path();
+    std::fs::write(&path, config).unwrap();
+    let out = Command::new(super::berth_bin()).args(["serve", "--config"]).arg(&path).env_remove("RUST_BACKTRACE").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    err
+}
+
 /// `berth serve --config DIR/tenants.toml`, logging (appended) to DIR/serve.log.
 fn spawn(dir: &Path) -> Child {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("serve.log")).unwrap();

@@ -60,11 +60,6 @@ impl Server {
         json_response(StatusCode::ACCEPTED, &json!({"job": id, "status": "running"}))
     }
 
-    /// Async jobs of `tenant` running on any replica.
-    pub(super) async fn running_jobs(&self, tenant: &str) -> Result<usize, String> {
-        self.store.running(tenant).await
-    }
-
     pub(super) async fn job(&self, t: &TenantState, id: &str, cancel: bool) -> Resp {
         let tenant = &t.tenant.name;
         let found = if cancel {

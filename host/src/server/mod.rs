@@ -336,7 +336,7 @@ impl Server {
             return Err(limit(format!("tenant {tenant} has {cap} invocations running or queued (limits.concurrency + limits.max_queued)")));
         }
         if is_async {
-            let running = self.running_jobs(tenant).await.map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, e))?;
+            let running = self.store.running(tenant).await.map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, e))?;
             if running >= t.tenant.max_jobs as usize {
                 return Err(limit(format!("tenant {tenant} has {running} async jobs running (limits.max_jobs)")));
             }
@@ -446,11 +446,7 @@ struct Shutdown {
 /// loop on the current runtime; `berth serve` runs one per core ([`run`]).
 pub async fn serve_with(server: Arc<Server>, listener: tokio::net::TcpListener, tls: Option<tokio_rustls::TlsAcceptor>) -> anyhow::Result<()> {
     let stop = server.clone().supervise()?;
-    let grace = server.shutdown.grace;
-    let serving = tokio::spawn({
-        let (server, stop) = (server.clone(), stop.clone());
-        async move { drain_within(accept_until_stopped(server, listener, tls, stop.clone()).await, stop, grace).await }
-    });
+    let serving = tokio::spawn(serve_until_stopped(server.clone(), listener, tls, stop.clone()));
     server.stop(stop, async move { serving.await.unwrap_or(false) }).await;
     Ok(())
 }
@@ -481,14 +477,10 @@ impl Server {
     }
 }
 
-/// Accepts on `listener` until the stop instant; answers the watcher of the connections it
-/// served, to drain them.
-async fn accept_until_stopped(
-    server: Arc<Server>,
-    listener: tokio::net::TcpListener,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-    mut stop: StopAt,
-) -> hyper_util::server::graceful::GracefulShutdown {
+/// Accepts on `listener` until the stop instant, then lets the connections it served finish
+/// their requests within the grace period counted from the stop; true when they all did.
+async fn serve_until_stopped(server: Arc<Server>, listener: tokio::net::TcpListener, tls: Option<tokio_rustls::TlsAcceptor>, mut stop: StopAt) -> bool {
+    let grace = server.shutdown.grace;
     let router = routes::router(server);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut stop_at: Option<tokio::time::Instant> = None;
@@ -543,12 +535,6 @@ async fn accept_until_stopped(
         });
     }
     drop(listener);
-    graceful
-}
-
-/// Lets the connections of one accept loop finish their requests, within the grace period
-/// counted from the stop; true when they all did.
-async fn drain_within(graceful: hyper_util::server::graceful::GracefulShutdown, stop: StopAt, grace: Duration) -> bool {
     let from = stop.borrow().unwrap_or_else(tokio::time::Instant::now);
     tokio::time::timeout_at(from + grace, graceful.shutdown()).await.is_ok()
 }
@@ -662,7 +648,6 @@ pub fn run(config_path: &Path, listen: Option<&str>, actions: PathBuf) -> i32 {
                 return 1;
             }
         };
-        let grace = server.shutdown.grace;
         // Workers 1..n: a thread each, with its own current-thread runtime and a listener on
         // the same address (SO_REUSEPORT: the kernel spreads connections), so a request is
         // served, run and answered on one thread. Each keeps its runtime up until the end, so
@@ -678,7 +663,7 @@ pub fn run(config_path: &Path, listen: Option<&str>, actions: PathBuf) -> i32 {
                 let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a worker runtime");
                 rt.block_on(async move {
                     let ok = match bind_shared(&addr.to_string()).await {
-                        Ok(l) => drain_within(accept_until_stopped(server, l, tls, stop.clone()).await, stop, grace).await,
+                        Ok(l) => serve_until_stopped(server, l, tls, stop).await,
                         Err(e) => {
                             tracing::error!("worker {n}: cannot listen on {addr}: {e}");
                             true
@@ -697,10 +682,7 @@ pub fn run(config_path: &Path, listen: Option<&str>, actions: PathBuf) -> i32 {
                 Err(e) => tracing::error!("cannot start worker {n}: {e}"),
             }
         }
-        let first = tokio::spawn({
-            let (server, stop) = (server.clone(), stop.clone());
-            async move { drain_within(accept_until_stopped(server, listener, tls, stop.clone()).await, stop, grace).await }
-        });
+        let first = tokio::spawn(serve_until_stopped(server.clone(), listener, tls, stop.clone()));
         let all_drained = async move {
             let mut ok = first.await.unwrap_or(false);
             for rx in drained {

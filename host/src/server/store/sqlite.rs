@@ -183,37 +183,37 @@ impl Sqlite {
 
     /// One server holds the directory: every job another process left running is interrupted.
     pub fn sweep(&self, _cutoff: i64, now: i64) -> Result<Vec<Interrupted>> {
-        let c = self.conn();
         let msg = interrupted_message("{replica}", "berth serve stopped while the job ran");
-        let mut q = c
-            .prepare(
-                "UPDATE jobs SET status = 'interrupted', finished_ms = ?2, message = replace(?3, '{replica}', replica)
-                 WHERE status = 'running' AND replica <> ?1 RETURNING id, tenant, action, message",
-            )
-            .map_err(db_err("sweep"))?;
-        let gone = q
-            .query_map(params![self.replica, now, msg], interrupted)
-            .map_err(db_err("sweep"))?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(db_err("sweep"))?;
-        drop(q);
-        c.execute("DELETE FROM replicas WHERE id <> ?1", params![self.replica]).map_err(db_err("sweep"))?;
-        Ok(gone)
+        self.interrupt(
+            "UPDATE jobs SET status = 'interrupted', finished_ms = ?2, message = replace(?3, '{replica}', replica)
+             WHERE status = 'running' AND replica <> ?1 RETURNING id, tenant, action, message",
+            "DELETE FROM replicas WHERE id <> ?1",
+            now,
+            &msg,
+            "sweep",
+        )
     }
 
     pub fn interrupt_mine(&self, why: &str, now: i64) -> Result<Vec<Interrupted>> {
-        let c = self.conn();
         let msg = interrupted_message(&self.replica, why);
-        let mut q = c
-            .prepare("UPDATE jobs SET status = 'interrupted', finished_ms = ?2, message = ?3 WHERE replica = ?1 AND status = 'running' RETURNING id, tenant, action, message")
-            .map_err(db_err("interrupt"))?;
-        let gone = q
-            .query_map(params![self.replica, now, msg], interrupted)
-            .map_err(db_err("interrupt"))?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(db_err("interrupt"))?;
-        drop(q);
-        c.execute("DELETE FROM replicas WHERE id = ?1", params![self.replica]).map_err(db_err("interrupt"))?;
+        self.interrupt(
+            "UPDATE jobs SET status = 'interrupted', finished_ms = ?2, message = ?3 WHERE replica = ?1 AND status = 'running' RETURNING id, tenant, action, message",
+            "DELETE FROM replicas WHERE id = ?1",
+            now,
+            &msg,
+            "interrupt",
+        )
+    }
+
+    /// Runs `update` (?1 this replica, ?2 now, ?3 the message; it returns the jobs it marked),
+    /// then `forget` (?1 this replica) on the replicas table.
+    fn interrupt(&self, update: &str, forget: &str, now: i64, msg: &str, what: &str) -> Result<Vec<Interrupted>> {
+        let c = self.conn();
+        let gone = c
+            .prepare(update)
+            .and_then(|mut q| q.query_map(params![self.replica, now, msg], interrupted)?.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(db_err(what))?;
+        c.execute(forget, params![self.replica]).map_err(db_err(what))?;
         Ok(gone)
     }
 }
