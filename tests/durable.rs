@@ -264,7 +264,8 @@ fn two_replicas_on_one_postgresql_share_jobs_limits_and_leases() {
     let j = settled(&b, &orphan, Duration::from_secs(20));
     assert_eq!(j["status"], "interrupted", "{j}");
     assert!(j["message"].as_str().unwrap().contains("stopped renewing its lease"), "{j}");
-    assert!(killed.elapsed() >= Duration::from_secs(2), "not before the lease ran out: {:?}", killed.elapsed());
+    // The last renewal was at most a heartbeat (1 s for a 3 s lease) before the kill.
+    assert!(killed.elapsed() >= Duration::from_millis(1500), "not before the lease ran out: {:?}", killed.elapsed());
 
     // A replica with another tenants config, and a schema newer than this binary, are refused.
     let cfg = std::fs::read_to_string(a.path().join("tenants.toml")).unwrap().replace(&a.addr, &format!("127.0.0.1:{}", free_port()));

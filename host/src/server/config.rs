@@ -431,7 +431,7 @@ fn server(s: RawServer, text: &str, pool_memory_mib: u32, tenants: Vec<Tenant>) 
     let shutdown_grace = secs(s.shutdown_grace_secs, 30.0, "shutdown_grace_secs", 3600.0)?;
     let job_lease = secs(s.job_lease_secs, 10.0, "job_lease_secs", 3600.0)?;
     if job_lease < std::time::Duration::from_secs(3) {
-        return Err("server.job_lease_secs must be at least 3 (the heartbeat runs every 2 s)".into());
+        return Err("server.job_lease_secs must be at least 3 (a lease is renewed three times before it runs out)".into());
     }
     let database_url = match (s.database_url, s.database_url_file) {
         (Some(_), Some(_)) => return Err("server.database_url and database_url_file: give one".into()),

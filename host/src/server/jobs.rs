@@ -13,8 +13,12 @@ use super::store::{Interrupted, NewJob};
 use super::{error, json_response, Resp, Server, TenantState};
 use crate::spec::{ActionResult, FailureKind};
 
-/// How often a replica renews its lease and looks for its jobs cancelled elsewhere.
-pub(super) const HEARTBEAT: Duration = Duration::from_secs(2);
+/// How often a replica renews a lease of `lease` and looks for its jobs cancelled elsewhere:
+/// every 2 s, and at least three times a lease, so one late renewal does not look like a
+/// dead replica.
+pub(super) fn heartbeat(lease: Duration) -> Duration {
+    (lease / 3).min(Duration::from_secs(2))
+}
 
 fn job_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
@@ -102,7 +106,7 @@ impl Server {
     /// replica, and interrupts the jobs of replicas whose lease ran out. Runs until the
     /// server stops.
     pub(super) async fn keep_lease(self: Arc<Self>) {
-        let mut tick = tokio::time::interval(HEARTBEAT);
+        let mut tick = tokio::time::interval(heartbeat(self.lease));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
@@ -165,5 +169,17 @@ impl Server {
 
     pub(super) fn local_job_count(&self) -> usize {
         self.local_jobs.lock().unwrap().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lease_is_renewed_at_least_three_times_before_it_runs_out() {
+        assert_eq!(heartbeat(Duration::from_secs(3)), Duration::from_secs(1));
+        assert_eq!(heartbeat(Duration::from_secs(10)), Duration::from_secs(2));
+        assert_eq!(heartbeat(Duration::from_secs(3600)), Duration::from_secs(2));
     }
 }
