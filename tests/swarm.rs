@@ -350,3 +350,140 @@ fn api_json_at(host: &str, path_and_query: &str) -> Value {
 fn pct(s: &str) -> String {
     urlenc(s)
 }
+
+/// The docker CLI's path on this machine.
+fn docker_cli() -> &'static str {
+    ["/usr/bin/docker", "/usr/local/bin/docker"].into_iter().find(|p| std::path::Path::new(p).exists()).expect("the docker CLI (docker.io)")
+}
+
+/// Runs the docker CLI against `host`; its stdout and stderr.
+fn docker(host: &str, args: &[&str]) -> (String, String) {
+    let out = std::process::Command::new(docker_cli()).arg("-H").arg(host).args(args).output().unwrap();
+    assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// Lines as a sorted list: the order of lines from different tasks is not defined.
+fn sorted_lines(s: &str) -> Vec<String> {
+    let mut v: Vec<String> = s.lines().map(str::to_string).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn swarm_views_match_the_docker_cli() {
+    let base = PathBuf::from(format!("/tmp/berth-swarm-cli-{}", std::process::id()));
+    let mut engines = Engines(Vec::new());
+    let a = engines.start(base.clone(), &[]);
+    build_test_image(&a);
+    docker(&a, &["swarm", "init", "--advertise-addr", "127.0.0.1", "--listen-addr", &format!("127.0.0.1:{}", free_port())]);
+    let b = Berth::families_at(FAMILIES, a.clone());
+    let svc = unique("cmp");
+    let cmd = "echo out from $HOSTNAME; echo err from $HOSTNAME >&2; sleep 600";
+    docker(&a, &["service", "create", "--detach", "--name", &svc, "--replicas", "2", "--stop-grace-period", "1s", TEST_IMAGE, "sh", "-c", cmd]);
+    ok(&b, &["run", "service.wait-converged", &format!("id={svc}"), "timeout=60"]);
+    eventually(20, "both tasks logged", || docker(&a, &["service", "logs", &svc]).0.lines().count() == 2);
+
+    // service logs: each line named service.slot.task@node, stdout and stderr apart.
+    let cases: &[(&[&str], &[&str])] = &[
+        (&[], &[]),
+        (&["timestamps=true"], &["--timestamps"]),
+        (&["no_task_ids=true"], &["--no-task-ids"]),
+        (&["no_trunc=true"], &["--no-trunc"]),
+        (&["no_resolve=true"], &["--no-resolve"]),
+        (&["raw=true"], &["--raw"]),
+    ];
+    for (params, flags) in cases {
+        let mut args = vec!["run", "service.logs"];
+        let id = format!("id={svc}");
+        args.push(&id);
+        args.extend_from_slice(params);
+        let ours = ok(&b, &args);
+        let mut cli = vec!["service", "logs"];
+        cli.extend_from_slice(flags);
+        cli.push(&svc);
+        let (out, err) = docker(&a, &cli);
+        assert_eq!(sorted_lines(item(&ours)["stdout"].as_str().unwrap()), sorted_lines(&out), "stdout with {params:?} / {flags:?}");
+        assert_eq!(sorted_lines(item(&ours)["stderr"].as_str().unwrap()), sorted_lines(&err), "stderr with {params:?} / {flags:?}");
+    }
+
+    // task list and logs: names, nodes and lines as docker service ps and logs give them.
+    let tasks = ok(&b, &["run", "task.list", &format!(r#"filters={{"service":["{svc}"]}}"#)]);
+    let ours: Vec<String> = sorted_lines(
+        &tasks["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| format!("{} {} {}\n", t["ID"].as_str().unwrap(), t["Name"].as_str().unwrap(), t["NodeHostname"].as_str().unwrap()))
+            .collect::<String>(),
+    );
+    let cli = sorted_lines(&docker(&a, &["service", "ps", "--no-trunc", "--format", "{{.ID}} {{.Name}} {{.Node}}", &svc]).0);
+    assert_eq!(ours, cli);
+    let task = tasks["data"][0]["ID"].as_str().unwrap();
+    let tl = ok(&b, &["run", "task.logs", &format!("id={task}")]);
+    assert_eq!(item(&tl)["stdout"].as_str().unwrap(), docker(&a, &["service", "logs", task]).0);
+
+    // services and nodes as docker service ls and node ls show them, and `self`.
+    let listed = ok(&b, &["run", "service.list"]);
+    let ours: Vec<String> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| format!("{} {} {}", s["ID"].as_str().unwrap(), s["Spec"]["Name"].as_str().unwrap(), s["Spec"]["Mode"]["Replicated"]["Replicas"]))
+        .collect();
+    let cli: Vec<String> = docker(&a, &["service", "ls", "--format", "{{.ID}} {{.Name}} {{.Replicas}}"])
+        .0
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            (f[0], f[1], f[2].split('/').nth(1).unwrap())
+        })
+        .map(|(id, name, want)| {
+            let full = listed["data"].as_array().unwrap().iter().find(|s| s["ID"].as_str().unwrap().starts_with(id)).unwrap()["ID"].as_str().unwrap();
+            format!("{full} {name} {want}")
+        })
+        .collect();
+    assert_eq!(ours, cli);
+    let nodes = ok(&b, &["run", "node.list"]);
+    let n = item(&nodes);
+    let cli = docker(&a, &["node", "ls", "--format", "{{.ID}} {{.Hostname}} {{.Status}} {{.Availability}} {{.ManagerStatus}}"]).0;
+    assert_eq!(
+        format!(
+            "{} {} {} {} {}\n",
+            n["ID"].as_str().unwrap(),
+            n["Description"]["Hostname"].as_str().unwrap(),
+            title(n["Status"]["State"].as_str().unwrap()),
+            title(n["Spec"]["Availability"].as_str().unwrap()),
+            if n["ManagerStatus"]["Leader"] == true { "Leader" } else { "?" }
+        ),
+        cli
+    );
+    let me = ok(&b, &["run", "node.inspect", "id=self"]);
+    let cli: Value = serde_json::from_str(&docker(&a, &["node", "inspect", "self"]).0).unwrap();
+    assert_eq!(item(&me)["ID"], cli[0]["ID"]);
+    let si = ok(&b, &["run", "service.inspect", &format!("id={svc}")]);
+    let cli: Value = serde_json::from_str(&docker(&a, &["service", "inspect", &svc]).0).unwrap();
+    assert_eq!(item(&si)["Spec"], cli[0]["Spec"]);
+
+    // A scale and a drain, each read back through the docker CLI.
+    ok(&b, &["run", "service.scale", &format!("id={svc}"), "replicas=3", "wait=true", "timeout=60"]);
+    let (ls, _) = docker(&a, &["service", "ls", "--filter", &format!("name={svc}"), "--format", "{{.Replicas}}"]);
+    assert_eq!(ls.trim(), "3/3");
+    let node = n["ID"].as_str().unwrap();
+    let drained = ok(&b, &["run", "node.drain", &format!("id={node}"), "timeout=60"]);
+    assert_eq!(drained["summary"]["tasks_left"], 0, "{drained}");
+    // The replacements wait for a node: none runs, and no task container is left.
+    let (ps, _) = docker(&a, &["service", "ps", "--filter", "desired-state=running", "--format", "{{.CurrentState}}", &svc]);
+    assert!(ps.lines().all(|l| l.starts_with("Pending")), "{ps}");
+    let (containers, _) = docker(&a, &["ps", "-q", "--filter", &format!("label=com.docker.swarm.service.name={svc}")]);
+    assert_eq!(containers.trim(), "", "no task container runs on a drained single node");
+    let (avail, _) = docker(&a, &["node", "inspect", "self", "--format", "{{.Spec.Availability}}"]);
+    assert_eq!(avail.trim(), "drain");
+    docker(&a, &["service", "rm", &svc]);
+    docker(&a, &["swarm", "leave", "--force"]);
+}
+
+fn title(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+}

@@ -95,6 +95,15 @@ pub fn log_output(a: Action) -> Action {
 /// with [`LogParams`]. `mux` tells from the response's Content-Type whether the stream is
 /// multiplexed.
 pub fn logs(p: &LogParams, id: &str, path: &str, mux: impl Fn(Option<&str>) -> Result<bool>) -> Result<Output> {
+    logs_shaped(p, id, path, mux, None)
+}
+
+/// Rewrites the lines of one output (stdout or stderr) read with `details=true`.
+pub type Shape<'a> = &'a dyn Fn(&[u8]) -> Result<Vec<u8>>;
+
+/// [`logs`], asking the engine for each line's details (`details=true`) and passing each output
+/// through `shape` when one is given: how the swarm families name the task of each line.
+pub fn logs_shaped(p: &LogParams, id: &str, path: &str, mux: impl Fn(Option<&str>) -> Result<bool>, shape: Option<Shape>) -> Result<Output> {
     let max_lines = p.max_lines.max(1) as usize;
     let max_duration = bounded(p.max_duration, "max_duration")?;
     // `tail`: a number of lines, or all (-1 too, as the engine and the docker CLI take it).
@@ -117,6 +126,7 @@ pub fn logs(p: &LogParams, id: &str, path: &str, mux: impl Fn(Option<&str>) -> R
             .query("stderr", p.stderr)
             .query("follow", follow)
             .query("timestamps", p.timestamps)
+            .query_opt("details", shape.map(|_| true))
             .query("tail", tail.map(|t| t.to_string()).unwrap_or_else(|| "all".into()))
             .query_opt("since", Timestamp::as_query(&p.since))
             .query_opt("until", Timestamp::as_query(&p.until))
@@ -136,6 +146,10 @@ pub fn logs(p: &LogParams, id: &str, path: &str, mux: impl Fn(Option<&str>) -> R
             (c, mux) = read(Some(max_lines))?;
             cut = true;
         }
+    }
+    if let Some(shape) = shape {
+        c.stdout = shape(&c.stdout)?;
+        c.stderr = shape(&c.stderr)?;
     }
     let (nso, nse) = c.lines();
     let mut msg = format!("{nso} stdout and {nse} stderr lines from {id}");

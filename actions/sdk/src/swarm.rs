@@ -1,6 +1,7 @@
 //! What the swarm families share: versioned updates, waiting without holding a CPU slot,
 //! and the one shape of the `secret` and `config` families.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::typed::{Filters, Typed};
@@ -287,4 +288,185 @@ fn update<O: Object>(p: ObjectUpdate) -> Result<Output> {
 fn remove<O: Object>(p: ObjectId) -> Result<Output> {
     delete(opath::<O>(&p.id)).send_ok()?;
     Ok(Output::one(format!("Removed {} {}", O::KIND, p.id), json!({"id": p.id})))
+}
+
+/// Names each task as `docker service ps` does: `Name` is `service.slot` (`service.node-id` for
+/// a global service), with `ServiceName` and `NodeHostname` beside the IDs. One list call each
+/// for the services and the nodes named; a name the engine does not give (a node list this
+/// caller may not read) is left out.
+pub fn name_tasks(tasks: &mut [Value]) {
+    let ids = |key: &str| -> Vec<String> {
+        let mut v: Vec<String> = tasks.iter().filter_map(|t| t[key].as_str().map(str::to_string)).filter(|s| !s.is_empty()).collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    let names = |path: &str, ids: Vec<String>, name: fn(&Value) -> Option<&str>| -> HashMap<String, String> {
+        if ids.is_empty() {
+            return Default::default();
+        }
+        let listed = get(path).query_json("filters", Some(&json!({"id": ids}))).json_ok().unwrap_or(Value::Null);
+        listed.as_array().into_iter().flatten().filter_map(|o| Some((o["ID"].as_str()?.to_string(), name(o)?.to_string()))).collect()
+    };
+    let services = names("/services", ids("ServiceID"), |s| s["Spec"]["Name"].as_str());
+    let nodes = names("/nodes", ids("NodeID"), |n| n["Description"]["Hostname"].as_str());
+    for t in tasks.iter_mut() {
+        let service = t["ServiceID"].as_str().and_then(|id| services.get(id)).cloned();
+        let node = t["NodeID"].as_str().and_then(|id| nodes.get(id)).cloned();
+        if let Some(svc) = &service {
+            let suffix = match t["Slot"].as_u64() {
+                Some(slot) if slot > 0 => slot.to_string(),
+                _ => t["NodeID"].as_str().unwrap_or("").to_string(),
+            };
+            t["Name"] = json!(format!("{svc}.{suffix}"));
+            t["ServiceName"] = json!(svc);
+        }
+        if let Some(host) = node {
+            t["NodeHostname"] = json!(host);
+        }
+    }
+}
+
+crate::params! {
+    /// How service and task logs name the task that wrote each line, as `docker service logs`.
+    #[derive(Default)]
+    pub struct TaskLogView {
+        raw: bool => "Lines as the engine sent them, without the task prefix (docker service logs --raw)",
+        no_resolve: bool => "Service and node IDs in the prefix instead of their names",
+        no_trunc: bool => "Full task IDs in the prefix",
+        no_task_ids: bool => "No task ID in the prefix",
+    }
+}
+
+/// The prefix of each log line, `service.slot.task-id@node`, by task ID, as `docker service
+/// logs` writes it. Built from the tasks the engine lists; a line whose task is not among them
+/// is named from the IDs its details carry.
+pub struct TaskPrefixes {
+    view: TaskLogView,
+    timestamps: bool,
+    /// Digits of the largest slot, to align the `|` column.
+    width: usize,
+    by_task: HashMap<String, Value>,
+}
+
+fn digits(n: u64) -> usize {
+    n.max(1).to_string().len()
+}
+
+impl TaskPrefixes {
+    /// `tasks` as the engine listed them (named here); `replicas` of the service (or the one
+    /// task's slot) sets the alignment as the docker CLI does.
+    pub fn new(view: TaskLogView, timestamps: bool, mut tasks: Vec<Value>, replicas: u64) -> Self {
+        if !view.no_resolve {
+            name_tasks(&mut tasks);
+        }
+        let by_task = tasks.into_iter().filter_map(|t| Some((t["ID"].as_str()?.to_string(), t))).collect();
+        TaskPrefixes { view, timestamps, width: digits(replicas), by_task }
+    }
+
+    fn prefix(&self, details: &HashMap<String, String>) -> String {
+        let detail = |k: &str| details.get(k).map(String::as_str).unwrap_or("");
+        let (task_id, node_id, service_id) = (detail("com.docker.swarm.task.id"), detail("com.docker.swarm.node.id"), detail("com.docker.swarm.service.id"));
+        let task = self.by_task.get(task_id);
+        let field = |k: &str| task.and_then(|t| t[k].as_str());
+        let (service, node) =
+            if self.view.no_resolve { (service_id, node_id) } else { (field("ServiceName").unwrap_or(service_id), field("NodeHostname").unwrap_or(node_id)) };
+        let slot = task.and_then(|t| t["Slot"].as_u64()).unwrap_or(0);
+        let mut name = format!("{service}.{slot}");
+        if !self.view.no_task_ids {
+            name.push('.');
+            name.push_str(if self.view.no_trunc { task_id } else { &task_id[..task_id.len().min(12)] });
+        }
+        let pad = self.width.saturating_sub(digits(slot));
+        format!("{name}@{node}{}    | ", " ".repeat(pad))
+    }
+
+    /// Rewrites one output's lines `[timestamp ]details message` as
+    /// `[timestamp ]prefix    | message`. (With `raw`, the logs are read without details and
+    /// not shaped.)
+    pub fn shape(&self, buf: &[u8]) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(buf.len() + buf.len() / 2);
+        for line in buf.split_inclusive(|&b| b == b'\n') {
+            let mut rest = line;
+            if self.timestamps {
+                let cut = rest.iter().position(|&b| b == b' ').map_or(rest.len(), |i| i + 1);
+                out.extend_from_slice(&rest[..cut]);
+                rest = &rest[cut..];
+            }
+            let cut = rest.iter().position(|&b| b == b' ').unwrap_or(rest.len());
+            let details = parse_details(&String::from_utf8_lossy(&rest[..cut]));
+            if !details.contains_key("com.docker.swarm.task.id") {
+                return Err(Error::internal(format!("a log line without its task's details: {:?}", String::from_utf8_lossy(line))));
+            }
+            out.extend_from_slice(self.prefix(&details).as_bytes());
+            out.extend_from_slice(rest.get(cut + 1..).unwrap_or_default());
+        }
+        Ok(out)
+    }
+}
+
+/// The details before a log line: `k=v,k=v`, each side URL-encoded.
+fn parse_details(s: &str) -> HashMap<String, String> {
+    s.split(',')
+        .filter_map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            Some((unescape(k), unescape(v)))
+        })
+        .collect()
+}
+
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match (b[i], b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(h), Some(l)) => {
+                out.push(h << 4 | l);
+                i += 3;
+            }
+            (b'+', ..) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (c, ..) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prefixes(view: TaskLogView, timestamps: bool) -> TaskPrefixes {
+        let task = json!({"ID": "y43lw8mssvd8kvyorfq1csnzf", "Slot": 2, "ServiceName": "lg", "NodeHostname": "vm", "ServiceID": "svc", "NodeID": "node"});
+        TaskPrefixes { view, timestamps, width: 2, by_task: [("y43lw8mssvd8kvyorfq1csnzf".to_string(), task)].into() }
+    }
+
+    const LINE: &str = "com.docker.swarm.node.id=node,com.docker.swarm.service.id=svc,com.docker.swarm.task.id=y43lw8mssvd8kvyorfq1csnzf hello from a b\n";
+
+    #[test]
+    fn lines_are_named_as_docker_service_logs_names_them() {
+        let line = LINE;
+        let p = prefixes(TaskLogView::default(), false);
+        assert_eq!(String::from_utf8(p.shape(line.as_bytes()).unwrap()).unwrap(), "lg.2.y43lw8mssvd8@vm     | hello from a b\n");
+        let p = prefixes(TaskLogView { no_resolve: true, no_trunc: true, ..Default::default() }, false);
+        assert_eq!(String::from_utf8(p.shape(line.as_bytes()).unwrap()).unwrap(), "svc.2.y43lw8mssvd8kvyorfq1csnzf@node     | hello from a b\n");
+        let p = prefixes(TaskLogView { no_task_ids: true, ..Default::default() }, true);
+        let stamped = format!("2026-12-03T15:06:22.5Z {line}");
+        assert_eq!(String::from_utf8(p.shape(stamped.as_bytes()).unwrap()).unwrap(), "2026-12-03T15:06:22.5Z lg.2@vm     | hello from a b\n");
+        assert!(prefixes(TaskLogView::default(), false).shape(b"no details here\n").is_err());
+    }
+
+    #[test]
+    fn details_are_url_decoded() {
+        let d = parse_details("a%3Db=c+d%2C,e=%zz");
+        assert_eq!(d["a=b"], "c d,");
+        assert_eq!(d["e"], "%zz");
+    }
 }

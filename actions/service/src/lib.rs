@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
-use berth_sdk::logs::{bounded, log_output, logs as read_logs, mux_from_content_type, LogParams};
+use berth_sdk::logs::{bounded, log_output, logs as read_logs, logs_shaped, mux_from_content_type, LogParams};
 use berth_sdk::params;
 use berth_sdk::params::{command_value, key_values, set_opt};
 use berth_sdk::prelude::*;
 use berth_sdk::stream::registry_of;
-use berth_sdk::swarm::{merge, names_value, version_or, versioned, wait_for};
+use berth_sdk::swarm::{merge, names_value, version_or, versioned, wait_for, TaskLogView, TaskPrefixes};
 use berth_sdk::typed::{Filters, With};
 
 params! {
@@ -48,7 +48,7 @@ params! {
 params! {
     struct Inspect {
         id: String => "Service ID or name",
-        insert_defaults: bool => "Fill in the engine's default values",
+        insert_defaults: bool = true => "Fill in the engine's default values, as docker service inspect does (false: the spec as given)",
     }
 }
 
@@ -114,9 +114,15 @@ fn actions() -> Vec<Action> {
             .ops(&["ServiceInspect", "ServiceUpdate", "SecretInspect", "ConfigInspect"])
             .typed(update),
         Action::new("service.remove", "Remove a swarm service").kind(Kind::Correct).output(&["data.*.id"]).ops(&["ServiceDelete"]).typed(remove),
-        log_output(Action::new("service.logs", "A service's logs (all its tasks), split into stdout and stderr").read_only())
-            .ops(&["ServiceLogs", "ServiceInspect"])
-            .typed(logs),
+        log_output(
+            Action::new(
+                "service.logs",
+                "A service's logs (all its tasks), split into stdout and stderr, each line named service.slot.task@node as docker service logs names it",
+            )
+            .read_only(),
+        )
+        .ops(&["ServiceLogs", "ServiceInspect", "TaskList", "ServiceList", "NodeList"])
+        .typed(logs),
         Action::new("service.scale", "Set the number of replicas of a replicated service")
             .kind(Kind::Contain)
             .output(&["data.*.ID", "data.*.replicas", "data.*.previous_replicas"])
@@ -350,18 +356,24 @@ fn remove(p: Id) -> Result<Output> {
     Ok(Output::one(format!("Removed service {}", p.id), json!({"id": p.id})))
 }
 
-fn logs(With(Id { id }, p): With<Id, LogParams>) -> Result<Output> {
+fn logs(With(Id { id }, With(p, view)): With<Id, With<LogParams, TaskLogView>>) -> Result<Output> {
     let id = id.as_str();
     if p.until.is_some() {
         return Err(Error::bad_params("parameter 'until' is not supported by service logs"));
     }
-    read_logs(&p, id, &format!("{}/logs", spath(id)), |ct| {
-        if let Some(mux) = mux_from_content_type(ct) {
-            return Ok(mux);
-        }
-        let s = get(spath(id)).json_ok()?;
-        Ok(s["Spec"]["TaskTemplate"]["ContainerSpec"]["TTY"].as_bool() != Some(true))
-    })
+    let s = get(spath(id)).json_ok()?;
+    // Raw: the lines as the engine sends them. A TTY's output is one raw stream, without the
+    // details that name each line's task.
+    let tty = s["Spec"]["TaskTemplate"]["ContainerSpec"]["TTY"].as_bool() == Some(true);
+    let mux = |ct: Option<&str>| Ok(mux_from_content_type(ct).unwrap_or(!tty));
+    if view.raw || tty {
+        return read_logs(&p, id, &format!("{}/logs", spath(id)), mux);
+    }
+    let sid = s["ID"].as_str().unwrap_or(id);
+    let tasks = get("/tasks").query_json("filters", Some(&json!({"service": [sid]}))).json_ok()?;
+    let replicas = s["Spec"]["Mode"]["Replicated"]["Replicas"].as_u64().unwrap_or(1);
+    let prefixes = TaskPrefixes::new(view, p.timestamps, tasks.as_array().cloned().unwrap_or_default(), replicas);
+    logs_shaped(&p, id, &format!("{}/logs", spath(id)), mux, Some(&|b: &[u8]| prefixes.shape(b)))
 }
 
 fn scale(p: Scale) -> Result<Output> {
