@@ -15,6 +15,7 @@ fn berth() -> Berth {
         ("image.wasm", wasm("berth-action-image")),
         ("network.wasm", wasm("berth-action-network")),
         ("volume.wasm", wasm("berth-action-volume")),
+        ("response.wasm", wasm("berth-action-response")),
     ]);
     b.host = podman_host();
     b
@@ -99,5 +100,30 @@ fn endpoints_podman_lacks_are_named_with_the_engine() {
     let r = b.run(&["run", "image.build-prune"]);
     r.expect_code(1);
     assert!(r.message().contains("Podman Engine") && r.message().contains("does not implement POST /build/prune"), "{r:#?}");
+    b.run(&["run", "container.remove", &format!("id={id}"), "force=true"]).ok();
+}
+
+/// Podman's `top` is the container's own `ps` in one column, and its default container list
+/// leaves paused containers out: a process hunt still finds the running container, lists the
+/// paused one, and names it as not searched instead of reporting a silent miss.
+#[test]
+fn a_process_hunt_on_podman_reads_its_top_and_names_what_it_could_not_search() {
+    let b = berth();
+    let img = image(&b);
+    let name = unique("hunted");
+    let j = b.run(&["run", "container.create", &format!("image={img}"), &format!("name={name}"), "network_mode=none", "cmd=sleep 301"]).ok().clone();
+    let id = j["summary"]["id"].as_str().unwrap().to_string();
+    b.run(&["run", "container.start", &format!("id={id}")]).ok();
+    let hunt = || b.run(&["run", "response.hunt", "process=sleep"]).ok().clone();
+    let j = hunt();
+    let hit = j["data"].as_array().unwrap().iter().find(|r| r["Id"] == id.as_str()).unwrap_or_else(|| panic!("{j:#}"));
+    assert_eq!(hit["evidence"]["CMD"], "sleep 301", "{j:#}");
+    assert_eq!(hit["evidence"]["PID"], "1", "{j:#}");
+
+    b.run(&["run", "container.pause", &format!("id={id}")]).ok();
+    let j = hunt();
+    let skipped = j["summary"]["unsearched"].as_array().unwrap();
+    assert!(skipped.iter().any(|u| u["Id"] == id.as_str() && u["State"] == "paused"), "{j:#}");
+    assert!(j["message"].as_str().unwrap().contains(&name), "{j:#}");
     b.run(&["run", "container.remove", &format!("id={id}"), "force=true"]).ok();
 }

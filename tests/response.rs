@@ -75,6 +75,11 @@ fn incident_hunt_quarantine_release_and_timeline() {
     let rec = api_json(Method::GET, &format!("/volumes/berth-quarantine-{id}"), "");
     assert_eq!(rec["Labels"]["berth.quarantine"], "INC-4242");
     assert_eq!(rec["Labels"]["berth.quarantine.state"], "running");
+    // A quarantined (paused) container is still found by what it runs.
+    let j = b.run(&["run", "response.hunt", "process=sleep"]).ok().clone();
+    let hit = j["data"].as_array().unwrap().iter().find(|r| r["Id"] == id.as_str()).unwrap_or_else(|| panic!("the paused container: {j:#}"));
+    assert_eq!((hit["State"].as_str(), hit["evidence"]["CMD"].as_str()), (Some("paused"), Some("sleep 600")), "{j:#}");
+    assert_eq!(j["summary"]["unsearched"], json!([]));
     // Idempotent; another ticket is refused while the first holds.
     let again = b.run(&["run", "response.quarantine", &format!("container={id}"), "ticket=INC-4242"]).ok().clone();
     assert_eq!(again["summary"]["changed"], false);

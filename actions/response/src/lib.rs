@@ -46,7 +46,7 @@ params! {
         process: Option<String> => "Process name (a word of a command line from top), e.g. xmrig",
         path: Option<String> => "Absolute path that exists in the container (archive stat)",
         port: Option<i64> => "Published host port",
-        all: bool = false => "Include stopped containers (process hunts need running ones)",
+        all: bool = false => "Include stopped containers (process hunts need running or paused ones)",
     }
 }
 
@@ -79,7 +79,7 @@ fn actions() -> Vec<Action> {
         Action::new("response.hunt", "Find containers matching indicators (image, env, label, process, file path, published port), with the evidence for each")
             .read_only()
             .ops(&["ContainerList", "ContainerInspect", "ImageInspect", "ContainerTop", "ContainerArchiveInfo"])
-            .output(&["data.*.Id", "data.*.Name", "data.*.indicator", "data.*.evidence", "summary.total_objects", "summary.containers_checked"])
+            .output(&["data.*.Id", "data.*.Name", "data.*.indicator", "data.*.evidence", "summary.total_objects", "summary.containers_checked", "summary.unsearched"])
             .typed(hunt),
         Action::new("response.timeline", "A container's events and state changes, ordered, for the incident report")
             .read_only()
@@ -397,10 +397,14 @@ fn hunt(p: Hunt) -> Result<Output> {
         }
         None => None,
     };
-    let list = get("/containers/json").query("all", p.all).json_ok()?;
-    let containers = list.as_array().map(Vec::as_slice).unwrap_or_default();
+    // Always all containers, then the live ones unless `all`: Podman's default list leaves out
+    // paused containers, and a quarantined container is a paused one.
+    let list = get("/containers/json").query("all", true).json_ok()?;
+    let live = |s: &&Value| matches!(s["State"].as_str(), Some("running" | "paused" | "restarting"));
+    let containers: Vec<&Value> = list.as_array().into_iter().flatten().filter(|s| p.all || live(s)).collect();
     let mut rows = Vec::new();
-    for s in containers {
+    let mut unsearched = Vec::new();
+    for &s in &containers {
         let id = s["Id"].as_str().unwrap_or("").to_string();
         let name = s["Names"][0].as_str().unwrap_or("").trim_start_matches('/').to_string();
         let mut hit = |indicator: &str, evidence: Value| {
@@ -440,16 +444,19 @@ fn hunt(p: Hunt) -> Result<Output> {
                 }
             }
         }
-        let running = s["State"] == "running";
-        if let (Some(proc_name), true) = (&p.process, running) {
-            let top = get(cpath(&id, "/top")).json_ok()?;
-            let cmd_col = top["Titles"].as_array().and_then(|t| t.iter().position(|x| x == "CMD" || x == "COMMAND"));
-            for row in top["Processes"].as_array().into_iter().flatten() {
-                let cmd = cmd_col.and_then(|i| row[i].as_str()).unwrap_or("");
-                let matched = cmd.split_whitespace().any(|w| w == proc_name || w.rsplit('/').next() == Some(proc_name.as_str()));
-                if matched {
-                    hit("process", json!({"CMD": cmd, "PID": row[1]}));
+        if let (Some(proc_name), true) = (&p.process, live(&s)) {
+            let top = get(cpath(&id, "/top")).send_ok().ok().and_then(|r| serde_json::from_slice::<Value>(&r.body).ok());
+            match top.as_ref().and_then(top_commands) {
+                Some(procs) => {
+                    for (pid, cmd) in procs {
+                        if cmd.split_whitespace().any(|w| w == proc_name || w.rsplit('/').next() == Some(proc_name.as_str())) {
+                            hit("process", json!({"CMD": cmd, "PID": pid}));
+                        }
+                    }
                 }
+                // Not a silent miss: the container is named as not searched, with why.
+                None => unsearched.push(json!({"Id": id, "Name": name, "State": s["State"],
+                    "reason": format!("the engine listed no processes for this {} container (Podman cannot list a paused container's)", s["State"].as_str().unwrap_or("?"))})),
             }
         }
         if let Some(path) = &p.path {
@@ -465,7 +472,46 @@ fn hunt(p: Hunt) -> Result<Output> {
         }
     }
     let n = containers.len();
-    Ok(Output::listed("matches", rows).summary("containers_checked", n))
+    let mut out = Output::listed("matches", rows).summary("containers_checked", n);
+    if !unsearched.is_empty() {
+        let names: Vec<&str> = unsearched.iter().filter_map(|u| u["Name"].as_str()).collect();
+        out.message.push_str(&format!("; the processes of {} container(s) could not be searched: {}", names.len(), names.join(", ")));
+        log::warn(&out.message);
+    }
+    Ok(out.summary("unsearched", unsearched))
+}
+
+/// The PID and command line of each process in a `top` answer: the engine's columns (dockerd),
+/// or one column whose title and rows are whitespace-separated (Podman, which runs the
+/// container's own `ps`). `None` when neither names a command column.
+fn top_commands(top: &Value) -> Option<Vec<(String, String)>> {
+    let titles: Vec<&str> = top["Titles"].as_array()?.iter().filter_map(Value::as_str).collect();
+    let rows = top["Processes"].as_array()?;
+    let is_cmd = |t: &str| matches!(t, "CMD" | "COMMAND" | "ARGS");
+    let cell = |r: &Value, i: usize| r[i].as_str().unwrap_or("").to_string();
+    if let Some(ci) = titles.iter().position(|t| is_cmd(t)) {
+        let pi = titles.iter().position(|t| *t == "PID");
+        return Some(rows.iter().map(|r| (pi.map(|i| cell(r, i)).unwrap_or_default(), cell(r, ci))).collect());
+    }
+    let [one] = titles.as_slice() else { return None };
+    let words: Vec<&str> = one.split_whitespace().collect();
+    let ci = words.iter().position(|t| is_cmd(t))?;
+    let pi = words.iter().position(|t| *t == "PID");
+    Some(
+        rows.iter()
+            .filter_map(|r| r[0].as_str())
+            .map(|line| {
+                let mut rest = line.trim_start();
+                let mut fields = Vec::new();
+                for _ in 0..ci {
+                    let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+                    fields.push(&rest[..end]);
+                    rest = rest[end..].trim_start();
+                }
+                (pi.and_then(|i| fields.get(i)).unwrap_or(&"").to_string(), rest.trim_end().to_string())
+            })
+            .collect(),
+    )
 }
 
 fn timeline(p: Timeline) -> Result<Output> {
@@ -573,6 +619,20 @@ fn rfc3339(secs: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn top_is_read_in_both_engines_shapes() {
+        let dockerd = json!({"Titles": ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"],
+            "Processes": [["root", "4242", "4200", "0", "15:06", "?", "00:00:00", "sleep 600"]]});
+        assert_eq!(top_commands(&dockerd).unwrap(), [("4242".to_string(), "sleep 600".to_string())]);
+        let podman = json!({"Titles": ["PID   USER     COMMAND"], "Processes": [["1 0        sleep 1000"], ["  7 root     /usr/bin/xmrig  -o pool "]]});
+        assert_eq!(
+            top_commands(&podman).unwrap(),
+            [("1".to_string(), "sleep 1000".to_string()), ("7".to_string(), "/usr/bin/xmrig  -o pool".to_string())]
+        );
+        assert!(top_commands(&json!({"Titles": ["PID"], "Processes": [["1"]]})).is_none());
+        assert!(top_commands(&Value::Null).is_none());
+    }
 
     #[test]
     fn globs_and_env() {
