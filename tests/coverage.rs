@@ -54,7 +54,7 @@ fn every_operation_of_the_spec_has_an_action() {
     assert_eq!(table, spec_routes(), "coverage.tsv and the route table disagree about the operations of v1.56");
     // Listing actions needs no engine.
     let b = Berth::families_at(FAMILIES, "unix:///nonexistent/berth-coverage.sock".into());
-    let listed = b.run(&["actions"]);
+    let listed = b.run(&["actions", "--json"]);
     let actions: BTreeSet<String> = listed.json()["actions"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap().to_string()).collect();
     let mut missing = Vec::new();
     for r in &rows {

@@ -421,3 +421,65 @@ fn docker_api_version_pins_the_version_as_the_docker_cli_reads_it() {
         assert!(r.stderr.contains("DOCKER_API_VERSION"), "{bad}: {r:#?}");
     }
 }
+
+/// `berth actions | grep` sees the table a terminal shows; JSON is asked for. Compiling (a
+/// cache miss) is said on stderr when asked (`--progress`), and is silent otherwise when
+/// stderr is not a terminal.
+#[test]
+fn listings_keep_their_format_when_piped_and_compiles_say_so_when_asked() {
+    let mut b = Berth::system();
+    let listed = b.run(&["actions"]);
+    listed.expect_code(0);
+    assert!(listed.json.is_none() && listed.stdout.starts_with("NAME"), "{listed:#?}");
+    assert!(listed.stdout.lines().any(|l| l.starts_with("system.ping ")), "{listed:#?}");
+    assert!(b.run(&["actions", "--json"]).json()["actions"].is_array());
+    assert!(b.run(&["-o", "json", "actions"]).json()["actions"].is_array());
+    let d = b.run(&["describe", "system.events"]);
+    assert!(d.json.is_none() && d.stdout.contains("max_duration"), "{d:#?}");
+
+    let cache = tempfile::tempdir().unwrap();
+    b.cache = cache.path().to_path_buf();
+    let first = b.run(&["actions", "--progress"]);
+    first.expect_code(0);
+    assert!(first.stderr.contains("compiling ") && first.stderr.contains("system.wasm"), "{first:#?}");
+    assert!(first.stderr.contains("compiled ") && first.stderr.contains(" s\n"), "{first:#?}");
+    let again = b.run(&["actions", "--progress"]);
+    assert!(!again.stderr.contains("compiling"), "cached: nothing to say: {again:#?}");
+    let quiet_cache = tempfile::tempdir().unwrap();
+    b.cache = quiet_cache.path().to_path_buf();
+    let quiet = b.run(&["actions"]);
+    assert!(!quiet.stderr.contains("compiling"), "not asked, not a terminal: {quiet:#?}");
+}
+
+/// Each command's help lists the options it reads, each with its help text; the engine and
+/// sandbox options are accepted anywhere but shown only for `run`.
+#[test]
+fn help_shows_each_commands_own_options() {
+    let b = Berth::system();
+    let help = |args: &[&str]| {
+        let r = b.run(args);
+        r.expect_code(0);
+        r.stdout.clone()
+    };
+    let new = help(&["new", "--help"]);
+    for hidden in ["--host", "--tlscert", "--memory-mb", "--policy", "--actions"] {
+        assert!(!new.contains(hidden), "berth new --help shows {hidden}:\n{new}");
+    }
+    assert!(new.contains("--lang") && new.contains("--dir"), "{new}");
+    for cmd in ["check", "install", "describe", "actions"] {
+        let h = help(&[cmd, "--help"]);
+        assert!(!h.contains("--tlscert") && !h.contains("--memory-mb"), "{cmd}:\n{h}");
+        assert!(h.contains("--actions") && h.contains("--cache"), "{cmd}:\n{h}");
+        // Every option and argument line carries its help text.
+        for line in h.lines().filter(|l| l.starts_with("  -") || l.starts_with("      --") || l.starts_with("  <")) {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let flag_words = words.iter().take_while(|w| w.starts_with('-') || w.starts_with('<')).count();
+            assert!(words.len() > flag_words, "{cmd}: no help text for {line:?}");
+        }
+    }
+    let run = help(&["run", "--help"]);
+    assert!(run.contains("--tlscert") && run.contains("--memory-mb") && run.contains("Engine options"), "{run}");
+    // Accepted before or after the command, and everywhere.
+    assert!(help(&["-H", "unix:///nonexistent.sock", "new", "--help"]).contains("--lang"));
+    b.run(&["actions", "-H", "unix:///nonexistent.sock"]).expect_code(0);
+}

@@ -70,7 +70,7 @@ pub async fn check(runtime: &Runtime, file: &Path, installed: &Catalog, dir: &Pa
         ));
     }
 
-    let prepared = runtime.prepare_bytes(&sha, Some(bytes.clone())).map_err(|e| {
+    let prepared = runtime.prepare_bytes(&sha, &file.display().to_string(), Some(bytes.clone())).map_err(|e| {
         let msg = format!("{e:#}");
         let hint = if msg.contains("wasi:http") { " (berth gives no wasi:http: a componentize-js build needs `-d http -d fetch-event`)" } else { "" };
         anyhow::anyhow!("does not link with berth's imports: {msg}{hint}")

@@ -5,8 +5,8 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::{json, Map, Value};
@@ -23,49 +23,54 @@ pub use crate::engine::DEFAULT_HOST;
 pub struct Cli {
     /// Engine address: unix:///path/to/docker.sock, tcp://host:port or ssh://user@host[:port]
     /// [env: DOCKER_HOST; default: unix:///var/run/docker.sock].
-    #[arg(short = 'H', long, global = true)]
+    #[arg(short = 'H', long, global = true, help_heading = "Engine options")]
     pub host: Option<String>,
     /// Docker context to use (~/.docker/contexts) [env: DOCKER_CONTEXT].
-    #[arg(short = 'c', long, global = true)]
+    #[arg(short = 'c', long, global = true, help_heading = "Engine options")]
     pub context: Option<String>,
     /// Use TLS; implied by --tlsverify.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Engine options")]
     pub tls: bool,
     /// Use TLS and verify the engine's certificate against the CA [env: DOCKER_TLS_VERIFY].
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Engine options")]
     pub tlsverify: bool,
     /// Trust only certificates signed by this CA [default: $DOCKER_CERT_PATH/ca.pem].
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Engine options")]
     pub tlscacert: Option<PathBuf>,
     /// Client certificate [default: $DOCKER_CERT_PATH/cert.pem].
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Engine options")]
     pub tlscert: Option<PathBuf>,
     /// Client key [default: $DOCKER_CERT_PATH/key.pem].
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Engine options")]
     pub tlskey: Option<PathBuf>,
     /// The name the engine's certificate must carry, for engines reached by IP.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Engine options")]
     pub tls_server_name: Option<String>,
     /// Directory of action components (*.wasm). Default: `actions/` beside the binary.
-    #[arg(long, env = "BERTH_ACTIONS", global = true)]
+    #[arg(long, env = "BERTH_ACTIONS", global = true, help_heading = "Components options")]
     pub actions: Option<PathBuf>,
-    /// Output format; default pretty on a terminal, JSON otherwise.
+    /// Output format: `berth run` prints pretty on a terminal and JSON otherwise; the other
+    /// commands print text unless asked for JSON.
     #[arg(short, long, global = true)]
     pub output: Option<OutputFormat>,
     /// Compile cache directory. Default: $XDG_CACHE_HOME/berth or ~/.cache/berth.
-    #[arg(long, env = "BERTH_CACHE", global = true)]
+    #[arg(long, env = "BERTH_CACHE", global = true, help_heading = "Components options")]
     pub cache: Option<PathBuf>,
     /// Compile every component afresh; write no cache.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Components options")]
     pub no_cache: bool,
     /// Registry credentials file: {"registries": {"host:port": {"username": .., "password": ..}}}.
     /// ~/.docker/config.json `auths` are used for registries it does not name.
-    #[arg(long, env = "BERTH_CREDENTIALS", global = true)]
+    #[arg(long, env = "BERTH_CREDENTIALS", global = true, help_heading = "Engine options")]
     pub credentials: Option<PathBuf>,
     /// Run under a tenant's policy (the TOML of one [[tenant]] table: allow, read_only,
     /// label_scope, pins, [engine_policy]), as `berth serve` would.
-    #[arg(long, env = "BERTH_POLICY", global = true)]
+    #[arg(long, env = "BERTH_POLICY", global = true, help_heading = "Sandbox options")]
     pub policy: Option<PathBuf>,
+    /// Progress of long waits (compiling, pulling, waiting) as lines on stderr even when it is
+    /// not a terminal (on a terminal it is always drawn).
+    #[arg(long, global = true)]
+    pub progress: bool,
     #[command(flatten)]
     pub limits: LimitArgs,
     #[command(subcommand)]
@@ -91,28 +96,28 @@ impl Cli {
 #[derive(clap::Args, Debug, Clone)]
 pub struct LimitArgs {
     /// Guest memory cap, MiB [default: 128].
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Sandbox options")]
     pub memory_mb: Option<u64>,
     /// Guest CPU cap, seconds [default: 10].
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Sandbox options")]
     pub cpu_secs: Option<f64>,
     /// Wall-clock cap per invocation, seconds (time in engine calls included) [default: 600].
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Sandbox options")]
     pub timeout_secs: Option<f64>,
     /// Engine calls per invocation [default: 256].
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Sandbox options")]
     pub max_engine_calls: Option<u32>,
     /// Response bytes handed to the guest per invocation [default: 256 MiB].
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Sandbox options")]
     pub max_response_bytes: Option<u64>,
     /// Seconds to wait for the engine's socket to accept.
-    #[arg(long, default_value_t = 5.0, global = true)]
+    #[arg(long, default_value_t = 5.0, global = true, help_heading = "Engine options")]
     pub connect_timeout: f64,
     /// Seconds to wait for response headers.
-    #[arg(long, default_value_t = 120.0, global = true)]
+    #[arg(long, default_value_t = 120.0, global = true, help_heading = "Engine options")]
     pub header_timeout: f64,
     /// Seconds a response body may stall.
-    #[arg(long, default_value_t = 60.0, global = true)]
+    #[arg(long, default_value_t = 60.0, global = true, help_heading = "Engine options")]
     pub body_timeout: f64,
 }
 
@@ -134,9 +139,15 @@ pub enum Command {
         listen: Option<String>,
     },
     /// Print the SHA-256 of a tenant token, for the tenants config.
-    HashToken { token: String },
+    HashToken {
+        /// The token a tenant will send as `Authorization: Bearer TOKEN`.
+        token: String,
+    },
     /// Print a shell completion script: `berth completions bash > /etc/bash_completion.d/berth`.
-    Completions { shell: clap_complete::Shell },
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
     /// List every action: name, kind, read-only, summary; then any skipped component and why.
     Actions {
         /// JSON for machines.
@@ -149,7 +160,9 @@ pub enum Command {
     /// Check a component before installing it: contract version, imports, describe(), names,
     /// clashes with the installed families, the default caps.
     Check {
+        /// The component (.wasm) to check.
         file: PathBuf,
+        /// Print the report as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -169,6 +182,7 @@ pub enum Command {
     New {
         /// Family name (lower-case, '-' allowed): its actions are NAME.<action>.
         name: String,
+        /// The language of the family's code and test.
         #[arg(long, value_enum, default_value = "rust")]
         lang: crate::authoring::scaffold::Lang,
         /// Directory to create [default: ./NAME].
@@ -181,12 +195,15 @@ pub enum Command {
     },
     /// Show an action's params and their JSON Schema.
     Describe {
+        /// The action, e.g. container.list.
         action: String,
+        /// Print the params, their JSON Schema and the output paths as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Run an action: `berth run system.events since=10m max_events=5`.
     Run {
+        /// The action, e.g. container.list (`berth actions` lists them).
         action: String,
         /// Params as key=value; values are converted to the declared type.
         params: Vec<String>,
@@ -262,12 +279,51 @@ pub fn default_actions_dir() -> PathBuf {
     std::env::current_exe().ok().and_then(|p| p.parent().map(|d| d.join("actions"))).unwrap_or_else(|| PathBuf::from("actions"))
 }
 
+/// The global options each command reads; the rest are hidden from its help (they are
+/// accepted everywhere, so `berth -H HOST run …` and `berth run -H HOST …` both work).
+fn shown_options(command: &str) -> &'static [&'static str] {
+    const COMPONENTS: &[&str] = &["actions", "cache", "no_cache", "output", "progress"];
+    match command {
+        "run" => &["*"],
+        "serve" => &["actions"],
+        "actions" | "describe" | "check" | "install" => COMPONENTS,
+        _ => &[],
+    }
+}
+
+/// The command line parser, each subcommand's help showing only the options it reads.
+pub fn command() -> clap::Command {
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    let globals: Vec<clap::Arg> = cmd.get_arguments().filter(|a| a.is_global_set()).cloned().collect();
+    let names: Vec<String> = cmd.get_subcommands().map(|c| c.get_name().to_string()).collect();
+    for name in names {
+        let shown = shown_options(&name);
+        if shown == ["*"] {
+            continue;
+        }
+        // A subcommand that already has an argument keeps it when the globals are propagated:
+        // the hidden copies stand in for them.
+        cmd = cmd.mut_subcommand(&name, |mut sub| {
+            for a in &globals {
+                if !shown.contains(&a.get_id().as_str()) {
+                    sub = sub.arg(a.clone().hide(true));
+                }
+            }
+            sub
+        });
+    }
+    cmd
+}
+
 /// Runs the CLI; returns the process exit code.
 pub fn main_entry() -> i32 {
     // The wasm engine and linker are built beside the argument parsing (each ~0.5–0.8 ms of a
     // short CLI run); `berth serve` builds its own pooled ones and leaves these unused.
     let parts = std::thread::Builder::new().name("berth-engine".into()).spawn(|| crate::runtime::EngineParts::new(None));
-    let cli = Cli::parse();
+    let cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&command().get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     init_tracing();
     match &cli.command {
         Command::HashToken { token } => {
@@ -275,8 +331,7 @@ pub fn main_entry() -> i32 {
             return 0;
         }
         Command::Completions { shell } => {
-            let mut cmd = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(*shell, &mut cmd, "berth", &mut std::io::stdout());
+            clap_complete::generate(*shell, &mut command(), "berth", &mut std::io::stdout());
             return 0;
         }
         Command::Serve { config, listen } => {
@@ -360,7 +415,10 @@ async fn run_cli(cli: Cli, parts: impl FnOnce() -> anyhow::Result<crate::runtime
         Some(crate::runtime::Scan::new(cache_dir.as_deref(), &dir).map_err(|e| Usage(format!("{e:#}")))?)
     };
     let parts = parts().map_err(|e| Usage(format!("cannot start the wasm runtime: {e:#}")))?;
-    let runtime: &'static Runtime = Box::leak(Box::new(Runtime::with_parts(parts, RuntimeConfig { cache_dir, map_cache_files: true, ..Default::default() })));
+    let progress = ProgressMode::new(cli.progress);
+    let compile_progress = (progress != ProgressMode::Off).then(|| Arc::new(CompileNotice { mode: progress, spinner: Default::default() }) as _);
+    let runtime: &'static Runtime =
+        Box::leak(Box::new(Runtime::with_parts(parts, RuntimeConfig { cache_dir, map_cache_files: true, compile_progress, ..Default::default() })));
     let catalog: &'static Catalog = Box::leak(Box::new(match scan {
         None => Catalog::default(),
         Some(scan) => runtime.discover_scanned(scan).await.map_err(|e| Usage(format!("{e:#}")))?,
@@ -368,7 +426,8 @@ async fn run_cli(cli: Cli, parts: impl FnOnce() -> anyhow::Result<crate::runtime
     for (path, why) in &catalog.skipped {
         eprintln!("berth: warning: skipped component {}: {why}", path.display());
     }
-    let json = |flag: bool| flag || format == OutputFormat::Json;
+    // Listings keep their text form when piped (`berth actions | grep`): JSON only when asked.
+    let json = |flag: bool| flag || cli.output == Some(OutputFormat::Json);
     match cli.command {
         Command::Serve { .. } | Command::HashToken { .. } | Command::Completions { .. } | Command::New { .. } => unreachable!("handled before discovery"),
         Command::Actions { json: j, strict } => Ok(actions_command(catalog, json(j), strict)),
@@ -492,7 +551,10 @@ async fn run_command(
     let engine = EngineClient::connect_to(&endpoint, timeouts).map_err(|e| Usage(format!("{e:#}")))?;
     let creds = Credentials::new(cli.credentials.clone(), CredentialStore::docker_config_path());
     let mut ctx = HostContext::new(Arc::new(engine), Arc::new(creds));
-    let bar = std::io::stderr().is_terminal().then(|| Arc::new(TtyProgress::default()));
+    let bar = match ProgressMode::new(cli.progress) {
+        ProgressMode::Off => None,
+        mode => Some(Arc::new(CliProgress::new(mode))),
+    };
     if let Some(bar) = &bar {
         ctx.progress = Some(bar.clone());
     }
@@ -558,39 +620,101 @@ fn asset_engines(cli: &Cli, assets: &[String], timeouts: crate::engine::Timeouts
     Ok(out)
 }
 
-/// The progress bar drawn on a terminal's stderr (indicatif): one line, rewritten in place.
-struct TtyProgress {
-    bar: indicatif::ProgressBar,
+/// Where progress goes: drawn on a terminal's stderr; as plain lines when asked (`--progress`)
+/// on anything else; otherwise nowhere.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum ProgressMode {
+    Bar,
+    Lines,
+    Off,
 }
 
-impl Default for TtyProgress {
-    fn default() -> Self {
-        let bar = indicatif::ProgressBar::new(0);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{msg:60!} [{bar:30}] {percent:>3}%")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
-        TtyProgress { bar }
+impl ProgressMode {
+    fn new(asked: bool) -> Self {
+        if std::io::stderr().is_terminal() {
+            ProgressMode::Bar
+        } else if asked {
+            ProgressMode::Lines
+        } else {
+            ProgressMode::Off
+        }
     }
 }
 
-impl crate::runtime::ProgressSink for TtyProgress {
+/// An action's progress (pulls, pushes, waits): one line rewritten in place on a terminal
+/// (indicatif), or a line at most every second.
+struct CliProgress {
+    bar: Option<indicatif::ProgressBar>,
+    last_line: Mutex<Option<Instant>>,
+}
+
+impl CliProgress {
+    fn new(mode: ProgressMode) -> Self {
+        let bar = (mode == ProgressMode::Bar).then(|| {
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{msg:60!} [{bar:30}] {percent:>3}%")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+            );
+            bar
+        });
+        CliProgress { bar, last_line: Mutex::new(None) }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl crate::runtime::ProgressSink for CliProgress {
     fn report(&self, action: &str, id: &str, current: u64, total: Option<u64>, message: &str) {
+        let Some(bar) = &self.bar else {
+            let mut last = self.last_line.lock().unwrap();
+            if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                *last = Some(Instant::now());
+                let of = total.map(|t| format!(" {current}/{t}")).unwrap_or_default();
+                eprintln!("berth: {action} {id}: {message}{of}");
+            }
+            return;
+        };
         match total {
             Some(t) if t > 0 => {
-                self.bar.set_length(t);
-                self.bar.set_position(current.min(t));
+                bar.set_length(t);
+                bar.set_position(current.min(t));
             }
-            _ => self.bar.set_length(0),
+            _ => bar.set_length(0),
         }
-        self.bar.set_message(format!("{action} {id}: {message}"));
+        bar.set_message(format!("{action} {id}: {message}"));
     }
 }
 
-impl TtyProgress {
-    fn finish(&self) {
-        self.bar.finish_and_clear();
+/// Compiling a component (seconds, once per version): a spinner on a terminal, or a line.
+struct CompileNotice {
+    mode: ProgressMode,
+    spinner: Mutex<Option<indicatif::ProgressBar>>,
+}
+
+impl crate::runtime::cache::CompileProgress for CompileNotice {
+    fn compiling(&self, name: &str, bytes: usize) {
+        let msg = format!("compiling {name} ({:.1} MiB; once, then cached)", bytes as f64 / (1 << 20) as f64);
+        if self.mode == ProgressMode::Bar {
+            let s = indicatif::ProgressBar::new_spinner();
+            s.set_message(msg);
+            s.enable_steady_tick(Duration::from_millis(120));
+            *self.spinner.lock().unwrap() = Some(s);
+        } else {
+            eprintln!("berth: {msg}");
+        }
+    }
+
+    fn compiled(&self, name: &str, took: Duration) {
+        if let Some(s) = self.spinner.lock().unwrap().take() {
+            s.finish_and_clear();
+        }
+        eprintln!("berth: compiled {name} in {:.1} s", took.as_secs_f64());
     }
 }
 

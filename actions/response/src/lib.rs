@@ -626,10 +626,7 @@ mod tests {
             "Processes": [["root", "4242", "4200", "0", "15:06", "?", "00:00:00", "sleep 600"]]});
         assert_eq!(top_commands(&dockerd).unwrap(), [("4242".to_string(), "sleep 600".to_string())]);
         let podman = json!({"Titles": ["PID   USER     COMMAND"], "Processes": [["1 0        sleep 1000"], ["  7 root     /usr/bin/xmrig  -o pool "]]});
-        assert_eq!(
-            top_commands(&podman).unwrap(),
-            [("1".to_string(), "sleep 1000".to_string()), ("7".to_string(), "/usr/bin/xmrig  -o pool".to_string())]
-        );
+        assert_eq!(top_commands(&podman).unwrap(), [("1".to_string(), "sleep 1000".to_string()), ("7".to_string(), "/usr/bin/xmrig  -o pool".to_string())]);
         assert!(top_commands(&json!({"Titles": ["PID"], "Processes": [["1"]]})).is_none());
         assert!(top_commands(&Value::Null).is_none());
     }

@@ -70,9 +70,11 @@ pub fn pause(d: Duration) {
     }
 }
 
-/// Calls `step` every `every` until it gives `Some`, or `timeout` passes (then `None`).
+/// Calls `step` every `every` until it gives `Some`, or `timeout` passes (then `None`); the
+/// wait is reported as progress (seconds of the timeout) once it has lasted a second.
 pub fn wait_for<T>(timeout: Duration, every: Duration, mut step: impl FnMut() -> Result<Option<T>>) -> Result<Option<T>> {
-    let deadline = Instant::now() + timeout;
+    let start = Instant::now();
+    let deadline = start + timeout;
     loop {
         if let Some(t) = step()? {
             return Ok(Some(t));
@@ -80,6 +82,10 @@ pub fn wait_for<T>(timeout: Duration, every: Duration, mut step: impl FnMut() ->
         let now = Instant::now();
         if now >= deadline {
             return Ok(None);
+        }
+        let waited = now - start;
+        if waited >= Duration::from_secs(1) {
+            crate::log::progress("wait", waited.as_secs(), Some(timeout.as_secs()), &format!("waiting for the engine (at most {} s)", timeout.as_secs()));
         }
         pause(every.min(deadline - now));
     }

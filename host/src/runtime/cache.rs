@@ -26,8 +26,18 @@ const SUM_PREFIX: &str = "xxh3-128:";
 const INDEX_FORMAT: u32 = 2;
 
 /// A directory of compiled components; `None` compiles every time.
-#[derive(Debug, Clone)]
+/// Told around each compile (a cache miss: seconds of work), so that a CLI can say so.
+pub trait CompileProgress: Send + Sync + 'static {
+    /// `name` (a file) of `bytes` is being compiled.
+    fn compiling(&self, name: &str, bytes: usize);
+    /// It is compiled, in `took`.
+    fn compiled(&self, name: &str, took: std::time::Duration);
+}
+
+#[derive(Clone)]
 pub struct Cache {
+    /// Told around each compile.
+    pub(crate) progress: Option<std::sync::Arc<dyn CompileProgress>>,
     dir: Option<PathBuf>,
     engine_key: String,
     /// Map entries straight from disk (fast; for short-lived CLI processes). Otherwise copy
@@ -59,7 +69,7 @@ impl Cache {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);
         let engine_key = format!("wt{}-{:016x}", wasmtime_version(), h.finish());
-        Cache { dir, engine_key, map_files }
+        Cache { progress: None, dir, engine_key, map_files }
     }
 
     pub fn dir(&self) -> Option<&Path> {
@@ -71,7 +81,9 @@ impl Cache {
     }
 
     /// The component with content hash `sha`, from the cache or compiled from `wasm()`.
-    pub fn component(&self, engine: &Engine, sha: &str, wasm: impl FnOnce() -> anyhow::Result<Vec<u8>>) -> anyhow::Result<(Component, Source)> {
+    /// The compiled component `sha` (`name` for progress): from the cache, else compiled from
+    /// `wasm()` and cached.
+    pub fn component(&self, engine: &Engine, sha: &str, name: &str, wasm: impl FnOnce() -> anyhow::Result<Vec<u8>>) -> anyhow::Result<(Component, Source)> {
         if let Some(path) = self.entry_path(sha) {
             match load_entry(engine, &path, self.map_files) {
                 Ok(Some(c)) => return Ok((c, Source::Cached)),
@@ -84,7 +96,15 @@ impl Cache {
         if actual != sha {
             anyhow::bail!("component changed while loading (expected sha256 {sha}, found {actual})");
         }
-        let compiled = engine.precompile_component(&bytes).map_err(wt)?;
+        let started = std::time::Instant::now();
+        if let Some(p) = &self.progress {
+            p.compiling(name, bytes.len());
+        }
+        let compiled = engine.precompile_component(&bytes).map_err(wt);
+        if let Some(p) = &self.progress {
+            p.compiled(name, started.elapsed());
+        }
+        let compiled = compiled?;
         // Safety: these bytes were produced just now by this engine.
         let component = unsafe { Component::deserialize(engine, &compiled).map_err(wt)? };
         if let Some(path) = self.entry_path(sha) {

@@ -272,7 +272,7 @@ impl Runtime {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         let sha = cache::sha256_hex(&bytes);
         super::contract::of_bytes(&bytes)?;
-        let prepared = self.prepare_bytes(&sha, Some(bytes))?;
+        let prepared = self.prepare_bytes(&sha, &path.display().to_string(), Some(bytes))?;
         let family = self.describe(&prepared).await?;
         validate_family(&family)?;
         Ok(ComponentFile { path: path.to_path_buf(), sha256: sha, family: Arc::new(Family::parsed(family)) })

@@ -72,7 +72,7 @@ pub(crate) static REAL_TICKS: std::sync::atomic::AtomicU64 = std::sync::atomic::
 pub use limits::{LimitSpec, Limits, MemoryLimiter};
 pub use pool::{Allocation, PoolSpec};
 
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct RuntimeConfig {
     /// Compile cache directory; `None` disables caching.
     pub cache_dir: Option<PathBuf>,
@@ -83,6 +83,8 @@ pub struct RuntimeConfig {
     /// Map cached components straight from disk instead of copying them: fastest start, for
     /// short-lived CLI processes.
     pub map_cache_files: bool,
+    /// Told around each compile (the CLI's progress on stderr).
+    pub compile_progress: Option<Arc<dyn cache::CompileProgress>>,
 }
 
 /// One engine, one linker, many components.
@@ -144,7 +146,8 @@ impl Runtime {
     /// A runtime on parts built beforehand ([`EngineParts::new`] with `cfg`'s pooling).
     pub fn with_parts(parts: EngineParts, cfg: RuntimeConfig) -> Self {
         let EngineParts { engine, linker, allocation } = parts;
-        let cache = Cache::new(cfg.cache_dir, &engine, cfg.map_cache_files);
+        let mut cache = Cache::new(cfg.cache_dir, &engine, cfg.map_cache_files);
+        cache.progress = cfg.compile_progress;
         Runtime { engine, linker, cache, allocation, prepared: Mutex::new(HashMap::new()), quarantine: Mutex::new(HashMap::new()) }
     }
 
@@ -176,16 +179,19 @@ impl Runtime {
 
     fn prepare_file(&self, file: &ComponentFile) -> anyhow::Result<Arc<Prepared>> {
         let path = file.path.clone();
-        let (component, source) =
-            self.cache.component(&self.engine, &file.sha256, || std::fs::read(&path).with_context(|| format!("reading {}", path.display())))?;
+        let (component, source) = self.cache.component(&self.engine, &file.sha256, &path.display().to_string(), || {
+            std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
+        })?;
         self.finish_prepare(&file.sha256, component, source)
     }
 
-    pub fn prepare_bytes(&self, sha: &str, bytes: Option<Vec<u8>>) -> anyhow::Result<Arc<Prepared>> {
+    /// The prepared component `sha` (named `name` in progress), compiled from `bytes` unless
+    /// prepared or cached already.
+    pub fn prepare_bytes(&self, sha: &str, name: &str, bytes: Option<Vec<u8>>) -> anyhow::Result<Arc<Prepared>> {
         if let Some(p) = self.prepared.lock().unwrap().get(sha) {
             return Ok(p.clone());
         }
-        let (component, source) = self.cache.component(&self.engine, sha, || bytes.ok_or_else(|| anyhow::anyhow!("component bytes unavailable")))?;
+        let (component, source) = self.cache.component(&self.engine, sha, name, || bytes.ok_or_else(|| anyhow::anyhow!("component bytes unavailable")))?;
         self.finish_prepare(sha, component, source)
     }
 

@@ -85,6 +85,18 @@ fn error(status: StatusCode, msg: &str) -> Resp {
     json_response(status, &json!({"error": msg}))
 }
 
+/// Compiles at start-up (a cache miss: seconds each) are logged, so a slow start says why.
+struct LogCompiles;
+
+impl crate::runtime::cache::CompileProgress for LogCompiles {
+    fn compiling(&self, name: &str, bytes: usize) {
+        tracing::info!(component = name, bytes, "compiling (once, then cached)");
+    }
+    fn compiled(&self, name: &str, took: Duration) {
+        tracing::info!(component = name, seconds = took.as_secs_f64(), "compiled");
+    }
+}
+
 impl Server {
     /// Builds everything up front: a bad config or actions dir fails before anything listens.
     pub async fn new(cfg: Config, actions_dir: PathBuf) -> anyhow::Result<Arc<Server>> {
@@ -92,6 +104,7 @@ impl Server {
             cache_dir: cfg.cache.clone().or_else(crate::runtime::cache::default_dir),
             pool: Some(crate::runtime::PoolSpec { instances: cfg.max_concurrent, memory_mib: cfg.pool_memory_mib }),
             map_cache_files: false,
+            compile_progress: Some(Arc::new(LogCompiles)),
         })?;
         let catalog = runtime.discover(&actions_dir).await?;
         for (path, why) in &catalog.skipped {
