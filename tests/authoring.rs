@@ -287,7 +287,19 @@ fn scaffold_builds_and_passes(lang: &str) {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{lang}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains(&format!("{name}: ok")), "{stdout}");
+    assert!(stdout.contains(&format!("{name}.summary: ok")), "{stdout}");
     assert!(stdout.contains("contract: built for berth:connector 0.2"), "{stdout}");
+    if lang == "rust" {
+        // The first real edit: the sample action renamed. The family's test names no action,
+        // so it tests the renamed one.
+        let lib = dir.join("src/lib.rs");
+        let src = std::fs::read_to_string(&lib).unwrap().replace(&format!("\"{name}.summary\""), &format!("\"{name}.overview\""));
+        std::fs::write(&lib, src).unwrap();
+        let out = make.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "after a rename: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.contains(&format!("{name}.overview: ok")) && !stdout.contains(&format!("{name}.summary")), "{stdout}");
+    }
     // A second scaffold into the same directory writes nothing.
     let again = Command::new(berth_bin()).args(["new", &name, "--lang", lang, "--dir", dir.to_str().unwrap()]).output().unwrap();
     assert_eq!(again.status.code(), Some(2));
