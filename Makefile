@@ -78,6 +78,18 @@ $(COMPONENTS)/js-needs-http.wasm: $(COMPONENTS)/posture.wasm
 	$(COMPONENTIZE_JS) --wit $(WIT) -n family -o $@.tmp $(COMPONENTS)/posture.src/app.js
 	mv $@.tmp $@
 
+# The SDK references' examples: every ```python or ```js block of REFERENCE.md, in order, as
+# one family each, built like the others and run by tests/authoring.rs.
+components: $(COMPONENTS)/pyref.wasm $(COMPONENTS)/jsref.wasm
+$(COMPONENTS)/pyref.md/app.py: actions/sdk-python/REFERENCE.md
+	@mkdir -p $(@D)
+	awk '/^```python$$/ {f=1; next} /^```$$/ {f=0} f' $< >$@
+$(COMPONENTS)/jsref.md/app.js: actions/sdk-js/REFERENCE.md
+	@mkdir -p $(@D)
+	awk '/^```js$$/ {f=1; next} /^```$$/ {f=0} f' $< >$@
+$(eval $(call py_component,pyref,$(COMPONENTS)/pyref.md))
+$(eval $(call js_component,jsref,$(COMPONENTS)/jsref.md))
+
 $(foreach f,$(PY_EXAMPLES),$(eval $(call py_component,$(f),actions/$(f))))
 $(foreach f,$(JS_EXAMPLES),$(eval $(call js_component,$(f),actions/$(f))))
 $(foreach g,$(PY_TEST_GUESTS),$(eval $(call py_component,$(g),tests/guests/$(g))))

@@ -319,3 +319,65 @@ fn scaffold_python() {
 fn scaffold_js() {
     scaffold_builds_and_passes("js");
 }
+
+/// The SDK references (actions/sdk-python/REFERENCE.md, actions/sdk-js/REFERENCE.md): their
+/// examples, built as one family each by `make components`, install and run on the engine as
+/// the text says.
+#[test]
+fn sdk_reference_examples_build_and_run_as_documented() {
+    let b = installed(&[component("pyref"), component("jsref")]);
+    let dir = tempfile::tempdir().unwrap();
+    for fam in ["pyref", "jsref"] {
+        let run = |args: &[&str]| {
+            let mut all = vec!["run".to_string(), format!("{fam}.{}", args[0])];
+            all.extend(args[1..].iter().map(|s| s.to_string()));
+            b.run(&all.iter().map(String::as_str).collect::<Vec<_>>())
+        };
+        let j = run(&["ping"]).ok().clone();
+        assert_eq!(j["data"][0], json!({"ok": true, "api_version": "1.41"}), "{fam}: {j}");
+        let j = run(&["params", "name=web", "count=5.0", "token=s3cret"]).ok().clone();
+        assert_eq!(j["data"][0]["count"], 5, "{fam}: integral floats are integers: {j}");
+        assert_eq!((j["data"][0]["labels"]["team"].as_str(), j["data"][0]["token_given"].as_bool()), (Some("red"), Some(true)), "{fam}: {j}");
+        assert_eq!(j["parameter"]["token"], "<redacted>");
+        run(&["params"]).expect_code(2);
+        let (id, _) = container(&format!("{fam}-ref"), &["sleep", "30"], json!({}));
+        let j = run(&["containers"]).ok().clone();
+        assert!(j["data"].as_array().unwrap().iter().any(|c| c["Id"] == id.as_str()), "{fam}: {j}");
+        assert!(j["summary"]["running"].as_u64().unwrap() >= 1 && j["summary"]["total_objects"].as_u64().unwrap() >= 1, "{fam}: {j}");
+        let vol = unique(&format!("{fam}-vol"));
+        let j = run(&["volume-roundtrip", &format!("name={vol}")]).ok().clone();
+        assert_eq!(j["data"][0]["Labels"]["made-by"], fam, "{j}");
+        assert_eq!(j["summary"]["engine_api"], "1.41", "{j}");
+        assert_eq!(api(Method::GET, &format!("/volumes/{vol}"), "", None).0, 404, "removed again");
+        let j = run(&["events"]).ok().clone();
+        let events = j["data"].as_array().unwrap();
+        assert!(events.iter().any(|e| e["Type"] == "volume" && e["Actor"]["ID"] == vol.as_str()), "{fam}: {j}");
+        let out = dir.path().join(format!("{fam}-bundle.tar"));
+        let j = run(&["bundle", "--out", out.to_str().unwrap()]).ok().clone();
+        let mut names: Vec<String> = tar::Archive::new(std::fs::File::open(&out).unwrap())
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["info.json", "meta.json", "version.json"], "{fam}: {j}");
+        let saved = dir.path().join(format!("{fam}-image.tar"));
+        let j = run(&["save", &format!("image={}", test_image()), "--out", saved.to_str().unwrap()]).ok().clone();
+        assert_eq!(j["data"][0]["size"].as_u64(), Some(std::fs::metadata(&saved).unwrap().len()), "{fam}: {j}");
+        let j = run(&["load", "--in", saved.to_str().unwrap()]).ok().clone();
+        assert!(j["data"].to_string().contains("Loaded image"), "{fam}: {j}");
+        let r = run(&["count", "n=4", "--progress"]);
+        assert_eq!(r.ok()["data"][0]["counted"], 4);
+        assert!(r.stderr.contains(&format!("{fam}.count count: counting")), "{fam}: {r:#?}");
+        // Errors: each kind with its exit code; the engine's 404 caught or passed on.
+        assert_eq!(run(&["fail"]).ok()["data"][0]["missing"], true);
+        for (how, code, kind) in
+            [("bad_params", 2, "bad_params"), ("denied", 3, "denied"), ("engine", 1, "engine"), ("internal", 1, "internal"), ("uncaught", 1, "internal")]
+        {
+            let r = run(&["fail", &format!("how={how}")]);
+            r.expect_code(code);
+            assert_eq!(r.json()["error"]["kind"], kind, "{fam} {how}: {r:#?}");
+        }
+        remove(&id);
+    }
+}

@@ -206,7 +206,8 @@ export class Request {
       new Response(r.status, r.headers, r.errorBody).ok();
       throw engineFailure(r.status, 'no artifact was written');
     }
-    return r.artifact;
+    const a = r.artifact;
+    return { name: a.name, size: Number(a.size), sha256: a.sha256 };
   }
 }
 

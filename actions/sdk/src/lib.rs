@@ -26,6 +26,10 @@ pub mod bindings {
 /// component's `berth:contract` custom section (the host links the matching binding).
 pub const CONTRACT: [u8; 5] = *b"0.2.0";
 
+/// The SDK reference (`REFERENCE.md`): every example in it is compiled as a doctest.
+#[doc = include_str!("../REFERENCE.md")]
+pub mod reference {}
+
 pub mod commit;
 pub mod engine;
 pub mod logs;

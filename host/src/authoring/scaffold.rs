@@ -68,6 +68,14 @@ pub fn files(name: &str, lang: Lang, root: &Path, berth: &Path) -> Vec<(PathBuf,
             .replace("{{root}}", &root.to_string_lossy())
             .replace("{{berth}}", &berth.to_string_lossy())
             .replace("{{source}}", if lang == Lang::Rust { "src/lib.rs" } else { source })
+            .replace(
+                "{{reference}}",
+                match lang {
+                    Lang::Rust => "actions/sdk/REFERENCE.md",
+                    Lang::Python => "actions/sdk-python/REFERENCE.md",
+                    Lang::Js => "actions/sdk-js/REFERENCE.md",
+                },
+            )
     };
     let mut out: Vec<(PathBuf, String, bool)> = sources.iter().map(|(p, t)| (PathBuf::from(p), fill(t), false)).collect();
     out.push(("Makefile".into(), fill(MAKEFILE), false));
