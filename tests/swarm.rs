@@ -78,7 +78,7 @@ fn a_two_node_swarm_end_to_end() {
     let n = ok(&ma, &["run", "node.inspect", &format!("id={worker_id}")]);
     assert_eq!(n["summary"]["availability"], "active");
     ok(&ma, &["run", "node.update", &format!("id={worker_id}"), r#"labels={"zone":"b","tier":"edge"}"#]);
-    ok(&ma, &["run", "node.update", &format!("id={worker_id}"), "remove_labels=tier"]);
+    ok(&ma, &["run", "node.update", &format!("id={worker_id}"), "labels_remove=tier"]);
     let n = api_json_at(&a, &format!("/nodes/{worker_id}"));
     assert_eq!(n["Spec"]["Labels"], json!({"zone": "b"}));
     let e = ma.run(&["run", "node.update", &format!("id={worker_id}"), "availability=sleepy"]);
@@ -102,6 +102,13 @@ fn a_two_node_swarm_end_to_end() {
     assert_eq!(item(&ci)["Spec"]["DataText"], "mode=prod");
     ok(&ma, &["run", "config.update", &format!("id={cfg}"), r#"labels={"env":"prod"}"#]);
     assert_eq!(ok(&ma, &["run", "config.list", r#"filters={"label":["env=prod"]}"#])["summary"]["total_objects"], 1);
+    // Labels merge as docker's --label-add and --label-rm do; replacing is explicit.
+    ok(&ma, &["run", "secret.update", &format!("id={pw}"), r#"labels={"tier":"a"}"#, "labels_remove=rotated"]);
+    assert_eq!(api_json_at(&a, &format!("/secrets/{secret_id}"))["Spec"]["Labels"], json!({"app": "web", "tier": "a"}));
+    ok(&ma, &["run", "config.update", &format!("id={cfg}"), r#"labels={"only":"1"}"#, "replace_labels=true"]);
+    assert_eq!(api_json_at(&a, &format!("/configs/{cfg}"))["Spec"]["Labels"], json!({"only": "1"}));
+    ma.run(&["run", "config.update", &format!("id={cfg}")]).expect_code(2);
+    ok(&ma, &["run", "config.update", &format!("id={cfg}"), r#"labels={"env":"prod"}"#, "labels_remove=only"]);
     let e = ma.run(&["run", "secret.create", &format!("name={}", unique("x"))]);
     e.expect_code(2);
     assert!(e.message().contains("needs 'data'"), "{}", e.message());

@@ -27,7 +27,8 @@ params! {
         role: Option<String> => "worker or manager",
         name: Option<String> => "The node's name",
         labels: Option<Map<String, Value>> => "Labels to add or change",
-        remove_labels: Option<Value> => "Label keys to remove: a list or comma-separated",
+        labels_remove: Option<Value> => "Label keys to remove (list or comma-separated), as --label-rm",
+        remove_labels: Option<Value> => "The same as labels_remove",
         spec: Option<Map<String, Value>> => "A full NodeSpec (replaces the current one; structured params apply on top)",
         version: Option<i64> => "The version read before (Version.Index); the current one when absent",
     }
@@ -137,7 +138,8 @@ fn update_spec(id: &str, version: Option<i64>, change: impl FnOnce(&mut Value) -
 fn update(p: Update) -> Result<Output> {
     one_of(&p.availability, "availability", &["active", "pause", "drain"])?;
     one_of(&p.role, "role", &["worker", "manager"])?;
-    let remove = names_value(p.remove_labels.as_ref(), "remove_labels")?;
+    let mut remove = names_value(p.labels_remove.as_ref(), "labels_remove")?;
+    remove.extend(names_value(p.remove_labels.as_ref(), "remove_labels")?);
     let (nid, spec) = update_spec(&p.id, p.version, |spec| {
         if let Some(full) = &p.spec {
             *spec = Value::Object(full.clone());

@@ -179,7 +179,9 @@ crate::params! {
 crate::params! {
     pub struct ObjectUpdate {
         id: String => "ID or name",
-        labels: Map<String, Value> => "The new labels (they replace the old ones)",
+        labels: Option<Map<String, Value>> => "Labels to add or change; the others are kept",
+        labels_remove: Option<Value> => "Label keys to remove (list or comma-separated), as --label-rm",
+        replace_labels: bool => "Replace every label with `labels` instead of merging",
         version: Option<i64> => "The version read before (Version.Index); the current one when absent",
     }
 }
@@ -212,7 +214,7 @@ pub fn object_actions<O: Object>() -> Vec<Action> {
             .output(&["data.*.ID", "data.*.Spec.Name", "data.*.Spec.Labels", "data.*.Version.Index"])
             .ops(&[&op("Inspect")])
             .typed(inspect::<O>),
-        Action::new(format!("{k}.update"), format!("Update a {k}'s labels (the only field the engine lets change)"))
+        Action::new(format!("{k}.update"), format!("Update a {k}'s labels (the only field the engine lets change): merged, as docker's --label-add/--label-rm"))
             .kind(Kind::Generic)
             .output(&["data.*.ID", "data.*.labels"])
             .ops(&[&op("Inspect"), &op("Update")])
@@ -284,7 +286,18 @@ fn update<O: Object>(p: ObjectUpdate) -> Result<Output> {
     if let Some(m) = spec.as_object_mut() {
         m.remove("Data"); // the engine refuses any change but labels; data is never resent
     }
-    spec["Labels"] = Value::Object(p.labels.clone());
+    let remove = names_value(p.labels_remove.as_ref(), "labels_remove")?;
+    if p.labels.is_none() && remove.is_empty() && !p.replace_labels {
+        return Err(Error::bad_params("give 'labels' to add or change, 'labels_remove', or replace_labels=true"));
+    }
+    let mut labels = if p.replace_labels { Map::new() } else { spec["Labels"].as_object().cloned().unwrap_or_default() };
+    for (k, v) in p.labels.iter().flatten() {
+        labels.insert(k.clone(), v.as_str().map(|s| json!(s)).unwrap_or_else(|| json!(v.to_string())));
+    }
+    for k in &remove {
+        labels.remove(k);
+    }
+    spec["Labels"] = Value::Object(labels);
     let oid = v["ID"].as_str().unwrap_or(id).to_string();
     let version = version_or(p.version, read);
     post(format!("{}/update", opath::<O>(&oid))).query("version", version).json(&spec).send_ok()?;
