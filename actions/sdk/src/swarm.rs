@@ -214,11 +214,14 @@ pub fn object_actions<O: Object>() -> Vec<Action> {
             .output(&["data.*.ID", "data.*.Spec.Name", "data.*.Spec.Labels", "data.*.Version.Index"])
             .ops(&[&op("Inspect")])
             .typed(inspect::<O>),
-        Action::new(format!("{k}.update"), format!("Update a {k}'s labels (the only field the engine lets change): merged, as docker's --label-add/--label-rm"))
-            .kind(Kind::Generic)
-            .output(&["data.*.ID", "data.*.labels"])
-            .ops(&[&op("Inspect"), &op("Update")])
-            .typed(update::<O>),
+        Action::new(
+            format!("{k}.update"),
+            format!("Update a {k}'s labels (the only field the engine lets change): merged, as docker's --label-add/--label-rm"),
+        )
+        .kind(Kind::Generic)
+        .output(&["data.*.ID", "data.*.labels"])
+        .ops(&[&op("Inspect"), &op("Update")])
+        .typed(update::<O>),
         Action::new(format!("{k}.remove"), format!("Remove a {k}")).kind(Kind::Correct).output(&["data.*.id"]).ops(&[&op("Delete")]).typed(remove::<O>),
     ]
 }

@@ -64,7 +64,7 @@ fn actions() -> Vec<Action> {
         Action::new("system.events", "Engine events, bounded by until, a max count or a max duration")
             .read_only()
             .output(&["data.*.Type", "data.*.Action", "data.*.Actor.ID", "data.*.time", "summary.total_events", "summary.ended_by"])
-            .ops(&["SystemEvents"])
+            .ops(&["SystemEvents", "SystemPing"])
             .typed(events),
         Action::new("system.test-connectivity", "Test connectivity: ping and version, the transport, and TLS details (SOAR convention)")
             .read_only()
@@ -187,16 +187,36 @@ fn events(p: Events) -> Result<Output> {
         return Err(Error::bad_params("parameter 'max_duration' must be between 1 and 3600 seconds"));
     }
     let deadline = Instant::now() + Duration::from_secs(max_duration as u64);
+    // Podman ends a stream whose `until` has passed before sending the events it holds: it is
+    // asked for a second past now, and the events after `until` are left out here.
+    let until = Timestamp::as_query(&p.until).map(str::to_string);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+    let past = until.as_deref().and_then(|u| u.parse::<f64>().ok()).filter(|u| *u <= now);
+    let cut_at = match past {
+        Some(u) if head("/_ping").send().is_ok_and(|r| r.header("Libpod-Api-Version").is_some()) => Some(u),
+        _ => None,
+    };
+    let asked_until = match cut_at {
+        Some(_) => Some((now.floor() as i64 + 1).to_string()),
+        None => until,
+    };
     let stream = get("/events")
         .query_opt("since", Timestamp::as_query(&p.since))
-        .query_opt("until", Timestamp::as_query(&p.until))
+        .query_opt("until", asked_until)
         .query_json("filters", Filters::as_query(&p.filters))
         .stream()?;
     let mut messages = stream.json_messages(deadline);
     let mut events = Vec::new();
     let mut ended_by = "until";
     for m in messages.by_ref() {
-        events.push(m?);
+        let m = m?;
+        if let Some(u) = cut_at {
+            let t = m["timeNano"].as_f64().map(|n| n / 1e9).or_else(|| m["time"].as_f64()).unwrap_or(0.0);
+            if t > u {
+                break;
+            }
+        }
+        events.push(m);
         if events.len() as i64 >= max_events {
             ended_by = "max_events";
             break;
