@@ -472,6 +472,22 @@ fn swarm_views_match_the_docker_cli() {
     let cli: Value = serde_json::from_str(&docker(&a, &["service", "inspect", &svc]).0).unwrap();
     assert_eq!(item(&si)["Spec"], cli[0]["Spec"]);
 
+    // A scale down that waits ends when the tasks have stopped, not when they were told to:
+    // these ignore SIGTERM (sh as PID 1) and stop at the end of their 4 s grace period.
+    let slow = unique("slow");
+    docker(&a, &["service", "create", "--detach", "--name", &slow, "--stop-grace-period", "4s", TEST_IMAGE, "sh", "-c", "sleep 600"]);
+    ok(&b, &["run", "service.wait-converged", &format!("id={slow}"), "timeout=60"]);
+    let started = Instant::now();
+    ok(&b, &["run", "service.scale", &format!("id={slow}"), "replicas=0", "wait=true", "timeout=60"]);
+    let (left, _) = docker(&a, &["ps", "-q", "--filter", &format!("label=com.docker.swarm.service.name={slow}")]);
+    assert_eq!(left.trim(), "", "a task container still runs after the scale returned ({:?})", started.elapsed());
+    assert!(started.elapsed() >= Duration::from_secs(3), "{:?}", started.elapsed());
+    let e = b.run(&["run", "service.scale", &format!("id={slow}"), "replicas=1", "wait=true", "timeout=1"]);
+    if e.code != 0 {
+        assert!(e.message().contains("did not converge within 1s") && e.message().contains("tasks running"), "{e:#?}");
+    }
+    docker(&a, &["service", "rm", &slow]);
+
     // A scale and a drain, each read back through the docker CLI.
     ok(&b, &["run", "service.scale", &format!("id={svc}"), "replicas=3", "wait=true", "timeout=60"]);
     let (ls, _) = docker(&a, &["service", "ls", "--filter", &format!("name={svc}"), "--format", "{{.Replicas}}"]);

@@ -411,38 +411,51 @@ fn rollback(p: Id) -> Result<Output> {
     Ok(Output::one(format!("Rolling service {id} back to its previous spec"), json!({"ID": sid, "Warnings": v["Warnings"]})))
 }
 
-/// Counts (running, desired) for a service now.
-fn status(sid: &str) -> Result<(u64, u64, Value)> {
-    let s = get(spath(sid)).json_ok()?;
-    let tasks = get("/tasks").query("filters", json!({"service": [sid], "desired-state": ["running"]}).to_string()).json_ok()?;
-    let running = tasks.as_array().into_iter().flatten().filter(|t| t["Status"]["State"] == "running").count() as u64;
-    let desired = match s["Spec"]["Mode"]["Replicated"]["Replicas"].as_u64() {
-        Some(n) => n,
-        None => {
-            // Global: one per eligible node, which is what the engine keeps as desired tasks.
-            tasks.as_array().map(|a| a.len() as u64).unwrap_or(0)
-        }
-    };
-    Ok((running, desired, s["UpdateStatus"]["State"].clone()))
+/// A service's tasks now, as the engine observes them.
+struct Status {
+    /// Tasks meant to run that run.
+    running: u64,
+    /// Tasks the spec asks for.
+    desired: u64,
+    /// Tasks told to stop that still run (a scale-down or an update not finished).
+    stopping: u64,
+    /// `UpdateStatus.State`.
+    update: Value,
 }
 
+fn status(sid: &str) -> Result<Status> {
+    let s = get(spath(sid)).json_ok()?;
+    let tasks = get("/tasks").query("filters", json!({"service": [sid]}).to_string()).json_ok()?;
+    let tasks = tasks.as_array().map(Vec::as_slice).unwrap_or_default();
+    let meant = |t: &&Value| t["DesiredState"] == "running";
+    let runs = |t: &&Value| matches!(t["Status"]["State"].as_str(), Some("running" | "starting"));
+    let running = tasks.iter().filter(|t| meant(t) && t["Status"]["State"] == "running").count() as u64;
+    let stopping = tasks.iter().filter(|t| !meant(t) && runs(t)).count() as u64;
+    // Global: one per eligible node, which is what the engine keeps as desired tasks.
+    let desired = s["Spec"]["Mode"]["Replicated"]["Replicas"].as_u64().unwrap_or_else(|| tasks.iter().filter(meant).count() as u64);
+    Ok(Status { running, desired, stopping, update: s["UpdateStatus"]["State"].clone() })
+}
+
+/// Waits until the tasks the spec asks for run, none told to stop still runs, and no update
+/// is in flight; or fails at `limit` naming what is left.
 fn converge(sid: &str, limit: Duration) -> Result<(u64, u64)> {
-    let mut last = (0, 0, Value::Null);
+    let mut last = Status { running: 0, desired: 0, stopping: 0, update: Value::Null };
     let done = wait_for(limit, Duration::from_millis(500), || {
         last = status(sid)?;
-        let updating = matches!(last.2.as_str(), Some("updating" | "rollback_started"));
-        Ok((last.0 == last.1 && !updating).then_some(()))
+        let updating = matches!(last.update.as_str(), Some("updating" | "rollback_started"));
+        Ok((last.running == last.desired && last.stopping == 0 && !updating).then_some(()))
     })?;
     match done {
-        Some(()) => Ok((last.0, last.1)),
+        Some(()) => Ok((last.running, last.desired)),
         None => Err(Error::Engine {
             status: 504,
             message: format!(
-                "service {sid} did not converge within {}s: {} of {} tasks running{}",
+                "service {sid} did not converge within {}s: {} of {} tasks running, {} told to stop still running{}",
                 limit.as_secs(),
-                last.0,
-                last.1,
-                last.2.as_str().map(|s| format!(", update {s}")).unwrap_or_default()
+                last.running,
+                last.desired,
+                last.stopping,
+                last.update.as_str().map(|s| format!(", update {s}")).unwrap_or_default()
             ),
         }),
     }
