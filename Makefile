@@ -26,7 +26,7 @@ JS_SDK := actions/sdk-js/berth.js actions/sdk-js/stamp.mjs
 TEST_ENGINE_DIR ?= /tmp/berth-test-engine
 DEMO_ENGINE_DIR ?= /tmp/berth-demo-engine
 
-.PHONY: all build toolchain toolchains guests components host actions test test-run unit lint demo bench coverage engine-start engine-stop clean
+.PHONY: all build toolchain toolchains clients guests components host actions test test-run unit lint demo bench coverage engine-start engine-stop clean
 
 all: build
 
@@ -45,6 +45,21 @@ toolchains: $(COMPONENTIZE_PY) $(COMPONENTIZE_JS)
 $(COMPONENTIZE_PY):
 	python3 -m venv $(TOOLCHAINS)/py
 	$(TOOLCHAINS)/py/bin/pip install --quiet --disable-pip-version-check componentize-py==0.25.1
+
+## clients: the SOAR-side clients the platform tests drive: DataFire 2.27.1 (npm), which
+# generates a connector from berth serve's OpenAPI document, and openapi-spec-validator (PyPI)
+CLIENTS := $(TOOLCHAINS)/clients
+DATAFIRE := $(CLIENTS)/js/node_modules/.bin/datafire
+OPENAPI_VALIDATOR := $(CLIENTS)/py/bin/openapi-spec-validator
+clients: $(DATAFIRE) $(OPENAPI_VALIDATOR)
+
+$(OPENAPI_VALIDATOR):
+	python3 -m venv $(CLIENTS)/py
+	$(CLIENTS)/py/bin/pip install --quiet --disable-pip-version-check openapi-spec-validator==0.9.0
+
+$(DATAFIRE):
+	mkdir -p $(CLIENTS)/js
+	cd $(CLIENTS)/js && echo '{"private":true}' > package.json && npm install --no-audit --no-fund --silent datafire@2.27.1
 
 $(COMPONENTIZE_JS):
 	mkdir -p $(TOOLCHAINS)/js
@@ -125,7 +140,7 @@ test:
 	  echo "{\"seconds\": $$(( $$(date +%s) - start )), \"wasmtime_builds\": $$builds, \"rc\": $$rc}" >target/make-test.json; \
 	  echo "make test: $$(( $$(date +%s) - start )) s; wasmtime built $$builds time(s) in target/"; exit $$rc
 
-test-run:
+test-run: clients
 	$(CARGO) build --release -p berth-test-volume-plugin
 	$(CARGO) test --release -p berth-sdk $(foreach f,$(FAMILIES),-p berth-action-$(f))
 	$(CARGO) test --release -p berth --no-run

@@ -49,6 +49,13 @@ pub fn berth_bin() -> PathBuf {
     p
 }
 
+/// A tool `make clients` or `make toolchains` installed under target/toolchains.
+pub fn toolchain(rel: &str) -> PathBuf {
+    let p = target_dir().join("toolchains").join(rel);
+    assert!(p.exists(), "{} is missing: run `make clients` first", p.display());
+    p
+}
+
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace().join("target"))
 }

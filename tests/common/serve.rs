@@ -195,17 +195,19 @@ pub fn http(addr: &str, method: &str, path: &str, token: Option<&str>, body: Opt
 }
 
 pub fn http_raw(addr: &str, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, Vec<u8>) {
+    http_bytes(addr, method, path, token, "application/json", body.unwrap_or("").as_bytes())
+}
+
+/// [`http_raw`] with a body of any bytes and content type (uploads).
+pub fn http_bytes(addr: &str, method: &str, path: &str, token: Option<&str>, content_type: &str, body: &[u8]) -> (u16, Vec<u8>) {
     let Ok(mut s) = TcpStream::connect(addr) else {
         return (0, Vec::new());
     };
     s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    let body = body.unwrap_or("");
     let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: berth\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    if s.write_all(req.as_bytes()).is_err() {
+    let head =
+        format!("{method} {path} HTTP/1.1\r\nHost: berth\r\nConnection: close\r\n{auth}Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n", body.len());
+    if s.write_all(head.as_bytes()).is_err() || s.write_all(body).is_err() {
         return (0, Vec::new());
     }
     let mut resp = Vec::new();

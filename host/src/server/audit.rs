@@ -74,6 +74,11 @@ impl Audit {
         }
     }
 
+    /// An input artifact a tenant uploaded, with its size and sha256.
+    pub fn upload(&self, tenant: &str, name: &str, size: u64, sha256: &str) {
+        self.write(&json!({"ts": now(), "tenant": tenant, "action": "artifact.upload", "artifact": name, "size": size, "sha256": sha256}));
+    }
+
     /// An async job's life: `started`, `done`, `cancelled`, `interrupted` (its server stopped
     /// while it ran), each with the job id, so its trail is complete across restarts.
     pub fn job(&self, tenant: &str, action: &str, job: &str, event: &str, message: Option<&str>) {

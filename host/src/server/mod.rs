@@ -6,6 +6,7 @@ mod auth;
 pub mod config;
 mod jobs;
 pub mod metrics;
+mod openapi;
 mod reload;
 mod routes;
 pub mod store;
@@ -204,6 +205,9 @@ impl Server {
             Err((status, result)) => {
                 self.audit.record(&tenant, action, &result.parameter, &result, Duration::ZERO, &[], result.error.as_ref().map(|_| result.message.as_str()));
                 self.metrics.observe(&tenant, action, &result, Duration::ZERO, 0);
+                if query.raw {
+                    return routes::raw_response(&result, status);
+                }
                 return json_response(status, &result);
             }
         };
@@ -265,6 +269,9 @@ impl Server {
         };
         if !query.is_async {
             let result = finish(work.await);
+            if query.raw {
+                return routes::raw_response(&result, status_of(&result));
+            }
             return json_response(status_of(&result), &result);
         }
         self.start_job(t, action_name, &shown, work, finish).await

@@ -24,12 +24,12 @@ pub(super) fn router(server: Arc<Server>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { json_response(StatusCode::OK, &json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
-        .route("/v1/openapi.json", get(|| async { json_response(StatusCode::OK, openapi()) }))
+        .route("/v1/openapi.json", get(openapi_doc))
         .route("/metrics", get(metrics))
         .route("/v1/actions", get(catalog))
         .route("/v1/actions/{action}", post(run))
         .route("/v1/jobs/{id}", get(job).delete(cancel))
-        .route("/v1/artifacts/{name}", get(artifact))
+        .route("/v1/artifacts/{name}", get(artifact).put(upload))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
         .with_state(server)
 }
@@ -106,6 +106,31 @@ async fn cancel(State(s): S, Path(id): Path<String>, headers: HeaderMap) -> Resp
     s.job(t, &id, true).await
 }
 
+/// The document for the tenant whose token comes with the request, or the generic one;
+/// `servers` says the address it was asked at.
+async fn openapi_doc(State(s): S, RawQuery(query): RawQuery, headers: HeaderMap) -> Resp {
+    let version = match query.as_deref().unwrap_or("") {
+        "" | "version=3" | "version=3.1" => 3,
+        "version=2" => 2,
+        other => return error(StatusCode::BAD_REQUEST, &format!("unknown query '{other}': version=3 (OpenAPI 3.1, the default) or version=2 (Swagger 2.0)")),
+    };
+    let shape = |doc: Value| if version == 2 { super::openapi::to_swagger2(&doc) } else { doc };
+    let host = headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).filter(|h| h.chars().all(|c| c.is_ascii_alphanumeric() || ".:-[]".contains(c)));
+    let url = host.map(|h| format!("http://{h}"));
+    if !headers.contains_key(http::header::AUTHORIZATION) {
+        return json_response(StatusCode::OK, &shape(super::openapi::generic(url.as_deref())));
+    }
+    let Some(t) = s.tenant(&headers) else { return unauthorized(&s) };
+    let catalog = s.catalog.read().unwrap().clone();
+    let doc = super::openapi::for_tenant(url.as_deref(), t, catalog.actions().map(|(c, a)| (c.family.name.as_str(), a)));
+    json_response(StatusCode::OK, &shape(doc))
+}
+
+async fn upload(State(s): S, Path(name): Path<String>, headers: HeaderMap, body: Body) -> Resp {
+    let Some(t) = s.tenant(&headers) else { return unauthorized(&s) };
+    s.upload(t, &name, body).await
+}
+
 async fn artifact(State(s): S, Path(name): Path<String>, headers: HeaderMap) -> Resp {
     let Some(t) = s.tenant(&headers) else { return unauthorized(&s) };
     s.artifact(t, &name).await
@@ -151,6 +176,69 @@ impl Server {
     }
 }
 
+impl Server {
+    /// `PUT /v1/artifacts/{name}`: streams the body into a new file of the tenant's artifacts
+    /// directory, hashing it, within `artifact_bytes` and what is left of the tenant's quota;
+    /// the file appears (by rename) only whole, never replaces one, and is audited.
+    pub(super) async fn upload(&self, t: &TenantState, name: &str, body: Body) -> Resp {
+        use sha2::Digest;
+        use tokio::io::AsyncWriteExt;
+        let Some(dir) = &t.tenant.artifacts_dir else { return error(StatusCode::NOT_FOUND, "this tenant has no artifacts directory") };
+        if !valid_artifact_name(name) {
+            return error(StatusCode::BAD_REQUEST, "artifact names are plain file names (letters, digits, '.', '_', '-'; not starting with '.')");
+        }
+        let dest = dir.join(name);
+        if dest.exists() {
+            return error(StatusCode::CONFLICT, &format!("artifact '{name}' exists; remove it or upload under another name"));
+        }
+        let cap = t.tenant.artifact_bytes.min(t.tenant.artifact_quota_bytes.saturating_sub(super::dir_bytes(dir)));
+        let tmp = dir.join(format!(".upload-{}", uuid::Uuid::new_v4().simple()));
+        let fail = |status: StatusCode, msg: String, tmp: &std::path::Path| {
+            let _ = std::fs::remove_file(tmp);
+            error(status, &msg)
+        };
+        let mut file = match tokio::fs::File::create(&tmp).await {
+            Ok(f) => f,
+            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &format!("cannot write into the artifacts directory: {e}")),
+        };
+        let (mut size, mut hash) = (0u64, sha2::Sha256::new());
+        let mut stream = body.into_data_stream();
+        loop {
+            let next = match tokio::time::timeout(Duration::from_secs(60), futures_util::StreamExt::next(&mut stream)).await {
+                Ok(n) => n,
+                Err(_) => return fail(StatusCode::REQUEST_TIMEOUT, "the upload stalled for 60 s".into(), &tmp),
+            };
+            let Some(chunk) = next else { break };
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => return fail(StatusCode::BAD_REQUEST, format!("the upload broke off: {e}"), &tmp),
+            };
+            size += chunk.len() as u64;
+            if size > cap {
+                let why = if cap < t.tenant.artifact_bytes { "what is left of the tenant's artifact quota" } else { "the tenant's artifact size cap" };
+                return fail(StatusCode::PAYLOAD_TOO_LARGE, format!("the upload is over {why} ({cap} bytes); nothing was kept"), &tmp);
+            }
+            hash.update(&chunk);
+            if let Err(e) = file.write_all(&chunk).await {
+                return fail(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot write the upload: {e}"), &tmp);
+            }
+        }
+        if let Err(e) = file.sync_all().await {
+            return fail(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot write the upload: {e}"), &tmp);
+        }
+        drop(file);
+        // A link, not a rename: it fails if the name was taken meanwhile, instead of replacing.
+        if let Err(e) = std::fs::hard_link(&tmp, &dest) {
+            let status = if e.kind() == std::io::ErrorKind::AlreadyExists { StatusCode::CONFLICT } else { StatusCode::INTERNAL_SERVER_ERROR };
+            return fail(status, format!("cannot store artifact '{name}': {e}"), &tmp);
+        }
+        let _ = std::fs::remove_file(&tmp);
+        let sha256 = hex::encode(hash.finalize());
+        self.audit.upload(&t.tenant.name, name, size, &sha256);
+        json_response(StatusCode::CREATED, &json!({"name": name, "size": size, "sha256": sha256}))
+    }
+}
+
 pub(super) fn valid_artifact_name(name: &str) -> bool {
     !name.is_empty() && name.len() <= 200 && !name.starts_with('.') && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
 }
@@ -166,6 +254,8 @@ pub(super) struct ActionQuery {
     pub asset: Option<String>,
     pub assets: Option<String>,
     pub asset_timeout: Option<String>,
+    /// Answer in the engine's own shapes instead of the action_result.
+    pub raw: bool,
 }
 
 impl ActionQuery {
@@ -178,11 +268,16 @@ impl ActionQuery {
             }
             let v = v.into_owned();
             match k.as_ref() {
-                "async" => {
-                    q.is_async = match v.as_str() {
+                "async" | "raw" => {
+                    let on = match v.as_str() {
                         "" | "true" | "1" => true,
                         "false" | "0" => false,
-                        other => return Err(format!("query parameter 'async' must be true or false, got '{other}'")),
+                        other => return Err(format!("query parameter '{k}' must be true or false, got '{other}'")),
+                    };
+                    if k == "raw" {
+                        q.raw = on;
+                    } else {
+                        q.is_async = on;
                     }
                 }
                 "out" => q.out = Some(v),
@@ -190,10 +285,33 @@ impl ActionQuery {
                 "asset" => q.asset = Some(v),
                 "assets" => q.assets = Some(v),
                 "asset_timeout" => q.asset_timeout = Some(v),
-                other => return Err(format!("unknown query parameter '{other}' (known: async, out, in, asset, assets, asset_timeout)")),
+                other => return Err(format!("unknown query parameter '{other}' (known: async, raw, out, in, asset, assets, asset_timeout)")),
             }
         }
+        if q.raw && q.is_async {
+            return Err("raw answers are for synchronous runs: a job's result is an action_result".into());
+        }
         Ok(q)
+    }
+}
+
+/// `?raw=true`: the engine's own shapes. Success: the data (one object for a single item of an
+/// action that does not list, else the array). Failure: `{"message"}` with the engine's status
+/// when it gave one, else the status berth answers with.
+pub(super) fn raw_response(result: &crate::spec::ActionResult, status: StatusCode) -> Resp {
+    match &result.error {
+        None => {
+            let listing = result.summary.contains_key("total_objects");
+            let body = match result.data.as_slice() {
+                [one] if !listing => one.clone(),
+                all => Value::Array(all.to_vec()),
+            };
+            json_response(StatusCode::OK, &body)
+        }
+        Some(e) => {
+            let status = e.status.and_then(|s| StatusCode::from_u16(s).ok()).filter(|s| s.is_client_error() || s.is_server_error()).unwrap_or(status);
+            json_response(status, &json!({"message": result.message}))
+        }
     }
 }
 
@@ -248,65 +366,6 @@ pub(super) async fn serve_metrics(server: Arc<Server>, listener: tokio::net::Tcp
                 .await;
         });
     }
-}
-
-/// The server's HTTP API as OpenAPI 3.0 (`GET /v1/openapi.json`); `tests/serve.rs` checks every
-/// operation in it against the real routes.
-pub(super) fn openapi() -> &'static Value {
-    static DOC: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
-    DOC.get_or_init(|| {
-        let result = json!({"$ref": "#/components/schemas/ActionResult"});
-        let err = |d: &str| json!({"description": d, "content": {"application/json": {"schema": {"type": "object", "properties": {"error": {"type": "string"}}}}}});
-        let action_param = json!({"name": "action", "in": "path", "required": true, "schema": {"type": "string"}, "description": "e.g. container.list, or a SOAR alias such as \"list containers\""});
-        let id_param = json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string"}});
-        json!({
-            "openapi": "3.0.3",
-            "info": {"title": "berth serve", "version": env!("CARGO_PKG_VERSION"), "description": "Docker Engine actions for many tenants, each confined to its policy and limits."},
-            "components": {
-                "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-                "schemas": {"ActionResult": {"type": "object", "required": ["status", "message", "parameter", "data", "summary"], "properties": {
-                    "status": {"type": "string", "enum": ["success", "failed"]},
-                    "message": {"type": "string"},
-                    "parameter": {"type": "object"},
-                    "data": {"type": "array", "items": {}},
-                    "summary": {"type": "object"},
-                    "error": {"type": "object", "properties": {"kind": {"type": "string", "enum": ["engine", "bad_params", "denied", "limit", "internal"]}, "status": {"type": "integer"}}}
-                }}}
-            },
-            "security": [{"bearer": []}],
-            "paths": {
-                "/v1/actions": {"get": {"summary": "The actions this tenant may run, with JSON Schemas of their params", "responses": {"200": {"description": "catalog"}, "401": err("no or unknown token")}}},
-                "/v1/actions/{action}": {"post": {
-                    "summary": "Run an action",
-                    "parameters": [action_param,
-                        {"name": "async", "in": "query", "schema": {"type": "boolean"}, "description": "202 with a job id instead of waiting"},
-                        {"name": "asset", "in": "query", "schema": {"type": "string"}, "description": "the engine (tenant asset) to act on"},
-                        {"name": "assets", "in": "query", "schema": {"type": "string"}, "description": "fan-out: a,b,c or * (every asset of the tenant); rows get an `asset` field, summary.assets a status per engine"},
-                        {"name": "asset_timeout", "in": "query", "schema": {"type": "number"}, "description": "fan-out: seconds each engine may take (at most the tenant's timeout)"},
-                        {"name": "out", "in": "query", "schema": {"type": "string"}, "description": "output artifact name in the tenant's directory"},
-                        {"name": "in", "in": "query", "schema": {"type": "string"}, "description": "input artifact name in the tenant's directory"}],
-                    "requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}},
-                    "responses": {
-                        "200": {"description": "success", "content": {"application/json": {"schema": result}}},
-                        "202": {"description": "async job started"},
-                        "400": {"description": "bad params"}, "401": err("no or unknown token"),
-                        "403": {"description": "denied by policy, or a cap was hit"}, "404": {"description": "unknown action"},
-                        "429": {"description": "over the request rate, the queue or the async-job cap"},
-                        "500": {"description": "the component crashed"}, "502": {"description": "the engine failed"}
-                    }}},
-                "/v1/jobs/{id}": {
-                    "get": {"summary": "A job's status (running, done, cancelled, or interrupted: its server stopped while it ran; never re-run), its result when done", "parameters": [id_param], "responses": {"200": {"description": "job"}, "404": err("no such job (of this tenant)"), "503": err("the job store cannot be reached")}},
-                    "delete": {"summary": "Cancel a job", "parameters": [id_param], "responses": {"200": {"description": "job"}, "404": err("no such job (of this tenant)")}}
-                },
-                "/v1/artifacts/{name}": {"get": {"summary": "Download an artifact from the tenant's directory", "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}],
-                    "responses": {"200": {"description": "the file", "content": {"application/octet-stream": {}}}, "400": err("not a plain file name"), "404": err("no such artifact")}}},
-                "/v1/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {"200": {"description": "OpenAPI 3.0"}}}},
-                "/healthz": {"get": {"summary": "Liveness: the server answers (no engine call)", "security": [], "responses": {"200": {"description": "ok"}}}},
-                "/readyz": {"get": {"summary": "Readiness: whether every engine the tenants reach answers /_ping within 2 s (counts only)", "security": [], "responses": {"200": {"description": "every engine answers"}, "503": {"description": "an engine does not answer"}}}},
-                "/metrics": {"get": {"summary": "Prometheus metrics (the metrics token, or server.metrics_listen)", "responses": {"200": {"description": "text/plain"}, "401": err("not the metrics token"), "404": err("metrics are off here")}}}
-            }
-        })
-    })
 }
 
 #[cfg(test)]
