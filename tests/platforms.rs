@@ -223,3 +223,35 @@ fn raw_answers_are_the_engine_apis_own() {
     assert!(j["message"].as_str().unwrap().contains("nope"), "{j}");
     assert_eq!(http(&s.addr, "POST", "/v1/actions/system.ping?raw=true&async=true", Some("ops-token"), Some("{}")).0, 400);
 }
+
+/// A tenant's engine behind an authenticating proxy: its credentials in the tenant config (a
+/// file), sent on every call, never in the log or the audit.
+#[test]
+fn a_tenants_engine_behind_an_authenticating_proxy() {
+    use base64::Engine as _;
+    let proxy = common::authproxy::AuthProxy::start(&format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("soar:s3cr3t-pw")));
+    let secrets = tempfile::tempdir().unwrap();
+    let pw = secrets.path().join("pw");
+    std::fs::write(&pw, "s3cr3t-pw\n").unwrap();
+    let tenants = format!(
+        "[[tenant]]\nname = \"forti\"\ntoken_sha256 = \"{}\"\nallow = [\"system.*\", \"container.*\"]\n[tenant.assets.prod]\nengine = \"tcp://{}\"\nauth = {{ username = \"soar\", password_file = \"{}\" }}\n",
+        hash("forti-token"),
+        proxy.addr,
+        pw.display()
+    );
+    let s = Serve::start(&families(), &tenants);
+    let (st, j) = http(&s.addr, "POST", "/v1/actions/container.list?asset=prod", Some("forti-token"), Some(r#"{"all": true}"#));
+    assert_eq!(st, 200, "{j}");
+    let (st, j) = http(&s.addr, "POST", "/v1/actions/system.version?asset=prod", Some("forti-token"), Some("{}"));
+    assert_eq!((st, j["summary"]["negotiated_api_version"].as_str()), (200, Some("1.41")), "{j}");
+    assert!(proxy.seen.lock().unwrap().iter().all(|a| a.starts_with("Basic ")));
+    let text = format!("{:?}{}", s.audit(), s.log());
+    assert!(!text.contains("s3cr3t-pw"), "the password reached the audit or the log");
+
+    // Two ways at once, or half of one, are refused at start with the reason.
+    let both = tenants.replace("password_file", "token = \"x\", password_file");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = format!("[server]\nlisten = \"127.0.0.1:{}\"\nactions = \"{}\"\n\n{both}", free_port(), s.path().join("actions").display());
+    let err = common::serve::refused_start(&cfg, dir.path());
+    assert!(err.contains("auth: a password or a token, not both") && !err.contains("s3cr3t"), "{err}");
+}

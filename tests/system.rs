@@ -483,3 +483,55 @@ fn help_shows_each_commands_own_options() {
     assert!(help(&["-H", "unix:///nonexistent.sock", "new", "--help"]).contains("--lang"));
     b.run(&["actions", "-H", "unix:///nonexistent.sock"]).expect_code(0);
 }
+
+/// The engine behind an authenticating proxy (FortiSOAR's setup): basic auth from the address
+/// or from flags and a file, a bearer token from a file; the secret is never shown.
+#[test]
+fn an_engine_behind_an_authenticating_proxy() {
+    use base64::Engine as _;
+    use common::authproxy::AuthProxy;
+    let basic = AuthProxy::start(&format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("soar:pa@ss w0rd")));
+    let mut b = Berth::with(&[("system.wasm", system_wasm()), ("container.wasm", wasm("berth-action-container"))]);
+    // Directly, without credentials: the proxy's 401.
+    b.host = format!("tcp://{}", basic.addr);
+    let r = b.run(&["run", "system.ping"]);
+    r.expect_code(1);
+    assert!(r.message().contains("the proxy wants valid credentials"), "{r:#?}");
+    // In the address, percent-encoded as a URL's userinfo.
+    b.host = format!("tcp://soar:pa%40ss%20w0rd@{}", basic.addr);
+    assert_eq!(b.run(&["run", "system.version"]).ok()["summary"]["negotiated_api_version"], "1.41");
+    // A wrong one fails with the proxy's answer, and the password is never echoed.
+    b.host = format!("tcp://soar:hunter2-wrong@{}", basic.addr);
+    let r = b.run(&["run", "system.ping"]);
+    r.expect_code(1);
+    let shown = format!("{}{}", r.stdout, r.stderr);
+    assert!(!shown.contains("hunter2-wrong") && shown.contains("the proxy wants valid credentials"), "{shown}");
+    // Nor when nothing answers at all.
+    b.host = "tcp://soar:hunter2-refused@127.0.0.1:1".into();
+    let r = b.run(&["run", "system.ping"]);
+    let shown = format!("{}{}", r.stdout, r.stderr);
+    assert!(!shown.contains("hunter2") && shown.contains("tcp://127.0.0.1:1"), "{shown}");
+    // From flags and a file, and every call carries it (a container listed, inspected).
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("pw"), "pa@ss w0rd\n").unwrap();
+    b.host = format!("tcp://{}", basic.addr);
+    let pw = dir.path().join("pw");
+    let flags = ["--engine-username", "soar", "--engine-password-file", pw.to_str().unwrap()];
+    let seen_before = basic.seen.lock().unwrap().len();
+    let mut args = flags.to_vec();
+    args.extend(["run", "container.list", "all=true"]);
+    b.run(&args).ok();
+    let seen = basic.seen.lock().unwrap()[seen_before..].to_vec();
+    assert!(!seen.is_empty() && seen.iter().all(|a| a.starts_with("Basic ")), "{seen:?}");
+    let r = b.run(&["--engine-username", "soar", "run", "system.ping"]);
+    r.expect_code(2);
+    assert!(r.stderr.contains("needs a password file"), "{r:#?}");
+
+    let bearer = AuthProxy::start("Bearer t0k3n-for-the-proxy");
+    std::fs::write(dir.path().join("token"), "t0k3n-for-the-proxy\n").unwrap();
+    b.host = format!("tcp://{}", bearer.addr);
+    let token = dir.path().join("token");
+    let r = b.clone_with_env("BERTH_ENGINE_TOKEN_FILE", token.to_str().unwrap()).run(&["run", "system.ping"]);
+    r.ok();
+    assert!(!format!("{r:?}").contains("t0k3n"), "{r:#?}");
+}

@@ -46,6 +46,16 @@ pub struct Cli {
     /// The name the engine's certificate must carry, for engines reached by IP.
     #[arg(long, global = true, help_heading = "Engine options")]
     pub tls_server_name: Option<String>,
+    /// Basic auth to the engine (an authenticating proxy in front of it): the username, with
+    /// --engine-password-file [env: BERTH_ENGINE_USERNAME].
+    #[arg(long, env = "BERTH_ENGINE_USERNAME", global = true, help_heading = "Engine options")]
+    pub engine_username: Option<String>,
+    /// The file holding the engine password [env: BERTH_ENGINE_PASSWORD_FILE].
+    #[arg(long, env = "BERTH_ENGINE_PASSWORD_FILE", global = true, help_heading = "Engine options")]
+    pub engine_password_file: Option<PathBuf>,
+    /// The file holding a bearer token for the engine [env: BERTH_ENGINE_TOKEN_FILE].
+    #[arg(long, env = "BERTH_ENGINE_TOKEN_FILE", global = true, help_heading = "Engine options")]
+    pub engine_token_file: Option<PathBuf>,
     /// Directory of action components (*.wasm). Default: `actions/` beside the binary.
     #[arg(long, env = "BERTH_ACTIONS", global = true, help_heading = "Components options")]
     pub actions: Option<PathBuf>,
@@ -89,6 +99,9 @@ impl Cli {
             tlscert: self.tlscert.clone(),
             tlskey: self.tlskey.clone(),
             tls_server_name: self.tls_server_name.clone(),
+            engine_username: self.engine_username.clone(),
+            engine_password_file: self.engine_password_file.clone(),
+            engine_token_file: self.engine_token_file.clone(),
         }
     }
 }

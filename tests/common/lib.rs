@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use http::Method;
 use serde_json::Value;
 
+pub mod authproxy;
 pub mod serve;
 pub mod variants;
 

@@ -14,12 +14,84 @@ use super::DEFAULT_HOST;
 pub struct Endpoint {
     pub host: String,
     pub tls: Option<TlsSettings>,
+    /// HTTP auth to send (an authenticating proxy in front of the engine).
+    pub auth: Option<EngineAuth>,
 }
 
 impl Endpoint {
     pub fn plain(host: &str) -> Endpoint {
-        Endpoint { host: host.to_string(), tls: None }
+        Endpoint::new(host, None)
     }
+
+    /// `host` with its TLS settings; a `tcp://USER:PASSWORD@host` address gives basic auth, and
+    /// the address kept (shown in errors and logs) is without them.
+    pub fn new(host: &str, tls: Option<TlsSettings>) -> Endpoint {
+        let (host, auth) = take_userinfo(host);
+        Endpoint { host, tls, auth }
+    }
+}
+
+/// HTTP auth to the engine: basic (a user and password) or a bearer token, as an
+/// authenticating proxy in front of the engine wants. Never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub enum EngineAuth {
+    Basic { username: String, password: String },
+    Bearer(String),
+}
+
+impl std::fmt::Debug for EngineAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EngineAuth::Basic { username, .. } => write!(f, "Basic({username}, <redacted>)"),
+            EngineAuth::Bearer(_) => f.write_str("Bearer(<redacted>)"),
+        }
+    }
+}
+
+impl EngineAuth {
+    /// The `Authorization` header value, marked sensitive (left out of hyper's debug output).
+    pub fn header(&self) -> Result<http::HeaderValue, String> {
+        use base64::Engine as _;
+        let v = match self {
+            EngineAuth::Basic { username, password } => format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))),
+            EngineAuth::Bearer(t) => format!("Bearer {t}"),
+        };
+        let mut h = http::HeaderValue::try_from(v).map_err(|_| "the engine credentials hold characters a header cannot carry".to_string())?;
+        h.set_sensitive(true);
+        Ok(h)
+    }
+
+    /// From a username and a password or token read from a file (trailing newline dropped).
+    pub fn from_files(username: Option<&str>, password_file: Option<&Path>, token_file: Option<&Path>) -> anyhow::Result<Option<EngineAuth>> {
+        let read = |p: &Path, what: &str| -> anyhow::Result<String> {
+            let s = std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("cannot read the engine {what} file {}: {e}", p.display()))?;
+            let s = s.trim_end_matches(['\n', '\r']).to_string();
+            anyhow::ensure!(!s.is_empty(), "the engine {what} file {} is empty", p.display());
+            Ok(s)
+        };
+        match (username, password_file, token_file) {
+            (_, Some(_), Some(_)) => anyhow::bail!("give an engine password or a token, not both"),
+            (Some(u), Some(p), None) => Ok(Some(EngineAuth::Basic { username: u.to_string(), password: read(p, "password")? })),
+            (None, Some(_), None) => anyhow::bail!("an engine password file needs a username"),
+            (Some(_), None, None) => anyhow::bail!("an engine username needs a password file"),
+            (None, None, Some(t)) => Ok(Some(EngineAuth::Bearer(read(t, "token")?))),
+            (Some(_), None, Some(_)) => anyhow::bail!("a bearer token takes no username"),
+            (None, None, None) => Ok(None),
+        }
+    }
+}
+
+/// `tcp://USER:PASSWORD@HOST:PORT` → (`tcp://HOST:PORT`, basic auth); percent-escapes in the
+/// user and password are decoded. Other addresses are returned as they are (`ssh://user@host`
+/// names an ssh user, not HTTP auth).
+pub fn take_userinfo(addr: &str) -> (String, Option<EngineAuth>) {
+    let Some(rest) = addr.strip_prefix("tcp://") else { return (addr.to_string(), None) };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else { return (addr.to_string(), None) };
+    let (userinfo, host) = (&rest[..at], &rest[at + 1..]);
+    let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+    let (user, pass) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+    (format!("tcp://{host}"), Some(EngineAuth::Basic { username: decode(user), password: decode(pass) }))
 }
 
 /// The CLI's flags (each `None`/false when not given).
@@ -33,6 +105,9 @@ pub struct Flags {
     pub tlscert: Option<PathBuf>,
     pub tlskey: Option<PathBuf>,
     pub tls_server_name: Option<String>,
+    pub engine_username: Option<String>,
+    pub engine_password_file: Option<PathBuf>,
+    pub engine_token_file: Option<PathBuf>,
 }
 
 /// The environment and the docker config directory, passed in so tests can vary them.
@@ -86,13 +161,13 @@ pub fn resolve(flags: &Flags, env: &Env) -> anyhow::Result<Endpoint> {
         if let (Some(tls), Some(sn)) = (ep.tls.as_mut(), &flags.tls_server_name) {
             tls.server_name = Some(sn.clone());
         }
-        return Ok(ep);
+        return with_auth(ep, flags);
     }
     let host = flags.host.clone().or_else(|| env.get("DOCKER_HOST")).unwrap_or_else(|| DEFAULT_HOST.to_string());
     let verify = flags.tlsverify || env.get("DOCKER_TLS_VERIFY").is_some();
     let any_file = flags.tlscacert.is_some() || flags.tlscert.is_some() || flags.tlskey.is_some();
     if !(flags.tls || verify || any_file) {
-        return Ok(Endpoint { host, tls: None });
+        return Ok(with_auth(Endpoint::new(&host, None), flags)?);
     }
     // As the docker CLI: each file defaults to DOCKER_CERT_PATH (or the config dir), and is
     // used only if it exists; a missing CA is an error only when verifying.
@@ -118,7 +193,15 @@ pub fn resolve(flags: &Flags, env: &Env) -> anyhow::Result<Endpoint> {
     if !host.starts_with("tcp://") {
         anyhow::bail!("TLS needs a tcp:// engine address, not '{host}'");
     }
-    Ok(Endpoint { host, tls: Some(tls) })
+    with_auth(Endpoint::new(&host, Some(tls)), flags)
+}
+
+/// Credentials from the flags (files) take the place of any in the address.
+fn with_auth(mut ep: Endpoint, flags: &Flags) -> anyhow::Result<Endpoint> {
+    if let Some(auth) = EngineAuth::from_files(flags.engine_username.as_deref(), flags.engine_password_file.as_deref(), flags.engine_token_file.as_deref())? {
+        ep.auth = Some(auth);
+    }
+    Ok(ep)
 }
 
 /// The directory name the docker CLI stores a context under: the SHA-256 of its name.
@@ -141,12 +224,24 @@ pub fn from_context(config_dir: &Path, name: &str) -> anyhow::Result<Endpoint> {
     let skip = docker["SkipTLSVerify"].as_bool().unwrap_or(false);
     let tls = TlsSettings::from_dir(&tls_dir, !skip);
     let has_tls = tls.ca.is_some() || tls.cert.is_some() || tls.key.is_some();
-    Ok(Endpoint { host: host.to_string(), tls: (has_tls || (skip && host.starts_with("tcp://"))).then_some(tls) })
+    Ok(Endpoint::new(host, (has_tls || (skip && host.starts_with("tcp://"))).then_some(tls)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn userinfo_in_a_tcp_address_is_basic_auth_and_leaves_the_address() {
+        let (host, auth) = take_userinfo("tcp://soar:pa%40ss%20w@10.0.0.5:2376");
+        assert_eq!(host, "tcp://10.0.0.5:2376");
+        assert_eq!(auth, Some(EngineAuth::Basic { username: "soar".into(), password: "pa@ss w".into() }));
+        assert_eq!(take_userinfo("ssh://ops@host").0, "ssh://ops@host");
+        assert_eq!(take_userinfo("tcp://host:2375/path@x"), ("tcp://host:2375/path@x".to_string(), None));
+        let shown = format!("{:?}", EngineAuth::Basic { username: "soar".into(), password: "hunter2".into() });
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert_eq!(EngineAuth::Bearer("t".into()).header().unwrap(), "Bearer t");
+    }
     use std::collections::HashMap;
 
     type Lookup<'a> = Box<dyn Fn(&str) -> Option<String> + 'a>;

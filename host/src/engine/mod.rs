@@ -118,6 +118,8 @@ pub struct EngineClient {
     pub timeouts: Timeouts,
     pub retry: Retry,
     throttle: Option<Throttle>,
+    /// `Authorization` for an authenticating proxy in front of the engine.
+    auth: Option<http::HeaderValue>,
 }
 
 /// What one engine takes from all of berth together (server mode): requests per second (a
@@ -211,7 +213,7 @@ impl Retry {
 
 impl EngineClient {
     pub fn new(transport: Arc<dyn Transport>, timeouts: Timeouts) -> Self {
-        EngineClient { transport, version: Mutex::new(None), pinned: None, timeouts, retry: Retry::default(), throttle: None }
+        EngineClient { transport, version: Mutex::new(None), pinned: None, timeouts, retry: Retry::default(), throttle: None, auth: None }
     }
 
     /// Connects to a `DOCKER_HOST`-style address without TLS (nothing is sent until the
@@ -224,6 +226,9 @@ impl EngineClient {
     /// API version, as the docker CLI reads it.
     pub fn connect_to(ep: &Endpoint, timeouts: Timeouts) -> anyhow::Result<Self> {
         let mut c = Self::new(transport::connect(ep, timeouts.connect)?, timeouts);
+        if let Some(a) = &ep.auth {
+            c.auth = Some(a.header().map_err(|e| anyhow::anyhow!("{e}"))?);
+        }
         if let Some(v) = std::env::var("DOCKER_API_VERSION").ok().filter(|v| !v.trim().is_empty()) {
             c.pin(&v).map_err(|e| anyhow::anyhow!("DOCKER_API_VERSION: {e}"))?;
         }
@@ -396,6 +401,9 @@ impl EngineClient {
         let mut req = Request::builder().method(method).uri(pq).header("Host", "docker").header("User-Agent", concat!("berth/", env!("CARGO_PKG_VERSION")));
         for (k, v) in headers {
             req = req.header(k, v);
+        }
+        if let Some(a) = &self.auth {
+            req = req.header(http::header::AUTHORIZATION, a.clone());
         }
         let req = match req.body(body) {
             Ok(r) => r,

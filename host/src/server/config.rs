@@ -82,6 +82,9 @@ struct RawTenant {
     tls: Option<RawTls>,
     /// ... or a docker context of the server's user.
     context: Option<String>,
+    /// ... and HTTP auth for a proxy in front of it: `auth = { username, password_file }` or
+    /// `{ token_file }` (or `password`, `token` inline).
+    auth: Option<RawAuth>,
     /// Named engines (SOAR assets): `prod = "unix:///..."`, or
     /// `prod = { engine = "tcp://…", tls = {…} }`, or `prod = { context = "name" }`.
     #[serde(default)]
@@ -112,6 +115,51 @@ struct RawAssetTable {
     engine: Option<String>,
     tls: Option<RawTls>,
     context: Option<String>,
+    auth: Option<RawAuth>,
+}
+
+/// HTTP auth to an engine (an authenticating proxy in front of it): basic or bearer, the
+/// secret inline or in a file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    username: Option<String>,
+    password: Option<String>,
+    password_file: Option<PathBuf>,
+    token: Option<String>,
+    token_file: Option<PathBuf>,
+}
+
+impl RawAuth {
+    fn resolve(&self) -> Result<crate::engine::endpoint::EngineAuth, String> {
+        use crate::engine::endpoint::EngineAuth;
+        let inline = |v: &Option<String>, f: &Option<PathBuf>, what: &str| -> Result<Option<String>, String> {
+            match (v, f) {
+                (Some(_), Some(_)) => Err(format!("auth: give {what} or {what}_file, not both")),
+                (Some(v), None) => Ok(Some(v.clone())),
+                (None, Some(f)) => {
+                    let s = std::fs::read_to_string(f).map_err(|e| format!("auth: cannot read {what}_file {}: {e}", f.display()))?;
+                    let s = s.trim_end_matches(['\n', '\r']).to_string();
+                    if s.is_empty() {
+                        return Err(format!("auth: {what}_file {} is empty", f.display()));
+                    }
+                    Ok(Some(s))
+                }
+                (None, None) => Ok(None),
+            }
+        };
+        let password = inline(&self.password, &self.password_file, "password")?;
+        let token = inline(&self.token, &self.token_file, "token")?;
+        match (&self.username, password, token) {
+            (Some(u), Some(p), None) => Ok(EngineAuth::Basic { username: u.clone(), password: p }),
+            (None, None, Some(t)) => Ok(EngineAuth::Bearer(t)),
+            (_, Some(_), Some(_)) => Err("auth: a password or a token, not both".into()),
+            (None, Some(_), None) => Err("auth: a password needs a username".into()),
+            (Some(_), None, None) => Err("auth: a username needs a password or password_file".into()),
+            (Some(_), None, Some(_)) => Err("auth: a token takes no username".into()),
+            (None, None, None) => Err("auth: give username and password (or password_file), or token (or token_file)".into()),
+        }
+    }
 }
 
 /// TLS to an engine. Each of `ca`, `cert` and `key` is a file path or inline PEM.
@@ -128,7 +176,18 @@ struct RawTls {
 }
 
 /// One asset's endpoint from its config forms.
-fn endpoint(engine: Option<&str>, tls: Option<&RawTls>, context: Option<&str>) -> Result<crate::engine::Endpoint, String> {
+fn endpoint(engine: Option<&str>, tls: Option<&RawTls>, context: Option<&str>, auth: Option<&RawAuth>) -> Result<crate::engine::Endpoint, String> {
+    let mut ep = endpoint_of(engine, tls, context)?;
+    if let Some(a) = auth {
+        if ep.auth.is_some() {
+            return Err("give the engine's credentials in auth or in the address, not both".into());
+        }
+        ep.auth = Some(a.resolve()?);
+    }
+    Ok(ep)
+}
+
+fn endpoint_of(engine: Option<&str>, tls: Option<&RawTls>, context: Option<&str>) -> Result<crate::engine::Endpoint, String> {
     use crate::engine::tls::{Pem, TlsSettings};
     match (engine, context) {
         (Some(_), Some(_)) => Err("give engine or context, not both".into()),
@@ -139,7 +198,7 @@ fn endpoint(engine: Option<&str>, tls: Option<&RawTls>, context: Option<&str>) -
             crate::engine::endpoint::from_context(&crate::engine::endpoint::Env::process().config_dir, c).map_err(|e| e.to_string())
         }
         (e, None) => {
-            let host = e.unwrap_or(crate::engine::DEFAULT_HOST).to_string();
+            let (host, _) = crate::engine::endpoint::take_userinfo(e.unwrap_or(crate::engine::DEFAULT_HOST));
             let tls = match tls {
                 None => None,
                 Some(t) => {
@@ -158,7 +217,7 @@ fn endpoint(engine: Option<&str>, tls: Option<&RawTls>, context: Option<&str>) -
                     Some(s)
                 }
             };
-            Ok(crate::engine::Endpoint { host, tls })
+            Ok(crate::engine::Endpoint::new(e.unwrap_or(crate::engine::DEFAULT_HOST), tls))
         }
     }
 }
@@ -383,14 +442,14 @@ fn tenant_assets(t: &RawTenant, name: &str, span: std::ops::Range<usize>, text: 
     let mut assets = BTreeMap::new();
     for (asset, a) in &t.assets {
         let ep = match a {
-            RawAsset::Address(addr) => endpoint(Some(addr), None, None),
-            RawAsset::Table(t) => endpoint(t.engine.as_deref(), t.tls.as_ref(), t.context.as_deref()),
+            RawAsset::Address(addr) => endpoint(Some(addr), None, None, None),
+            RawAsset::Table(t) => endpoint(t.engine.as_deref(), t.tls.as_ref(), t.context.as_deref(), t.auth.as_ref()),
         }
         .map_err(|e| at(span.clone(), &format!("tenant.assets.{asset}"), e))?;
         assets.insert(asset.clone(), ep);
     }
     if t.engine.is_some() || t.context.is_some() || t.tls.is_some() {
-        let ep = endpoint(t.engine.as_deref(), t.tls.as_ref(), t.context.as_deref()).map_err(|e| at(span.clone(), "tenant.engine", e))?;
+        let ep = endpoint(t.engine.as_deref(), t.tls.as_ref(), t.context.as_deref(), t.auth.as_ref()).map_err(|e| at(span.clone(), "tenant.engine", e))?;
         if assets.insert("default".into(), ep).is_some() {
             return Err(at(span, "tenant.engine", format!("tenant \"{name}\" sets both engine and assets.default")));
         }
@@ -572,6 +631,7 @@ pub fn parse_policy(text: &str) -> Result<TenantPolicy, String> {
         engine: None,
         tls: None,
         context: None,
+        auth: None,
         assets: BTreeMap::new(),
         allow: if f.allow.is_empty() { vec![Spanned::new(0..0, "*".to_string())] } else { f.allow },
         read_only: f.read_only,
