@@ -210,3 +210,41 @@ fn every_splunk_soar_docker_action_has_an_alias_with_its_data_paths() {
     }
     assert!(problems.is_empty(), "{problems:#?}");
 }
+
+/// The comparison with the seed connectors (`tests/data/seed-connectors.tsv`) names what is
+/// there: each action exists, each flag is in `berth run --help`, each config key, query,
+/// endpoint and variable is documented, each file exists; what is not in berth says why.
+#[test]
+fn the_seed_connector_table_names_what_berth_has() {
+    let ws = workspace();
+    let text = std::fs::read_to_string(ws.join("tests/data/seed-connectors.tsv")).unwrap();
+    let host_readme = std::fs::read_to_string(ws.join("host/README.md")).unwrap();
+    let b = Berth::families_at(FAMILIES, "unix:///nonexistent/berth-coverage.sock".into());
+    let help = b.run(&["run", "--help"]).stdout.clone();
+    let mut problems = Vec::new();
+    let mut platforms = BTreeSet::new();
+    for l in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+        let f: Vec<&str> = l.split('\t').collect();
+        let [platform, seed, berth, note] = f[..] else {
+            problems.push(format!("not four columns: {l}"));
+            continue;
+        };
+        platforms.insert(platform);
+        let ok = match berth.split_once(':') {
+            Some(("action", a)) => b.run(&["describe", a, "--json"]).code == 0,
+            Some(("flag", flag)) => help.contains(flag),
+            Some(("config", key)) => host_readme.contains(&format!("{key} =")) || host_readme.contains(&format!("{key} = ")),
+            Some(("query", q)) => host_readme.contains(&format!("?{q}=")),
+            Some(("endpoint", e)) => host_readme.contains(e),
+            Some(("env", v)) => host_readme.contains(v),
+            Some(("file", p)) => ws.join(p).exists(),
+            _ if berth == "-" => note.len() > 20,
+            _ => false,
+        };
+        if !ok {
+            problems.push(format!("{platform} / {seed}: '{berth}' is not what berth has ({note})"));
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+    assert_eq!(platforms.into_iter().collect::<Vec<_>>(), ["DataFire", "Flint", "FortiSOAR", "Splunk SOAR", "flowground"]);
+}
