@@ -22,7 +22,7 @@ fn families() -> Vec<(&'static str, std::path::PathBuf)> {
 
 fn tenants() -> String {
     format!(
-        "[[tenant]]\nname = \"ops\"\ntoken_sha256 = \"{}\"\nengine = \"{{engine}}\"\nallow = [\"system.*\", \"container.*\", \"image.*\", \"volume.*\"]\nartifacts_dir = \"{{dir}}/ops\"\n[tenant.limits]\nartifact_bytes = 67108864\n\n\
+        "[[tenant]]\nname = \"ops\"\ntoken_sha256 = \"{}\"\nengine = \"{{engine}}\"\nallow = [\"system.*\", \"container.*\", \"image.*\", \"volume.*\"]\nartifacts_dir = \"{{dir}}/ops\"\nrequest_engines = [\"127.0.0.0/8\"]\n[tenant.limits]\nartifact_bytes = 67108864\n\n\
          [[tenant]]\nname = \"viewer\"\ntoken_sha256 = \"{}\"\nengine = \"{{engine}}\"\nallow = [\"container.*\"]\nread_only = true\n",
         hash("ops-token"),
         hash("viewer-token")
@@ -74,6 +74,7 @@ fn openapi_documents_validate_and_hold_one_operation_per_allowed_action() {
     let list = &ops["paths"]["/v1/actions/container.list"]["post"];
     assert_eq!(list["operationId"], "container.list");
     assert_eq!(list["requestBody"]["content"]["application/json"]["schema"]["properties"]["all"]["type"], "boolean");
+    assert_eq!(list["requestBody"]["content"]["application/json"]["schema"]["properties"]["_engine"]["required"], json!(["host"]), "request_engines: _engine is documented");
     let data = &list["responses"]["200"]["content"]["application/json"]["schema"]["allOf"][1]["properties"]["data"];
     assert_eq!(data["type"], "array", "{list}");
     assert!(data["items"]["properties"].get("Id").is_some(), "the action's data paths: {data}");

@@ -378,3 +378,59 @@ fn serve_refuses_plain_http_beyond_loopback() {
     let err = common::serve::refused_start(&tenants, dir.path());
     assert!(err.contains("plain HTTP") && err.contains("allow_plaintext"), "{err}");
 }
+
+/// Flint's model: a request names its engine and gives the TLS material as PEM text. Only a
+/// tenant whose `request_engines` allow the address may; every address the name resolves to
+/// is checked; PEM fields are never read as paths.
+#[test]
+fn requests_name_engines_only_where_their_tenant_allows() {
+    use serde_json::json;
+    let pki = pki();
+    let base = PathBuf::from(format!("/tmp/berth-reqeng-{}", std::process::id()));
+    let mut engines = Engines(Vec::new());
+    let port = free_port();
+    engines.start(base.join("tls"), &args(&tls_args(&pki, port, "server-cert.pem", "server-key.pem")));
+    let tenants = format!(
+        "[[tenant]]\nname = \"flint\"\ntoken_sha256 = \"{}\"\nengine = \"{{engine}}\"\nallow = [\"system.*\"]\nrequest_engines = [\"127.0.0.0/8\", \"::1\"]\n\n\
+         [[tenant]]\nname = \"fixed\"\ntoken_sha256 = \"{}\"\nengine = \"{{engine}}\"\nallow = [\"system.*\"]\n",
+        common::serve::hash("flint-token"),
+        common::serve::hash("fixed-token")
+    );
+    let s = common::serve::Serve::start(&[("system.wasm", system_wasm())], &tenants);
+    let pem = |f: &str| std::fs::read_to_string(pki.path(f)).unwrap();
+    let engine = |host: String| json!({"host": host, "ca": pem("ca.pem"), "cert": pem("cert.pem"), "key": pem("key.pem")});
+    let run = |token: &str, body: serde_json::Value| {
+        common::serve::http(&s.addr, "POST", "/v1/actions/system.test-connectivity", Some(token), Some(&body.to_string()))
+    };
+
+    // By name (the certificate's): TLS to the engine the request named, not the tenant's own.
+    let (st, j) = run("flint-token", json!({"_engine": engine(format!("tcp://localhost:{port}"))}));
+    assert_eq!(st, 200, "{j}");
+    assert_eq!(j["summary"]["transport"], "tls", "{j}");
+    assert!(j["data"][0]["tls"]["peer_subject"].as_str().unwrap().contains("engine.test"), "{j}");
+    assert!(j["parameter"].get("_engine").is_none(), "the engine and its key are not echoed: {j}");
+    assert!(!s.log().contains("BEGIN PRIVATE KEY") && !format!("{:?}", s.audit()).contains("PRIVATE KEY"));
+
+    // Another tenant may not; an address outside the rules is refused; PEM is text, not a path.
+    let (st, j) = run("fixed-token", json!({"_engine": engine(format!("tcp://localhost:{port}"))}));
+    assert_eq!(st, 403, "{j}");
+    assert!(j["message"].as_str().unwrap().contains("may not name engines"), "{j}");
+    let (st, j) = run("flint-token", json!({"_engine": engine("tcp://192.0.2.10:2376".into())}));
+    assert_eq!(st, 403, "{j}");
+    assert!(j["message"].as_str().unwrap().contains("not among this tenant's request_engines"), "{j}");
+    let (st, j) = run("flint-token", json!({"_engine": {"host": format!("tcp://127.0.0.1:{port}"), "ca": pki.path("ca.pem")}}));
+    assert_eq!(st, 400, "{j}");
+    assert!(j["message"].as_str().unwrap().contains("must be PEM text"), "{j}");
+    let (st, j) = run("flint-token", json!({"_engine": {"host": "unix:///var/run/docker.sock"}}));
+    assert_eq!(st, 400, "{j}");
+    let (st, _) = common::serve::http(
+        &s.addr,
+        "POST",
+        "/v1/actions/system.ping?asset=default",
+        Some("flint-token"),
+        Some(&json!({"_engine": engine(format!("tcp://localhost:{port}"))}).to_string()),
+    );
+    assert_eq!(st, 400, "_engine and asset together");
+    // Without _engine, the tenant's own engine as ever.
+    assert_eq!(run("flint-token", json!({})).1["summary"]["transport"], "unix");
+}

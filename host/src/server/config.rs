@@ -89,6 +89,9 @@ struct RawTenant {
     /// `prod = { engine = "tcp://…", tls = {…} }`, or `prod = { context = "name" }`.
     #[serde(default)]
     assets: BTreeMap<String, RawAsset>,
+    /// Engines a request may name itself (`_engine` in the body): CIDRs or `host:port` globs.
+    #[serde(default)]
+    request_engines: Vec<String>,
     #[serde(default)]
     allow: Vec<Spanned<String>>,
     #[serde(default)]
@@ -316,6 +319,8 @@ pub struct Tenant {
     /// Allowlist, read-only flag, label scope, pins and engine policy.
     pub policy: TenantPolicy,
     pub artifacts_dir: Option<PathBuf>,
+    /// Engines a request may name (`_engine`); none when empty.
+    pub request_engines: Vec<super::request_engine::Rule>,
     pub limits: Limits,
     pub concurrency: u32,
     pub requests_per_minute: u32,
@@ -418,13 +423,20 @@ fn tenant(t: Spanned<RawTenant>, text: &str, pool_memory_mib: u32, seen: &mut Se
     }
     .validate()
     .map_err(|e| at(span.clone(), &format!("tenant.limits.{}", e.key), e.msg))?;
-    let assets = tenant_assets(&t, &name, span, text)?;
+    let assets = tenant_assets(&t, &name, span.clone(), text)?;
+    let request_engines = t
+        .request_engines
+        .iter()
+        .map(|r| super::request_engine::Rule::parse(r))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| at(span.clone(), "tenant.request_engines", e))?;
     Ok(Tenant {
         name,
         token_sha256: token,
         assets,
         policy,
         artifacts_dir: t.artifacts_dir,
+        request_engines,
         limits,
         concurrency: l.concurrency.unwrap_or(8).max(1),
         requests_per_minute: l.requests_per_minute.unwrap_or(6000).max(1),
@@ -633,6 +645,7 @@ pub fn parse_policy(text: &str) -> Result<TenantPolicy, String> {
         context: None,
         auth: None,
         assets: BTreeMap::new(),
+        request_engines: Vec::new(),
         allow: if f.allow.is_empty() { vec![Spanned::new(0..0, "*".to_string())] } else { f.allow },
         read_only: f.read_only,
         label_scope: f.label_scope,

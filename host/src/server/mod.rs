@@ -8,6 +8,7 @@ mod jobs;
 pub mod metrics;
 mod openapi;
 mod reload;
+mod request_engine;
 mod routes;
 pub mod store;
 
@@ -200,7 +201,7 @@ impl Server {
 
     async fn run_action(self: Arc<Self>, t: &TenantState, action: &str, body: &[u8], query: &ActionQuery) -> Resp {
         let tenant = t.tenant.name.clone();
-        let Checked { catalog, params, artifacts, engines, fan_out, asset_timeout } = match self.check_request(t, action, body, query).await {
+        let Checked { catalog, params, artifacts, engines, fan_out, asset_timeout, own_engine } = match self.check_request(t, action, body, query).await {
             Ok(x) => x,
             Err((status, result)) => {
                 self.audit.record(&tenant, action, &result.parameter, &result, Duration::ZERO, &[], result.error.as_ref().map(|_| result.message.as_str()));
@@ -232,7 +233,10 @@ impl Server {
             let mut runs = Vec::new();
             for (asset, engine) in engines {
                 let engine_share = t.shares.get(&asset).cloned();
-                let ctx = HostContext { engine: Some(engine), credentials: me.credentials.clone(), progress: None, cpu: cpu.clone(), engine_share };
+                // An engine the request named is the tenant's: the server's registry
+                // credentials never go to it.
+                let credentials = if own_engine { Arc::new(Credentials::from_store(Default::default())) } else { me.credentials.clone() };
+                let ctx = HostContext { engine: Some(engine), credentials, progress: None, cpu: cpu.clone(), engine_share };
                 let inv = crate::invoke::Invocation {
                     runtime: &me.runtime,
                     file,
@@ -286,6 +290,8 @@ struct Checked {
     engines: Vec<(String, Arc<EngineClient>)>,
     fan_out: bool,
     asset_timeout: Duration,
+    /// The engine is one the request named: it gets no registry credentials.
+    own_engine: bool,
 }
 
 /// A refusal before running: its HTTP status and `action_result`.
@@ -309,14 +315,45 @@ impl Server {
             let hint = if close.is_empty() { String::new() } else { format!("; did you mean {}?", close.join(", ")) };
             return Err((StatusCode::NOT_FOUND, ActionResult::failed(Map::new(), FailureKind::BadParams, None, format!("unknown action '{action}'{hint}"))));
         };
-        let raw = match serde_json::from_slice::<Value>(if body.is_empty() { b"{}" } else { body }) {
-            Ok(Value::Object(m)) => RawParams::Json(m),
+        let (raw, own_engine) = match serde_json::from_slice::<Value>(if body.is_empty() { b"{}" } else { body }) {
+            Ok(Value::Object(mut m)) => {
+                let own = request_engine::take(&mut m);
+                (RawParams::Json(m), own)
+            }
             _ => return Err(bad_params("the request body must be a JSON object of params".into(), Map::new())),
         };
         let params = crate::invoke::admit(Some(&t.tenant.policy), &format!("tenant {tenant}"), file, spec, raw).map_err(|r| (status_of(&r), r))?;
         let shown = || spec.redact(&params);
         let mut artifacts = tenant_artifacts(&t.tenant, query).map_err(|e| bad_params(e, shown()))?;
-        let engines = assets_of(t, query).map_err(|e| bad_params(e, shown()))?;
+        let engines = match &own_engine {
+            None => assets_of(t, query).map_err(|e| bad_params(e, shown()))?,
+            Some(spec) => {
+                if t.tenant.request_engines.is_empty() {
+                    return Err((
+                        StatusCode::FORBIDDEN,
+                        ActionResult::failed(
+                            shown(),
+                            FailureKind::Denied,
+                            None,
+                            format!("tenant {tenant} may not name engines in requests (no request_engines)"),
+                        ),
+                    ));
+                }
+                if query.asset.is_some() || query.assets.is_some() {
+                    return Err(bad_params("give _engine or asset/assets, not both".into(), shown()));
+                }
+                let ep = request_engine::endpoint(&t.tenant.request_engines, spec).await.map_err(|(denied, e)| {
+                    if denied {
+                        (StatusCode::FORBIDDEN, ActionResult::failed(shown(), FailureKind::Denied, None, e))
+                    } else {
+                        bad_params(e, shown())
+                    }
+                })?;
+                let client = EngineClient::connect_to(&ep, Timeouts::default()).map_err(|e| bad_params(format!("_engine: {e:#}"), shown()))?;
+                tracing::info!(tenant = %tenant, engine = %ep.host, "an engine named in the request");
+                vec![("request".to_string(), Arc::new(client))]
+            }
+        };
         let fan_out = query.assets.is_some();
         if fan_out && artifacts.has_outputs() {
             return Err(bad_params("a fan-out over assets takes no output artifacts (each engine would write the same file)".into(), shown()));
@@ -337,7 +374,7 @@ impl Server {
             artifacts.cap_bytes(t.tenant.artifact_bytes.min(t.tenant.artifact_quota_bytes.saturating_sub(used)));
         }
         let catalog = catalog.clone();
-        Ok(Checked { catalog, params, artifacts, engines, fan_out, asset_timeout })
+        Ok(Checked { catalog, params, artifacts, engines, fan_out, asset_timeout, own_engine: own_engine.is_some() })
     }
 
     /// The tenant's request rate, its invocations running or queued, and its async jobs.

@@ -146,6 +146,11 @@ pub(super) fn for_tenant<'a>(server_url: Option<&str>, t: &TenantState, actions:
         if let Some(m) = schema.as_object_mut() {
             m.remove("$schema");
         }
+        if !t.tenant.request_engines.is_empty() {
+            schema["properties"]["_engine"] = json!({"type": "object", "description": "The engine to act on instead of the tenant's own (within its request_engines): host tcp://HOST:PORT, and ca, cert, key as PEM text", "properties": {
+                "host": {"type": "string"}, "ca": {"type": "string"}, "cert": {"type": "string"}, "key": {"type": "string", "writeOnly": true},
+                "server_name": {"type": "string"}, "verify": {"type": "boolean"}}, "required": ["host"], "additionalProperties": false});
+        }
         let required = a.params.iter().any(|p| p.required);
         doc["paths"][format!("/v1/actions/{}", a.name)] = json!({"post": {
             "operationId": a.name,
