@@ -74,7 +74,11 @@ fn openapi_documents_validate_and_hold_one_operation_per_allowed_action() {
     let list = &ops["paths"]["/v1/actions/container.list"]["post"];
     assert_eq!(list["operationId"], "container.list");
     assert_eq!(list["requestBody"]["content"]["application/json"]["schema"]["properties"]["all"]["type"], "boolean");
-    assert_eq!(list["requestBody"]["content"]["application/json"]["schema"]["properties"]["_engine"]["required"], json!(["host"]), "request_engines: _engine is documented");
+    assert_eq!(
+        list["requestBody"]["content"]["application/json"]["schema"]["properties"]["_engine"]["required"],
+        json!(["host"]),
+        "request_engines: _engine is documented"
+    );
     let data = &list["responses"]["200"]["content"]["application/json"]["schema"]["allOf"][1]["properties"]["data"];
     assert_eq!(data["type"], "array", "{list}");
     assert!(data["items"]["properties"].get("Id").is_some(), "the action's data paths: {data}");
@@ -255,4 +259,23 @@ fn a_tenants_engine_behind_an_authenticating_proxy() {
     let cfg = format!("[server]\nlisten = \"127.0.0.1:{}\"\nactions = \"{}\"\n\n{both}", free_port(), s.path().join("actions").display());
     let err = common::serve::refused_start(&cfg, dir.path());
     assert!(err.contains("auth: a password or a token, not both") && !err.contains("s3cr3t"), "{err}");
+}
+
+/// An asset's API version, pinned in the tenant config (FortiSOAR's setting), per engine.
+#[test]
+fn an_assets_api_version_is_pinned_in_the_tenant_config() {
+    let tenants = format!(
+        "[[tenant]]\nname = \"pin\"\ntoken_sha256 = \"{}\"\nengine = \"{{engine}}\"\nallow = [\"system.*\"]\n[tenant.assets.old]\nengine = \"{{engine}}\"\napi_version = \"1.40\"\n",
+        hash("pin-token")
+    );
+    let s = Serve::start(&families(), &tenants);
+    let (_, j) = http(&s.addr, "POST", "/v1/actions/system.version?asset=old", Some("pin-token"), Some("{}"));
+    assert_eq!(j["summary"]["negotiated_api_version"], "1.40", "{j}");
+    let (_, j) = http(&s.addr, "POST", "/v1/actions/system.version", Some("pin-token"), Some("{}"));
+    assert_eq!(j["summary"]["negotiated_api_version"], "1.41", "the default asset negotiates: {j}");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg =
+        format!("[server]\nlisten = \"127.0.0.1:{}\"\nactions = \"{}\"\n\n{}", free_port(), s.path().join("actions").display(), tenants.replace("1.40", "2.0"));
+    let err = common::serve::refused_start(&cfg, dir.path());
+    assert!(err.contains("api_version '2.0' is not an API version"), "{err}");
 }

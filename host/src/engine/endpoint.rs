@@ -16,6 +16,8 @@ pub struct Endpoint {
     pub tls: Option<TlsSettings>,
     /// HTTP auth to send (an authenticating proxy in front of the engine).
     pub auth: Option<EngineAuth>,
+    /// An API version to use as is (`1.41`), never negotiated; `DOCKER_API_VERSION` otherwise.
+    pub api_version: Option<String>,
 }
 
 impl Endpoint {
@@ -27,7 +29,7 @@ impl Endpoint {
     /// the address kept (shown in errors and logs) is without them.
     pub fn new(host: &str, tls: Option<TlsSettings>) -> Endpoint {
         let (host, auth) = take_userinfo(host);
-        Endpoint { host, tls, auth }
+        Endpoint { host, tls, auth, api_version: None }
     }
 }
 

@@ -229,7 +229,9 @@ impl EngineClient {
         if let Some(a) = &ep.auth {
             c.auth = Some(a.header().map_err(|e| anyhow::anyhow!("{e}"))?);
         }
-        if let Some(v) = std::env::var("DOCKER_API_VERSION").ok().filter(|v| !v.trim().is_empty()) {
+        if let Some(v) = &ep.api_version {
+            c.pin(v).map_err(|e| anyhow::anyhow!("api_version: {e}"))?;
+        } else if let Some(v) = std::env::var("DOCKER_API_VERSION").ok().filter(|v| !v.trim().is_empty()) {
             c.pin(&v).map_err(|e| anyhow::anyhow!("DOCKER_API_VERSION: {e}"))?;
         }
         Ok(c)

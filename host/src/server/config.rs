@@ -85,6 +85,8 @@ struct RawTenant {
     /// ... and HTTP auth for a proxy in front of it: `auth = { username, password_file }` or
     /// `{ token_file }` (or `password`, `token` inline).
     auth: Option<RawAuth>,
+    /// ... and an API version to use as is (`"1.41"`), never negotiated.
+    api_version: Option<String>,
     /// Named engines (SOAR assets): `prod = "unix:///..."`, or
     /// `prod = { engine = "tcp://…", tls = {…} }`, or `prod = { context = "name" }`.
     #[serde(default)]
@@ -119,6 +121,7 @@ struct RawAssetTable {
     tls: Option<RawTls>,
     context: Option<String>,
     auth: Option<RawAuth>,
+    api_version: Option<String>,
 }
 
 /// HTTP auth to an engine (an authenticating proxy in front of it): basic or bearer, the
@@ -179,8 +182,21 @@ struct RawTls {
 }
 
 /// One asset's endpoint from its config forms.
-fn endpoint(engine: Option<&str>, tls: Option<&RawTls>, context: Option<&str>, auth: Option<&RawAuth>) -> Result<crate::engine::Endpoint, String> {
+fn endpoint(
+    engine: Option<&str>,
+    tls: Option<&RawTls>,
+    context: Option<&str>,
+    auth: Option<&RawAuth>,
+    api_version: Option<&str>,
+) -> Result<crate::engine::Endpoint, String> {
     let mut ep = endpoint_of(engine, tls, context)?;
+    if let Some(v) = api_version {
+        let ok = v.split_once('.').is_some_and(|(a, b)| a == "1" && b.parse::<u32>().is_ok_and(|m| m >= 24));
+        if !ok {
+            return Err(format!("api_version '{v}' is not an API version like 1.41 (1.24 or later)"));
+        }
+        ep.api_version = Some(v.to_string());
+    }
     if let Some(a) = auth {
         if ep.auth.is_some() {
             return Err("give the engine's credentials in auth or in the address, not both".into());
@@ -454,14 +470,15 @@ fn tenant_assets(t: &RawTenant, name: &str, span: std::ops::Range<usize>, text: 
     let mut assets = BTreeMap::new();
     for (asset, a) in &t.assets {
         let ep = match a {
-            RawAsset::Address(addr) => endpoint(Some(addr), None, None, None),
-            RawAsset::Table(t) => endpoint(t.engine.as_deref(), t.tls.as_ref(), t.context.as_deref(), t.auth.as_ref()),
+            RawAsset::Address(addr) => endpoint(Some(addr), None, None, None, None),
+            RawAsset::Table(t) => endpoint(t.engine.as_deref(), t.tls.as_ref(), t.context.as_deref(), t.auth.as_ref(), t.api_version.as_deref()),
         }
         .map_err(|e| at(span.clone(), &format!("tenant.assets.{asset}"), e))?;
         assets.insert(asset.clone(), ep);
     }
     if t.engine.is_some() || t.context.is_some() || t.tls.is_some() {
-        let ep = endpoint(t.engine.as_deref(), t.tls.as_ref(), t.context.as_deref(), t.auth.as_ref()).map_err(|e| at(span.clone(), "tenant.engine", e))?;
+        let ep = endpoint(t.engine.as_deref(), t.tls.as_ref(), t.context.as_deref(), t.auth.as_ref(), t.api_version.as_deref())
+            .map_err(|e| at(span.clone(), "tenant.engine", e))?;
         if assets.insert("default".into(), ep).is_some() {
             return Err(at(span, "tenant.engine", format!("tenant \"{name}\" sets both engine and assets.default")));
         }
@@ -644,6 +661,7 @@ pub fn parse_policy(text: &str) -> Result<TenantPolicy, String> {
         tls: None,
         context: None,
         auth: None,
+        api_version: None,
         assets: BTreeMap::new(),
         request_engines: Vec::new(),
         allow: if f.allow.is_empty() { vec![Spanned::new(0..0, "*".to_string())] } else { f.allow },

@@ -151,7 +151,7 @@ pub async fn endpoint(rules: &[Rule], spec: &Value) -> Result<Endpoint, (bool, S
     if let Some(t) = &tls {
         t.client_config().map_err(|e| bad(format!("_engine TLS: {e:#}")))?;
     }
-    Ok(Endpoint { host: pinned, tls, auth: None })
+    Ok(Endpoint { host: pinned, tls, auth: None, api_version: None })
 }
 
 #[cfg(test)]
