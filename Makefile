@@ -47,11 +47,19 @@ $(COMPONENTIZE_PY):
 	$(TOOLCHAINS)/py/bin/pip install --quiet --disable-pip-version-check componentize-py==0.25.1
 
 ## clients: the SOAR-side clients the platform tests drive: DataFire 2.27.1 (npm), which
-# generates a connector from berth serve's OpenAPI document, and openapi-spec-validator (PyPI)
+# generates a connector from berth serve's OpenAPI document, openapi-spec-validator and
+# splunk-soar-sdk 2.3 (PyPI)
 CLIENTS := $(TOOLCHAINS)/clients
 DATAFIRE := $(CLIENTS)/js/node_modules/.bin/datafire
 OPENAPI_VALIDATOR := $(CLIENTS)/py/bin/openapi-spec-validator
-clients: $(DATAFIRE) $(OPENAPI_VALIDATOR)
+SOARAPPS := $(CLIENTS)/soar/bin/soarapps
+UV_VERSION := 0.13.9
+clients: $(DATAFIRE) $(OPENAPI_VALIDATOR) $(SOARAPPS)
+
+# splunk-soar-sdk runs and packages the app `berth export splunk-soar` writes; uv locks it.
+$(SOARAPPS):
+	python3 -m venv $(CLIENTS)/soar
+	$(CLIENTS)/soar/bin/pip install --quiet --disable-pip-version-check splunk-soar-sdk==2.3.7 uv==$(UV_VERSION)
 
 $(OPENAPI_VALIDATOR):
 	python3 -m venv $(CLIENTS)/py

@@ -212,7 +212,8 @@ fn every_splunk_soar_docker_action_has_an_alias_with_its_data_paths() {
 }
 
 /// The comparison with the seed connectors (`tests/data/seed-connectors.tsv`) names what is
-/// there: each action exists, each flag is in `berth run --help`, each config key, query,
+/// there: each action exists, each flag is in `berth run --help` and each command in `berth
+/// --help`, each config key, query,
 /// endpoint and variable is documented, each file exists; what is not in berth says why.
 #[test]
 fn the_seed_connector_table_names_what_berth_has() {
@@ -221,6 +222,7 @@ fn the_seed_connector_table_names_what_berth_has() {
     let host_readme = std::fs::read_to_string(ws.join("host/README.md")).unwrap();
     let b = Berth::families_at(FAMILIES, "unix:///nonexistent/berth-coverage.sock".into());
     let help = b.run(&["run", "--help"]).stdout.clone();
+    let commands = b.run(&["--help"]).stdout.clone();
     let mut problems = Vec::new();
     let mut platforms = BTreeSet::new();
     for l in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
@@ -233,6 +235,7 @@ fn the_seed_connector_table_names_what_berth_has() {
         let ok = match berth.split_once(':') {
             Some(("action", a)) => b.run(&["describe", a, "--json"]).code == 0,
             Some(("flag", flag)) => help.contains(flag),
+            Some(("command", c)) => commands.lines().any(|l| l.trim_start().starts_with(&format!("{c} "))),
             Some(("config", key)) => host_readme.contains(&format!("{key} =")) || host_readme.contains(&format!("{key} = ")),
             Some(("query", q)) => host_readme.contains(&format!("?{q}=")),
             Some(("endpoint", e)) => host_readme.contains(e),

@@ -279,3 +279,89 @@ fn an_assets_api_version_is_pinned_in_the_tenant_config() {
     let err = common::serve::refused_start(&cfg, dir.path());
     assert!(err.contains("api_version '2.0' is not an API version"), "{err}");
 }
+
+/// `berth export splunk-soar` writes a Splunk SOAR app on Splunk's own splunk-soar-sdk: the
+/// SDK's local runner runs its actions against berth serve and the engine (the Docker app's
+/// action names included), and `soarapps package build` packages it, with the Docker app's
+/// actions and data paths in its manifest.
+#[test]
+fn an_exported_splunk_soar_app_runs_through_the_sdk_and_packages() {
+    let tenants = format!("[[tenant]]\nname = \"splunk\"\ntoken_sha256 = \"{}\"\nengine = \"{{engine}}\"\nallow = [\"*\"]\n", hash("splunk-token"));
+    let s = Serve::start(&families(), &tenants);
+    let work = tempfile::tempdir().unwrap();
+    let app = work.path().join("berth_docker");
+    let mut b = Berth::families(&["system", "container", "image", "volume"]);
+    b.host = "unix:///nonexistent/berth-export.sock".into();
+    let r = b.run(&["export", "splunk-soar", "--dir", app.to_str().unwrap()]);
+    r.expect_code(0);
+    assert!(app.join("src/app.py").exists() && app.join("pyproject.toml").exists(), "{r:#?}");
+    let again = b.run(&["export", "splunk-soar", "--dir", app.to_str().unwrap()]);
+    again.expect_code(1);
+    assert!(again.stderr.contains("exists"), "{again:#?}");
+
+    let python = toolchain("clients/soar/bin/python");
+    std::fs::write(work.path().join("asset.json"), json!({"berth_url": format!("http://{}", s.addr), "token": "splunk-token"}).to_string()).unwrap();
+    let run = |action: &str, params: Value| -> String {
+        let pfile = work.path().join(format!("{action}.json"));
+        std::fs::write(&pfile, params.to_string()).unwrap();
+        let out = Command::new(&python)
+            .current_dir(&app)
+            .args(["src/app.py", "action", action, "-a"])
+            .arg(work.path().join("asset.json"))
+            .arg("-p")
+            .arg(&pfile)
+            .output()
+            .unwrap();
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    };
+    let name = unique("soar");
+    let (st, body) = api(
+        Method::POST,
+        "/containers/create",
+        &format!("name={name}"),
+        Some(("application/json", json!({"Image": test_image(), "Cmd": ["sleep", "300"]}).to_string().into_bytes())),
+    );
+    assert_eq!(st, 201, "{}", String::from_utf8_lossy(&body));
+    let id = serde_json::from_slice::<Value>(&body).unwrap()["Id"].as_str().unwrap().to_string();
+    // The Docker app's own action name and params, and a berth action.
+    let out = run("list_container", json!({"all": true}));
+    assert!(out.contains("Action success: True") && out.contains(&id), "{out}");
+    let out = run("container_inspect", json!({"id": name}));
+    assert!(out.contains("Action success: True") && out.contains(&id), "{out}");
+    let out = run("container_list", json!({"all": true, "filters": format!("{{\"name\": [\"{name}\"]}}")}));
+    assert!(out.contains("Result summary: {'total_objects': 1}"), "a JSON param as text: {out}");
+    let out = run("container_inspect", json!({"id": "no-such-container-soar"}));
+    assert!(out.contains("Action success: False") && out.contains("No such container"), "{out}");
+    api(Method::DELETE, &format!("/containers/{id}"), "force=true", None);
+
+    // Locked and packaged by the SDK's own tool; its manifest has the Docker app's actions
+    // with their data paths.
+    let bin = python.parent().unwrap();
+    let out = Command::new(bin.join("uv")).current_dir(&app).arg("lock").output().unwrap();
+    assert!(out.status.success(), "uv lock: {}", String::from_utf8_lossy(&out.stderr));
+    let tgz = work.path().join("app.tgz");
+    let out = Command::new(bin.join("soarapps")).current_dir(&app).args(["package", "build", "."]).arg("-o").arg(&tgz).output().unwrap();
+    assert!(out.status.success(), "soarapps package build: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("tar").arg("-xzOf").arg(&tgz).args(["--wildcards", "*/manifest.json"]).output().unwrap();
+    let manifest: Option<Value> = serde_json::from_slice(&out.stdout).ok();
+    let manifest = manifest.expect("a manifest.json in the package");
+    let actions: std::collections::BTreeMap<String, &Value> =
+        manifest["actions"].as_array().unwrap().iter().map(|a| (a["action"].as_str().unwrap().to_string(), a)).collect();
+    let table = std::fs::read_to_string(workspace().join("tests/data/splunk-docker-v3.tsv")).unwrap();
+    let mut problems = Vec::new();
+    for l in table.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+        let mut f = l.split('\t');
+        let action = f.next().unwrap();
+        let Some(a) = actions.get(action) else {
+            problems.push(format!("no action '{action}'"));
+            continue;
+        };
+        let Some(path) = f.next() else { continue };
+        let have: Vec<&str> = a["output"].as_array().unwrap().iter().map(|o| o["data_path"].as_str().unwrap()).collect();
+        // A bare `action_result.data` names no field: the action's data is there as berth gives it.
+        if path != "action_result.data" && !have.contains(&path) {
+            problems.push(format!("'{action}' lacks {path}"));
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}

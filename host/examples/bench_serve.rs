@@ -72,7 +72,7 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     };
-    let endpoint = berth::engine::Endpoint { host: host.clone(), tls: certs.as_ref().map(|d| berth::engine::tls::TlsSettings::from_dir(d, true)) };
+    let endpoint = berth::engine::Endpoint::new(&host, certs.as_ref().map(|d| berth::engine::tls::TlsSettings::from_dir(d, true)));
     let engine = Arc::new(EngineClient::connect_to(&endpoint, Timeouts::default())?);
     engine.api_version().await.map_err(|e| anyhow::anyhow!("{e}"))?;
 

@@ -2,6 +2,7 @@
 //! `berth new`, which scaffolds a family in Rust, Python or JavaScript (see `scaffold`).
 
 pub mod scaffold;
+pub mod soar_app;
 
 use std::path::{Path, PathBuf};
 

@@ -135,6 +135,12 @@ pub struct LimitArgs {
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExportTarget {
+    /// A Splunk SOAR app (splunk-soar-sdk 2.3): every action, the Docker app's under their names.
+    SplunkSoar,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
     Json,
     Pretty,
@@ -205,6 +211,16 @@ pub enum Command {
         /// binary was built from].
         #[arg(long)]
         root: Option<PathBuf>,
+    },
+    /// Write a platform's app for berth's actions: `berth export splunk-soar --dir berth_docker`
+    /// (a Splunk SOAR app on splunk-soar-sdk whose actions run through berth serve).
+    Export {
+        /// The platform.
+        #[arg(value_enum)]
+        target: ExportTarget,
+        /// The directory to create.
+        #[arg(long)]
+        dir: PathBuf,
     },
     /// Show an action's params and their JSON Schema.
     Describe {
@@ -299,7 +315,7 @@ fn shown_options(command: &str) -> &'static [&'static str] {
     match command {
         "run" => &["*"],
         "serve" => &["actions"],
-        "actions" | "describe" | "check" | "install" => COMPONENTS,
+        "actions" | "describe" | "check" | "install" | "export" => COMPONENTS,
         _ => &[],
     }
 }
@@ -446,6 +462,22 @@ async fn run_cli(cli: Cli, parts: impl FnOnce() -> anyhow::Result<crate::runtime
         Command::Actions { json: j, strict } => Ok(actions_command(catalog, json(j), strict)),
         Command::Check { ref file, json: j } => Ok(check_command(runtime, catalog, &dir, file, json(j)).await),
         Command::Install { ref file, json: j, replace } => Ok(install_command(runtime, &dir, file, replace, json(j)).await),
+        Command::Export { target: ExportTarget::SplunkSoar, ref dir } => {
+            let actions: Vec<&crate::spec::ActionSpec> = catalog.actions().map(|(_, a)| a).collect();
+            match crate::authoring::soar_app::write(dir, &actions) {
+                Ok(files) => {
+                    for f in files {
+                        println!("created {}", f.display());
+                    }
+                    println!("{} actions; next: see {}/README.md (uv lock, soarapps package build)", actions.len(), dir.display());
+                    Ok(0)
+                }
+                Err(e) => {
+                    eprintln!("berth: export: {e:#}; nothing was written");
+                    Ok(1)
+                }
+            }
+        }
         Command::Describe { ref action, json: j } => {
             let (comp, spec) = find(catalog, action)?;
             print_describe(comp, spec, json(j));
