@@ -145,3 +145,33 @@ fn events_between_two_seconds_arrive_from_podman() {
     assert!(j["data"].as_array().unwrap().iter().any(|e| e["Actor"]["ID"] == id.as_str() && e["Action"] == "create"), "{j:#}");
     b.run(&["run", "container.remove", &format!("id={id}"), "force=true"]).ok();
 }
+
+/// Quarantine and release on Podman: Podman accepts a network connect on a paused container
+/// and then loses it, so the release unpauses first; the container comes back running on its
+/// network.
+#[test]
+fn quarantine_and_release_on_podman_restore_the_network() {
+    let b = berth();
+    let img = image(&b);
+    let net = unique("qnet");
+    b.run(&["run", "network.create", &format!("name={net}")]).ok();
+    let j = b.run(&["run", "container.create", &format!("image={img}"), &format!("network_mode={net}"), "cmd=sleep 302"]).ok().clone();
+    let id = j["summary"]["id"].as_str().unwrap().to_string();
+    b.run(&["run", "container.start", &format!("id={id}")]).ok();
+    let networks = |b: &Berth| -> Vec<String> {
+        let j = b.run(&["run", "container.inspect", &format!("id={id}")]).ok().clone();
+        j["data"][0]["NetworkSettings"]["Networks"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default()
+    };
+    assert_eq!(networks(&b), [net.clone()]);
+    let q = b.run(&["run", "response.quarantine", &format!("container={id}"), "ticket=INC-P1"]).ok().clone();
+    assert_eq!(q["summary"]["changed"], true, "{q:#}");
+    let state = b.run(&["run", "container.inspect", &format!("id={id}")]).ok()["data"][0]["State"]["Status"].clone();
+    assert_eq!(state, "paused");
+    assert!(networks(&b).is_empty(), "off every network while quarantined");
+    b.run(&["run", "response.release", &format!("container={id}")]).ok();
+    let j = b.run(&["run", "container.inspect", &format!("id={id}")]).ok().clone();
+    assert_eq!(j["data"][0]["State"]["Status"], "running", "{j:#}");
+    assert_eq!(networks(&b), [net.clone()], "the network is back, and stays: {j:#}");
+    b.run(&["run", "container.remove", &format!("id={id}"), "force=true"]).ok();
+    b.run(&["run", "network.remove", &format!("id={net}")]).ok();
+}
