@@ -162,7 +162,7 @@ fn quarantine_and_release_on_podman_restore_the_network() {
         let j = b.run(&["run", "container.inspect", &format!("id={id}")]).ok().clone();
         j["data"][0]["NetworkSettings"]["Networks"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default()
     };
-    assert_eq!(networks(&b), [net.clone()]);
+    assert_eq!(networks(&b), std::slice::from_ref(&net));
     let q = b.run(&["run", "response.quarantine", &format!("container={id}"), "ticket=INC-P1"]).ok().clone();
     assert_eq!(q["summary"]["changed"], true, "{q:#}");
     let state = b.run(&["run", "container.inspect", &format!("id={id}")]).ok()["data"][0]["State"]["Status"].clone();
@@ -171,7 +171,7 @@ fn quarantine_and_release_on_podman_restore_the_network() {
     b.run(&["run", "response.release", &format!("container={id}")]).ok();
     let j = b.run(&["run", "container.inspect", &format!("id={id}")]).ok().clone();
     assert_eq!(j["data"][0]["State"]["Status"], "running", "{j:#}");
-    assert_eq!(networks(&b), [net.clone()], "the network is back, and stays: {j:#}");
+    assert_eq!(networks(&b), std::slice::from_ref(&net), "the network is back, and stays: {j:#}");
     b.run(&["run", "container.remove", &format!("id={id}"), "force=true"]).ok();
     b.run(&["run", "network.remove", &format!("id={net}")]).ok();
 }

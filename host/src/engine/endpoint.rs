@@ -169,7 +169,7 @@ pub fn resolve(flags: &Flags, env: &Env) -> anyhow::Result<Endpoint> {
     let verify = flags.tlsverify || env.get("DOCKER_TLS_VERIFY").is_some();
     let any_file = flags.tlscacert.is_some() || flags.tlscert.is_some() || flags.tlskey.is_some();
     if !(flags.tls || verify || any_file) {
-        return Ok(with_auth(Endpoint::new(&host, None), flags)?);
+        return with_auth(Endpoint::new(&host, None), flags);
     }
     // As the docker CLI: each file defaults to DOCKER_CERT_PATH (or the config dir), and is
     // used only if it exists; a missing CA is an error only when verifying.

@@ -111,7 +111,7 @@ struct RawTenant {
 #[serde(untagged)]
 enum RawAsset {
     Address(String),
-    Table(RawAssetTable),
+    Table(Box<RawAssetTable>),
 }
 
 #[derive(Debug, Deserialize)]

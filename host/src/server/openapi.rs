@@ -209,28 +209,6 @@ fn to_schema(node: &Value) -> Value {
     json!({"type": "object", "properties": props})
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn data_paths_become_the_result_schema() {
-        let s = result_schema(&["action_result.data.*.Id".into(), "action_result.data.*.State.Status".into(), "action_result.summary.total_objects".into()]);
-        let p = &s["allOf"][1]["properties"];
-        assert_eq!(p["data"]["type"], "array");
-        assert_eq!(p["data"]["items"]["properties"]["State"]["properties"]["Status"], json!({}));
-        assert_eq!(p["data"]["items"]["properties"]["Id"], json!({}));
-        assert_eq!(p["summary"]["properties"]["total_objects"], json!({}));
-        assert_eq!(result_schema(&[]), json!({"$ref": "#/components/schemas/ActionResult"}));
-    }
-
-    #[test]
-    fn only_plain_names_are_paths() {
-        assert!(plain("container.list") && plain("service.wait-converged"));
-        assert!(!plain("list containers") && !plain("a/b") && !plain(""));
-    }
-}
-
 /// The same document as Swagger 2.0 (`?version=2`), for the generators that read only that
 /// (DataFire's `integrate --openapi`, flowground): the bearer token as an `Authorization`
 /// header key whose value is `Bearer TOKEN`, request bodies as `body` parameters.
@@ -330,5 +308,27 @@ fn v2(s: &Value) -> Value {
         ),
         Value::Array(a) => Value::Array(a.iter().map(v2).collect()),
         other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_paths_become_the_result_schema() {
+        let s = result_schema(&["action_result.data.*.Id".into(), "action_result.data.*.State.Status".into(), "action_result.summary.total_objects".into()]);
+        let p = &s["allOf"][1]["properties"];
+        assert_eq!(p["data"]["type"], "array");
+        assert_eq!(p["data"]["items"]["properties"]["State"]["properties"]["Status"], json!({}));
+        assert_eq!(p["data"]["items"]["properties"]["Id"], json!({}));
+        assert_eq!(p["summary"]["properties"]["total_objects"], json!({}));
+        assert_eq!(result_schema(&[]), json!({"$ref": "#/components/schemas/ActionResult"}));
+    }
+
+    #[test]
+    fn only_plain_names_are_paths() {
+        assert!(plain("container.list") && plain("service.wait-converged"));
+        assert!(!plain("list containers") && !plain("a/b") && !plain(""));
     }
 }
