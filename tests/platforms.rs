@@ -286,7 +286,10 @@ fn an_assets_api_version_is_pinned_in_the_tenant_config() {
 /// actions and data paths in its manifest.
 #[test]
 fn an_exported_splunk_soar_app_runs_through_the_sdk_and_packages() {
-    let tenants = format!("[[tenant]]\nname = \"splunk\"\ntoken_sha256 = \"{}\"\nengine = \"{{engine}}\"\nallow = [\"*\"]\n", hash("splunk-token"));
+    let tenants = format!(
+        "[[tenant]]\nname = \"splunk\"\ntoken_sha256 = \"{}\"\nengine = \"{{engine}}\"\nallow = [\"*\"]\nartifacts_dir = \"{{dir}}/splunk\"\n",
+        hash("splunk-token")
+    );
     let s = Serve::start(&families(), &tenants);
     let work = tempfile::tempdir().unwrap();
     let app = work.path().join("berth_docker");
@@ -330,6 +333,16 @@ fn an_exported_splunk_soar_app_runs_through_the_sdk_and_packages() {
     assert!(out.contains("Action success: True") && out.contains(&id), "{out}");
     let out = run("container_list", json!({"all": true, "filters": format!("{{\"name\": [\"{name}\"]}}")}));
     assert!(out.contains("Result summary: {'total_objects': 1}"), "a JSON param as text: {out}");
+    // An export goes into the vault (the SDK's local vault here): the file berth wrote, whole.
+    let out = run("export_container", json!({"id": name}));
+    assert!(out.contains("Action success: True") && out.contains("'vault_id': '"), "{out}");
+    let sha = out.split("'sha256': '").nth(1).and_then(|r| r.split('\'').next()).unwrap_or_default().to_string();
+    let exported = std::fs::read_dir(s.path().join("splunk"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains("export-container-"))
+        .expect("the export in the artifacts dir");
+    assert_eq!(sha, hex::encode(sha2::Sha256::digest(std::fs::read(&exported).unwrap())), "{out}");
     let out = run("container_inspect", json!({"id": "no-such-container-soar"}));
     assert!(out.contains("Action success: False") && out.contains("No such container"), "{out}");
     api(Method::DELETE, &format!("/containers/{id}"), "force=true", None);
