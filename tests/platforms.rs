@@ -335,7 +335,8 @@ fn an_exported_splunk_soar_app_runs_through_the_sdk_and_packages() {
     assert!(out.contains("Result summary: {'total_objects': 1}"), "a JSON param as text: {out}");
     // An export goes into the vault (the SDK's local vault here): the file berth wrote, whole.
     let out = run("export_container", json!({"id": name}));
-    assert!(out.contains("Action success: True") && out.contains("'vault_id': '"), "{out}");
+    assert!(out.contains("Action success: True") && out.contains("'vault_id': '") && out.contains("'export_data': 1"), "{out}");
+
     let sha = out.split("'sha256': '").nth(1).and_then(|r| r.split('\'').next()).unwrap_or_default().to_string();
     let exported = std::fs::read_dir(s.path().join("splunk"))
         .unwrap()
@@ -343,6 +344,8 @@ fn an_exported_splunk_soar_app_runs_through_the_sdk_and_packages() {
         .find(|p| p.to_string_lossy().contains("export-container-"))
         .expect("the export in the artifacts dir");
     assert_eq!(sha, hex::encode(sha2::Sha256::digest(std::fs::read(&exported).unwrap())), "{out}");
+    let inspected = run("inspect_container", json!({"id": name}));
+    assert!(inspected.contains("'containerStats_data': '"), "the Docker app's summary key: {inspected}");
     let out = run("container_inspect", json!({"id": "no-such-container-soar"}));
     assert!(out.contains("Action success: False") && out.contains("No such container"), "{out}");
     api(Method::DELETE, &format!("/containers/{id}"), "force=true", None);

@@ -4,7 +4,7 @@
 use berth_sdk::commit::CommitOpts;
 use berth_sdk::params;
 use berth_sdk::prelude::*;
-use berth_sdk::soar::{counted, with_message, wrap, wrap_each};
+use berth_sdk::soar::{counted, summary_text, with_message, wrap, wrap_each};
 use berth_sdk::typed::With;
 
 use crate::{Create, Id, Lifecycle, Update};
@@ -69,42 +69,52 @@ pub fn actions() -> Vec<Action> {
             .typed(|p: crate::List| Ok(wrap("containers", crate::list(p)?))),
         Action::new("inspect container", "Get low-level information about a container (Splunk SOAR)")
             .read_only()
-            .output(&["data.*.containerStats", "summary.total_objects"])
+            .output(&["data.*.containerStats", "summary.containerStats_data", "summary.total_objects"])
             .ops(&["ContainerInspect"])
-            .typed(|p: crate::Inspect| Ok(wrap_each("containerStats", crate::inspect(p)?))),
+            .typed(|p: crate::Inspect| Ok(summary_text("containerStats_data", wrap_each("containerStats", crate::inspect(p)?)))),
         Action::new("get container filesystem changes", "Added, modified or deleted files (Splunk SOAR)")
             .read_only()
-            .output(&["data.*.filesystem.*.Path", "data.*.filesystem.*.Kind", "summary.total_objects"])
+            .output(&["data.*.filesystem.*.Path", "data.*.filesystem.*.Kind", "summary.filesystem_data", "summary.total_objects"])
             .ops(&["ContainerChanges"])
-            .typed(|p: Id| Ok(wrap("filesystem", crate::changes(p)?))),
+            .typed(|p: Id| Ok(summary_text("filesystem_data", wrap("filesystem", crate::changes(p)?)))),
         Action::new("update container", "Change a container's configuration (Splunk SOAR)")
             .kind(Kind::Generic)
-            .output(&["data.*.update_stats.message", "data.*.update_stats.Warnings", "summary.total_objects"])
+            .output(&["data.*.update_stats.message", "data.*.update_stats.Warnings", "summary.update_data", "summary.total_objects"])
             .ops(&["ContainerUpdate"])
             .typed(|p: SoarUpdate| {
                 let body = Some(object(p.request_body)?);
-                Ok(with_message("update_stats", crate::update(Update { id: p.id, body, ..Default::default() })?))
+                Ok(summary_text("update_data", with_message("update_stats", crate::update(Update { id: p.id, body, ..Default::default() })?)))
             }),
         Action::new("restart container", "Restart a container (Splunk SOAR)")
             .kind(Kind::Generic)
-            .output(&["data", "summary.total_objects"])
+            .output(&["data", "summary.restart_data", "summary.total_objects"])
             .ops(&["ContainerRestart"])
-            .typed(|p: SoarRestart| counted(crate::lifecycle(Lifecycle { id: p.id, t: Some(p.delay), ..Default::default() }, "restart")?)),
+            .typed(|p: SoarRestart| {
+                counted(summary_text("restart_data", crate::lifecycle(Lifecycle { id: p.id, t: Some(p.delay), ..Default::default() }, "restart")?))
+            }),
         Action::new("export container", "Export a container as a tarball into the `out` artifact (Splunk SOAR)")
             .read_only()
-            .output(&["data", "summary.total_objects"])
+            .output(&["data", "summary.export_data", "summary.total_objects"])
             .ops(&["ContainerExport"])
-            .typed(|p: Id| counted(crate::export(p)?)),
+            .typed(|p: Id| {
+                // The app's export_data is numeric: 1 for a container exported.
+                let mut out = counted(crate::export(p)?)?;
+                out.summary.insert("export_data".into(), json!(1));
+                Ok(out)
+            }),
         Action::new("stop container", "Stop a container (Splunk SOAR)")
             .kind(Kind::Generic)
-            .output(&["data", "summary.total_objects"])
+            .output(&["data", "summary.stop_data", "summary.total_objects"])
             .ops(&["ContainerStop"])
-            .typed(|p: Id| counted(crate::lifecycle(Lifecycle { id: p.id, ..Default::default() }, "stop")?)),
+            .typed(|p: Id| counted(summary_text("stop_data", crate::lifecycle(Lifecycle { id: p.id, ..Default::default() }, "stop")?))),
         Action::new("start container", "Start a container (Splunk SOAR)")
             .kind(Kind::Generic)
-            .output(&["data", "summary.total_objects"])
+            .output(&["data", "summary.unpause_data", "summary.total_objects"])
             .ops(&["ContainerStart"])
-            .typed(|p: SoarStart| counted(crate::lifecycle(Lifecycle { id: p.id, detach_keys: p.detachkeys, ..Default::default() }, "start")?)),
+            // The app names the start's summary unpause_data.
+            .typed(|p: SoarStart| {
+                counted(summary_text("unpause_data", crate::lifecycle(Lifecycle { id: p.id, detach_keys: p.detachkeys, ..Default::default() }, "start")?))
+            }),
         Action::new("rename container", "Rename a container (Splunk SOAR)")
             .kind(Kind::Generic)
             .output(&["data", "summary.total_objects"])

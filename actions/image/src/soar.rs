@@ -3,7 +3,7 @@
 
 use berth_sdk::params;
 use berth_sdk::prelude::*;
-use berth_sdk::soar::{counted, wrap};
+use berth_sdk::soar::{counted, summary_text, wrap};
 use berth_sdk::typed::Filters;
 
 params! {
@@ -64,14 +64,17 @@ pub fn actions() -> Vec<Action> {
                 "data.*.history.*.Created",
                 "data.*.history.*.Size",
                 "data.*.history.*.Comment",
+                "summary.history_data",
                 "summary.total_objects",
             ])
             .ops(&["ImageHistory"])
-            .typed(|p: SoarName| Ok(wrap("history", crate::history(crate::Name { name: p.name })?))),
+            .typed(|p: SoarName| Ok(summary_text("history_data", wrap("history", crate::history(crate::Name { name: p.name })?)))),
         Action::new("delete builder cache", "Remove build cache (Splunk SOAR)")
             .kind(Kind::Generic)
-            .output(&["data", "summary.total_objects"])
+            .output(&["data", "summary.cache_data", "summary.total_objects"])
             .ops(&["BuildPrune"])
-            .typed(|p: SoarBuildPrune| crate::build_prune(crate::BuildPrune { keep_storage: Some(p.keep_storage), all: p.all, filters: p.filters })),
+            .typed(|p: SoarBuildPrune| {
+                Ok(summary_text("cache_data", crate::build_prune(crate::BuildPrune { keep_storage: Some(p.keep_storage), all: p.all, filters: p.filters })?))
+            }),
     ]
 }

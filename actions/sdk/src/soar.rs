@@ -10,6 +10,13 @@ pub fn counted(mut out: Output) -> Result<Output> {
     Ok(out)
 }
 
+/// The Splunk SOAR Docker app's `summary.<key>`: a text for the analyst (the result's message),
+/// as that app sets it.
+pub fn summary_text(key: &str, mut out: Output) -> Output {
+    out.summary.insert(key.into(), json!(out.message));
+    out
+}
+
 /// `data: [x, y]` → `data: [{key: [x, y]}]`.
 pub fn wrap(key: &str, mut out: Output) -> Output {
     let items = std::mem::take(&mut out.data);
