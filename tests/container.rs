@@ -97,6 +97,17 @@ fn rename_update_top_and_wait() {
     let j = run_ok(&b, &["run", "container.wait", &format!("id={wid2}")]);
     assert_eq!(j["summary"]["exit_code"], 3);
     assert_eq!(j["data"][0]["StatusCode"], 3);
+    // A wait over a second is said on stderr when asked (--progress), silent otherwise.
+    let slow = create(&b, &unique("slowwait"), &[r#"cmd=["sleep","2"]"#]);
+    run_ok(&b, &["run", "container.start", &format!("id={slow}")]);
+    let r = b.run(&["--progress", "run", "container.wait", &format!("id={slow}")]);
+    r.ok();
+    assert!(r.stderr.contains("waiting for the engine: POST /containers/") && r.stderr.contains("/wait"), "{r:#?}");
+    let quiet = create(&b, &unique("quietwait"), &[r#"cmd=["sleep","2"]"#]);
+    run_ok(&b, &["run", "container.start", &format!("id={quiet}")]);
+    let r = b.run(&["run", "container.wait", &format!("id={quiet}")]);
+    r.ok();
+    assert!(!r.stderr.contains("waiting for the engine"), "{r:#?}");
 
     for c in [&id, &wid2] {
         api(Method::DELETE, &format!("/containers/{c}"), "force=1", None);

@@ -318,7 +318,23 @@ impl HostState {
                 }
             }
         };
-        match engine.send(method, &send_path, &query, &headers, body).await {
+        // A call the engine takes more than a second to answer (a wait, a stop, a commit) is
+        // said where progress goes (the CLI's stderr), so a long wait is never silent.
+        let sent = engine.send(method, &send_path, &query, &headers, body);
+        let sent = match self.ctx.progress.clone() {
+            None => sent.await,
+            Some(sink) => {
+                tokio::pin!(sent);
+                tokio::select! {
+                    r = &mut sent => r,
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {
+                        sink.report(&self.action, "engine", 0, None, &format!("waiting for the engine: {} {send_path}", req.method.to_ascii_uppercase()));
+                        sent.await
+                    }
+                }
+            }
+        };
+        match sent {
             Ok(mut resp) => {
                 if let Some(p) = share {
                     resp = crate::engine::hold(resp, p);
@@ -549,8 +565,11 @@ impl HostState {
     async fn open_on_host(&mut self, req: Request) -> Result<(ResponseHead, Resource<StreamHandle>), WitError> {
         let resp = self.send(&req).await?;
         let (parts, body) = resp.into_parts();
-        let handle =
-            self.table.push(StreamHandle { body, pending: Bytes::new(), ended: false }).map_err(|e| WitError::Limit(format!("too many open streams: {e}")))?;
+        let what = format!("{} {}", req.method.to_ascii_uppercase(), req.path);
+        let handle = self
+            .table
+            .push(StreamHandle { body, pending: Bytes::new(), ended: false, what })
+            .map_err(|e| WitError::Limit(format!("too many open streams: {e}")))?;
         Ok((ResponseHead { status: parts.status.as_u16(), headers: headers_of(&parts.headers) }, handle))
     }
 

@@ -18,6 +18,8 @@ pub struct StreamHandle {
     pub(super) body: Body,
     pub(super) pending: Bytes,
     pub(super) ended: bool,
+    /// `METHOD /path`, for progress while the engine keeps the guest waiting.
+    pub(super) what: String,
 }
 
 /// A hijacked connection read as a body: what the engine sends until it closes.
@@ -74,6 +76,7 @@ impl HostState {
             types::Body::RegistryAuth(_) => return Err(WitError::Invalid("stdin cannot be a registry auth config".into())),
         };
         let mut resp = self.send_with(&req, true).await?;
+        let what = format!("{} {}", req.method.to_ascii_uppercase(), req.path);
         let status = resp.status();
         let head = ResponseHead { status: status.as_u16(), headers: headers_of(resp.headers()) };
         let body = if status == http::StatusCode::SWITCHING_PROTOCOLS {
@@ -95,8 +98,10 @@ impl HostState {
             // An error, or an engine that streams without upgrading: the body is the output.
             resp.into_body()
         };
-        let handle =
-            self.table.push(StreamHandle { body, pending: Bytes::new(), ended: false }).map_err(|e| WitError::Limit(format!("too many open streams: {e}")))?;
+        let handle = self
+            .table
+            .push(StreamHandle { body, pending: Bytes::new(), ended: false, what })
+            .map_err(|e| WitError::Limit(format!("too many open streams: {e}")))?;
         Ok((head, handle))
     }
 }
@@ -116,6 +121,9 @@ impl HostState {
     async fn read_on_host(&mut self, stream: Resource<StreamHandle>, max_bytes: u32, timeout_ms: u32) -> Result<Chunk, WitError> {
         let max = (max_bytes.clamp(1, 1 << 20)) as usize;
         let timeout = Duration::from_millis(timeout_ms as u64).min(self.limits.wall);
+        // Where progress goes (the CLI's stderr): a read the engine keeps waiting over a second
+        // (a container wait, a pull between layers) is said there.
+        let sink = self.ctx.progress.clone().map(|s| (s, self.action.clone()));
         let h = self.table.get_mut(&stream).map_err(|e| WitError::Invalid(format!("bad stream handle: {e}")))?;
         let data = if !h.pending.is_empty() {
             let n = max.min(h.pending.len());
@@ -124,7 +132,22 @@ impl HostState {
             return Ok(Chunk::End);
         } else {
             loop {
-                match tokio::time::timeout(timeout, h.body.frame()).await {
+                let what = if sink.is_some() { h.what.clone() } else { String::new() };
+                let frame = h.body.frame();
+                let next = match &sink {
+                    Some((s, action)) if timeout > Duration::from_secs(1) => {
+                        tokio::pin!(frame);
+                        match tokio::time::timeout(Duration::from_secs(1), &mut frame).await {
+                            Ok(f) => Ok(f),
+                            Err(_) => {
+                                s.report(action, "engine", 0, None, &format!("waiting for the engine: {what}"));
+                                tokio::time::timeout(timeout - Duration::from_secs(1), frame).await
+                            }
+                        }
+                    }
+                    _ => tokio::time::timeout(timeout, frame).await,
+                };
+                match next {
                     Err(_) => return Ok(Chunk::Idle),
                     Ok(None) => {
                         h.ended = true;
