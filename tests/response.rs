@@ -79,7 +79,7 @@ fn incident_hunt_quarantine_release_and_timeline() {
     let j = b.run(&["run", "response.hunt", "process=sleep"]).ok().clone();
     let hit = j["data"].as_array().unwrap().iter().find(|r| r["Id"] == id.as_str()).unwrap_or_else(|| panic!("the paused container: {j:#}"));
     assert_eq!((hit["State"].as_str(), hit["evidence"]["CMD"].as_str()), (Some("paused"), Some("sleep 600")), "{j:#}");
-    assert_eq!(j["summary"]["unsearched"], json!([]));
+    assert!(!j["summary"]["unsearched"].as_array().unwrap().iter().any(|u| u["Id"] == id.as_str()), "dockerd lists a paused container's processes: {j:#}");
     // Idempotent; another ticket is refused while the first holds.
     let again = b.run(&["run", "response.quarantine", &format!("container={id}"), "ticket=INC-4242"]).ok().clone();
     assert_eq!(again["summary"]["changed"], false);

@@ -456,7 +456,7 @@ fn hunt(p: Hunt) -> Result<Output> {
                 }
                 // Not a silent miss: the container is named as not searched, with why.
                 None => unsearched.push(json!({"Id": id, "Name": name, "State": s["State"],
-                    "reason": format!("the engine listed no processes for this {} container (Podman cannot list a paused container's)", s["State"].as_str().unwrap_or("?"))})),
+                    "reason": format!("the engine listed no processes for this {} container (it stopped meanwhile, or the engine cannot list a paused container's, as Podman)", s["State"].as_str().unwrap_or("?"))})),
             }
         }
         if let Some(path) = &p.path {
