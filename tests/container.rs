@@ -98,7 +98,7 @@ fn rename_update_top_and_wait() {
     assert_eq!(j["summary"]["exit_code"], 3);
     assert_eq!(j["data"][0]["StatusCode"], 3);
     // A wait over a second is said on stderr when asked (--progress), silent otherwise.
-    let slow = create(&b, &unique("slowwait"), &[r#"cmd=["sleep","2"]"#]);
+    let slow = create(&b, &unique("slowwait"), &[r#"cmd=["sleep","5"]"#]);
     run_ok(&b, &["run", "container.start", &format!("id={slow}")]);
     let r = b.run(&["--progress", "run", "container.wait", &format!("id={slow}")]);
     r.ok();
