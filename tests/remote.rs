@@ -410,6 +410,12 @@ fn requests_name_engines_only_where_their_tenant_allows() {
     assert!(j["data"][0]["tls"]["peer_subject"].as_str().unwrap().contains("engine.test"), "{j}");
     assert!(j["parameter"].get("_engine").is_none(), "the engine and its key are not echoed: {j}");
     assert!(!s.log().contains("BEGIN PRIVATE KEY") && !format!("{:?}", s.audit()).contains("PRIVATE KEY"));
+    let named: Vec<_> = s.audit().into_iter().filter(|r| r["event"] == "request_engine").collect();
+    assert_eq!(named.len(), 1, "{named:?}");
+    assert!(
+        named[0]["engine"].as_str().unwrap().starts_with("tcp://127.0.0.1:") || named[0]["engine"].as_str().unwrap().starts_with("tcp://[::1]:"),
+        "the address it was pinned to: {named:?}"
+    );
 
     // Another tenant may not; an address outside the rules is refused; PEM is text, not a path.
     let (st, j) = run("fixed-token", json!({"_engine": engine(format!("tcp://localhost:{port}"))}));

@@ -74,6 +74,11 @@ impl Audit {
         }
     }
 
+    /// A request that named its own engine (`_engine`): the address it was pinned to.
+    pub fn request_engine(&self, tenant: &str, action: &str, engine: &str) {
+        self.write(&json!({"ts": now(), "tenant": tenant, "action": action, "event": "request_engine", "engine": engine}));
+    }
+
     /// An input artifact a tenant uploaded, with its size and sha256.
     pub fn upload(&self, tenant: &str, name: &str, size: u64, sha256: &str) {
         self.write(&json!({"ts": now(), "tenant": tenant, "action": "artifact.upload", "artifact": name, "size": size, "sha256": sha256}));

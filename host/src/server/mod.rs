@@ -351,6 +351,7 @@ impl Server {
                 })?;
                 let client = EngineClient::connect_to(&ep, Timeouts::default()).map_err(|e| bad_params(format!("_engine: {e:#}"), shown()))?;
                 tracing::info!(tenant = %tenant, engine = %ep.host, "an engine named in the request");
+                self.audit.request_engine(tenant, action, &ep.host);
                 vec![("request".to_string(), Arc::new(client))]
             }
         };
