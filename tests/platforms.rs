@@ -23,9 +23,11 @@ fn families() -> Vec<(&'static str, std::path::PathBuf)> {
 fn tenants() -> String {
     format!(
         "[[tenant]]\nname = \"ops\"\ntoken_sha256 = \"{}\"\nengine = \"{{engine}}\"\nallow = [\"system.*\", \"container.*\", \"image.*\", \"volume.*\"]\nartifacts_dir = \"{{dir}}/ops\"\nrequest_engines = [\"127.0.0.0/8\"]\n[tenant.limits]\nartifact_bytes = 67108864\n\n\
-         [[tenant]]\nname = \"viewer\"\ntoken_sha256 = \"{}\"\nengine = \"{{engine}}\"\nallow = [\"container.*\"]\nread_only = true\n",
+         [[tenant]]\nname = \"viewer\"\ntoken_sha256 = \"{}\"\nengine = \"{{engine}}\"\nallow = [\"container.*\"]\nread_only = true\n\n\
+         [[tenant]]\nname = \"tiny\"\ntoken_sha256 = \"{}\"\nengine = \"{{engine}}\"\nallow = [\"system.*\"]\nartifacts_dir = \"{{dir}}/tiny\"\n[tenant.limits]\nrequests_per_minute = 1\n",
         hash("ops-token"),
-        hash("viewer-token")
+        hash("viewer-token"),
+        hash("tiny-token")
     )
 }
 
@@ -203,6 +205,10 @@ fn uploaded_artifacts_are_capped_hashed_audited_and_read_by_actions() {
     assert!(!s.path().join("escape").exists());
     assert_eq!(http_bytes(&s.addr, "PUT", "/v1/artifacts/x.tar", Some("viewer-token"), "application/octet-stream", b"x").0, 404);
     assert_eq!(http_bytes(&s.addr, "PUT", "/v1/artifacts/x.tar", None, "application/octet-stream", b"x").0, 401);
+
+    // Uploads count against the tenant's request rate.
+    assert_eq!(http_bytes(&s.addr, "PUT", "/v1/artifacts/a.bin", Some("tiny-token"), "application/octet-stream", b"a").0, 201);
+    assert_eq!(http_bytes(&s.addr, "PUT", "/v1/artifacts/b.bin", Some("tiny-token"), "application/octet-stream", b"b").0, 429);
 
     // Over the cap (64 MiB here): refused, and nothing of it is left.
     let big = vec![0u8; 64 * 1024 * 1024 + 1];

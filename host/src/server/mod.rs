@@ -50,6 +50,9 @@ struct TenantState {
     in_flight: std::sync::atomic::AtomicU32,
     /// Recent guest CPU use, for the fair scheduler.
     cpu: Arc<crate::runtime::fair::TenantCpu>,
+    /// One upload at a time per tenant, so that uploads checked against the quota together
+    /// cannot overrun it together.
+    uploads: tokio::sync::Mutex<()>,
 }
 
 pub struct Server {
@@ -155,6 +158,7 @@ impl Server {
                 rate: governor::RateLimiter::direct(governor::Quota::per_minute(std::num::NonZeroU32::new(t.requests_per_minute.max(1)).expect("at least 1"))),
                 in_flight: std::sync::atomic::AtomicU32::new(0),
                 cpu: crate::runtime::fair::TenantCpu::new(&t.name),
+                uploads: tokio::sync::Mutex::new(()),
                 tenant: t.clone(),
             });
         }

@@ -179,7 +179,8 @@ impl Server {
 impl Server {
     /// `PUT /v1/artifacts/{name}`: streams the body into a new file of the tenant's artifacts
     /// directory, hashing it, within `artifact_bytes` and what is left of the tenant's quota;
-    /// the file appears (by rename) only whole, never replaces one, and is audited.
+    /// the file appears (by link) only whole, never replaces one, and is audited. Uploads of a
+    /// tenant go one at a time and count against its request rate.
     pub(super) async fn upload(&self, t: &TenantState, name: &str, body: Body) -> Resp {
         use sha2::Digest;
         use tokio::io::AsyncWriteExt;
@@ -187,6 +188,11 @@ impl Server {
         if !valid_artifact_name(name) {
             return error(StatusCode::BAD_REQUEST, "artifact names are plain file names (letters, digits, '.', '_', '-'; not starting with '.')");
         }
+        // An upload is a request like any other: it counts against the tenant's rate.
+        if !self.take_rate(t).await {
+            return error(StatusCode::TOO_MANY_REQUESTS, &format!("tenant {} is over {} requests per minute", t.tenant.name, t.tenant.requests_per_minute));
+        }
+        let _one_at_a_time = t.uploads.lock().await;
         let dest = dir.join(name);
         if dest.exists() {
             return error(StatusCode::CONFLICT, &format!("artifact '{name}' exists; remove it or upload under another name"));
