@@ -262,7 +262,7 @@ fn a_tenants_engine_behind_an_authenticating_proxy() {
     // Two ways at once, or half of one, are refused at start with the reason.
     let both = tenants.replace("password_file", "token = \"x\", password_file");
     let dir = tempfile::tempdir().unwrap();
-    let cfg = format!("[server]\nlisten = \"127.0.0.1:{}\"\nactions = \"{}\"\n\n{both}", free_port(), s.path().join("actions").display());
+    let cfg = s.config_for(&both);
     let err = common::serve::refused_start(&cfg, dir.path());
     assert!(err.contains("auth: a password or a token, not both") && !err.contains("s3cr3t"), "{err}");
 }
@@ -280,8 +280,7 @@ fn an_assets_api_version_is_pinned_in_the_tenant_config() {
     let (_, j) = http(&s.addr, "POST", "/v1/actions/system.version", Some("pin-token"), Some("{}"));
     assert_eq!(j["summary"]["negotiated_api_version"], "1.41", "the default asset negotiates: {j}");
     let dir = tempfile::tempdir().unwrap();
-    let cfg =
-        format!("[server]\nlisten = \"127.0.0.1:{}\"\nactions = \"{}\"\n\n{}", free_port(), s.path().join("actions").display(), tenants.replace("1.40", "2.0"));
+    let cfg = s.config_for(&tenants.replace("1.40", "2.0"));
     let err = common::serve::refused_start(&cfg, dir.path());
     assert!(err.contains("api_version '2.0' is not an API version"), "{err}");
 }

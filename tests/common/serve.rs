@@ -157,6 +157,13 @@ impl Serve {
         http(&self.addr, "POST", &format!("/v1/actions/{}", action.replace(' ', "%20")), Some(token), Some(&params.to_string()))
     }
 
+    /// A config for another server on a free port with this one's actions and `tenants`: for
+    /// [`refused_start`].
+    pub fn config_for(&self, tenants: &str) -> String {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        format!("[server]\nlisten = \"127.0.0.1:{port}\"\nactions = \"{}\"\n\n{tenants}", self.dir.path().join("actions").display())
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }

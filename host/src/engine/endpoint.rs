@@ -63,23 +63,28 @@ impl EngineAuth {
         Ok(h)
     }
 
-    /// From a username and a password or token read from a file (trailing newline dropped).
-    pub fn from_files(username: Option<&str>, password_file: Option<&Path>, token_file: Option<&Path>) -> anyhow::Result<Option<EngineAuth>> {
-        let read = |p: &Path, what: &str| -> anyhow::Result<String> {
-            let s = std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("cannot read the engine {what} file {}: {e}", p.display()))?;
-            let s = s.trim_end_matches(['\n', '\r']).to_string();
-            anyhow::ensure!(!s.is_empty(), "the engine {what} file {} is empty", p.display());
-            Ok(s)
-        };
-        match (username, password_file, token_file) {
-            (_, Some(_), Some(_)) => anyhow::bail!("give an engine password or a token, not both"),
-            (Some(u), Some(p), None) => Ok(Some(EngineAuth::Basic { username: u.to_string(), password: read(p, "password")? })),
-            (None, Some(_), None) => anyhow::bail!("an engine password file needs a username"),
-            (Some(_), None, None) => anyhow::bail!("an engine username needs a password file"),
-            (None, None, Some(t)) => Ok(Some(EngineAuth::Bearer(read(t, "token")?))),
-            (Some(_), None, Some(_)) => anyhow::bail!("a bearer token takes no username"),
+    /// Basic auth from a username and password, or bearer from a token; `None` when none is
+    /// given. `password_hint` says how a password is given (in a message to a username alone).
+    pub fn from_parts(username: Option<String>, password: Option<String>, token: Option<String>, password_hint: &str) -> Result<Option<EngineAuth>, String> {
+        match (username, password, token) {
+            (_, Some(_), Some(_)) => Err("a password or a token, not both".into()),
+            (Some(username), Some(password), None) => Ok(Some(EngineAuth::Basic { username, password })),
+            (None, Some(_), None) => Err("a password needs a username".into()),
+            (Some(_), None, None) => Err(format!("a username needs {password_hint}")),
+            (None, None, Some(t)) => Ok(Some(EngineAuth::Bearer(t))),
+            (Some(_), None, Some(_)) => Err("a token takes no username".into()),
             (None, None, None) => Ok(None),
         }
+    }
+
+    /// A password or token from a file: its text without the trailing newline, never empty.
+    pub fn read_secret(path: &Path, what: &str) -> Result<String, String> {
+        let s = std::fs::read_to_string(path).map_err(|e| format!("cannot read the {what} file {}: {e}", path.display()))?;
+        let s = s.trim_end_matches(['\n', '\r']).to_string();
+        if s.is_empty() {
+            return Err(format!("the {what} file {} is empty", path.display()));
+        }
+        Ok(s)
     }
 }
 
@@ -200,7 +205,14 @@ pub fn resolve(flags: &Flags, env: &Env) -> anyhow::Result<Endpoint> {
 
 /// Credentials from the flags (files) take the place of any in the address.
 fn with_auth(mut ep: Endpoint, flags: &Flags) -> anyhow::Result<Endpoint> {
-    if let Some(auth) = EngineAuth::from_files(flags.engine_username.as_deref(), flags.engine_password_file.as_deref(), flags.engine_token_file.as_deref())? {
+    let read = |p: &Option<PathBuf>, what| p.as_deref().map(|p| EngineAuth::read_secret(p, what)).transpose();
+    let auth = (|| {
+        let password = read(&flags.engine_password_file, "engine password")?;
+        let token = read(&flags.engine_token_file, "engine token")?;
+        EngineAuth::from_parts(flags.engine_username.clone(), password, token, "a password file (--engine-password-file)")
+    })()
+    .map_err(|e| anyhow::anyhow!("engine credentials: {e}"))?;
+    if let Some(auth) = auth {
         ep.auth = Some(auth);
     }
     Ok(ep)

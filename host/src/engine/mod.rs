@@ -29,6 +29,16 @@ pub const MIN_API: ApiVersion = ApiVersion(1, 24);
 pub struct ApiVersion(pub u32, pub u32);
 
 impl ApiVersion {
+    /// A version given to use as is (`DOCKER_API_VERSION`, an asset's `api_version`): `1.x`,
+    /// and not older than [`MIN_API`].
+    pub fn pinnable(version: &str) -> Result<Self, String> {
+        let v = ApiVersion::parse(version).filter(|v| v.0 == 1).ok_or_else(|| format!("'{version}' is not an API version like 1.41"))?;
+        if v < MIN_API {
+            return Err(format!("{v} is older than the oldest API berth speaks ({MIN_API})"));
+        }
+        Ok(v)
+    }
+
     pub fn parse(s: &str) -> Option<Self> {
         let (a, b) = s.trim().split_once('.')?;
         Some(ApiVersion(a.parse().ok()?, b.parse().ok()?))
@@ -239,11 +249,7 @@ impl EngineClient {
 
     /// Uses API `version` (`1.41`) as is: no negotiation, and a refusal is the engine's answer.
     pub fn pin(&mut self, version: &str) -> Result<(), String> {
-        let v = ApiVersion::parse(version).filter(|v| v.0 == 1).ok_or_else(|| format!("'{version}' is not an API version like 1.41"))?;
-        if v < MIN_API {
-            return Err(format!("{v} is older than the oldest API berth speaks ({MIN_API})"));
-        }
-        self.pinned = Some(v);
+        self.pinned = Some(ApiVersion::pinnable(version)?);
         Ok(())
     }
 

@@ -39,6 +39,12 @@ impl Default for TenantPolicy {
 
 impl TenantPolicy {
     /// Whether the allowlist admits `action`: some positive glob matches and no `!glob` does.
+    /// Whether the tenant may run an action (its allowlist, and read-only): what its catalog
+    /// and its OpenAPI document list.
+    pub fn lists(&self, action: &str, action_read_only: bool) -> bool {
+        self.allows(action) && (!self.read_only || action_read_only)
+    }
+
     pub fn allows(&self, action: &str) -> bool {
         let (yes, no) = self.compiled.get_or_init(|| {
             let (neg, pos): (Vec<&str>, Vec<&str>) = self.allow.iter().map(String::as_str).partition(|g| g.starts_with('!'));

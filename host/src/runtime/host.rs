@@ -320,21 +320,9 @@ impl HostState {
         };
         // A call the engine takes more than a second to answer (a wait, a stop, a commit) is
         // said where progress goes (the CLI's stderr), so a long wait is never silent.
-        let sent = engine.send(method, &send_path, &query, &headers, body);
-        let sent = match self.ctx.progress.clone() {
-            None => sent.await,
-            Some(sink) => {
-                tokio::pin!(sent);
-                tokio::select! {
-                    r = &mut sent => r,
-                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {
-                        sink.report(&self.action, "engine", 0, None, &format!("waiting for the engine: {} {send_path}", req.method.to_ascii_uppercase()));
-                        sent.await
-                    }
-                }
-            }
-        };
-        match sent {
+        let sink = self.ctx.progress.as_ref().map(|s| (s, self.action.as_str()));
+        let what = || format!("{} {send_path}", req.method.to_ascii_uppercase());
+        match said_if_slow(sink, what, engine.send(method, &send_path, &query, &headers, body)).await {
             Ok(mut resp) => {
                 if let Some(p) = share {
                     resp = crate::engine::hold(resp, p);
@@ -458,6 +446,21 @@ impl HostState {
             }
             Err(ReadError::Timeout(d)) => Err(WitError::Timeout(format!("the engine stopped sending the response body for {d:?}"))),
             Err(ReadError::Io(m)) => Err(WitError::Transport(m)),
+        }
+    }
+}
+
+/// Awaits `fut`; when it takes over a second and progress is listened to (`sink`: the CLI's
+/// stderr, and the action), says "waiting for the engine: {what}" there once and goes on
+/// waiting.
+pub(super) async fn said_if_slow<F: std::future::Future>(sink: Option<(&Arc<dyn ProgressSink>, &str)>, what: impl FnOnce() -> String, fut: F) -> F::Output {
+    let Some((sink, action)) = sink else { return fut.await };
+    tokio::pin!(fut);
+    tokio::select! {
+        r = &mut fut => r,
+        _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {
+            sink.report(action, "engine", 0, None, &format!("waiting for the engine: {}", what()));
+            fut.await
         }
     }
 }

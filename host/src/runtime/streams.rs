@@ -123,7 +123,7 @@ impl HostState {
         let timeout = Duration::from_millis(timeout_ms as u64).min(self.limits.wall);
         // Where progress goes (the CLI's stderr): a read the engine keeps waiting over a second
         // (a container wait, a pull between layers) is said there.
-        let sink = self.ctx.progress.clone().map(|s| (s, self.action.clone()));
+        let sink = self.ctx.progress.as_ref().filter(|_| timeout > Duration::from_secs(1)).map(|s| (s, self.action.as_str()));
         let h = self.table.get_mut(&stream).map_err(|e| WitError::Invalid(format!("bad stream handle: {e}")))?;
         let data = if !h.pending.is_empty() {
             let n = max.min(h.pending.len());
@@ -132,22 +132,8 @@ impl HostState {
             return Ok(Chunk::End);
         } else {
             loop {
-                let what = if sink.is_some() { h.what.clone() } else { String::new() };
-                let frame = h.body.frame();
-                let next = match &sink {
-                    Some((s, action)) if timeout > Duration::from_secs(1) => {
-                        tokio::pin!(frame);
-                        match tokio::time::timeout(Duration::from_secs(1), &mut frame).await {
-                            Ok(f) => Ok(f),
-                            Err(_) => {
-                                s.report(action, "engine", 0, None, &format!("waiting for the engine: {what}"));
-                                tokio::time::timeout(timeout - Duration::from_secs(1), frame).await
-                            }
-                        }
-                    }
-                    _ => tokio::time::timeout(timeout, frame).await,
-                };
-                match next {
+                let what = || h.what.clone();
+                match tokio::time::timeout(timeout, super::host::said_if_slow(sink, what, h.body.frame())).await {
                     Err(_) => return Ok(Chunk::Idle),
                     Ok(None) => {
                         h.ended = true;

@@ -26,18 +26,24 @@ impl Server {
 
     /// The tenant's token bucket (`requests_per_minute`, bursts up to a minute's worth). With
     /// a shared job store the count is the store's, across replicas (a fixed minute window);
-    /// when that store cannot answer, this replica's own bucket decides.
-    pub(super) async fn take_rate(&self, t: &TenantState) -> bool {
+    /// when that store cannot answer, this replica's own bucket decides. Over the rate: why.
+    pub(super) async fn take_rate(&self, t: &TenantState) -> Result<(), String> {
         let local = t.rate.check().is_ok();
-        if !self.store.shared() {
-            return local;
-        }
-        match self.store.take_rate(&t.tenant.name, t.tenant.requests_per_minute).await {
-            Ok(ok) => ok,
-            Err(e) => {
-                tracing::warn!("{e}; counting the request rate on this replica alone");
-                local
+        let ok = if !self.store.shared() {
+            local
+        } else {
+            match self.store.take_rate(&t.tenant.name, t.tenant.requests_per_minute).await {
+                Ok(ok) => ok,
+                Err(e) => {
+                    tracing::warn!("{e}; counting the request rate on this replica alone");
+                    local
+                }
             }
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("tenant {} is over {} requests per minute", t.tenant.name, t.tenant.requests_per_minute))
         }
     }
 

@@ -139,32 +139,21 @@ struct RawAuth {
 impl RawAuth {
     fn resolve(&self) -> Result<crate::engine::endpoint::EngineAuth, String> {
         use crate::engine::endpoint::EngineAuth;
-        let inline = |v: &Option<String>, f: &Option<PathBuf>, what: &str| -> Result<Option<String>, String> {
+        let secret = |v: &Option<String>, f: &Option<PathBuf>, what: &str| -> Result<Option<String>, String> {
             match (v, f) {
-                (Some(_), Some(_)) => Err(format!("auth: give {what} or {what}_file, not both")),
+                (Some(_), Some(_)) => Err(format!("give {what} or {what}_file, not both")),
                 (Some(v), None) => Ok(Some(v.clone())),
-                (None, Some(f)) => {
-                    let s = std::fs::read_to_string(f).map_err(|e| format!("auth: cannot read {what}_file {}: {e}", f.display()))?;
-                    let s = s.trim_end_matches(['\n', '\r']).to_string();
-                    if s.is_empty() {
-                        return Err(format!("auth: {what}_file {} is empty", f.display()));
-                    }
-                    Ok(Some(s))
-                }
+                (None, Some(f)) => EngineAuth::read_secret(f, &format!("{what}_file")).map(Some),
                 (None, None) => Ok(None),
             }
         };
-        let password = inline(&self.password, &self.password_file, "password")?;
-        let token = inline(&self.token, &self.token_file, "token")?;
-        match (&self.username, password, token) {
-            (Some(u), Some(p), None) => Ok(EngineAuth::Basic { username: u.clone(), password: p }),
-            (None, None, Some(t)) => Ok(EngineAuth::Bearer(t)),
-            (_, Some(_), Some(_)) => Err("auth: a password or a token, not both".into()),
-            (None, Some(_), None) => Err("auth: a password needs a username".into()),
-            (Some(_), None, None) => Err("auth: a username needs a password or password_file".into()),
-            (Some(_), None, Some(_)) => Err("auth: a token takes no username".into()),
-            (None, None, None) => Err("auth: give username and password (or password_file), or token (or token_file)".into()),
-        }
+        (|| {
+            let password = secret(&self.password, &self.password_file, "password")?;
+            let token = secret(&self.token, &self.token_file, "token")?;
+            EngineAuth::from_parts(self.username.clone(), password, token, "a password or password_file")?
+                .ok_or_else(|| "give username and password (or password_file), or token (or token_file)".to_string())
+        })()
+        .map_err(|e| format!("auth: {e}"))
     }
 }
 
@@ -191,10 +180,7 @@ fn endpoint(
 ) -> Result<crate::engine::Endpoint, String> {
     let mut ep = endpoint_of(engine, tls, context)?;
     if let Some(v) = api_version {
-        let ok = v.split_once('.').is_some_and(|(a, b)| a == "1" && b.parse::<u32>().is_ok_and(|m| m >= 24));
-        if !ok {
-            return Err(format!("api_version '{v}' is not an API version like 1.41 (1.24 or later)"));
-        }
+        crate::engine::ApiVersion::pinnable(v).map_err(|e| format!("api_version {e}"))?;
         ep.api_version = Some(v.to_string());
     }
     if let Some(a) = auth {
@@ -217,8 +203,9 @@ fn endpoint_of(engine: Option<&str>, tls: Option<&RawTls>, context: Option<&str>
             crate::engine::endpoint::from_context(&crate::engine::endpoint::Env::process().config_dir, c).map_err(|e| e.to_string())
         }
         (e, None) => {
-            let (host, _) = crate::engine::endpoint::take_userinfo(e.unwrap_or(crate::engine::DEFAULT_HOST));
-            let tls = match tls {
+            let mut ep = crate::engine::Endpoint::new(e.unwrap_or(crate::engine::DEFAULT_HOST), None);
+            let host = &ep.host;
+            ep.tls = match tls {
                 None => None,
                 Some(t) => {
                     if !host.starts_with("tcp://") {
@@ -236,7 +223,7 @@ fn endpoint_of(engine: Option<&str>, tls: Option<&RawTls>, context: Option<&str>
                     Some(s)
                 }
             };
-            Ok(crate::engine::Endpoint::new(e.unwrap_or(crate::engine::DEFAULT_HOST), tls))
+            Ok(ep)
         }
     }
 }

@@ -390,9 +390,7 @@ impl Server {
         if self.stopping.load(std::sync::atomic::Ordering::Relaxed) {
             return Err((StatusCode::SERVICE_UNAVAILABLE, "berth serve is stopping; send the request to another replica".into()));
         }
-        if !self.take_rate(t).await {
-            return Err(limit(format!("tenant {tenant} is over {} requests per minute", t.tenant.requests_per_minute)));
-        }
+        self.take_rate(t).await.map_err(limit)?;
         let cap = t.tenant.concurrency + t.tenant.max_queued;
         if t.in_flight.load(std::sync::atomic::Ordering::Relaxed) >= cap {
             return Err(limit(format!("tenant {tenant} has {cap} invocations running or queued (limits.concurrency + limits.max_queued)")));

@@ -138,7 +138,7 @@ pub(super) fn for_tenant<'a>(server_url: Option<&str>, t: &TenantState, actions:
     ));
     let mut tags = std::collections::BTreeSet::new();
     for (family, a) in actions {
-        if !plain(&a.name) || !t.tenant.policy.allows(&a.name) || (t.tenant.policy.read_only && !a.read_only) {
+        if !plain(&a.name) || !t.tenant.policy.lists(&a.name, a.read_only) {
             continue;
         }
         tags.insert(family.to_string());

@@ -50,11 +50,8 @@ fn in_net(net: IpAddr, bits: u8, ip: IpAddr) -> bool {
     }
 }
 
+/// Loopback, link-local, unspecified, broadcast or multicast (`ip` already canonical).
 fn special(ip: IpAddr) -> bool {
-    let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-        v4 => v4,
-    };
     match ip {
         IpAddr::V4(v) => v.is_loopback() || v.is_link_local() || v.is_unspecified() || v.is_broadcast() || v.is_multicast(),
         IpAddr::V6(v) => v.is_loopback() || v.is_unspecified() || v.is_multicast() || (v.segments()[0] & 0xffc0) == 0xfe80,
@@ -63,10 +60,8 @@ fn special(ip: IpAddr) -> bool {
 
 /// Whether `rules` let a request reach `ip` named as `host:port`.
 pub fn allowed(rules: &[Rule], host: &str, port: u16, ip: IpAddr) -> bool {
-    let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-        v4 => v4,
-    };
+    // An IPv4-mapped IPv6 address is the IPv4 address.
+    let ip = ip.to_canonical();
     let by_net = rules.iter().any(|r| matches!(r, Rule::Net(n, b) if in_net(*n, *b, ip)));
     let by_name = rules.iter().any(|r| matches!(r, Rule::Name(g, _) if g.is_match(format!("{}:{port}", host.to_ascii_lowercase()))));
     by_net || (by_name && !special(ip))

@@ -146,7 +146,7 @@ impl Server {
         let catalog = self.catalog.read().unwrap().clone();
         let list: Vec<Value> = catalog
             .actions()
-            .filter(|(_, a)| t.tenant.policy.allows(&a.name) && (!t.tenant.policy.read_only || a.read_only))
+            .filter(|(_, a)| t.tenant.policy.lists(&a.name, a.read_only))
             .map(|(c, a)| {
                 json!({
                     "name": a.name, "summary": a.summary, "kind": a.kind, "read_only": a.read_only,
@@ -189,8 +189,8 @@ impl Server {
             return error(StatusCode::BAD_REQUEST, "artifact names are plain file names (letters, digits, '.', '_', '-'; not starting with '.')");
         }
         // An upload is a request like any other: it counts against the tenant's rate.
-        if !self.take_rate(t).await {
-            return error(StatusCode::TOO_MANY_REQUESTS, &format!("tenant {} is over {} requests per minute", t.tenant.name, t.tenant.requests_per_minute));
+        if let Err(e) = self.take_rate(t).await {
+            return error(StatusCode::TOO_MANY_REQUESTS, &e);
         }
         let _one_at_a_time = t.uploads.lock().await;
         let dest = dir.join(name);
