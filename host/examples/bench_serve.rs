@@ -1,6 +1,7 @@
 //! `berth serve` figures (part of `make bench`), measured in one run against calling the
-//! engine directly: added latency per invocation, system.ping throughput at 32 concurrent
-//! clients, and RSS with 1,000 concurrent invocations.
+//! engine directly: added latency per invocation, the durable job store's cost per async job,
+//! and system.ping throughput at 32 concurrent clients (`tests/bench.sh` measures the served
+//! process under wrk, and its RSS with 1,000 invocations in flight).
 //!
 //! usage: bench_serve ACTIONS_DIR DOCKER_HOST [CERT_DIR]
 //!
@@ -21,13 +22,6 @@ use hyper_util::rt::TokioExecutor;
 fn pct(v: &mut [Duration], p: f64) -> f64 {
     v.sort();
     v[((v.len() as f64 * p) as usize).min(v.len() - 1)].as_secs_f64() * 1e6
-}
-
-fn rss_kib(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
-        .unwrap_or(0)
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -155,30 +149,5 @@ async fn main() -> anyhow::Result<()> {
         total as f64 / started.elapsed().as_secs_f64()
     );
 
-    // RSS with 1,000 invocations in flight at once (each holds its sandbox for ~2 s).
-    let before = rss_kib("VmRSS:");
-    let sampler = tokio::spawn(async move {
-        let mut peak = 0;
-        for _ in 0..60 {
-            peak = peak.max(rss_kib("VmRSS:"));
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        peak
-    });
-    let started = Instant::now();
-    let inflight: Vec<_> = (0..1000).map(|_| tokio::spawn(call("system.events", r#"{"max_duration": 2}"#))).collect();
-    let mut ok = 0;
-    for f in inflight {
-        ok += f.await? as usize;
-    }
-    let took = started.elapsed();
-    let peak = sampler.await?;
-    println!(
-        "{:<52} {:>8.1} MiB peak ({:.1} MiB before; {ok}/1000 ok in {:.1} s)",
-        "RSS with 1,000 concurrent invocations",
-        peak as f64 / 1024.0,
-        before as f64 / 1024.0,
-        took.as_secs_f64()
-    );
     Ok(())
 }

@@ -1,12 +1,13 @@
 //! `ssh://[user@]host[:port]`, the way the docker CLI does it: the system `ssh` runs
 //! `docker system dial-stdio` on the remote host and its stdin/stdout carry HTTP.
 //!
-//! `BatchMode=yes`, so it never prompts. Connections are pooled by hyper like any other (one
+//! `BatchMode=yes`, so it never prompts. Connections are kept alive like any other (one
 //! ssh process serves many requests in turn), and ssh's own multiplexing (`ControlMaster`)
 //! makes every further connection a channel of one session rather than a new login.
 //! `BERTH_SSH_COMMAND` replaces the `ssh` program and its options (e.g. `ssh -F cfg`), as
 //! `GIT_SSH_COMMAND` does for git.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -112,12 +113,13 @@ impl tower_service::Service<hyper::Uri> for SshConnector {
             let mut stderr = child.stderr.take().expect("piped");
             let errors = Arc::new(Mutex::new(String::new()));
             let sink = errors.clone();
-            tokio::spawn(async move {
+            let stderr_read = tokio::spawn(async move {
                 let mut buf = Vec::new();
                 let _ = stderr.read_to_end(&mut buf).await;
                 sink.lock().unwrap().push_str(String::from_utf8_lossy(&buf).trim());
             });
-            Ok(hyper_util::rt::TokioIo::new(Conn::new(SshIo { child, stdin, stdout, errors, addr, got: false }, None)))
+            let io = SshIo { child, stdin, stdout, errors, stderr_read: Some(stderr_read), addr, got: false };
+            Ok(hyper_util::rt::TokioIo::new(Conn::new(io, None)))
         })
     }
 }
@@ -128,6 +130,8 @@ pub struct SshIo {
     stdin: ChildStdin,
     stdout: ChildStdout,
     errors: Arc<Mutex<String>>,
+    /// The task reading ssh's stderr into `errors`, until it has.
+    stderr_read: Option<tokio::task::JoinHandle<()>>,
     addr: String,
     got: bool,
 }
@@ -140,7 +144,14 @@ impl AsyncRead for SshIo {
             if buf.filled().len() > before {
                 self.got = true;
             } else if !self.got {
-                // ssh ended before the engine said anything: say why, from ssh's stderr.
+                // ssh ended before the engine said anything: say why, from ssh's stderr, once
+                // it has all been read.
+                if let Some(reading) = &mut self.stderr_read {
+                    if Pin::new(reading).poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    self.stderr_read = None;
+                }
                 let status = self.child.try_wait().ok().flatten().map(|s| format!(" ({s})")).unwrap_or_default();
                 let why = self.errors.lock().unwrap().clone();
                 let why = if why.is_empty() { "no output from ssh".to_string() } else { why };

@@ -4,7 +4,11 @@
 //! A transport moves one HTTP request to the engine and back. It knows nothing of API
 //! versions, policy or guests.
 
+use std::cell::RefCell;
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -12,11 +16,16 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::combinators::BoxBody;
 use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::client::conn::http1;
+use hyper::rt::{Read, Write};
 use hyper::Uri;
-use hyper_util::client::legacy::connect::Connect;
+use hyper_util::client::legacy::connect::{Connect, Connected, Connection};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use hyperlocal::UnixConnector;
+use sync_wrapper::SyncWrapper;
+use tower_service::Service;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Request and response bodies, boxed so that transports and sources can vary.
@@ -68,18 +77,21 @@ pub fn connect(ep: &super::Endpoint, connect_timeout: Duration) -> anyhow::Resul
         if host.is_empty() || hostport.contains('/') {
             anyhow::bail!("engine address '{addr}' must be tcp://host:port");
         }
-        let base = format!("http://{hostport}");
-        base.parse::<Uri>().map_err(|e| anyhow::anyhow!("engine address '{addr}': {e}"))?;
+        let target = format!("http://{hostport}/").parse::<Uri>().map_err(|e| anyhow::anyhow!("engine address '{addr}': {e}"))?;
         let addr = format!("tcp://{hostport}");
         return Ok(match &ep.tls {
             Some(tls) => {
                 let connector = super::tls::TlsConnector::new(host, port, &addr, tls)?;
-                std::sync::Arc::new(HttpTransport { base, addr, tls: true, client: pooled(ConnectTimeout { inner: connector, timeout: connect_timeout }) })
+                std::sync::Arc::new(HttpTransport {
+                    addr,
+                    tls: true,
+                    client: Pooled::new(ConnectTimeout { inner: connector, timeout: connect_timeout }, target),
+                })
             }
             None => {
                 let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
                 http.set_nodelay(true);
-                std::sync::Arc::new(HttpTransport { base, addr, tls: false, client: pooled(ConnectTimeout { inner: http, timeout: connect_timeout }) })
+                std::sync::Arc::new(HttpTransport { addr, tls: false, client: Pooled::new(ConnectTimeout { inner: http, timeout: connect_timeout }, target) })
             }
         });
     }
@@ -90,11 +102,10 @@ pub fn connect(ep: &super::Endpoint, connect_timeout: Duration) -> anyhow::Resul
         let target = super::ssh::SshTarget::parse(addr)?;
         let connector = super::ssh::SshConnector::new(target, addr, connect_timeout)?;
         return Ok(std::sync::Arc::new(HttpTransport {
-            base: "http://docker".into(),
             addr: addr.to_string(),
             tls: false,
             // ssh itself may take a while to log in: its own ConnectTimeout bounds that.
-            client: pooled(ConnectTimeout { inner: connector, timeout: connect_timeout * 3 }),
+            client: Pooled::new(ConnectTimeout { inner: connector, timeout: connect_timeout * 3 }, Uri::from_static("http://docker/")),
         }));
     }
     let scheme = addr.split("://").next().unwrap_or(addr);
@@ -122,25 +133,21 @@ pub fn normalize_host(addr: &str, tls: bool) -> String {
 }
 
 /// HTTP/1.1 over a connector (TCP, TLS, ssh), with connection reuse.
-pub struct HttpTransport<K: Send> {
-    base: String,
+pub struct HttpTransport<K: Service<Uri, Response: Read + Write + Send> + Send> {
     addr: String,
     tls: bool,
     client: Pooled<K>,
 }
 
-impl<K: Connect + Clone + Send + Sync + 'static> Transport for HttpTransport<K> {
+impl<K> Transport for HttpTransport<K>
+where
+    K: Service<Uri> + Connect + Clone + Send + Sync + 'static,
+    K::Response: Read + Write + Connection + Unpin + Send + 'static,
+    K::Future: Send,
+    K::Error: Into<BoxError>,
+{
     fn send(&self, req: Request<Body>) -> BoxFuture<'static, Result<Response<Body>, TransportError>> {
-        let (mut parts, body) = req.into_parts();
-        let pq = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-        match format!("{}{pq}", self.base).parse::<Uri>() {
-            Ok(uri) => parts.uri = uri,
-            Err(e) => {
-                let addr = self.addr.clone();
-                return Box::pin(async move { Err(TransportError::Io { addr, reason: e.to_string() }) });
-            }
-        }
-        dispatch(self.client.get(), Request::from_parts(parts, body), &self.addr)
+        self.client.send(req, &self.addr)
     }
 
     fn address(&self) -> &str {
@@ -160,25 +167,22 @@ impl<K: Connect + Clone + Send + Sync + 'static> Transport for HttpTransport<K> 
 
 /// HTTP/1.1 over a unix socket (hyper + hyperlocal), with connection reuse.
 pub struct UnixTransport {
-    socket: PathBuf,
     addr: String,
     client: Pooled<ConnectTimeout<UnixConnector>>,
 }
 
 impl UnixTransport {
     pub fn new(socket: PathBuf, connect_timeout: Duration) -> Self {
-        let client = pooled(ConnectTimeout { inner: UnixConnector, timeout: connect_timeout });
+        let target = hyperlocal::Uri::new(&socket, "/").into();
+        let client = Pooled::new(ConnectTimeout { inner: UnixConnector, timeout: connect_timeout }, target);
         let addr = format!("unix://{}", socket.display());
-        UnixTransport { socket, addr, client }
+        UnixTransport { addr, client }
     }
 }
 
 impl Transport for UnixTransport {
     fn send(&self, req: Request<Body>) -> BoxFuture<'static, Result<Response<Body>, TransportError>> {
-        let (mut parts, body) = req.into_parts();
-        let pq = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-        parts.uri = hyperlocal::Uri::new(&self.socket, pq).into();
-        dispatch(self.client.get(), Request::from_parts(parts, body), &self.addr)
+        self.client.send(req, &self.addr)
     }
 
     fn address(&self) -> &str {
@@ -186,50 +190,233 @@ impl Transport for UnixTransport {
     }
 }
 
-/// The client every transport uses: pooled connections, large reads for tarballs (fewer
-/// syscalls per GiB exported). One pool per thread: a connection is driven by a task of the
-/// runtime of the thread that made it, so a request served on one thread (one runtime per
-/// worker in `berth serve`) never hands off to another thread's runtime.
-pub struct Pooled<K: Send> {
+/// The client every transport uses: kept-alive HTTP/1.1 connections, each driven by the task
+/// whose request it carries (no connection task, no hand-off between tasks), and large reads
+/// for tarballs (fewer syscalls per GiB exported). Idle connections are kept per thread: in
+/// `berth serve` a request is served, run and answered on one worker's runtime, and its engine
+/// connection stays there. Hijacked streams (attach, exec) go through hyper's pooled client,
+/// which hands the connection over once upgraded.
+pub struct Pooled<K: Service<Uri, Response: Read + Write + Send> + Send> {
     connector: K,
-    clients: thread_local::ThreadLocal<Client<K, Body>>,
+    /// What the connector dials (the socket path, host:port or ssh target).
+    target: Uri,
+    idle: Arc<Idle<K::Response>>,
+    upgrades: thread_local::ThreadLocal<Client<K, Body>>,
 }
 
-impl<K: Connect + Clone + Send + Sync + 'static> Pooled<K> {
-    fn get(&self) -> &Client<K, Body> {
-        self.clients.get_or(|| {
+/// Idle connections kept per thread, and for how long.
+const MAX_IDLE_PER_THREAD: usize = 32;
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Read buffer: large reads for tarballs.
+const READ_BUF: usize = 256 * 1024;
+
+/// A connection: its sender, the connection to poll, and what it negotiated (TLS details,
+/// copied into each response's extensions).
+struct Live<T: Read + Write> {
+    send: http1::SendRequest<Body>,
+    conn: http1::Connection<T, Body>,
+    connected: Connected,
+    since: std::time::Instant,
+}
+
+struct Idle<T: Read + Write + Send>(thread_local::ThreadLocal<RefCell<Vec<Live<T>>>>);
+
+impl<T: Read + Write + Unpin + Send + 'static> Idle<T> {
+    /// A kept-alive connection of this thread that is still open and ready, if any.
+    fn checkout(&self) -> Option<Live<T>> {
+        let mut idle = self.0.get_or_default().borrow_mut();
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        while let Some(mut live) = idle.pop() {
+            // One the engine closed while it sat idle ends when polled.
+            if live.since.elapsed() < IDLE_TIMEOUT && Pin::new(&mut live.conn).poll(&mut cx).is_pending() && live.send.is_ready() {
+                return Some(live);
+            }
+        }
+        None
+    }
+
+    /// Keeps `live`, whose last response was read to its end, if it can take another request.
+    fn put(&self, mut live: Live<T>, cx: &mut Context<'_>) {
+        // Let the connection see the end of the message: it is idle then.
+        if Pin::new(&mut live.conn).poll(cx).is_ready() || !live.send.is_ready() {
+            return;
+        }
+        let mut idle = self.0.get_or_default().borrow_mut();
+        if idle.len() < MAX_IDLE_PER_THREAD {
+            live.since = std::time::Instant::now();
+            idle.push(live);
+        }
+    }
+}
+
+impl<K> Pooled<K>
+where
+    K: Service<Uri> + Connect + Clone + Send + Sync + 'static,
+    K::Response: Read + Write + Connection + Unpin + Send + 'static,
+    K::Future: Send,
+    K::Error: Into<BoxError>,
+{
+    fn new(connector: K, target: Uri) -> Self {
+        Pooled { connector, target, idle: Arc::new(Idle(thread_local::ThreadLocal::new())), upgrades: thread_local::ThreadLocal::new() }
+    }
+
+    /// Sends `req`, whose URI holds the path and query; `addr` names the engine in errors.
+    fn send(&self, mut req: Request<Body>, addr: &str) -> BoxFuture<'static, Result<Response<Body>, TransportError>> {
+        let addr = addr.to_string();
+        if req.headers().contains_key(http::header::UPGRADE) {
+            // hyper's client takes the request's URI as the connector's target.
+            *req.uri_mut() = with_target(&self.target, req.uri());
+            return dispatch(self.upgrades(), req, addr);
+        }
+        let (idle, mut connector, target) = (self.idle.clone(), self.connector.clone(), self.target.clone());
+        Box::pin(async move {
+            loop {
+                let (mut live, reused) = match idle.checkout() {
+                    Some(live) => (live, true),
+                    None => (dial(&mut connector, target.clone(), &addr).await?, false),
+                };
+                match drive(&mut live, req).await {
+                    Ok(mut resp) => {
+                        live.connected.get_extras(resp.extensions_mut());
+                        return Ok(resp.map(|body| Driven { body, live: SyncWrapper::new(Some(live)), idle }.boxed()));
+                    }
+                    // A kept-alive connection the engine closed just as it was taken: the
+                    // request was not sent, so it goes on a new connection.
+                    Err(Drive::NotSent(mut e)) if reused && e.message().is_some() => req = e.take_message().expect("message"),
+                    Err(Drive::NotSent(e)) => return Err(classify(&addr, &e.into_error(), false)),
+                    Err(Drive::Closed) => return Err(TransportError::Io { addr, reason: "the engine closed the connection before it answered".into() }),
+                }
+            }
+        })
+    }
+
+    fn upgrades(&self) -> &Client<K, Body> {
+        self.upgrades.get_or(|| {
             Client::builder(TokioExecutor::new())
-                .pool_idle_timeout(Duration::from_secs(30))
-                .pool_max_idle_per_host(32)
-                .http1_read_buf_exact_size(256 * 1024)
+                .pool_idle_timeout(IDLE_TIMEOUT)
+                .pool_max_idle_per_host(MAX_IDLE_PER_THREAD)
+                .http1_read_buf_exact_size(READ_BUF)
                 .build(self.connector.clone())
         })
     }
 }
 
-fn pooled<K: Connect + Clone + Send + Sync + 'static>(connector: K) -> Pooled<K> {
-    Pooled { connector, clients: thread_local::ThreadLocal::new() }
+/// `target` (what hyper's client dials) with the path and query of `pq`.
+fn with_target(target: &Uri, pq: &Uri) -> Uri {
+    let mut parts = target.clone().into_parts();
+    parts.path_and_query = pq.path_and_query().cloned();
+    Uri::from_parts(parts).unwrap_or_else(|_| pq.clone())
 }
 
-/// Sends a request whose URI the transport has set, mapping errors for `addr`.
+/// A new connection through `connector`.
+async fn dial<K>(connector: &mut K, target: Uri, addr: &str) -> Result<Live<K::Response>, TransportError>
+where
+    K: Service<Uri>,
+    K::Response: Read + Write + Connection + Unpin + Send + 'static,
+    K::Error: Into<BoxError>,
+{
+    let failed = |e: K::Error| {
+        let e: BoxError = e.into();
+        classify(addr, &*e, true)
+    };
+    std::future::poll_fn(|cx| connector.poll_ready(cx)).await.map_err(failed)?;
+    let io = connector.call(target).await.map_err(failed)?;
+    let connected = io.connected();
+    let (send, conn) = http1::Builder::new().read_buf_exact_size(Some(READ_BUF)).handshake(io).await.map_err(|e| classify(addr, &e, true))?;
+    Ok(Live { send, conn, connected, since: std::time::Instant::now() })
+}
+
+enum Drive {
+    /// hyper's error, with the request when it was never sent.
+    NotSent(Box<hyper::client::conn::TrySendError<Request<Body>>>),
+    Closed,
+}
+
+/// Sends `req` on `live`, polling the connection until the response's head has arrived.
+async fn drive<T: Read + Write + Unpin + Send + 'static>(live: &mut Live<T>, req: Request<Body>) -> Result<Response<Incoming>, Drive> {
+    let mut response = std::pin::pin!(live.send.try_send_request(req));
+    let mut closed = false;
+    std::future::poll_fn(|cx| {
+        if !closed {
+            closed = Pin::new(&mut live.conn).poll(cx).is_ready();
+        }
+        match response.as_mut().poll(cx) {
+            Poll::Ready(r) => Poll::Ready(r.map_err(|e| Drive::NotSent(Box::new(e)))),
+            Poll::Pending if closed => Poll::Ready(Err(Drive::Closed)),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}
+
+/// A response body that drives its connection while it is read, and returns the connection
+/// to its thread's idle set once read to the end (dropped early, the connection closes).
+struct Driven<T: Read + Write + Unpin + Send + 'static> {
+    body: Incoming,
+    /// Never shared: the wrapper makes the body `Sync`, as boxed bodies must be.
+    live: SyncWrapper<Option<Live<T>>>,
+    idle: Arc<Idle<T>>,
+}
+
+impl<T: Read + Write + Unpin + Send + 'static> http_body::Body for Driven<T> {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        let live = this.live.get_mut();
+        if let Some(l) = live {
+            if Pin::new(&mut l.conn).poll(cx).is_ready() {
+                *live = None;
+            }
+        }
+        let frame = Pin::new(&mut this.body).poll_frame(cx);
+        if let Poll::Ready(None) = &frame {
+            if let Some(live) = live.take() {
+                this.idle.put(live, cx);
+            }
+        }
+        frame.map_err(|e| Box::new(e) as BoxError)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl<T: Read + Write + Unpin + Send + 'static> Drop for Driven<T> {
+    fn drop(&mut self) {
+        // An empty body (a HEAD, a 204) may be dropped unread: its connection is still good.
+        use http_body::Body as _;
+        if let Some(live) = self.live.get_mut().take().filter(|_| self.body.is_end_stream()) {
+            self.idle.put(live, &mut Context::from_waker(std::task::Waker::noop()));
+        }
+    }
+}
+
+/// Sends a request through hyper's pooled client, mapping errors for `addr`.
 fn dispatch<K: Connect + Clone + Send + Sync + 'static>(
     client: &Client<K, Body>,
     req: Request<Body>,
-    addr: &str,
+    addr: String,
 ) -> BoxFuture<'static, Result<Response<Body>, TransportError>> {
     let fut = client.request(req);
-    let addr = addr.to_string();
     Box::pin(async move {
         match fut.await {
             Ok(resp) => Ok(resp.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed())),
-            Err(e) => Err(classify(&addr, e)),
+            Err(e) => Err(classify(&addr, &e, e.is_connect())),
         }
     })
 }
 
-fn classify(addr: &str, e: hyper_util::client::legacy::Error) -> TransportError {
+/// What went wrong reaching the engine at `addr`; `connecting` when no connection was made.
+fn classify(addr: &str, e: &(dyn std::error::Error + 'static), connecting: bool) -> TransportError {
     use std::error::Error;
-    let mut src: Option<&(dyn Error + 'static)> = e.source();
+    let mut src: Option<&(dyn Error + 'static)> = Some(e);
     let mut reason = e.to_string();
     let mut kind = None;
     while let Some(s) = src {
@@ -249,7 +436,7 @@ fn classify(addr: &str, e: hyper_util::client::legacy::Error) -> TransportError 
         reason = s.to_string();
         src = s.source();
     }
-    if e.is_connect() {
+    if connecting {
         let hint = if reason.starts_with("TLS") || reason.starts_with("ssh") {
             ""
         } else if reason.contains("No such file") || reason.contains("refused") {
@@ -316,6 +503,64 @@ where
 #[cfg(test)]
 mod tests {
     use super::normalize_host;
+
+    /// An HTTP/1.1 server on loopback that answers `ok` to each request and closes a
+    /// connection after `per_conn` answers (as an engine or a proxy in front of it may close an
+    /// idle kept-alive connection); returns its address and its count of accepted connections.
+    async fn closing_server(per_conn: usize) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    for _ in 0..per_conn {
+                        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                            let mut chunk = [0u8; 1024];
+                            match sock.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                        }
+                        let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+                        buf.drain(..end);
+                        if sock.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (addr, accepted)
+    }
+
+    async fn get(t: &dyn super::Transport) -> Result<String, String> {
+        use http_body_util::BodyExt;
+        let req = http::Request::get("/_ping").header("Host", "docker").body(super::Body::default()).unwrap();
+        let resp = t.send(req).await.map_err(|e| e.to_string())?;
+        let body = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn kept_alive_connections_are_reused_and_one_the_server_closed_is_replaced() {
+        let (addr, accepted) = closing_server(5).await;
+        let t = super::connect(&crate::engine::Endpoint::plain(&format!("tcp://{addr}")), std::time::Duration::from_secs(5)).unwrap();
+        for _ in 0..5 {
+            assert_eq!(get(&*t).await.unwrap(), "ok");
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1, "five requests, one connection");
+        // The server has closed that connection: the next request goes on a new one.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        for _ in 0..3 {
+            assert_eq!(get(&*t).await.unwrap(), "ok");
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
 
     #[test]
     fn docker_host_forms_as_the_docker_cli_reads_them() {

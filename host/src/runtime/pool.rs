@@ -106,6 +106,10 @@ pub(super) fn build<T>(spec: Option<PoolSpec>, mut make: impl FnMut(&Config) -> 
         c.epoch_interruption(true);
         c.wasm_component_model(true);
         tune(&mut c, memory_mib);
+        // `BERTH_PROFILER=perfmap`: name the compiled guest code for `perf` (/tmp/perf-PID.map).
+        if std::env::var_os("BERTH_PROFILER").is_some_and(|v| v == "perfmap") {
+            c.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         c
     };
     let Some(spec) = spec else { return Ok((make(&base(DEFAULT_MEMORY_MIB))?, Allocation::OnDemand)) };
