@@ -390,10 +390,20 @@ impl<T: Read + Write + Unpin + Send + 'static> http_body::Body for Driven<T> {
 
 impl<T: Read + Write + Unpin + Send + 'static> Drop for Driven<T> {
     fn drop(&mut self) {
-        // An empty body (a HEAD, a 204) may be dropped unread: its connection is still good.
+        // A body dropped unread (a HEAD, a 204, a status-only check) keeps its connection when
+        // the rest of it has already arrived: read what is there without waiting.
         use http_body::Body as _;
-        if let Some(live) = self.live.get_mut().take().filter(|_| self.body.is_end_stream()) {
-            self.idle.put(live, &mut Context::from_waker(std::task::Waker::noop()));
+        let Some(mut live) = self.live.get_mut().take() else { return };
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        for _ in 0..16 {
+            if Pin::new(&mut live.conn).poll(&mut cx).is_ready() {
+                return;
+            }
+            match Pin::new(&mut self.body).poll_frame(&mut cx) {
+                Poll::Ready(Some(Ok(_))) => continue,
+                Poll::Ready(None) => return self.idle.put(live, &mut cx),
+                Poll::Ready(Some(Err(_))) | Poll::Pending => return,
+            }
         }
     }
 }
@@ -544,6 +554,22 @@ mod tests {
         let resp = t.send(req).await.map_err(|e| e.to_string())?;
         let body = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
         Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_response_dropped_unread_keeps_its_connection() {
+        let (addr, accepted) = closing_server(100).await;
+        let t = super::connect(&crate::engine::Endpoint::plain(&format!("tcp://{addr}")), std::time::Duration::from_secs(5)).unwrap();
+        for _ in 0..5 {
+            let req = http::Request::get("/_ping").header("Host", "docker").body(super::Body::default()).unwrap();
+            let resp = t.send(req).await.unwrap();
+            assert_eq!(resp.status(), 200);
+            // Its two bytes arrive with the head; give them a moment, then drop it unread.
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            drop(resp);
+        }
+        assert_eq!(get(&*t).await.unwrap(), "ok");
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1, "six requests, one connection");
     }
 
     #[tokio::test(flavor = "current_thread")]
