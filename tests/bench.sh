@@ -333,12 +333,12 @@ allow = ["system.*"]
 concurrency = 1000
 requests_per_minute = 100000000
 TOML
-cat >"$wrk_dir/post.lua" <<'LUA'
-wrk.method = "POST"
-wrk.body = "{}"
-wrk.headers["Authorization"] = "Bearer bench"
-wrk.headers["Content-Type"] = "application/json"
-LUA
+# post_script FILE BODY: a wrk script that POSTs BODY (JSON) with the bench tenant's token.
+post_script() {
+    printf 'wrk.method = "POST"\nwrk.body = %s\nwrk.headers["Authorization"] = "Bearer bench"\nwrk.headers["Content-Type"] = "application/json"\n' \
+        "$(python3 -c 'import json, sys; print(json.dumps(sys.argv[1]))' "$2")" >"$1"
+}
+post_script "$wrk_dir/post.lua" '{}'
 "$berth" serve --config "$wrk_dir/serve.toml" --actions "$wrk_dir/actions" 2>"$wrk_dir/serve.log" &
 serve_pid=$!
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$serve_port/healthz" >/dev/null && break; sleep 0.1; done
@@ -370,17 +370,14 @@ wrk_cpu readyz32 -t2 -c32 -d5s "http://127.0.0.1:$serve_port/readyz"
 wrk -t1 -c1 -d5s --latency "http://127.0.0.1:$serve_port/readyz" >"$wrk_dir/readyz1.txt"
 # Peak RSS of berth serve (its VmRSS, sampled every 20 ms) while 1,000 connections each keep a
 # `system.events` of 2 s in flight: 1,000 sandboxes at once.
-cat >"$wrk_dir/events.lua" <<'LUA'
-wrk.method = "POST"
-wrk.body = "{\"max_duration\": 2}"
-wrk.headers["Authorization"] = "Bearer bench"
-wrk.headers["Content-Type"] = "application/json"
-LUA
-rss_before=$(awk '/^VmRSS:/ {print $2}' "/proc/$serve_pid/status")
+post_script "$wrk_dir/events.lua" '{"max_duration": 2}'
+# status_kib PID FIELD: a KiB figure of /proc/PID/status (VmRSS, VmSize).
+status_kib() { awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status"; }
+rss_before=$(status_kib "$serve_pid" VmRSS)
 (
     peak=0
     while kill -0 "$serve_pid" 2>/dev/null && [[ ! -f $wrk_dir/rss.stop ]]; do
-        r=$(awk '/^VmRSS:/ {print $2}' "/proc/$serve_pid/status")
+        r=$(status_kib "$serve_pid" VmRSS)
         ((r > peak)) && peak=$r && echo "$peak" >"$wrk_dir/rss.peak"
         sleep 0.02
     done
@@ -469,7 +466,7 @@ printf '[server]\nlisten = "127.0.0.1:%s"\ncache = "%s/cache"\n[[tenant]]\nname 
 "$berth" serve --config "$pool_dir/serve.toml" --actions "$pool_dir/actions" 2>"$pool_dir/log" &
 pool_pid=$!
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$pool_port/healthz" >/dev/null && break; sleep 0.1; done
-vm_kib=$(awk '/^VmSize:/ {print $2}' "/proc/$pool_pid/status")
+vm_kib=$(status_kib "$pool_pid" VmSize)
 kill "$pool_pid" 2>/dev/null || true
 python3 - "$vm_kib" "$(head -n1 "$pool_dir/log")" <<'PY'
 import sys

@@ -133,19 +133,13 @@ pub fn normalize_host(addr: &str, tls: bool) -> String {
 }
 
 /// HTTP/1.1 over a connector (TCP, TLS, ssh), with connection reuse.
-pub struct HttpTransport<K: Service<Uri, Response: Read + Write + Send> + Send> {
+pub struct HttpTransport<K: Dialer> {
     addr: String,
     tls: bool,
     client: Pooled<K>,
 }
 
-impl<K> Transport for HttpTransport<K>
-where
-    K: Service<Uri> + Connect + Clone + Send + Sync + 'static,
-    K::Response: Read + Write + Connection + Unpin + Send + 'static,
-    K::Future: Send,
-    K::Error: Into<BoxError>,
-{
+impl<K: Dialer> Transport for HttpTransport<K> {
     fn send(&self, req: Request<Body>) -> BoxFuture<'static, Result<Response<Body>, TransportError>> {
         self.client.send(req, &self.addr)
     }
@@ -190,18 +184,31 @@ impl Transport for UnixTransport {
     }
 }
 
+/// A connection to the engine as hyper drives it: async I/O, and what it negotiated.
+pub trait Io: Read + Write + Connection + Unpin + Send + 'static {}
+impl<T: Read + Write + Connection + Unpin + Send + 'static> Io for T {}
+
+/// What makes connections to the engine (a unix socket, TCP, TLS, ssh): a connector for
+/// hyper's client, which the kept-alive connections below dial too.
+pub trait Dialer: Service<Uri, Response: Io, Future: Send, Error: Into<BoxError>> + Connect + Clone + Send + Sync + 'static {}
+impl<K: Service<Uri, Response: Io, Future: Send, Error: Into<BoxError>> + Connect + Clone + Send + Sync + 'static> Dialer for K {}
+
 /// The client every transport uses: kept-alive HTTP/1.1 connections, each driven by the task
 /// whose request it carries (no connection task, no hand-off between tasks), and large reads
 /// for tarballs (fewer syscalls per GiB exported). Idle connections are kept per thread: in
 /// `berth serve` a request is served, run and answered on one worker's runtime, and its engine
 /// connection stays there. Hijacked streams (attach, exec) go through hyper's pooled client,
 /// which hands the connection over once upgraded.
-pub struct Pooled<K: Service<Uri, Response: Read + Write + Send> + Send> {
-    connector: K,
-    /// What the connector dials (the socket path, host:port or ssh target).
-    target: Uri,
+pub struct Pooled<K: Dialer> {
+    dial: Arc<Dial<K>>,
     idle: Arc<Idle<K::Response>>,
     upgrades: thread_local::ThreadLocal<Client<K, Body>>,
+}
+
+/// The connector, and what it dials (the socket path, host:port or ssh target).
+struct Dial<K> {
+    connector: K,
+    target: Uri,
 }
 
 /// Idle connections kept per thread, and for how long.
@@ -212,23 +219,30 @@ const READ_BUF: usize = 256 * 1024;
 
 /// A connection: its sender, the connection to poll, and what it negotiated (TLS details,
 /// copied into each response's extensions).
-struct Live<T: Read + Write> {
+struct Live<T: Io> {
     send: http1::SendRequest<Body>,
     conn: http1::Connection<T, Body>,
     connected: Connected,
     since: std::time::Instant,
 }
 
-struct Idle<T: Read + Write + Send>(thread_local::ThreadLocal<RefCell<Vec<Live<T>>>>);
+impl<T: Io> Live<T> {
+    /// Drives the connection's I/O; true once it has ended (closed by either side, or failed).
+    fn ended(&mut self, cx: &mut Context<'_>) -> bool {
+        Pin::new(&mut self.conn).poll(cx).is_ready()
+    }
+}
 
-impl<T: Read + Write + Unpin + Send + 'static> Idle<T> {
+struct Idle<T: Io>(thread_local::ThreadLocal<RefCell<Vec<Live<T>>>>);
+
+impl<T: Io> Idle<T> {
     /// A kept-alive connection of this thread that is still open and ready, if any.
     fn checkout(&self) -> Option<Live<T>> {
         let mut idle = self.0.get_or_default().borrow_mut();
         let mut cx = Context::from_waker(std::task::Waker::noop());
         while let Some(mut live) = idle.pop() {
             // One the engine closed while it sat idle ends when polled.
-            if live.since.elapsed() < IDLE_TIMEOUT && Pin::new(&mut live.conn).poll(&mut cx).is_pending() && live.send.is_ready() {
+            if live.since.elapsed() < IDLE_TIMEOUT && !live.ended(&mut cx) && live.send.is_ready() {
                 return Some(live);
             }
         }
@@ -238,7 +252,7 @@ impl<T: Read + Write + Unpin + Send + 'static> Idle<T> {
     /// Keeps `live`, whose last response was read to its end, if it can take another request.
     fn put(&self, mut live: Live<T>, cx: &mut Context<'_>) {
         // Let the connection see the end of the message: it is idle then.
-        if Pin::new(&mut live.conn).poll(cx).is_ready() || !live.send.is_ready() {
+        if live.ended(cx) || !live.send.is_ready() {
             return;
         }
         let mut idle = self.0.get_or_default().borrow_mut();
@@ -249,15 +263,13 @@ impl<T: Read + Write + Unpin + Send + 'static> Idle<T> {
     }
 }
 
-impl<K> Pooled<K>
-where
-    K: Service<Uri> + Connect + Clone + Send + Sync + 'static,
-    K::Response: Read + Write + Connection + Unpin + Send + 'static,
-    K::Future: Send,
-    K::Error: Into<BoxError>,
-{
+impl<K: Dialer> Pooled<K> {
     fn new(connector: K, target: Uri) -> Self {
-        Pooled { connector, target, idle: Arc::new(Idle(thread_local::ThreadLocal::new())), upgrades: thread_local::ThreadLocal::new() }
+        Pooled {
+            dial: Arc::new(Dial { connector, target }),
+            idle: Arc::new(Idle(thread_local::ThreadLocal::new())),
+            upgrades: thread_local::ThreadLocal::new(),
+        }
     }
 
     /// Sends `req`, whose URI holds the path and query; `addr` names the engine in errors.
@@ -265,15 +277,15 @@ where
         let addr = addr.to_string();
         if req.headers().contains_key(http::header::UPGRADE) {
             // hyper's client takes the request's URI as the connector's target.
-            *req.uri_mut() = with_target(&self.target, req.uri());
+            *req.uri_mut() = with_target(&self.dial.target, req.uri());
             return dispatch(self.upgrades(), req, addr);
         }
-        let (idle, mut connector, target) = (self.idle.clone(), self.connector.clone(), self.target.clone());
+        let (dial, idle) = (self.dial.clone(), self.idle.clone());
         Box::pin(async move {
             loop {
                 let (mut live, reused) = match idle.checkout() {
                     Some(live) => (live, true),
-                    None => (dial(&mut connector, target.clone(), &addr).await?, false),
+                    None => (dial.connect(&addr).await?, false),
                 };
                 match drive(&mut live, req).await {
                     Ok(mut resp) => {
@@ -296,7 +308,7 @@ where
                 .pool_idle_timeout(IDLE_TIMEOUT)
                 .pool_max_idle_per_host(MAX_IDLE_PER_THREAD)
                 .http1_read_buf_exact_size(READ_BUF)
-                .build(self.connector.clone())
+                .build(self.dial.connector.clone())
         })
     }
 }
@@ -308,22 +320,20 @@ fn with_target(target: &Uri, pq: &Uri) -> Uri {
     Uri::from_parts(parts).unwrap_or_else(|_| pq.clone())
 }
 
-/// A new connection through `connector`.
-async fn dial<K>(connector: &mut K, target: Uri, addr: &str) -> Result<Live<K::Response>, TransportError>
-where
-    K: Service<Uri>,
-    K::Response: Read + Write + Connection + Unpin + Send + 'static,
-    K::Error: Into<BoxError>,
-{
-    let failed = |e: K::Error| {
-        let e: BoxError = e.into();
-        classify(addr, &*e, true)
-    };
-    std::future::poll_fn(|cx| connector.poll_ready(cx)).await.map_err(failed)?;
-    let io = connector.call(target).await.map_err(failed)?;
-    let connected = io.connected();
-    let (send, conn) = http1::Builder::new().read_buf_exact_size(Some(READ_BUF)).handshake(io).await.map_err(|e| classify(addr, &e, true))?;
-    Ok(Live { send, conn, connected, since: std::time::Instant::now() })
+impl<K: Dialer> Dial<K> {
+    /// A new connection; `addr` names the engine in errors.
+    async fn connect(&self, addr: &str) -> Result<Live<K::Response>, TransportError> {
+        let failed = |e: K::Error| {
+            let e: BoxError = e.into();
+            classify(addr, &*e, true)
+        };
+        let mut connector = self.connector.clone();
+        std::future::poll_fn(|cx| connector.poll_ready(cx)).await.map_err(failed)?;
+        let io = connector.call(self.target.clone()).await.map_err(failed)?;
+        let connected = io.connected();
+        let (send, conn) = http1::Builder::new().read_buf_exact_size(Some(READ_BUF)).handshake(io).await.map_err(|e| classify(addr, &e, true))?;
+        Ok(Live { send, conn, connected, since: std::time::Instant::now() })
+    }
 }
 
 enum Drive {
@@ -333,13 +343,11 @@ enum Drive {
 }
 
 /// Sends `req` on `live`, polling the connection until the response's head has arrived.
-async fn drive<T: Read + Write + Unpin + Send + 'static>(live: &mut Live<T>, req: Request<Body>) -> Result<Response<Incoming>, Drive> {
+async fn drive<T: Io>(live: &mut Live<T>, req: Request<Body>) -> Result<Response<Incoming>, Drive> {
     let mut response = std::pin::pin!(live.send.try_send_request(req));
     let mut closed = false;
     std::future::poll_fn(|cx| {
-        if !closed {
-            closed = Pin::new(&mut live.conn).poll(cx).is_ready();
-        }
+        closed = closed || live.ended(cx);
         match response.as_mut().poll(cx) {
             Poll::Ready(r) => Poll::Ready(r.map_err(|e| Drive::NotSent(Box::new(e)))),
             Poll::Pending if closed => Poll::Ready(Err(Drive::Closed)),
@@ -351,32 +359,38 @@ async fn drive<T: Read + Write + Unpin + Send + 'static>(live: &mut Live<T>, req
 
 /// A response body that drives its connection while it is read, and returns the connection
 /// to its thread's idle set once read to the end (dropped early, the connection closes).
-struct Driven<T: Read + Write + Unpin + Send + 'static> {
+struct Driven<T: Io> {
     body: Incoming,
     /// Never shared: the wrapper makes the body `Sync`, as boxed bodies must be.
     live: SyncWrapper<Option<Live<T>>>,
     idle: Arc<Idle<T>>,
 }
 
-impl<T: Read + Write + Unpin + Send + 'static> http_body::Body for Driven<T> {
+impl<T: Io> Driven<T> {
+    /// The next frame, with the connection driven first; at the end of the body the
+    /// connection goes back to the idle set.
+    fn next_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<http_body::Frame<Bytes>, hyper::Error>>> {
+        use http_body::Body as _;
+        let live = self.live.get_mut();
+        if live.as_mut().is_some_and(|l| l.ended(cx)) {
+            *live = None;
+        }
+        let frame = Pin::new(&mut self.body).poll_frame(cx);
+        if let Poll::Ready(None) = &frame {
+            if let Some(l) = live.take() {
+                self.idle.put(l, cx);
+            }
+        }
+        frame
+    }
+}
+
+impl<T: Io> http_body::Body for Driven<T> {
     type Data = Bytes;
     type Error = BoxError;
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
-        let this = self.get_mut();
-        let live = this.live.get_mut();
-        if let Some(l) = live {
-            if Pin::new(&mut l.conn).poll(cx).is_ready() {
-                *live = None;
-            }
-        }
-        let frame = Pin::new(&mut this.body).poll_frame(cx);
-        if let Poll::Ready(None) = &frame {
-            if let Some(live) = live.take() {
-                this.idle.put(live, cx);
-            }
-        }
-        frame.map_err(|e| Box::new(e) as BoxError)
+        self.get_mut().next_frame(cx).map_err(|e| Box::new(e) as BoxError)
     }
 
     fn is_end_stream(&self) -> bool {
@@ -388,21 +402,14 @@ impl<T: Read + Write + Unpin + Send + 'static> http_body::Body for Driven<T> {
     }
 }
 
-impl<T: Read + Write + Unpin + Send + 'static> Drop for Driven<T> {
+impl<T: Io> Drop for Driven<T> {
     fn drop(&mut self) {
         // A body dropped unread (a HEAD, a 204, a status-only check) keeps its connection when
         // the rest of it has already arrived: read what is there without waiting.
-        use http_body::Body as _;
-        let Some(mut live) = self.live.get_mut().take() else { return };
         let mut cx = Context::from_waker(std::task::Waker::noop());
         for _ in 0..16 {
-            if Pin::new(&mut live.conn).poll(&mut cx).is_ready() {
+            if self.live.get_mut().is_none() || !matches!(self.next_frame(&mut cx), Poll::Ready(Some(Ok(_)))) {
                 return;
-            }
-            match Pin::new(&mut self.body).poll_frame(&mut cx) {
-                Poll::Ready(Some(Ok(_))) => continue,
-                Poll::Ready(None) => return self.idle.put(live, &mut cx),
-                Poll::Ready(Some(Err(_))) | Poll::Pending => return,
             }
         }
     }
