@@ -6,7 +6,7 @@ WASM_OUT := target/$(WASM_TARGET)/release
 # Action families shipped with berth: actions/<family> builds berth_action_<family>.wasm.
 FAMILIES := system container image network volume swarm node service task secret config plugin response
 # Guests used only by the tests.
-TEST_GUESTS := berth-test-hostile berth-test-bomb berth-test-broken berth-test-legacy-v01
+TEST_GUESTS := berth-test-hostile berth-test-bomb berth-test-broken berth-test-legacy-v01 berth-test-floor
 # A native volume plugin that the plugin tests package (tests/guests/volume-plugin).
 RELEASE_ACTIONS := target/release/actions
 # Families in Python and JavaScript, on the SDKs in actions/sdk-python and actions/sdk-js:

@@ -2,7 +2,9 @@
 # make bench: berth against the tools it replaces, on an isolated engine.
 #   whole process: `berth run system.ping` vs `curl --unix-socket .../_ping`,
 #                  `berth run system.version` vs `docker version`, cold vs cached;
-#   in process:    compile, cache load, instantiate (pooled and not), added latency.
+#   in process:    compile, cache load, instantiate (pooled and not), added latency, CPU per
+#                  call of the engine call alone, floor.ping (that call in a sandbox) and
+#                  system.ping.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 engine_dir=${1:-/tmp/berth-demo-engine}
@@ -230,7 +232,11 @@ PY
 fi
 
 echo "in process"
-rt_out=$(target/release/examples/bench_runtime "$BERTH_ACTIONS" "$host")
+# floor.ping (tests/guests/floor): one engine call in a sandbox, no SDK, a constant answer.
+floor_dir=$work/floor
+mkdir -p "$floor_dir"
+cp target/wasm32-wasip2/release/berth_test_floor.wasm "$floor_dir/floor.wasm"
+rt_out=$(target/release/examples/bench_runtime "$BERTH_ACTIONS" "$host" "$floor_dir")
 echo "$rt_out" | sed 's/^/  /'
 python3 - "$rt_out" <<'PY'
 import re, sys
@@ -238,6 +244,9 @@ from benchrow import row
 m = re.search(r"instantiate \(pooled\)[^\n]*p50\s+([\d.]+) µs", sys.argv[1]) or re.search(r"pooled[^\n]*p50\s+([\d.]+) µs", sys.argv[1])
 if m:
     row("pooled instantiate, fresh `Store` (in process)", f"p50 **{float(m.group(1)):.1f} µs**")
+m = re.search(r"engine call ([\d.]+) µs\s+floor.ping ([\d.]+) µs\s+system.ping ([\d.]+) µs", sys.argv[1])
+d, f, p = (float(x) for x in m.groups())
+row("CPU per call in process, one call at a time: the engine call alone / `floor.ping` (that call in a sandbox: no SDK, a constant answer) / `system.ping`", f"{d:.0f} / {f:.0f} / **{p:.0f} µs**: the sandbox +{f - d:.0f} µs, the SDK +{p - f:.0f} µs")
 PY
 echo "berth serve (one tenant, pooling allocator)"
 serve_out=$(target/release/examples/bench_serve "$BERTH_ACTIONS" "$host")
@@ -315,7 +324,7 @@ tcp_host=$(tests/engine.sh start "$tcp_engine_dir" --host "tcp://127.0.0.1:$wrk_
 trap 'kill "${serve_pid:-}" 2>/dev/null || true; tests/engine.sh stop "$tcp_engine_dir"; tests/engine.sh stop "$tls_engine_dir"; for n in 1 2 3; do tests/engine.sh stop "${engine_dir}-fan$n" >/dev/null 2>&1 || true; done; rm -rf "$work"' EXIT
 wrk_dir=$work/wrk
 mkdir -p "$wrk_dir/actions"
-cp "$BERTH_ACTIONS/system.wasm" "$wrk_dir/actions/"
+cp "$BERTH_ACTIONS/system.wasm" "$floor_dir/floor.wasm" "$wrk_dir/actions/"
 cat >"$wrk_dir/serve.toml" <<TOML
 [server]
 listen = "127.0.0.1:$serve_port"
@@ -328,7 +337,7 @@ engine_max_connections = 0
 name = "bench"
 token_sha256 = "$(printf bench | sha256sum | cut -d' ' -f1)"
 engine = "$tcp_host"
-allow = ["system.*"]
+allow = ["system.*", "floor.*"]
 [tenant.limits]
 concurrency = 1000
 requests_per_minute = 100000000
@@ -358,8 +367,11 @@ wrk_cpu() {
 }
 wrk_cpu engine32 -t2 -c32 -d10s "http://127.0.0.1:$wrk_port/_ping"
 wrk_cpu berth32 -t2 -c32 -d10s -s "$wrk_dir/post.lua" "http://127.0.0.1:$serve_port/v1/actions/system.ping"
+# The same with floor.ping: what the sandbox itself costs a served action.
+wrk_cpu floor32 -t2 -c32 -d5s -s "$wrk_dir/post.lua" "http://127.0.0.1:$serve_port/v1/actions/floor.ping"
 wrk -t1 -c1 -d10s --latency "http://127.0.0.1:$wrk_port/_ping" >"$wrk_dir/engine1.txt"
 wrk -t1 -c1 -d10s --latency -s "$wrk_dir/post.lua" "http://127.0.0.1:$serve_port/v1/actions/system.ping" >"$wrk_dir/berth1.txt"
+wrk -t1 -c1 -d5s --latency -s "$wrk_dir/post.lua" "http://127.0.0.1:$serve_port/v1/actions/floor.ping" >"$wrk_dir/floor1.txt"
 # berth serve's own HTTP, with no engine call and no sandbox: what any served action pays
 # before it does anything, so a floor under the added latency and a ceiling on throughput.
 wrk_cpu healthz32 -t2 -c32 -d5s "http://127.0.0.1:$serve_port/healthz"
@@ -414,21 +426,23 @@ print(f"  berth serve's HTTP alone (GET /healthz: no engine call, no sandbox), t
 print(f"    one connection p50 {lh['50']:.0f} µs p99 {lh['99']:.0f} µs; 32 connections {h:.0f} req/s = {h / e:.2f}x the engine's _ping")
 from benchrow import row
 row("`berth serve` under wrk, 32 connections: `system.ping` vs the engine's `_ping`", f"{b:.0f} vs {e:.0f} req/s = **{b / e:.2f}×** ({bad} errors)", "≥ 0.45×", ok)
-lr = lat("readyz1")
-row("`berth serve` under wrk, one connection: latency added to `_ping` (and by `/readyz`, HTTP + one engine call, the floor)", f"p50 **{a50:.0f} µs**, p99 {a99:.0f} µs (floor p50 {lr['50'] - le['50']:.0f} µs)", "p50 ≤ 150 µs", a50 <= 150)
+lr, lf = lat("readyz1"), lat("floor1")
+row("`berth serve` under wrk, one connection: latency added to `_ping` (and by `/readyz`, HTTP + one engine call, the floor; by `floor.ping`, that call in a sandbox)", f"p50 **{a50:.0f} µs**, p99 {a99:.0f} µs (`/readyz` p50 {lr['50'] - le['50']:.0f} µs, `floor.ping` p50 {lf['50'] - le['50']:.0f} µs)", "p50 ≤ 150 µs", a50 <= 150)
 row("berth serve's HTTP alone (`GET /healthz`), one / 32 connections (the floor under both rows above)", f"p50 {lh['50']:.0f} µs / {h:.0f} req/s = {h / e:.2f}× the engine's `_ping`")
 def cpu(n):
     # µs of CPU per request: berth serve, the engine, wrk (clock ticks of 10 ms).
     b, d, g = [int(x) for x in open(f"{w}/{n}.cpu").read().split()]
     reqs = int(re.search(r"(\d+) requests in", open(f"{w}/{n}.txt").read()).group(1))
     return [x * 10000 / reqs for x in (b, d, g)]
-ce, cb, ch, cr = cpu("engine32"), cpu("berth32"), cpu("healthz32"), cpu("readyz32")
-for label, c in (("engine GET /_ping", ce), ("berth serve system.ping", cb), ("berth serve GET /healthz", ch), ("berth serve GET /readyz", cr)):
+ce, cb, cf, ch, cr = cpu("engine32"), cpu("berth32"), cpu("floor32"), cpu("healthz32"), cpu("readyz32")
+for label, c in (("engine GET /_ping", ce), ("berth serve system.ping", cb), ("berth serve floor.ping", cf), ("berth serve GET /healthz", ch), ("berth serve GET /readyz", cr)):
     print(f"  CPU per request, {label:<26} berth {c[0]:6.1f} µs   engine {c[1]:6.1f} µs   wrk {c[2]:6.1f} µs")
 row("CPU per request under wrk, 32 connections (berth / engine / wrk)", f"`_ping` direct: – / {ce[1]:.0f} / {ce[2]:.0f} µs; served `system.ping`: **{cb[0]:.0f}** / {cb[1]:.0f} / {cb[2]:.0f} µs; `/readyz` (HTTP + one engine call): {cr[0]:.0f} / {cr[1]:.0f} / {cr[2]:.0f} µs; `/healthz`: {ch[0]:.0f} / – / {ch[2]:.0f} µs")
 ok = cb[0] <= 2.5 * cr[0]
 print(f"  berth CPU, served ping / HTTP + one engine call      {cb[0] / cr[0]:6.2f}x   target <= 2.5x   {'PASS' if ok else 'MISS'}")
 row("berth's CPU per served `system.ping` vs per `/readyz` (its HTTP + one engine call, no sandbox)", f"{cb[0]:.0f} vs {cr[0]:.0f} µs = **{cb[0] / cr[0]:.2f}×**", "≤ 2.5×", ok)
+print(f"  berth CPU, served floor.ping / HTTP + one engine call {cf[0] / cr[0]:6.2f}x   (the sandbox's floor)")
+row("the same for `floor.ping` (one engine call in a sandbox: no SDK, a constant answer), the floor under the row above", f"{cf[0]:.0f} vs {cr[0]:.0f} µs = **{cf[0] / cr[0]:.2f}×**")
 before, peak, pool = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 done = re.search(r"(\d+) requests in", open(f"{w}/events1000.txt").read()).group(1)
 ok = peak <= 256 * 1024

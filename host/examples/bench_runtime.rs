@@ -1,8 +1,10 @@
 //! In-process runtime costs, with the engine's latency left out (part of `make bench`):
 //! compile, cache load, instantiate (on-demand and pooled), instantiate + call, and the
-//! latency berth adds to a real `system.ping` over calling the engine directly.
+//! latency berth adds to a real `system.ping` over calling the engine directly, and the CPU a
+//! call costs: the engine call alone, `floor.ping` (the sandbox around that one call, no SDK)
+//! and `system.ping`.
 //!
-//! usage: bench_runtime ACTIONS_DIR [DOCKER_HOST]
+//! usage: bench_runtime ACTIONS_DIR [DOCKER_HOST [FLOOR_DIR]]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,6 +34,7 @@ async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let dir = std::path::PathBuf::from(args.next().expect("usage: bench_runtime ACTIONS_DIR [DOCKER_HOST]"));
     let host = args.next();
+    let floor_dir = args.next().map(std::path::PathBuf::from);
     let wasm = std::fs::read(dir.join("system.wasm"))?;
     let cache = tempfile::tempdir()?;
 
@@ -110,6 +113,53 @@ async fn main() -> anyhow::Result<()> {
         println!("{:<44} mean {dm:>9.1} µs   p50 {d50:>9.1} µs   p99 {d99:>9.1} µs", "  (direct, measured)");
         println!("{:<44} mean {vm:>9.1} µs   p50 {v50:>9.1} µs   p99 {v99:>9.1} µs", "system.ping through berth (pooled)");
         println!("{:<44} p50 {:>9.1} µs   p99 {:>9.1} µs", "added latency per invocation", v50 - d50, v99 - d99);
+
+        if let Some(floor_dir) = floor_dir {
+            let floor = rt.discover(&floor_dir).await?;
+            let (floor_file, floor_spec) = floor.action("floor.ping").expect("floor.ping");
+            let floor_pre = rt.prepare(floor_file)?;
+            let floor_params = floor_spec.validate(RawParams::Pairs(vec![]))?;
+            // The process's CPU time (user + system) per call, in blocks of 300 calls of each
+            // kind taken in turn, 40 rounds, the order rotated each round: a phase of the
+            // machine falls on all three alike. The median block of each.
+            let cpu = || {
+                let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+                unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+                let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+                secs(u.ru_utime) + secs(u.ru_stime)
+            };
+            const BLOCK: usize = 300;
+            let mut per_call: [Vec<f64>; 3] = Default::default();
+            for round in 0..40 {
+                for k in 0..3 {
+                    let k = (k + round) % 3;
+                    let before = cpu();
+                    for _ in 0..BLOCK {
+                        match k {
+                            0 => {
+                                let resp = engine.send(http::Method::GET, "/_ping", "", &http::HeaderMap::new(), OutBody::Empty).await?;
+                                berth::engine::read_capped(resp.into_body(), 1 << 20, Duration::from_secs(5)).await?;
+                            }
+                            1 => assert!(rt
+                                .invoke(&floor_pre, ctx.clone(), floor_spec, floor_params.clone(), Artifacts::default(), Limits::default())
+                                .await
+                                .result
+                                .error
+                                .is_none()),
+                            _ => {
+                                assert!(rt.invoke(&p, ctx.clone(), spec, params.clone(), Artifacts::default(), Limits::default()).await.result.error.is_none())
+                            }
+                        }
+                    }
+                    per_call[k].push((cpu() - before) * 1e6 / BLOCK as f64);
+                }
+            }
+            let [direct, floor, ping] = per_call.map(|mut v| {
+                v.sort_by(f64::total_cmp);
+                v[v.len() / 2]
+            });
+            println!("{:<44} engine call {direct:.1} µs   floor.ping {floor:.1} µs   system.ping {ping:.1} µs", "CPU per call (median of 40 blocks)");
+        }
     }
     Ok(())
 }
