@@ -467,9 +467,14 @@ pub fn full(bytes: Bytes) -> Body {
     Full::new(bytes).map_err(|n| match n {}).boxed()
 }
 
-/// Reads a whole body, failing past `cap` bytes or when a read stalls for `idle`.
+/// Reads a whole body, failing past `cap` bytes or when a read stalls for `idle`. The buffer
+/// is sized from the length the engine announced (up to `cap`, and 16 MiB before any of it
+/// arrives), and the result owns it alone: `Vec::from` takes it over without a copy.
 pub async fn read_capped(mut body: Body, cap: usize, idle: Duration) -> Result<Bytes, ReadError> {
-    let mut out = bytes::BytesMut::new();
+    use http_body::Body as _;
+    const UP_FRONT: u64 = 16 << 20;
+    let hint = body.size_hint();
+    let mut out = bytes::BytesMut::with_capacity(hint.exact().unwrap_or(hint.lower()).min(cap as u64).min(UP_FRONT) as usize);
     loop {
         match tokio::time::timeout(idle, body.frame()).await {
             Err(_) => return Err(ReadError::Timeout(idle)),
@@ -515,5 +520,35 @@ mod tests {
         assert!(is_version_refusal(r#"{"message":"client version 1.56 is too new. Maximum supported API version is 1.41"}"#));
         assert!(is_version_refusal(r#"{"message":"client version 1.12 is too old. Minimum supported API version is 1.24, please upgrade your client"}"#));
         assert!(!is_version_refusal(r#"{"message":"invalid filter"}"#));
+    }
+
+    /// A body of known length, in many frames (a large listing), is read into one buffer of
+    /// that size, which the guest's copy then takes over; a length past the cap is refused.
+    #[tokio::test]
+    async fn a_whole_body_is_read_into_one_buffer_the_guest_takes_over() {
+        struct Pieces(std::collections::VecDeque<Bytes>);
+        impl http_body::Body for Pieces {
+            type Data = Bytes;
+            type Error = BoxError;
+            fn poll_frame(
+                mut self: std::pin::Pin<&mut Self>,
+                _: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
+                std::task::Poll::Ready(self.0.pop_front().map(|b| Ok(http_body::Frame::data(b))))
+            }
+            fn size_hint(&self) -> http_body::SizeHint {
+                http_body::SizeHint::with_exact(self.0.iter().map(|b| b.len() as u64).sum())
+            }
+        }
+        let data = Bytes::from((0..100_000u32).map(|i| i as u8).collect::<Vec<u8>>());
+        let body = || Pieces(data.chunks(4096).map(Bytes::copy_from_slice).collect()).boxed();
+        let b = read_capped(body(), 1 << 20, Duration::from_secs(5)).await.unwrap();
+        let at = b.as_ptr();
+        let v = Vec::from(b);
+        assert_eq!((v.as_ptr(), v.capacity(), v.len()), (at, 100_000, 100_000), "regrown or copied");
+        assert_eq!(v, data);
+        // Over the cap, whatever the length says.
+        assert_eq!(read_capped(body(), 99_999, Duration::from_secs(5)).await.unwrap_err(), ReadError::TooLarge(99_999));
+        assert_eq!(read_capped(full(data), 99_999, Duration::from_secs(5)).await.unwrap_err(), ReadError::TooLarge(99_999));
     }
 }

@@ -44,7 +44,7 @@ impl HostState {
         let (parts, body) = self.send(&req).await?.into_parts();
         let status = parts.status.as_u16();
         if !parts.status.is_success() {
-            let error_body = self.read_whole(body).await?.to_vec();
+            let error_body = Vec::from(self.read_whole(body).await?);
             return Ok(engine::MemberInfo { name, status, size: 0, sha256: String::new(), error_body });
         }
         let idle = self.ctx.body_timeout();

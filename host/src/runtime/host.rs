@@ -562,7 +562,7 @@ impl HostState {
         let resp = self.send(&req).await?;
         let (parts, body) = resp.into_parts();
         let body = if req.method.eq_ignore_ascii_case("HEAD") { Bytes::new() } else { self.read_whole(body).await? };
-        Ok(Response { status: parts.status.as_u16(), headers: headers_of(&parts.headers), body: body.to_vec() })
+        Ok(Response { status: parts.status.as_u16(), headers: headers_of(&parts.headers), body: Vec::from(body) })
     }
 
     async fn open_on_host(&mut self, req: Request) -> Result<(ResponseHead, Resource<StreamHandle>), WitError> {
@@ -583,7 +583,7 @@ impl HostState {
         let status = parts.status.as_u16();
         let headers = headers_of(&parts.headers);
         if !parts.status.is_success() {
-            let error_body = self.read_whole(body).await?.to_vec();
+            let error_body = Vec::from(self.read_whole(body).await?);
             return Ok(ArtifactResponse { status, headers, artifact: None, error_body });
         }
         let written = self.artifacts.write_output(&artifact, body, self.ctx.body_timeout()).await.map_err(|e| {
