@@ -473,8 +473,7 @@ pub fn full(bytes: Bytes) -> Body {
 pub async fn read_capped(mut body: Body, cap: usize, idle: Duration) -> Result<Bytes, ReadError> {
     use http_body::Body as _;
     const UP_FRONT: u64 = 16 << 20;
-    let hint = body.size_hint();
-    let mut out = bytes::BytesMut::with_capacity(hint.exact().unwrap_or(hint.lower()).min(cap as u64).min(UP_FRONT) as usize);
+    let mut out = bytes::BytesMut::with_capacity(body.size_hint().lower().min(cap as u64).min(UP_FRONT) as usize);
     loop {
         match tokio::time::timeout(idle, body.frame()).await {
             Err(_) => return Err(ReadError::Timeout(idle)),

@@ -231,6 +231,11 @@ impl<T: Io> Live<T> {
     fn ended(&mut self, cx: &mut Context<'_>) -> bool {
         Pin::new(&mut self.conn).poll(cx).is_ready()
     }
+
+    /// Still open and ready for another request.
+    fn reusable(&mut self, cx: &mut Context<'_>) -> bool {
+        !self.ended(cx) && self.send.is_ready()
+    }
 }
 
 struct Idle<T: Io>(thread_local::ThreadLocal<RefCell<Vec<Live<T>>>>);
@@ -242,7 +247,7 @@ impl<T: Io> Idle<T> {
         let mut cx = Context::from_waker(std::task::Waker::noop());
         while let Some(mut live) = idle.pop() {
             // One the engine closed while it sat idle ends when polled.
-            if live.since.elapsed() < IDLE_TIMEOUT && !live.ended(&mut cx) && live.send.is_ready() {
+            if live.since.elapsed() < IDLE_TIMEOUT && live.reusable(&mut cx) {
                 return Some(live);
             }
         }
@@ -252,7 +257,7 @@ impl<T: Io> Idle<T> {
     /// Keeps `live`, whose last response was read to its end, if it can take another request.
     fn put(&self, mut live: Live<T>, cx: &mut Context<'_>) {
         // Let the connection see the end of the message: it is idle then.
-        if live.ended(cx) || !live.send.is_ready() {
+        if !live.reusable(cx) {
             return;
         }
         let mut idle = self.0.get_or_default().borrow_mut();
@@ -555,10 +560,13 @@ mod tests {
         (addr, accepted)
     }
 
+    fn ping() -> http::Request<super::Body> {
+        http::Request::get("/_ping").header("Host", "docker").body(super::Body::default()).unwrap()
+    }
+
     async fn get(t: &dyn super::Transport) -> Result<String, String> {
         use http_body_util::BodyExt;
-        let req = http::Request::get("/_ping").header("Host", "docker").body(super::Body::default()).unwrap();
-        let resp = t.send(req).await.map_err(|e| e.to_string())?;
+        let resp = t.send(ping()).await.map_err(|e| e.to_string())?;
         let body = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
         Ok(String::from_utf8_lossy(&body).into_owned())
     }
@@ -568,8 +576,7 @@ mod tests {
         let (addr, accepted) = closing_server(100).await;
         let t = super::connect(&crate::engine::Endpoint::plain(&format!("tcp://{addr}")), std::time::Duration::from_secs(5)).unwrap();
         for _ in 0..5 {
-            let req = http::Request::get("/_ping").header("Host", "docker").body(super::Body::default()).unwrap();
-            let resp = t.send(req).await.unwrap();
+            let resp = t.send(ping()).await.unwrap();
             assert_eq!(resp.status(), 200);
             // Its two bytes arrive with the head; give them a moment, then drop it unread.
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
