@@ -129,21 +129,32 @@ fn a_process_hunt_on_podman_reads_its_top_and_names_what_it_could_not_search() {
 }
 
 /// Events between two whole seconds, as `docker events --since S --until U` gets them from
-/// Podman (which misreads `S.000000000`).
+/// Podman (which misreads `S.000000000` and stops reading its log at `U` in real time): the
+/// events it holds arrive, and one after `U` is left out.
 #[test]
 fn events_between_two_seconds_arrive_from_podman() {
     let b = berth();
     let img = image(&b);
     let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let since = now() - 1;
-    let name = unique("evp");
-    let j = b.run(&["run", "container.create", &format!("image={img}"), &format!("name={name}"), "network_mode=none", "cmd=true"]).ok().clone();
-    let id = j["summary"]["id"].as_str().unwrap().to_string();
+    let create = |name: String| {
+        b.run(&["run", "container.create", &format!("image={img}"), &format!("name={name}"), "network_mode=none", "cmd=true"]).ok()["summary"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let inside = create(unique("evp"));
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let until = now();
+    let after = create(unique("evp-late"));
     let j = b.run(&["run", "system.events", &format!("since={since}"), &format!("until={until}"), "max_duration=20"]).ok().clone();
-    assert!(j["data"].as_array().unwrap().iter().any(|e| e["Actor"]["ID"] == id.as_str() && e["Action"] == "create"), "{j:#}");
-    b.run(&["run", "container.remove", &format!("id={id}"), "force=true"]).ok();
+    let created = |id: &str| j["data"].as_array().unwrap().iter().any(|e| e["Actor"]["ID"] == id && e["Action"] == "create");
+    assert!(created(&inside), "{j:#}");
+    assert!(!created(&after), "{j:#}");
+    assert_eq!(j["summary"]["ended_by"], "until", "{j:#}");
+    for id in [inside, after] {
+        b.run(&["run", "container.remove", &format!("id={id}"), "force=true"]).ok();
+    }
 }
 
 /// Quarantine and release on Podman: Podman accepts a network connect on a paused container

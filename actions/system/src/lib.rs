@@ -187,8 +187,9 @@ fn events(p: Events) -> Result<Output> {
         return Err(Error::bad_params("parameter 'max_duration' must be between 1 and 3600 seconds"));
     }
     let deadline = Instant::now() + Duration::from_secs(max_duration as u64);
-    // Podman ends a stream whose `until` has passed before sending the events it holds: it is
-    // asked for a second past now, and the events after `until` are left out here.
+    // Podman stops reading its event log at `until` in real time, so an `until` already passed
+    // ends the stream before the events it holds: it is asked instead for every event it holds
+    // since `since` (`stream=false`, no `until`), and those after `until` are left out here.
     let until = Timestamp::as_query(&p.until).map(str::to_string);
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
     let past = until.as_deref().and_then(|u| u.parse::<f64>().ok()).filter(|u| *u <= now);
@@ -196,13 +197,10 @@ fn events(p: Events) -> Result<Output> {
         Some(u) if head("/_ping").send().is_ok_and(|r| r.header("Libpod-Api-Version").is_some()) => Some(u),
         _ => None,
     };
-    let asked_until = match cut_at {
-        Some(_) => Some((now.floor() as i64 + 1).to_string()),
-        None => until,
-    };
     let stream = get("/events")
         .query_opt("since", Timestamp::as_query(&p.since))
-        .query_opt("until", asked_until)
+        .query_opt("until", if cut_at.is_some() { None } else { until })
+        .query_opt("stream", cut_at.map(|_| false))
         .query_json("filters", Filters::as_query(&p.filters))
         .stream()?;
     let mut messages = stream.json_messages(deadline);
